@@ -1,0 +1,246 @@
+"""The App: resource declarations, the HTTP app, subscriptions and schedules."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import Config, check_resource_name, load_config
+from .errors import ConfigError
+from .handles import (
+
+    BucketHandle,
+    CacheHandle,
+    KVHandle,
+    QueueHandle,
+    SecretHandle,
+    TopicHandle,
+)
+from .resources.url import ResourceURL
+from .runtime.schedule import Schedule, parse_schedule
+
+__all__ = ["App", "Schedule", "ScheduledJob", "Subscription"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[..., Awaitable[Any] | Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A handler bound to a queue or a topic.
+
+    ``critical=False`` marks a feature that may wait out an outage: while its
+    dependencies are down its events are parked and replayed later.
+    """
+
+    name: str
+    source: QueueHandle | TopicHandle
+    handler: Handler
+    critical: bool = True
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    schedule: Schedule
+    handler: Handler
+
+
+class App:
+    """A portable serverless application.
+
+    Args:
+        name: the application's name; deploy prefixes cloud resources with it.
+        config: path to ``overcast.toml`` (or its folder); found upward from the
+            file that creates the App, then from the working directory, by default.
+    """
+
+    def __init__(self, name: str, *, config: str | Path | None = None) -> None:
+        check_resource_name("app", name)
+        self.name = name
+        self._config_path = Path(config) if config is not None else None
+        self._config: Config | None = None
+        self._origin = _caller_folder()
+        self.resources: dict[str, Any] = {}
+        self.subscriptions: list[Subscription] = []
+        self.schedules: list[ScheduledJob] = []
+        self.http_app: Any = None
+        self._asgi: Any = None
+
+    # -- configuration ----------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            if self._config_path is not None or os.environ.get("OVERCAST_CONFIG"):
+                self._config = load_config(self._config_path)
+            else:
+                self._config = load_config(start=self._origin)
+                if self._config.path is None:
+                    self._config = load_config()
+        return self._config
+
+    def use_config(self, config: Config | str | Path) -> None:
+        """Switch to another configuration; opened resources are reopened on next use."""
+        self._config = config if isinstance(config, Config) else load_config(config)
+        self.reset()
+
+    @property
+    def target(self) -> str:
+        return self.config.target().name
+
+    def url_for(self, kind: str, name: str) -> ResourceURL:
+        return self.config.url_for(kind, name, app=self.name)
+
+    def reset(self) -> None:
+        """Close opened providers; the next use resolves them again (after a target change)."""
+        for handle in self.resources.values():
+            handle.reset()
+
+    # -- declarations -----------------------------------------------------------------
+
+    def _declare(self, kind: str, name: str, factory: Callable[[], Any]) -> Any:
+        check_resource_name(kind, name)
+        existing = self.resources.get(name)
+        if existing is not None:
+            raise ConfigError(
+                f"{self.name}: two resources are named {name!r} ({existing.kind} and {kind}); names must be unique"
+            )
+        handle = factory()
+        self.resources[name] = handle
+        return handle
+
+    def kv(self, name: str, *, allow: tuple[str, ...] = ("read", "write")) -> KVHandle:
+        """Declare a key-value store of JSON documents."""
+        handle: KVHandle = self._declare("kv", name, lambda: KVHandle(self, name, frozenset(allow)))
+        return handle
+
+    def bucket(self, name: str, *, allow: tuple[str, ...] = ("read", "write")) -> BucketHandle:
+        """Declare an object bucket."""
+        handle: BucketHandle = self._declare("bucket", name, lambda: BucketHandle(self, name, frozenset(allow)))
+        return handle
+
+    def queue(self, name: str, *, allow: tuple[str, ...] = ("read", "write")) -> QueueHandle:
+        """Declare a queue."""
+        handle: QueueHandle = self._declare("queue", name, lambda: QueueHandle(self, name, frozenset(allow)))
+        return handle
+
+    def topic(self, name: str, *, allow: tuple[str, ...] = ("read", "write")) -> TopicHandle:
+        """Declare a topic (publish/subscribe fan-out)."""
+        handle: TopicHandle = self._declare("topic", name, lambda: TopicHandle(self, name, frozenset(allow)))
+        return handle
+
+    def cache(self, name: str, *, allow: tuple[str, ...] = ("read", "write")) -> CacheHandle:
+        """Declare a cache."""
+        handle: CacheHandle = self._declare("cache", name, lambda: CacheHandle(self, name, frozenset(allow)))
+        return handle
+
+    def secret(self, name: str) -> SecretHandle:
+        """Declare a secret (read only)."""
+        handle: SecretHandle = self._declare("secret", name, lambda: SecretHandle(self, name))
+        return handle
+
+    def http(self, asgi_or_wsgi_app: Any) -> Any:
+        """Serve this ASGI or WSGI app (FastAPI, Starlette, Flask, Django, ...); returns it."""
+        if self.http_app is not None:
+            raise ConfigError(f"{self.name}: app.http() was already given an app")
+        if not callable(asgi_or_wsgi_app):
+            raise ConfigError(f"{self.name}: app.http() takes an ASGI or WSGI app, got {asgi_or_wsgi_app!r}")
+        self.http_app = asgi_or_wsgi_app
+        self._asgi = None
+        return asgi_or_wsgi_app
+
+    @property
+    def asgi(self) -> Any:
+        """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi)."""
+        if self._asgi is None:
+            from .runtime.asgi import as_asgi
+
+            self._asgi = as_asgi(self.http_app, name=self.name)
+        return self._asgi
+
+    def subscribe(
+        self,
+        source: QueueHandle | TopicHandle,
+        *,
+        critical: bool = True,
+        name: str | None = None,
+        max_attempts: int = 5,
+    ) -> Callable[[F], F]:
+        """Run the decorated function for each message on ``source`` (a queue or topic handle).
+
+        The handler takes one :class:`~overcast.CloudEvent`. Raising makes the
+        message come back later; after ``max_attempts`` deliveries it goes to the
+        dead-letter queue.
+        """
+        if not isinstance(source, (QueueHandle, TopicHandle)) or source.app is not self:
+            raise ConfigError(f"{self.name}: subscribe() takes a queue or topic declared on this app, got {source!r}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError(f"{self.name}: max_attempts must be a positive int, got {max_attempts!r}")
+
+        def decorate(func: F) -> F:
+            sub_name = name or func.__name__
+            check_resource_name("subscription", sub_name)
+            if any(s.name == sub_name and s.source is source for s in self.subscriptions):
+                raise ConfigError(f"{self.name}: {source.resource_name!r} already has a subscription {sub_name!r}")
+            if isinstance(source, QueueHandle) and any(s.source is source for s in self.subscriptions):
+                raise ConfigError(
+                    f"{self.name}: queue {source.resource_name!r} already has a consumer; use a topic to fan out"
+                )
+            self.subscriptions.append(Subscription(sub_name, source, func, critical, max_attempts))
+            return func
+
+        return decorate
+
+    def schedule(self, expression: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Run the decorated function on a schedule: ``rate(5 minutes)`` or ``cron(0 3 * * ? *)``."""
+        parsed = parse_schedule(expression)
+
+        def decorate(func: F) -> F:
+            job_name = name or func.__name__
+            check_resource_name("schedule", job_name)
+            if any(j.name == job_name for j in self.schedules):
+                raise ConfigError(f"{self.name}: two schedules are named {job_name!r}")
+            self.schedules.append(ScheduledJob(job_name, parsed, func))
+            return func
+
+        return decorate
+
+    # -- operations -------------------------------------------------------------------
+
+    async def provision(self) -> list[tuple[str, str, str]]:
+        """Create what backs every resource on the current target, idempotently.
+
+        Returns (kind, name, url) for each resource, subscriptions included.
+        """
+        done: list[tuple[str, str, str]] = []
+        for handle in self.resources.values():
+            await handle.create()
+            done.append((handle.kind, handle.resource_name, str(handle.resolved_url())))
+        for sub in self.subscriptions:
+            if isinstance(sub.source, TopicHandle):
+                queue = sub.source.subscription(sub.name, max_attempts=sub.max_attempts)
+                await queue.create()
+                done.append(("subscription", f"{sub.source.resource_name}/{sub.name}", str(queue.url)))
+        return done
+
+    def __repr__(self) -> str:
+        return f"<overcast.App {self.name!r}: {len(self.resources)} resources>"
+
+
+def _caller_folder() -> Path:
+    """The folder of the module that created the App, where overcast.toml usually sits."""
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back if frame and frame.f_back else None
+        filename = caller.f_globals.get("__file__") if caller else None
+    finally:
+        del frame
+    return Path(filename).resolve().parent if filename else Path.cwd()
+
+

@@ -1,0 +1,170 @@
+"""What ``app.kv(name)`` and its siblings return: a declared resource, opened on first use.
+
+A handle is declared at import time, before the target is known; the provider is
+resolved from ``overcast.toml`` and opened the first time an operation runs. Each
+handle keeps the access the code asked for (``allow``) and the access it used
+(``used``), so deployment can grant least privilege.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from .errors import ConfigError
+from .resources.base import Resource
+from .resources.forwarding import (
+    ForwardingBlobStore,
+    ForwardingCache,
+    ForwardingKeyValueStore,
+    ForwardingQueue,
+    ForwardingSecretStore,
+    ForwardingTopic,
+)
+from .resources.registry import open_resource
+from .resources.secrets import Secret, SecretStore
+from .resources.url import ResourceURL
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = [
+    "BucketHandle",
+    "CacheHandle",
+    "Handle",
+    "KVHandle",
+    "QueueHandle",
+    "SecretHandle",
+    "TopicHandle",
+]
+
+ACCESS = frozenset({"read", "write"})
+R = TypeVar("R", bound=Resource)
+
+
+class Handle(Protocol):
+    kind: str
+    resource_name: str
+    allow: frozenset[str]
+    used: set[str]
+
+    def resolved_url(self) -> ResourceURL: ...
+
+
+class _Declared(Generic[R]):
+    """Mixin: lazy opening through the app, and the access record."""
+
+    kind: str
+
+    def _declare(self, app: App, name: str, allow: frozenset[str]) -> None:
+        bad = set(allow) - ACCESS
+        if bad:
+            raise ConfigError(f"{self.kind} {name!r}: allow takes 'read' and 'write', not {sorted(bad)}")
+        self.app = app
+        self.resource_name = name
+        self.allow = frozenset(allow)
+        self.used: set[str] = set()
+        self._opened: R | None = None
+        self._open_lock = threading.Lock()
+
+    def resolved_url(self) -> ResourceURL:
+        """The provider URL this resource resolves to on the app's current target."""
+        return self.app.url_for(self.kind, self.resource_name)
+
+    def _target(self) -> R:
+        opened = self._opened
+        if opened is None:
+            with self._open_lock:
+                opened = self._opened
+                if opened is None:
+                    opened = self._opened = self._open()
+        return opened
+
+    def _open(self) -> R:
+        url = self.resolved_url()
+        resource: R = open_resource(self.kind, url, name=self.resource_name)
+        self.url = url  # type: ignore[misc]
+        return resource
+
+    def _used(self, access: str) -> None:
+        if access not in self.allow:
+            raise ConfigError(
+                f"{self.kind} {self.resource_name!r} was declared with allow={sorted(self.allow)} "
+                f"but the code needs {access!r}"
+            )
+        self.used.add(access)
+
+    def reset(self) -> None:
+        """Forget the opened provider, so the next use resolves the target again."""
+        with self._open_lock:
+            opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.close()
+
+
+class KVHandle(_Declared[Any], ForwardingKeyValueStore):
+    def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
+        ForwardingKeyValueStore.__init__(self, None, name=name)
+        self._declare(app, name, allow)
+
+
+class BucketHandle(_Declared[Any], ForwardingBlobStore):
+    def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
+        ForwardingBlobStore.__init__(self, None, name=name)
+        self._declare(app, name, allow)
+
+
+class QueueHandle(_Declared[Any], ForwardingQueue):
+    def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
+        ForwardingQueue.__init__(self, None, name=name)
+        self._declare(app, name, allow)
+
+
+class TopicHandle(_Declared[Any], ForwardingTopic):
+    def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
+        ForwardingTopic.__init__(self, None, name=name)
+        self._declare(app, name, allow)
+
+
+class CacheHandle(_Declared[Any], ForwardingCache):
+    def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
+        ForwardingCache.__init__(self, None, name=name)
+        self._declare(app, name, allow)
+
+
+class _SecretStoreHandle(_Declared[Any], ForwardingSecretStore):
+    def __init__(self, app: App, name: str) -> None:
+        ForwardingSecretStore.__init__(self, None, name=name)
+        self._declare(app, name, frozenset({"read"}))
+
+
+class SecretHandle(Secret):
+    """``app.secret(name)``: one secret, read from the store the target names for it."""
+
+    kind = "secret"
+
+    def __init__(self, app: App, name: str) -> None:
+        self._store = _SecretStoreHandle(app, name)
+        super().__init__(self._store, name)
+        self.resource_name = name
+        self.allow = frozenset({"read"})
+
+    @property
+    def used(self) -> set[str]:
+        return self._store.used
+
+    def resolved_url(self) -> ResourceURL:
+        return self._store.resolved_url()
+
+    def store_for_target(self) -> SecretStore:
+        store: SecretStore = self._store._target()
+        return store
+
+    async def create(self) -> None:
+        await self._store.create()
+
+    async def ping(self) -> None:
+        await self._store.ping()
+
+    def reset(self) -> None:
+        self._store.reset()

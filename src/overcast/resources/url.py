@@ -1,0 +1,88 @@
+"""Provider URLs: ``scheme://name/path?option=value``.
+
+Paths follow SQLAlchemy's convention: ``sqlite:///relative.db`` is relative to the
+working directory (or the app's folder, see :meth:`ResourceURL.local_path`) and
+``sqlite:////absolute/path.db`` is absolute. Credentials never belong in a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from ..errors import ConfigError
+
+__all__ = ["ResourceURL"]
+
+_SECRET_OPTIONS = frozenset({"password", "secret", "key", "token", "account_key", "sas"})
+
+
+@dataclass(frozen=True)
+class ResourceURL:
+    """A parsed provider URL.
+
+    Attributes:
+        scheme: selects the provider (``dynamodb``, ``sqlite``, ``memory``, ...).
+        host: the part after ``//`` up to the next ``/``: usually the table,
+            bucket or queue name.
+        path: the rest, without its leading ``/`` (``sqlite:///a.db`` → ``a.db``,
+            ``sqlite:////abs.db`` → ``/abs.db``).
+        options: the query string, one value per option.
+        base_dir: folder that relative paths are resolved against.
+    """
+
+    scheme: str
+    host: str = ""
+    path: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    base_dir: Path | None = None
+
+    @classmethod
+    def parse(cls, url: str, *, base_dir: Path | None = None) -> ResourceURL:
+        """Parse ``url``; raise :class:`ConfigError` naming the URL if it is malformed."""
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"provider URL {url!r} is not of the form scheme://...")
+        scheme, rest = url.split("://", 1)
+        if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+            raise ConfigError(f"provider URL {url!r} has an invalid scheme {scheme!r}")
+        parts = urlsplit("x://" + rest)
+        netloc = parts.netloc
+        if "@" in netloc:
+            raise ConfigError(
+                f"provider URL {url!r} carries credentials; give them through the "
+                "provider's environment variables or credential chain instead"
+            )
+        options: dict[str, str] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in options:
+                raise ConfigError(f"provider URL {url!r} repeats the option {name!r}")
+            if name.lower() in _SECRET_OPTIONS:
+                raise ConfigError(
+                    f"provider URL {url!r} carries a secret in option {name!r}; "
+                    "use the provider's environment variables instead"
+                )
+            options[name] = value
+        path = unquote(parts.path)
+        path = path[1:] if path.startswith("/") else path
+        return cls(scheme.lower(), unquote(netloc), path, options, base_dir)
+
+    def local_path(self) -> Path:
+        """The filesystem path of a ``sqlite:`` or ``file:`` URL, made absolute."""
+        raw = self.host + ("/" + self.path if self.host and self.path else self.path)
+        if not raw:
+            raise ConfigError(f"provider URL {self} names no path")
+        path = Path(raw)
+        if not path.is_absolute():
+            path = (self.base_dir or Path.cwd()) / path
+        return path
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        return self.options.get(name, default)
+
+    def __str__(self) -> str:
+        query = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.options.items())
+        text = f"{self.scheme}://{quote(self.host)}"
+        if self.path:
+            text += "/" + quote(self.path)
+        return text + (f"?{query}" if query else "")
