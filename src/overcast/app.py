@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from .config import Config, check_resource_name, load_config
 from .errors import ConfigError
 from .handles import (
-
     BucketHandle,
     CacheHandle,
     KVHandle,
@@ -226,7 +225,7 @@ class App:
             if isinstance(sub.source, TopicHandle):
                 queue = sub.source.subscription(sub.name, max_attempts=sub.max_attempts)
                 await queue.create()
-                done.append(("subscription", f"{sub.source.resource_name}/{sub.name}", str(queue.url)))
+                done.append(("subscription", f"{sub.source.resource_name}/{sub.name}", str(queue.location)))
         return done
 
     def __repr__(self) -> str:

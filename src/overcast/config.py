@@ -148,7 +148,9 @@ def _line_of(message: str) -> str:
 def _parse(data: dict[str, Any], path: Path) -> Config:
     unknown = set(data) - {"app", "targets"}
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level table(s) {', '.join(sorted(unknown))}; expected [app] and [targets.*]")
+        raise ConfigError(
+            f"{path}: unknown top-level table(s) {', '.join(sorted(unknown))}; expected [app] and [targets.*]"
+        )
     app = data.get("app", {})
     if not isinstance(app, dict):
         raise ConfigError(f"{path}: [app] must be a table")
@@ -173,7 +175,7 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
     for key, value in table.items():
         if key in KINDS:
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}: [targets.{tname}] {key} must be a table of name = \"url\"")
+                raise ConfigError(f'{path}: [targets.{tname}] {key} must be a table of name = "url"')
             for rname, url in value.items():
                 where = f"{path}: [targets.{tname}] {key}.{rname}"
                 if isinstance(url, dict):
@@ -184,7 +186,7 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
                 resources.setdefault(key, {})[rname] = url
         elif key == "defaults":
             if not isinstance(value, dict):
-                raise ConfigError(f"{path}: [targets.{tname}] defaults must be a table of kind = \"url\"")
+                raise ConfigError(f'{path}: [targets.{tname}] defaults must be a table of kind = "url"')
             for kind, url in value.items():
                 where = f"{path}: [targets.{tname}] defaults.{kind}"
                 if kind not in KINDS:

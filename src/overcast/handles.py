@@ -83,7 +83,7 @@ class _Declared(Generic[R]):
     def _open(self) -> R:
         url = self.resolved_url()
         resource: R = open_resource(self.kind, url, name=self.resource_name)
-        self.url = url  # type: ignore[misc]
+        self.location = url
         return resource
 
     def _used(self, access: str) -> None:

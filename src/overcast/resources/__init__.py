@@ -6,4 +6,15 @@ from .kv import Item, KeyValueStore, Page
 from .queue import Message, Queue, Topic
 from .secrets import SecretStore
 
-__all__ = ["BlobStore", "Cache", "Item", "KeyValueStore", "Message", "ObjectInfo", "Page", "Queue", "SecretStore", "Topic"]
+__all__ = [
+    "BlobStore",
+    "Cache",
+    "Item",
+    "KeyValueStore",
+    "Message",
+    "ObjectInfo",
+    "Page",
+    "Queue",
+    "SecretStore",
+    "Topic",
+]

@@ -27,7 +27,8 @@ class Resource:
         capabilities: optional operations this provider supports; the conformance
             suite runs exactly these, and the others raise ``NotSupported``.
         name: the resource name used in errors (the declared name, else the URL).
-        url: the provider URL it was opened from.
+        location: the provider URL it was opened from (a :class:`ResourceURL`;
+            not ``url``, which is a method of blob stores that signs URLs).
     """
 
     kind: ClassVar[str] = ""
@@ -37,8 +38,8 @@ class Resource:
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         if isinstance(url, str):
             url = ResourceURL.parse(url)
-        self.url: ResourceURL = url if url is not None else ResourceURL("memory")
-        self.name: str = name or str(self.url)
+        self.location: ResourceURL = url if url is not None else ResourceURL("memory")
+        self.name: str = name or str(self.location)
 
     async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a blocking hook from async code, off the loop when ``offload`` is set."""
@@ -72,4 +73,4 @@ class Resource:
         return None
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} {self.url}>"
+        return f"<{type(self).__name__} {self.name!r} {self.location}>"

@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from ..errors import InvalidArgument, NotSupported
 from . import bridge
@@ -21,9 +21,9 @@ from .keys import check_key
 
 __all__ = ["BlobLimits", "BlobStore", "ListPage", "ObjectInfo", "SyncBlobStore"]
 
-Body = Union[bytes, bytearray, memoryview]
-AsyncBody = Union[Body, AsyncIterable[bytes]]
-SyncBody = Union[Body, Iterable[bytes]]
+Body = bytes | bytearray | memoryview
+AsyncBody = Body | AsyncIterable[bytes]
+SyncBody = Body | Iterable[bytes]
 
 _META_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -269,7 +269,7 @@ class SyncBlobStore:
             return s._put_blocking(key, bytes(data), ctype, meta, if_absent, if_etag)
         if hasattr(data, "read"):
             reader = data
-            data = iter(lambda: reader.read(s.limits.chunk_size), b"")  # type: ignore[attr-defined]
+            data = iter(lambda: reader.read(s.limits.chunk_size), b"")
         return s._put_stream_blocking(key, iter(data), ctype, meta, if_absent, if_etag)
 
     def get(self, key: str, *, start: int | None = None, end: int | None = None) -> bytes:

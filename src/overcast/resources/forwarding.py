@@ -42,7 +42,8 @@ class _Forwarding(Generic[R]):
 
     def __init__(self, inner: R | None = None, *, name: str | None = None) -> None:
         self._inner = inner
-        Resource.__init__(self, inner.url if inner is not None else None, name=name or getattr(inner, "name", None))  # type: ignore[arg-type]
+        location = inner.location if inner is not None else None
+        Resource.__init__(self, location, name=name or getattr(inner, "name", None))  # type: ignore[arg-type]
 
     def _target(self) -> R:
         assert self._inner is not None
@@ -79,13 +80,27 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         self._used("read")
         return self._target().sync.get(key)
 
-    async def _put(self, key: str, value: dict[str, Any], data: bytes, if_version: str | None,
-                   if_absent: bool, expires_at: datetime | None) -> str:
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
         self._used("write")
         return await self._target().put(key, value, if_version=if_version, if_absent=if_absent, ttl=_ttl(expires_at))
 
-    def _put_blocking(self, key: str, value: dict[str, Any], data: bytes, if_version: str | None,
-                      if_absent: bool, expires_at: datetime | None) -> str:
+    def _put_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
         self._used("write")
         return self._target().sync.put(key, value, if_version=if_version, if_absent=if_absent, ttl=_ttl(expires_at))
 
@@ -113,11 +128,15 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         self._used("read")
         return self._target().sync.get_many(keys)
 
-    async def _put_many(self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None) -> dict[str, str]:
+    async def _put_many(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
         self._used("write")
         return await self._target().put_many({k: v for k, v, _ in entries}, ttl=_ttl(expires_at))
 
-    def _put_many_blocking(self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None) -> dict[str, str]:
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
         self._used("write")
         return self._target().sync.put_many({k: v for k, v, _ in entries}, ttl=_ttl(expires_at))
 
@@ -127,29 +146,49 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
 
-    async def _put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str],
-                   if_absent: bool, if_etag: str | None) -> ObjectInfo:
+    async def _put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
         self._used("write")
-        return await self._target().put(key, data, content_type=content_type, metadata=metadata,
-                                        if_absent=if_absent, if_etag=if_etag)
+        return await self._target().put(
+            key, data, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
+        )
 
-    def _put_blocking(self, key: str, data: bytes, content_type: str, metadata: dict[str, str],
-                      if_absent: bool, if_etag: str | None) -> ObjectInfo:
+    def _put_blocking(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
         self._used("write")
-        return self._target().sync.put(key, data, content_type=content_type, metadata=metadata,
-                                       if_absent=if_absent, if_etag=if_etag)
+        return self._target().sync.put(
+            key, data, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
+        )
 
-    async def _put_stream(self, key: str, chunks: AsyncIterator[bytes], content_type: str,
-                          metadata: dict[str, str], if_absent: bool, if_etag: str | None) -> ObjectInfo:
+    async def _put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
         self._used("write")
-        return await self._target().put(key, chunks, content_type=content_type, metadata=metadata,
-                                        if_absent=if_absent, if_etag=if_etag)
+        return await self._target().put(
+            key, chunks, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
+        )
 
-    def _put_stream_blocking(self, key: str, chunks: Iterator[bytes], content_type: str,
-                             metadata: dict[str, str], if_absent: bool, if_etag: str | None) -> ObjectInfo:
+    def _put_stream_blocking(
+        self,
+        key: str,
+        chunks: Iterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
         self._used("write")
-        return self._target().sync.put(key, chunks, content_type=content_type, metadata=metadata,
-                                       if_absent=if_absent, if_etag=if_etag)
+        return self._target().sync.put(
+            key, chunks, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
+        )
 
     async def _get(self, key: str, start: int | None, end: int | None) -> bytes:
         self._used("read")

@@ -92,7 +92,9 @@ class _Sender(Resource):
         try:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"{self.name}: message body is not JSON-serializable: {exc}", resource=self.name) from exc
+            raise InvalidArgument(
+                f"{self.name}: message body is not JSON-serializable: {exc}", resource=self.name
+            ) from exc
         if len(data) > self.limits.max_body_bytes:
             raise InvalidArgument(
                 f"{self.name}: message body is {len(data)} bytes as JSON; the limit is {self.limits.max_body_bytes}",
@@ -157,8 +159,10 @@ class Queue(_Sender):
     def _check_receive(
         self, max_messages: int, visibility_timeout: timedelta | float | None, wait: timedelta | float | None
     ) -> tuple[int, float, float]:
-        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or not (
-            1 <= max_messages <= self.limits.max_receive
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not (1 <= max_messages <= self.limits.max_receive)
         ):
             raise InvalidArgument(
                 f"{self.name}: max_messages must be 1..{self.limits.max_receive}, got {max_messages!r}",

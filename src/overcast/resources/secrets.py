@@ -28,7 +28,7 @@ class SecretStore(Resource):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        raw = self.url.option("cache_ttl")
+        raw = self.location.option("cache_ttl")
         try:
             self.cache_ttl = self.default_cache_ttl if raw is None else float(raw)
         except ValueError as exc:

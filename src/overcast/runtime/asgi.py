@@ -14,8 +14,7 @@ def is_asgi(app: Any) -> bool:
     """ASGI 3 apps are coroutine functions of (scope, receive, send); WSGI ones are plain callables."""
     if inspect.iscoroutinefunction(app):
         return True
-    call = getattr(app, "__call__", None)
-    return inspect.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
 
 
 def as_asgi(app: Any, *, name: str = "app") -> Any:
