@@ -39,6 +39,10 @@ class Schedule:
 
         assert self.cron is not None
         base = moment.astimezone(UTC)
+        if self.years not in (None, "*"):
+            first = min(int(part.split("-")[0]) for part in self.years.split(","))
+            if base.year < first:  # jump ahead instead of stepping through the years between
+                base = datetime(first, 1, 1, tzinfo=UTC) - timedelta(seconds=1)
         itr = croniter(self.cron, base)
         for _ in range(10_000):
             nxt: datetime = itr.get_next(datetime)
