@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import heapq
 import itertools
 import json
 import threading
@@ -316,17 +317,45 @@ class _Envelope:
     receipt: str | None = None
 
 
-@dataclass
 class _QueueState:
-    lock: threading.Condition = field(default_factory=threading.Condition)
-    messages: dict[int, _Envelope] = field(default_factory=dict)  # by sequence: dicts keep send order
-    receipts: dict[str, int] = field(default_factory=dict)
-    dead: _QueueState | None = None
+    """Messages by sequence, and a heap of (visible_at, seq) to find the next visible ones.
+
+    Heap entries go stale when a message is acked or its visibility changes; they are
+    skipped when they reach the top (an entry is current if its time is the message's).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.messages: dict[int, _Envelope] = {}
+        self.ready: list[tuple[float, int]] = []
+        self.receipts: dict[str, int] = {}
+        self.dead: _QueueState | None = None
 
     def add(self, envelope: _Envelope) -> None:
         with self.lock:
-            self.messages[next(_versions)] = envelope
+            seq = next(_versions)
+            self.messages[seq] = envelope
+            heapq.heappush(self.ready, (envelope.visible_at, seq))
             self.lock.notify_all()
+
+    def show_at(self, seq: int, visible_at: float) -> None:
+        self.messages[seq].visible_at = visible_at
+        heapq.heappush(self.ready, (visible_at, seq))
+
+    def next_visible(self, now: float) -> tuple[int, _Envelope] | None:
+        """Pop the first message visible at ``now`` (the caller makes it invisible or removes it)."""
+        while self.ready and self.ready[0][0] <= now:
+            visible_at, seq = heapq.heappop(self.ready)
+            env = self.messages.get(seq)
+            if env is not None and env.visible_at == visible_at:
+                return seq, env
+        return None
+
+    def remove(self, seq: int) -> _Envelope:
+        env = self.messages.pop(seq)
+        if env.receipt is not None:
+            self.receipts.pop(env.receipt, None)
+        return env
 
     def dead_letters(self) -> _QueueState:
         with self.lock:
@@ -415,24 +444,22 @@ class MemoryQueue(Queue):
     def _claim_locked(self, queue: _QueueState, max_messages: int, visibility_timeout: float) -> list[Message]:
         now = time.monotonic()
         claimed: list[Message] = []
-        for seq, env in list(queue.messages.items()):
-            if env.visible_at > now:
-                continue
+        while len(claimed) < max_messages:
+            found = queue.next_visible(now)
+            if found is None:
+                break
+            seq, env = found
             if self.max_attempts is not None and env.attempts >= self.max_attempts:
-                del queue.messages[seq]
-                if env.receipt is not None:
-                    queue.receipts.pop(env.receipt, None)
+                queue.remove(seq)
                 queue.dead_letters().add(_Envelope(env.id, env.data, env.attributes, now))
                 continue
             if env.receipt is not None:
                 queue.receipts.pop(env.receipt, None)
             env.receipt = uuid.uuid4().hex
             env.attempts += 1
-            env.visible_at = now + visibility_timeout
             queue.receipts[env.receipt] = seq
+            queue.show_at(seq, now + visibility_timeout)
             claimed.append(Message(env.id, decode_body(env.data), dict(env.attributes), env.attempts, env.receipt))
-            if len(claimed) == max_messages:
-                break
         return claimed
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
@@ -465,24 +492,22 @@ class MemoryQueue(Queue):
 
     def _find(self, queue: _QueueState, message: Message) -> int | None:
         seq = queue.receipts.get(message.receipt)
-        if seq is None or queue.messages[seq].id != message.id:
-            return None
-        return seq
+        env = None if seq is None else queue.messages.get(seq)
+        return seq if env is not None and env.id == message.id else None
 
     def _ack_blocking(self, message: Message) -> None:
         queue = self._q()
         with queue.lock:
             seq = self._find(queue, message)
             if seq is not None:
-                del queue.messages[seq]
-                del queue.receipts[message.receipt]
+                queue.remove(seq)
 
     def _nack_blocking(self, message: Message, delay: float) -> None:
         queue = self._q()
         with queue.lock:
             seq = self._find(queue, message)
             if seq is not None:
-                queue.messages[seq].visible_at = time.monotonic() + delay
+                queue.show_at(seq, time.monotonic() + delay)
                 queue.lock.notify_all()
 
 

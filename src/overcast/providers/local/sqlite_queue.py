@@ -267,7 +267,8 @@ class SQLiteQueue(Queue):
                 )
             rows = conn.execute(
                 "UPDATE messages SET visible_at = ?, receipt = lower(hex(randomblob(16))), attempts = attempts + 1"
-                " WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?)"
+                " WHERE seq IN (SELECT seq FROM messages WHERE queue = ? AND visible_at <= ?"
+                " ORDER BY visible_at, seq LIMIT ?)"
                 " RETURNING seq, id, body, attributes, attempts, receipt",
                 (now + visibility_timeout, self._queue, now, max_messages),
             ).fetchall()
