@@ -291,3 +291,12 @@ def test_stale_receipt_is_ignored() -> None:
     queue.sync.nack(second)
     (third,) = queue.sync.receive()
     assert third.attempts == 3
+
+
+def test_zero_visibility_timeout_delivers_each_message_once_per_receive() -> None:
+    queue = overcast.open_queue("memory://")
+    sent = [queue.sync.send(n) for n in range(3)]
+    got = queue.sync.receive(max_messages=10, visibility_timeout=0)
+    assert [m.id for m in got] == sent
+    again = queue.sync.receive(max_messages=10, visibility_timeout=0)
+    assert [(m.id, m.attempts) for m in again] == [(i, 2) for i in sent]

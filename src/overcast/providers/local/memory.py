@@ -444,6 +444,7 @@ class MemoryQueue(Queue):
     def _claim_locked(self, queue: _QueueState, max_messages: int, visibility_timeout: float) -> list[Message]:
         now = time.monotonic()
         claimed: list[Message] = []
+        hidden: list[int] = []
         while len(claimed) < max_messages:
             found = queue.next_visible(now)
             if found is None:
@@ -458,8 +459,10 @@ class MemoryQueue(Queue):
             env.receipt = uuid.uuid4().hex
             env.attempts += 1
             queue.receipts[env.receipt] = seq
-            queue.show_at(seq, now + visibility_timeout)
+            hidden.append(seq)
             claimed.append(Message(env.id, decode_body(env.data), dict(env.attributes), env.attempts, env.receipt))
+        for seq in hidden:  # after the loop: with a zero timeout they would be visible to it again
+            queue.show_at(seq, now + visibility_timeout)
         return claimed
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
