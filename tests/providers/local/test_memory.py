@@ -167,6 +167,8 @@ def test_cache_options_are_checked() -> None:
         overcast.open_cache("memory://?max_bytes=lots")
     with pytest.raises(ConfigError, match="ttl"):
         overcast.open_cache("memory://?ttl=-5")
+    with pytest.raises(ConfigError, match="ttl"):
+        overcast.open_cache("memory://?ttl=nan")
     name = _name()
     overcast.open_cache(f"memory://{name}?max_items=5")
     overcast.open_cache(f"memory://{name}")  # no explicit limit: takes the shared one

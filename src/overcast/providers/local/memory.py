@@ -80,7 +80,7 @@ def _positive(url: ResourceURL, option: str, resource: str, kind: type[int] | ty
         value = kind(raw)
     except ValueError:
         value = 0
-    if value <= 0:
+    if not value > 0 or value == float("inf"):
         raise ConfigError(f"{resource}: option {option} must be a positive {kind.__name__}, got {raw!r} in {url}")
     return value
 

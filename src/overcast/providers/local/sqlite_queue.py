@@ -4,7 +4,9 @@ Every queue in a file lives in one ``messages`` table, told apart by its ``queue
 column: the plain queue, each subscription of a topic, and the dead letters of
 each. A receive claims messages in one ``BEGIN IMMEDIATE`` transaction, so threads
 and processes sharing the file never get the same delivery within its visibility
-timeout. Timestamps are wall-clock seconds, comparable across processes.
+timeout. The file is in WAL mode with ``synchronous=FULL``: a send that returned
+survives a crash of the machine, not only of the process. Timestamps are
+wall-clock seconds, comparable across processes.
 
 URL options:
     max_attempts: deliveries without an ack before a message is dead-lettered
@@ -67,6 +69,7 @@ _BUSY_TIMEOUT = 30.0
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.1
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_inherited: list[sqlite3.Connection] = []
 
 
 def _subscription_queue(name: str) -> str:
@@ -100,7 +103,7 @@ class _Database:
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for statement in _SCHEMA.split(";"):
@@ -118,6 +121,9 @@ class _Database:
     def connection(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is None or self._pid != os.getpid():
+            if conn is not None:
+                # Inherited through fork: closing it here could checkpoint or drop the parent's WAL.
+                _inherited.append(conn)
             conn = self._conn = self._open()
             self._pid = os.getpid()
         return conn
