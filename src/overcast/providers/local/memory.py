@@ -381,7 +381,7 @@ class MemoryQueue(Queue):
     """A queue in memory with the clouds' delivery rules.
 
     Capabilities: ``delay``, ``dead_letter``. URL options: ``max_attempts``;
-    ``subscription=NAME`` opens that subscription of ``memory://HOST`` the topic;
+    ``subscription=NAME`` opens that subscription of the topic ``memory://HOST``;
     ``dead_letters=true`` opens the dead letters of the queue so named.
     """
 
