@@ -1,0 +1,325 @@
+"""What ``overcast dev`` runs next to the HTTP app: subscribers and schedules, in-process.
+
+A consumer task per subscription polls its queue (a topic subscription's queue, or
+the queue itself) and hands each message to :func:`overcast.runtime.dispatch.deliver`,
+so the clouds' rules hold: a message stays hidden for its visibility timeout, a
+failure comes back after a backoff, and after ``max_attempts`` it goes to the dead
+letters. A scheduler task per ``@app.schedule`` fires on :meth:`Schedule.next_after`.
+Each delivery is printed. :class:`DevASGI` starts all of it on the ASGI lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import OvercastError
+from ...handles import TopicHandle
+from ...resources.queue import Queue
+from ...runtime.dispatch import Delivery, backoff, deliver, run_schedule
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ...app import App, ScheduledJob, Subscription
+
+__all__ = ["DevASGI", "DevWorkers", "create_dev_asgi", "print_delivery", "run_consumer", "run_scheduler"]
+
+log = logging.getLogger("overcast.dev")
+
+APP_ENV = "OVERCAST_APP"
+APP_DIR_ENV = "OVERCAST_APP_DIR"
+RETRY_ENV = "OVERCAST_DEV_RETRY_DELAY"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+OnDelivery = Callable[[Delivery], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_scheduler(
+    job: ScheduledJob,
+    *,
+    app: str,
+    on_delivery: OnDelivery,
+    now: Callable[[], datetime] = _utcnow,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    max_sleep: float = 60.0,
+) -> None:
+    """Fire ``job`` at each time its schedule gives, forever.
+
+    Sleeps at most ``max_sleep`` at a time so a clock jump (a laptop waking up) is
+    noticed; firings missed meanwhile are skipped, not caught up, as the clouds do.
+    ``now`` and ``sleep`` are injectable so tests need not wait.
+    """
+    due = job.schedule.next_after(now())
+    while True:
+        left = (due - now()).total_seconds()
+        if left > 0:
+            await sleep(min(left, max_sleep))
+            continue
+        on_delivery(await run_schedule(job, app=app, at=due))
+        due = job.schedule.next_after(due)
+        current = now()
+        if due <= current:
+            due = job.schedule.next_after(current)
+
+
+async def run_consumer(
+    subscription: Subscription,
+    queue: Queue,
+    *,
+    app: str,
+    on_delivery: OnDelivery,
+    max_attempts: int | None = None,
+    visibility_timeout: float = 30.0,
+    wait: float = 1.0,
+    batch: int = 10,
+    retry_delay: Callable[[int], float] = backoff,
+) -> None:
+    """Receive from ``queue`` and deliver to ``subscription``'s handler, forever."""
+    pause = 0.5
+    while True:
+        try:
+            messages = await queue.receive(max_messages=batch, visibility_timeout=visibility_timeout, wait=wait)
+        except OvercastError as exc:
+            log.warning("%s: receive failed: %s; retrying in %gs", queue.name, exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+            continue
+        pause = 0.5
+
+        async def one(message: Any) -> None:
+            try:
+                delivery = await deliver(
+                    subscription, queue, message, app=app, max_attempts=max_attempts, retry_delay=retry_delay
+                )
+            except OvercastError as exc:  # the ack or nack failed: the visibility timeout brings it back
+                log.warning("%s: settling message %s failed: %s", queue.name, message.id, exc)
+                return
+            on_delivery(delivery)
+
+        await asyncio.gather(*(one(m) for m in messages))
+
+
+def print_delivery(console: Console) -> OnDelivery:
+    """A delivery printer: one line per delivery with its resource, handler, id, attempt, outcome, duration."""
+    from rich.markup import escape
+
+    styles = {"ok": "green", "retry": "yellow", "dead-letter": "bold red", "failed": "red"}
+
+    def show(d: Delivery) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        outcome = f"[{styles[d.outcome]}]{d.outcome}[/]"
+        line = (
+            f"[dim]{stamp}[/] [cyan]{escape(d.resource)}[/] → {escape(d.handler)} "
+            f"[dim]id[/] {escape(d.event_id)} [dim]attempt[/] {d.attempt} {outcome} "
+            f"[dim]{d.duration * 1000:.1f} ms[/]"
+        )
+        if d.error is not None:
+            line += f" [red]{escape(type(d.error).__name__)}: {escape(str(d.error))}[/]"
+        if d.retry_in is not None:
+            line += f" [dim](again in {d.retry_in:g}s)[/]"
+        console.print(line, highlight=False, soft_wrap=True)
+
+    return show
+
+
+class DevWorkers:
+    """The consumers and schedulers of one App, started and stopped together.
+
+    Args:
+        on_delivery: called after each delivery (default: print it with Rich).
+        provision: create every resource first (the embedded ones cost nothing).
+        retry_delay: seconds before a failed message comes back, by attempt.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        on_delivery: OnDelivery | None = None,
+        provision: bool = True,
+        visibility_timeout: float = 30.0,
+        wait: float = 1.0,
+        retry_delay: Callable[[int], float] = backoff,
+        now: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.provision = provision
+        self.visibility_timeout = visibility_timeout
+        self.wait = wait
+        self.retry_delay = retry_delay
+        self.now = now
+        self.sleep = sleep
+        if on_delivery is None:
+            from rich.console import Console
+
+            on_delivery = print_delivery(Console(highlight=False))
+            dispatch_log = logging.getLogger("overcast.dispatch")
+            if not dispatch_log.handlers:  # the printed line says it already; keep logging's last resort quiet
+                dispatch_log.addHandler(logging.NullHandler())
+        self.on_delivery = on_delivery
+        self.tasks: list[asyncio.Task[None]] = []
+        self.queues: list[Queue] = []
+
+    def queue_for(self, subscription: Subscription) -> Queue:
+        """The queue a subscription consumes: its topic subscription's queue, or the queue itself."""
+        source = subscription.source
+        if isinstance(source, TopicHandle):
+            return source.subscription(subscription.name, max_attempts=subscription.max_attempts)
+        return source
+
+    async def start(self) -> None:
+        """Provision (if asked), then start a task per subscription and per schedule."""
+        if self.tasks:
+            return
+        if self.provision and self.app.config.target().embedded:
+            await self.app.provision()
+        for sub in self.app.subscriptions:
+            queue = self.queue_for(sub)
+            await queue.create()
+            self.queues.append(queue)
+            limit = _max_attempts(queue, sub)
+            self.tasks.append(
+                asyncio.create_task(
+                    run_consumer(
+                        sub,
+                        queue,
+                        app=self.app.name,
+                        on_delivery=self.on_delivery,
+                        max_attempts=limit,
+                        visibility_timeout=self.visibility_timeout,
+                        wait=self.wait,
+                        retry_delay=self.retry_delay,
+                    ),
+                    name=f"overcast consumer {sub.source.resource_name}/{sub.name}",
+                )
+            )
+        for job in self.app.schedules:
+            self.tasks.append(
+                asyncio.create_task(
+                    run_scheduler(job, app=self.app.name, on_delivery=self.on_delivery, now=self.now, sleep=self.sleep),
+                    name=f"overcast schedule {job.name}",
+                )
+            )
+        log.info("started %d consumer(s) and %d schedule(s)", len(self.app.subscriptions), len(self.app.schedules))
+
+    async def stop(self) -> None:
+        """Cancel every task and wait for them; a delivery in flight comes back after its visibility timeout."""
+        tasks, self.tasks = self.tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.queues = []
+
+
+def _max_attempts(queue: Queue, subscription: Subscription) -> int:
+    provider: Any = queue
+    target = getattr(queue, "_target", None)
+    if callable(target):
+        provider = target()
+    limit = getattr(provider, "max_attempts", None)
+    return limit if isinstance(limit, int) and limit > 0 else subscription.max_attempts
+
+
+class _InnerLifespan:
+    """Drives the wrapped app's lifespan; an app that has none (a WSGI app) counts as done at once."""
+
+    def __init__(self, app: Any, scope: Scope) -> None:
+        self.app = app
+        self.scope = scope
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.outbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.supported = True
+
+    async def _run(self) -> None:
+        try:
+            await self.app(self.scope, self.inbox.get, self.outbox.put)
+        except Exception as exc:
+            log.debug("the app does not support the ASGI lifespan: %r", exc)
+        finally:
+            await self.outbox.put(None)
+
+    async def startup(self) -> str | None:
+        """Start the app; return the failure message, or None when it started (or has no lifespan)."""
+        self.task = asyncio.create_task(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        reply = await self.outbox.get()
+        if reply is None:
+            self.supported = False
+            return None
+        if reply["type"] == "lifespan.startup.failed":
+            self.supported = False
+            return str(reply.get("message", "")) or "the app failed to start"
+        return None
+
+    async def shutdown(self) -> None:
+        if self.supported:
+            await self.inbox.put({"type": "lifespan.shutdown"})
+            await self.outbox.get()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+class DevASGI:
+    """The app's ASGI callable with its workers started on lifespan startup and stopped on shutdown."""
+
+    def __init__(self, app: App, workers: DevWorkers | None = None) -> None:
+        self.app = app
+        self.inner = app.asgi
+        self.workers = workers or DevWorkers(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.inner(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        inner = _InnerLifespan(self.inner, scope)
+        try:
+            failure = await inner.startup()
+            if failure is None:
+                await self.workers.start()
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            await inner.shutdown()
+        if failure is not None:
+            await self.workers.stop()
+            await send({"type": "lifespan.startup.failed", "message": failure})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        await self.workers.stop()
+        await inner.shutdown()
+        self.app.reset()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_dev_asgi() -> DevASGI:
+    """Uvicorn factory for ``overcast dev``: the App named by ``OVERCAST_APP`` with its workers."""
+    from ...runtime.loader import load_app
+
+    spec = os.environ.get(APP_ENV) or None
+    folder = os.environ.get(APP_DIR_ENV)
+    app = load_app(spec, cwd=Path(folder) if folder else None)
+    base = float(os.environ.get(RETRY_ENV) or 1.0)
+    return DevASGI(app, DevWorkers(app, retry_delay=lambda attempt: backoff(attempt, base=base)))

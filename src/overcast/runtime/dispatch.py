@@ -1,0 +1,210 @@
+"""Deliver queue and topic messages and schedule firings to the app's handlers.
+
+Provider neutral: the local dev server, the Lambda, Cloud Run and Azure Functions
+runtimes all turn what they receive into a :class:`CloudEvent`, call the handler
+here, and settle the message from the outcome: success acks it; an exception
+gives it back with a backoff delay, so the queue delivers it again and, after its
+``max_attempts``, moves it to the dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..resources.queue import Message, Queue
+from .cloudevent import CloudEvent
+
+if TYPE_CHECKING:
+    from ..app import ScheduledJob, Subscription
+
+__all__ = [
+    "QUEUE_MESSAGE",
+    "SCHEDULE",
+    "TOPIC_MESSAGE",
+    "Delivery",
+    "backoff",
+    "call_handler",
+    "deliver",
+    "message_event",
+    "run_schedule",
+    "schedule_event",
+]
+
+QUEUE_MESSAGE = "overcast.queue.message"
+TOPIC_MESSAGE = "overcast.topic.message"
+SCHEDULE = "overcast.schedule"
+
+log = logging.getLogger("overcast.dispatch")
+
+Outcome = Literal["ok", "retry", "dead-letter", "failed"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one delivery, for logs and the dev server's output.
+
+    Attributes:
+        outcome: ``ok`` (acked), ``retry`` (given back, will come again),
+            ``dead-letter`` (failed its last attempt; the queue moves it aside),
+            ``failed`` (a schedule firing raised; nothing to retry).
+    """
+
+    resource: str
+    handler: str
+    event_id: str
+    attempt: int
+    outcome: Outcome
+    duration: float
+    error: BaseException | None = None
+    retry_in: float | None = None
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Seconds to wait before delivering again after failed ``attempt`` (1, 2, 4, ... up to ``cap``)."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def message_event(
+    message: Message, *, app: str, kind: str, resource: str, subscription: str | None = None
+) -> CloudEvent:
+    """The CloudEvent a handler receives for ``message`` from queue or topic ``resource``."""
+    source = f"overcast://{app}/{kind}/{resource}"
+    extensions: dict[str, Any] = {"attempts": message.attempts}
+    if subscription is not None:
+        extensions["subscription"] = subscription
+    for name, value in message.attributes.items():
+        key = "".join(ch for ch in name.lower() if ch.isalnum())
+        if key and key not in extensions and key not in _RESERVED:
+            extensions[key] = value
+    return CloudEvent(
+        type=TOPIC_MESSAGE if kind == "topic" else QUEUE_MESSAGE,
+        source=source,
+        id=message.id,
+        data=message.body,
+        subject=subscription,
+        extensions=extensions,
+        original=message,
+    )
+
+
+_RESERVED = frozenset(
+    {"id", "source", "type", "specversion", "time", "subject", "data", "datacontenttype", "dataschema"}
+)
+
+
+def schedule_event(job: ScheduledJob, *, app: str, at: datetime | None = None) -> CloudEvent:
+    """The CloudEvent of one firing of ``job`` at ``at`` (like EventBridge's "Scheduled Event")."""
+    moment = at or datetime.now(UTC)
+    return CloudEvent(
+        type=SCHEDULE,
+        source=f"overcast://{app}/schedule/{job.name}",
+        id=f"{job.name}:{moment.astimezone(UTC).isoformat()}",
+        time=moment,
+        data={"schedule": job.schedule.expression, "name": job.name},
+        subject=job.name,
+        original=job,
+    )
+
+
+async def call_handler(handler: Callable[..., Any], event: CloudEvent | None) -> Any:
+    """Call ``handler`` with ``event`` (or with nothing when ``event`` is None): awaited if async, else in a thread."""
+    args: tuple[Any, ...] = () if event is None else (event,)
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):  # noqa: B004
+        return await handler(*args)
+    result = await asyncio.to_thread(handler, *args)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _takes_event(handler: Callable[..., Any]) -> bool:
+    """Whether a schedule handler wants the event: it has a positional parameter (or ``*args``)."""
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
+async def deliver(
+    subscription: Subscription,
+    queue: Queue,
+    message: Message,
+    *,
+    app: str,
+    max_attempts: int | None = None,
+    retry_delay: Callable[[int], float] = backoff,
+) -> Delivery:
+    """Run ``subscription``'s handler on ``message`` received from ``queue``, then ack or nack it.
+
+    Args:
+        max_attempts: the queue's limit, to report the last failure as ``dead-letter``
+            (default: the subscription's).
+        retry_delay: seconds before the next delivery after a failed attempt.
+    """
+    kind = subscription.source.kind
+    resource = subscription.source.resource_name
+    event = message_event(
+        message,
+        app=app,
+        kind=kind,
+        resource=resource,
+        subscription=subscription.name if kind == "topic" else None,
+    )
+    label = f"{resource}/{subscription.name}" if kind == "topic" else resource
+    limit = max_attempts if max_attempts is not None else subscription.max_attempts
+    started = time.perf_counter()
+    try:
+        await call_handler(subscription.handler, event)
+    except Exception as exc:
+        duration = time.perf_counter() - started
+        last = message.attempts >= limit
+        delay = 0.0 if last else retry_delay(message.attempts)
+        await queue.nack(message, delay=min(delay, queue.limits.max_visibility_timeout))
+        outcome: Outcome = "dead-letter" if last else "retry"
+        log.warning(
+            "%s: %s failed on message %s (attempt %d/%d): %r; %s",
+            label,
+            subscription.name,
+            message.id,
+            message.attempts,
+            limit,
+            exc,
+            "moved to dead letters" if last else f"retrying in {delay:g}s",
+        )
+        return Delivery(
+            label, subscription.name, message.id, message.attempts, outcome, duration, exc, None if last else delay
+        )
+    duration = time.perf_counter() - started
+    await queue.ack(message)
+    log.info(
+        "%s: %s handled message %s (attempt %d) in %.3fs",
+        label,
+        subscription.name,
+        message.id,
+        message.attempts,
+        duration,
+    )
+    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
+
+
+async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = None) -> Delivery:
+    """Fire ``job`` once (its handler gets the event if it takes an argument); never raises."""
+    event = schedule_event(job, app=app, at=at)
+    started = time.perf_counter()
+    try:
+        await call_handler(job.handler, event if _takes_event(job.handler) else None)
+    except Exception as exc:
+        duration = time.perf_counter() - started
+        log.warning("schedule %s failed: %r", job.name, exc)
+        return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc)
+    duration = time.perf_counter() - started
+    log.info("schedule %s ran in %.3fs", job.name, duration)
+    return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "ok", duration)
