@@ -250,7 +250,9 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
             resolve(kind, url.scheme, resource=name)
             ok, status = await _ping(kind, name, url, timeout)
         except MissingDependency as exc:
-            checks.append(_Check(kind, name, str(url), str(exc), ok=True, warning=True))
+            _, hint, install = str(exc).partition("run: ")
+            status = f"not checked: {install}" if hint else str(exc)
+            checks.append(_Check(kind, name, str(url), status, ok=True, warning=True))
             continue
         except OvercastError as exc:
             ok, status = False, str(exc)
