@@ -116,7 +116,7 @@ def schedule_event(job: ScheduledJob, *, app: str, at: datetime | None = None) -
 async def call_handler(handler: Callable[..., Any], event: CloudEvent | None) -> Any:
     """Call ``handler`` with ``event`` (or with nothing when ``event`` is None): awaited if async, else in a thread."""
     args: tuple[Any, ...] = () if event is None else (event,)
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):  # noqa: B004
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
         return await handler(*args)
     result = await asyncio.to_thread(handler, *args)
     if inspect.isawaitable(result):

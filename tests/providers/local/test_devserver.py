@@ -312,9 +312,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    (tmp_path / "overcast.toml").write_text(MEMORY_TOML)
+@pytest.fixture(params=["memory"])
+def dev_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
+    """``overcast dev`` on the embedded defaults (SQLite, files) or on memory:// providers."""
+    toml = MEMORY_TOML if request.param == "memory" else '[app]\nentry = "app:app"\n'
+    (tmp_path / "overcast.toml").write_text(toml)
     (tmp_path / "app.py").write_text(textwrap.dedent(DEV_APP.format(name=f"dev{uuid.uuid4().hex[:8]}")))
     port = _free_port()
     out = tmp_path / "server.log"
@@ -333,7 +335,7 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     try:
         deadline = time.monotonic() + 30
         while True:
-            if proc.poll() is not None:
+            if proc.poll() is not None or b"Application startup failed" in out.read_bytes():
                 raise AssertionError(f"overcast dev exited: {out.read_text()}")
             try:
                 httpx.get(f"{base}/dead", timeout=1)
