@@ -127,7 +127,7 @@ def test_doctor_names_the_extra_to_install_for_another_target(tmp_path: Path) ->
     assert "dynamodb://users" in result.output
     rows = [line for line in result.output.splitlines() if "dynamodb://users" in line or "sqs://jobs" in line]
     assert len(rows) == 2
-    assert all("! not checked: pip install 'overcast[aws]'" in row for row in rows)
+    assert all("! not checked: pip install 'overcast[aws]'" in row for row in rows), result.output
 
 
 def test_doctor_fails_when_a_target_has_no_provider_for_a_resource(tmp_path: Path) -> None:

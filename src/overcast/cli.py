@@ -36,8 +36,16 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+
+def _out() -> Console:
+    """A console made on use, so each run sees the terminal (and ``COLUMNS``) as it is then."""
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,7 +63,7 @@ def _friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OvercastError as exc:
-            err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            _err().print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -63,7 +71,7 @@ def _friendly(func: F) -> F:
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"overcast {__version__}")
+        _out().print(f"overcast {__version__}")
         raise typer.Exit()
 
 
@@ -130,7 +138,7 @@ def dev(
     loaded.config.target()  # an unknown OVERCAST_TARGET fails here, before the server starts
     folder = _app_folder(loaded, app)
     os.environ.update(_app_env(app))
-    console.print(
+    _out().print(
         f"[bold]overcast dev[/] {escape(loaded.name)} on target [cyan]{escape(loaded.target)}[/] "
         f"at http://{host}:{port} — {len(loaded.subscriptions)} subscriber(s), {len(loaded.schedules)} schedule(s)"
         + (f", reloading on changes in {escape(str(folder))}" if reload else ""),
@@ -291,11 +299,11 @@ def doctor(
             failed += not check.ok
         if not checks:
             table.add_row("—", "—", "—", "no resources declared")
-        console.print(table)
+        _out().print(table)
     if failed:
-        err_console.print(f"[red]{failed} resource check(s) failed[/]")
+        _err().print(f"[red]{failed} resource check(s) failed[/]")
         raise typer.Exit(1)
-    console.print("[green]every resource is reachable[/]")
+    _out().print("[green]every resource is reachable[/]")
 
 
 # -- provision ---------------------------------------------------------------------------
@@ -327,7 +335,7 @@ def provision(
         table.add_column(column, overflow="fold")
     for kind, rname, url in created:
         table.add_row(kind, escape(rname), escape(url))
-    console.print(table)
+    _out().print(table)
 
 
 def main() -> None:
