@@ -84,3 +84,19 @@ def test_parse_entry() -> None:
     assert parse_entry(" pkg.mod : app ") == ("pkg.mod", "app")
     with pytest.raises(ConfigError):
         parse_entry("pkg.mod")
+
+
+def test_create_asgi_factory_reads_the_app_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overcast.runtime.loader import create_asgi
+
+    (tmp_path / "web.py").write_text(
+        "import overcast\napp = overcast.App('factory')\n"
+        "async def asgi(scope, receive, send):\n    pass\n"
+        "app.http(asgi)\n"
+    )
+    monkeypatch.setenv("OVERCAST_APP", "web:app")
+    monkeypatch.setenv("OVERCAST_APP_DIR", str(tmp_path))
+    served = create_asgi()
+    assert served is sys.modules["web"].asgi
