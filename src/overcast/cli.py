@@ -156,9 +156,9 @@ def dev(
             lifespan="on",
         )
     else:
-        from .providers.local.devserver import DevASGI
+        from .providers.local.devserver import dev_asgi
 
-        uvicorn.run(DevASGI(loaded), host=host, port=port, lifespan="on")
+        uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on")
 
 
 def _default_port() -> int:
@@ -210,9 +210,9 @@ def run(
         uvicorn.run(factory, factory=True, workers=workers, **options)
         return
     if with_workers:
-        from .providers.local.devserver import DevASGI, DevWorkers
+        from .providers.local.devserver import dev_asgi
 
-        asgi = DevASGI(loaded, DevWorkers(loaded, provision=False))
+        asgi = dev_asgi(loaded)
     uvicorn.run(asgi, **options)
 
 

@@ -178,6 +178,7 @@ async def deliver(
             limit,
             exc,
             "moved to dead letters" if last else f"retrying in {delay:g}s",
+            exc_info=exc,
         )
         return Delivery(
             label, subscription.name, message.id, message.attempts, outcome, duration, exc, None if last else delay
@@ -203,7 +204,7 @@ async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = Non
         await call_handler(job.handler, event if _takes_event(job.handler) else None)
     except Exception as exc:
         duration = time.perf_counter() - started
-        log.warning("schedule %s failed: %r", job.name, exc)
+        log.warning("schedule %s failed: %r", job.name, exc, exc_info=exc)
         return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc)
     duration = time.perf_counter() - started
     log.info("schedule %s ran in %.3fs", job.name, duration)

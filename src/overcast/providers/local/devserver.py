@@ -17,9 +17,10 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ...errors import OvercastError
+from ...errors import ConfigError, OvercastError
 from ...handles import TopicHandle
 from ...resources.queue import Queue
 from ...runtime.dispatch import Delivery, backoff, deliver, run_schedule
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from ...app import App, ScheduledJob, Subscription
 
-__all__ = ["DevASGI", "DevWorkers", "create_dev_asgi", "print_delivery", "run_consumer", "run_scheduler"]
+__all__ = ["DevASGI", "DevWorkers", "create_dev_asgi", "dev_asgi", "print_delivery", "run_consumer", "run_scheduler"]
 
 log = logging.getLogger("overcast.dev")
 
@@ -132,8 +133,29 @@ def print_delivery(console: Console) -> OnDelivery:
         if d.retry_in is not None:
             line += f" [dim](again in {d.retry_in:g}s)[/]"
         console.print(line, highlight=False, soft_wrap=True)
+        if d.error is not None and d.attempt == 1:  # the traceback once; retries print one line each
+            from rich.traceback import Traceback
+
+            error = d.error
+            console.print(Traceback.from_exception(type(error), error, _user_frames(error), extra_lines=1))
 
     return show
+
+
+def _user_frames(error: BaseException) -> TracebackType | None:
+    """The traceback from the handler's frame on, without the dispatch and thread-pool frames above it."""
+    import concurrent.futures
+
+    from ...runtime import dispatch
+
+    plumbing = tuple(
+        str(Path(module.__file__ or "").parent) if module is not dispatch else str(module.__file__)
+        for module in (asyncio, concurrent.futures, dispatch)
+    )
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(plumbing):
+        tb = tb.tb_next
+    return tb
 
 
 class DevWorkers:
@@ -320,6 +342,15 @@ def create_dev_asgi() -> DevASGI:
 
     spec = os.environ.get(APP_ENV) or None
     folder = os.environ.get(APP_DIR_ENV)
-    app = load_app(spec, cwd=Path(folder) if folder else None)
-    base = float(os.environ.get(RETRY_ENV) or 1.0)
-    return DevASGI(app, DevWorkers(app, retry_delay=lambda attempt: backoff(attempt, base=base)))
+    return dev_asgi(load_app(spec, cwd=Path(folder) if folder else None))
+
+
+def dev_asgi(app: App, *, provision: bool = True) -> DevASGI:
+    """``app`` served with its workers; ``OVERCAST_DEV_RETRY_DELAY`` sets the first retry's backoff (seconds)."""
+    raw = os.environ.get(RETRY_ENV) or "1"
+    try:
+        base = float(raw)
+    except ValueError:
+        raise ConfigError(f"{RETRY_ENV} must be a number of seconds, got {raw!r}") from None
+    workers = DevWorkers(app, provision=provision, retry_delay=lambda attempt: backoff(attempt, base=base))
+    return DevASGI(app, workers)
