@@ -27,6 +27,7 @@ import overcast
 app = overcast.App({name!r})
 users = app.kv("users")
 jobs = app.queue("jobs")
+avatars = app.bucket("avatars")
 
 
 async def asgi(scope, receive, send):
@@ -53,9 +54,9 @@ def _project(folder: Path, toml_targets: str) -> str:
 
 
 def _memory_targets() -> str:
-    return '[targets.local]\nkv.users = "memory://{app}-users"\nqueue.jobs = "memory://{app}-jobs"\n'.replace(
-        "{app}", uuid.uuid4().hex[:8]
-    )
+    unique = uuid.uuid4().hex[:8]
+    kinds = ("kv", "queue", "bucket")
+    return "[targets.local]\n" + "".join(f'defaults.{kind} = "memory://{unique}-{{name}}"\n' for kind in kinds)
 
 
 def test_version() -> None:
@@ -107,26 +108,53 @@ def test_doctor_reports_every_resource_reachable(tmp_path: Path) -> None:
 def test_doctor_fails_when_a_resource_is_unreachable(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where a folder must be")
-    targets = f'[targets.local]\nkv.users = "memory://{uuid.uuid4().hex}"\nqueue.jobs = "sqlite:///{blocker}/jobs.db"\n'
+    targets = (
+        "[targets.local]\n"
+        f'kv.users = "memory://{uuid.uuid4().hex}"\n'
+        f'queue.jobs = "sqlite:///{blocker}/jobs.db"\n'
+        f'bucket.avatars = "file:///{blocker}/avatars"\n'
+    )
     _project(tmp_path / "proj", targets)
     result = runner.invoke(cli, ["doctor", str(tmp_path / "proj")], env={"COLUMNS": "200"})
     assert result.exit_code == 1
-    jobs = next(line for line in result.output.splitlines() if " jobs " in line)
-    assert "✗" in jobs and "reachable" not in jobs
+    for name in ("jobs", "avatars"):
+        row = next(line for line in result.output.splitlines() if f" {name} " in line)
+        assert "✗" in row and "reachable" not in row
     users = next(line for line in result.output.splitlines() if " users " in line)
     assert "✓ reachable" in users
-    assert "1 resource check(s) failed" in result.stderr
+    assert "2 resource check(s) failed" in result.stderr
+
+
+def test_doctor_and_provision_on_the_embedded_defaults(tmp_path: Path) -> None:
+    _project(tmp_path, "")
+    before = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
+    assert before.exit_code == 1  # the bucket's folder is not there yet
+    assert "run: overcast provision local" in before.output
+    provisioned = runner.invoke(cli, ["provision", "--app", str(tmp_path)], env={"COLUMNS": "250"})
+    assert provisioned.exit_code == 0, provisioned.output
+    assert (tmp_path / ".overcast" / "kv" / "users.db").is_file()
+    assert (tmp_path / ".overcast" / "buckets" / "avatars").is_dir()
+    after = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
+    assert after.exit_code == 0, after.output
+    for name, scheme in (("users", "sqlite:///"), ("jobs", "sqlite:///"), ("avatars", "file:///")):
+        row = next(line for line in after.output.splitlines() if f" {name} " in line)
+        assert scheme in row and "✓ reachable" in row
 
 
 def test_doctor_names_the_extra_to_install_for_another_target(tmp_path: Path) -> None:
-    targets = _memory_targets() + '\n[targets.aws]\nkv.users = "dynamodb://users"\nqueue.jobs = "sqs://jobs"\n'
+    targets = (
+        _memory_targets()
+        + '\n[targets.aws]\nkv.users = "dynamodb://users"\nqueue.jobs = "sqs://jobs"\nbucket.avatars = "s3://avatars"\n'
+    )
     _project(tmp_path, targets)
     result = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "target aws" in result.output
     assert "dynamodb://users" in result.output
-    rows = [line for line in result.output.splitlines() if "dynamodb://users" in line or "sqs://jobs" in line]
-    assert len(rows) == 2
+    rows = [
+        line for line in result.output.splitlines() if "://users" in line or "://jobs" in line or "://avatars" in line
+    ]
+    assert len(rows) == 3
     assert all("! not checked: pip install 'overcast[aws]'" in row for row in rows), result.output
 
 
@@ -145,11 +173,13 @@ def test_provision_creates_every_resource_idempotently(tmp_path: Path) -> None:
         "[targets.files]\n"
         'kv.users = "memory://users"\n'
         'queue.jobs = "sqlite:///state/jobs.db"\n'
+        'bucket.avatars = "file:///state/avatars"\n'
     )
     _project(tmp_path, targets)
     first = runner.invoke(cli, ["provision", "files", "--app", str(tmp_path)], env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
     assert (tmp_path / "state" / "jobs.db").is_file()
+    assert (tmp_path / "state" / "avatars").is_dir()
     assert "provisioned target files" in first.output
     assert "sqlite:///" in first.output and "jobs" in first.output
     second = runner.invoke(cli, ["provision", "files", "--app", str(tmp_path)], env={"COLUMNS": "200"})

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import ConfigError, MissingDependency, OvercastError
+from .errors import ConfigError, MissingDependency, NotFound, OvercastError
 
 if TYPE_CHECKING:
     from .app import App
@@ -262,6 +262,8 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
             status = f"not checked: {install}" if hint else str(exc)
             checks.append(_Check(kind, name, str(url), status, ok=True, warning=True))
             continue
+        except NotFound as exc:
+            ok, status = False, f"{exc} (run: overcast provision {target})"
         except OvercastError as exc:
             ok, status = False, str(exc)
         except Exception as exc:

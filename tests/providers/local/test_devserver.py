@@ -312,7 +312,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["embedded", "memory"])
 def dev_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     """``overcast dev`` on the embedded defaults (SQLite, files) or on memory:// providers."""
     toml = MEMORY_TOML if request.param == "memory" else '[app]\nentry = "app:app"\n'
