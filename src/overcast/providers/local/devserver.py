@@ -237,6 +237,8 @@ class DevWorkers:
                     name=f"overcast schedule {job.name}",
                 )
             )
+        for task in self.tasks:
+            task.add_done_callback(_report_crash)
         log.info("started %d consumer(s) and %d schedule(s)", len(self.app.subscriptions), len(self.app.schedules))
 
     async def stop(self) -> None:
@@ -244,10 +246,13 @@ class DevWorkers:
         tasks, self.tasks = self.tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.queues = []
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception(), exc_info=task.exception())
 
 
 def _max_attempts(queue: Queue, subscription: Subscription) -> int:
