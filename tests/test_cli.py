@@ -28,6 +28,7 @@ app = overcast.App({name!r})
 users = app.kv("users")
 jobs = app.queue("jobs")
 avatars = app.bucket("avatars")
+mail_key = app.secret("mail-key")
 
 
 async def asgi(scope, receive, send):
@@ -136,25 +137,28 @@ def test_doctor_and_provision_on_the_embedded_defaults(tmp_path: Path) -> None:
     assert (tmp_path / ".overcast" / "buckets" / "avatars").is_dir()
     after = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
     assert after.exit_code == 0, after.output
-    for name, scheme in (("users", "sqlite:///"), ("jobs", "sqlite:///"), ("avatars", "file:///")):
+    checks = (("users", "sqlite:///"), ("jobs", "sqlite:///"), ("avatars", "file:///"), ("mail-key", "env://"))
+    for name, scheme in checks:
         row = next(line for line in after.output.splitlines() if f" {name} " in line)
         assert scheme in row and "✓ reachable" in row
 
 
 def test_doctor_names_the_extra_to_install_for_another_target(tmp_path: Path) -> None:
-    targets = (
-        _memory_targets()
-        + '\n[targets.aws]\nkv.users = "dynamodb://users"\nqueue.jobs = "sqs://jobs"\nbucket.avatars = "s3://avatars"\n'
+    targets = _memory_targets() + (
+        "\n[targets.aws]\n"
+        'kv.users = "dynamodb://users"\n'
+        'queue.jobs = "sqs://jobs"\n'
+        'bucket.avatars = "s3://avatars"\n'
+        'secret.mail-key = "secretsmanager://mail"\n'
     )
     _project(tmp_path, targets)
     result = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "target aws" in result.output
     assert "dynamodb://users" in result.output
-    rows = [
-        line for line in result.output.splitlines() if "://users" in line or "://jobs" in line or "://avatars" in line
-    ]
-    assert len(rows) == 3
+    urls = ("dynamodb://users", "sqs://jobs", "s3://avatars", "secretsmanager://mail")
+    rows = [line for line in result.output.splitlines() if any(url in line for url in urls)]
+    assert len(rows) == 4
     assert all("! not checked: pip install 'overcast[aws]'" in row for row in rows), result.output
 
 
@@ -173,6 +177,7 @@ def test_provision_creates_every_resource_idempotently(tmp_path: Path) -> None:
         "[targets.files]\n"
         'kv.users = "memory://users"\n'
         'queue.jobs = "sqlite:///state/jobs.db"\n'
+        'defaults.secret = "env://"\n'
         'bucket.avatars = "file:///state/avatars"\n'
     )
     _project(tmp_path, targets)
