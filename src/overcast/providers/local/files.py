@@ -460,7 +460,7 @@ class FileBlobStore(BlobStore):
             raise self._os_error(exc, None) from exc
         for entry in entries:
             name = entry.name
-            if not name.endswith(_SUFFIX) or name.startswith(_SYSTEM):
+            if not name.endswith(_SUFFIX) or not entry.is_file():
                 continue
             stem = name[: -len(_SUFFIX)]
             if not _may_match(stem, encoded):
