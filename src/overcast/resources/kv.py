@@ -218,6 +218,11 @@ class KeyValueStore(Resource):
             raise InvalidArgument(f"{self.name}: if_version must be a str version", resource=self.name)
         expires_at = expiry_from_ttl(ttl, resource=self.name)
         if not self.validates:
+            if not isinstance(value, Mapping):
+                raise InvalidArgument(
+                    f"{self.name}: value for key {key!r} must be a JSON object (dict), not {type(value).__name__}",
+                    resource=self.name,
+                )
             return b"", expires_at
         self._check_key(key)
         return encode_document(value, key=key, limits=self.limits, resource=self.name), expires_at

@@ -1,0 +1,122 @@
+"""What every conformance suite shares: capability selection, polling and unique names."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+from ...resources.base import Resource
+
+__all__ = ["ConformanceSuite", "applicable", "eventually", "eventually_sync", "lacks", "requires", "unique"]
+
+T = TypeVar("T")
+
+#: How long a test waits for something that must happen soon (an expiry, a redelivery).
+PATIENCE = 15.0
+
+
+def requires(*capabilities: str) -> pytest.MarkDecorator:
+    """Collect the test only for providers declaring every one of ``capabilities``."""
+    return pytest.mark.overcast_requires(*capabilities)
+
+
+def lacks(capability: str) -> pytest.MarkDecorator:
+    """Collect the test only for providers that do not declare ``capability``."""
+    return pytest.mark.overcast_lacks(capability)
+
+
+def unique(prefix: str = "t") -> str:
+    """A name no other test (or xdist worker) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class ConformanceSuite:
+    """Base of the suites. Subclass one with a ``Test`` name, set ``provider`` (the class
+    under test, whose ``capabilities`` select the tests) and provide the ``make_url`` fixture.
+
+    Attributes:
+        provider: the provider class; its ``capabilities`` decide which tests run.
+        capabilities: overrides ``provider.capabilities`` (for wrappers that forward them).
+        kind_capabilities: every optional capability of the interface.
+    """
+
+    provider: ClassVar[type[Resource] | None] = None
+    capabilities: ClassVar[frozenset[str] | None] = None
+    kind_capabilities: ClassVar[frozenset[str]] = frozenset()
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
+
+    @classmethod
+    def declared_capabilities(cls) -> frozenset[str]:
+        if cls.capabilities is not None:
+            return cls.capabilities
+        if cls.provider is None:
+            raise TypeError(f"{cls.__name__}: set provider (the class under test) or capabilities")
+        return frozenset(cls.provider.capabilities)
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    @pytest.fixture(autouse=True)
+    def _capabilities_selected(self, request: pytest.FixtureRequest) -> None:
+        if not applicable(request.node):
+            pytest.fail(
+                "this test does not apply to the provider's capabilities but was collected: "
+                "add pytest_plugins = ['overcast.testing.conformance.plugin'] to your conftest.py"
+            )
+
+    def check_capabilities(self, resource: Resource) -> None:
+        """The opened resource reports exactly the declared capabilities."""
+        declared = self.declared_capabilities()
+        for capability in sorted(self.kind_capabilities | declared):
+            assert resource.supports(capability) == (capability in declared), (
+                f"{resource!r}.supports({capability!r}) disagrees with the declared capabilities {sorted(declared)}"
+            )
+
+
+def applicable(item: Any) -> bool:
+    """Whether a collected test applies to its suite's provider (False: deselect it)."""
+    cls = getattr(item, "cls", None)
+    if cls is None or not issubclass(cls, ConformanceSuite):
+        return True
+    have = cls.declared_capabilities()
+    for mark in item.iter_markers("overcast_requires"):
+        if not set(mark.args) <= have:
+            return False
+    for mark in item.iter_markers("overcast_lacks"):
+        if set(mark.args) & have:
+            return False
+    return True
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, patience: float = PATIENCE) -> T:
+    """Call ``check`` until it returns something other than None or False; fail after ``patience``."""
+    deadline = time.monotonic() + patience
+    delay = 0.02
+    while True:
+        result = await check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {patience:g} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def eventually_sync(check: Callable[[], T | None], *, what: str, patience: float = PATIENCE) -> T:
+    """Blocking :func:`eventually`."""
+    deadline = time.monotonic() + patience
+    delay = 0.02
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {patience:g} s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)

@@ -1,0 +1,97 @@
+"""Every provider the conformance suites run against, in one place; cloud providers join here.
+
+Each entry gives a fresh, isolated resource URL. ``suites()`` turns the list into one
+test class per provider, plus one per provider reached through an App handle
+(handles forward every operation and must keep every semantic).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import overcast
+from overcast.resources.registry import resolve
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    scheme: str
+    url: Callable[[Path, str], str]  # (tmp_path, unique name) -> URL of a new resource
+
+
+def _sqlite(tmp: Path, name: str) -> str:
+    return f"sqlite:///{tmp / name}.db"
+
+
+def _file(tmp: Path, name: str) -> str:
+    return f"file:///{tmp / name}"
+
+
+def _memory(tmp: Path, name: str) -> str:
+    return f"memory://{name}"
+
+
+def _env(tmp: Path, name: str) -> str:
+    return f"env://?prefix={name.upper().replace('-', '_')}_"
+
+
+CASES: list[Case] = [
+    Case("kv", "sqlite", _sqlite),
+    Case("kv", "memory", _memory),
+    Case("bucket", "file", _file),
+    Case("bucket", "memory", _memory),
+    Case("queue", "sqlite", _sqlite),
+    Case("queue", "memory", _memory),
+    Case("topic", "sqlite", _sqlite),
+    Case("topic", "memory", _memory),
+    Case("cache", "memory", _memory),
+    Case("secret", "env", _env),
+    Case("secret", "memory", _memory),
+]
+
+_HANDLE = {"kv": "kv", "bucket": "bucket", "queue": "queue", "topic": "topic", "cache": "cache"}
+
+
+def open_through_app(kind: str, url: str, config_dir: Path) -> Any:
+    """Open ``url`` as ``App(...).<kind>(name)`` with an overcast.toml naming it."""
+    name = "res"
+    target = os.environ.get("OVERCAST_TARGET") or "local"
+    path = config_dir / f"overcast-{uuid.uuid4().hex[:8]}.toml"
+    path.write_text(f'[targets.{target}]\n{kind}.{name} = "{url}"\n', encoding="utf-8")
+    app = overcast.App("conformance")
+    app.use_config(path)
+    if kind == "secret":
+        return app.secret(name).store
+    return getattr(app, _HANDLE[kind])(name)
+
+
+def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
+    """``(class name, test class)`` for every provider of ``kind``, direct and through an App."""
+    for case in CASES:
+        if case.kind != kind:
+            continue
+        provider = resolve(kind, case.scheme, resource=f"conformance {kind}")
+
+        def make_url(self: Any, tmp_path: Path, case: Case = case) -> Callable[[], str]:
+            return lambda: case.url(tmp_path, f"{kind}-{uuid.uuid4().hex[:10]}")
+
+        def via_app(self: Any, tmp_path: Path) -> Callable[[str], Any]:
+            return lambda url: open_through_app(kind, url, tmp_path)
+
+        title = case.scheme.capitalize()
+        yield f"Test{title}", type(
+            f"Test{title}", (base,), {"provider": provider, "make_url": pytest.fixture(make_url)}
+        )
+        yield f"Test{title}ViaApp", type(
+            f"Test{title}ViaApp",
+            (base,),
+            {"provider": provider, "make_url": pytest.fixture(make_url), "open_store": pytest.fixture(via_app)},
+        )
