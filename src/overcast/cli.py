@@ -13,6 +13,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -133,7 +134,6 @@ def dev(
 
     from .runtime.loader import load_app
 
-    os.environ.setdefault("OVERCAST_TARGET", "local")
     loaded = load_app(app)
     loaded.config.target()  # an unknown OVERCAST_TARGET fails here, before the server starts
     folder = _app_folder(loaded, app)
@@ -144,6 +144,14 @@ def dev(
         + (f", reloading on changes in {escape(str(folder))}" if reload else ""),
         soft_wrap=True,
     )
+    for sub in loaded.subscriptions:
+        _out().print(f"  [dim]subscriber[/] {escape(sub.source.resource_name)}/{escape(sub.name)}", soft_wrap=True)
+    now = datetime.now(UTC)
+    for job in loaded.schedules:
+        due = job.schedule.next_after(now).strftime("%Y-%m-%d %H:%M:%S UTC")
+        _out().print(
+            f"  [dim]schedule[/] {escape(job.name)} {escape(job.schedule.expression)}, next at {due}", soft_wrap=True
+        )
     if reload:
         uvicorn.run(
             "overcast.providers.local.devserver:create_dev_asgi",

@@ -378,3 +378,30 @@ def test_overcast_dev_serves_delivers_retries_and_dead_letters(dev_server: tuple
     assert f"signups/refuse → refuse id {published} attempt 1 retry" in output
     assert f"signups/refuse → refuse id {published} attempt 2 dead-letter" in output
     assert "RuntimeError: refused" in output
+    assert "subscriber signups/greet" in output
+    assert "schedule tick rate(1 minute), next at" in output
+
+
+def test_an_app_of_handlers_only_runs_its_workers_and_answers_404(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    jobs = app.queue("jobs")
+    handled: list[Any] = []
+
+    @app.subscribe(jobs)
+    def work(event: overcast.CloudEvent) -> None:
+        handled.append(event.data)
+
+    async def scenario() -> None:
+        got = asyncio.Event()
+        asgi = DevASGI(app, DevWorkers(app, on_delivery=lambda delivery: got.set(), wait=0.05))
+        inbox, outbox, task, started = await _start(asgi)
+        assert started == {"type": "lifespan.startup.complete"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as client:
+            response = await client.get("/")
+        assert response.status_code == 404 and "app.http(" in response.text
+        await jobs.send({"n": 1})
+        await asyncio.wait_for(got.wait(), 10)
+        await _stop(inbox, outbox, task)
+
+    asyncio.run(scenario())
+    assert handled == [{"n": 1}]

@@ -306,12 +306,24 @@ class _InnerLifespan:
                 await self.task
 
 
+async def _no_http_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """What ``dev`` serves for an app of handlers only: 404 with a hint."""
+    if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+        return
+    body = b"this app has no HTTP app; call app.http(your_asgi_or_wsgi_app) to serve one\n"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class DevASGI:
     """The app's ASGI callable with its workers started on lifespan startup and stopped on shutdown."""
 
     def __init__(self, app: App, workers: DevWorkers | None = None) -> None:
         self.app = app
-        self.inner = app.asgi
+        self.inner = app.asgi if app.http_app is not None else _no_http_app
         self.workers = workers or DevWorkers(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
