@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -213,3 +214,20 @@ def test_processes_increment_exactly(tmp_path: Path) -> None:
     store = SQLiteKeyValueStore(url)
     assert store.sync.get("count").value == {"n": 200}  # type: ignore[union-attr]
     assert all(isinstance(n, int) for n in conflicts)
+
+
+def test_a_forked_child_opens_its_own_connection_and_versions(tmp_path: Path) -> None:
+    store = SQLiteKeyValueStore(_url(tmp_path / "kv.db"))
+    version = store.sync.put("k", {"n": 1})
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            child_version = store.sync.put("k", {"n": 2}, if_version=version)
+            code = 0 if child_version.split("-")[0] != version.split("-")[0] else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    item = store.sync.get("k")
+    assert item is not None and item.value == {"n": 2}

@@ -76,6 +76,7 @@ def _after_fork_in_child() -> None:
         _inherited.extend(store._connections)
         store._connections = []
         store._local = threading.local()
+        store._lock = threading.Lock()  # another thread may have held it at the fork
 
 
 if hasattr(os, "register_at_fork"):
