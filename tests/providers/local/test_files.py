@@ -9,6 +9,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,26 @@ def test_processes_increment_exactly_with_etags(tmp_path: Path) -> None:
         assert proc.exitcode == 0
     assert FileBlobStore(url).sync.get("count") == b"80"
     assert all(isinstance(n, int) for n in conflicts)
+
+
+def test_threads_racing_on_one_etag_have_one_winner(tmp_path: Path) -> None:
+    bucket = FileBlobStore(_url(tmp_path / "b"))
+    base = bucket.sync.put("k", b"base")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def write(i: int) -> None:
+        barrier.wait()
+        try:
+            bucket.sync.put("k", f"writer {i}".encode(), if_etag=base.etag)
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["lost"] * 7 + ["won"]
+    assert bucket.sync.get("k").startswith(b"writer ")

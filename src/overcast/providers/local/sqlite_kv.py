@@ -256,7 +256,10 @@ class SQLiteKeyValueStore(KeyValueStore):
     # -- hooks ---------------------------------------------------------------------------
 
     def _get_blocking(self, key: str) -> Item | None:
-        conn = self._conn()
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._connect()
         try:
             row = conn.execute(self._sql_get, (key, time.time())).fetchone()
         except sqlite3.Error as exc:
@@ -274,7 +277,10 @@ class SQLiteKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        conn = self._conn()
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._connect()
         version = _new_version()
         expiry = None if expires_at is None else expires_at.timestamp()
         try:
