@@ -6,7 +6,7 @@ lost if the machine loses power, as with any WAL database at that level). Each
 thread has its own connection, and several processes may share the file.
 
 Every write is one SQL statement (or, for ``put_many``, one ``BEGIN IMMEDIATE``
-transaction), so the condition of a conditional write is checked and the row
+transaction; ``get_many`` reads one snapshot), so the condition of a conditional write is checked and the row
 written under SQLite's write lock: threads and processes racing on one version see
 exactly one winner. Versions are a random per-process prefix and a counter, so a
 version never repeats for a key, even after delete and re-create.
@@ -338,12 +338,19 @@ class SQLiteKeyValueStore(KeyValueStore):
         conn = self._conn()
         now = time.time()
         found: dict[str, Item] = {}
+        snapshot = len(keys) > _GET_MANY_CHUNK  # several statements read one snapshot
         try:
-            for start in range(0, len(keys), _GET_MANY_CHUNK):
-                chunk = keys[start : start + _GET_MANY_CHUNK]
-                sql = self._sql_get_many + "(" + ",".join("?" * len(chunk)) + ")"
-                for k, v, ver, exp in conn.execute(sql, [now, *chunk]):
-                    found[k] = Item(k, json.loads(v), ver, _expiry(exp))
+            if snapshot:
+                conn.execute("BEGIN")
+            try:
+                for start in range(0, len(keys), _GET_MANY_CHUNK):
+                    chunk = keys[start : start + _GET_MANY_CHUNK]
+                    sql = self._sql_get_many + "(" + ",".join("?" * len(chunk)) + ")"
+                    for k, v, ver, exp in conn.execute(sql, [now, *chunk]):
+                        found[k] = Item(k, json.loads(v), ver, _expiry(exp))
+            finally:
+                if snapshot and conn.in_transaction:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error(exc, None) from exc
         return found
