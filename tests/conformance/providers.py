@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 import overcast
+from overcast.providers.local.env_secrets import variable_names
 from overcast.resources.registry import resolve
+from overcast.resources.url import ResourceURL
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,31 @@ def _memory(tmp: Path, name: str) -> str:
 
 
 def _env(tmp: Path, name: str) -> str:
-    return f"env://?prefix={name.upper().replace('-', '_')}_"
+    return f"env://?file={tmp / name}.env"
+
+
+def _with_cache_ttl(url: str, cache_ttl: float | None) -> str:
+    if cache_ttl is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}cache_ttl={cache_ttl:g}"
+
+
+def set_secret(url: str, name: str, value: str) -> None:
+    """Store a secret behind ``url`` the way its provider reads it."""
+    parsed = ResourceURL.parse(url)
+    if parsed.scheme == "memory":
+        store: Any = overcast.open_secrets(url)
+        store.set(name, value)
+        return
+    if parsed.scheme == "env":
+        path = Path(parsed.option("file") or "")
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        variable = variable_names(name)[0]
+        lines = [line for line in lines if not line.startswith(f"{variable}=")]
+        lines.append(f"{variable}='{value}'")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
+    raise AssertionError(f"no way to set a secret for {url}")
 
 
 CASES: list[Case] = [
@@ -80,18 +106,20 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
             continue
         provider = resolve(kind, case.scheme, resource=f"conformance {kind}")
 
-        def make_url(self: Any, tmp_path: Path, case: Case = case) -> Callable[[], str]:
+        def make_url(self: Any, tmp_path: Path, case: Case = case) -> Callable[..., str]:
+            if kind == "secret":
+                return lambda cache_ttl: _with_cache_ttl(case.url(tmp_path, f"secret-{uuid.uuid4().hex[:10]}"), cache_ttl)
             return lambda: case.url(tmp_path, f"{kind}-{uuid.uuid4().hex[:10]}")
 
         def via_app(self: Any, tmp_path: Path) -> Callable[[str], Any]:
             return lambda url: open_through_app(kind, url, tmp_path)
 
+        def setter(self: Any) -> Callable[[str, str, str], None]:
+            return set_secret
+
         title = case.scheme.capitalize()
-        yield f"Test{title}", type(
-            f"Test{title}", (base,), {"provider": provider, "make_url": pytest.fixture(make_url)}
-        )
+        common = {"provider": provider, "make_url": pytest.fixture(make_url), "set_secret": pytest.fixture(setter)}
+        yield f"Test{title}", type(f"Test{title}", (base,), dict(common))
         yield f"Test{title}ViaApp", type(
-            f"Test{title}ViaApp",
-            (base,),
-            {"provider": provider, "make_url": pytest.fixture(make_url), "open_store": pytest.fixture(via_app)},
+            f"Test{title}ViaApp", (base,), {**common, "open_store": pytest.fixture(via_app)}
         )

@@ -342,6 +342,9 @@ class ForwardingSecretStore(_Forwarding[SecretStore], SecretStore):
 
         self._lock = threading.Lock()
 
+    def invalidate(self, name: str | None = None) -> None:
+        self._target().invalidate(name)
+
     async def _fetch(self, name: str) -> str:
         self._used("read")
         return await self._target().get(name)

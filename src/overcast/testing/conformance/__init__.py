@@ -22,11 +22,20 @@ raises ``NotSupported``. Async tests run with anyio's pytest plugin.
 """
 
 from .base import ConformanceSuite, lacks, requires
+from .blob import BlobStoreSuite
+from .cache import CacheSuite
 from .kv import KeyValueStoreSuite
+from .queue import QueueSuite, TopicSuite
+from .secrets import SecretStoreSuite
 
 __all__ = [
+    "BlobStoreSuite",
+    "CacheSuite",
     "ConformanceSuite",
     "KeyValueStoreSuite",
+    "QueueSuite",
+    "SecretStoreSuite",
+    "TopicSuite",
     "lacks",
     "requires",
 ]
