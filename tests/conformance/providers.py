@@ -108,7 +108,7 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
 
         def make_url(self: Any, tmp_path: Path, case: Case = case) -> Callable[..., str]:
             if kind == "secret":
-                return lambda cache_ttl: _with_cache_ttl(case.url(tmp_path, f"secret-{uuid.uuid4().hex[:10]}"), cache_ttl)
+                return lambda ttl: _with_cache_ttl(case.url(tmp_path, f"secret-{uuid.uuid4().hex[:10]}"), ttl)
             return lambda: case.url(tmp_path, f"{kind}-{uuid.uuid4().hex[:10]}")
 
         def via_app(self: Any, tmp_path: Path) -> Callable[[str], Any]:
@@ -120,6 +120,7 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
         title = case.scheme.capitalize()
         common = {"provider": provider, "make_url": pytest.fixture(make_url), "set_secret": pytest.fixture(setter)}
         yield f"Test{title}", type(f"Test{title}", (base,), dict(common))
-        yield f"Test{title}ViaApp", type(
-            f"Test{title}ViaApp", (base,), {**common, "open_store": pytest.fixture(via_app)}
+        yield (
+            f"Test{title}ViaApp",
+            type(f"Test{title}ViaApp", (base,), {**common, "open_store": pytest.fixture(via_app)}),
         )

@@ -85,13 +85,8 @@ def applicable(item: Any) -> bool:
     if cls is None or not issubclass(cls, ConformanceSuite):
         return True
     have = cls.declared_capabilities()
-    for mark in item.iter_markers("overcast_requires"):
-        if not set(mark.args) <= have:
-            return False
-    for mark in item.iter_markers("overcast_lacks"):
-        if set(mark.args) & have:
-            return False
-    return True
+    required = all(set(mark.args) <= have for mark in item.iter_markers("overcast_requires"))
+    return required and not any(set(mark.args) & have for mark in item.iter_markers("overcast_lacks"))
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], *, what: str, patience: float = PATIENCE) -> T:

@@ -415,9 +415,11 @@ class KeyValueStoreSuite(ConformanceSuite):
             page = store.sync.page("p/", limit=2, cursor=page.cursor)
             seen += [item.key for item in page.items]
         assert sorted(seen) == [f"p/{i:02}" for i in range(7)] and len(set(seen)) == 7
-        assert sorted(item.key for item in store.sync.scan("p/")) == seen if store.supports(
-            "ordered_scan"
-        ) else sorted(seen)
+        assert (
+            sorted(item.key for item in store.sync.scan("p/")) == seen
+            if store.supports("ordered_scan")
+            else sorted(seen)
+        )
         assert len(list(store.sync.scan("p/", limit=4))) == 4
 
     async def test_scan_limit_must_be_positive(self, store: KeyValueStore) -> None:
@@ -504,4 +506,3 @@ class KeyValueStoreSuite(ConformanceSuite):
     async def test_ttl_not_supported(self, store: KeyValueStore) -> None:
         with pytest.raises(NotSupported):
             await store.put("k", {"a": 1}, ttl=10)
-

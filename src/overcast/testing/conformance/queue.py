@@ -29,6 +29,11 @@ async def _receive_one(queue: Queue, *, what: str, visibility_timeout: float = 3
     return await eventually(attempt, what=what)
 
 
+def _first(messages: list[Message]) -> Message | None:
+    assert len(messages) <= 1
+    return messages[0] if messages else None
+
+
 class QueueSuite(ConformanceSuite):
     """Every semantic of :class:`~overcast.Queue`, on both faces.
 
@@ -70,8 +75,13 @@ class QueueSuite(ConformanceSuite):
     def test_send_receive_ack_sync(self, queue: Queue) -> None:
         q = queue.sync
         sent = q.send([1, "two", {"three": 3}])
-        message = eventually_sync(lambda: (q.receive(wait=0.2) or [None])[0], what="the message sent")
-        assert (message.id, message.body, message.attributes, message.attempts) == (sent, [1, "two", {"three": 3}], {}, 1)
+        message = eventually_sync(lambda: _first(q.receive(wait=0.2)), what="the message sent")
+        assert (message.id, message.body, message.attributes, message.attempts) == (
+            sent,
+            [1, "two", {"three": 3}],
+            {},
+            1,
+        )
         q.ack(message)
         assert q.receive() == []
 
@@ -126,9 +136,9 @@ class QueueSuite(ConformanceSuite):
     def test_nack_sync(self, queue: Queue) -> None:
         q = queue.sync
         sent = q.send({"n": 1})
-        first = eventually_sync(lambda: (q.receive(wait=0.2) or [None])[0], what="the message")
+        first = eventually_sync(lambda: _first(q.receive(wait=0.2)), what="the message")
         q.nack(first)
-        second = eventually_sync(lambda: (q.receive(wait=0.2) or [None])[0], what="the message after nack")
+        second = eventually_sync(lambda: _first(q.receive(wait=0.2)), what="the message after nack")
         assert (second.id, second.attempts) == (sent, 2)
         q.ack(second)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
 
 import pytest
 
@@ -42,7 +41,9 @@ class SecretStoreSuite(ConformanceSuite):
     def test_capabilities(self, make_url: MakeURL, open_store: Callable[[str], SecretStore]) -> None:
         self.check_capabilities(open_store(make_url(None)))
 
-    async def test_get(self, make_url: MakeURL, set_secret: SetSecret, open_store: Callable[[str], SecretStore]) -> None:
+    async def test_get(
+        self, make_url: MakeURL, set_secret: SetSecret, open_store: Callable[[str], SecretStore]
+    ) -> None:
         url = make_url(0)
         set_secret(url, "mail-api-key", "s3cr3t=with spaces ü")
         set_secret(url, "db_password", "p@ss")
