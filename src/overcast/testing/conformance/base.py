@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,16 @@ import pytest
 
 from ...resources.base import Resource
 
-__all__ = ["ConformanceSuite", "applicable", "eventually", "eventually_sync", "lacks", "requires", "unique"]
+__all__ = [
+    "ConformanceSuite",
+    "applicable",
+    "eventually",
+    "eventually_sync",
+    "in_processes",
+    "lacks",
+    "requires",
+    "unique",
+]
 
 T = TypeVar("T")
 
@@ -115,3 +125,38 @@ def eventually_sync(check: Callable[[], T | None], *, what: str, patience: float
             pytest.fail(f"gave up waiting for {what} after {patience:g} s")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
+
+
+def in_processes(worker: Callable[..., Any], args: list[tuple[Any, ...]], *, timeout: float = 120.0) -> list[Any]:
+    """Run ``worker(*args[i], start, results)`` in one 'spawn' process per entry, started together.
+
+    Each worker waits on the barrier ``start`` and puts its outcome on ``results``;
+    the outcomes are returned in the order of ``args``.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(len(args))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_report, args=(worker, i, item, start, results)) for i, item in enumerate(args)]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = dict(results.get(timeout=timeout) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=timeout)
+            if proc.is_alive():
+                proc.kill()
+    assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
+    errors = [outcome for outcome in outcomes.values() if isinstance(outcome, BaseException)]
+    if errors:
+        raise errors[0]
+    return [outcomes[i] for i in range(len(args))]
+
+
+def _report(worker: Callable[..., Any], index: int, args: tuple[Any, ...], start: Any, results: Any) -> None:
+    try:
+        start.wait(timeout=60)
+        outcome = worker(*args)
+    except BaseException as exc:  # the parent re-raises it
+        outcome = RuntimeError(f"process {index}: {exc!r}")
+    results.put((index, outcome))

@@ -14,7 +14,7 @@ from overcast.errors import Conflict, InvalidArgument, NotFound, NotSupported
 from overcast.resources import bridge
 from overcast.resources.blob import BlobStore
 
-from .base import ConformanceSuite, lacks, requires
+from .base import ConformanceSuite, in_processes, lacks, requires
 from .kv import AWKWARD_KEYS
 
 __all__ = ["BlobStoreSuite"]
@@ -25,10 +25,23 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
         yield part
 
 
+def _create_worker(url: str, key: str, who: int) -> str:
+    """One of several processes creating ``key`` only if it does not exist."""
+    bucket = overcast.open_bucket(url)
+    try:
+        bucket.sync.put(key, b"writer %d" % who, if_absent=True)
+    except Conflict:
+        return "conflict"
+    finally:
+        bucket.close()
+    return "won"
+
+
 class BlobStoreSuite(ConformanceSuite):
     """Every semantic of :class:`~overcast.BlobStore`. ``make_url`` gives the URL of a new, empty store."""
 
     kind_capabilities: ClassVar[frozenset[str]] = frozenset({"url", "conditional", "multiprocess"})
+    processes: ClassVar[int] = 4
 
     @pytest.fixture
     def make_url(self) -> Callable[[], str]:
@@ -39,8 +52,12 @@ class BlobStoreSuite(ConformanceSuite):
         return overcast.open_bucket
 
     @pytest.fixture
-    def bucket(self, make_url: Callable[[], str], open_store: Callable[[str], BlobStore]) -> Iterator[BlobStore]:
-        bucket = open_store(make_url())
+    def bucket_url(self, make_url: Callable[[], str]) -> str:
+        return make_url()
+
+    @pytest.fixture
+    def bucket(self, bucket_url: str, open_store: Callable[[str], BlobStore]) -> Iterator[BlobStore]:
+        bucket = open_store(bucket_url)
         bucket.sync.create()
         yield bucket
         bucket.close()
@@ -195,6 +212,13 @@ class BlobStoreSuite(ConformanceSuite):
         with pytest.raises(Conflict):
             await bucket.put("s", _chunks([b"c"]), if_absent=True)
         assert await bucket.get("s") == b"ab" and streamed.size == 2
+
+    @requires("conditional", "multiprocess")
+    def test_create_only_race_between_processes(self, bucket: BlobStore, bucket_url: str) -> None:
+        outcomes = in_processes(_create_worker, [(bucket_url, "race", who) for who in range(self.processes)])
+        assert sorted(outcomes) == ["conflict"] * (self.processes - 1) + ["won"], outcomes
+        winner = outcomes.index("won")
+        assert bucket.sync.get("race") == b"writer %d" % winner
 
     @lacks("conditional")
     async def test_conditional_writes_not_supported(self, bucket: BlobStore) -> None:

@@ -15,9 +15,21 @@ from overcast.errors import InvalidArgument
 from overcast.resources import bridge
 from overcast.resources.cache import Cache
 
-from .base import ConformanceSuite, eventually, eventually_sync
+from .base import ConformanceSuite, eventually, eventually_sync, in_processes, requires
 
 __all__ = ["CacheSuite"]
+
+
+def _incr_worker(url: str, times: int) -> int:
+    """Increment ``hits`` ``times`` times from another process; return the last value seen."""
+    cache = overcast.open_cache(url)
+    try:
+        last = 0
+        for _ in range(times):
+            last = cache.sync.incr("hits")
+        return last
+    finally:
+        cache.close()
 
 
 class CacheSuite(ConformanceSuite):
@@ -36,8 +48,12 @@ class CacheSuite(ConformanceSuite):
         return overcast.open_cache
 
     @pytest.fixture
-    def cache(self, make_url: Callable[[], str], open_store: Callable[[str], Cache]) -> Iterator[Cache]:
-        cache = open_store(make_url())
+    def cache_url(self, make_url: Callable[[], str]) -> str:
+        return make_url()
+
+    @pytest.fixture
+    def cache(self, cache_url: str, open_store: Callable[[str], Cache]) -> Iterator[Cache]:
+        cache = open_store(cache_url)
         bridge.run_sync(cache.create())
         yield cache
         cache.close()
@@ -106,6 +122,12 @@ class CacheSuite(ConformanceSuite):
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(bump, range(self.threads)))
         assert cache.sync.get("hits") == self.threads * self.increments
+
+    @requires("multiprocess")
+    def test_incr_is_atomic_across_processes(self, cache: Cache, cache_url: str) -> None:
+        totals = in_processes(_incr_worker, [(cache_url, self.increments)] * 3)
+        assert len(set(totals)) == 3
+        assert cache.sync.get("hits") == 3 * self.increments
 
     async def test_limits(self, cache: Cache) -> None:
         limit = cache.limits.max_value_bytes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,7 @@ import overcast
 from overcast.errors import Conflict, InvalidArgument, NotSupported
 from overcast.resources.kv import KeyValueStore
 
-from .base import ConformanceSuite, eventually, eventually_sync, lacks, requires
+from .base import ConformanceSuite, eventually, eventually_sync, in_processes, lacks, requires
 
 __all__ = ["AWKWARD_KEYS", "KeyValueStoreSuite"]
 
@@ -51,21 +50,16 @@ NESTED = {
 }
 
 
-def _race_worker(url: str, key: str, version: str, barrier: Any, results: Any, who: int) -> None:
+def _race_worker(url: str, key: str, version: str, who: int) -> str:
     """One of several processes writing ``key`` if it is still at ``version``."""
     store = overcast.open_kv(url)
     try:
-        barrier.wait(timeout=60)
-        try:
-            store.sync.put(key, {"writer": who}, if_version=version)
-        except Conflict:
-            results.put((who, "conflict"))
-        else:
-            results.put((who, "won"))
-    except Exception as exc:  # reported to the parent, which fails the test
-        results.put((who, f"error: {exc!r}"))
+        store.sync.put(key, {"writer": who}, if_version=version)
+    except Conflict:
+        return "conflict"
     finally:
         store.close()
+    return "won"
 
 
 class KeyValueStoreSuite(ConformanceSuite):
@@ -252,22 +246,9 @@ class KeyValueStoreSuite(ConformanceSuite):
     @requires("multiprocess")
     def test_racing_writers_processes(self, store: KeyValueStore, store_url: str) -> None:
         base = store.sync.put("race", {"writer": -1})
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(self.processes)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(target=_race_worker, args=(store_url, "race", base, barrier, results, who))
-            for who in range(self.processes)
-        ]
-        for proc in procs:
-            proc.start()
-        outcomes = dict(results.get(timeout=120) for _ in procs)
-        for proc in procs:
-            proc.join(timeout=60)
-        assert all(proc.exitcode == 0 for proc in procs), [proc.exitcode for proc in procs]
-        assert sorted(outcomes) == list(range(self.processes))
-        winners = [who for who, outcome in outcomes.items() if outcome == "won"]
-        assert len(winners) == 1 and all(o in ("won", "conflict") for o in outcomes.values()), outcomes
+        outcomes = in_processes(_race_worker, [(store_url, "race", base, who) for who in range(self.processes)])
+        assert sorted(outcomes) == ["conflict"] * (self.processes - 1) + ["won"], outcomes
+        winners = [who for who, outcome in enumerate(outcomes) if outcome == "won"]
         item = store.sync.get("race")
         assert item is not None and item.value == {"writer": winners[0]}
 

@@ -13,7 +13,7 @@ import overcast
 from overcast.errors import InvalidArgument, NotSupported
 from overcast.resources.queue import Message, Queue, Topic
 
-from .base import ConformanceSuite, eventually, eventually_sync, lacks, requires
+from .base import ConformanceSuite, eventually, eventually_sync, in_processes, lacks, requires
 
 __all__ = ["QueueSuite", "TopicSuite"]
 
@@ -27,6 +27,23 @@ async def _receive_one(queue: Queue, *, what: str, visibility_timeout: float = 3
         return got[0] if got else None
 
     return await eventually(attempt, what=what)
+
+
+def _consume_worker(url: str) -> list[str]:
+    """Receive and ack until the queue stays empty for a few polls; return the ids seen."""
+    queue = overcast.open_queue(url)
+    seen: list[str] = []
+    empty = 0
+    try:
+        while empty < 4:
+            batch = queue.sync.receive(max_messages=5, wait=0.2, visibility_timeout=120)
+            empty = 0 if batch else empty + 1
+            for message in batch:
+                seen.append(message.id)
+                queue.sync.ack(message)
+    finally:
+        queue.close()
+    return seen
 
 
 def _first(messages: list[Message]) -> Message | None:
@@ -43,6 +60,7 @@ class QueueSuite(ConformanceSuite):
 
     kind_capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "fifo", "multiprocess"})
     visibility: ClassVar[float] = 1.0
+    processes: ClassVar[int] = 3
 
     @pytest.fixture
     def make_url(self) -> Callable[[], str]:
@@ -53,8 +71,12 @@ class QueueSuite(ConformanceSuite):
         return overcast.open_queue
 
     @pytest.fixture
-    def queue(self, make_url: Callable[[], str], open_store: Callable[[str], Queue]) -> Iterator[Queue]:
-        queue = open_store(make_url())
+    def queue_url(self, make_url: Callable[[], str]) -> str:
+        return make_url()
+
+    @pytest.fixture
+    def queue(self, queue_url: str, open_store: Callable[[str], Queue]) -> Iterator[Queue]:
+        queue = open_store(queue_url)
         queue.sync.create()
         yield queue
         queue.close()
@@ -162,6 +184,14 @@ class QueueSuite(ConformanceSuite):
             for future in [pool.submit(consume) for _ in range(4)]:
                 future.result(timeout=120)
         assert sorted(seen) == sorted(sent)
+
+    @requires("multiprocess")
+    def test_competing_consumer_processes_get_each_message_once(self, queue: Queue, queue_url: str) -> None:
+        sent = {queue.sync.send({"i": i}) for i in range(60)}
+        got = in_processes(_consume_worker, [(queue_url,)] * self.processes)
+        seen = [mid for ids in got for mid in ids]
+        assert sorted(seen) == sorted(sent)
+        assert queue.sync.receive() == []
 
     @requires("delay")
     async def test_delay(self, queue: Queue) -> None:
