@@ -79,6 +79,14 @@ class BlobStoreSuite(ConformanceSuite):
         with pytest.raises(NotFound):
             await bucket.get("dir/file.bin")
 
+    async def test_overwrite_changes_the_etag(self, bucket: BlobStore) -> None:
+        first = await bucket.put("k", b"one")
+        second = await bucket.put("k", b"two!")
+        assert first.etag != second.etag and second.size == 4
+        head = await bucket.head("k")
+        assert head is not None and head.etag == second.etag
+        assert await bucket.get("k") == b"two!"
+
     async def test_empty_object(self, bucket: BlobStore) -> None:
         info = await bucket.put("empty", b"")
         assert info.size == 0

@@ -6,7 +6,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -396,11 +396,10 @@ class KeyValueStoreSuite(ConformanceSuite):
             page = store.sync.page("p/", limit=2, cursor=page.cursor)
             seen += [item.key for item in page.items]
         assert sorted(seen) == [f"p/{i:02}" for i in range(7)] and len(set(seen)) == 7
-        assert (
-            sorted(item.key for item in store.sync.scan("p/")) == seen
-            if store.supports("ordered_scan")
-            else sorted(seen)
-        )
+        scanned = [item.key for item in store.sync.scan("p/")]
+        assert sorted(scanned) == sorted(seen)
+        if store.supports("ordered_scan"):
+            assert scanned == seen == sorted(seen)
         assert len(list(store.sync.scan("p/", limit=4))) == 4
 
     async def test_scan_limit_must_be_positive(self, store: KeyValueStore) -> None:
@@ -460,6 +459,10 @@ class KeyValueStoreSuite(ConformanceSuite):
         await store.put("forever", {"a": 3})
         long = await store.get("long")
         assert long is not None and long.expires_at is not None and long.expires_at.tzinfo is not None
+        now = datetime.now(UTC)
+        assert now < long.expires_at <= now + timedelta(minutes=11)
+        forever = await store.get("forever")
+        assert forever is not None and forever.expires_at is None
 
         async def gone() -> bool:
             return await store.get("short") is None

@@ -342,6 +342,11 @@ class TopicSuite(ConformanceSuite):
         letter = await _receive_one(dead, what="the dead letter")
         assert letter.id == sent
 
+    async def test_publish_without_subscriptions(self, topic: Topic) -> None:
+        first = await topic.publish({"n": 1})
+        second = topic.sync.publish({"n": 2})
+        assert isinstance(first, str) and isinstance(second, str) and first != second
+
     async def test_body_size_limit(self, topic: Topic) -> None:
         limit = topic.limits.max_body_bytes
         with pytest.raises(InvalidArgument) as info:
