@@ -213,7 +213,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
         [sys.executable, "-m", "overcast", "run", "--host", "127.0.0.1"],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
