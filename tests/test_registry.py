@@ -1,0 +1,119 @@
+"""The registry: URL schemes to provider classes, install hints, third-party entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+import overcast
+from overcast.errors import ConfigError, MissingDependency
+from overcast.resources.registry import known_schemes, register, resolve
+
+
+def unique_scheme() -> str:
+    return "x" + uuid.uuid4().hex[:10]
+
+
+def test_unknown_scheme_names_resource_scheme_and_known_schemes(tmp_path: Path) -> None:
+    (tmp_path / "overcast.toml").write_text('[targets.local]\nkv.users = "dynamo://users"\n')
+    app = overcast.App("demo", config=tmp_path)
+    users = app.kv("users")
+    with pytest.raises(ConfigError) as caught:
+        users.sync.get("u1")
+    message = str(caught.value)
+    assert "'users'" in message
+    assert "'dynamo'" in message
+    assert "dynamodb" in message and "sqlite" in message and "memory" in message
+
+
+def test_scheme_of_another_kind_is_unknown_for_this_kind() -> None:
+    with pytest.raises(ConfigError, match=r"known schemes for cache: .*memory"):
+        overcast.open_cache("sqlite:///x.db", name="sessions")
+
+
+def test_missing_extra_names_the_pip_line() -> None:
+    scheme = unique_scheme()
+    register("kv", scheme, "overcast_provider_that_is_not_installed:Store", extra="fancy")
+    assert scheme in known_schemes("kv")
+    with pytest.raises(MissingDependency) as caught:
+        overcast.open_kv(f"{scheme}://table", name="orders")
+    message = str(caught.value)
+    assert "kv 'orders'" in message
+    assert repr(scheme) in message
+    assert "pip install 'overcast[fancy]'" in message
+    assert isinstance(caught.value, ImportError)
+    assert isinstance(caught.value.__cause__, ImportError)
+
+
+def test_known_cloud_providers_carry_their_install_hint() -> None:
+    from overcast.resources.registry import _registry
+
+    assert _registry[("kv", "dynamodb")].install == "pip install 'overcast[aws]'"
+    assert _registry[("kv", "firestore")].install == "pip install 'overcast[gcp]'"
+    assert _registry[("cache", "momento")].install == "pip install 'overcast[momento]'"
+    assert _registry[("kv", "sqlite")].install is None
+
+
+def test_register_a_provider_directly() -> None:
+    scheme = unique_scheme()
+    register("kv", scheme, "overcast.providers.local.memory:MemoryKeyValueStore")
+    store = overcast.open_kv(f"{scheme}://direct", name="direct")
+    store.sync.put("k", {"v": 1})
+    item = store.sync.get("k")
+    assert item is not None and item.value == {"v": 1}
+    assert resolve("kv", scheme, resource="direct").__name__ == "MemoryKeyValueStore"
+
+
+def test_register_an_unknown_kind() -> None:
+    with pytest.raises(ConfigError, match="unknown resource kind 'table'"):
+        register("table", unique_scheme(), "a:b")
+
+
+PROVIDER = """
+from overcast.providers.local.memory import MemoryKeyValueStore
+
+
+class ThirdPartyStore(MemoryKeyValueStore):
+    \"\"\"A provider shipped by someone else.\"\"\"
+"""
+
+PROBE = """
+import json, overcast
+from overcast.resources.registry import known_schemes
+
+store = overcast.open_kv("thirdparty://t", name="orders")
+store.sync.put("a", {"n": 1})
+print(json.dumps({"cls": type(store).__name__, "value": store.sync.get("a").value,
+                  "known": "thirdparty" in known_schemes("kv")}))
+"""
+
+
+def test_a_third_party_provider_through_its_entry_point(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "thirdparty_provider").mkdir(parents=True)
+    (site / "thirdparty_provider" / "__init__.py").write_text(textwrap.dedent(PROVIDER))
+    dist = site / "thirdparty_provider-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-provider\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[overcast.providers]\nkv.thirdparty = thirdparty_provider:ThirdPartyStore\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"cls": "ThirdPartyStore", "value": {"n": 1}, "known": True}
+
+
+def test_without_the_entry_point_the_scheme_is_unknown(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "unknown scheme 'thirdparty'" in done.stderr
