@@ -24,9 +24,22 @@ from overcast.resources.url import ResourceURL
 
 @dataclass(frozen=True)
 class Case:
+    """One provider under the suites.
+
+    Attributes:
+        url: ``(tmp_path, unique name) -> URL`` of a new, isolated resource.
+        server: the session fixture of the real server the provider talks to (``moto_server``,
+            ``azurite``, ``firestore_emulator``, ...), started before ``url`` is called.
+        set_secret: for secret stores, ``(url, name, value)`` stores a secret behind ``url``.
+        title: the test class name's stem when one scheme appears twice (e.g. SQS FIFO).
+    """
+
     kind: str
     scheme: str
-    url: Callable[[Path, str], str]  # (tmp_path, unique name) -> URL of a new resource
+    url: Callable[[Path, str], str]
+    server: str | None = None
+    set_secret: Callable[[str, str, str], None] | None = None
+    title: str | None = None
 
 
 def _sqlite(tmp: Path, name: str) -> str:
@@ -66,6 +79,10 @@ def set_secret(url: str, name: str, value: str) -> None:
         lines.append(f"{variable}='{value}'")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return
+    for case in CASES:
+        if case.kind == "secret" and case.scheme == parsed.scheme and case.set_secret is not None:
+            case.set_secret(url, name, value)
+            return
     raise AssertionError(f"no way to set a secret for {url}")
 
 
@@ -82,6 +99,12 @@ CASES: list[Case] = [
     Case("secret", "env", _env),
     Case("secret", "memory", _memory),
 ]
+
+# Each family of cloud and self-hosted providers lists its cases in its own module.
+from .families import aws, azure, gcp, momento, postgres, redis  # noqa: E402
+
+for _family in (aws, azure, gcp, redis, postgres, momento):
+    CASES.extend(_family.CASES)
 
 _HANDLE = {"kv": "kv", "bucket": "bucket", "queue": "queue", "topic": "topic", "cache": "cache"}
 
@@ -106,7 +129,11 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
             continue
         provider = resolve(kind, case.scheme, resource=f"conformance {kind}")
 
-        def make_url(self: Any, tmp_path: Path, case: Case = case) -> Callable[..., str]:
+        def make_url(
+            self: Any, tmp_path: Path, request: pytest.FixtureRequest, case: Case = case
+        ) -> Callable[..., str]:
+            if case.server is not None:
+                request.getfixturevalue(case.server)
             if kind == "secret":
                 return lambda ttl: _with_cache_ttl(case.url(tmp_path, f"secret-{uuid.uuid4().hex[:10]}"), ttl)
             return lambda: case.url(tmp_path, f"{kind}-{uuid.uuid4().hex[:10]}")
@@ -117,7 +144,7 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
         def setter(self: Any) -> Callable[[str, str, str], None]:
             return set_secret
 
-        title = case.scheme.capitalize()
+        title = case.title or case.scheme.capitalize()
         common = {"provider": provider, "make_url": pytest.fixture(make_url), "set_secret": pytest.fixture(setter)}
         yield f"Test{title}", type(f"Test{title}", (base,), dict(common))
         yield (
