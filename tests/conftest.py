@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
+from overcast.testing.conformance.plugin import pytest_collection_modifyitems, pytest_configure
 from servers import Server
 from servers.aws import start_moto
 from servers.azure import start_azurite
 from servers.gcp import start_firestore, start_gcs, start_pubsub
 from servers.postgres import start_postgres
 from servers.redis import start_redis
-
-from overcast.testing.conformance.plugin import pytest_collection_modifyitems, pytest_configure
 
 __all__ = ["pytest_collection_modifyitems", "pytest_configure"]
 

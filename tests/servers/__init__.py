@@ -142,4 +142,6 @@ def spawn(
         time.sleep(0.05)
     server.stop()
     tail = log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"{name} did not start on port {port} within {timeout:.0f} s: {' '.join(command)}\n{tail}", pytrace=False)
+    pytest.fail(
+        f"{name} did not start on port {port} within {timeout:.0f} s: {' '.join(command)}\n{tail}", pytrace=False
+    )
