@@ -5,17 +5,61 @@ Importing this package loads no cloud SDK; providers are imported when first use
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib as _importlib
+import typing as _typing
 
 from . import errors
-from .app import App, ScheduledJob, Subscription
-from .resources.blob import BlobStore, ObjectInfo
-from .resources.cache import Cache
-from .resources.kv import Item, KeyValueStore, Page
-from .resources.queue import Message, Queue, Topic
-from .resources.registry import open_resource
-from .resources.secrets import SecretStore
-from .runtime.cloudevent import CloudEvent
+
+if _typing.TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from .app import App, ScheduledJob, Subscription
+    from .resources.blob import BlobStore, ObjectInfo
+    from .resources.cache import Cache
+    from .resources.kv import Item, KeyValueStore, Page
+    from .resources.queue import Message, Queue, Topic
+    from .resources.secrets import SecretStore
+    from .runtime.cloudevent import CloudEvent
+
+# The public names load on first use (PEP 562), so ``import overcast`` costs little and
+# ``overcast --version`` or a module that only declares errors pays for nothing else.
+_LAZY = {
+    "App": ".app",
+    "ScheduledJob": ".app",
+    "Subscription": ".app",
+    "BlobStore": ".resources.blob",
+    "ObjectInfo": ".resources.blob",
+    "Cache": ".resources.cache",
+    "Item": ".resources.kv",
+    "KeyValueStore": ".resources.kv",
+    "Page": ".resources.kv",
+    "Message": ".resources.queue",
+    "Queue": ".resources.queue",
+    "Topic": ".resources.queue",
+    "SecretStore": ".resources.secrets",
+    "CloudEvent": ".runtime.cloudevent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'overcast' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def _open(kind: str, url: str, name: str | None, base_dir: Path | None) -> Any:
+    from .resources.registry import open_resource
+
+    return open_resource(kind, url, name=name, base_dir=base_dir)
+
 
 __version__ = "0.1.0"
 
@@ -47,35 +91,35 @@ __all__ = [
 
 def open_kv(url: str, *, name: str | None = None, base_dir: Path | None = None) -> KeyValueStore:
     """Open a key-value store from its URL (``sqlite:///app.db``, ``dynamodb://table``, ...)."""
-    store: KeyValueStore = open_resource("kv", url, name=name, base_dir=base_dir)
+    store: KeyValueStore = _open("kv", url, name, base_dir)
     return store
 
 
 def open_bucket(url: str, *, name: str | None = None, base_dir: Path | None = None) -> BlobStore:
     """Open an object store from its URL (``file:///dir``, ``s3://bucket/prefix``, ...)."""
-    store: BlobStore = open_resource("bucket", url, name=name, base_dir=base_dir)
+    store: BlobStore = _open("bucket", url, name, base_dir)
     return store
 
 
 def open_queue(url: str, *, name: str | None = None, base_dir: Path | None = None) -> Queue:
     """Open a queue from its URL (``sqlite:///queue.db``, ``sqs://name``, ...)."""
-    queue: Queue = open_resource("queue", url, name=name, base_dir=base_dir)
+    queue: Queue = _open("queue", url, name, base_dir)
     return queue
 
 
 def open_topic(url: str, *, name: str | None = None, base_dir: Path | None = None) -> Topic:
     """Open a topic from its URL (``sqlite:///topic.db``, ``sns://name``, ...)."""
-    topic: Topic = open_resource("topic", url, name=name, base_dir=base_dir)
+    topic: Topic = _open("topic", url, name, base_dir)
     return topic
 
 
 def open_cache(url: str, *, name: str | None = None, base_dir: Path | None = None) -> Cache:
     """Open a cache from its URL (``memory://``, ``redis://host:6379/0``, ...)."""
-    cache: Cache = open_resource("cache", url, name=name, base_dir=base_dir)
+    cache: Cache = _open("cache", url, name, base_dir)
     return cache
 
 
 def open_secrets(url: str, *, name: str | None = None, base_dir: Path | None = None) -> SecretStore:
     """Open a secret store from its URL (``env://``, ``secretsmanager://``, ...)."""
-    store: SecretStore = open_resource("secret", url, name=name, base_dir=base_dir)
+    store: SecretStore = _open("secret", url, name, base_dir)
     return store

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,12 +234,10 @@ class App:
 
 def _caller_folder() -> Path:
     """The folder of the module that created the App, where overcast.toml usually sits."""
-    frame = inspect.currentframe()
     try:
-        caller = frame.f_back.f_back if frame and frame.f_back else None
-        filename = caller.f_globals.get("__file__") if caller else None
-    finally:
-        del frame
+        filename = sys._getframe(2).f_globals.get("__file__")
+    except ValueError:  # called from the top of the stack
+        filename = None
     return Path(filename).resolve().parent if filename else Path.cwd()
 
 

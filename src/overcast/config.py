@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +131,8 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    import tomllib  # only when a file is read: it is not free to import
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -66,6 +65,8 @@ class Resource:
 
     async def aclose(self) -> None:
         """Release connections and clients."""
+        import asyncio
+
         await asyncio.sleep(0)
         self.close()
 

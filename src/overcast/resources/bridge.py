@@ -9,11 +9,15 @@ go to a worker thread so they never stall the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+# asyncio is imported where it is used, not here: it is a third of ``import overcast``'s cost,
+# and declaring an App needs none of it.
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -25,6 +29,8 @@ _lock = threading.Lock()
 
 def _portal() -> asyncio.AbstractEventLoop:
     global _loop, _thread
+    import asyncio
+
     with _lock:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
@@ -52,6 +58,8 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     async def wrap() -> T:
         return await awaitable
 
+    import asyncio
+
     return asyncio.run_coroutine_threadsafe(wrap(), loop).result()
 
 
@@ -66,6 +74,8 @@ def iterate_sync(iterator: AsyncIterator[T]) -> Iterator[T]:
 
 async def offload(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking call in a worker thread, keeping the event loop free."""
+    import asyncio
+
     return await asyncio.to_thread(func, *args, **kwargs)
 
 

@@ -62,7 +62,10 @@ def decode_key(encoded: str) -> str:
             pair = encoded[i + 1 : i + 3]
             if len(pair) != 2 or any(c not in _HEX for c in pair):
                 raise InvalidArgument(f"encoded key {encoded!r} has a bad escape at {i}")
-            raw.append(int(pair, 16))
+            byte = int(pair, 16)
+            if byte in _SAFE:  # encode_key leaves safe bytes as they are: one text per key
+                raise InvalidArgument(f"encoded key {encoded!r} escapes a safe character at {i}")
+            raw.append(byte)
             i += 3
             continue
         if ord(char) >= 128 or ord(char) not in _SAFE:

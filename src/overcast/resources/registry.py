@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +91,7 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
+    from importlib.metadata import entry_points  # costly to import; needed only to resolve a scheme
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         kind, _, scheme = ep.name.partition(".")
         if kind in KINDS and scheme:
