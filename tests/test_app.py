@@ -249,3 +249,46 @@ def test_target_switch_reopens_resources(app: overcast.App, tmp_path: Path, monk
     app.reset()
     item = users.sync.get("u1")
     assert item is not None and item.value == {"where": "sqlite"}
+
+
+def test_a_queue_subscribers_max_attempts_becomes_the_queues_limit(tmp_path: Path) -> None:
+    (tmp_path / "overcast.toml").write_text('[targets.local]\ndefaults.queue = "memory://{app}-{name}"\n')
+    app = overcast.App(f"q{uuid.uuid4().hex[:8]}", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+
+    @app.subscribe(jobs, max_attempts=2)
+    def work(event: overcast.CloudEvent) -> None:
+        raise RuntimeError("always")
+
+    assert jobs.resolved_url().option("max_attempts") == "2"
+    jobs.sync.send({"n": 1})
+    for _ in range(2):
+        (message,) = jobs.sync.receive(visibility_timeout=30)
+        jobs.sync.nack(message)
+    assert jobs.sync.receive(wait=0) == []
+    (dead,) = jobs.dead_letters().sync.receive()
+    assert dead.body == {"n": 1}
+
+
+def test_a_queue_url_and_its_subscriber_may_not_disagree_on_max_attempts(tmp_path: Path) -> None:
+    (tmp_path / "overcast.toml").write_text('[targets.local]\nqueue.jobs = "memory://jobs-x?max_attempts=4"\n')
+    app = overcast.App("disagree", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+    app.subscribe(jobs, max_attempts=2, name="worker")(lambda event: None)
+    with pytest.raises(ConfigError, match=r"max_attempts=4 .* max_attempts=2"):
+        jobs.sync.send({"n": 1})
+
+
+def test_a_queue_handle_keeps_its_providers_default_visibility_timeout(tmp_path: Path) -> None:
+    from overcast.providers.local.memory import MemoryQueue
+
+    class SlowQueue(MemoryQueue):
+        default_visibility_timeout = 90.0
+
+    from overcast.resources.registry import register
+
+    register("queue", "slowmem", f"{__name__}:_SlowQueue")
+    globals()["_SlowQueue"] = SlowQueue
+    (tmp_path / "overcast.toml").write_text('[targets.local]\nqueue.jobs = "slowmem://jobs-vis"\n')
+    app = overcast.App("vis", config=tmp_path / "overcast.toml")
+    assert app.queue("jobs").visibility_default() == 90.0

@@ -242,3 +242,9 @@ def test_overcast_run_serves_on_port_from_the_environment(served: tuple[str, str
     assert response.status_code == 200
     assert response.text == f"hello from {name}"
     assert "server" not in response.headers
+
+
+def test_run_refuses_in_process_workers_in_several_server_processes(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["run", str(tmp_path), "--workers", "2", "--with-workers"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1
+    assert "every schedule would fire 2 times" in result.output

@@ -28,6 +28,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[..., Awaitable[Any] | Any]
 
 
+#: deliveries before a message goes to the dead letters, unless a subscription says otherwise
+DEFAULT_MAX_ATTEMPTS = 5
+
+
 @dataclass(frozen=True)
 class Subscription:
     """A handler bound to a queue or a topic.
@@ -40,7 +44,7 @@ class Subscription:
     source: QueueHandle | TopicHandle
     handler: Handler
     critical: bool = True
-    max_attempts: int = 5
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True)
@@ -169,17 +173,21 @@ class App:
         *,
         critical: bool = True,
         name: str | None = None,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
     ) -> Callable[[F], F]:
         """Run the decorated function for each message on ``source`` (a queue or topic handle).
 
         The handler takes one :class:`~overcast.CloudEvent`. Raising makes the
-        message come back later; after ``max_attempts`` deliveries it goes to the
-        dead-letter queue.
+        message come back later; after ``max_attempts`` deliveries (default 5) it goes
+        to the dead-letter queue. On a topic the limit is the subscription's; on a
+        queue it becomes the queue's ``max_attempts`` option, so a queue URL that sets
+        another value is an error.
         """
         if not isinstance(source, (QueueHandle, TopicHandle)) or source.app is not self:
             raise ConfigError(f"{self.name}: subscribe() takes a queue or topic declared on this app, got {source!r}")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
             raise ConfigError(f"{self.name}: max_attempts must be a positive int, got {max_attempts!r}")
 
         def decorate(func: F) -> F:
@@ -191,7 +199,10 @@ class App:
                 raise ConfigError(
                     f"{self.name}: queue {source.resource_name!r} already has a consumer; use a topic to fan out"
                 )
-            self.subscriptions.append(Subscription(sub_name, source, func, critical, max_attempts))
+            limit = max_attempts if max_attempts is not None else DEFAULT_MAX_ATTEMPTS
+            if isinstance(source, QueueHandle) and max_attempts is not None:
+                source.consumer_max_attempts = max_attempts
+            self.subscriptions.append(Subscription(sub_name, source, func, critical, limit))
             return func
 
         return decorate

@@ -196,6 +196,11 @@ def run(
 
     from .runtime.loader import load_app
 
+    if workers > 1 and with_workers:
+        raise ConfigError(
+            "--with-workers delivers messages and fires schedules in the server process: with "
+            f"--workers {workers} every schedule would fire {workers} times; use --workers 1 with --with-workers"
+        )
     listen = port if port is not None else _default_port()
     loaded = load_app(app)
     loaded.config.target()
@@ -210,12 +215,7 @@ def run(
     }
     if workers > 1:
         os.environ.update(_app_env(app))
-        factory = (
-            "overcast.providers.local.devserver:create_dev_asgi"
-            if with_workers
-            else "overcast.runtime.loader:create_asgi"
-        )
-        uvicorn.run(factory, factory=True, workers=workers, **options)
+        uvicorn.run("overcast.runtime.loader:create_asgi", factory=True, workers=workers, **options)
         return
     if with_workers:
         from .providers.local.devserver import dev_asgi

@@ -9,6 +9,7 @@ handle keeps the access the code asked for (``allow``) and the access it used
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .errors import ConfigError
@@ -118,6 +119,24 @@ class QueueHandle(_Declared[Any], ForwardingQueue):
     def __init__(self, app: App, name: str, allow: frozenset[str] = ACCESS) -> None:
         ForwardingQueue.__init__(self, None, name=name)
         self._declare(app, name, allow)
+        #: set by ``@app.subscribe(queue, max_attempts=N)``: the consumer's dead-letter limit,
+        #: passed to the provider as its ``max_attempts`` option.
+        self.consumer_max_attempts: int | None = None
+
+    def resolved_url(self) -> ResourceURL:
+        url = super().resolved_url()
+        wanted = self.consumer_max_attempts
+        if wanted is None:
+            return url
+        given = url.option("max_attempts")
+        if given is None:
+            return replace(url, options={**url.options, "max_attempts": str(wanted)})
+        if given != str(wanted):
+            raise ConfigError(
+                f"queue {self.resource_name!r}: its URL sets max_attempts={given} but its subscriber asks for "
+                f"max_attempts={wanted}; keep one"
+            )
+        return url
 
 
 class TopicHandle(_Declared[Any], ForwardingTopic):

@@ -241,6 +241,9 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
 
+    def visibility_default(self) -> float:
+        return self._target().visibility_default()
+
     async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         self._used("write")
         return await self._target().send(decode_body(data), delay=delay, attributes=attributes)

@@ -175,7 +175,12 @@ class Queue(_Sender):
             maximum=self.limits.max_visibility_timeout,
         )
         wait_s = seconds(wait, name="wait", resource=self.name, maximum=self.limits.max_wait)
-        return max_messages, self.default_visibility_timeout if vis is None else vis, wait_s or 0.0
+        return max_messages, self.visibility_default() if vis is None else vis, wait_s or 0.0
+
+    def visibility_default(self) -> float:
+        """Seconds a received message stays invisible when ``receive`` is not told (a provider
+        whose queues carry their own setting, such as SQS, returns that)."""
+        return self.default_visibility_timeout
 
     def _check_message(self, message: Message) -> Message:
         if not isinstance(message, Message) or not message.receipt:
