@@ -231,3 +231,28 @@ def test_a_forked_child_opens_its_own_connection_and_versions(tmp_path: Path) ->
     assert os.waitstatus_to_exitcode(status) == 0
     item = store.sync.get("k")
     assert item is not None and item.value == {"n": 2}
+
+
+def test_an_async_put_waits_in_a_thread_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    store = SQLiteKeyValueStore(_url(tmp_path / "kv.db"))
+    store.sync.put("seed", {"n": 0})
+    holder = sqlite3.connect(tmp_path / "kv.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction, still open
+
+    async def scenario() -> tuple[bool, int, str]:
+        put = asyncio.create_task(store.put("k", {"n": 1}))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the put waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        waiting = not put.done()
+        holder.execute("COMMIT")
+        version = await put
+        return waiting, ticks, version
+
+    waiting, ticks, version = asyncio.run(scenario())
+    assert waiting and ticks == 20
+    item = store.sync.get("k")
+    assert item is not None and item.value == {"n": 1} and item.version == version
+    holder.close()
+    store.close()
