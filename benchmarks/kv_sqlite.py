@@ -114,8 +114,8 @@ def main() -> None:
         [
             ("put, kv.sync", results["put"], results["raw put"], ">= 0.70x"),
             ("get, kv.sync", results["get"], results["raw get"], ">= 0.70x"),
-            ("put, await kv (writes in a thread)", results["aput"], results["raw put"], "(reported)"),
-            ("get, await kv (reads inline)", results["aget"], results["raw get"], "(reported)"),
+            ("put, await kv", results["aput"], results["raw put"], "(reported)"),
+            ("get, await kv", results["aget"], results["raw get"], "(reported)"),
         ],
     )
 
