@@ -21,6 +21,7 @@ from .handles import (
 )
 from .resources.url import ResourceURL
 from .runtime.schedule import Schedule, parse_schedule
+from .telemetry import _state as _telemetry
 
 __all__ = ["App", "Schedule", "ScheduledJob", "Subscription"]
 
@@ -74,6 +75,7 @@ class App:
         self.schedules: list[ScheduledJob] = []
         self.http_app: Any = None
         self._asgi: Any = None
+        self._observed_asgi: Any = None
 
     # -- configuration ----------------------------------------------------------------
 
@@ -155,16 +157,23 @@ class App:
         if not callable(asgi_or_wsgi_app):
             raise ConfigError(f"{self.name}: app.http() takes an ASGI or WSGI app, got {asgi_or_wsgi_app!r}")
         self.http_app = asgi_or_wsgi_app
-        self._asgi = None
+        self._asgi = self._observed_asgi = None
         return asgi_or_wsgi_app
 
     @property
     def asgi(self) -> Any:
-        """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi)."""
+        """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi); while telemetry is on,
+        inside a middleware that traces and counts each request."""
         if self._asgi is None:
             from .runtime.asgi import as_asgi
 
             self._asgi = as_asgi(self.http_app, name=self.name)
+        if _telemetry.ENABLED:
+            if self._observed_asgi is None:
+                from .telemetry.http import TelemetryMiddleware
+
+                self._observed_asgi = TelemetryMiddleware(self._asgi)
+            return self._observed_asgi
         return self._asgi
 
     def subscribe(

@@ -162,11 +162,13 @@ def dev(
             reload_dirs=[str(folder)],
             reload_includes=["*.py", "overcast.toml"],
             lifespan="on",
+            access_log=False,  # the dev server prints each request with its upstream calls
         )
     else:
-        from .providers.local.devserver import dev_asgi
+        from .providers.local.devserver import dev_asgi, watch_requests
 
-        uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on")
+        watch_requests(loaded)
+        uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on", access_log=False)
 
 
 def _default_port() -> int:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from ..errors import InvalidArgument
+from ..telemetry import _state as _telemetry
 from . import bridge
 from .base import Resource
 from .keys import check_key
@@ -110,6 +111,10 @@ class _Sender(Resource):
             check_key(name, max_bytes=256, resource=self.name, what="attribute name")
             if not isinstance(value, str):
                 raise InvalidArgument(f"{self.name}: attribute {name!r} must be a str", resource=self.name)
+        if _telemetry.ENABLED and _telemetry.instruments.otel:
+            from ..telemetry.propagation import inject
+
+            inject(attrs, room=self.limits.max_attributes - len(attrs))
         return data, attrs
 
 

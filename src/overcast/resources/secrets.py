@@ -13,6 +13,7 @@ import time
 from typing import ClassVar
 
 from ..errors import InvalidArgument
+from ..telemetry import redact
 from . import bridge
 from .base import Resource
 from .keys import check_key
@@ -103,7 +104,9 @@ class Secret:
         self.name = name
 
     async def get(self) -> str:
-        return await self.store.get(self.name)
+        value = await self.store.get(self.name)
+        redact(value)
+        return value
 
     @property
     def sync(self) -> _SyncSecret:
@@ -117,4 +120,6 @@ class _SyncSecret:
         self.secret = secret
 
     def get(self) -> str:
-        return self.secret.store.sync.get(self.secret.name)
+        value = self.secret.store.sync.get(self.secret.name)
+        redact(value)
+        return value

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..resources.queue import Message, Queue
+from ..telemetry import _state as _telemetry
 from .cloudevent import CloudEvent
 
 if TYPE_CHECKING:
@@ -162,7 +163,10 @@ async def deliver(
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
     started = time.perf_counter()
     try:
-        await call_handler(subscription.handler, event)
+        if _telemetry.ENABLED:
+            await _traced(subscription.name, label, message, event, subscription.handler)
+        else:
+            await call_handler(subscription.handler, event)
     except Exception as exc:
         duration = time.perf_counter() - started
         last = message.attempts >= limit
@@ -196,13 +200,40 @@ async def deliver(
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
 
 
+async def _traced(handler_name: str, label: str, message: Message, event: CloudEvent, handler: Any) -> None:
+    """Run a subscriber in a span continuing the sender's trace, counting the invocation."""
+    from ..telemetry import count
+    from ..telemetry.propagation import consumer_span
+
+    count("invocations", handler=handler_name)
+    attributes = {
+        "messaging.destination.name": label,
+        "messaging.message.id": message.id,
+        "overcast.handler": handler_name,
+    }
+    try:
+        with consumer_span(f"process {label}", message.attributes, attributes):
+            await call_handler(handler, event)
+    except Exception:
+        count("errors", handler=handler_name)
+        raise
+
+
 async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = None) -> Delivery:
     """Fire ``job`` once (its handler gets the event if it takes an argument); never raises."""
     event = schedule_event(job, app=app, at=at)
     started = time.perf_counter()
     try:
+        if _telemetry.ENABLED:
+            from ..telemetry import count
+
+            count("invocations", handler=job.name)
         await call_handler(job.handler, event if _takes_event(job.handler) else None)
     except Exception as exc:
+        if _telemetry.ENABLED:
+            from ..telemetry import count
+
+            count("errors", handler=job.name)
         duration = time.perf_counter() - started
         log.warning("schedule %s failed: %r", job.name, exc, exc_info=exc)
         return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from ...app import App, ScheduledJob, Subscription
+    from ...telemetry.http import RequestSummary
 
 __all__ = ["DevASGI", "DevWorkers", "create_dev_asgi", "dev_asgi", "print_delivery", "run_consumer", "run_scheduler"]
 
@@ -359,7 +360,44 @@ def create_dev_asgi() -> DevASGI:
 
     spec = os.environ.get(APP_ENV) or None
     folder = os.environ.get(APP_DIR_ENV)
-    return dev_asgi(load_app(spec, cwd=Path(folder) if folder else None))
+    app = load_app(spec, cwd=Path(folder) if folder else None)
+    from rich.console import Console
+
+    watch_requests(app, Console(stderr=True))
+    return dev_asgi(app)
+
+
+def watch_requests(app: App, console: Console | None = None) -> None:
+    """Print one line per request (method, path, status, time, and every upstream call with
+    its time), and turn on OpenTelemetry too if the environment asks (``OTEL_*``)."""
+    from ... import telemetry
+
+    telemetry.configure_from_env(target=app.target, cloud="local")
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    telemetry.summarize_requests(print_request(console))
+
+
+def print_request(console: Console) -> Callable[[RequestSummary], None]:
+    """A request printer for :func:`overcast.telemetry.summarize_requests`."""
+    from rich.markup import escape
+
+    def show(summary: RequestSummary) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        style = "green" if summary.status < 400 else ("yellow" if summary.status < 500 else "red")
+        line = (
+            f"[dim]{stamp}[/] [bold]{escape(summary.method)}[/] {escape(summary.path)} "
+            f"[{style}]{summary.status}[/] [dim]{summary.seconds * 1000:.1f} ms[/]"
+        )
+        for upstream, operation, resource, outcome, seconds in summary.calls:
+            mark = "" if outcome == "ok" else f" [yellow]{escape(outcome)}[/]"
+            call = f"{escape(upstream)} {escape(operation)} {escape(resource)} {seconds * 1000:.2f} ms"
+            line += f"\n    [dim]↳[/] {call}{mark}"
+        console.print(line, highlight=False, soft_wrap=True)
+
+    return show
 
 
 def dev_asgi(app: App, *, provision: bool = True) -> DevASGI:

@@ -1,0 +1,208 @@
+"""Telemetry on OpenTelemetry: upstream latency, counters, traces and structured logs.
+
+Off by default, and then free: nothing is wrapped and no OpenTelemetry module is
+imported. Turn it on with :func:`configure` (the cloud runtimes and ``overcast dev``
+call :func:`configure_from_env`, which does so when the environment asks for it).
+
+Once on:
+
+- every provider operation records ``overcast.upstream.duration`` (histogram, seconds)
+  with attributes ``upstream`` (``dynamodb``, ``firestore``, ``sqlite``, ...),
+  ``operation``, ``resource`` and ``outcome`` (``ok``, ``conflict``, ``not_found``,
+  ``throttled``, ``unavailable``, ``invalid``, ``error``), and a client span when
+  tracing;
+- counters ``overcast.retries``, ``overcast.throttles``, ``overcast.invocations``,
+  ``overcast.errors``, ``overcast.cold_starts`` (and the resilience layer's
+  ``overcast.circuit.changes``), fed by :func:`count`;
+- W3C trace context goes from the current span into every message sent or published
+  (``traceparent`` / ``tracestate`` attributes) and back out into the subscriber's span;
+- values read through ``app.secret`` are replaced by ``[REDACTED]`` in logs (through
+  :class:`overcast.telemetry.logs.JsonFormatter` or :func:`redacting_filter`) and in
+  metric attributes.
+
+The standard ``OTEL_*`` variables are honoured: ``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``
+(``otlp``, ``console``, ``none``), ``OTEL_EXPORTER_OTLP_ENDPOINT`` and the rest of
+the OTLP exporter's settings, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_SDK_DISABLED``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import _state
+from ._state import count, redact_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+    from .http import RequestSummary
+
+__all__ = [
+    "COUNTERS",
+    "configure",
+    "configure_from_env",
+    "count",
+    "enabled",
+    "forget_secrets",
+    "redact",
+    "redact_text",
+    "shutdown",
+    "summarize_requests",
+]
+
+#: The counters :func:`count` feeds, ``overcast.<name>``.
+COUNTERS = {
+    "retries": "Provider calls retried after a transient error",
+    "throttles": "Provider calls refused for throttling",
+    "invocations": "Handler invocations (HTTP requests, messages, schedules)",
+    "errors": "Handler invocations that raised",
+    "cold_starts": "First invocations of a process",
+    "circuit.changes": "Circuit-breaker state changes",
+}
+
+_providers: dict[str, Any] = {}
+
+
+def enabled() -> bool:
+    return _state.ENABLED
+
+
+def redact(value: str) -> None:
+    """Never let ``value`` appear in logs or metric attributes (``app.secret`` does this)."""
+    if value and len(value) >= 4:  # shorter values would redact ordinary words
+        _state.secrets.add(value)
+
+
+def forget_secrets() -> None:
+    _state.secrets.clear()
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    target: str | None = None,
+    cloud: str | None = None,
+    metric_readers: Iterable[MetricReader] | None = None,
+    span_processors: Iterable[SpanProcessor] | None = None,
+    set_global: bool = True,
+) -> None:
+    """Turn telemetry on.
+
+    Args:
+        service_name: ``service.name``; default ``OTEL_SERVICE_NAME``, else the SDK's.
+        target, cloud: recorded on the resource and in every log line.
+        metric_readers: readers to add (a test's ``InMemoryMetricReader``); without any,
+            the exporters named by ``OTEL_METRICS_EXPORTER`` (and the cloud's native one).
+        span_processors: likewise for spans and ``OTEL_TRACES_EXPORTER``.
+        set_global: also make these the process's global OpenTelemetry providers when
+            none is set yet, so the app's own spans join the same traces.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from . import _exporters, _instrument
+
+    shutdown()
+    attributes: dict[str, Any] = {"overcast.target": target or "local", "cloud.provider": cloud or "local"}
+    if service_name:
+        attributes["service.name"] = service_name
+    resource = Resource.create(attributes)
+    readers = list(metric_readers) if metric_readers is not None else _exporters.metric_readers(cloud)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    tracer_provider = TracerProvider(resource=resource)
+    processors = list(span_processors) if span_processors is not None else _exporters.span_processors()
+    for processor in processors:
+        tracer_provider.add_span_processor(processor)
+    if set_global:
+        _set_global(meter_provider, tracer_provider)
+    meter = meter_provider.get_meter("overcast")
+    instruments = _state.instruments
+    instruments.upstream_duration = meter.create_histogram(
+        "overcast.upstream.duration", unit="s", description="Time spent in calls to the services behind resources"
+    )
+    instruments.counters = {
+        name: meter.create_counter(f"overcast.{name}", description=text) for name, text in COUNTERS.items()
+    }
+    instruments.tracer = tracer_provider.get_tracer("overcast") if processors else None
+    instruments.target = target or "local"
+    instruments.cloud = cloud or "local"
+    instruments.otel = True
+    _providers.update(meter=meter_provider, tracer=tracer_provider)
+    _instrument.install()
+    _state.ENABLED = True
+
+
+def summarize_requests(listener: Callable[[RequestSummary], None] | None) -> None:
+    """Time provider calls and hand each HTTP request's summary to ``listener`` (``overcast
+    dev`` prints them). Needs no OpenTelemetry; keeps what :func:`configure` set up."""
+    from . import _instrument
+
+    _state.request_listener = listener
+    if listener is not None:
+        _instrument.install()
+        _state.ENABLED = True
+    elif not _state.instruments.otel:
+        _state.ENABLED = False
+
+
+def configure_from_env(*, target: str | None = None, cloud: str | None = None, default: bool = False) -> bool:
+    """Turn telemetry on if the environment asks: ``OVERCAST_TELEMETRY=1``, an ``OTEL_*``
+    exporter or endpoint, or ``default`` (a cloud runtime's own choice). Returns whether on."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    flag = os.environ.get("OVERCAST_TELEMETRY", "").lower()
+    if flag in ("0", "false", "off"):
+        return False
+    wanted = (
+        default
+        or flag in ("1", "true", "on")
+        or any(
+            os.environ.get(name, "none").lower() != "none" for name in ("OTEL_METRICS_EXPORTER", "OTEL_TRACES_EXPORTER")
+        )
+        or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    )
+    if not wanted:
+        return False
+    try:
+        configure(target=target, cloud=cloud)
+    except ImportError as exc:
+        from ..errors import MissingDependency
+
+        raise MissingDependency(
+            f"telemetry was asked for but OpenTelemetry is not installed ({exc}); "
+            "run: pip install 'overcast[telemetry]'"
+        ) from exc
+    return True
+
+
+def shutdown() -> None:
+    """Flush and turn telemetry off (wrapped hooks stay, and cost one flag check)."""
+    _state.ENABLED = _state.request_listener is not None
+    _state.instruments.otel = False
+    _state.instruments.upstream_duration = None
+    _state.instruments.counters = {}
+    _state.instruments.tracer = None
+    meter, tracer = _providers.pop("meter", None), _providers.pop("tracer", None)
+    for provider in (meter, tracer):
+        if provider is not None:
+            provider.shutdown()
+
+
+def _set_global(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> None:
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+    if isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider)):
+        trace.set_tracer_provider(tracer_provider)
+    current = metrics.get_meter_provider()
+    if isinstance(current, NoOpMeterProvider) or type(current).__name__ == "_ProxyMeterProvider":
+        metrics.set_meter_provider(meter_provider)

@@ -1,0 +1,64 @@
+"""What the instrumented code checks on its hot path: one module-level flag.
+
+Nothing here imports OpenTelemetry. While telemetry is off (the default), every hook
+below returns after reading ``ENABLED``; :func:`overcast.telemetry.configure` turns it
+on and fills in the instruments.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any
+
+#: True once telemetry is configured; read on every instrumented call.
+ENABLED = False
+
+
+@dataclass
+class Instruments:
+    """The OpenTelemetry instruments and tracer, set by ``configure``."""
+
+    upstream_duration: Any = None
+    counters: dict[str, Any] = field(default_factory=dict)
+    tracer: Any = None
+    #: OpenTelemetry is configured: trace context is propagated and read into logs.
+    otel: bool = False
+    target: str = "local"
+    cloud: str = "local"
+
+
+instruments = Instruments()
+
+#: Upstream calls of the current request, for the dev server's per-request summary.
+request_calls: contextvars.ContextVar[list[tuple[str, str, str, str, float]] | None] = contextvars.ContextVar(
+    "overcast_request_calls", default=None
+)
+
+#: Called with each request's summary when set (``overcast dev`` prints it).
+request_listener: Any = None
+
+#: Set while an instrumented provider call runs, so a hook calling another hook counts once.
+in_upstream: contextvars.ContextVar[bool] = contextvars.ContextVar("overcast_in_upstream", default=False)
+
+#: Values read through ``app.secret``: replaced by ``[REDACTED]`` in logs and metric attributes.
+secrets: set[str] = set()
+
+REDACTED = "[REDACTED]"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every known secret value replaced."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def count(name: str, amount: int = 1, **attributes: str) -> None:
+    """Add to counter ``overcast.<name>`` (``retries``, ``throttles``, ...); free while off."""
+    if not ENABLED:
+        return
+    counter = instruments.counters.get(name)
+    if counter is not None:
+        counter.add(amount, {k: redact_text(v) for k, v in attributes.items()} if secrets else attributes)

@@ -1,0 +1,79 @@
+"""ASGI middleware: a server span per request, invocation counts, and the upstream calls
+each request made (for ``overcast dev``'s per-request summary). A pass-through while off."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _state
+from .propagation import server_span
+
+__all__ = ["RequestSummary", "TelemetryMiddleware"]
+
+
+class RequestSummary:
+    """What one request did: method, path, status, seconds, and its upstream calls."""
+
+    __slots__ = ("calls", "method", "path", "seconds", "status")
+
+    def __init__(
+        self, method: str, path: str, status: int, seconds: float, calls: list[tuple[str, str, str, str, float]]
+    ) -> None:
+        self.method, self.path, self.status, self.seconds, self.calls = method, path, status, seconds, calls
+
+    def render(self) -> str:
+        head = f"{self.method} {self.path} {self.status} {self.seconds * 1000:.1f} ms"
+        if not self.calls:
+            return head
+        parts = [
+            f"{upstream} {operation} {resource} {seconds * 1000:.1f} ms" + ("" if outcome == "ok" else f" {outcome}")
+            for upstream, operation, resource, outcome, seconds in self.calls
+        ]
+        return head + " | " + ", ".join(parts)
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: Any, *, on_request: Callable[[RequestSummary], None] | None = None) -> None:
+        self.app = app
+        self.on_request = on_request
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not _state.ENABLED or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from . import count
+
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        status = 500
+        calls: list[tuple[str, str, str, str, float]] = []
+        token = _state.request_calls.set(calls)
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        start = time.perf_counter()
+        count("invocations", handler="http")
+        try:
+            with server_span(f"{method} {path}", headers, {"http.request.method": method, "url.path": path}) as span:
+                try:
+                    await self.app(scope, receive, capture)
+                finally:
+                    if span is not None:
+                        span.set_attribute("http.response.status_code", status)
+        except BaseException:
+            count("errors", handler="http")
+            raise
+        else:
+            if status >= 500:
+                count("errors", handler="http")
+        finally:
+            _state.request_calls.reset(token)
+            listener = self.on_request or _state.request_listener
+            if listener is not None:
+                listener(RequestSummary(method, path, status, time.perf_counter() - start, calls))

@@ -1,0 +1,125 @@
+"""Every provider operation records overcast.upstream.duration once, with its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import overcast
+from overcast.errors import Conflict
+
+from .conftest import Recorded
+
+
+def test_importing_telemetry_loads_no_cloud_sdk_and_no_opentelemetry() -> None:
+    code = (
+        "import sys, overcast.telemetry, overcast.telemetry.logs, overcast.telemetry.http\n"
+        "heavy = {'boto3', 'botocore', 'google', 'azure', 'redis', 'psycopg', 'momento', 'grpc', 'opentelemetry'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_sync_and_async_calls_are_counted_once_each_with_outcomes(recorded: Recorded, tmp_path: Path) -> None:
+    kv = overcast.open_kv(f"sqlite:///{tmp_path}/kv.db", name="users")
+    version = kv.sync.put("a", {"n": 1})
+    with pytest.raises(Conflict):
+        kv.sync.put("a", {"n": 2}, if_version="stale")
+
+    async def scenario() -> None:
+        await kv.put("b", {"n": 1})
+        await kv.get("a")
+        await kv.get("missing")
+        await kv.put("a", {"n": 3}, if_version=version)
+
+    asyncio.run(scenario())
+    assert recorded.upstream(upstream="sqlite", operation="put", resource="users", outcome="ok") == 3
+    assert recorded.upstream(upstream="sqlite", operation="put", resource="users", outcome="conflict") == 1
+    assert recorded.upstream(upstream="sqlite", operation="get", resource="users", outcome="ok") == 2
+    durations = [p for p in recorded.points("overcast.upstream.duration") if p.attributes["operation"] == "put"]
+    assert all(p.min >= 0 and p.max < 5 for p in durations)
+    kv.close()
+
+
+def test_a_call_through_an_app_handle_counts_once_under_the_resource_name(recorded: Recorded, tmp_path: Path) -> None:
+    (tmp_path / "overcast.toml").write_text('[targets.local]\ndefaults.cache = "memory://{app}-{name}"\n')
+    app = overcast.App(f"t{uuid.uuid4().hex[:8]}", config=tmp_path / "overcast.toml")
+    cache = app.cache("sessions")
+    cache.sync.set("k", {"v": 1})
+    asyncio.run(cache.get("k"))
+    assert recorded.upstream(upstream="memory", operation="set", resource="sessions") == 1
+    assert recorded.upstream(upstream="memory", operation="get", resource="sessions") == 1
+    assert recorded.upstream(resource="sessions") == 2
+
+
+def test_spans_name_the_upstream_and_operation(recorded: Recorded, tmp_path: Path) -> None:
+    bucket = overcast.open_bucket(f"file:///{tmp_path}/b", name="files")
+    bucket.sync.put("x.txt", b"hello")
+    names = [span.name for span in recorded.spans.get_finished_spans()]
+    assert "files put" in names
+    span = next(s for s in recorded.spans.get_finished_spans() if s.name == "files put")
+    assert span.attributes["overcast.resource"] == "files"
+
+
+def test_providers_defined_after_configure_are_timed_too(recorded: Recorded) -> None:
+    from overcast.providers.local.memory import MemoryKeyValueStore
+
+    class LateStore(MemoryKeyValueStore):
+        def _get_blocking(self, key: str):  # type: ignore[no-untyped-def]
+            return super()._get_blocking(key)
+
+    store = LateStore("memory://late-" + uuid.uuid4().hex[:6], name="late")
+    store.sync.get("k")
+    assert recorded.upstream(resource="late", operation="get") == 1
+
+
+def test_off_times_nothing_and_a_request_listener_alone_times_calls() -> None:
+    from overcast import telemetry
+    from overcast.telemetry import _state
+
+    assert not _state.ENABLED
+    kv = overcast.open_kv("memory://off-" + uuid.uuid4().hex[:6], name="quiet")
+    calls: list[tuple[str, str, str, str, float]] = []
+    token = _state.request_calls.set(calls)
+    try:
+        kv.sync.put("a", {"n": 1})
+        assert calls == []
+        telemetry.summarize_requests(lambda summary: None)  # what overcast dev does: no OpenTelemetry
+        try:
+            kv.sync.get("a")
+        finally:
+            telemetry.summarize_requests(None)
+        kv.sync.get("a")
+    finally:
+        _state.request_calls.reset(token)
+    assert [(c[0], c[1], c[2], c[3]) for c in calls] == [("memory", "get", "quiet", "ok")]
+    assert not _state.ENABLED
+
+
+def test_counters_count_handler_invocations_and_errors(recorded: Recorded, tmp_path: Path) -> None:
+    from overcast.runtime.dispatch import deliver
+
+    (tmp_path / "overcast.toml").write_text('[targets.local]\ndefaults.queue = "memory://{app}-{name}"\n')
+    app = overcast.App(f"c{uuid.uuid4().hex[:8]}", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+
+    @app.subscribe(jobs)
+    def fail(event: overcast.CloudEvent) -> None:
+        raise RuntimeError("no")
+
+    async def scenario() -> None:
+        await jobs.send({"n": 1})
+        (message,) = await jobs.receive()
+        await deliver(app.subscriptions[0], jobs, message, app=app.name)
+
+    asyncio.run(scenario())
+    invocations = recorded.points("overcast.invocations")
+    errors = recorded.points("overcast.errors")
+    assert sum(p.value for p in invocations if p.attributes["handler"] == "fail") == 1
+    assert sum(p.value for p in errors if p.attributes["handler"] == "fail") == 1
