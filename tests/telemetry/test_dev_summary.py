@@ -1,0 +1,45 @@
+"""overcast dev prints one line per request with each upstream call and its time."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import overcast
+from overcast import telemetry
+from overcast.providers.local.devserver import print_request
+
+
+def test_each_request_is_printed_with_its_upstream_calls(tmp_path: Path) -> None:
+    (tmp_path / "overcast.toml").write_text('[targets.local]\ndefaults.kv = "sqlite:///{name}.db"\n')
+    app = overcast.App(f"d{uuid.uuid4().hex[:8]}", config=tmp_path / "overcast.toml")
+    users = app.kv("users")
+
+    async def show(request: object) -> JSONResponse:
+        item = await users.get("ada")
+        return JSONResponse({"found": item is not None}, status_code=200 if item else 404)
+
+    app.http(Starlette(routes=[Route("/users/ada", show)]))
+    out = io.StringIO()
+    telemetry.summarize_requests(print_request(Console(file=out, width=200, color_system=None)))
+    try:
+
+        async def scenario() -> int:
+            transport = httpx.ASGITransport(app=app.asgi)
+            async with httpx.AsyncClient(transport=transport, base_url="http://dev") as client:
+                return (await client.get("/users/ada")).status_code
+
+        assert asyncio.run(scenario()) == 404
+    finally:
+        telemetry.summarize_requests(None)
+    first, second = out.getvalue().splitlines()
+    assert "GET /users/ada 404" in first and first.endswith(" ms")
+    assert "↳ sqlite get users" in second and second.endswith(" ms")
