@@ -68,10 +68,6 @@ def test_cloud_logging_lines_are_structured_entries(tmp_path: Path) -> None:
     lines = _flush(CloudLoggingMetricExporter(), tmp_path)
     durations = [x for x in lines if x["metric"] == "overcast.upstream.duration"]
     gets = [x for x in durations if x["logging.googleapis.com/labels"]["operation"] == "get"]  # type: ignore[index]
-        x
-        for x in lines
-        if x["metric"] == "overcast.upstream.duration" and x["logging.googleapis.com/labels"]["operation"] == "get"
-    ]  # type: ignore[index]
     assert len(gets) == 1
     assert gets[0]["severity"] == "INFO" and gets[0]["count"] == 1 and gets[0]["unit"] == "s"
     assert gets[0]["logging.googleapis.com/labels"] == {  # type: ignore[comparison-overlap]
