@@ -125,11 +125,13 @@ def configure(
         _set_global(meter_provider, tracer_provider)
     meter = meter_provider.get_meter("overcast")
     instruments = _state.instruments
+    _state.reset()
     instruments.upstream_duration = meter.create_histogram(
         "overcast.upstream.duration", unit="s", description="Time spent in calls to the services behind resources"
     )
     instruments.counters = {
-        name: meter.create_counter(f"overcast.{name}", description=text) for name, text in COUNTERS.items()
+        name: meter.create_observable_counter(f"overcast.{name}", callbacks=[_observe(name)], description=text)
+        for name, text in COUNTERS.items()
     }
     instruments.tracer = tracer_provider.get_tracer("overcast") if processors else None
     instruments.target = target or "local"
@@ -187,13 +189,46 @@ def shutdown() -> None:
     """Flush and turn telemetry off (wrapped hooks stay, and cost one flag check)."""
     _state.ENABLED = _state.request_listener is not None
     _state.instruments.otel = False
-    _state.instruments.upstream_duration = None
     _state.instruments.counters = {}
     _state.instruments.tracer = None
     meter, tracer = _providers.pop("meter", None), _providers.pop("tracer", None)
+    if meter is not None:
+        meter.force_flush()
+    _state.instruments.upstream_duration = None
     for provider in (meter, tracer):
         if provider is not None:
             provider.shutdown()
+    _state.reset()
+
+
+def _drain() -> None:
+    """Hand the durations recorded since the last collection to the histogram."""
+    histogram = _state.instruments.upstream_duration
+    if histogram is None:
+        return
+    for (upstream, operation, resource, outcome), durations in list(_state.pending.items()):
+        if not durations:
+            continue
+        name = redact_text(resource) if _state.secrets else resource
+        attributes = {"upstream": upstream, "operation": operation, "resource": name, "outcome": outcome}
+        while durations:
+            histogram.record(durations.popleft(), attributes)
+
+
+def _observe(name: str) -> Callable[[Any], Iterable[Any]]:
+    from opentelemetry.metrics import Observation
+
+    def callback(options: Any) -> Iterable[Any]:
+        # A reader collects observable instruments before synchronous ones: the first
+        # callback of a collection moves the pending durations into the histogram.
+        _drain()
+        series = _state.collect_totals(name)
+        return [
+            Observation(total, {k: redact_text(v) if _state.secrets else v for k, v in key})
+            for key, total in series.items()
+        ]
+
+    return callback
 
 
 def _set_global(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,15 @@ def upstream_of(resource: Any) -> str:
     return UPSTREAMS.get(scheme, scheme)
 
 
+def _key_of(resource: Any) -> tuple[str, str]:
+    """(upstream, resource name), remembered on the resource after the first call."""
+    try:
+        key: tuple[str, str] = resource.__dict__["_telemetry_key"]
+    except KeyError:
+        key = resource.__dict__["_telemetry_key"] = (upstream_of(resource), resource.name)
+    return key
+
+
 def outcome_of(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
@@ -59,16 +69,17 @@ def outcome_of(exc: BaseException | None) -> str:
 
 
 def record(resource: Any, operation: str, seconds: float, exc: BaseException | None) -> None:
-    upstream = upstream_of(resource)
-    outcome = outcome_of(exc)
-    name = _state.redact_text(resource.name) if _state.secrets else resource.name
-    attributes = {"upstream": upstream, "operation": operation, "resource": name, "outcome": outcome}
-    histogram = _state.instruments.upstream_duration
-    if histogram is not None:
-        histogram.record(seconds, attributes)
+    upstream, name = _key_of(resource)
+    outcome = "ok" if exc is None else outcome_of(exc)
+    if _state.instruments.otel:
+        key = (upstream, operation, name, outcome)
+        durations = _state.pending.get(key)
+        if durations is None:
+            durations = _state.pending.setdefault(key, deque())
+        durations.append(seconds)
     calls = _state.request_calls.get()
     if calls is not None:
-        calls.append((upstream, operation, name, outcome, seconds))
+        calls.append((upstream, operation, _state.redact_text(name) if _state.secrets else name, outcome, seconds))
 
 
 def _operation(hook: str) -> str:

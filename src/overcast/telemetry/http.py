@@ -45,27 +45,22 @@ class TelemetryMiddleware:
             return
         from . import count
 
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        listener = self.on_request or _state.request_listener
+        calls: list[tuple[str, str, str, str, float]] | None = [] if listener is not None else None
+        token = _state.request_calls.set(calls) if calls is not None else None
+        tracer = _state.instruments.tracer
         status = 500
-        calls: list[tuple[str, str, str, str, float]] = []
-        token = _state.request_calls.set(calls)
-
-        async def capture(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        start = time.perf_counter()
         count("invocations", handler="http")
+        start = time.perf_counter()
         try:
-            with server_span(f"{method} {path}", headers, {"http.request.method": method, "url.path": path}) as span:
-                try:
+            capture = _Status(send)
+            try:
+                if tracer is None:
                     await self.app(scope, receive, capture)
-                finally:
-                    if span is not None:
-                        span.set_attribute("http.response.status_code", status)
+                else:
+                    await self._traced(scope, receive, capture)
+            finally:
+                status = capture.status
         except BaseException:
             count("errors", handler="http")
             raise
@@ -73,7 +68,33 @@ class TelemetryMiddleware:
             if status >= 500:
                 count("errors", handler="http")
         finally:
-            _state.request_calls.reset(token)
-            listener = self.on_request or _state.request_listener
-            if listener is not None:
+            if token is not None:
+                _state.request_calls.reset(token)
+            if listener is not None and calls is not None:
+                method, path = scope.get("method", "GET"), scope.get("path", "/")
                 listener(RequestSummary(method, path, status, time.perf_counter() - start, calls))
+
+    async def _traced(self, scope: dict[str, Any], receive: Any, capture: _Status) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        with server_span(f"{method} {path}", headers, {"http.request.method": method, "url.path": path}) as span:
+            try:
+                await self.app(scope, receive, capture)
+            finally:
+                if span is not None:
+                    span.set_attribute("http.response.status_code", capture.status)
+
+
+class _Status:
+    """Passes messages through, noting the response status."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self.send(message)

@@ -1,0 +1,174 @@
+"""What telemetry costs: the same work with it off and on, in one run.
+
+1. A provider call (memory KV get): off, on (metrics), on (metrics and spans).
+2. An HTTP request through ``app.asgi`` on a bare Starlette route, against calling
+   the route's ASGI app directly: the time each adds, off and on.
+3. When the AWS runtime is installed, a warm Lambda invocation through
+   ``lambda_handler`` (API Gateway v2 event): its added time over the bare ASGI app,
+   off and on. Goal: telemetry on adds at most 10% to the adapter's overhead.
+
+    .venv/bin/python benchmarks/telemetry_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from _common import Result, arguments, interleave, report
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+import overcast
+from overcast import telemetry
+
+
+def per_call_us(n: int, func: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        func()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def switch(mode: str) -> None:
+    telemetry.shutdown()
+    if mode == "off":
+        return
+    spans = [SimpleSpanProcessor(InMemorySpanExporter())] if mode == "traced" else []
+    telemetry.configure(metric_readers=[InMemoryMetricReader()], span_processors=spans, set_global=False)
+
+
+def measured(mode: str, n: int, func: Callable[[], Any]) -> Callable[[], float]:
+    def run() -> float:
+        switch(mode)
+        try:
+            return per_call_us(n, func)
+        finally:
+            telemetry.shutdown()
+
+    return run
+
+
+async def _hello(request: Any) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    n = 2_000 if args.quick else 20_000
+    rounds = 3 if args.quick else 7
+
+    kv = overcast.open_kv(f"memory://bench-{uuid.uuid4().hex[:6]}", name="bench")
+    kv.sync.put("k", {"v": 1})
+    get = lambda: kv.sync.get("k")  # noqa: E731
+    kv_off, kv_on, kv_traced = Result("off", "us"), Result("on", "us"), Result("traced", "us")
+    interleave(
+        rounds,
+        (kv_off, measured("off", n, get)),
+        (kv_on, measured("on", n, get)),
+        (kv_traced, measured("traced", n, get)),
+    )
+
+    app = overcast.App(f"bench{uuid.uuid4().hex[:6]}")
+    route = Starlette(routes=[Route("/", _hello)])
+    app.http(route)
+    loop = asyncio.new_event_loop()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"x")],
+        "server": ("x", 80),
+        "client": ("127.0.0.1", 1),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    def call(asgi: Any) -> Callable[[], None]:
+        return lambda: loop.run_until_complete(asgi(dict(scope), receive, send))
+
+    direct, http_off = Result("direct", "us"), Result("off", "us")
+    http_on, http_traced = Result("on", "us"), Result("traced", "us")
+    interleave(
+        rounds,
+        (direct, measured("off", n // 4, call(route))),
+        (http_off, measured("off", n // 4, lambda: call(app.asgi)())),
+        (http_on, measured("on", n // 4, lambda: call(app.asgi)())),
+        (http_traced, measured("traced", n // 4, lambda: call(app.asgi)())),
+    )
+    rows = [
+        ("memory KV get, metrics on", kv_on, kv_off, "(reported)"),
+        ("memory KV get, metrics + spans", kv_traced, kv_off, "(reported)"),
+        ("app.asgi request, telemetry off", http_off, direct, "(reported)"),
+        ("app.asgi request, metrics on", http_on, direct, "(reported)"),
+        ("app.asgi request, metrics + spans", http_traced, direct, "(reported)"),
+    ]
+    lambda_rows = _lambda(loop, app, rounds, n // 4)
+    report(f"Telemetry off vs on ({n} calls per round, median of {rounds} rounds, time per call)", rows + lambda_rows)
+    print(
+        f"\nadded per provider call: metrics {kv_on.median - kv_off.median:+.2f} us, "
+        f"metrics + spans {kv_traced.median - kv_off.median:+.2f} us"
+    )
+    loop.close()
+
+
+def _lambda(loop: Any, app: Any, rounds: int, n: int) -> list[tuple[str, Result, Result, str]]:
+    try:
+        from overcast.providers.aws import lambda_handler
+    except Exception as exc:  # the AWS runtime is optional here
+        print(f"(lambda_handler not measured: {exc})")
+        return []
+    handler = lambda_handler(app)
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {"host": "x"},
+        "requestContext": {
+            "http": {
+                "method": "GET",
+                "path": "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "bench",
+            },
+            "requestId": "r",
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "isBase64Encoded": False,
+    }
+
+    class Context:
+        aws_request_id = "bench"
+        function_name = "bench"
+
+    off, on = Result("off", "us"), Result("on", "us")
+    interleave(
+        rounds,
+        (off, measured("off", n, lambda: handler(event, Context()))),
+        (on, measured("on", n, lambda: handler(event, Context()))),
+    )
+    return [("lambda_handler, telemetry on vs off", on, off, "<= 1.10x of off")]
+
+
+if __name__ == "__main__":
+    main()
