@@ -123,3 +123,23 @@ def test_counters_count_handler_invocations_and_errors(recorded: Recorded, tmp_p
     errors = recorded.points("overcast.errors")
     assert sum(p.value for p in invocations if p.attributes["handler"] == "fail") == 1
     assert sum(p.value for p in errors if p.attributes["handler"] == "fail") == 1
+
+
+def test_a_runtime_invocation_counts_the_cold_start_once_and_errors(recorded: Recorded) -> None:
+    from overcast.telemetry import runtime
+    from overcast.telemetry.logs import request_id
+
+    runtime._cold["start"] = True
+    with runtime.invocation(handler="api", request="r-1"):
+        assert request_id.get() == "r-1"
+    with pytest.raises(RuntimeError), runtime.invocation(handler="api", request="r-2"):
+        raise RuntimeError("boom")
+    assert request_id.get() is None
+    assert not runtime.is_cold()
+
+    def total(name: str) -> int:
+        return sum(p.value for p in recorded.points(name) if p.attributes["handler"] == "api")
+
+    assert (total("overcast.cold_starts"), total("overcast.invocations"), total("overcast.errors")) == (1, 2, 1)
+    assert runtime.after_invocation(every=0) is True
+    assert runtime.after_invocation(every=3600) is False

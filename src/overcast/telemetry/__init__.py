@@ -50,6 +50,7 @@ __all__ = [
     "configure_from_env",
     "count",
     "enabled",
+    "flush",
     "forget_secrets",
     "redact",
     "redact_text",
@@ -183,6 +184,14 @@ def configure_from_env(*, target: str | None = None, cloud: str | None = None, d
             "run: pip install 'overcast[telemetry]'"
         ) from exc
     return True
+
+
+def flush() -> None:
+    """Export everything recorded so far, now."""
+    meter, tracer = _providers.get("meter"), _providers.get("tracer")
+    for provider in (meter, tracer):
+        if provider is not None:
+            provider.force_flush()
 
 
 def shutdown() -> None:
