@@ -34,30 +34,25 @@ def extract(carrier: Mapping[str, str]) -> Any:
 
 
 @contextmanager
-def consumer_span(name: str, attributes: Mapping[str, str], span_attributes: dict[str, Any]) -> Iterator[Any]:
+def _continued_span(
+    kind_name: str, name: str, carrier: Mapping[str, str], span_attributes: dict[str, Any]
+) -> Iterator[Any]:
+    tracer = _state.instruments.tracer
+    if tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import SpanKind
+
+    kind = SpanKind[kind_name]
+    with tracer.start_as_current_span(name, context=extract(carrier), kind=kind, attributes=span_attributes) as span:
+        yield span
+
+
+def consumer_span(name: str, attributes: Mapping[str, str], span_attributes: dict[str, Any]) -> Any:
     """A CONSUMER span continuing the trace carried by a message's attributes."""
-    tracer = _state.instruments.tracer
-    if tracer is None:
-        yield None
-        return
-    from opentelemetry.trace import SpanKind
-
-    with tracer.start_as_current_span(
-        name, context=extract(attributes), kind=SpanKind.CONSUMER, attributes=span_attributes
-    ) as span:
-        yield span
+    return _continued_span("CONSUMER", name, attributes, span_attributes)
 
 
-@contextmanager
-def server_span(name: str, headers: Mapping[str, str], span_attributes: dict[str, Any]) -> Iterator[Any]:
+def server_span(name: str, headers: Mapping[str, str], span_attributes: dict[str, Any]) -> Any:
     """A SERVER span continuing the trace of an incoming request's ``traceparent`` header."""
-    tracer = _state.instruments.tracer
-    if tracer is None:
-        yield None
-        return
-    from opentelemetry.trace import SpanKind
-
-    with tracer.start_as_current_span(
-        name, context=extract(headers), kind=SpanKind.SERVER, attributes=span_attributes
-    ) as span:
-        yield span
+    return _continued_span("SERVER", name, headers, span_attributes)
