@@ -85,7 +85,7 @@ def _metric_exporter(name: str) -> MetricExporter | None:
                 f"OTEL_METRICS_EXPORTER=azure_monitor needs azure-monitor-opentelemetry-exporter ({exc}); "
                 "run: pip install 'overcast[azure,telemetry]'"
             ) from exc
-        return AzureMonitorMetricExporter()  # type: ignore[no-any-return]
+        return AzureMonitorMetricExporter()  # type: ignore[no-any-return, unused-ignore]
     raise ConfigError(
         f"OTEL_METRICS_EXPORTER: unknown exporter {name!r}; known: otlp, console, none, emf, gcp_logging, azure_monitor"
     )
