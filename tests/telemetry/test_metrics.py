@@ -143,3 +143,15 @@ def test_a_runtime_invocation_counts_the_cold_start_once_and_errors(recorded: Re
     assert (total("overcast.cold_starts"), total("overcast.invocations"), total("overcast.errors")) == (1, 2, 1)
     assert runtime.after_invocation(every=0) is True
     assert runtime.after_invocation(every=3600) is False
+
+
+def test_the_backlog_of_watched_queues_is_a_gauge(recorded: Recorded, tmp_path: Path) -> None:
+    from overcast import telemetry
+
+    queue = overcast.open_queue(f"sqlite:///{tmp_path}/jobs.db", name="jobs")
+    telemetry.watch_backlog(queue)
+    for n in range(4):
+        queue.sync.send({"n": n})
+    queue.sync.receive()
+    (point,) = [p for p in recorded.points("overcast.queue.backlog") if p.attributes["resource"] == "jobs"]
+    assert point.value == 3

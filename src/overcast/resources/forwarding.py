@@ -276,6 +276,12 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
         self._used("read")
         self._target().sync.nack(message, delay=delay)
 
+    async def _depth(self) -> int:
+        return await self._target().depth()
+
+    def _depth_blocking(self) -> int:
+        return self._target().sync.depth()
+
     def dead_letters(self) -> Queue:
         return self._target().dead_letters()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotSupported
 from ..telemetry import _state as _telemetry
 from . import bridge
 from .base import Resource
@@ -119,7 +119,7 @@ class _Sender(Resource):
 
 
 class Queue(_Sender):
-    """A point-to-point queue. Capabilities: ``delay``, ``dead_letter``, ``fifo``."""
+    """A point-to-point queue. Capabilities: ``delay``, ``dead_letter``, ``fifo``, ``depth``."""
 
     kind: ClassVar[str] = "queue"
     default_visibility_timeout: ClassVar[float] = 30.0
@@ -156,6 +156,12 @@ class Queue(_Sender):
     def dead_letters(self) -> Queue:
         """The queue that receives messages that exhausted their attempts."""
         raise NotImplementedError
+
+    async def depth(self) -> int:
+        """How many messages wait to be received now (approximate on the clouds, like SQS's
+        ``ApproximateNumberOfMessages``): not the delayed ones, nor those in flight.
+        Providers with capability ``depth``; the others raise ``NotSupported``."""
+        return await self._depth()
 
     @property
     def sync(self) -> SyncQueue:
@@ -211,6 +217,16 @@ class Queue(_Sender):
 
     def _ack_blocking(self, message: Message) -> None:
         bridge.run_sync(self._ack(message))
+
+    async def _depth(self) -> int:
+        if type(self)._depth_blocking is Queue._depth_blocking:
+            raise NotSupported(f"{self.name}: this queue provider cannot count its messages", resource=self.name)
+        return await self._call(self._depth_blocking)
+
+    def _depth_blocking(self) -> int:
+        if type(self)._depth is Queue._depth:
+            raise NotSupported(f"{self.name}: this queue provider cannot count its messages", resource=self.name)
+        return bridge.run_sync(self._depth())
 
     async def _nack(self, message: Message, delay: float) -> None:
         await self._call(self._nack_blocking, message, delay)
@@ -281,6 +297,9 @@ class SyncQueue:
         q = self.queue
         wait = seconds(delay, name="delay", resource=q.name, maximum=q.limits.max_visibility_timeout)
         q._nack_blocking(q._check_message(message), wait or 0.0)
+
+    def depth(self) -> int:
+        return self.queue._depth_blocking()
 
     def create(self) -> None:
         bridge.run_sync(self.queue.create())

@@ -56,6 +56,8 @@ __all__ = [
     "redact_text",
     "shutdown",
     "summarize_requests",
+    "watch_app",
+    "watch_backlog",
 ]
 
 #: The counters :func:`count` feeds, ``overcast.<name>``.
@@ -134,6 +136,9 @@ def configure(
         name: meter.create_observable_counter(f"overcast.{name}", callbacks=[_observe(name)], description=text)
         for name, text in COUNTERS.items()
     }
+    instruments.backlog = meter.create_observable_gauge(
+        "overcast.queue.backlog", callbacks=[_observe_backlog], description="Messages waiting to be received"
+    )
     instruments.tracer = tracer_provider.get_tracer("overcast") if processors else None
     instruments.target = target or "local"
     instruments.cloud = cloud or "local"
@@ -199,6 +204,7 @@ def shutdown() -> None:
     _state.ENABLED = _state.request_listener is not None
     _state.instruments.otel = False
     _state.instruments.counters = {}
+    _watched.clear()
     _state.instruments.tracer = None
     meter, tracer = _providers.pop("meter", None), _providers.pop("tracer", None)
     if meter is not None:
@@ -238,6 +244,41 @@ def _observe(name: str) -> Callable[[Any], Iterable[Any]]:
         ]
 
     return callback
+
+
+_watched: dict[int, Any] = {}
+
+
+def watch_backlog(*queues: Any) -> None:
+    """Report ``overcast.queue.backlog`` (messages waiting, attribute ``resource``) for these
+    queues at each collection; queues whose provider cannot count (no ``depth``) are skipped.
+    The runtimes and ``overcast dev`` watch every queue an app's subscribers read."""
+    for queue in queues:
+        _watched[id(queue)] = queue
+
+
+def watch_app(app: Any) -> None:
+    """Watch the backlog of every queue ``app``'s subscribers read (a topic's: its subscription's)."""
+    from ..handles import TopicHandle
+
+    for sub in app.subscriptions:
+        source = sub.source
+        watch_backlog(source.subscription(sub.name) if isinstance(source, TopicHandle) else source)
+
+
+def _observe_backlog(options: Any) -> Iterable[Any]:
+    from opentelemetry.metrics import Observation
+
+    from ..errors import OvercastError
+
+    observations = []
+    for queue in list(_watched.values()):
+        try:
+            depth = queue.sync.depth()
+        except OvercastError:
+            continue
+        observations.append(Observation(depth, {"resource": queue.name}))
+    return observations
 
 
 def _set_global(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> None:

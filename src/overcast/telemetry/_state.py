@@ -24,6 +24,7 @@ class Instruments:
     upstream_duration: Any = None
     counters: dict[str, Any] = field(default_factory=dict)
     tracer: Any = None
+    backlog: Any = None
     #: OpenTelemetry is configured: trace context is propagated and read into logs.
     otel: bool = False
     target: str = "local"

@@ -372,7 +372,8 @@ def watch_requests(app: App, console: Console | None = None) -> None:
     its time), and turn on OpenTelemetry too if the environment asks (``OTEL_*``)."""
     from ... import telemetry
 
-    telemetry.configure_from_env(target=app.target, cloud="local")
+    if telemetry.configure_from_env(target=app.target, cloud="local"):
+        telemetry.watch_app(app)
     if console is None:
         from rich.console import Console
 

@@ -385,7 +385,7 @@ class MemoryQueue(Queue):
     ``dead_letters=true`` opens the dead letters of the queue so named.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "depth"})
     offload: ClassVar[bool] = False
 
     def __init__(
@@ -464,6 +464,13 @@ class MemoryQueue(Queue):
         for seq in hidden:  # after the loop: with a zero timeout they would be visible to it again
             queue.show_at(seq, now + visibility_timeout)
         return claimed
+
+    def _depth_blocking(self) -> int:
+        queue = self._q()
+        now = time.monotonic()
+        limit = self.max_attempts if self.max_attempts is not None else 2**62
+        with queue.lock:
+            return sum(1 for env in queue.messages.values() if env.visible_at <= now and env.attempts < limit)
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         queue = self._q()

@@ -192,7 +192,7 @@ class SQLiteQueue(Queue):
     Capabilities: ``delay``, ``dead_letter``, ``multiprocess``.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
     offload: ClassVar[bool] = True
 
     def __init__(
@@ -324,6 +324,16 @@ class SQLiteQueue(Queue):
                 "UPDATE messages SET visible_at = ? WHERE receipt = ? AND queue = ? AND id = ?",
                 (time.time() + delay, message.receipt, self._queue, message.id),
             )
+
+    def _depth_blocking(self) -> int:
+        self._register()
+        limit = self.max_attempts if self.max_attempts is not None else 2**62
+        with self._db.transaction() as conn:  # what the next receive could claim
+            row = conn.execute(
+                "SELECT count(*) FROM messages WHERE queue = ? AND visible_at <= ? AND attempts < ?",
+                (self._queue, time.time(), limit),
+            ).fetchone()
+        return int(row[0])
 
 
 class SQLiteTopic(Topic):

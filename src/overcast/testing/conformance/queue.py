@@ -58,7 +58,7 @@ class QueueSuite(ConformanceSuite):
     go to its dead letters after ``Queue.default_max_attempts`` deliveries.
     """
 
-    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "fifo", "multiprocess"})
+    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "fifo", "multiprocess", "depth"})
     visibility: ClassVar[float] = 1.0
     processes: ClassVar[int] = 3
 
@@ -154,6 +154,28 @@ class QueueSuite(ConformanceSuite):
         third = await _receive_one(queue, what="the message after a nack with delay")
         assert (third.id, third.attempts) == (sent, 3)
         await queue.ack(third)
+
+    @requires("depth")
+    async def test_depth_counts_what_waits_to_be_received(self, queue: Queue) -> None:
+        assert await queue.depth() == 0
+        for n in range(3):
+            await queue.send({"n": n})
+        if queue.supports("delay"):
+            await queue.send({"n": "later"}, delay=600)
+
+        async def depth_is(expected: int) -> bool:
+            return await queue.depth() == expected
+
+        await eventually(lambda: depth_is(3), what="a depth of 3 (the delayed message not counted)")
+        taken = await _receive_one(queue, what="one message")
+        await eventually(lambda: depth_is(2), what="a depth of 2 with one message in flight")
+        await queue.ack(taken)
+        assert queue.sync.depth() == 2
+
+    @lacks("depth")
+    async def test_depth_is_not_supported(self, queue: Queue) -> None:
+        with pytest.raises(NotSupported):
+            await queue.depth()
 
     def test_nack_sync(self, queue: Queue) -> None:
         q = queue.sync
