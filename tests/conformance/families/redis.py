@@ -1,10 +1,17 @@
-"""The redis providers under the conformance suites (see ..providers.Case)."""
+"""The Redis providers under the conformance suites, on redis-server from Debian (tests/servers/redis.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from ..providers import Case
+from ..providers import Case
 
-CASES: list[Case] = []
+
+def _redis(tmp: Path, name: str) -> str:
+    return f"{os.environ['OVERCAST_TEST_REDIS_URL']}?prefix={name}"
+
+
+CASES: list[Case] = [
+    Case("cache", "redis", _redis, server="redis_server"),
+]

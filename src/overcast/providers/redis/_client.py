@@ -1,0 +1,63 @@
+"""One redis-py client per URL (its connection pool is thread-safe), and error mapping."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from redis import exceptions as redis_errors
+
+from ...errors import InvalidArgument, PermissionDenied, ProviderError, Unavailable
+from ...resources.url import ResourceURL
+
+_clients: dict[str, redis.Redis] = {}
+_lock = threading.Lock()
+
+_CLIENT_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval")
+
+
+def server_url(location: ResourceURL) -> str:
+    """The redis-py URL of ``location``: scheme, host, port and database, no Overcast options."""
+    host = location.host or "localhost"
+    db = location.path.strip("/") or "0"
+    if not db.isdigit():
+        raise InvalidArgument(f"{location}: the path must be a database number, got {location.path!r}")
+    return f"{location.scheme}://{host}/{db}"
+
+
+def client(location: ResourceURL) -> redis.Redis:
+    """The shared client for ``location``'s server and database."""
+    url = server_url(location)
+    found = _clients.get(url)
+    if found is not None:
+        return found
+    with _lock:
+        found = _clients.get(url)
+        if found is None:
+            options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
+            for name in _CLIENT_OPTIONS:
+                raw = location.option(name)
+                if raw is not None:
+                    options[name] = float(raw)
+            found = _clients[url] = redis.Redis.from_url(url, **options)
+        return found
+
+
+def namespace(location: ResourceURL, name: str | None, default: str) -> str:
+    """The resource's key prefix: option ``prefix``, else its declared name, else ``default``."""
+    prefix = location.option("prefix") or name or default
+    if "{" in prefix or "}" in prefix:
+        raise InvalidArgument(f"{location}: prefix {prefix!r} may not hold braces (they mark the hash tag)")
+    return prefix
+
+
+def error(exc: redis_errors.RedisError, resource: str, what: str) -> ProviderError:
+    message = f"{resource}: Redis {what}: {exc}"
+    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError)):
+        return Unavailable(message, resource=resource)
+    if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.NoPermissionError)):
+        return PermissionDenied(message, resource=resource)
+    if isinstance(exc, redis_errors.ReadOnlyError):
+        return Unavailable(message, resource=resource)
+    return ProviderError(message, resource=resource)

@@ -1,0 +1,83 @@
+"""``redis://HOST:PORT/DB`` as a cache: GET/SET with PX, DEL, INCRBY, under ``{NAME}:``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from redis import exceptions as redis_errors
+
+from ...errors import InvalidArgument
+from ...resources.cache import Cache
+from ...resources.url import ResourceURL
+from ._client import client, error, namespace
+
+__all__ = ["RedisCache"]
+
+
+class RedisCache(Cache):
+    """A cache shared by every process that reaches the server.
+
+    Options: ``prefix`` (default: the resource's name), ``default_ttl`` (seconds),
+    ``socket_timeout``, ``socket_connect_timeout``. Capabilities: ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "redis"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self._client = client(self.location)
+        self._prefix = "{" + namespace(self.location, name, "cache") + "}:"
+        raw = self.location.option("default_ttl")
+        if raw is not None:
+            try:
+                self.default_ttl = float(raw)
+            except ValueError:
+                raise InvalidArgument(f"{self.name}: default_ttl must be seconds, got {raw!r}") from None
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "PING") from exc
+
+    def _get_blocking(self, key: str) -> bytes | None:
+        try:
+            data: bytes | None = self._client.get(self._prefix + key)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"GET {key!r}") from exc
+        return data
+
+    def _set_blocking(self, key: str, data: bytes, ttl: float | None) -> None:
+        try:
+            self._client.set(self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000)))
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"SET {key!r}") from exc
+
+    def _delete_blocking(self, key: str) -> bool:
+        try:
+            return bool(self._client.delete(self._prefix + key))
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"DEL {key!r}") from exc
+
+    def _incr_blocking(self, key: str, by: int) -> int:
+        try:
+            if self.default_ttl is None:
+                return int(self._client.incrby(self._prefix + key, by))
+            with self._client.pipeline(transaction=True) as pipe:  # a new counter gets the default TTL
+                pipe.incrby(self._prefix + key, by)
+                pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
+                value, _ = pipe.execute()
+            return int(value)
+        except redis_errors.ResponseError as exc:
+            if "not an integer" in str(exc) or "out of range" in str(exc):
+                raise InvalidArgument(
+                    f"{self.name}: cannot increment {key!r}: it does not hold an integer", resource=self.name
+                ) from exc
+            raise error(exc, self.name, f"INCRBY {key!r}") from exc
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"INCRBY {key!r}") from exc
+
+    def close(self) -> None:
+        return None  # the client is shared by every resource on the same server
