@@ -44,7 +44,7 @@ class RedisCache(Cache):
 
     def _get_blocking(self, key: str) -> bytes | None:
         try:
-            data: bytes | None = self._client.get(self._prefix + key)
+            data: bytes | None = self._client.get(self._prefix + key)  # type: ignore[assignment]
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"GET {key!r}") from exc
         return data
