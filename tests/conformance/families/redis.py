@@ -14,4 +14,5 @@ def _redis(tmp: Path, name: str) -> str:
 
 CASES: list[Case] = [
     Case("cache", "redis", _redis, server="redis_server"),
+    Case("kv", "redis", _redis, server="redis_server"),
 ]

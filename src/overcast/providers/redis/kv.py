@@ -1,0 +1,220 @@
+"""``redis://HOST:PORT/DB`` as a key-value store of JSON documents with versions.
+
+Layout, all under the resource's hash tag ``{NAME}`` (one Redis Cluster slot):
+
+- ``{NAME}:i:KEY`` — a hash with the document (``v``), its version (``ver``) and its expiry
+  in Unix milliseconds (``exp``); a TTL is the key's own ``PEXPIREAT``, so Redis drops it.
+- ``{NAME}:idx`` — a sorted set of every key, all with score 0, so ``ZRANGEBYLEX`` lists
+  keys in byte order: a prefix scan reads a range of it, never ``KEYS`` or ``SCAN``.
+  Entries of expired documents are pruned as scans meet them.
+
+Conditional writes (``if_version``, ``if_absent``) and deletes run as Lua scripts, so the
+check and the write are one atomic step on the server.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from redis import exceptions as redis_errors
+
+from ...errors import Conflict
+from ...resources.kv import Item, KeyValueStore, Page
+from ...resources.url import ResourceURL
+from ._client import client, error, namespace
+
+__all__ = ["RedisKeyValueStore"]
+
+_PUT = """
+local cur = redis.call('HGET', KEYS[1], 'ver')
+if ARGV[1] == 'absent' then
+  if cur then return {0, cur} end
+elseif ARGV[1] == 'version' then
+  if cur ~= ARGV[2] then return {0, cur or ''} end
+end
+redis.call('DEL', KEYS[1])
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'ver', ARGV[4], 'exp', ARGV[5])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'ver', ARGV[4])
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[6])
+return {1, ARGV[4]}
+"""
+
+_DELETE = """
+local cur = redis.call('HGET', KEYS[1], 'ver')
+if ARGV[1] ~= '' and cur ~= ARGV[1] then return {-1, cur or ''} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if cur then return {1, ''} end
+return {0, ''}
+"""
+
+_PRUNE = """
+local removed = 0
+for i, member in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[2] .. member) == 0 then
+    removed = removed + redis.call('ZREM', KEYS[1], member)
+  end
+end
+return removed
+"""
+
+
+def _expiry(raw: bytes | None) -> datetime | None:
+    return None if not raw else datetime.fromtimestamp(int(raw) / 1000, UTC)
+
+
+class RedisKeyValueStore(KeyValueStore):
+    """JSON documents in Redis. Options: ``prefix`` (default: the resource's name).
+
+    Capabilities: ``ttl``, ``ordered_scan`` (keys in UTF-8 byte order), ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "redis"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self._client = client(self.location)
+        tag = "{" + namespace(self.location, name, "kv") + "}"
+        self._items = f"{tag}:i:"
+        self._index = f"{tag}:idx"
+        self._put_script = self._client.register_script(_PUT)
+        self._delete_script = self._client.register_script(_DELETE)
+        self._prune_script = self._client.register_script(_PRUNE)
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "PING") from exc
+
+    def close(self) -> None:
+        return None  # the client is shared by every resource on the same server
+
+    def _item(self, key: str, fields: list[Any]) -> Item | None:
+        data, version, exp = fields
+        if data is None or version is None:
+            return None
+        expires_at = _expiry(exp)
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            return None  # Redis removes it within moments; never show it meanwhile
+        return Item(key, json.loads(data), version.decode(), expires_at)
+
+    def _get_blocking(self, key: str) -> Item | None:
+        try:
+            fields = self._client.hmget(self._items + key, ["v", "ver", "exp"])
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"HMGET key {key!r}") from exc
+        return self._item(key, fields)
+
+    def _put_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        mode = "version" if if_version is not None else ("absent" if if_absent else "put")
+        version = uuid.uuid4().hex
+        exp = "" if expires_at is None else str(int(expires_at.timestamp() * 1000))
+        try:
+            done, current = self._put_script(
+                keys=[self._items + key, self._index], args=[mode, if_version or "", data, version, exp, key]
+            )
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"put of key {key!r}") from exc
+        if not done:
+            if if_absent:
+                raise Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
+            found = "is absent" if not current else f"is at version {current.decode()}"
+            raise Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+        return version
+
+    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        try:
+            outcome, current = self._delete_script(keys=[self._items + key, self._index], args=[if_version or "", key])
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"delete of key {key!r}") from exc
+        if outcome == -1:
+            found = "is absent" if not current else f"is at version {current.decode()}"
+            raise Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+        return bool(outcome)
+
+    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        low = b"(" + cursor.encode() if cursor is not None else (b"[" + prefix.encode() if prefix else b"-")
+        high = b"(" + prefix.encode() + b"\xff" if prefix else b"+"  # 0xFF never occurs in UTF-8
+        items: list[Item] = []
+        try:
+            while len(items) < limit:
+                want = limit - len(items)
+                members: list[bytes] = self._client.zrangebylex(  # type: ignore[assignment]
+                    self._index, low, high, start=0, num=want
+                )
+                if not members:
+                    return Page(items, None)
+                with self._client.pipeline(transaction=False) as pipe:
+                    for member in members:
+                        pipe.hmget(self._items + member.decode(), ["v", "ver", "exp"])
+                    rows = pipe.execute()
+                gone = []
+                for member, fields in zip(members, rows, strict=True):
+                    item = self._item(member.decode(), fields)
+                    if item is None:
+                        gone.append(member)
+                    else:
+                        items.append(item)
+                if gone:
+                    self._prune_script(keys=[self._index, self._items], args=gone)
+                low = b"(" + members[-1]
+                if len(members) < want:
+                    return Page(items, None)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"scan of prefix {prefix!r}") from exc
+        return Page(items, items[-1].key)
+
+    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(self._items + key, ["v", "ver", "exp"])
+                rows = pipe.execute()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"get_many of {len(keys)} keys") from exc
+        found = {}
+        for key, fields in zip(keys, rows, strict=True):
+            item = self._item(key, fields)
+            if item is not None:
+                found[key] = item
+        return found
+
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions = {key: uuid.uuid4().hex for key, _, _ in entries}
+        exp = None if expires_at is None else int(expires_at.timestamp() * 1000)
+        try:
+            with self._client.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all or none
+                for key, _, data in entries:
+                    item = self._items + key
+                    pipe.delete(item)
+                    fields: dict[str, Any] = {"v": data, "ver": versions[key]}
+                    if exp is not None:
+                        fields["exp"] = exp
+                    pipe.hset(item, mapping=fields)  # type: ignore[arg-type]
+                    if exp is not None:
+                        pipe.pexpireat(item, exp)
+                    pipe.zadd(self._index, {key: 0})
+                pipe.execute()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"put_many of {len(entries)} keys") from exc
+        return versions
