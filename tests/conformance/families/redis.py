@@ -15,4 +15,5 @@ def _redis(tmp: Path, name: str) -> str:
 CASES: list[Case] = [
     Case("cache", "redis", _redis, server="redis_server"),
     Case("kv", "redis", _redis, server="redis_server"),
+    Case("queue", "redis", _redis, server="redis_server"),
 ]

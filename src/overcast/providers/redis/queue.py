@@ -1,0 +1,286 @@
+"""``redis://HOST:PORT/DB`` as a durable queue on a Redis Stream with a consumer group.
+
+Keys, under the resource's hash tag ``{NAME}`` (``{NAME}:dead`` for its dead letters):
+
+- ``…:s`` — the stream; each entry holds the message id, body and attributes. Consumers
+  read it through the consumer group ``overcast`` (``XREADGROUP``), so each entry goes to
+  one consumer and stays in the group's pending-entries list until acked (``XACK``).
+- ``…:flight`` — a sorted set of delivered, unacked entries by the time they become
+  visible again (the visibility timeout). A receive first claims (``XCLAIM``) entries whose
+  time has come, then reads new ones; all in one Lua script, so consumers never collide.
+- ``…:att`` / ``…:rcpt`` — delivery counts and the current delivery's receipt per entry:
+  an ack or nack with an older receipt changes nothing.
+- ``…:delayed`` / ``…:held`` — messages sent with a delay, by due time, moved into the
+  stream by the first receive after they are due.
+
+After ``max_attempts`` deliveries (option, default 5) an entry due again moves to the
+dead-letter stream instead. Messages survive a restart as far as Redis persists (AOF).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from redis import exceptions as redis_errors
+
+from ...errors import ConfigError, InvalidArgument
+from ...resources.queue import Message, Queue, decode_body
+from ...resources.url import ResourceURL
+from ._client import client, error, namespace
+
+__all__ = ["RedisQueue"]
+
+GROUP = "overcast"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+# KEYS: stream, delayed, held, flight, attempts, receipts, dead stream
+# ARGV: now ms, visibility ms, count, max attempts (0: none), consumer, receipt prefix
+_RECEIVE = """
+local now = tonumber(ARGV[1])
+local vis = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local maxa = tonumber(ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, mid in ipairs(due) do
+  local held = redis.call('HMGET', KEYS[3], mid .. ':b', mid .. ':a')
+  if held[1] then
+    redis.call('XADD', KEYS[1], '*', 'id', mid, 'b', held[1], 'a', held[2])
+  end
+  redis.call('HDEL', KEYS[3], mid .. ':b', mid .. ':a')
+  redis.call('ZREM', KEYS[2], mid)
+end
+local out = {}
+local function forget(eid)
+  redis.call('ZREM', KEYS[4], eid)
+  redis.call('HDEL', KEYS[5], eid)
+  redis.call('HDEL', KEYS[6], eid)
+end
+local function hand_out(eid, fields)
+  local attempts = redis.call('HINCRBY', KEYS[5], eid, 1)
+  local receipt = ARGV[6] .. ':' .. eid
+  redis.call('HSET', KEYS[6], eid, receipt)
+  redis.call('ZADD', KEYS[4], now + vis, eid)
+  table.insert(out, {eid, fields, attempts, receipt})
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, count)
+for _, eid in ipairs(expired) do
+  local entry = redis.call('XRANGE', KEYS[1], eid, eid)
+  if #entry == 0 then
+    forget(eid)
+  else
+    local attempts = tonumber(redis.call('HGET', KEYS[5], eid) or '0')
+    if maxa > 0 and attempts >= maxa then
+      redis.call('XADD', KEYS[7], '*', unpack(entry[1][2]))
+      redis.call('XACK', KEYS[1], 'overcast', eid)
+      redis.call('XDEL', KEYS[1], eid)
+      forget(eid)
+    else
+      redis.call('XCLAIM', KEYS[1], 'overcast', ARGV[5], 0, eid, 'JUSTID')
+      hand_out(eid, entry[1][2])
+    end
+  end
+end
+if #out < count then
+  local read = redis.call('XREADGROUP', 'GROUP', 'overcast', ARGV[5], 'COUNT', count - #out, 'STREAMS', KEYS[1], '>')
+  if read then
+    for _, entry in ipairs(read[1][2]) do
+      hand_out(entry[1], entry[2])
+    end
+  end
+end
+return out
+"""
+
+# KEYS: stream, flight, attempts, receipts; ARGV: entry id, receipt
+_ACK = """
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('XACK', KEYS[1], 'overcast', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
+
+# KEYS: flight, receipts; ARGV: entry id, receipt, visible again at (ms)
+_NACK = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS: stream, flight; ARGV: now ms
+_DEPTH = """
+return redis.call('XLEN', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
+"""
+
+_POLL_FIRST, _POLL_MAX = 0.02, 0.25
+
+
+class RedisQueue(Queue):
+    """A queue on a Redis Stream. Options: ``prefix`` (default: the resource's name),
+    ``max_attempts`` (deliveries before dead-lettering, default 5).
+
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``depth``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "redis"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        self._client = client(loc)
+        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        base = "{" + namespace(loc, name, "queue") + "}"
+        self._base = base
+        own = f"{base}:dead" if self._dead else base
+        self._stream, self._flight = f"{own}:s", f"{own}:flight"
+        self._attempts, self._receipts = f"{own}:att", f"{own}:rcpt"
+        self._delayed, self._held = f"{own}:delayed", f"{own}:held"
+        self._dead_stream = f"{base}:dead:s"
+        raw = loc.option("max_attempts")
+        if self._dead:
+            self.max_attempts: int | None = None
+        elif raw is None:
+            self.max_attempts = Queue.default_max_attempts
+        else:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ConfigError(f"{self.name}: option max_attempts must be a positive int, got {raw!r} in {loc}")
+            self.max_attempts = int(raw)
+        self._consumer = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._grouped = False
+        self._receive_script = self._client.register_script(_RECEIVE)
+        self._ack_script = self._client.register_script(_ACK)
+        self._nack_script = self._client.register_script(_NACK)
+        self._depth_script = self._client.register_script(_DEPTH)
+
+    def dead_letters(self) -> RedisQueue:
+        """The queue of this queue's dead letters (``{NAME}:dead``)."""
+        if self._dead:
+            raise InvalidArgument(f"{self.name}: a dead-letter queue has no dead-letter queue", resource=self.name)
+        options = {k: v for k, v in self.location.options.items() if k != "max_attempts"}
+        options["dead_letters"] = "true"
+        options["prefix"] = self._base[1:-1]
+        return RedisQueue(replace(self.location, options=options), name=f"{self.name} (dead letters)")
+
+    def close(self) -> None:
+        return None  # the client is shared by every resource on the same server
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "PING") from exc
+
+    def _create_blocking(self) -> None:
+        try:
+            self._client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise error(exc, self.name, "XGROUP CREATE") from exc
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "XGROUP CREATE") from exc
+        self._grouped = True
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        message_id = str(uuid.uuid4())
+        attrs = json.dumps(attributes, separators=(",", ":"))
+        try:
+            if delay > 0:
+                with self._client.pipeline(transaction=True) as pipe:
+                    pipe.hset(self._held, mapping={f"{message_id}:b": data, f"{message_id}:a": attrs})
+                    pipe.zadd(self._delayed, {message_id: int((time.time() + delay) * 1000)})
+                    pipe.execute()
+            else:
+                self._client.xadd(self._stream, {"id": message_id, "b": data, "a": attrs})
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "send") from exc
+        return message_id
+
+    def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        if not self._grouped:
+            self._create_blocking()
+        keys = [
+            self._stream,
+            self._delayed,
+            self._held,
+            self._flight,
+            self._attempts,
+            self._receipts,
+            self._dead_stream,
+        ]
+        args: list[str | int] = [
+            int(time.time() * 1000),
+            int(visibility_timeout * 1000),
+            max_messages,
+            self.max_attempts or 0,
+            self._consumer,
+            uuid.uuid4().hex,
+        ]
+        try:
+            rows = self._receive_script(keys=keys, args=args)
+        except redis_errors.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise error(exc, self.name, "receive") from exc
+            self._create_blocking()  # the stream was deleted (FLUSHDB): make it again
+            rows = self._receive_script(keys=keys, args=args)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "receive") from exc
+        return [self._message(row) for row in rows]
+
+    def _message(self, row: list[Any]) -> Message:
+        entry, flat, attempts, receipt = row
+        fields = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        return Message(
+            fields["id"].decode(),
+            decode_body(fields["b"]),
+            json.loads(fields.get("a") or b"{}"),
+            int(attempts),
+            f"{entry.decode()}|{receipt.decode()}",
+        )
+
+    def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        deadline = time.monotonic() + wait
+        pause = _POLL_FIRST
+        while True:
+            messages = self._claim(max_messages, visibility_timeout)
+            left = deadline - time.monotonic()
+            if messages or left <= 0:
+                return messages
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def _split(self, message: Message) -> tuple[str, str]:
+        entry, _, receipt = message.receipt.partition("|")
+        if not entry or not receipt:
+            raise InvalidArgument(f"{self.name}: ack/nack takes a Message received from this queue", resource=self.name)
+        return entry, receipt
+
+    def _ack_blocking(self, message: Message) -> None:
+        entry, receipt = self._split(message)
+        try:
+            self._ack_script(keys=[self._stream, self._flight, self._attempts, self._receipts], args=[entry, receipt])
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"ack of message {message.id}") from exc
+
+    def _nack_blocking(self, message: Message, delay: float) -> None:
+        entry, receipt = self._split(message)
+        try:
+            self._nack_script(
+                keys=[self._flight, self._receipts], args=[entry, receipt, int((time.time() + delay) * 1000)]
+            )
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"nack of message {message.id}") from exc
+
+    def _depth_blocking(self) -> int:
+        try:
+            return int(self._depth_script(keys=[self._stream, self._flight], args=[int(time.time() * 1000)]))
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "depth") from exc
