@@ -1,0 +1,99 @@
+"""What is particular to the Redis providers (the conformance suites cover the semantics)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+import overcast
+from overcast.errors import ConfigError, InvalidArgument, Unavailable
+from servers import Server
+
+
+def _url(server: Server, prefix: str) -> str:
+    return f"{server.env['OVERCAST_TEST_REDIS_URL']}?prefix={prefix}"
+
+
+def _keys(server: Server, prefix: str) -> list[bytes]:
+    raw = redis.Redis.from_url(server.env["OVERCAST_TEST_REDIS_URL"])
+    return sorted(raw.scan_iter(match=f"{{{prefix}}}*"))
+
+
+def test_every_key_of_a_resource_sits_in_one_cluster_slot(redis_server: Server) -> None:
+    prefix = f"slot-{uuid.uuid4().hex[:8]}"
+    kv = overcast.open_kv(_url(redis_server, prefix))
+    kv.sync.put("a", {"n": 1}, ttl=60)
+    kv.sync.put("b/ü", {"n": 2})
+    queue = overcast.open_queue(_url(redis_server, prefix + "-q"))
+    queue.sync.send({"n": 1})
+    queue.sync.send({"n": 2}, delay=60)
+    (message,) = queue.sync.receive()
+    for name in (prefix, prefix + "-q"):
+        keys = _keys(redis_server, name)
+        assert len(keys) >= 2
+        assert len({key_slot(key) for key in keys}) == 1, keys
+    queue.sync.ack(message)
+
+
+def test_expired_documents_leave_the_scan_index(redis_server: Server) -> None:
+    prefix = f"exp-{uuid.uuid4().hex[:8]}"
+    kv = overcast.open_kv(_url(redis_server, prefix))
+    kv.sync.put("short", {"n": 1}, ttl=0.2)
+    kv.sync.put("long", {"n": 2})
+    raw = redis.Redis.from_url(redis_server.env["OVERCAST_TEST_REDIS_URL"])
+    assert raw.zcard(f"{{{prefix}}}:idx") == 2
+    time.sleep(0.4)
+    assert [item.key for item in kv.sync.scan()] == ["long"]
+    assert raw.zcard(f"{{{prefix}}}:idx") == 1
+
+
+def test_an_ack_with_a_stale_receipt_changes_nothing(redis_server: Server) -> None:
+    queue = overcast.open_queue(_url(redis_server, f"stale-{uuid.uuid4().hex[:8]}"))
+    queue.sync.send({"n": 1})
+    (first,) = queue.sync.receive(visibility_timeout=0.2)
+    time.sleep(0.3)
+    (second,) = queue.sync.receive(visibility_timeout=30)
+    assert (second.id, second.attempts) == (first.id, 2)
+    queue.sync.ack(first)  # the earlier delivery's receipt: the message stays in flight
+    assert queue.sync.depth() == 0
+    queue.sync.nack(second)
+    (third,) = queue.sync.receive()
+    assert third.attempts == 3
+    queue.sync.ack(third)
+    assert queue.sync.receive(wait=0.2) == []
+
+
+def test_incr_on_a_document_is_a_clear_error(redis_server: Server) -> None:
+    cache = overcast.open_cache(_url(redis_server, f"c-{uuid.uuid4().hex[:8]}"))
+    cache.sync.set("user", {"name": "Ada"})
+    with pytest.raises(InvalidArgument, match="'user'.*does not hold an integer"):
+        cache.sync.incr("user")
+
+
+def test_a_default_ttl_applies_to_new_counters(redis_server: Server) -> None:
+    prefix = f"ttl-{uuid.uuid4().hex[:8]}"
+    cache = overcast.open_cache(_url(redis_server, prefix) + "&default_ttl=30")
+    cache.sync.incr("hits")
+    raw = redis.Redis.from_url(redis_server.env["OVERCAST_TEST_REDIS_URL"])
+    assert 0 < raw.pttl(f"{{{prefix}}}:hits") <= 30_000
+
+
+def test_braces_in_a_prefix_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="may not hold braces"):
+        overcast.open_kv("redis://127.0.0.1:1/0?prefix=a{b}")
+
+
+def test_a_bad_max_attempts_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_attempts must be a positive int"):
+        overcast.open_queue("redis://127.0.0.1:1/0?prefix=q&max_attempts=0")
+
+
+def test_an_unreachable_server_is_unavailable_naming_the_resource() -> None:
+    kv = overcast.open_kv("redis://127.0.0.1:1/0?prefix=nowhere&socket_connect_timeout=0.5", name="sessions")
+    with pytest.raises(Unavailable, match="sessions: Redis"):
+        kv.sync.get("k")
+
