@@ -70,7 +70,7 @@ def test_an_ack_with_a_stale_receipt_changes_nothing(redis_server: Server) -> No
 def test_incr_on_a_document_is_a_clear_error(redis_server: Server) -> None:
     cache = overcast.open_cache(_url(redis_server, f"c-{uuid.uuid4().hex[:8]}"))
     cache.sync.set("user", {"name": "Ada"})
-    with pytest.raises(InvalidArgument, match="'user'.*does not hold an integer"):
+    with pytest.raises(InvalidArgument, match=r"'user'.*does not hold an integer"):
         cache.sync.incr("user")
 
 
