@@ -57,7 +57,7 @@ def test_block_runs(
 ) -> None:
     for fixture in needs:
         request.getfixturevalue(fixture)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OVERCAST_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OVERCAST_") or k.startswith("OVERCAST_TEST_")}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
     )

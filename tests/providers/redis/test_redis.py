@@ -10,7 +10,7 @@ import redis
 from redis.crc import key_slot
 
 import overcast
-from overcast.errors import ConfigError, InvalidArgument, Unavailable
+from overcast.errors import ConfigError, InvalidArgument, PermissionDenied, Unavailable
 from servers import Server
 
 
@@ -97,3 +97,24 @@ def test_an_unreachable_server_is_unavailable_naming_the_resource() -> None:
     with pytest.raises(Unavailable, match="sessions: Redis"):
         kv.sync.get("k")
 
+
+def test_credentials_come_from_the_environment(redis_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = f"u{uuid.uuid4().hex[:8]}"
+    raw = redis.Redis.from_url(redis_server.env["OVERCAST_TEST_REDIS_URL"])
+    raw.acl_setuser(user, enabled=True, passwords=["+right-password"], keys=["*"], commands=["+@all"])
+    try:
+        monkeypatch.setenv("APP_REDIS_USER", user)
+        monkeypatch.setenv("APP_REDIS_PASSWORD", "right-password")
+        url = (
+            _url(redis_server, f"acl-{uuid.uuid4().hex[:6]}")
+            + "&username_env=APP_REDIS_USER&password_env=APP_REDIS_PASSWORD"
+        )
+        cache = overcast.open_cache(url, name="acl")
+        cache.sync.set("k", 1)
+        assert cache.sync.get("k") == 1
+        monkeypatch.setenv("WRONG_PASSWORD", "wrong")
+        wrong = overcast.open_cache(url.replace("APP_REDIS_PASSWORD", "WRONG_PASSWORD"), name="acl-wrong")
+        with pytest.raises(PermissionDenied, match="acl-wrong: Redis"):
+            wrong.sync.get("k")
+    finally:
+        raw.acl_deluser(user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -28,7 +29,7 @@ def server_url(location: ResourceURL) -> str:
 
 def client(location: ResourceURL) -> redis.Redis:
     """The shared client for ``location``'s server and database."""
-    url = server_url(location)
+    url = server_url(location) + "#" + (location.option("password_env") or "") + (location.option("username_env") or "")
     found = _clients.get(url)
     if found is not None:
         return found
@@ -36,11 +37,18 @@ def client(location: ResourceURL) -> redis.Redis:
         found = _clients.get(url)
         if found is None:
             options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
+            # Credentials never sit in URLs: they come from the environment.
+            password = os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
+            username = os.environ.get(location.option("username_env") or "REDIS_USERNAME")
+            if password:
+                options["password"] = password
+            if username:
+                options["username"] = username
             for name in _CLIENT_OPTIONS:
                 raw = location.option(name)
                 if raw is not None:
                     options[name] = float(raw)
-            found = _clients[url] = redis.Redis.from_url(url, **options)
+            found = _clients[url] = redis.Redis.from_url(server_url(location), **options)
         return found
 
 
@@ -54,10 +62,10 @@ def namespace(location: ResourceURL, name: str | None, default: str) -> str:
 
 def error(exc: redis_errors.RedisError, resource: str, what: str) -> ProviderError:
     message = f"{resource}: Redis {what}: {exc}"
+    if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.NoPermissionError)):
+        return PermissionDenied(message, resource=resource)  # before ConnectionError, its base
     if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError)):
         return Unavailable(message, resource=resource)
-    if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.NoPermissionError)):
-        return PermissionDenied(message, resource=resource)
     if isinstance(exc, redis_errors.ReadOnlyError):
         return Unavailable(message, resource=resource)
     return ProviderError(message, resource=resource)
