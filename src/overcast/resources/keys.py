@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..errors import InvalidArgument
 
-__all__ = ["check_key", "decode_key", "encode_key"]
+__all__ = ["check_key", "decode_key", "encode_key", "prefix_upper_bound"]
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 _HEX = "0123456789ABCDEF"
@@ -76,3 +76,20 @@ def decode_key(encoded: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"encoded key {encoded!r} is not UTF-8 once decoded") from exc
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix`` (None: no bound).
+
+    For stores that order keys by UTF-8 bytes, which is code-point order (SQLite's TEXT,
+    PostgreSQL's ``COLLATE "C"``): incrementing the last code point that can be
+    incremented gives the bound.
+    """
+    chars = list(prefix)
+    while chars:
+        point = ord(chars.pop()) + 1
+        if point == 0xD800:
+            point = 0xE000  # surrogates cannot be stored in UTF-8
+        if point <= 0x10FFFF:
+            return "".join(chars) + chr(point)
+    return None

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, NotFound, PermissionDenied, ProviderError, Unavailable
+from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 
@@ -43,7 +44,6 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BUSY_TIMEOUT = 30.0
 _PURGE_EVERY = 1000
 _GET_MANY_CHUNK = 500
-_MAX_CODE_POINT = 0x10FFFF
 
 _UNAVAILABLE = frozenset(
     {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL"}
@@ -83,20 +83,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _prefix_upper_bound(prefix: str) -> str | None:
-    """The least string greater than every string starting with ``prefix`` (None: no bound).
-
-    SQLite compares TEXT as UTF-8 bytes, which is code-point order, so incrementing the
-    last code point that can be incremented gives the bound.
-    """
-    chars = list(prefix)
-    while chars:
-        point = ord(chars.pop()) + 1
-        if point == 0xD800:
-            point = 0xE000  # surrogates cannot be stored in UTF-8
-        if point <= _MAX_CODE_POINT:
-            return "".join(chars) + chr(point)
-    return None
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -369,7 +355,7 @@ class SQLiteKeyValueStore(KeyValueStore):
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
-        upper = _prefix_upper_bound(prefix) if prefix else None
+        upper = prefix_upper_bound(prefix) if prefix else None
         params: list[object] = [prefix]
         if upper is not None:
             params.append(upper)
