@@ -49,3 +49,38 @@ class CloudEvent:
         if self.data is not None:
             out["data"] = self.data
         return out
+
+    def to_sdk(self) -> Any:
+        """This event as the ``cloudevents`` SDK's (2.x) ``cloudevents.core.v1.event.CloudEvent``."""
+        from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
+
+        attributes: dict[str, Any] = {"specversion": self.specversion, "id": self.id, "source": self.source}
+        attributes["type"] = self.type
+        for name in ("subject", "datacontenttype", "dataschema", "time"):
+            value = getattr(self, name)
+            if value is not None:
+                attributes[name] = value
+        attributes.update(self.extensions)
+        return SDKCloudEvent(attributes, self.data)
+
+    @classmethod
+    def from_sdk(cls, event: Any, *, original: Any = None) -> CloudEvent:
+        """An event of the ``cloudevents`` SDK (2.x, any object with ``get_attributes``/``get_data``)."""
+        attributes = dict(event.get_attributes())
+        core = {name: attributes.pop(name, None) for name in _CORE}
+        return cls(
+            type=core["type"],
+            source=core["source"],
+            data=event.get_data(),
+            id=core["id"],
+            time=core["time"],
+            subject=core["subject"],
+            datacontenttype=core["datacontenttype"],
+            dataschema=core["dataschema"],
+            specversion=core["specversion"] or "1.0",
+            extensions=attributes,
+            original=original,
+        )
+
+
+_CORE = ("type", "source", "id", "time", "subject", "datacontenttype", "dataschema", "specversion")

@@ -1,0 +1,231 @@
+"""The app on AWS Lambda: ``handler = lambda_handler(app)``.
+
+HTTP events (API Gateway REST and HTTP APIs, ALB, function URLs) run the app's ASGI app
+(see :mod:`.lambda_http`); every other event (SQS, SNS, S3, EventBridge, schedules,
+DynamoDB streams, Kinesis) becomes CloudEvents delivered to the app's subscriptions and
+schedules (see :mod:`.lambda_events`), which is imported only when such an event comes.
+
+One event loop lives as long as the execution environment, so clients opened by one
+invocation serve the next; the ASGI lifespan starts once, on the first HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from ...telemetry import _state as _telemetry
+from ...telemetry.logs import mark_warm, request_id
+from .lambda_http import Headers, HttpAdapter, Scope, adapter_for
+
+if TYPE_CHECKING:
+    from ...app import App
+    from .lambda_events import EventRouter
+
+__all__ = ["LambdaHandler", "lambda_handler"]
+
+log = logging.getLogger("overcast.aws.lambda")
+
+_ERROR_BODY = b"Internal Server Error"
+_ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
+_cold = {"start": True}
+
+Route = str | Callable[..., Any]
+
+
+def lambda_handler(
+    app: App,
+    *,
+    routes: Mapping[str, Route] | None = None,
+    base_path: str = "",
+    lifespan: Literal["auto", "on", "off"] = "auto",
+) -> LambdaHandler:
+    """The Lambda handler of ``app``: ``handler = lambda_handler(app)``.
+
+    Args:
+        routes: events from sources that are not the app's queues and topics (an S3
+            bucket, a DynamoDB or Kinesis stream, an EventBridge rule): a glob over the
+            source's ARN or name (``"arn:aws:s3:::uploads"``, ``"uploads"``,
+            ``"orders-*"``) mapped to a subscription or schedule name, or to a function
+            taking a :class:`~overcast.CloudEvent`. Routes are tried before the app's own.
+        base_path: a prefix to strip from request paths (an API mapped under ``/v1``).
+        lifespan: run the ASGI lifespan's startup once per execution environment
+            (``auto``: if the app supports it; ``on``: fail when it does not).
+    """
+    return LambdaHandler(app, routes=routes, base_path=base_path, lifespan=lifespan)
+
+
+class LambdaHandler:
+    """Callable as ``handler(event, context)``; see :func:`lambda_handler`."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        routes: Mapping[str, Route] | None = None,
+        base_path: str = "",
+        lifespan: Literal["auto", "on", "off"] = "auto",
+    ) -> None:
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', got {lifespan!r}")
+        self.app = app
+        self.routes: dict[str, Route] = dict(routes or {})
+        self.base_path = base_path.rstrip("/")
+        self.lifespan = lifespan
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lifespan: _Lifespan | None = None
+        self._router: EventRouter | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop every invocation runs on (made on first use, kept for the process)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        return loop
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        rid = getattr(context, "aws_request_id", None)
+        token = request_id.set(rid)
+        try:
+            adapter = adapter_for(event)
+            if adapter is not None:
+                if _telemetry.ENABLED:
+                    from ...telemetry.runtime import invocation
+
+                    with invocation(handler="http", request=rid):
+                        return self._http(adapter, event, rid)
+                return self._http(adapter, event, rid)
+            return self._event(event, context, rid)
+        finally:
+            request_id.reset(token)
+            if _cold["start"]:
+                _cold["start"] = False
+                mark_warm()
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _http(self, adapter: HttpAdapter, event: dict[str, Any], rid: str | None) -> dict[str, Any]:
+        scope, body = adapter.scope(event, self.base_path)
+        loop = self._loop or self.loop
+        if self.lifespan != "off" and self._lifespan is None:
+            started = _Lifespan(self.app.asgi, must=self.lifespan == "on")
+            loop.run_until_complete(started.startup())
+            self._lifespan = started
+        state = self._lifespan.state if self._lifespan is not None else None
+        if state is not None:
+            scope["state"] = state.copy()
+        status, headers, payload = loop.run_until_complete(_run_http(self.app.asgi, scope, body, rid))
+        return adapter.response(event, status, headers, payload)
+
+    # -- everything else -------------------------------------------------------------------
+
+    @property
+    def router(self) -> EventRouter:
+        """How events reach the app's handlers (built on the first non-HTTP event)."""
+        if self._router is None:
+            from .lambda_events import EventRouter
+
+            self._router = EventRouter(self.app, self.routes)
+        return self._router
+
+    def _event(self, event: Any, context: Any, rid: str | None) -> Any:
+        router = self.router
+        from ...telemetry.runtime import invocation
+
+        with invocation(handler=router.kind_of(event), request=rid):
+            return self.loop.run_until_complete(router.handle(event, context))
+
+
+async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tuple[int, Headers, bytes]:
+    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the request id."""
+    status = 0
+    headers: Headers = []
+    chunks: list[bytes] = []
+    complete = False
+    disconnected: asyncio.Future[None] | None = None
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested, disconnected
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        # After the body, a client stays connected until the response is complete.
+        if not complete:
+            if disconnected is None:
+                disconnected = asyncio.get_running_loop().create_future()
+            await disconnected
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, headers, complete
+        kind = message["type"]
+        if kind == "http.response.body":
+            if status == 0 or complete:
+                raise RuntimeError(f"unexpected ASGI message {kind!r}")
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                complete = True
+                if disconnected is not None and not disconnected.done():
+                    disconnected.set_result(None)
+        elif kind == "http.response.start" and status == 0:
+            status = message["status"]
+            headers = message.get("headers") or []
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+    try:
+        await asgi(scope, receive, send)
+    except Exception:
+        log.exception("%s %s failed (request %s)", scope["method"], scope["path"], rid, extra={"request_id": rid})
+        if not complete:
+            return 500, list(_ERROR_HEADERS), _ERROR_BODY
+    if not complete and status == 0:
+        log.error("%s %s sent no response (request %s)", scope["method"], scope["path"], rid)
+        return 500, list(_ERROR_HEADERS), _ERROR_BODY
+    body_out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return status, headers, body_out
+
+
+class _Lifespan:
+    """The ASGI lifespan, started once and left running: Lambda freezes the process, it never
+    stops it in a way an app could react to (without an extension)."""
+
+    def __init__(self, asgi: Any, *, must: bool) -> None:
+        self.asgi = asgi
+        self.must = must
+        self.state: dict[str, Any] | None = {}
+        self._inbox: asyncio.Queue[dict[str, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        self._inbox = inbox
+
+        async def run() -> None:
+            try:
+                await self.asgi(scope, inbox.get, replies.put)
+            except Exception as exc:
+                if self.must:
+                    log.error("the app's lifespan failed: %r", exc, exc_info=exc)
+                else:
+                    log.debug("the app does not support the ASGI lifespan: %r", exc)
+            finally:
+                await replies.put(None)
+
+        self._task = asyncio.get_running_loop().create_task(run())
+        await inbox.put({"type": "lifespan.startup"})
+        reply = await replies.get()
+        if reply is None or reply["type"] == "lifespan.startup.failed":
+            message = "" if reply is None else str(reply.get("message", ""))
+            if self.must or reply is not None:
+                raise RuntimeError(f"the app failed to start: {message or 'its lifespan raised'}")
+            self.state = None

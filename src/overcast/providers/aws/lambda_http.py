@@ -1,0 +1,325 @@
+"""HTTP events on Lambda: API Gateway REST (v1), HTTP API (v2), ALB and function URLs to an
+ASGI request, and the ASGI response back to the shape each source expects.
+
+One adapter per source, each a pair of functions: ``scope(event, base_path)`` builds the
+ASGI scope and body, ``response(event, status, headers, body)`` the reply. Written for the
+warm path: no per-request objects beyond the scope and the reply, nothing imported late.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote, urlencode
+
+__all__ = ["HTTP_ADAPTERS", "HttpAdapter", "adapter_for", "is_text"]
+
+Headers = list[tuple[bytes, bytes]]
+Scope = dict[str, Any]
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_TEXT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/javascript",
+        "application/ecmascript",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "application/graphql",
+        "application/x-ndjson",
+        "image/svg+xml",
+    }
+)
+
+
+def is_text(content_type: str | None, content_encoding: str | None) -> bool:
+    """Whether a response body travels as text: a textual media type and no content coding."""
+    if not content_type or (content_encoding and content_encoding.strip().lower() != "identity"):
+        return False
+    mime = content_type.partition(";")[0].strip().lower()
+    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
+
+
+def _request_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body")
+    if not body:
+        return b""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def _response_body(body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[str, bool]:
+    """The body as the sources carry it: text when it is text (and valid UTF-8), else base64."""
+    if not body:
+        return "", False
+    if is_text(content_type, content_encoding):
+        try:
+            return body.decode(), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode(), True
+
+
+def _server(host: str | None, port: str | None, scheme: str) -> tuple[str, int]:
+    if not host:
+        return ("lambda", 443 if scheme == "https" else 80)
+    name, sep, given = host.rpartition(":")
+    if sep and given.isdigit() and "]" not in given:
+        return (name, int(given))
+    return (host, int(port) if port and port.isdigit() else (443 if scheme == "https" else 80))
+
+
+def _strip(path: str, base_path: str) -> str:
+    if base_path and path.startswith(base_path) and (len(path) == len(base_path) or path[len(base_path)] == "/"):
+        return path[len(base_path) :] or "/"
+    return path
+
+
+def _finish_scope(
+    method: str,
+    raw_path: str,
+    query: bytes,
+    headers: Headers,
+    lookup: dict[str, str],
+    client_ip: str | None,
+    base_path: str,
+    event: dict[str, Any],
+) -> Scope:
+    scheme = lookup.get("x-forwarded-proto") or "https"
+    raw = _strip(raw_path or "/", base_path)
+    return {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": "1.1",
+        "method": method,
+        "scheme": scheme,
+        "path": unquote(raw) if "%" in raw else raw,
+        "raw_path": raw.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": (client_ip, 0) if client_ip else None,
+        "server": _server(lookup.get("host"), lookup.get("x-forwarded-port"), scheme),
+        "aws.event": event,
+    }
+
+
+# -- API Gateway REST (v1) and HTTP API payload 1.0 ---------------------------------------
+
+
+def _v1_headers(event: dict[str, Any]) -> tuple[Headers, dict[str, str]]:
+    headers: Headers = []
+    lookup: dict[str, str] = {}
+    multi = event.get("multiValueHeaders")
+    if multi:
+        for name, values in multi.items():
+            key = name.lower()
+            if not values:
+                continue
+            if key == "cookie":
+                values = ["; ".join(values)]
+            for value in values:
+                headers.append((key.encode(), value.encode()))
+            lookup[key] = values[-1]
+    else:
+        for name, value in (event.get("headers") or {}).items():
+            key = name.lower()
+            headers.append((key.encode(), value.encode()))
+            lookup[key] = value
+    return headers, lookup
+
+
+def _v1_query(event: dict[str, Any]) -> bytes:
+    params = event.get("multiValueQueryStringParameters") or event.get("queryStringParameters")
+    return urlencode(params, doseq=True).encode() if params else b""
+
+
+def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
+    headers, lookup = _v1_headers(event)
+    identity = event["requestContext"].get("identity") or {}
+    scope = _finish_scope(
+        event["httpMethod"],
+        event.get("path") or "/",
+        _v1_query(event),
+        headers,
+        lookup,
+        identity.get("sourceIp"),
+        base_path,
+        event,
+    )
+    return scope, _request_body(event)
+
+
+def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str]], str | None, str | None]:
+    """Single-valued headers, the repeated ones as lists, and the content type and coding."""
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name in multi:
+            multi[name].append(value)
+        elif name in single:
+            multi[name] = [single.pop(name), value]
+        else:
+            single[name] = value
+    return single, multi, single.get("content-type"), single.get("content-encoding")
+
+
+def _v1_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
+    single, multi, ctype, coding = _split_headers(headers)
+    text, encoded = _response_body(body, ctype, coding)
+    return {
+        "statusCode": status,
+        "headers": single,
+        "multiValueHeaders": multi,
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+# -- HTTP API payload 2.0 and function URLs -------------------------------------------------
+
+
+def _v2_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
+    http = event["requestContext"]["http"]
+    given = event.get("headers") or {}
+    headers: Headers = [(name.lower().encode(), value.encode()) for name, value in given.items()]
+    cookies = event.get("cookies")
+    if cookies:
+        headers.append((b"cookie", "; ".join(cookies).encode()))
+    raw_path = event.get("rawPath") or http.get("path") or "/"
+    scope = _finish_scope(
+        http["method"],
+        raw_path,
+        (event.get("rawQueryString") or "").encode(),
+        headers,
+        given,
+        http.get("sourceIp"),
+        base_path,
+        event,
+    )
+    return scope, _request_body(event)
+
+
+def _v2_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
+    out_headers: dict[str, str] = {}
+    cookies: list[str] = []
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name == "set-cookie":
+            cookies.append(value)
+        elif name in out_headers:
+            out_headers[name] = f"{out_headers[name]},{value}"
+        else:
+            out_headers[name] = value
+    text, encoded = _response_body(body, out_headers.get("content-type"), out_headers.get("content-encoding"))
+    reply: dict[str, Any] = {"statusCode": status, "headers": out_headers, "body": text, "isBase64Encoded": encoded}
+    if cookies:
+        reply["cookies"] = cookies
+    return reply
+
+
+# -- Application Load Balancer ---------------------------------------------------------------
+
+
+def _alb_query(event: dict[str, Any]) -> bytes:
+    # ALB passes the query as the client sent it, still percent-encoded: keep it byte for byte.
+    multi = event.get("multiValueQueryStringParameters")
+    if multi:
+        return "&".join(f"{k}={v}" for k, values in multi.items() for v in values).encode()
+    single = event.get("queryStringParameters")
+    if single:
+        return "&".join(f"{k}={v}" for k, v in single.items()).encode()
+    return b""
+
+
+def _alb_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
+    headers, lookup = _v1_headers(event)
+    forwarded = lookup.get("x-forwarded-for", "")
+    client = forwarded.split(",")[0].strip() or None
+    scope = _finish_scope(
+        event["httpMethod"], event.get("path") or "/", _alb_query(event), headers, lookup, client, base_path, event
+    )
+    return scope, _request_body(event)
+
+
+def _casings(name: str, count: int) -> list[str]:
+    """``count`` spellings of ``name`` differing in case: how single-value ALB replies repeat a header."""
+    out: list[str] = []
+    letters = [i for i, ch in enumerate(name) if ch.lower() != ch.upper()]
+    for n in range(1 << len(letters)):
+        chars = list(name)
+        for bit, i in enumerate(letters):
+            if n >> bit & 1:
+                chars[i] = chars[i].upper()
+        out.append("".join(chars))
+        if len(out) == count:
+            break
+    return out
+
+
+def _alb_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
+    single, multi, ctype, coding = _split_headers(headers)
+    text, encoded = _response_body(body, ctype, coding)
+    try:
+        description = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        description = str(status)
+    reply: dict[str, Any] = {
+        "statusCode": status,
+        "statusDescription": description,
+        "isBase64Encoded": encoded,
+        "body": text,
+    }
+    if "multiValueHeaders" in event:
+        reply["multiValueHeaders"] = {**{k: [v] for k, v in single.items()}, **multi}
+    else:
+        for name, values in multi.items():
+            for spelled, value in zip(_casings(name, len(values)), values, strict=False):
+                single[spelled] = value
+        reply["headers"] = single
+    return reply
+
+
+class HttpAdapter:
+    """One HTTP source: how to recognise its events, build the scope, and shape the reply."""
+
+    __slots__ = ("name", "response", "scope")
+
+    def __init__(
+        self,
+        name: str,
+        scope: Callable[[dict[str, Any], str], tuple[Scope, bytes]],
+        response: Callable[[dict[str, Any], int, Headers, bytes], dict[str, Any]],
+    ) -> None:
+        self.name = name
+        self.scope = scope
+        self.response = response
+
+
+API_GATEWAY_V1 = HttpAdapter("apigateway-rest", _v1_scope, _v1_response)
+HTTP_API_V2 = HttpAdapter("apigateway-http", _v2_scope, _v2_response)
+FUNCTION_URL = HttpAdapter("function-url", _v2_scope, _v2_response)
+ALB = HttpAdapter("alb", _alb_scope, _alb_response)
+HTTP_ADAPTERS = (API_GATEWAY_V1, HTTP_API_V2, FUNCTION_URL, ALB)
+
+
+def adapter_for(event: Any) -> HttpAdapter | None:
+    """The adapter for an HTTP event, or None when ``event`` is not an HTTP request."""
+    if type(event) is not dict:
+        return None
+    context = event.get("requestContext")
+    if type(context) is not dict:
+        return None
+    if "http" in context and event.get("version") == "2.0":
+        return FUNCTION_URL if ".lambda-url." in context.get("domainName", "") else HTTP_API_V2
+    if "elb" in context:
+        return ALB
+    if "httpMethod" in event:
+        return API_GATEWAY_V1
+    return None
