@@ -47,5 +47,6 @@ def start_postgres() -> Server:
         port,
         preexec=demote,
         cwd=Path("/"),
-        server_env={"OVERCAST_TEST_POSTGRES_URL": f"postgresql://{user}@127.0.0.1:{port}/postgres"},
+        # Credentials never sit in provider URLs: libpq takes the user from PGUSER.
+        server_env={"OVERCAST_TEST_POSTGRES_URL": f"postgresql://127.0.0.1:{port}/postgres", "PGUSER": user},
     )

@@ -1,10 +1,21 @@
-"""The postgres providers under the conformance suites (see ..providers.Case)."""
+"""The PostgreSQL providers under the conformance suites, on Debian's PostgreSQL (tests/servers/postgres.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from ..providers import Case
+from ..providers import Case
 
-CASES: list[Case] = []
+
+def _store(tmp: Path, name: str) -> str:
+    return f"{os.environ['OVERCAST_TEST_POSTGRES_URL']}?store={name}"
+
+
+def _queue(tmp: Path, name: str) -> str:
+    return f"{os.environ['OVERCAST_TEST_POSTGRES_URL']}?queue={name}"
+
+
+CASES: list[Case] = [
+    Case("kv", "postgresql", _store, server="postgres_server"),
+]

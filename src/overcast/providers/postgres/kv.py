@@ -1,0 +1,186 @@
+"""``postgresql://HOST:PORT/DBNAME?store=NAME`` as a key-value store of JSON documents.
+
+One table, ``overcast_kv``, holds every store: ``(store, key)`` is the primary key, with
+keys as their UTF-8 bytes (``bytea``: byte order, and any character, NUL included), so a
+prefix scan is a range on that index.
+Documents are ``jsonb``, but for the rare one holding U+0000, which ``jsonb`` cannot
+hold: that one is kept as its JSON bytes in ``raw``. A conditional write is one
+``INSERT ... ON CONFLICT ... WHERE`` or ``UPDATE ... WHERE`` statement: the check and
+the write are atomic. Expired documents are filtered on every read and deleted now and
+then by writes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from psycopg.types.json import Jsonb
+
+from ...errors import Conflict
+from ...resources.kv import Item, KeyValueStore, Page
+from ...resources.url import ResourceURL
+from ._db import connection, migrate, resource_name
+
+__all__ = ["PostgresKeyValueStore"]
+
+_LIVE = "(expires_at IS NULL OR expires_at > now())"
+_UPSERT = (
+    "INSERT INTO overcast_kv (store, key, value, raw, version, expires_at) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, raw = excluded.raw,"
+    " version = excluded.version, expires_at = excluded.expires_at"
+)
+
+
+def _columns(value: dict[str, Any], data: bytes) -> tuple[Jsonb | None, bytes | None]:
+    """(value, raw): jsonb, or the JSON bytes of a document holding U+0000."""
+    if b"\\u0000" in data:
+        return None, data
+    return Jsonb(value), None
+
+
+def _item(key: str, value: Any, raw: bytes | None, version: str, expires_at: datetime | None) -> Item:
+    return Item(key, value if raw is None else json.loads(raw), version, expires_at)
+
+
+_SWEEP_EVERY = 500
+
+
+class PostgresKeyValueStore(KeyValueStore):
+    """JSON documents in PostgreSQL. Options: ``store`` (default: the resource's name),
+    ``sslmode``, ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (30 s).
+
+    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "postgres"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self._store = resource_name(self.location, name, "store", "kv")
+        self._writes = 0
+
+    def _conn(self, what: str) -> Any:
+        migrate(self.location, self.name)
+        return connection(self.location, self.name, what)
+
+    def _create_blocking(self) -> None:
+        migrate(self.location, self.name)
+
+    def _ping_blocking(self) -> None:
+        with self._conn("ping") as conn:
+            conn.execute("SELECT 1")
+
+    def _get_blocking(self, key: str) -> Item | None:
+        with self._conn(f"read key {key!r}") as conn:
+            row = conn.execute(
+                f"SELECT value, raw, version, expires_at FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}",
+                (self._store, key.encode()),
+            ).fetchone()
+        return None if row is None else _item(key, *row)
+
+    def _put_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        version = uuid.uuid4().hex
+        doc, raw = _columns(value, data)
+        with self._conn(f"write key {key!r}") as conn:
+            if if_version is not None:
+                done = conn.execute(
+                    f"UPDATE overcast_kv SET value = %s, raw = %s, version = %s, expires_at = %s"
+                    f" WHERE store = %s AND key = %s AND version = %s AND {_LIVE}",
+                    (doc, raw, version, expires_at, self._store, key.encode(), if_version),
+                ).rowcount
+            elif if_absent:
+                done = conn.execute(
+                    f"{_UPSERT} WHERE overcast_kv.expires_at IS NOT NULL AND overcast_kv.expires_at <= now()",
+                    (self._store, key.encode(), doc, raw, version, expires_at),
+                ).rowcount
+            else:
+                conn.execute(_UPSERT, (self._store, key.encode(), doc, raw, version, expires_at))
+                done = 1
+            if done != 1:
+                raise self._conflict(conn, key, if_version)
+            self._sweep(conn)
+        return version
+
+    def _sweep(self, conn: Any) -> None:
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            conn.execute("DELETE FROM overcast_kv WHERE store = %s AND expires_at <= now()", (self._store,))
+
+    def _conflict(self, conn: Any, key: str, if_version: str | None) -> Conflict:
+        if if_version is None:
+            return Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
+        row = conn.execute(
+            f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}", (self._store, key.encode())
+        ).fetchone()
+        found = "is absent" if row is None else f"is at version {row[0]}"
+        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+
+    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        with self._conn(f"delete key {key!r}") as conn:
+            if if_version is not None:
+                done = conn.execute(
+                    f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}",
+                    (self._store, key.encode(), if_version),
+                ).rowcount
+                if done != 1:
+                    raise self._conflict(conn, key, if_version)
+                return True
+            row = conn.execute(
+                f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}", (self._store, key.encode())
+            ).fetchone()
+        return bool(row and row[0])
+
+    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        clauses = ["store = %s", _LIVE]
+        params: list[Any] = [self._store]
+        if prefix:
+            low = prefix.encode()
+            clauses.append("key >= %s AND key < %s")  # 0xFF never occurs in UTF-8: the last byte can grow
+            params += [low, low[:-1] + bytes([low[-1] + 1])]
+        if cursor is not None:
+            clauses.append("key > %s")
+            params.append(cursor.encode())
+        params.append(limit + 1)
+        with self._conn(f"scan prefix {prefix!r}") as conn:
+            rows = conn.execute(
+                f"SELECT key, value, raw, version, expires_at FROM overcast_kv WHERE {' AND '.join(clauses)}"
+                " ORDER BY key LIMIT %s",
+                params,
+            ).fetchall()
+        items = [_item(bytes(row[0]).decode(), *row[1:]) for row in rows[:limit]]
+        return Page(items, items[-1].key if len(rows) > limit else None)
+
+    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        with self._conn(f"read {len(keys)} keys") as conn:
+            rows = conn.execute(
+                "SELECT key, value, raw, version, expires_at FROM overcast_kv"
+                f" WHERE store = %s AND key = ANY(%s) AND {_LIVE}",
+                (self._store, [key.encode() for key in keys]),
+            ).fetchall()
+        found = [_item(bytes(row[0]).decode(), *row[1:]) for row in rows]
+        return {item.key: item for item in found}
+
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions = {key: uuid.uuid4().hex for key, _, _ in entries}
+        rows = [
+            (self._store, key.encode(), *_columns(value, data), versions[key], expires_at)
+            for key, value, data in entries
+        ]
+        with self._conn(f"write {len(entries)} keys") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_UPSERT, rows)
+        return versions
