@@ -125,7 +125,7 @@ def migrate(location: ResourceURL, resource: str) -> None:
         current = row[0] if row and row[0] is not None else 0
         for version, statement in enumerate(MIGRATIONS, start=1):
             if version > current:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
                 conn.execute("INSERT INTO overcast_schema (version) VALUES (%s)", (version,))
     _migrated.add(info)
 
