@@ -16,6 +16,12 @@ def _queue(tmp: Path, name: str) -> str:
     return f"{os.environ['OVERCAST_TEST_POSTGRES_URL']}?queue={name}"
 
 
+def _topic(tmp: Path, name: str) -> str:
+    return f"{os.environ['OVERCAST_TEST_POSTGRES_URL']}?topic={name}"
+
+
 CASES: list[Case] = [
     Case("kv", "postgresql", _store, server="postgres_server"),
+    Case("queue", "postgresql", _queue, server="postgres_server"),
+    Case("topic", "postgresql", _topic, server="postgres_server"),
 ]

@@ -1,0 +1,241 @@
+"""``postgresql://HOST:PORT/DBNAME?queue=NAME`` queues and ``?topic=NAME`` topics.
+
+Messages are rows of ``overcast_messages``. A receive claims rows with ``FOR UPDATE SKIP
+LOCKED``: consumers in any number of processes each get different messages and never
+wait on one another. A claimed row becomes invisible until its visibility timeout; an
+ack deletes it (only with the current delivery's receipt). Before claiming, rows that
+used up ``max_attempts`` move to the dead-letter queue ``NAME#dead``. A topic copies
+each message to the queue of every subscription (``TOPIC/SUBSCRIPTION``) in one
+``INSERT ... SELECT``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from psycopg.types.json import Jsonb
+
+from ...errors import ConfigError, InvalidArgument
+from ...resources.queue import Message, Queue, Topic, decode_body
+from ...resources.url import ResourceURL
+from ._db import connection, migrate, resource_name
+
+__all__ = ["PostgresQueue", "PostgresTopic"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_POLL_FIRST, _POLL_MAX = 0.02, 0.25
+
+
+def _max_attempts(location: ResourceURL, resource: str) -> int:
+    raw = location.option("max_attempts")
+    if raw is None:
+        return Queue.default_max_attempts
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{resource}: option max_attempts must be a positive int, got {raw!r} in {location}")
+    return int(raw)
+
+
+class PostgresQueue(Queue):
+    """A queue in PostgreSQL. Options: ``queue`` (default: the resource's name),
+    ``max_attempts`` (5), and the connection options of the KV store.
+
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``depth``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "postgres"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        subscription = loc.option("subscription")
+        if subscription is not None:
+            base = f"{resource_name(loc, None, 'topic', 'topic')}/{subscription}"
+        else:
+            base = resource_name(loc, name, "queue", "queue")
+        self._base = base
+        self._queue = f"{base}#dead" if self._dead else base
+        self.max_attempts: int | None = None if self._dead else _max_attempts(loc, self.name)
+
+    def _conn(self, what: str) -> Any:
+        migrate(self.location, self.name)
+        return connection(self.location, self.name, what)
+
+    def _create_blocking(self) -> None:
+        migrate(self.location, self.name)
+
+    def _ping_blocking(self) -> None:
+        with self._conn("ping") as conn:
+            conn.execute("SELECT 1")
+
+    def dead_letters(self) -> PostgresQueue:
+        """The queue of this queue's dead letters (``NAME#dead``)."""
+        if self._dead:
+            raise InvalidArgument(f"{self.name}: a dead-letter queue has no dead-letter queue", resource=self.name)
+        options = {k: v for k, v in self.location.options.items() if k != "max_attempts"}
+        options["dead_letters"] = "true"
+        if "subscription" not in options:
+            options["queue"] = self._base
+        return PostgresQueue(replace(self.location, options=options), name=f"{self.name} (dead letters)")
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        message_id = str(uuid.uuid4())
+        with self._conn("send") as conn:
+            conn.execute(
+                "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
+                " VALUES (%s, %s, %s, %s, now() + %s)",
+                (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)),
+            )
+        return message_id
+
+    def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        with self._conn("receive") as conn, conn.transaction():
+            if self.max_attempts is not None:
+                conn.execute(
+                    "UPDATE overcast_messages SET queue = %s, attempts = 0, receipt = NULL, visible_at = now()"
+                    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
+                    " AND attempts >= %s FOR UPDATE SKIP LOCKED)",
+                    (f"{self._queue}#dead", self._queue, self.max_attempts),
+                )
+            rows = conn.execute(
+                "UPDATE overcast_messages SET visible_at = now() + %s, attempts = attempts + 1,"
+                " receipt = md5(random()::text || clock_timestamp()::text)"
+                " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
+                " ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING seq, id, body, attributes, attempts, receipt",
+                (timedelta(seconds=visibility_timeout), self._queue, max_messages),
+            ).fetchall()
+        rows.sort(key=lambda row: row[0])
+        return [
+            Message(mid, decode_body(bytes(body)), dict(attrs), attempts, f"{seq}:{receipt}")
+            for seq, mid, body, attrs, attempts, receipt in rows
+        ]
+
+    def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        deadline = time.monotonic() + wait
+        pause = _POLL_FIRST
+        while True:
+            messages = self._claim(max_messages, visibility_timeout)
+            left = deadline - time.monotonic()
+            if messages or left <= 0:
+                return messages
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def _split(self, message: Message) -> tuple[int, str]:
+        seq, _, receipt = message.receipt.partition(":")
+        if not seq.isdigit() or not receipt:
+            raise InvalidArgument(f"{self.name}: ack/nack takes a Message received from this queue", resource=self.name)
+        return int(seq), receipt
+
+    def _ack_blocking(self, message: Message) -> None:
+        seq, receipt = self._split(message)
+        with self._conn(f"ack message {message.id}") as conn:
+            conn.execute("DELETE FROM overcast_messages WHERE seq = %s AND receipt = %s", (seq, receipt))
+
+    def _nack_blocking(self, message: Message, delay: float) -> None:
+        seq, receipt = self._split(message)
+        with self._conn(f"nack message {message.id}") as conn:
+            conn.execute(
+                "UPDATE overcast_messages SET visible_at = now() + %s WHERE seq = %s AND receipt = %s",
+                (timedelta(seconds=delay), seq, receipt),
+            )
+
+    def _depth_blocking(self) -> int:
+        limit = self.max_attempts if self.max_attempts is not None else 2**31 - 1
+        with self._conn("count messages") as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM overcast_messages WHERE queue = %s AND visible_at <= now() AND attempts < %s",
+                (self._queue, limit),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+class PostgresTopic(Topic):
+    """A topic in PostgreSQL: each message is copied to every subscription's queue.
+
+    Options: ``topic`` (default: the resource's name). Capabilities: those of its queues.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "postgres"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self._topic = resource_name(self.location, name, "topic", "topic")
+        _max_attempts(self.location, self.name)  # a bad option fails now, not at the first subscription
+
+    def _conn(self, what: str) -> Any:
+        migrate(self.location, self.name)
+        return connection(self.location, self.name, what)
+
+    def _create_blocking(self) -> None:
+        migrate(self.location, self.name)
+
+    def _ping_blocking(self) -> None:
+        with self._conn("ping") as conn:
+            conn.execute("SELECT 1")
+
+    def _subscription(self, name: str, max_attempts: int | None) -> PostgresQueue:
+        options = dict(self.location.options)
+        options["topic"] = self._topic
+        options["subscription"] = name
+        if max_attempts is not None:
+            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+                raise InvalidArgument(
+                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
+                    resource=self.name,
+                )
+            options["max_attempts"] = str(max_attempts)
+        queue = _SubscriptionQueue(replace(self.location, options=options), name=f"{self.name}/{name}")
+        queue._register = (self, name)
+        return queue
+
+    def _subscribe(self, name: str) -> None:
+        with self._conn(f"create subscription {name!r}") as conn:
+            conn.execute(
+                "INSERT INTO overcast_subscriptions (topic, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (self._topic, name),
+            )
+
+    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id = str(uuid.uuid4())
+        with self._conn("publish") as conn:
+            conn.execute(
+                "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
+                " SELECT topic || '/' || name, %s, %s, %s, now() FROM overcast_subscriptions WHERE topic = %s",
+                (message_id, data, Jsonb(attributes), self._topic),
+            )
+        return message_id
+
+
+class _SubscriptionQueue(PostgresQueue):
+    """A subscription's queue: registered with its topic on first use, so publishing reaches it."""
+
+    _register: tuple[PostgresTopic, str] | None = None
+
+    def _ensure(self) -> None:
+        pending = self._register
+        if pending is not None:
+            topic, name = pending
+            topic._subscribe(name)
+            self._register = None
+
+    def _create_blocking(self) -> None:
+        super()._create_blocking()
+        self._ensure()
+
+    def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        self._ensure()
+        return super()._claim(max_messages, visibility_timeout)
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        self._ensure()
+        return super()._send_blocking(data, attributes, delay)
