@@ -30,6 +30,8 @@ log = logging.getLogger("overcast.aws.lambda")
 
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
+_BAD_BODY = b"Bad Request"
+_BAD_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"11")]
 _cold = {"start": True}
 
 Route = str | Callable[..., Any]
@@ -109,7 +111,11 @@ class LambdaHandler:
     # -- HTTP ----------------------------------------------------------------------------
 
     def _http(self, adapter: HttpAdapter, event: dict[str, Any], rid: str | None) -> dict[str, Any]:
-        scope, body = adapter.scope(event, self.base_path)
+        try:
+            scope, body = adapter.scope(event, self.base_path)
+        except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+            log.warning("malformed %s event (request %s): %r", adapter.name, rid, exc)
+            return adapter.response(event, 400, list(_BAD_HEADERS), _BAD_BODY)
         loop = self._loop or self.loop
         if self.lifespan != "off" and self._lifespan is None:
             started = _Lifespan(self.app.asgi, must=self.lifespan == "on")

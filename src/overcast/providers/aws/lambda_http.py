@@ -90,6 +90,7 @@ def _finish_scope(
 ) -> Scope:
     scheme = lookup.get("x-forwarded-proto") or "https"
     raw = _strip(raw_path or "/", base_path)
+    host = lookup.get("host") or event["requestContext"].get("domainName")
     return {
         "type": "http",
         "asgi": _ASGI,
@@ -102,7 +103,7 @@ def _finish_scope(
         "root_path": "",
         "headers": headers,
         "client": (client_ip, 0) if client_ip else None,
-        "server": _server(lookup.get("host"), lookup.get("x-forwarded-port"), scheme),
+        "server": _server(host, lookup.get("x-forwarded-port"), scheme),
         "aws.event": event,
     }
 
@@ -124,6 +125,11 @@ def _v1_headers(event: dict[str, Any]) -> tuple[Headers, dict[str, str]]:
             for value in values:
                 headers.append((key.encode(), value.encode()))
             lookup[key] = values[-1]
+        for name, value in (event.get("headers") or {}).items():  # in one map but not the other
+            key = name.lower()
+            if key not in lookup and value is not None:
+                headers.append((key.encode(), value.encode()))
+                lookup[key] = value
     else:
         for name, value in (event.get("headers") or {}).items():
             key = name.lower()
@@ -317,9 +323,11 @@ def adapter_for(event: Any) -> HttpAdapter | None:
     if type(context) is not dict:
         return None
     if "http" in context and event.get("version") == "2.0":
+        if "routeArn" in event:  # an authorizer's request, not the route's
+            return None
         return FUNCTION_URL if ".lambda-url." in context.get("domainName", "") else HTTP_API_V2
     if "elb" in context:
         return ALB
-    if "httpMethod" in event:
+    if "httpMethod" in event and "methodArn" not in event and "connectionId" not in context:
         return API_GATEWAY_V1
     return None
