@@ -332,7 +332,7 @@ class EventRouter:
             (pattern, self._target(pattern, to)) for pattern, to in routes.items()
         ]
         self._queues: dict[str, Subscription] | None = None
-        self._subscription_queues: dict[str, Subscription] = {}
+        self._subscription_queues: dict[str, Subscription] | None = None
         self._topics: dict[str, list[Subscription]] = {}
 
     def _target(self, pattern: str, to: str | Handler) -> _Target:
@@ -360,9 +360,18 @@ class EventRouter:
                     queues[_aws_name(source)] = sub
                 elif isinstance(source, TopicHandle):
                     self._topics.setdefault(_aws_name(source), []).append(sub)
-                    self._subscription_queues[_subscription_queue_name(sub)] = sub
             self._queues = queues
         return self._queues
+
+    def _subscription_queue(self, name: str) -> Subscription | None:
+        """The topic subscription whose SQS queue is ``name`` (asks the topic's provider, once)."""
+        if self._subscription_queues is None:
+            self._subscription_queues = {
+                _subscription_queue_name(sub): sub
+                for sub in self.app.subscriptions
+                if isinstance(sub.source, TopicHandle)
+            }
+        return self._subscription_queues.get(name)
 
     def _route(self, *names: str | None) -> _Target | None:
         for pattern, target in self.routes:
@@ -443,7 +452,7 @@ class EventRouter:
             )
             event = message_event(message, app=self.app.name, kind="queue", resource=sub.source.resource_name)
             return _Target(sub.name, sub.handler), replace(event, original=record)
-        sub = self._subscription_queues.get(name)
+        sub = self._subscription_queue(name)
         if sub is not None:
             body = record.get("body") or ""
             envelope = _sns_envelope(body)
