@@ -11,8 +11,8 @@ import os
 
 os.environ.setdefault("OVERCAST_TARGET", "aws")
 
-from app import app  # noqa: E402
+from app import app
 
-from overcast.providers.aws import lambda_handler  # noqa: E402
+from overcast.providers.aws import lambda_handler
 
 handler = lambda_handler(app)
