@@ -67,8 +67,18 @@ _lock = threading.Lock()
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,200}$")
 
 
+_conninfos: dict[int, tuple[ResourceURL, str]] = {}
+
+
 def conninfo(location: ResourceURL) -> str:
     """libpq connection string for ``location``: host, port, database, and libpq options."""
+    found = _conninfos.get(id(location))
+    if found is None or found[0] is not location:
+        found = _conninfos[id(location)] = (location, _conninfo(location))
+    return found[1]
+
+
+def _conninfo(location: ResourceURL) -> str:
     if not location.host:
         raise ConfigError(f"{location}: name the server, e.g. postgresql://db.internal:5432/app")
     host, _, port = location.host.partition(":")

@@ -17,8 +17,6 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from psycopg.types.json import Jsonb
-
 from ...errors import Conflict
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
@@ -28,17 +26,18 @@ __all__ = ["PostgresKeyValueStore"]
 
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
 _UPSERT = (
-    "INSERT INTO overcast_kv (store, key, value, raw, version, expires_at) VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO overcast_kv (store, key, value, raw, version, expires_at) VALUES (%s, %s, %s::jsonb, %s, %s, %s)"
     " ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, raw = excluded.raw,"
     " version = excluded.version, expires_at = excluded.expires_at"
 )
 
 
-def _columns(value: dict[str, Any], data: bytes) -> tuple[Jsonb | None, bytes | None]:
-    """(value, raw): jsonb, or the JSON bytes of a document holding U+0000."""
+def _columns(value: dict[str, Any], data: bytes) -> tuple[str | None, bytes | None]:
+    """(value, raw): the JSON text for the jsonb column (already encoded and checked by the
+    interface, so not encoded twice), or the JSON bytes of a document holding U+0000."""
     if b"\\u0000" in data:
         return None, data
-    return Jsonb(value), None
+    return data.decode(), None
 
 
 def _item(key: str, value: Any, raw: bytes | None, version: str, expires_at: datetime | None) -> Item:
@@ -97,7 +96,7 @@ class PostgresKeyValueStore(KeyValueStore):
         with self._conn(f"write key {key!r}") as conn:
             if if_version is not None:
                 done = conn.execute(
-                    f"UPDATE overcast_kv SET value = %s, raw = %s, version = %s, expires_at = %s"
+                    f"UPDATE overcast_kv SET value = %s::jsonb, raw = %s, version = %s, expires_at = %s"
                     f" WHERE store = %s AND key = %s AND version = %s AND {_LIVE}",
                     (doc, raw, version, expires_at, self._store, key.encode(), if_version),
                 ).rowcount
