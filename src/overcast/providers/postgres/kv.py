@@ -64,8 +64,12 @@ class PostgresKeyValueStore(KeyValueStore):
         self._writes = 0
 
     def _conn(self, what: str) -> Any:
-        migrate(self.location, self.name)
+        if not self._migrated:
+            migrate(self.location, self.name)
+            self._migrated = True
         return connection(self.location, self.name, what)
+
+    _migrated = False
 
     def _create_blocking(self) -> None:
         migrate(self.location, self.name)

@@ -64,8 +64,12 @@ class PostgresQueue(Queue):
         self.max_attempts: int | None = None if self._dead else _max_attempts(loc, self.name)
 
     def _conn(self, what: str) -> Any:
-        migrate(self.location, self.name)
+        if not self._migrated:
+            migrate(self.location, self.name)
+            self._migrated = True
         return connection(self.location, self.name, what)
+
+    _migrated = False
 
     def _create_blocking(self) -> None:
         migrate(self.location, self.name)
@@ -173,8 +177,12 @@ class PostgresTopic(Topic):
         _max_attempts(self.location, self.name)  # a bad option fails now, not at the first subscription
 
     def _conn(self, what: str) -> Any:
-        migrate(self.location, self.name)
+        if not self._migrated:
+            migrate(self.location, self.name)
+            self._migrated = True
         return connection(self.location, self.name, what)
+
+    _migrated = False
 
     def _create_blocking(self) -> None:
         migrate(self.location, self.name)
