@@ -47,6 +47,9 @@ def test_the_docs_have_examples() -> None:
         "resources/cache.md",
         "resources/secrets.md",
         "clouds/local.md",
+        "clouds/redis.md",
+        "clouds/postgres.md",
+        "telemetry.md",
     ]:
         assert page in pages, f"{page} has no runnable example"
 
