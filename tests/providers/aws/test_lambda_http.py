@@ -269,6 +269,7 @@ def test_the_lifespan_starts_once_and_its_state_reaches_requests() -> None:
     async def lifespan(app: Starlette) -> Any:
         started.append(1)
         yield {"db": "opened"}
+        started.append(2)
 
     api = FastAPI(lifespan=lifespan)
 
@@ -283,6 +284,8 @@ def test_the_lifespan_starts_once_and_its_state_reaches_requests() -> None:
         reply = handler(_at(_event(V2), "/state"), Context())
         assert json.loads(reply["body"]) == {"db": "opened"}
     assert started == [1]
+    handler.close()  # at exit: the lifespan's shutdown runs
+    assert started == [1, 2]
 
 
 def test_a_wsgi_app_is_served_too() -> None:

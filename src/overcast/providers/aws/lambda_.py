@@ -11,7 +11,6 @@ invocation serve the next; the ASGI lifespan starts once, on the first HTTP requ
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +19,11 @@ from ...telemetry import _state as _telemetry
 from ...telemetry.logs import mark_warm, request_id
 from .lambda_http import Headers, HttpAdapter, Scope, adapter_for
 
+# asyncio is imported on the first invocation, not here: the handler module's import is
+# part of every cold start, and an HTTP app's framework usually brings asyncio anyway.
 if TYPE_CHECKING:
+    import asyncio
+
     from ...app import App
     from .lambda_events import EventRouter
 
@@ -85,6 +88,8 @@ class LambdaHandler:
         """The event loop every invocation runs on (made on first use, kept for the process)."""
         loop = self._loop
         if loop is None or loop.is_closed():
+            import asyncio
+
             loop = self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
         return loop
@@ -121,11 +126,25 @@ class LambdaHandler:
             started = _Lifespan(self.app.asgi, must=self.lifespan == "on")
             loop.run_until_complete(started.startup())
             self._lifespan = started
+            import atexit
+
+            atexit.register(self.close)
         state = self._lifespan.state if self._lifespan is not None else None
-        if state is not None:
+        if state:
             scope["state"] = state.copy()
         status, headers, payload = loop.run_until_complete(_run_http(self.app.asgi, scope, body, rid))
         return adapter.response(event, status, headers, payload)
+
+    def close(self) -> None:
+        """Run the lifespan's shutdown and close the loop (at exit; Lambda itself never asks)."""
+        loop, lifespan = self._loop, self._lifespan
+        self._lifespan = None
+        if loop is None or loop.is_closed():
+            return
+        if lifespan is not None:
+            loop.run_until_complete(lifespan.shutdown())
+        loop.close()
+        self._loop = None
 
     # -- everything else -------------------------------------------------------------------
 
@@ -163,6 +182,8 @@ async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tu
         # After the body, a client stays connected until the response is complete.
         if not complete:
             if disconnected is None:
+                import asyncio
+
                 disconnected = asyncio.get_running_loop().create_future()
             await disconnected
         return {"type": "http.disconnect"}
@@ -211,6 +232,8 @@ class _Lifespan:
         self._task: asyncio.Task[None] | None = None
 
     async def startup(self) -> None:
+        import asyncio
+
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
@@ -235,3 +258,15 @@ class _Lifespan:
             if self.must or reply is not None:
                 raise RuntimeError(f"the app failed to start: {message or 'its lifespan raised'}")
             self.state = None
+
+    async def shutdown(self) -> None:
+        import asyncio
+
+        task, inbox = self._task, self._inbox
+        if task is None or inbox is None or task.done():
+            return
+        await inbox.put({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()

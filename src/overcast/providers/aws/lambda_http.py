@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -83,14 +82,17 @@ def _finish_scope(
     raw_path: str,
     query: bytes,
     headers: Headers,
-    lookup: dict[str, str],
+    found: dict[bytes, bytes],
     client_ip: str | None,
     base_path: str,
     event: dict[str, Any],
 ) -> Scope:
-    scheme = lookup.get("x-forwarded-proto") or "https"
+    proto = found.get(b"x-forwarded-proto")
+    scheme = proto.decode() if proto else "https"
     raw = _strip(raw_path or "/", base_path)
-    host = lookup.get("host") or event["requestContext"].get("domainName")
+    host_header = found.get(b"host")
+    host = host_header.decode() if host_header else event["requestContext"].get("domainName")
+    port = found.get(b"x-forwarded-port")
     return {
         "type": "http",
         "asgi": _ASGI,
@@ -103,39 +105,40 @@ def _finish_scope(
         "root_path": "",
         "headers": headers,
         "client": (client_ip, 0) if client_ip else None,
-        "server": _server(host, lookup.get("x-forwarded-port"), scheme),
+        "server": _server(host, port.decode() if port else None, scheme),
         "aws.event": event,
     }
+
+
+_SCOPE_HEADERS = frozenset({b"host", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
+
+
+def _found(headers: Headers) -> dict[bytes, bytes]:
+    """The few request headers the scope itself needs (the last of each)."""
+    return {name: value for name, value in headers if name in _SCOPE_HEADERS}
 
 
 # -- API Gateway REST (v1) and HTTP API payload 1.0 ---------------------------------------
 
 
-def _v1_headers(event: dict[str, Any]) -> tuple[Headers, dict[str, str]]:
-    headers: Headers = []
-    lookup: dict[str, str] = {}
+def _v1_headers(event: dict[str, Any]) -> Headers:
     multi = event.get("multiValueHeaders")
-    if multi:
-        for name, values in multi.items():
-            key = name.lower()
-            if not values:
-                continue
-            if key == "cookie":
-                values = ["; ".join(values)]
-            for value in values:
-                headers.append((key.encode(), value.encode()))
-            lookup[key] = values[-1]
-        for name, value in (event.get("headers") or {}).items():  # in one map but not the other
-            key = name.lower()
-            if key not in lookup and value is not None:
-                headers.append((key.encode(), value.encode()))
-                lookup[key] = value
-    else:
-        for name, value in (event.get("headers") or {}).items():
-            key = name.lower()
-            headers.append((key.encode(), value.encode()))
-            lookup[key] = value
-    return headers, lookup
+    single = event.get("headers") or {}
+    if not multi:
+        return [(name.lower().encode(), value.encode()) for name, value in single.items() if value is not None]
+    headers = [(name.lower().encode(), value.encode()) for name, values in multi.items() for value in values or ()]
+    if len(headers) != len(multi):  # some header came more than once: browsers send one cookie header
+        cookies = [value for name, value in headers if name == b"cookie"]
+        if len(cookies) > 1:
+            headers = [h for h in headers if h[0] != b"cookie"]
+            headers.append((b"cookie", b"; ".join(cookies)))
+    if len(single) != len(multi):  # a header in one map but not the other
+        known = {name for name, _ in headers}
+        for name, value in single.items():
+            key = name.lower().encode()
+            if key not in known and value is not None:
+                headers.append((key, value.encode()))
+    return headers
 
 
 def _v1_query(event: dict[str, Any]) -> bytes:
@@ -144,14 +147,14 @@ def _v1_query(event: dict[str, Any]) -> bytes:
 
 
 def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
-    headers, lookup = _v1_headers(event)
+    headers = _v1_headers(event)
     identity = event["requestContext"].get("identity") or {}
     scope = _finish_scope(
         event["httpMethod"],
         event.get("path") or "/",
         _v1_query(event),
         headers,
-        lookup,
+        _found(headers),
         identity.get("sourceIp"),
         base_path,
         event,
@@ -203,7 +206,7 @@ def _v2_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
         raw_path,
         (event.get("rawQueryString") or "").encode(),
         headers,
-        given,
+        _found(headers),
         http.get("sourceIp"),
         base_path,
         event,
@@ -245,11 +248,11 @@ def _alb_query(event: dict[str, Any]) -> bytes:
 
 
 def _alb_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
-    headers, lookup = _v1_headers(event)
-    forwarded = lookup.get("x-forwarded-for", "")
-    client = forwarded.split(",")[0].strip() or None
+    headers = _v1_headers(event)
+    found = _found(headers)
+    client = found.get(b"x-forwarded-for", b"").decode().split(",")[0].strip() or None
     scope = _finish_scope(
-        event["httpMethod"], event.get("path") or "/", _alb_query(event), headers, lookup, client, base_path, event
+        event["httpMethod"], event.get("path") or "/", _alb_query(event), headers, found, client, base_path, event
     )
     return scope, _request_body(event)
 
@@ -272,6 +275,8 @@ def _casings(name: str, count: int) -> list[str]:
 def _alb_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
     single, multi, ctype, coding = _split_headers(headers)
     text, encoded = _response_body(body, ctype, coding)
+    from http import HTTPStatus
+
     try:
         description = f"{status} {HTTPStatus(status).phrase}"
     except ValueError:

@@ -1,0 +1,245 @@
+"""The Lambda runtime against Mangum: warm per-invocation overhead and the example's cold start.
+
+Warm: a bare Starlette route (``GET /hello`` answering ``hi``) called three ways in the
+same process, in interleaved rounds: the ASGI app directly (a prebuilt scope, run on the
+loop), ``lambda_handler(app)``, and ``Mangum(app)``, with an HTTP API (v2) and a REST API
+(v1) event. The figure is the time each adapter adds over the direct call; the ratio is
+ours over Mangum's (with ``lifespan="off"``, its cheapest setting; its default, ``auto``,
+runs the app's lifespan on every invocation). Goal: at most 0.6x.
+
+Cold start: a fresh interpreter imports the handler module and answers its first request,
+``GET /users/{id}`` reading one item from DynamoDB on moto's server: the users example's
+``lambda_function.handler`` (FastAPI + Overcast) against the same route hand-written with
+FastAPI, Mangum and boto3. Measured inside the subprocess from before the first import
+to the reply. Goal: at most 0.8x.
+
+    .venv/bin/python benchmarks/aws_lambda.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import Result, arguments, interleave, report
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "aws"
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+class Context:
+    aws_request_id = "bench"
+
+
+def _event(name: str, path: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    if event.get("version") == "2.0":
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["requestContext"]["http"]["method"] = "GET"
+        event["rawQueryString"] = ""
+    else:
+        event["path"], event["httpMethod"] = path, "GET"
+        event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
+    return event
+
+
+def warm(rounds: int, calls: int) -> list[tuple[str, Result, Result, str]]:
+    from mangum import Mangum
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    import overcast
+    from overcast.providers.aws import lambda_handler
+
+    async def hello(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hi")
+
+    asgi = Starlette(routes=[Route("/hello", hello)])
+    app = overcast.App("bench")
+    app.http(asgi)
+    ours = lambda_handler(app)
+    mangum_off = Mangum(asgi, lifespan="off")
+    mangum_auto = Mangum(asgi)
+    loop = ours.loop  # one loop for all, as on Lambda
+    asyncio.set_event_loop(loop)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "https",
+        "path": "/hello", "raw_path": b"/hello", "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"example.com")], "client": ("1.2.3.4", 0), "server": ("example.com", 443),
+    }  # fmt: skip
+
+    def direct() -> None:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        loop.run_until_complete(asgi(dict(scope), receive, send))
+
+    def timed(func: Any, event: Any = None) -> float:
+        start = time.perf_counter()
+        if event is None:
+            for _ in range(calls):
+                func()
+        else:
+            for _ in range(calls):
+                func(event, Context())
+        return (time.perf_counter() - start) / calls * 1e6
+
+    rows = []
+    for label, name in (
+        ("HTTP API v2", "aws-lambda-go/events/apigw-v2-request-no-authorizer.json"),
+        ("REST API v1", "aws-lambda-go/events/apigw-request.json"),
+    ):
+        event = _event(name, "/hello")
+        assert ours(copy.deepcopy(event), Context())["body"] == "hi"
+        assert mangum_off(copy.deepcopy(event), Context())["body"] == "hi"
+        base, added_ours, added_off, added_auto = (Result(n, "us") for n in ("direct", "ours", "off", "auto"))
+
+        def round_(event: dict[str, Any] = event) -> float:
+            d = timed(direct)
+            base.samples.append(d)
+            added_ours.samples.append(timed(ours, event) - d)
+            added_off.samples.append(timed(mangum_off, event) - d)
+            added_auto.samples.append(timed(mangum_auto, event) - d)
+            return d
+
+        interleave(rounds, (Result("round", "us"), round_))
+        print(
+            f"{label}: direct ASGI call {base.median:.1f} us; added by lambda_handler {added_ours.median:.1f} us, "
+            f"Mangum(lifespan='off') {added_off.median:.1f} us, Mangum() {added_auto.median:.1f} us"
+        )
+        rows.append((f"warm added time, {label}", added_ours, added_off, "<= 0.60x Mangum(off)"))
+        rows.append((f"warm added time, {label} (Mangum())", added_ours, added_auto, "(Mangum's default)"))
+    return rows
+
+
+# -- cold start ------------------------------------------------------------------------------
+
+BASELINE_APP = """
+import boto3
+from fastapi import FastAPI, HTTPException
+from mangum import Mangum
+from pydantic import BaseModel, Field
+
+api = FastAPI(title="users-demo")
+table = boto3.resource("dynamodb").Table("bench-baseline-users")
+
+
+class User(BaseModel):
+    id: str
+    name: str
+    email: str = Field(pattern=r"^[^@\\s]+@[^@\\s]+$")
+
+
+@api.get("/users/{user_id}")
+def get_user(user_id: str) -> User:
+    item = table.get_item(Key={"id": user_id}).get("Item")
+    if item is None:
+        raise HTTPException(404, f"no user {user_id!r}")
+    return User(**item)
+
+
+handler = Mangum(api, lifespan="off")
+"""
+
+PROBE = """
+import json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, {folder!r})
+import {module} as module
+event = json.loads({event!r})
+reply = module.handler(event, type("C", (), {{"aws_request_id": "cold"}})())
+elapsed = time.perf_counter() - start
+assert reply["statusCode"] == 200, reply
+print(json.dumps({{"ms": elapsed * 1000}}))
+"""
+
+
+def _start_moto() -> Any:
+    from servers.aws import start_moto
+
+    server = start_moto()
+    server.apply_env()
+    return server
+
+
+def _provision(folder: Path) -> None:
+    """The example's resources and one user; the baseline's table and the same user."""
+    import boto3
+
+    sys.path.insert(0, str(folder))
+    os.environ["OVERCAST_TARGET"] = "aws"
+    from app import app, users  # the example, from the copied folder
+
+    asyncio.run(app.provision())
+    users.sync.put("u1", {"id": "u1", "name": "Ada", "email": "ada@example.com"})
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="bench-baseline-users",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(
+        TableName="bench-baseline-users",
+        Item={"id": {"S": "u1"}, "name": {"S": "Ada"}, "email": {"S": "ada@example.com"}},
+    )
+
+
+def cold(rounds: int) -> list[tuple[str, Result, Result, str]]:
+    server = _start_moto()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "users"
+            shutil.copytree(
+                ROOT / "examples" / "users", folder, ignore=shutil.ignore_patterns(".overcast", "__pycache__")
+            )
+            (folder / "baseline_function.py").write_text(textwrap.dedent(BASELINE_APP))
+            _provision(folder)
+            event = json.dumps(_event("aws-lambda-go/events/apigw-v2-request-no-authorizer.json", "/users/u1"))
+            env = {**os.environ, "OVERCAST_TARGET": "aws", "PYTHONDONTWRITEBYTECODE": "1"}
+
+            def probe(module: str) -> float:
+                code = PROBE.format(folder=str(folder), module=module, event=event)
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=folder, timeout=120
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"{module} failed:\n{done.stderr}")
+                return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
+
+            for module in ("lambda_function", "baseline_function"):  # compile the bytecode caches once
+                probe(module)
+            ours, base = Result("overcast", "ms"), Result("mangum+boto3", "ms")
+            interleave(rounds, (ours, lambda: probe("lambda_function")), (base, lambda: probe("baseline_function")))
+            print(f"cold start: lambda_function {ours.median:.0f} ms, Mangum + boto3 {base.median:.0f} ms (medians)")
+            return [("cold start: import + first DynamoDB read", ours, base, "<= 0.80x")]
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    rows = warm(rounds=3 if args.quick else 15, calls=300 if args.quick else 3000)
+    rows += cold(rounds=1 if args.quick else 7)
+    report("Lambda runtime: lambda_handler against Mangum", rows)
+
+
+if __name__ == "__main__":
+    main()
