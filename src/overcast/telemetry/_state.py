@@ -41,6 +41,10 @@ request_calls: contextvars.ContextVar[list[tuple[str, str, str, str, float]] | N
 #: Called with each request's summary when set (``overcast dev`` prints it).
 request_listener: Any = None
 
+#: The handler of the runtime invocation under way (Lambda, Azure Functions), which counts
+#: it: the HTTP middleware then counts nothing itself.
+invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("overcast_invocation", default=None)
+
 #: Set while an instrumented provider call runs, so a hook calling another hook counts once.
 in_upstream: contextvars.ContextVar[bool] = contextvars.ContextVar("overcast_in_upstream", default=False)
 

@@ -43,14 +43,19 @@ class TelemetryMiddleware:
         if not _state.ENABLED or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        listener = self.on_request or _state.request_listener
+        if _state.invocation.get() is not None and listener is None and _state.instruments.tracer is None:
+            await self.app(scope, receive, send)  # the runtime counts this invocation
+            return
         from . import count
 
-        listener = self.on_request or _state.request_listener
+        counted = _state.invocation.get() is None
         calls: list[tuple[str, str, str, str, float]] | None = [] if listener is not None else None
         token = _state.request_calls.set(calls) if calls is not None else None
         tracer = _state.instruments.tracer
         status = 500
-        count("invocations", handler="http")
+        if counted:
+            count("invocations", handler="http")
         start = time.perf_counter()
         try:
             capture = _Status(send)
@@ -62,10 +67,11 @@ class TelemetryMiddleware:
             finally:
                 status = capture.status
         except BaseException:
-            count("errors", handler="http")
+            if counted:
+                count("errors", handler="http")
             raise
         else:
-            if status >= 500:
+            if status >= 500 and counted:
                 count("errors", handler="http")
         finally:
             if token is not None:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 from . import _state
 from .logs import mark_warm, request_id
 
-__all__ = ["after_invocation", "invocation", "is_cold"]
+__all__ = ["after_invocation", "http_error", "invocation", "is_cold"]
 
 _cold = {"start": True}
 _last_flush = {"at": time.monotonic()}
@@ -28,31 +27,41 @@ def is_cold() -> bool:
     return _cold["start"]
 
 
-@contextmanager
-def invocation(*, handler: str, request: str | None = None) -> Iterator[None]:
+class invocation:
     """Around one invocation: sets the log lines' request id, counts the invocation (and
-    the process's cold start, once), and counts an error if the body raises."""
-    token = request_id.set(request)
-    cold = _cold["start"]
-    if _state.ENABLED:
-        from . import count
+    the process's cold start, once), and counts an error if the body raises. A class, not
+    a generator, as it wraps every invocation."""
 
-        if cold:
-            count("cold_starts", handler=handler)
-        count("invocations", handler=handler)
-    try:
-        yield
-    except BaseException:
+    __slots__ = ("_cold", "_token", "_turn", "handler", "request")
+
+    def __init__(self, *, handler: str, request: str | None = None) -> None:
+        self.handler, self.request = handler, request
+
+    def __enter__(self) -> None:
+        self._token = request_id.set(self.request)
+        self._turn = _state.invocation.set(self.handler)
+        self._cold = _cold["start"]
         if _state.ENABLED:
-            from . import count
+            if self._cold:
+                _state.count("cold_starts", handler=self.handler)
+            _state.count("invocations", handler=self.handler)
 
-            count("errors", handler=handler)
-        raise
-    finally:
-        request_id.reset(token)
-        if cold:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and _state.ENABLED:
+            _state.count("errors", handler=self.handler)
+        request_id.reset(self._token)
+        _state.invocation.reset(self._turn)
+        if self._cold:
             _cold["start"] = False
             mark_warm()
+
+
+def http_error() -> None:
+    """Count an error for the HTTP invocation under way (a runtime that turned an unhandled
+    exception into a 500 calls this, since nothing raises past it)."""
+    handler = _state.invocation.get()
+    if handler is not None and _state.ENABLED:
+        _state.count("errors", handler=handler)
 
 
 def after_invocation(*, every: float | None = None) -> bool:
