@@ -322,3 +322,20 @@ def test_authorizer_and_websocket_events_are_not_taken_for_requests() -> None:
     assert adapter_for(auth) is None
     ws = {"httpMethod": "GET", "requestContext": {"connectionId": "abc", "eventType": "MESSAGE"}}
     assert adapter_for(ws) is None
+
+
+def test_the_request_id_is_set_for_the_app_s_logs() -> None:
+    from overcast.telemetry.logs import request_id
+
+    seen: list[str | None] = []
+
+    async def app_(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(request_id.get())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    handler = lambda_handler(_app_of(app_), lifespan="off")
+    reply = handler(_at(_event(V2), "/"), Context())
+    assert reply == {"statusCode": 204, "headers": {}, "body": "", "isBase64Encoded": False}
+    assert seen == ["req-1234"]
+    assert request_id.get() is None
