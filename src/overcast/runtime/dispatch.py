@@ -14,7 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,6 +142,7 @@ async def deliver(
     app: str,
     max_attempts: int | None = None,
     retry_delay: Callable[[int], float] = backoff,
+    original: Any = None,
 ) -> Delivery:
     """Run ``subscription``'s handler on ``message`` received from ``queue``, then ack or nack it.
 
@@ -149,6 +150,8 @@ async def deliver(
         max_attempts: the queue's limit, to report the last failure as ``dead-letter``
             (default: the subscription's).
         retry_delay: seconds before the next delivery after a failed attempt.
+        original: what the platform delivered (a trigger's message), kept as the event's
+            ``original`` instead of ``message``.
     """
     kind = subscription.source.kind
     resource = subscription.source.resource_name
@@ -159,6 +162,8 @@ async def deliver(
         resource=resource,
         subscription=subscription.name if kind == "topic" else None,
     )
+    if original is not None:
+        event = replace(event, original=original)
     label = f"{resource}/{subscription.name}" if kind == "topic" else resource
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
     started = time.perf_counter()

@@ -1,0 +1,460 @@
+"""The app on Azure Functions (Python v2 programming model): ``app = function_app(overcast_app)``.
+
+The returned ``azure.functions.FunctionApp`` holds:
+
+* ``http``: every route of the app's ASGI/WSGI app (``{*route}``, all methods);
+* one Storage Queue trigger per subscription: a queue's own, or the queue a topic
+  keeps for each subscription (``azqueue://`` on the target);
+* one Event Grid trigger per ``event_grid`` entry, plus the webhook ``eventgrid``
+  (``/eventgrid/{name}``) that answers the subscription handshakes and takes either
+  schema from an Event Grid webhook subscription;
+* one blob trigger per ``blobs`` entry;
+* one timer per ``@app.schedule`` (the expression in NCRONTAB, see :func:`ncrontab`).
+
+Every trigger's payload reaches the handler as a :class:`~overcast.CloudEvent` whose
+``original`` is what the Functions worker gave (``func.QueueMessage``,
+``func.InputStream``, ``func.EventGridEvent``). Queue messages are settled by the
+host: a handler that raises makes the host deliver the message again, and after
+``maxDequeueCount`` (``host.json``) move it to ``<queue>-poison``.
+"""
+
+import asyncio
+import importlib
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import azure.functions as func
+
+from ...errors import ConfigError, MissingDependency
+from ...handles import BucketHandle, QueueHandle, TopicHandle
+from ...resources.queue import Message, Queue
+from ...runtime.cloudevent import CloudEvent
+from ...runtime.dispatch import call_handler, deliver, run_schedule
+from . import eventgrid
+from .functions_http import AsgiHttpFunction
+from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project, year_matches
+
+if TYPE_CHECKING:
+    from ...app import App, ScheduledJob, Subscription
+
+__all__ = ["OvercastFunctions", "function_app", "ncrontab", "render_project"]
+
+log = logging.getLogger("overcast.azure.functions")
+
+Route = str | Callable[..., Any]
+Level = Literal["anonymous", "function", "admin"]
+#: the app setting the triggers read their storage connection from, unless told otherwise
+DEFAULT_CONNECTION = "AzureWebJobsStorage"
+
+
+def function_app(
+    app: "App",
+    *,
+    event_grid: Mapping[str, Route] | None = None,
+    blobs: Mapping[str, Route] | None = None,
+    connection: str = DEFAULT_CONNECTION,
+    http_auth_level: Level = "anonymous",
+    webhook_auth_level: Level = "function",
+    base_path: str = "",
+    lifespan: Literal["auto", "on", "off"] = "auto",
+) -> func.FunctionApp:
+    """The Azure Functions app of ``app``: in ``function_app.py``, ``app = function_app(overcast_app)``.
+
+    Args:
+        event_grid: Event Grid subscriptions: a name (the function ``eventgrid_<name>`` and
+            the webhook path ``/eventgrid/<name>``) mapped to a subscription or schedule
+            name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`.
+        blobs: blob triggers: a bucket declared on ``app`` (its ``azblob://`` container and
+            prefix) or a blob path (``"uploads/{name}"``) mapped like ``event_grid``.
+        connection: the app setting holding the storage connection of the triggers.
+        http_auth_level: of the HTTP app (``anonymous``: the app does its own auth).
+        webhook_auth_level: of the Event Grid webhook (``function``: a key in the URL).
+        base_path: a prefix to strip from request paths (the host's ``routePrefix``).
+        lifespan: run the ASGI lifespan's startup once per worker (``auto``, ``on``, ``off``).
+    """
+    return OvercastFunctions(
+        app,
+        event_grid=event_grid,
+        blobs=blobs,
+        connection=connection,
+        http_auth_level=http_auth_level,
+        webhook_auth_level=webhook_auth_level,
+        base_path=base_path,
+        lifespan=lifespan,
+    ).build()
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    handler: Callable[..., Any]
+
+    async def run(self, event: CloudEvent) -> None:
+        await call_handler(self.handler, event)
+
+
+class _HostSettled(Queue):
+    """Stands for a queue whose messages the Functions host settles: acks and nacks are no-ops;
+    a failed delivery is re-raised so the host delivers it again."""
+
+    offload = False
+
+    async def _ack(self, message: Message) -> None:
+        return None
+
+    async def _nack(self, message: Message, delay: float) -> None:
+        return None
+
+
+def function_name(*parts: str) -> str:
+    """A valid function name (letters, digits, ``_``; a letter first) from ``parts``."""
+    text = "_".join(re.sub(r"[^A-Za-z0-9_]", "_", part) for part in parts if part)
+    return text if text[:1].isalpha() else f"f_{text}"
+
+
+class OvercastFunctions:
+    """Builds the ``FunctionApp`` of an Overcast app; see :func:`function_app`."""
+
+    def __init__(
+        self,
+        app: "App",
+        *,
+        event_grid: Mapping[str, Route] | None = None,
+        blobs: Mapping[str, Route] | None = None,
+        connection: str = DEFAULT_CONNECTION,
+        http_auth_level: Level = "anonymous",
+        webhook_auth_level: Level = "function",
+        base_path: str = "",
+        lifespan: Literal["auto", "on", "off"] = "auto",
+    ) -> None:
+        self.app = app
+        self.connection = connection
+        self.http_auth_level = _auth_level(http_auth_level)
+        self.webhook_auth_level = _auth_level(webhook_auth_level)
+        self.event_grid = {
+            self._check_name("event_grid", name): self._target(name, to) for name, to in (event_grid or {}).items()
+        }
+        self.blobs = {self._blob_path(key): self._target(key, to) for key, to in (blobs or {}).items()}
+        self._blob_names = {
+            self._blob_path(key): function_name("blob", *re.findall(r"[A-Za-z0-9]+", key.split("{")[0]))
+            for key in blobs or {}
+        }
+        self.max_dequeue_count = queue_max_attempts(app)
+        self.http = AsgiHttpFunction(lambda: app.asgi, base_path=base_path, lifespan=lifespan)
+        self._settled = _HostSettled("memory://azure-functions-host", name="azure-functions-host")
+
+    # -- declarations -----------------------------------------------------------------------
+
+    def _check_name(self, what: str, name: str) -> str:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,99}", name):
+            raise ConfigError(
+                f"function_app {what}: {name!r} must start with a letter and hold only letters, digits, '-' and '_'"
+            )
+        return name
+
+    def _target(self, key: str, to: Route) -> _Target:
+        if callable(to):
+            return _Target(getattr(to, "__name__", repr(to)), to)
+        for sub in self.app.subscriptions:
+            if sub.name == to:
+                return _Target(sub.name, sub.handler)
+        for job in self.app.schedules:
+            if job.name == to:
+                return _Target(job.name, job.handler)
+        names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
+        raise ConfigError(
+            f"function_app: {key!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
+            f"(there are: {', '.join(names) or 'none'})"
+        )
+
+    def _blob_path(self, key: str) -> str:
+        handle = self.app.resources.get(key)
+        if isinstance(handle, BucketHandle):
+            return blob_path(handle)
+        if "/" not in key or key.startswith("/"):
+            raise ConfigError(
+                f"function_app blobs: {key!r} is neither a bucket of {self.app.name!r} nor a blob path "
+                "like 'container/{name}'"
+            )
+        return key if "{" in key else key.rstrip("/") + "/{name}"
+
+    # -- the FunctionApp ----------------------------------------------------------------------
+
+    def build(self) -> func.FunctionApp:
+        fa = func.FunctionApp(http_auth_level=self.http_auth_level)
+        fa.overcast = self  # type: ignore[attr-defined]
+        self._add_http(fa)
+        for sub in self.app.subscriptions:
+            self._add_subscription(fa, sub)
+        for job in self.app.schedules:
+            self._add_schedule(fa, job)
+        if self.event_grid:
+            self._add_webhook(fa)
+            for name in self.event_grid:
+                self._add_event_grid(fa, name)
+        for path in self.blobs:
+            self._add_blob(fa, path)
+        return fa
+
+    def _add_http(self, fa: func.FunctionApp) -> None:
+        if self.app.http_app is None:
+            return
+        adapter = self.http
+
+        async def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+            return await adapter(req, context)
+
+        fa.function_name("http")(
+            fa.route(route="{*route}", methods=list(func.HttpMethod), auth_level=self.http_auth_level)(http)
+        )
+
+    def _add_subscription(self, fa: func.FunctionApp, sub: "Subscription") -> None:
+        queue_name = self.queue_name(sub)
+        outer = self
+
+        async def run(msg: func.QueueMessage, context: func.Context) -> None:
+            await outer.on_queue_message(sub, msg)
+
+        source = sub.source
+        name = (
+            function_name("queue", source.resource_name)
+            if isinstance(source, QueueHandle)
+            else function_name("topic", source.resource_name, sub.name)
+        )
+        fa.function_name(name)(fa.queue_trigger(arg_name="msg", queue_name=queue_name, connection=self.connection)(run))
+
+    def _add_schedule(self, fa: func.FunctionApp, job: "ScheduledJob") -> None:
+        schedule, years = ncrontab(job.schedule)
+        outer = self
+
+        async def run(timer: func.TimerRequest) -> None:
+            await outer.on_timer(job, timer, years)
+
+        fa.function_name(function_name("schedule", job.name))(
+            fa.timer_trigger(arg_name="timer", schedule=schedule, run_on_startup=False, use_monitor=True)(run)
+        )
+
+    def _add_event_grid(self, fa: func.FunctionApp, name: str) -> None:
+        outer = self
+
+        async def run(event: func.EventGridEvent, context: func.Context) -> None:
+            await outer.on_event_grid(name, event)
+
+        fa.function_name(function_name("eventgrid", name))(fa.event_grid_trigger(arg_name="event")(run))
+
+    def _add_webhook(self, fa: func.FunctionApp) -> None:
+        outer = self
+
+        async def webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+            return await outer.on_webhook(req)
+
+        fa.function_name("eventgrid")(
+            fa.route(route="eventgrid/{name}", methods=["POST", "OPTIONS"], auth_level=self.webhook_auth_level)(webhook)
+        )
+
+    def _add_blob(self, fa: func.FunctionApp, path: str) -> None:
+        outer = self
+
+        async def run(blob: func.InputStream, context: func.Context) -> None:
+            await outer.on_blob(path, blob)
+
+        trigger = fa.blob_trigger(arg_name="blob", path=path, connection=self.connection)
+        fa.function_name(self._blob_names[path])(trigger(run))
+
+    # -- names on Azure -------------------------------------------------------------------------
+
+    def queue_name(self, sub: "Subscription") -> str:
+        """The Storage queue a subscription's trigger reads: the queue's, or the topic's queue for it."""
+        source = sub.source
+        url = source.resolved_url()
+        if url.scheme != "azqueue":
+            raise ConfigError(
+                f"{self.app.name}: subscription {sub.name!r} consumes {source.kind} {source.resource_name!r} on "
+                f"{url}; Azure Functions triggers read Storage Queues, so give it an azqueue:// URL on this target"
+            )
+        if isinstance(source, QueueHandle):
+            return url.host
+        assert isinstance(source, TopicHandle)
+        try:
+            queue = source.subscription(sub.name, max_attempts=sub.max_attempts)
+        except (ConfigError, MissingDependency, NotImplementedError, ImportError):
+            return f"{url.host}-{sub.name}"
+        named = getattr(queue, "queue_name", None)
+        if isinstance(named, str) and named:
+            return named
+        location = getattr(queue, "location", None)
+        if location is not None and location.scheme == "azqueue" and location.host:
+            return str(location.host)
+        return f"{url.host}-{sub.name}"
+
+    # -- invocations ------------------------------------------------------------------------------
+
+    async def on_queue_message(self, sub: "Subscription", msg: func.QueueMessage) -> None:
+        """Deliver one Storage Queue message; raise so the host retries when the handler failed."""
+        body, attributes, message_id = decode_queue_message(msg.get_body())
+        message = Message(
+            message_id or msg.id or "",
+            body,
+            attributes,
+            int(msg.dequeue_count or 1),
+            msg.pop_receipt or msg.id or "host",
+        )
+        delivery = await deliver(
+            sub, self._settled, message, app=self.app.name, max_attempts=sub.max_attempts, original=msg
+        )
+        if delivery.error is None:
+            return
+        # A subscription allowing fewer attempts than the host's maxDequeueCount sets the
+        # message aside itself on its last one, as the host would, and lets the host delete it.
+        if (
+            delivery.outcome == "dead-letter"
+            and message.attempts < self.max_dequeue_count
+            and await self._dead_letter(sub, message)
+        ):
+            return
+        raise delivery.error
+
+    async def _dead_letter(self, sub: "Subscription", message: Message) -> bool:
+        source = sub.source
+        try:
+            queue = source.subscription(sub.name) if isinstance(source, TopicHandle) else source
+            poison = queue.dead_letters()
+            await poison.send(message.body, attributes=message.attributes or None)
+        except (NotImplementedError, ConfigError, MissingDependency, ImportError) as exc:
+            log.warning("%s: cannot move message %s to dead letters: %r", sub.name, message.id, exc)
+            return False
+        return True
+
+    async def on_timer(self, job: "ScheduledJob", timer: func.TimerRequest | None, years: str | None) -> None:
+        """Fire one schedule (skipped in years the expression excludes); raise if the handler failed."""
+        now = datetime.now(UTC)
+        if years is not None and not year_matches(years, now.year):
+            return
+        delivery = await run_schedule(job, app=self.app.name, at=now)
+        if delivery.error is not None:
+            raise delivery.error
+
+    async def on_event_grid(self, name: str, event: Any) -> None:
+        """One event from an Event Grid trigger (either schema)."""
+        await self._run(self.event_grid[name], eventgrid.from_function_event(event))
+
+    async def on_blob(self, path: str, blob: func.InputStream) -> None:
+        await self._run(self.blobs[path], blob_event(blob))
+
+    async def on_webhook(self, req: func.HttpRequest) -> func.HttpResponse:
+        """An Event Grid webhook delivery: a handshake answered, or every event delivered (500 if one failed)."""
+        headers = {name.lower(): value for name, value in req.headers.items()}
+        body = req.get_body() or b""
+        reply = eventgrid.handshake(req.method, headers, body)
+        if reply is not None:
+            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+            return func.HttpResponse(
+                payload, status_code=reply.status, headers=reply.headers, mimetype=reply.headers.get("content-type")
+            )
+        name = req.route_params.get("name", "")
+        target = self.event_grid.get(name)
+        if target is None:
+            return _text(404, f"no Event Grid subscription named {name!r}")
+        try:
+            events = eventgrid.parse_delivery(headers, body)
+        except Exception as exc:
+            log.warning("eventgrid/%s: bad delivery: %s", name, exc)
+            return _text(400, str(exc))
+        results = await asyncio.gather(*(self._run(target, event) for event in events), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            return _text(500, f"{len(failed)} of {len(events)} events failed")
+        return func.HttpResponse(b"", status_code=200)
+
+    async def _run(self, target: _Target, event: CloudEvent) -> None:
+        try:
+            await target.run(event)
+        except Exception as exc:
+            log.warning("%s failed on %s %s: %r", target.name, event.type, event.id, exc, exc_info=exc)
+            raise
+
+
+def _auth_level(level: str) -> func.AuthLevel:
+    try:
+        return func.AuthLevel(str(level).lower())
+    except ValueError:
+        raise ConfigError(f"function_app: auth level {level!r} is not anonymous, function or admin") from None
+
+
+def _text(status: int, text: str) -> func.HttpResponse:
+    return func.HttpResponse(text, status_code=status, mimetype="text/plain")
+
+
+def decode_queue_message(raw: bytes) -> tuple[Any, dict[str, str], str | None]:
+    """A Storage Queue message as the ``azqueue://`` provider wrote it: (body, attributes, message id).
+
+    The provider's own decoder is used when it has one; otherwise the text is JSON (or
+    base64 of JSON, if the host was told not to decode), and anything else is its text.
+    """
+    try:
+        decode_message = getattr(importlib.import_module(f"{__package__}.queues"), "decode_message", None)
+    except ImportError:
+        decode_message = None
+    if decode_message is not None:
+        decoded: tuple[Any, dict[str, str], str | None] = decode_message(raw)
+        return decoded
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text), {}, None
+    except ValueError:
+        pass
+    import base64
+    import binascii
+
+    try:
+        return json.loads(base64.b64decode(text, validate=True)), {}, None
+    except (ValueError, binascii.Error):
+        return text, {}, None
+
+
+def blob_event(blob: Any) -> CloudEvent:
+    """A blob trigger's ``func.InputStream`` as a ``Microsoft.Storage.BlobCreated`` CloudEvent.
+
+    ``subject`` is Event Grid's (``/blobServices/default/containers/C/blobs/P``), ``source``
+    the container's URL; ``data`` holds Event Grid's fields for the blob (the content stays
+    in ``original``, the stream).
+    """
+    from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
+
+    name = str(blob.name or "")
+    container, _, path = name.partition("/")
+    props = dict(blob.blob_properties or {})
+    uri = str(blob.uri or "")
+    base = uri[: len(uri) - len(path) - 1] if path and uri.endswith("/" + path) else uri.rsplit("/", 1)[0]
+    etag = str(props.get("ETag") or props.get("Etag") or props.get("eTag") or "").strip('"')
+    data = {
+        "api": "PutBlob",
+        "url": uri or None,
+        "name": path,
+        "container": container,
+        "contentType": props.get("ContentType"),
+        "contentLength": blob.length,
+        "eTag": etag or None,
+        "blobType": props.get("BlobType"),
+        "metadata": dict(blob.metadata or {}),
+    }
+    moment = props.get("LastModified") or props.get("Created")
+    attributes: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": f"{name}@{etag}" if etag else name,
+        "source": base or f"/blobServices/default/containers/{container}",
+        "type": "Microsoft.Storage.BlobCreated",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{path}",
+        "datacontenttype": "application/json",
+    }
+    parsed = eventgrid._time(moment)
+    if parsed is not None:
+        attributes["time"] = parsed
+    return CloudEvent.from_sdk(
+        SDKCloudEvent(attributes, {k: v for k, v in data.items() if v is not None}), original=blob
+    )

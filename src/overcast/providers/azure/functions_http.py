@@ -1,0 +1,249 @@
+"""The app's ASGI app behind one HTTP-triggered Azure Function.
+
+``azure.functions.AsgiMiddleware`` does the same job and was compared (see
+``docs/clouds/azure_functions.md``); this adapter is used instead because the
+middleware gives ``raw_path`` decoded (so ``%2F`` and ``/`` look alike), takes the
+response charset from ``Content-Encoding``, polls ``receive()`` every 100 ms after the
+body, and, through ``AsgiFunctionApp``, fails every request of an app that does not
+speak the ASGI lifespan. Here the lifespan is optional (``auto``), the scope carries
+the raw path and the client address, repeated response headers survive (cookies as
+cookies, others joined with commas as HTTP allows), and an unhandled error is a logged
+500 rather than an exception in the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import azure.functions as func
+
+__all__ = ["AsgiHttpFunction", "Lifespan"]
+
+log = logging.getLogger("overcast.azure.functions")
+
+Headers = list[tuple[bytes, bytes]]
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_ERROR = (500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
+
+
+def _server(host: str | None, scheme: str) -> tuple[str, int]:
+    default = 443 if scheme == "https" else 80
+    if not host:
+        return ("azurewebsites", default)
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and "]" not in port:
+        return (name, int(port))
+    return (host, default)
+
+
+def _client(forwarded: str) -> str | None:
+    """The first address of ``X-Forwarded-For`` (the host appends a port to IPv4 ones)."""
+    first = forwarded.split(",")[0].strip()
+    if first.startswith("["):
+        return first[1:].partition("]")[0] or None
+    if first.count(":") == 1:
+        first = first.partition(":")[0]
+    return first or None
+
+
+class AsgiHttpFunction:
+    """``await fn(req, context)`` runs ``req`` through the app's ASGI app.
+
+    Args:
+        asgi: returns the ASGI app (read per request, so telemetry turned on later applies).
+        base_path: a prefix to strip from request paths (the host's ``routePrefix``,
+            ``/api`` unless ``host.json`` sets it to ``""`` as ``render_project`` does).
+        lifespan: run the ASGI lifespan's startup once per worker (``auto``: if the app
+            supports it; ``on``: fail when it does not; ``off``).
+    """
+
+    def __init__(
+        self,
+        asgi: Callable[[], Any],
+        *,
+        base_path: str = "",
+        lifespan: Literal["auto", "on", "off"] = "auto",
+    ) -> None:
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', got {lifespan!r}")
+        self.asgi = asgi
+        self.base_path = base_path.rstrip("/")
+        self.lifespan = lifespan
+        self._lifespan: Lifespan | None = None
+        self._starting: asyncio.Lock | None = None
+
+    def scope(self, req: func.HttpRequest, context: Any = None) -> dict[str, Any]:
+        """The ASGI scope of ``req``."""
+        url = urlsplit(req.url)
+        raw = url.path or "/"
+        base = self.base_path
+        if base and raw.startswith(base) and (len(raw) == len(base) or raw[len(base)] == "/"):
+            raw = raw[len(base) :] or "/"
+        headers: Headers = []
+        lookup = req.headers
+        for name, value in lookup.items():
+            headers.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
+        scheme = (lookup.get("x-forwarded-proto") or url.scheme or "https").split(",")[0].strip()
+        forwarded = lookup.get("x-forwarded-for")
+        client = _client(forwarded) if forwarded else None
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "1.1",
+            "method": req.method,
+            "scheme": scheme,
+            "path": unquote(raw) if "%" in raw else raw,
+            "raw_path": raw.encode("latin-1", "replace"),
+            "query_string": url.query.encode("latin-1", "replace"),
+            "root_path": "",
+            "headers": headers,
+            "client": (client, 0) if client else None,
+            "server": _server(lookup.get("host") or url.netloc, scheme),
+            "azure_functions.invocation_id": getattr(context, "invocation_id", None),
+            "azure_functions.function_name": getattr(context, "function_name", None),
+        }
+
+    async def __call__(self, req: func.HttpRequest, context: Any = None) -> func.HttpResponse:
+        asgi = self.asgi()
+        scope = self.scope(req, context)
+        if self.lifespan != "off":
+            started = self._lifespan
+            if started is None:
+                started = await self._start(asgi)
+            if started.state is not None:
+                scope["state"] = started.state.copy()
+        rid = getattr(context, "invocation_id", None)
+        status, headers, body = await run_http(asgi, scope, req.get_body() or b"", rid)
+        return _response(status, headers, body)
+
+    async def _start(self, asgi: Any) -> Lifespan:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:  # two first requests at once start the app once
+            if self._lifespan is None:
+                started = Lifespan(asgi, must=self.lifespan == "on")
+                await started.startup()
+                self._lifespan = started
+            return self._lifespan
+
+    async def shutdown(self) -> None:
+        """Run the lifespan's shutdown, if it started (for tests and graceful stops)."""
+        if self._lifespan is not None:
+            await self._lifespan.shutdown()
+            self._lifespan = None
+
+
+def _response(status: int, headers: Headers, body: bytes) -> func.HttpResponse:
+    """A ``func.HttpResponse``; repeated headers joined with commas, except ``Set-Cookie``."""
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    content_type = None
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name == "set-cookie":
+            cookies.append(value)
+        elif name in merged:
+            merged[name] = f"{merged[name]}, {value}"
+        else:
+            merged[name] = value
+            if name == "content-type":
+                content_type = value
+    response = func.HttpResponse(body, status_code=status, headers=merged, mimetype=content_type)
+    for cookie in cookies:
+        response.headers.add("Set-Cookie", cookie)
+    return response
+
+
+async def run_http(asgi: Any, scope: dict[str, Any], body: bytes, rid: str | None) -> tuple[int, Headers, bytes]:
+    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the invocation id."""
+    status = 0
+    out_headers: Headers = []
+    chunks: list[bytes] = []
+    complete = False
+    requested = False
+    done: asyncio.Future[None] | None = None
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested, done
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if not complete:  # the client stays until the response is complete
+            if done is None:
+                done = asyncio.get_running_loop().create_future()
+            await done
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, out_headers, complete
+        kind = message["type"]
+        if kind == "http.response.body" and status and not complete:
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                complete = True
+                if done is not None and not done.done():
+                    done.set_result(None)
+        elif kind == "http.response.start" and status == 0:
+            status = message["status"]
+            out_headers = list(message.get("headers") or [])
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+    try:
+        await asgi(scope, receive, send)
+    except Exception:
+        log.exception("%s %s failed (invocation %s)", scope["method"], scope["path"], rid)
+        if not complete:
+            return _ERROR[0], list(_ERROR[1]), _ERROR[2]
+    if status == 0:
+        log.error("%s %s sent no response (invocation %s)", scope["method"], scope["path"], rid)
+        return _ERROR[0], list(_ERROR[1]), _ERROR[2]
+    return status, out_headers, chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Lifespan:
+    """The ASGI lifespan, started once per worker process and left running."""
+
+    def __init__(self, asgi: Any, *, must: bool) -> None:
+        self.asgi = asgi
+        self.must = must
+        self.state: dict[str, Any] | None = {}
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+
+        async def run() -> None:
+            try:
+                await self.asgi(scope, self._inbox.get, self._replies.put)
+            except Exception as exc:
+                if self.must:
+                    log.error("the app's lifespan failed: %r", exc, exc_info=exc)
+                else:
+                    log.debug("the app does not support the ASGI lifespan: %r", exc)
+            finally:
+                await self._replies.put(None)
+
+        self._task = asyncio.get_running_loop().create_task(run())
+        await self._inbox.put({"type": "lifespan.startup"})
+        reply = await self._replies.get()
+        if reply is None or reply["type"] == "lifespan.startup.failed":
+            message = "" if reply is None else str(reply.get("message", ""))
+            if self.must or reply is not None:
+                raise RuntimeError(f"the app failed to start: {message or 'its lifespan raised'}")
+            self.state = None  # no lifespan: requests carry no state
+
+    async def shutdown(self) -> None:
+        if self._task is None or self._task.done():
+            return
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        await self._replies.get()
