@@ -211,6 +211,10 @@ async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tu
         await asgi(scope, receive, send)
     except Exception:
         log.exception("%s %s failed (request %s)", scope["method"], scope["path"], rid, extra={"request_id": rid})
+        if _telemetry.ENABLED:
+            from ...telemetry.runtime import http_error
+
+            http_error()
         if not complete:
             return 500, list(_ERROR_HEADERS), _ERROR_BODY
     if not complete and status == 0:
