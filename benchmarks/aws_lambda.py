@@ -134,7 +134,7 @@ from mangum import Mangum
 from pydantic import BaseModel, Field
 
 api = FastAPI(title="users-demo")
-table = boto3.resource("dynamodb").Table("bench-baseline-users")
+dynamodb = boto3.client("dynamodb")  # a client, not boto3.resource: the leaner of the two
 
 
 class User(BaseModel):
@@ -145,10 +145,10 @@ class User(BaseModel):
 
 @api.get("/users/{user_id}")
 def get_user(user_id: str) -> User:
-    item = table.get_item(Key={"id": user_id}).get("Item")
+    item = dynamodb.get_item(TableName="bench-baseline-users", Key={"id": {"S": user_id}}).get("Item")
     if item is None:
         raise HTTPException(404, f"no user {user_id!r}")
-    return User(**item)
+    return User(**{name: value["S"] for name, value in item.items()})
 
 
 handler = Mangum(api, lifespan="off")
