@@ -327,15 +327,17 @@ def test_authorizer_and_websocket_events_are_not_taken_for_requests() -> None:
 def test_the_request_id_is_set_for_the_app_s_logs() -> None:
     from overcast.telemetry.logs import request_id
 
-    seen: list[str | None] = []
+    seen: list[Any] = []
 
     async def app_(scope: Any, receive: Any, send: Any) -> None:
         seen.append(request_id.get())
+        assert scope["aws.context"] is context and scope["aws.event"]["rawPath"] == "/"
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
     handler = lambda_handler(_app_of(app_), lifespan="off")
-    reply = handler(_at(_event(V2), "/"), Context())
+    context = Context()
+    reply = handler(_at(_event(V2), "/"), context)
     assert reply == {"statusCode": 204, "headers": {}, "body": "", "isBase64Encoded": False}
     assert seen == ["req-1234"]
     assert request_id.get() is None

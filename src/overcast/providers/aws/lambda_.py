@@ -104,8 +104,8 @@ class LambdaHandler:
                     from ...telemetry.runtime import invocation
 
                     with invocation(handler="http", request=rid):
-                        return self._http(adapter, event, rid)
-                return self._http(adapter, event, rid)
+                        return self._http(adapter, event, context, rid)
+                return self._http(adapter, event, context, rid)
             return self._event(event, context, rid)
         finally:
             request_id.reset(token)
@@ -115,7 +115,7 @@ class LambdaHandler:
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _http(self, adapter: HttpAdapter, event: dict[str, Any], rid: str | None) -> dict[str, Any]:
+    def _http(self, adapter: HttpAdapter, event: dict[str, Any], context: Any, rid: str | None) -> dict[str, Any]:
         try:
             scope, body = adapter.scope(event, self.base_path)
         except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
@@ -129,6 +129,7 @@ class LambdaHandler:
             import atexit
 
             atexit.register(self.close)
+        scope["aws.context"] = context  # with "aws.event", where Mangum puts them too
         state = self._lifespan.state if self._lifespan is not None else None
         if state:
             scope["state"] = state.copy()
