@@ -1,0 +1,1 @@
+"""Momento (``momento://CACHE``): a serverless cache reached the same way from every cloud."""
