@@ -117,8 +117,12 @@ class AsgiHttpFunction:
             if started.state is not None:
                 scope["state"] = started.state.copy()
         rid = getattr(context, "invocation_id", None)
-        status, headers, body = await run_http(asgi, scope, req.get_body() or b"", rid)
-        return _response(status, headers, body)
+        body = req.get_body() or b""
+        if body and "content-length" not in req.headers and "transfer-encoding" not in req.headers:
+            # WSGI apps (through a2wsgi) read only as much body as Content-Length says.
+            scope["headers"].append((b"content-length", str(len(body)).encode()))
+        status, headers, payload = await run_http(asgi, scope, body, rid)
+        return _response(status, headers, payload)
 
     async def _start(self, asgi: Any) -> Lifespan:
         if self._starting is None:
