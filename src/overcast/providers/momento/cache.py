@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -80,7 +81,9 @@ def _credentials(location: ResourceURL) -> tuple[CredentialProvider, tuple[str, 
     try:
         if endpoint:
             return CredentialProvider.from_api_key_v2(api_key, endpoint), ("v2", key_variable, endpoint)
-        return CredentialProvider.from_string(api_key), ("v1", key_variable)
+        with warnings.catch_warnings():  # legacy keys carry their endpoints; the SDK deprecates the reader
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return CredentialProvider.from_string(api_key), ("v1", key_variable)
     except SdkException as exc:
         raise ConfigError(f"{location}: the Momento API key in {key_variable} is not usable: {exc}") from None
 
