@@ -44,9 +44,8 @@ def _created(url: str) -> Cache:
 def test_fake_values_are_the_json_any_momento_client_reads(fake: FakeMomento) -> None:
     cache = _created(_url(fake, "interop"))
     cache.sync.set("user:1", {"name": "Zoë", "n": [1, 2]})
-    raw = CacheClient(
-        Configurations.Laptop.latest(), CredentialProvider.for_momento_local("127.0.0.1", fake.port), timedelta(seconds=60)
-    )
+    local = CredentialProvider.for_momento_local("127.0.0.1", fake.port)
+    raw = CacheClient(Configurations.Laptop.latest(), local, timedelta(seconds=60))
     response = raw.get("interop", "user:1")
     assert isinstance(response, CacheGet.Hit)
     assert json.loads(response.value_bytes) == {"name": "Zoë", "n": [1, 2]}
@@ -106,7 +105,7 @@ def test_fake_prefix_shares_one_cache_between_resources(fake: FakeMomento) -> No
 def test_fake_incr_of_a_non_integer_names_the_key(fake: FakeMomento) -> None:
     cache = _created(_url(fake))
     cache.sync.set("text", "hello")
-    with pytest.raises(InvalidArgument, match="'text'.*integer"):
+    with pytest.raises(InvalidArgument, match=r"'text'.*integer"):
         cache.sync.incr("text")
     assert cache.sync.get("text") == "hello"
 
