@@ -63,7 +63,16 @@ def ncrontab(schedule: Schedule) -> tuple[str, str | None]:
     if any(ch in fields[2].upper() for ch in "LW"):
         raise ConfigError(f"schedule {schedule.expression!r}: NCRONTAB has no L or W day-of-month")
     years = None if schedule.years in (None, "*") else schedule.years
-    return "0 " + schedule.cron, years
+    # NCRONTAB steps a range or ``*``; EventBridge's ``5/15`` means ``5-59/15``.
+    fields = [_step_range(part, top) for part, top in zip(fields, _FIELD_MAX, strict=True)]
+    return "0 " + " ".join(fields), years
+
+
+_FIELD_MAX = (59, 23, 31, 12, 6)
+
+
+def _step_range(field: str, top: int) -> str:
+    return ",".join(re.sub(r"^(\d+)/(\d+)$", rf"\1-{top}/\2", part) for part in field.split(","))
 
 
 def year_matches(spec: str, year: int) -> bool:
