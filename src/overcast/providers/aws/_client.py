@@ -1,0 +1,232 @@
+"""One botocore session and one client per (service, region, endpoint), and the AWS error table.
+
+Clients are built with botocore directly (boto3's resource layer is not needed and
+costs import time). The endpoint comes from the URL option ``endpoint``, else from
+botocore's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` variables; the
+region from the URL option ``region``, else ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
+the shared config file, and ``us-east-1`` last. Credentials come from botocore's
+chain only, never from a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ...errors import (
+    Conflict,
+    InvalidArgument,
+    MissingDependency,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    Throttled,
+    Unavailable,
+)
+from ...resources.url import ResourceURL
+
+__all__ = ["aws_error", "client", "error_code", "jittered_backoff", "region_of"]
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_session: Any = None
+_clients: dict[tuple[str, str, str | None, str | None], Any] = {}
+
+#: botocore retries these itself (standard mode: exponential backoff with jitter)
+#: before the error reaches us; we then raise Throttled.
+_THROTTLED = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "RequestThrottled",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "LimitExceededException",
+        "TransactionInProgressException",
+    }
+)
+_NOT_FOUND = frozenset(
+    {
+        "ResourceNotFoundException",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "NotFound",
+        "404",
+        "NoSuchUpload",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NonExistentQueue",
+        "ParameterNotFound",
+        "NotFoundException",
+    }
+)
+_CONFLICT = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "PreconditionFailed",
+        "412",
+        "ConditionalRequestConflict",
+        "TransactionConflictException",
+        "TransactionCanceledException",
+    }
+)
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "AuthorizationError",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "403",
+    }
+)
+_INVALID = frozenset(
+    {
+        "ValidationException",
+        "ValidationError",
+        "InvalidParameterValue",
+        "InvalidParameterException",
+        "InvalidParameter",
+        "InvalidArgument",
+        "InvalidRequest",
+        "EntityTooLarge",
+        "InvalidAttributeName",
+        "InvalidAttributeValue",
+        "InvalidMessageContents",
+        "ItemCollectionSizeLimitExceededException",
+        "ValidationException.ItemSize",
+    }
+)
+_UNAVAILABLE = frozenset(
+    {"InternalServerError", "InternalError", "ServiceUnavailable", "ServiceUnavailableException", "503", "500"}
+)
+
+
+def _botocore_session() -> Any:
+    global _session
+    if _session is None:
+        try:
+            import botocore.session
+        except ImportError as exc:  # pragma: no cover - the aws extra is installed in tests
+            raise MissingDependency("AWS providers need botocore: pip install 'overcast[aws]'") from exc
+        _session = botocore.session.get_session()
+    return _session
+
+
+def region_of(location: ResourceURL) -> str:
+    """The region a resource lives in: the URL option, the environment, the config file, us-east-1."""
+    region = location.option("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    configured = _botocore_session().get_config_variable("region")
+    return str(configured) if configured else "us-east-1"
+
+
+def client(service: str, location: ResourceURL, **config: Any) -> Any:
+    """The shared botocore client of ``service`` for the region and endpoint of ``location``.
+
+    botocore clients are thread-safe, so every resource in a process shares one per service.
+    """
+    region = region_of(location)
+    endpoint = location.option("endpoint")
+    key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"))
+    found = _clients.get(key)
+    if found is not None and not config:
+        return found
+    with _lock:
+        found = _clients.get(key)
+        if found is not None and not config:
+            return found
+        from botocore.config import Config
+
+        settings: dict[str, Any] = {
+            "retries": {"mode": "standard", "max_attempts": 5},
+            "max_pool_connections": 32,
+            "tcp_keepalive": True,
+        }
+        settings.update(config)
+        made = _botocore_session().create_client(
+            service, region_name=region, endpoint_url=endpoint, config=Config(**settings)
+        )
+        if not config:
+            _clients[key] = made
+        return made
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status:
+            return str(status)
+    return ""
+
+
+def aws_error(exc: BaseException, about: str, *, resource: str) -> ProviderError:
+    """Map a botocore exception onto :mod:`overcast.errors` (raise it ``from exc``)."""
+    code = error_code(exc)
+    message = f"{about}: {code + ': ' if code else ''}{_detail(exc)}"
+    if code in _THROTTLED:
+        return Throttled(message, resource=resource)
+    if code in _NOT_FOUND or code.endswith("NotFound") or code.endswith("NotFoundException"):
+        return NotFound(message, resource=resource)
+    if code in _CONFLICT:
+        return Conflict(message, resource=resource)
+    if code in _DENIED:
+        return PermissionDenied(message, resource=resource)
+    if code in _INVALID:
+        return InvalidArgument(message, resource=resource)
+    if code in _UNAVAILABLE or code.startswith("5"):
+        return Unavailable(message, resource=resource)
+    name = type(exc).__name__
+    if name in {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ConnectionError",
+        "ProxyConnectionError",
+    }:
+        return Unavailable(message, resource=resource)
+    if name in {"NoCredentialsError", "PartialCredentialsError"}:
+        return PermissionDenied(message, resource=resource)
+    return ProviderError(message, resource=resource)
+
+
+def _detail(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        text = response.get("Error", {}).get("Message")
+        if text:
+            return str(text)
+    return str(exc)
+
+
+def jittered_backoff(
+    attempt_call: Callable[[], T | None], *, attempts: int, base: float = 0.05, cap: float = 2.0
+) -> T | None:
+    """Call ``attempt_call`` until it returns something other than None, sleeping a full-jitter
+    exponential backoff between tries (AWS's advice for unprocessed batch items)."""
+    for attempt in range(attempts):
+        result = attempt_call()
+        if result is not None:
+            return result
+        if attempt + 1 < attempts:
+            time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+    return None
