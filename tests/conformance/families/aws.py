@@ -45,4 +45,5 @@ def _set_ssm(url: str, name: str, value: str) -> None:
 
 CASES: list[Case] = [
     Case("kv", "dynamodb", _dynamodb, server="moto_server", title="DynamoDB"),
+    Case("bucket", "s3", _s3, server="moto_server", title="S3"),
 ]
