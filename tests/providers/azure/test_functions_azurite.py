@@ -1,0 +1,117 @@
+"""Queue triggers against real Storage Queues (Azurite): a fake of the Functions host's queue
+listener (no Functions host runs here) fetches messages with azure-storage-queue as the
+host does, decodes them per ``host.json``'s ``messageEncoding``, hands them to the
+generated function through azure-functions' converter, and settles them from the outcome:
+delete on success, visible again on failure, ``<queue>-poison`` after ``maxDequeueCount``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azf_support import Context, Worker, make_app
+from azure.functions import meta
+from azure.functions.queue import QueueMessageInConverter
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from overcast.providers.azure import function_app
+from overcast.providers.azure.functions_project import host_json
+from overcast.runtime.cloudevent import CloudEvent
+
+
+class FakeQueueHost:
+    """What the Functions host does for one queue trigger, on the real queue service."""
+
+    def __init__(self, connection: str, queue: str, host: dict[str, Any]) -> None:
+        settings = host["extensions"]["queues"]
+        self.max_dequeue = int(settings["maxDequeueCount"])
+        self.base64 = settings.get("messageEncoding", "base64") == "base64"
+        self.client = QueueClient.from_connection_string(connection, queue)
+        self.poison = QueueClient.from_connection_string(connection, f"{queue}-poison")
+
+    def poll(self, worker: Worker, function: str) -> list[str]:
+        outcomes = []
+        pages = self.client.receive_messages(messages_per_page=32, visibility_timeout=30).by_page()
+        for message in next(pages, []):  # one fetch, as one poll of the host
+            text = message.content
+            if self.base64:
+                text = base64.b64decode(text).decode()
+            d = meta.Datum
+            metadata = {
+                "Id": d(message.id, "string"),
+                "DequeueCount": d(str(message.dequeue_count), "string"),
+                "PopReceipt": d(message.pop_receipt, "string"),
+                "InsertionTime": d(message.inserted_on.isoformat(), "string"),
+                "ExpirationTime": d(message.expires_on.isoformat(), "string"),
+                "NextVisibleTime": d(message.next_visible_on.isoformat(), "string"),
+            }
+            given = QueueMessageInConverter.decode(d(text, "string"), trigger_metadata=metadata)
+            try:
+                worker.call(function, given, Context(function))
+            except Exception:
+                if message.dequeue_count >= self.max_dequeue:
+                    self.poison.send_message(message.content)
+                    self.client.delete_message(message)
+                    outcomes.append("poison")
+                else:
+                    self.client.update_message(message, visibility_timeout=0)
+                    outcomes.append("retry")
+            else:
+                self.client.delete_message(message)
+                outcomes.append("ok")
+        return outcomes
+
+
+@pytest.fixture
+def queue_setup(
+    azurite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[FakeQueueHost, Worker, list[CloudEvent], set[str], QueueClient]]:
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    app = make_app(tmp_path, name=f"t{uuid.uuid4().hex[:10]}")
+    jobs = app.queue("jobs")
+    seen: list[CloudEvent] = []
+    fail: set[str] = set()
+
+    @app.subscribe(jobs, max_attempts=2)
+    async def work(event: CloudEvent) -> None:
+        seen.append(event)
+        if event.data.get("n") in fail:
+            raise RuntimeError("failed")
+
+    connection = azurite.env["AZURE_STORAGE_CONNECTION_STRING"]
+    name = f"{app.name}-jobs"
+    producer = QueueClient.from_connection_string(connection, name, message_encode_policy=TextBase64EncodePolicy())
+    producer.create_queue()
+    QueueClient.from_connection_string(connection, f"{name}-poison").create_queue()
+    worker = Worker(function_app(app))
+    host = FakeQueueHost(connection, name, host_json(app, message_encoding="base64"))
+    yield host, worker, seen, fail, producer
+    worker.close()
+
+
+def test_queue_messages_from_storage_reach_the_handler(queue_setup: Any) -> None:
+    host, worker, seen, _, producer = queue_setup
+    sent = [producer.send_message(json.dumps({"n": n})).id for n in ("a", "b")]
+    assert host.poll(worker, "queue_jobs") == ["ok", "ok"]
+    assert sorted(e.id for e in seen) == sorted(sent)
+    assert sorted(e.data["n"] for e in seen) == ["a", "b"]
+    assert all(e.extensions["attempts"] == 1 and e.original.dequeue_count == 1 for e in seen)
+    assert host.poll(worker, "queue_jobs") == []  # deleted
+
+
+def test_a_failing_message_comes_back_then_goes_to_the_poison_queue(queue_setup: Any) -> None:
+    host, worker, seen, fail, producer = queue_setup
+    fail.add("x")
+    producer.send_message(json.dumps({"n": "x"}))
+    assert host.max_dequeue == 2
+    assert host.poll(worker, "queue_jobs") == ["retry"]
+    assert host.poll(worker, "queue_jobs") == ["poison"]
+    assert [e.extensions["attempts"] for e in seen] == [1, 2]
+    assert seen[0].id == seen[1].id  # the same message, for idempotent handlers
+    poisoned = list(host.poison.receive_messages())
+    assert [json.loads(base64.b64decode(m.content)) for m in poisoned] == [{"n": "x"}]
