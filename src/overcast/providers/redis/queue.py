@@ -191,7 +191,7 @@ class RedisQueue(Queue):
 
     def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         message_id = str(uuid.uuid4())
-        attrs = json.dumps(attributes, separators=(",", ":"))
+        attrs = json.dumps(attributes, separators=(",", ":")) if attributes else "{}"
         try:
             if delay > 0:
                 with self._client.pipeline(transaction=True) as pipe:
