@@ -19,11 +19,12 @@ host: a handler that raises makes the host deliver the message again, and after
 """
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +36,8 @@ from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...telemetry.logs import request_id
+from ...telemetry.runtime import invocation
 from . import eventgrid
 from .functions_http import AsgiHttpFunction
 from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project, year_matches
@@ -207,7 +210,8 @@ class OvercastFunctions:
         adapter = self.http
 
         async def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            return await adapter(req, context)
+            with invocation(handler="http", request=_invocation_id(context)):
+                return await adapter(req, context)
 
         fa.function_name("http")(
             fa.route(route="{*route}", methods=list(func.HttpMethod), auth_level=self.http_auth_level)(http)
@@ -218,7 +222,8 @@ class OvercastFunctions:
         outer = self
 
         async def run(msg: func.QueueMessage, context: func.Context) -> None:
-            await outer.on_queue_message(sub, msg)
+            with _request(context):  # deliver() counts the invocation
+                await outer.on_queue_message(sub, msg)
 
         source = sub.source
         name = (
@@ -243,7 +248,8 @@ class OvercastFunctions:
         outer = self
 
         async def run(event: func.EventGridEvent, context: func.Context) -> None:
-            await outer.on_event_grid(name, event)
+            with invocation(handler=f"eventgrid/{name}", request=_invocation_id(context)):
+                await outer.on_event_grid(name, event)
 
         fa.function_name(function_name("eventgrid", name))(fa.event_grid_trigger(arg_name="event")(run))
 
@@ -251,7 +257,8 @@ class OvercastFunctions:
         outer = self
 
         async def webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            return await outer.on_webhook(req)
+            with invocation(handler="eventgrid", request=_invocation_id(context)):
+                return await outer.on_webhook(req)
 
         fa.function_name("eventgrid")(
             fa.route(route="eventgrid/{name}", methods=["POST", "OPTIONS"], auth_level=self.webhook_auth_level)(webhook)
@@ -261,7 +268,8 @@ class OvercastFunctions:
         outer = self
 
         async def run(blob: func.InputStream, context: func.Context) -> None:
-            await outer.on_blob(path, blob)
+            with invocation(handler=f"blob/{path}", request=_invocation_id(context)):
+                await outer.on_blob(path, blob)
 
         trigger = fa.blob_trigger(arg_name="blob", path=path, connection=self.connection)
         fa.function_name(self._blob_names[path])(trigger(run))
@@ -377,6 +385,21 @@ class OvercastFunctions:
         except Exception as exc:
             log.warning("%s failed on %s %s: %r", target.name, event.type, event.id, exc, exc_info=exc)
             raise
+
+
+def _invocation_id(context: Any) -> str | None:
+    value = getattr(context, "invocation_id", None)
+    return str(value) if value else None
+
+
+@contextlib.contextmanager
+def _request(context: Any) -> Iterator[None]:
+    """The invocation id on the log lines, without counting (dispatch counts deliveries)."""
+    token = request_id.set(_invocation_id(context))
+    try:
+        yield
+    finally:
+        request_id.reset(token)
 
 
 def _auth_level(level: str) -> func.AuthLevel:

@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
+from ...telemetry.runtime import http_error
+
 __all__ = ["AsgiHttpFunction", "Lifespan"]
 
 log = logging.getLogger("overcast.azure.functions")
@@ -204,9 +206,11 @@ async def run_http(asgi: Any, scope: dict[str, Any], body: bytes, rid: str | Non
         await asgi(scope, receive, send)
     except Exception:
         log.exception("%s %s failed (invocation %s)", scope["method"], scope["path"], rid)
+        http_error()
         if not complete:
             return _ERROR[0], list(_ERROR[1]), _ERROR[2]
     if status == 0:
+        http_error()
         log.error("%s %s sent no response (invocation %s)", scope["method"], scope["path"], rid)
         return _ERROR[0], list(_ERROR[1]), _ERROR[2]
     return status, out_headers, chunks[0] if len(chunks) == 1 else b"".join(chunks)
