@@ -46,4 +46,9 @@ def _set_ssm(url: str, name: str, value: str) -> None:
 CASES: list[Case] = [
     Case("kv", "dynamodb", _dynamodb, server="moto_server", title="DynamoDB"),
     Case("bucket", "s3", _s3, server="moto_server", title="S3"),
+    Case("queue", "sqs", _sqs, server="moto_server", title="SQS"),
+    Case("topic", "sns", _sns, server="moto_server", title="SNS"),
+    Case("secret", "secretsmanager", _secretsmanager, server="moto_server", set_secret=_set_secretsmanager,
+         title="SecretsManager"),
+    Case("secret", "ssm", _ssm, server="moto_server", set_secret=_set_ssm, title="SSM"),
 ]

@@ -1,0 +1,305 @@
+"""SQS queues, standard and FIFO: ``sqs://QUEUE?region=…`` and ``sqs://QUEUE.fifo``.
+
+``create()`` makes the queue and its dead-letter queue (``QUEUE-dlq``, or
+``QUEUE-dlq.fifo``) and links them with a redrive policy whose ``maxReceiveCount`` is
+``max_attempts``: SQS itself moves a message received that many times without a delete.
+``dead_letters()`` follows the queue's redrive policy, so queues made elsewhere
+(Terraform) work too. Receiving asks for ``ApproximateReceiveCount`` (``attempts``);
+``ack`` deletes, ``nack`` changes the visibility timeout. SQS counts delays and
+timeouts in whole seconds, so fractions are rounded up, and long polls in whole seconds
+(rounded down).
+
+FIFO queues deliver in order within a message group. Every message goes to the group
+named by the option ``group`` (default ``default``: one ordered stream, one message in
+flight at a time per group, as SQS does); ``group=*`` gives each message its own group,
+trading order for parallel consumers. Each send carries a fresh deduplication id, so two
+sends of the same body are two messages. SQS refuses per-message delays on FIFO queues,
+so ``send(..., delay=…)`` raises :class:`~overcast.errors.NotSupported` there
+(:class:`SQSFifoQueue` lacks the ``delay`` capability).
+
+Attribute names SQS would refuse (non-ASCII, or outside ``[A-Za-z0-9_.-]``) are sent
+hex-encoded under an ``ovc.`` prefix and decoded on receipt; values are any text.
+
+URL options: ``region``, ``endpoint``, ``max_attempts`` (default 5), ``visibility_timeout``
+(seconds, default 30), ``group`` (FIFO), ``envelope=sns`` (messages delivered by an SNS
+subscription: the envelope is unwrapped, see :mod:`.sns`).
+
+IAM: ``sqs:SendMessage``, ``ReceiveMessage``, ``DeleteMessage``,
+``ChangeMessageVisibility``, ``GetQueueUrl``, ``GetQueueAttributes``; ``CreateQueue`` and
+``SetQueueAttributes`` for ``create()``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from typing import Any, ClassVar
+
+from ...errors import ConfigError, InvalidArgument, NotSupported, ProviderError
+from ...resources.queue import Message, Queue
+from ...resources.url import ResourceURL
+from ._client import aws_error, client, error_code
+
+__all__ = ["SQSFifoQueue", "SQSQueue", "decode_attribute_name", "encode_attribute_name", "queue_for"]
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_PLAIN_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,254})$")
+_ESCAPE = "ovc."
+_MAX_MESSAGE = 256 * 1024
+
+
+def encode_attribute_name(name: str) -> str:
+    """A name SQS and SNS accept, reversible by :func:`decode_attribute_name`."""
+    if (
+        _PLAIN_ATTRIBUTE.match(name)
+        and ".." not in name
+        and not name.endswith(".")
+        and not name.lower().startswith(("aws.", "amazon.", _ESCAPE))
+    ):
+        return name
+    return _ESCAPE + name.encode().hex()
+
+
+def decode_attribute_name(name: str) -> str:
+    if name.startswith(_ESCAPE):
+        try:
+            return bytes.fromhex(name[len(_ESCAPE) :]).decode()
+        except ValueError:
+            return name
+    return name
+
+
+def _seconds(value: float) -> int:
+    return math.ceil(value - 1e-9) if value > 0 else 0
+
+
+def queue_for(url: ResourceURL | str, *, name: str | None = None) -> SQSQueue:
+    """The queue class ``url`` needs: :class:`SQSFifoQueue` for a ``.fifo`` name."""
+    location = ResourceURL.parse(url) if isinstance(url, str) else url
+    cls = SQSFifoQueue if location.host.endswith(".fifo") else SQSQueue
+    return cls(location, name=name)
+
+
+class SQSQueue(Queue):
+    """An SQS queue with its redrive dead-letter queue.
+
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``depth``. Opening a
+    ``.fifo`` name gives an :class:`SQSFifoQueue`.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
+    offload: ClassVar[bool] = True
+    fifo: ClassVar[bool] = False
+
+    def __new__(cls, url: ResourceURL | str | None = None, *, name: str | None = None) -> SQSQueue:
+        if cls is SQSQueue and url is not None:
+            host = (ResourceURL.parse(url) if isinstance(url, str) else url).host
+            if host.endswith(".fifo"):
+                return super().__new__(SQSFifoQueue)
+        return super().__new__(cls)
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self.queue_name = self.location.host
+        base = self.queue_name[: -len(".fifo")] if self.fifo else self.queue_name
+        if self.fifo != self.queue_name.endswith(".fifo") or not _QUEUE_NAME.match(base):
+            raise ConfigError(
+                f"{self.name}: SQS queue name {self.queue_name!r} in {self.location} must be 1-80 letters, "
+                "digits, '-' or '_' (with '.fifo' at the end for a FIFO queue)"
+            )
+        self.max_attempts = self._int_option("max_attempts", self.default_max_attempts, 1, 1000)
+        self.visibility_timeout = self._int_option("visibility_timeout", 30, 0, 43200)
+        self.group = self.location.option("group", "default") or "default"
+        self.envelope = self.location.option("envelope")
+        if self.envelope not in (None, "sns"):
+            raise ConfigError(f"{self.name}: envelope must be 'sns', got {self.envelope!r}")
+        self._client: Any = None
+        self._url: str | None = None
+
+    def _int_option(self, option: str, default: int, low: int, high: int) -> int:
+        raw = self.location.option(option)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ConfigError(f"{self.name}: {option} must be an integer from {low} to {high}, got {raw!r}")
+        return value
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("sqs", self.location)
+        return self._client
+
+    def _error(self, exc: Exception) -> ProviderError:
+        error = aws_error(exc, f"{self.name}: SQS queue {self.queue_name}", resource=self.name)
+        if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            error.args = (f"{self.name}: SQS queue {self.queue_name} does not exist (create it: `await queue.create()`)",)
+        return error
+
+    @property
+    def dead_letter_name(self) -> str:
+        base = self.queue_name[: -len(".fifo")] if self.fifo else self.queue_name
+        return f"{base[:76]}-dlq" + (".fifo" if self.fifo else "")
+
+    def visibility_default(self) -> float:
+        return float(self.visibility_timeout)
+
+    def queue_url(self) -> str:
+        """The queue's URL (looked up once)."""
+        found = self._url
+        if found is None:
+            try:
+                found = self._url = str(self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"])
+            except Exception as exc:
+                raise self._error(exc) from exc
+        return found
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def _attributes(self) -> dict[str, str]:
+        attributes = {"VisibilityTimeout": str(self.visibility_timeout)}
+        if self.fifo:
+            attributes["FifoQueue"] = "true"
+        return attributes
+
+    def _create_queue(self, name: str, attributes: dict[str, str]) -> str:
+        try:
+            return str(self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+        except Exception as exc:
+            if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise self._error(exc) from exc
+        try:
+            url = str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
+            self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return url
+
+    def _create_blocking(self) -> None:
+        dlq_url = self._create_queue(self.dead_letter_name, self._attributes())
+        try:
+            dlq_arn = self.client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        except Exception as exc:
+            raise self._error(exc) from exc
+        policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.max_attempts})
+        self._url = self._create_queue(self.queue_name, {**self._attributes(), "RedrivePolicy": policy})
+
+    def _ping_blocking(self) -> None:
+        self.queue_url()
+
+    def dead_letters(self) -> SQSQueue:
+        """The queue messages move to after ``max_attempts`` deliveries (from the redrive policy)."""
+        name = self.dead_letter_name
+        try:
+            attrs = self.client.get_queue_attributes(QueueUrl=self.queue_url(), AttributeNames=["RedrivePolicy"])
+            policy = attrs.get("Attributes", {}).get("RedrivePolicy")
+        except Exception as exc:
+            raise self._error(exc) from exc
+        if policy:
+            name = str(json.loads(policy)["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+        options = {k: v for k, v in self.location.options.items() if k in ("region", "endpoint", "envelope", "group")}
+        return queue_for(ResourceURL("sqs", name, "", options), name=f"{self.name} (dead letters)")
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def _check_size(self, data: bytes, attributes: dict[str, str]) -> dict[str, Any]:
+        encoded = {
+            encode_attribute_name(k): {"DataType": "String", "StringValue": v} for k, v in attributes.items()
+        }
+        size = len(data) + sum(len(k) + len("String") + len(v["StringValue"].encode()) for k, v in encoded.items())
+        if size > _MAX_MESSAGE:
+            raise InvalidArgument(
+                f"{self.name}: message body and attributes are {size} bytes; SQS's limit is {_MAX_MESSAGE}",
+                resource=self.name,
+            )
+        return encoded
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        request: dict[str, Any] = {"QueueUrl": self.queue_url(), "MessageBody": data.decode()}
+        encoded = self._check_size(data, attributes)
+        if encoded:
+            request["MessageAttributes"] = encoded
+        if self.fifo:
+            if delay:
+                raise NotSupported(
+                    f"{self.name}: SQS FIFO queues take no per-message delay", resource=self.name
+                )
+            dedup = uuid.uuid4().hex
+            request["MessageDeduplicationId"] = dedup
+            request["MessageGroupId"] = dedup if self.group == "*" else self.group
+        elif delay:
+            request["DelaySeconds"] = _seconds(delay)
+        try:
+            return str(self.client.send_message(**request)["MessageId"])
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        try:
+            response = self.client.receive_message(
+                QueueUrl=self.queue_url(),
+                MaxNumberOfMessages=max_messages,
+                VisibilityTimeout=_seconds(visibility_timeout),
+                WaitTimeSeconds=int(wait),
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return [self._message(raw) for raw in response.get("Messages", ())]
+
+    def _message(self, raw: dict[str, Any]) -> Message:
+        attempts = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        receipt = str(raw["ReceiptHandle"])
+        if self.envelope == "sns":
+            envelope = json.loads(raw["Body"])
+            if isinstance(envelope, dict) and envelope.get("Type") == "Notification":
+                attrs = {
+                    decode_attribute_name(k): str(v.get("Value", ""))
+                    for k, v in (envelope.get("MessageAttributes") or {}).items()
+                }
+                return Message(str(envelope["MessageId"]), json.loads(envelope["Message"]), attrs, attempts, receipt)
+        attributes = {
+            decode_attribute_name(k): str(v.get("StringValue", ""))
+            for k, v in (raw.get("MessageAttributes") or {}).items()
+        }
+        return Message(str(raw["MessageId"]), json.loads(raw["Body"]), attributes, attempts, receipt)
+
+    def _ack_blocking(self, message: Message) -> None:
+        try:
+            self.client.delete_message(QueueUrl=self.queue_url(), ReceiptHandle=message.receipt)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _nack_blocking(self, message: Message, delay: float) -> None:
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url(), ReceiptHandle=message.receipt, VisibilityTimeout=_seconds(delay)
+            )
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _depth_blocking(self) -> int:
+        try:
+            attrs = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url(), AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+class SQSFifoQueue(SQSQueue):
+    """An SQS FIFO queue (a ``.fifo`` name). Capabilities: ``dead_letter``, ``fifo``,
+    ``multiprocess``, ``depth`` — no per-message ``delay``."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"dead_letter", "fifo", "multiprocess", "depth"})
+    fifo: ClassVar[bool] = True
