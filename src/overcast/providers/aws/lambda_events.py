@@ -155,12 +155,21 @@ def _arn_name(arn: str) -> str:
     return resource.rsplit("/", 1)[-1]
 
 
+def _decode_name(name: str) -> str:
+    """An attribute name as the app sent it (the SQS provider escapes names SQS refuses)."""
+    if not name.startswith("ovc."):
+        return name
+    from .sqs import decode_attribute_name
+
+    return decode_attribute_name(name)
+
+
 def _sqs_attributes(record: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, attr in (record.get("messageAttributes") or {}).items():
         value = attr.get("stringValue")
         if isinstance(value, str):
-            out[name] = value
+            out[_decode_name(name)] = value
     return out
 
 
@@ -179,7 +188,7 @@ def _sns_envelope(body: str) -> dict[str, Any] | None:
 
 def _sns_attributes(sns: Mapping[str, Any]) -> dict[str, str]:
     return {
-        name: attr["Value"]
+        _decode_name(name): attr["Value"]
         for name, attr in (sns.get("MessageAttributes") or {}).items()
         if isinstance(attr, dict) and attr.get("Type", "String") == "String" and isinstance(attr.get("Value"), str)
     }
