@@ -321,6 +321,17 @@ def test_a_blob_trigger_becomes_a_blob_created_cloudevent_with_the_stream(setup:
     CloudEvent.from_sdk(event.to_sdk())
 
 
+def test_a_route_to_a_schedule_without_arguments_calls_it_bare(setup: Any) -> None:
+    app, seen, _ = setup
+    worker = Worker(function_app(app, event_grid={"nightly": "old"}))
+    try:
+        raw = _events(FIXTURES / "Microsoft.Storage/event-grid-schema/blob_created.json")[0]
+        worker.call("eventgrid_nightly", event_grid_event(raw), Context())
+    finally:
+        worker.close()
+    assert seen.events == [("old", None)]
+
+
 def test_blob_routes_must_name_a_bucket_or_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVERCAST_TARGET", "azure")
     app = make_app(tmp_path)

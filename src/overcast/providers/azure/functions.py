@@ -21,6 +21,7 @@ host: a handler that raises makes the host deliver the message again, and after
 import asyncio
 import contextlib
 import importlib
+import inspect
 import json
 import logging
 import re
@@ -94,11 +95,22 @@ def function_app(
 
 @dataclass(frozen=True)
 class _Target:
+    """Where an event goes: a handler, and whether it takes the event (a schedule's may not)."""
+
     name: str
     handler: Callable[..., Any]
+    takes_event: bool = True
 
     async def run(self, event: CloudEvent) -> None:
-        await call_handler(self.handler, event)
+        await call_handler(self.handler, event if self.takes_event else None)
+
+
+def _takes_event(handler: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
 class _HostSettled(Queue):
@@ -168,7 +180,7 @@ class OvercastFunctions:
                 return _Target(sub.name, sub.handler)
         for job in self.app.schedules:
             if job.name == to:
-                return _Target(job.name, job.handler)
+                return _Target(job.name, job.handler, _takes_event(job.handler))
         names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
         raise ConfigError(
             f"function_app: {key!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
