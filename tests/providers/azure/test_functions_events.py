@@ -360,6 +360,21 @@ def test_a_timer_outside_the_schedule_years_does_nothing(setup: Any) -> None:
     assert seen.events == []
 
 
+def test_a_url_naming_its_connection_setting_names_the_trigger_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    monkeypatch.setenv("OVERCAST_QUEUE_JOBS", "azqueue://jobs?connection_env=ORDERS_STORAGE")
+    monkeypatch.setenv("OVERCAST_BUCKET_AVATARS", "azblob://pics?connection_env=PICS_STORAGE")
+    app = make_app(tmp_path)
+    app.subscribe(app.queue("jobs"), name="worker")(lambda e: None)
+    app.bucket("avatars")
+    fa = function_app(app, blobs={"avatars": "worker"}, connection="MainStorage")
+    bindings = {f.get_function_name(): json.loads(f.get_function_json())["bindings"][0] for f in fa.get_functions()}
+    assert bindings["queue_jobs"]["connection"] == "ORDERS_STORAGE"
+    assert (bindings["blob_avatars"]["path"], bindings["blob_avatars"]["connection"]) == ("pics/{name}", "PICS_STORAGE")
+
+
 def test_subscriptions_off_storage_queues_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVERCAST_TARGET", "azure")
     monkeypatch.setenv("OVERCAST_QUEUE_JOBS", "redis://localhost/jobs")

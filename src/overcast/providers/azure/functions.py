@@ -75,7 +75,8 @@ def function_app(
             name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`.
         blobs: blob triggers: a bucket declared on ``app`` (its ``azblob://`` container and
             prefix) or a blob path (``"uploads/{name}"``) mapped like ``event_grid``.
-        connection: the app setting holding the storage connection of the triggers.
+        connection: the app setting holding the storage connection of the triggers, unless a
+            resource's URL names its own with the option ``connection_env``.
         http_auth_level: of the HTTP app (``anonymous``: the app does its own auth).
         webhook_auth_level: of the Event Grid webhook (``function``: a key in the URL).
         base_path: a prefix to strip from request paths (the host's ``routePrefix``).
@@ -154,6 +155,7 @@ class OvercastFunctions:
         self.event_grid = {
             self._check_name("event_grid", name): self._target(name, to) for name, to in (event_grid or {}).items()
         }
+        self._blob_connections: dict[str, str] = {}
         self.blobs = {self._blob_path(key): self._target(key, to) for key, to in (blobs or {}).items()}
         self._blob_names = {
             self._blob_path(key): function_name("blob", *re.findall(r"[A-Za-z0-9]+", key.split("{")[0]))
@@ -190,7 +192,11 @@ class OvercastFunctions:
     def _blob_path(self, key: str) -> str:
         handle = self.app.resources.get(key)
         if isinstance(handle, BucketHandle):
-            return blob_path(handle)
+            path = blob_path(handle)
+            named = handle.resolved_url().option("connection_env")
+            if named:
+                self._blob_connections[path] = named
+            return path
         if "/" not in key or key.startswith("/"):
             raise ConfigError(
                 f"function_app blobs: {key!r} is neither a bucket of {self.app.name!r} nor a blob path "
@@ -243,7 +249,8 @@ class OvercastFunctions:
             if isinstance(source, QueueHandle)
             else function_name("topic", source.resource_name, sub.name)
         )
-        fa.function_name(name)(fa.queue_trigger(arg_name="msg", queue_name=queue_name, connection=self.connection)(run))
+        connection = sub.source.resolved_url().option("connection_env") or self.connection
+        fa.function_name(name)(fa.queue_trigger(arg_name="msg", queue_name=queue_name, connection=connection)(run))
 
     def _add_schedule(self, fa: func.FunctionApp, job: "ScheduledJob") -> None:
         schedule, years = ncrontab(job.schedule)
@@ -283,7 +290,9 @@ class OvercastFunctions:
             with invocation(handler=f"blob/{path}", request=_invocation_id(context)):
                 await outer.on_blob(path, blob)
 
-        trigger = fa.blob_trigger(arg_name="blob", path=path, connection=self.connection)
+        trigger = fa.blob_trigger(
+            arg_name="blob", path=path, connection=self._blob_connections.get(path, self.connection)
+        )
         fa.function_name(self._blob_names[path])(trigger(run))
 
     # -- names on Azure -------------------------------------------------------------------------
