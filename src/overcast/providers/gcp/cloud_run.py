@@ -1,0 +1,468 @@
+"""The app on Cloud Run or Cloud Functions (2nd gen): ``asgi = cloud_run_app(overcast_app)``.
+
+The result is one ASGI app for the container's server (``overcast run`` under a
+``gcp`` target, or ``uvicorn module:asgi``):
+
+* every request outside ``/_overcast/`` goes to the app's ASGI/WSGI app unchanged;
+* ``POST /_overcast/pubsub[/RESOURCE[/SUBSCRIPTION]]`` and ``POST /_overcast/events[/...]``
+  take what Google delivers: a Pub/Sub push (``{"message", "subscription"}``), an
+  Eventarc CloudEvent (binary or structured mode), a Cloud Storage notification, or a
+  legacy background event. Each becomes one :class:`~overcast.CloudEvent` for the
+  handler it is for; a Pub/Sub message from one of the app's own queues or topics is
+  the same ``overcast.queue.message`` / ``overcast.topic.message`` event the app gets
+  on every cloud;
+* ``POST /_overcast/schedule/NAME`` fires ``@app.schedule`` job NAME (a Cloud Scheduler
+  HTTP target).
+
+A 2xx answer acknowledges the delivery; a handler that raises answers 500, so Pub/Sub
+delivers again (with its retry policy's backoff) and, after the subscription's
+maximum delivery attempts, moves the message to its dead-letter topic. With
+``verifier`` set (or ``OVERCAST_GCP_PUSH_AUDIENCE`` in the environment) a delivery must
+carry a Google-signed OIDC token for that audience.
+
+Which handler an event is for: the path's ``RESOURCE/SUBSCRIPTION`` (or a subscription
+or route name) when given; else the push's subscription, matched against the Pub/Sub
+subscriptions of the app's queues and topics; else the first of ``routes`` whose
+pattern matches the event's type, source or subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConfigError, InvalidArgument
+from ...handles import QueueHandle, TopicHandle
+from ...resources.queue import Message, Queue
+from ...runtime.cloudevent import CloudEvent
+from ...runtime.dispatch import call_handler, deliver, run_schedule
+from . import events
+from .oidc import GoogleOIDCVerifier, Unauthorized
+
+if TYPE_CHECKING:
+    from ...app import App, ScheduledJob, Subscription
+
+__all__ = ["CloudRunApp", "UnroutedEvent", "cloud_run_app"]
+
+log = logging.getLogger("overcast.gcp.cloud_run")
+
+Handler = Callable[..., Any]
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+PREFIX = "/_overcast"
+#: Pub/Sub's own limit on a message is 10 MB; its push body is that, base64-encoded, plus the envelope
+MAX_BODY = 16 * 1024 * 1024
+
+
+class UnroutedEvent(ConfigError):
+    """An event no subscription, schedule or route claims."""
+
+
+def cloud_run_app(
+    app: App,
+    *,
+    routes: Mapping[str, str | Handler] | None = None,
+    verifier: GoogleOIDCVerifier | None = None,
+    prefix: str = PREFIX,
+) -> CloudRunApp:
+    """The ASGI app serving ``app`` on Cloud Run.
+
+    Args:
+        routes: events that are not messages of the app's own queues and topics (Cloud
+            Storage, Firestore, audit logs, foreign topics): a pattern (``fnmatch``,
+            tried on the event's type, source and subject) mapped to a subscription or
+            schedule name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`.
+        verifier: checks the OIDC token of every delivery; by default one is built when
+            ``OVERCAST_GCP_PUSH_AUDIENCE`` is set (``OVERCAST_GCP_PUSH_EMAILS``: the
+            service accounts allowed, comma-separated).
+        prefix: the path under which deliveries arrive.
+    """
+    if verifier is None:
+        audience = os.environ.get("OVERCAST_GCP_PUSH_AUDIENCE", "").strip()
+        if audience:
+            emails = [e.strip() for e in os.environ.get("OVERCAST_GCP_PUSH_EMAILS", "").split(",") if e.strip()]
+            verifier = GoogleOIDCVerifier([a.strip() for a in audience.split(",") if a.strip()], emails=emails)
+    return CloudRunApp(app, routes=routes or {}, verifier=verifier, prefix=prefix)
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    handler: Handler
+    subscription: Subscription | None = None
+    job: ScheduledJob | None = None
+
+
+class _PushSettled(Queue):
+    """Stands for the Pub/Sub subscription that pushed: the HTTP status settles the message,
+    so acks and nacks here are no-ops."""
+
+    offload = False
+
+    async def _ack(self, message: Message) -> None:
+        return None
+
+    async def _nack(self, message: Message, delay: float) -> None:
+        return None
+
+
+class CloudRunApp:
+    """See :func:`cloud_run_app`."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        routes: Mapping[str, str | Handler],
+        verifier: GoogleOIDCVerifier | None,
+        prefix: str = PREFIX,
+    ) -> None:
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ConfigError(f"cloud_run_app: prefix {prefix!r} must start with '/' and not end with one")
+        self.app = app
+        self.verifier = verifier
+        self.prefix = prefix
+        self._prefix_slash = prefix + "/"
+        self.routes = [(pattern, self._target(pattern, to)) for pattern, to in routes.items()]
+        self._settled = _PushSettled("memory://pubsub-push", name="pubsub-push")
+        self._by_subscription: dict[str, Subscription] | None = None
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _target(self, pattern: str, to: str | Handler) -> _Target:
+        if callable(to):
+            return _Target(getattr(to, "__name__", repr(to)), to)
+        for sub in self.app.subscriptions:
+            if sub.name == to:
+                return _Target(sub.name, sub.handler, subscription=sub)
+        for job in self.app.schedules:
+            if job.name == to:
+                return _Target(job.name, job.handler, job=job)
+        names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
+        raise ConfigError(
+            f"cloud_run_app routes: {pattern!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
+            f"(there are: {', '.join(names) or 'none'})"
+        )
+
+    def _index(self) -> dict[str, Subscription]:
+        """The app's subscriptions by every Pub/Sub subscription id they may have on this target."""
+        if self._by_subscription is None:
+            index: dict[str, Subscription] = {}
+            for sub in self.app.subscriptions:
+                for name in _pubsub_names(sub):
+                    index.setdefault(name, sub)
+            self._by_subscription = index
+        return self._by_subscription
+
+    def _by_path(self, parts: list[str]) -> _Target | None:
+        """``RESOURCE/SUBSCRIPTION``, ``RESOURCE`` (a queue, or a topic with one subscriber) or a route name."""
+        if not parts:
+            return None
+        subs = self.app.subscriptions
+        if len(parts) == 2:
+            found = [s for s in subs if s.source.resource_name == parts[0] and s.name == parts[1]]
+        elif len(parts) == 1:
+            found = [s for s in subs if s.source.resource_name == parts[0]]
+            if len(found) != 1:
+                found = [s for s in subs if s.name == parts[0]]
+            if not found:
+                for pattern, target in self.routes:
+                    if pattern == parts[0] or target.name == parts[0]:
+                        return target
+        else:
+            found = []
+        if len(found) == 1:
+            return _Target(found[0].name, found[0].handler, subscription=found[0])
+        where = "/".join(parts)
+        if found:
+            raise UnroutedEvent(
+                f"{self.app.name}: {where!r} names {len(found)} subscriptions; use RESOURCE/SUBSCRIPTION"
+            )
+        raise UnroutedEvent(f"{self.app.name}: no subscription or route {where!r}")
+
+    def _by_event(self, event: CloudEvent) -> _Target | None:
+        for pattern, target in self.routes:
+            for value in (event.type, event.source, event.subject):
+                if value and fnmatchcase(value, pattern):
+                    return target
+        return None
+
+    # -- ASGI ----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self._prefix_slash):
+            await self._delivery(scope, receive, send)
+            return
+        await self.app.asgi(scope, receive, send)
+
+    async def _delivery(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _answer(send, 405, "deliveries are POSTed", [(b"allow", b"POST")])
+            return
+        headers = _headers(scope)
+        body = await _read(receive)
+        if body is None:
+            await _answer(send, 413, f"body over {MAX_BODY} bytes")
+            return
+        try:
+            if self.verifier is not None:
+                await self._verify(headers.get("authorization"))
+            status = await self.handle(scope["path"][len(self._prefix_slash) :], headers, body)
+        except Unauthorized as exc:
+            log.warning("%s: refused delivery to %s: %s", self.app.name, scope["path"], exc)
+            await _answer(send, 401, str(exc), [(b"www-authenticate", b"Bearer")])
+            return
+        except UnroutedEvent as exc:
+            log.error("%s: %s", self.app.name, exc)
+            await _answer(send, 404, str(exc))
+            return
+        except InvalidArgument as exc:
+            log.warning("%s: bad delivery to %s: %s", self.app.name, scope["path"], exc)
+            await _answer(send, 400, str(exc))
+            return
+        except Exception as exc:
+            await _answer(send, 500, f"{type(exc).__name__}: {exc}")
+            return
+        await _answer(send, status, "")
+
+    async def _verify(self, authorization: str | None) -> None:
+        verifier = self.verifier
+        assert verifier is not None
+        if verifier._fixed:
+            verifier.verify(authorization)
+        else:
+            await asyncio.to_thread(verifier.verify, authorization)
+
+    async def handle(self, path: str, headers: Mapping[str, str], body: bytes) -> int:
+        """Deliver one request under the prefix (``path`` without it); return the status to answer.
+
+        Raises:
+            UnroutedEvent: nothing handles it.
+            InvalidArgument: the body is not an event.
+            Exception: what the handler raised.
+        """
+        kind, _, rest = path.partition("/")
+        parts = [p for p in rest.split("/") if p]
+        if kind == "schedule":
+            await self._schedule(parts)
+            return 204
+        if kind not in ("pubsub", "events"):
+            raise UnroutedEvent(
+                f"{self.app.name}: {self.prefix}/{kind} is not a delivery path (pubsub, events, schedule)"
+            )
+        target = self._by_path(parts)
+        if events.is_cloudevent(headers):
+            event = events.from_http(headers, body)
+            await self._run_event(event, target)
+            return 204
+        payload = _json(body)
+        if events.is_push_envelope(payload):
+            await self._push(payload, target)
+        elif events.is_legacy_event(payload):
+            await self._run_event(events.legacy_event(payload), target)
+        else:
+            raise events.BadEvent("not a Pub/Sub push, a CloudEvent (binary or structured) or a background event")
+        return 204
+
+    async def _schedule(self, parts: list[str]) -> None:
+        name = "/".join(parts)
+        job = next((j for j in self.app.schedules if j.name == name), None)
+        if job is None:
+            raise UnroutedEvent(f"{self.app.name}: no schedule {name!r}")
+        delivery = await run_schedule(job, app=self.app.name)
+        if delivery.error is not None:
+            raise delivery.error
+
+    async def _push(self, envelope: Mapping[str, Any], target: _Target | None) -> None:
+        subscription = str(envelope["subscription"])
+        if target is None and not events.storage_notification(envelope):
+            sub = self._index().get(subscription.rsplit("/", 1)[-1])
+            if sub is not None:
+                target = _Target(sub.name, sub.handler, subscription=sub)
+        if target is not None and target.subscription is not None and not events.storage_notification(envelope):
+            await self._deliver_message(target.subscription, envelope)
+            return
+        await self._run_event(events.push_event(envelope), target)
+
+    async def _deliver_message(self, sub: Subscription, envelope: Mapping[str, Any]) -> None:
+        """A message of the app's own queue or topic: the event the app gets on every cloud."""
+        message = events.push_message(envelope)
+        attempt = envelope.get("deliveryAttempt")
+        attributes = message.get("attributes") or {}
+        msg = Message(
+            id=message["messageId"],
+            body=_decode(message.get("data")),
+            attributes={str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, Mapping) else {},
+            attempts=attempt if isinstance(attempt, int) and attempt > 0 else 1,
+        )
+        delivery = await deliver(sub, self._settled, msg, app=self.app.name, original=envelope)
+        if delivery.error is not None:
+            raise delivery.error
+
+    async def _run_event(self, event: CloudEvent, target: _Target | None) -> None:
+        data = event.data
+        if (
+            event.type == events.PUBSUB_PUBLISHED
+            and isinstance(data, Mapping)
+            and isinstance(data.get("message"), Mapping)
+        ):
+            # Eventarc's Pub/Sub trigger (or a legacy one): a message of one of the app's topics
+            if target is None:
+                target = self._by_topic(event.source)
+            if target is not None and target.subscription is not None:
+                await self._deliver_message(target.subscription, data)
+                return
+        if target is None:
+            target = self._by_event(event)
+        if target is None:
+            raise UnroutedEvent(
+                f"{self.app.name}: no route for event {event.type} from {event.source}"
+                + (f" ({event.subject})" if event.subject else "")
+                + "; add one to cloud_run_app(routes=...) or post it to "
+                f"{self.prefix}/events/SUBSCRIPTION"
+            )
+        if target.job is not None:
+            delivery = await run_schedule(target.job, app=self.app.name)
+            if delivery.error is not None:
+                raise delivery.error
+            return
+        try:
+            await call_handler(target.handler, event)
+        except Exception as exc:
+            log.warning(
+                "%s: %s failed on event %s (%s): %r",
+                self.app.name,
+                target.name,
+                event.id,
+                event.type,
+                exc,
+                exc_info=exc,
+            )
+            raise
+
+    def _by_topic(self, source: str) -> _Target | None:
+        topic = source.rsplit("/topics/", 1)[-1] if "/topics/" in source else None
+        if not topic:
+            return None
+        found = [s for s in self.app.subscriptions if topic in _topic_ids(s)]
+        if len(found) == 1:
+            return _Target(found[0].name, found[0].handler, subscription=found[0])
+        return None
+
+
+# -- names on Pub/Sub ------------------------------------------------------------------------
+
+
+def _topic_ids(sub: Subscription) -> set[str]:
+    source = sub.source
+    ids = {source.resource_name}
+    try:
+        url = source.resolved_url()
+    except ConfigError:
+        return ids
+    if url.scheme == "pubsub" and url.host:
+        ids.add(url.host.rsplit("/", 1)[-1])
+    return ids
+
+
+def _pubsub_names(sub: Subscription) -> list[str]:
+    """The Pub/Sub subscription ids ``sub`` may be pushed from: what its provider says, else conventions."""
+    names: list[str] = []
+    source = sub.source
+    provider_name = _provider_subscription(sub)
+    if provider_name:
+        names.append(provider_name)
+    for topic in sorted(_topic_ids(sub)):
+        if isinstance(source, TopicHandle):
+            names += [f"{topic}-{sub.name}", f"{topic}.{sub.name}", sub.name]
+        elif isinstance(source, QueueHandle):
+            names += [topic, f"{topic}-sub", f"{topic}-{sub.name}"]
+    return names
+
+
+def _provider_subscription(sub: Subscription) -> str | None:
+    """The subscription id the ``pubsub://`` provider uses for ``sub``, when it exposes one."""
+    source = sub.source
+    try:
+        if source.resolved_url().scheme != "pubsub":
+            return None
+        queue: Any = (
+            source.subscription(sub.name, max_attempts=sub.max_attempts)
+            if isinstance(source, TopicHandle)
+            else source._target()
+        )
+    except Exception:  # the provider may be missing or misconfigured; conventions still apply
+        return None
+    for attr in ("subscription_id", "subscription_name", "subscription"):
+        value = getattr(queue, attr, None)
+        if isinstance(value, str) and value:
+            return value.rsplit("/", 1)[-1]
+    return None
+
+
+# -- HTTP helpers ------------------------------------------------------------------------------
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise events.BadEvent(f"body is not JSON: {exc}") from None
+
+
+def _decode(data: Any) -> Any:
+    """A Pub/Sub message's base64 ``data`` as the JSON value sent, else its text, else its bytes."""
+    if data is None or data == "":
+        return None
+    if not isinstance(data, str):
+        raise events.BadEvent("Pub/Sub push: message.data is not base64 text")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise events.BadEvent("Pub/Sub push: message.data is not valid base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
