@@ -1,10 +1,25 @@
-"""The azure providers under the conformance suites (see ..providers.Case)."""
+"""The Azure providers under the conformance suites, on Azurite (tests/servers/azure.py) and,
+for Key Vault, on the fake Key Vault of tests/providers/azure/fake_keyvault.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from ..providers import Case
+from ..providers import Case
 
-CASES: list[Case] = []
+
+def _tables(tmp: Path, name: str) -> str:
+    return "azuretables://" + name.replace("-", "")
+
+
+def _blob(tmp: Path, name: str) -> str:
+    return f"azblob://{name}/some/prefix"
+
+
+def _queue(tmp: Path, name: str) -> str:
+    return f"azqueue://{name}"
+
+
+CASES: list[Case] = [
+    Case("bucket", "azblob", _blob, server="azurite", title="AzureBlob"),
+]

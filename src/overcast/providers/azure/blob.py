@@ -1,0 +1,412 @@
+"""``azblob://CONTAINER/prefix``: objects in Azure Blob storage (block blobs).
+
+Each key is the blob ``<prefix>/<name>``, where ``name`` is the key with the bytes
+``0x00``–``0x21`` written ``!hh`` (control characters cannot travel in the listing's
+XML, and ``!`` sorts below every byte it does not escape, so listings stay in key
+order), ``\\`` written ``!5C`` (Azure turns it into ``/``), and a path segment that is
+only dots, or a trailing dot, written with ``!2E`` (HTTP clients would fold ``a/./b``
+into ``a/b``). Keys with a backslash or such dots are the only ones that list out of
+code-point order.
+
+A put of bytes up to ``single_put_mb`` (option, default 8 MiB) is one Put Blob; larger
+bytes and every stream go up as blocks of ``block_mb`` (default 4 MiB) committed once
+(Put Block List), so nothing shows until the whole object is there. ``if_absent`` and
+``if_etag`` travel as ``If-None-Match: *`` / ``If-Match`` on the single request that
+makes the object visible, so they are atomic. ``url`` signs a service SAS with the
+account key of the connection string, or a user delegation SAS with Entra ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from azure.core import MatchConditions
+from azure.core import exceptions as az
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from ...errors import Conflict, InvalidArgument, NotFound
+from ...resources.blob import BlobLimits, BlobStore, ListPage, ObjectInfo
+from ...resources.url import ResourceURL
+from ._credentials import error, service_client
+
+__all__ = ["AzureBlobStore", "decode_name", "encode_name"]
+
+_HEX = "0123456789ABCDEF"
+_MB = 1024 * 1024
+MAX_NAME_CHARS = 1024
+
+
+def encode_name(key: str) -> str:
+    """The blob name part of ``key`` (see the module's docstring); reversible by :func:`decode_name`."""
+    out: list[str] = []
+    for char in key:
+        code = ord(char)
+        out.append(f"!{_HEX[code >> 4]}{_HEX[code & 15]}" if code <= 0x21 or code == 0x5C else char)
+    text = "".join(out)
+    if "." in text:
+        segments = text.split("/")
+        segments = [seg.replace(".", "!2E") if seg and not seg.strip(".") else seg for seg in segments]
+        text = "/".join(segments)
+        if text.endswith("."):
+            text = text[:-1] + "!2E"
+    return text
+
+
+def decode_name(name: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(name)
+    while i < n:
+        char = name[i]
+        if char == "!":
+            out.append(chr(int(name[i + 1 : i + 3], 16)))
+            i += 3
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _etag(raw: str | None) -> str:
+    return (raw or "").strip('"')
+
+
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+class AzureBlobStore(BlobStore):
+    """Objects in one Azure Blob container, under an optional prefix.
+
+    Options: ``single_put_mb`` (default 8), ``block_mb`` (default 4), ``account`` /
+    ``endpoint`` / ``connection_env`` (see ``_credentials``).
+    Capabilities: ``url``, ``conditional``, ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"url", "conditional", "multiprocess"})
+    limits: ClassVar[BlobLimits] = BlobLimits(max_metadata_bytes=2048)
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "azure-blob"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        if not loc.host:
+            raise InvalidArgument(f"{loc}: azblob:// needs a container name: azblob://CONTAINER/prefix")
+        self.container_name = loc.host
+        prefix = loc.path.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.single_put = int(float(loc.option("single_put_mb") or 8) * _MB)
+        self.block_size = max(1, int(float(loc.option("block_mb") or 4) * _MB))
+        self._service: BlobServiceClient = service_client(loc, "blob", BlobServiceClient)
+        self._container = self._service.get_container_client(self.container_name)
+
+    # -- names -----------------------------------------------------------------------------
+
+    def _blob_name(self, key: str) -> str:
+        name = self.prefix + encode_name(key)
+        if len(name) > MAX_NAME_CHARS:
+            raise InvalidArgument(
+                f"{self.name}: key {key[:40]!r}... makes a blob name of {len(name)} characters; "
+                f"Azure's limit is {MAX_NAME_CHARS}",
+                resource=self.name,
+            )
+        return name
+
+    def _key(self, blob_name: str) -> str:
+        return decode_name(blob_name[len(self.prefix) :])
+
+    def _fail(self, exc: Exception, what: str) -> Exception:
+        return error(exc, self.name, what)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _create_blocking(self) -> None:
+        try:
+            self._container.create_container()
+        except az.ResourceExistsError:
+            pass
+        except az.AzureError as exc:
+            raise self._fail(exc, "create container") from exc
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._container.get_container_properties()
+        except az.AzureError as exc:
+            raise self._fail(exc, "ping") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _conditions(if_absent: bool, if_etag: str | None) -> dict[str, Any]:
+        if if_absent:
+            return {"etag": "*", "match_condition": MatchConditions.IfMissing}
+        if if_etag is not None:
+            return {"etag": _quoted(if_etag), "match_condition": MatchConditions.IfNotModified}
+        return {}
+
+    def _info(self, key: str, size: int, etag: str, ctype: str, meta: dict[str, str], when: Any) -> ObjectInfo:
+        return ObjectInfo(key, size, _etag(etag), ctype, dict(meta), when)
+
+    def _conflict(self, exc: Exception, key: str, if_absent: bool, if_etag: str | None) -> Exception:
+        if isinstance(exc, (az.ResourceExistsError, az.ResourceModifiedError)) or (
+            getattr(exc, "status_code", None) in (409, 412) and (if_absent or if_etag is not None)
+        ):
+            what = "exists" if if_absent else f"no longer has ETag {if_etag!r}"
+            return Conflict(f"{self.name}: object {key!r} {what}", resource=self.name)
+        if isinstance(exc, az.ResourceNotFoundError) and if_etag is not None:
+            return Conflict(f"{self.name}: object {key!r} does not exist (if_etag={if_etag!r})", resource=self.name)
+        return self._fail(exc, f"put {key!r}")
+
+    def _put_blocking(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
+        if len(data) > self.single_put:
+            return self._put_stream_blocking(key, iter([data]), content_type, metadata, if_absent, if_etag)
+        name = self._blob_name(key)
+        blob = self._container.get_blob_client(name)
+        try:
+            result = blob.upload_blob(
+                data,
+                overwrite=not if_absent,
+                length=len(data),
+                content_settings=ContentSettings(content_type=content_type),
+                metadata=metadata,
+                max_concurrency=1,
+                **self._conditions(False, if_etag),
+            )
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
+
+    def _stage(self, blob: Any, block_ids: list[str], data: bytes) -> None:
+        block_id = base64.b64encode(f"{len(block_ids):08d}-{uuid.uuid4().hex}".encode()).decode()
+        blob.stage_block(block_id, data, length=len(data))
+        block_ids.append(block_id)
+
+    def _commit(
+        self,
+        blob: Any,
+        key: str,
+        block_ids: list[str],
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        try:
+            result = blob.commit_block_list(
+                block_ids,
+                content_settings=ContentSettings(content_type=content_type),
+                metadata=metadata,
+                **self._conditions(if_absent, if_etag),
+            )
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
+
+    def _put_stream_blocking(
+        self,
+        key: str,
+        chunks: Iterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        block_ids: list[str] = []
+        buffer = bytearray()
+        size = 0
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                while len(buffer) >= self.block_size:
+                    self._stage(blob, block_ids, bytes(buffer[: self.block_size]))
+                    del buffer[: self.block_size]
+            if buffer or not block_ids:
+                self._stage(blob, block_ids, bytes(buffer))
+        except az.AzureError as exc:
+            raise self._fail(exc, f"upload block of {key!r}") from exc
+        return self._commit(blob, key, block_ids, size, content_type, metadata, if_absent, if_etag)
+
+    async def _put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        block_ids: list[str] = []
+        buffer = bytearray()
+        size = 0
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                while len(buffer) >= self.block_size:
+                    await self._call(self._stage, blob, block_ids, bytes(buffer[: self.block_size]))
+                    del buffer[: self.block_size]
+            if not block_ids and len(buffer) <= self.single_put:
+                return await self._call(
+                    self._put_blocking, key, bytes(buffer), content_type, metadata, if_absent, if_etag
+                )
+            if buffer:
+                await self._call(self._stage, blob, block_ids, bytes(buffer))
+        except az.AzureError as exc:
+            raise self._fail(exc, f"upload block of {key!r}") from exc
+        return await self._call(
+            self._commit, blob, key, block_ids, size, content_type, metadata, if_absent, if_etag
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        offset = start or 0
+        length = None if end is None else end - offset
+        try:
+            if length == 0:
+                blob.get_blob_properties()
+                return b""
+            return bytes(blob.download_blob(offset=offset if (offset or length is not None) else None, length=length, max_concurrency=1).readall())
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        except az.HttpResponseError as exc:
+            if exc.status_code == 416:  # the range starts past the end: an empty slice
+                return b""
+            raise self._fail(exc, f"get {key!r}") from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get {key!r}") from exc
+
+    def _stream_blocking(self, key: str) -> Iterator[bytes]:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        try:
+            downloader = blob.download_blob(max_concurrency=1)
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get {key!r}") from exc
+        return self._chunks(downloader, key)
+
+    def _chunks(self, downloader: Any, key: str) -> Iterator[bytes]:
+        try:
+            for chunk in downloader.chunks():
+                if chunk:
+                    yield bytes(chunk)
+        except az.AzureError as exc:
+            raise self._fail(exc, f"read {key!r}") from exc
+
+    async def _stream(self, key: str) -> AsyncIterator[bytes]:
+        chunks = await self._call(self._stream_blocking, key)
+        done = object()
+        while True:
+            chunk = await self._call(next, chunks, done)
+            if chunk is done:
+                return
+            assert isinstance(chunk, bytes)
+            yield chunk
+
+    def _head_blocking(self, key: str) -> ObjectInfo | None:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        try:
+            props = blob.get_blob_properties()
+        except az.ResourceNotFoundError:
+            return None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"head {key!r}") from exc
+        return self._from_properties(key, props)
+
+    def _from_properties(self, key: str, props: Any) -> ObjectInfo:
+        settings = props.content_settings
+        return ObjectInfo(
+            key,
+            int(props.size or 0),
+            _etag(props.etag),
+            (settings.content_type if settings else None) or "application/octet-stream",
+            dict(props.metadata or {}),
+            props.last_modified,
+        )
+
+    def _delete_blocking(self, key: str) -> bool:
+        blob = self._container.get_blob_client(self._blob_name(key))
+        try:
+            blob.delete_blob()
+        except az.ResourceNotFoundError:
+            return False
+        except az.AzureError as exc:
+            raise self._fail(exc, f"delete {key!r}") from exc
+        return True
+
+    def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
+        start = self.prefix + (encode_name(prefix) if prefix else "")
+        # A prefix ending in dots may encode differently as part of a longer key: list from
+        # the stable part and filter.
+        native = start.rstrip(".") if prefix.endswith(".") else start
+        try:
+            pager = self._container.list_blobs(
+                name_starts_with=native or None, include=["metadata"], results_per_page=limit
+            ).by_page(continuation_token=cursor)
+            page = next(pager, None)
+            objects = [
+                self._from_properties(self._key(props.name), props)
+                for props in (page or [])
+            ]
+            token = pager.continuation_token
+        except az.AzureError as exc:
+            raise self._fail(exc, "list") from exc
+        if native != start:
+            objects = [info for info in objects if info.key.startswith(prefix)]
+        return ListPage(objects, token or None)
+
+    # -- signed URLs -----------------------------------------------------------------------
+
+    async def _url(self, key: str, expires: timedelta, method: str) -> str:
+        return await self._call(self._url_blocking, key, expires, method)
+
+    def _url_blocking(self, key: str, expires: timedelta, method: str) -> str:
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        name = self._blob_name(key)
+        blob = self._container.get_blob_client(name)
+        now = datetime.now(UTC)
+        expiry = now + expires
+        permission = BlobSasPermissions(read=True) if method == "GET" else BlobSasPermissions(create=True, write=True)
+        credential = self._service.credential
+        account_key = getattr(credential, "account_key", None)
+        try:
+            if account_key:
+                sas = generate_blob_sas(
+                    self._service.account_name or "",
+                    self.container_name,
+                    name,
+                    account_key=account_key,
+                    permission=permission,
+                    expiry=expiry,
+                    start=now - timedelta(minutes=5),
+                )
+            else:
+                delegation = self._service.get_user_delegation_key(now - timedelta(minutes=5), expiry)
+                sas = generate_blob_sas(
+                    self._service.account_name or "",
+                    self.container_name,
+                    name,
+                    user_delegation_key=delegation,
+                    permission=permission,
+                    expiry=expiry,
+                    start=now - timedelta(minutes=5),
+                )
+        except az.AzureError as exc:
+            raise self._fail(exc, f"sign a URL for {key!r}") from exc
+        return f"{blob.url}?{sas}"
+
+    def close(self) -> None:
+        return None
