@@ -5,7 +5,8 @@ costs import time). The endpoint comes from the URL option ``endpoint``, else fr
 botocore's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` variables; the
 region from the URL option ``region``, else ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
 the shared config file, and ``us-east-1`` last. Credentials come from botocore's
-chain only, never from a URL.
+chain only, never from a URL. botocore retries throttling and 5xx answers in its
+standard mode (5 attempts, or the URL option ``retries``) before Overcast raises.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ...errors import (
+    ConfigError,
     Conflict,
     InvalidArgument,
     MissingDependency,
@@ -104,6 +106,7 @@ _INVALID = frozenset(
         "InvalidRequest",
         "EntityTooLarge",
         "InvalidAttributeName",
+        "InvalidBucketName",
         "InvalidAttributeValue",
         "InvalidMessageContents",
         "ItemCollectionSizeLimitExceededException",
@@ -142,6 +145,11 @@ def client(service: str, location: ResourceURL, **config: Any) -> Any:
     """
     region = region_of(location)
     endpoint = location.option("endpoint")
+    retries = location.option("retries")
+    if retries is not None:
+        if not retries.isdigit() or not 1 <= int(retries) <= 20:
+            raise ConfigError(f"{location}: retries must be the number of attempts, 1 to 20; got {retries!r}")
+        config.setdefault("retries", {"mode": "standard", "total_max_attempts": int(retries)})
     key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"))
     found = _clients.get(key)
     if found is not None and not config:
@@ -153,7 +161,7 @@ def client(service: str, location: ResourceURL, **config: Any) -> Any:
         from botocore.config import Config
 
         settings: dict[str, Any] = {
-            "retries": {"mode": "standard", "max_attempts": 5},
+            "retries": {"mode": "standard", "total_max_attempts": 5},
             "max_pool_connections": 32,
             "tcp_keepalive": True,
         }

@@ -1,0 +1,72 @@
+"""A fake DynamoDB endpoint, named as such: it speaks DynamoDB's JSON protocol to the real
+botocore client but answers only what moto cannot be made to answer — throttling, and
+batches that leave keys or items unprocessed the first time."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeDynamoDB:
+    """Serves on 127.0.0.1; ``calls`` records ``(operation, request)``."""
+
+    def __init__(self, *, throttle: bool = False, unprocessed_first: bool = False) -> None:
+        self.throttle = throttle
+        self.unprocessed_first = unprocessed_first
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.items: dict[str, dict[str, Any]] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                operation = self.headers["X-Amz-Target"].split(".")[-1]
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.calls.append((operation, request))
+                status, body = fake.answer(operation, request)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def count(self, operation: str) -> int:
+        return sum(1 for name, _ in self.calls if name == operation)
+
+    def answer(self, operation: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.throttle:
+            return 400, {
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "The level of configured provisioned throughput for the table was exceeded.",
+            }
+        first = self.count(operation) == 1 and self.unprocessed_first
+        if operation == "BatchWriteItem":
+            (table, writes), = request["RequestItems"].items()
+            done, left = (writes[:1], writes[1:]) if first else (writes, [])
+            for write in done:
+                item = write["PutRequest"]["Item"]
+                self.items[item["sk"]["S"]] = item
+            return 200, {"UnprocessedItems": {table: left} if left else {}}
+        if operation == "BatchGetItem":
+            (table, spec), = request["RequestItems"].items()
+            keys = spec["Keys"]
+            done, left = (keys[:1], keys[1:]) if first else (keys, [])
+            found = [self.items[k["sk"]["S"]] for k in done if k["sk"]["S"] in self.items]
+            unprocessed = {table: {**spec, "Keys": left}} if left else {}
+            return 200, {"Responses": {table: found}, "UnprocessedKeys": unprocessed}
+        return 400, {"__type": "com.amazon.coral.validate#ValidationException", "message": f"fake: no {operation}"}
