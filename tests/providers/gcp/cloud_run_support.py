@@ -42,7 +42,8 @@ class Recorder:
 
 
 def make_app(folder: Path, seen: Recorder) -> overcast.App:
-    """App ``demo``: queue ``jobs`` (handler ``work``), topic ``signups`` (``welcome``, ``audit``), schedule ``tick``."""
+    """App ``demo``: queue ``jobs`` (handler ``work``), topic ``signups`` (``welcome``, ``audit``),
+    schedule ``tick``, and an ASGI app echoing each request."""
     (folder / "overcast.toml").write_text(CONFIG)
     app = overcast.App("demo", config=folder / "overcast.toml")
     jobs = app.queue("jobs")
@@ -78,7 +79,9 @@ def make_app(folder: Path, seen: Recorder) -> overcast.App:
     return app
 
 
-def call(asgi: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def call(
+    asgi: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     """One HTTP request through ``asgi``, in-process: (status, body)."""
 
     async def run() -> tuple[int, bytes]:
@@ -121,7 +124,9 @@ def call(asgi: Any, method: str, path: str, body: bytes = b"", headers: dict[str
 
 
 def post_json(asgi: Any, path: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    return call(asgi, "POST", path, json.dumps(payload).encode(), {"content-type": "application/json", **(headers or {})})
+    return call(
+        asgi, "POST", path, json.dumps(payload).encode(), {"content-type": "application/json", **(headers or {})}
+    )
 
 
 def envelope(

@@ -178,9 +178,7 @@ def test_testdata_payload_in_both_modes(runtime: Any, path: Path) -> None:
     assert {e.type for _, e in seen.events} == {ce_type}
 
 
-@pytest.mark.parametrize(
-    "path", sorted((GCE / "examples" / "binary" / "pubsub").glob("*.json")), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("path", sorted((GCE / "examples" / "binary" / "pubsub").glob("*.json")), ids=lambda p: p.stem)
 def test_pubsub_example_as_a_push_delivery(runtime: Any, path: Path) -> None:
     """The push bodies of a foreign subscription become ``messagePublished`` events as Eventarc sends them."""
     asgi, seen = runtime

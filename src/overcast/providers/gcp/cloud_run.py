@@ -174,7 +174,7 @@ class CloudRunApp:
         elif len(parts) == 1:
             found = [s for s in subs if s.source.resource_name == parts[0]]
             if len(found) != 1:
-                found = [s for s in subs if s.name == parts[0]]
+                found = [s for s in subs if s.name == parts[0]] or found
             if not found:
                 for pattern, target in self.routes:
                     if pattern == parts[0] or target.name == parts[0]:
@@ -304,6 +304,7 @@ class CloudRunApp:
             body=_decode(message.get("data")),
             attributes={str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, Mapping) else {},
             attempts=attempt if isinstance(attempt, int) and attempt > 0 else 1,
+            receipt=message["messageId"],
         )
         delivery = await deliver(sub, self._settled, msg, app=self.app.name, original=envelope)
         if delivery.error is not None:
