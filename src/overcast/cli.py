@@ -205,8 +205,13 @@ def run(
         )
     listen = port if port is not None else _default_port()
     loaded = load_app(app)
-    loaded.config.target()
+    on_gcp = _is_gcp(loaded.config.target())
     asgi: Any = loaded.asgi
+    if on_gcp and not with_workers:
+        # Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls arrive over HTTP
+        from .providers.gcp import cloud_run_app
+
+        asgi = cloud_run_app(loaded)
     options: dict[str, Any] = {
         "host": host,
         "port": listen,
@@ -217,13 +222,20 @@ def run(
     }
     if workers > 1:
         os.environ.update(_app_env(app))
-        uvicorn.run("overcast.runtime.loader:create_asgi", factory=True, workers=workers, **options)
+        factory = "overcast.providers.gcp.cloud_run:create_asgi" if on_gcp else "overcast.runtime.loader:create_asgi"
+        uvicorn.run(factory, factory=True, workers=workers, **options)
         return
     if with_workers:
         from .providers.local.devserver import dev_asgi
 
         asgi = dev_asgi(loaded)
     uvicorn.run(asgi, **options)
+
+
+def _is_gcp(target: Any) -> bool:
+    """A target for Cloud Run: ``cloud = "gcp"`` in its table, or named ``gcp`` without a ``cloud``."""
+    cloud = target.options.get("cloud")
+    return bool(cloud == "gcp" or (cloud is None and target.name == "gcp"))
 
 
 # -- doctor ------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from .oidc import GoogleOIDCVerifier, Unauthorized
 if TYPE_CHECKING:
     from ...app import App, ScheduledJob, Subscription
 
-__all__ = ["CloudRunApp", "UnroutedEvent", "cloud_run_app"]
+__all__ = ["CloudRunApp", "UnroutedEvent", "cloud_run_app", "create_asgi"]
 
 log = logging.getLogger("overcast.gcp.cloud_run")
 
@@ -93,6 +93,16 @@ def cloud_run_app(
             emails = [e.strip() for e in os.environ.get("OVERCAST_GCP_PUSH_EMAILS", "").split(",") if e.strip()]
             verifier = GoogleOIDCVerifier([a.strip() for a in audience.split(",") if a.strip()], emails=emails)
     return CloudRunApp(app, routes=routes or {}, verifier=verifier, prefix=prefix)
+
+
+def create_asgi() -> CloudRunApp:
+    """Uvicorn factory for ``overcast run --workers N`` on a gcp target (the App named by ``OVERCAST_APP``)."""
+    from pathlib import Path
+
+    from ...runtime.loader import load_app
+
+    folder = os.environ.get("OVERCAST_APP_DIR")
+    return cloud_run_app(load_app(os.environ.get("OVERCAST_APP") or None, cwd=Path(folder) if folder else None))
 
 
 @dataclass(frozen=True)
