@@ -48,7 +48,13 @@ CASES: list[Case] = [
     Case("bucket", "s3", _s3, server="moto_server", title="S3"),
     Case("queue", "sqs", _sqs, server="moto_server", title="SQS"),
     Case("topic", "sns", _sns, server="moto_server", title="SNS"),
-    Case("secret", "secretsmanager", _secretsmanager, server="moto_server", set_secret=_set_secretsmanager,
-         title="SecretsManager"),
+    Case(
+        "secret",
+        "secretsmanager",
+        _secretsmanager,
+        server="moto_server",
+        set_secret=_set_secretsmanager,
+        title="SecretsManager",
+    ),
     Case("secret", "ssm", _ssm, server="moto_server", set_secret=_set_ssm, title="SSM"),
 ]

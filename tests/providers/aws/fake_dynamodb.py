@@ -56,14 +56,14 @@ class FakeDynamoDB:
             }
         first = self.count(operation) == 1 and self.unprocessed_first
         if operation == "BatchWriteItem":
-            (table, writes), = request["RequestItems"].items()
+            ((table, writes),) = request["RequestItems"].items()
             done, left = (writes[:1], writes[1:]) if first else (writes, [])
             for write in done:
                 item = write["PutRequest"]["Item"]
                 self.items[item["sk"]["S"]] = item
             return 200, {"UnprocessedItems": {table: left} if left else {}}
         if operation == "BatchGetItem":
-            (table, spec), = request["RequestItems"].items()
+            ((table, spec),) = request["RequestItems"].items()
             keys = spec["Keys"]
             done, left = (keys[:1], keys[1:]) if first else (keys, [])
             found = [self.items[k["sk"]["S"]] for k in done if k["sk"]["S"] in self.items]

@@ -301,8 +301,7 @@ class DynamoDBKeyValueStore(KeyValueStore):
 
             if jittered_backoff(attempt, attempts=_BATCH_ATTEMPTS) is None:
                 raise Throttled(
-                    f"{self.name}: BatchGetItem on {self.table} left keys unprocessed after "
-                    f"{_BATCH_ATTEMPTS} attempts",
+                    f"{self.name}: BatchGetItem on {self.table} left keys unprocessed after {_BATCH_ATTEMPTS} attempts",
                     resource=self.name,
                 )
             now = time.time()

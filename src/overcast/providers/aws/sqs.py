@@ -139,7 +139,9 @@ class SQSQueue(Queue):
     def _error(self, exc: Exception) -> ProviderError:
         error = aws_error(exc, f"{self.name}: SQS queue {self.queue_name}", resource=self.name)
         if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            error.args = (f"{self.name}: SQS queue {self.queue_name} does not exist (create it: `await queue.create()`)",)
+            error.args = (
+                f"{self.name}: SQS queue {self.queue_name} does not exist (create it: `await queue.create()`)",
+            )
         return error
 
     @property
@@ -211,9 +213,7 @@ class SQSQueue(Queue):
     # -- hooks ---------------------------------------------------------------------------
 
     def _check_size(self, data: bytes, attributes: dict[str, str]) -> dict[str, Any]:
-        encoded = {
-            encode_attribute_name(k): {"DataType": "String", "StringValue": v} for k, v in attributes.items()
-        }
+        encoded = {encode_attribute_name(k): {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
         size = len(data) + sum(len(k) + len("String") + len(v["StringValue"].encode()) for k, v in encoded.items())
         if size > _MAX_MESSAGE:
             raise InvalidArgument(
@@ -229,9 +229,7 @@ class SQSQueue(Queue):
             request["MessageAttributes"] = encoded
         if self.fifo:
             if delay:
-                raise NotSupported(
-                    f"{self.name}: SQS FIFO queues take no per-message delay", resource=self.name
-                )
+                raise NotSupported(f"{self.name}: SQS FIFO queues take no per-message delay", resource=self.name)
             dedup = uuid.uuid4().hex
             request["MessageDeduplicationId"] = dedup
             request["MessageGroupId"] = dedup if self.group == "*" else self.group
