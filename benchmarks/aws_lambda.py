@@ -23,6 +23,7 @@ import copy
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,11 +160,12 @@ import json, sys, time
 start = time.perf_counter()
 sys.path.insert(0, {folder!r})
 import {module} as module
+imported = time.perf_counter()
 event = json.loads({event!r})
 reply = module.handler(event, type("C", (), {{"aws_request_id": "cold"}})())
-elapsed = time.perf_counter() - start
+done = time.perf_counter()
 assert reply["statusCode"] == 200, reply
-print(json.dumps({{"ms": elapsed * 1000}}))
+print(json.dumps({{"ms": (done - start) * 1000, "import_ms": (imported - start) * 1000}}))
 """
 
 
@@ -218,13 +220,22 @@ def cold(rounds: int) -> list[tuple[str, Result, Result, str]]:
                 )
                 if done.returncode != 0:
                     raise SystemExit(f"{module} failed:\n{done.stderr}")
-                return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
+                figures = json.loads(done.stdout.strip().splitlines()[-1])
+                imports[module].append(figures["import_ms"])
+                return float(figures["ms"])
 
+            imports: dict[str, list[float]] = {"lambda_function": [], "baseline_function": []}
             for module in ("lambda_function", "baseline_function"):  # compile the bytecode caches once
                 probe(module)
             ours, base = Result("overcast", "ms"), Result("mangum+boto3", "ms")
             interleave(rounds, (ours, lambda: probe("lambda_function")), (base, lambda: probe("baseline_function")))
-            print(f"cold start: lambda_function {ours.median:.0f} ms, Mangum + boto3 {base.median:.0f} ms (medians)")
+            ours_import = statistics.median(imports["lambda_function"][1:])
+            base_import = statistics.median(imports["baseline_function"][1:])
+            print(
+                f"cold start (medians): lambda_function {ours.median:.0f} ms (import {ours_import:.0f} ms, "
+                f"first request {ours.median - ours_import:.0f} ms); Mangum + boto3 {base.median:.0f} ms "
+                f"(import {base_import:.0f} ms, first request {base.median - base_import:.0f} ms)"
+            )
             return [("cold start: import + first DynamoDB read", ours, base, "<= 0.80x")]
     finally:
         server.stop()
