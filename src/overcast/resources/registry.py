@@ -71,6 +71,8 @@ _BUILTIN: list[Provider] = [
     Provider("kv", "redis", "overcast.providers.redis.kv:RedisKeyValueStore", "redis"),
     Provider("queue", "redis", "overcast.providers.redis.queue:RedisQueue", "redis"),
     Provider("queue", "rediss", "overcast.providers.redis.queue:RedisQueue", "redis"),
+    Provider("topic", "redis", "overcast.providers.redis.queue:RedisTopic", "redis"),
+    Provider("topic", "rediss", "overcast.providers.redis.queue:RedisTopic", "redis"),
     Provider("kv", "rediss", "overcast.providers.redis.kv:RedisKeyValueStore", "redis"),
     Provider("cache", "momento", "overcast.providers.momento.cache:MomentoCache", "momento"),
     Provider("kv", "postgresql", "overcast.providers.postgres.kv:PostgresKeyValueStore", "postgres"),

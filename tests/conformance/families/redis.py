@@ -16,4 +16,5 @@ CASES: list[Case] = [
     Case("cache", "redis", _redis, server="redis_server"),
     Case("kv", "redis", _redis, server="redis_server"),
     Case("queue", "redis", _redis, server="redis_server"),
+    Case("topic", "redis", _redis, server="redis_server"),
 ]

@@ -118,3 +118,43 @@ def test_credentials_come_from_the_environment(redis_server: Server, monkeypatch
             wrong.sync.get("k")
     finally:
         raw.acl_deluser(user)
+
+
+def test_a_topic_and_its_subscriptions_sit_in_one_cluster_slot(redis_server: Server) -> None:
+    prefix = f"topic-{uuid.uuid4().hex[:8]}"
+    topic = overcast.open_topic(_url(redis_server, prefix))
+    subs = [topic.subscription(name) for name in ("mail", "a:dead", "a", "sub/ü")]
+    for sub in subs:
+        sub.sync.create()
+    topic.sync.publish({"n": 1})
+    keys = _keys(redis_server, prefix)
+    assert len({key_slot(key) for key in keys}) == 1, keys
+    for sub in subs:  # "a:dead" is escaped: it is not the dead-letter queue of "a"
+        (message,) = sub.sync.receive()
+        assert message.body == {"n": 1}
+        sub.sync.ack(message)
+    assert subs[2].dead_letters().sync.receive() == []
+
+
+def test_a_subscription_gets_what_is_published_after_its_creation(redis_server: Server) -> None:
+    topic = overcast.open_topic(_url(redis_server, f"late-{uuid.uuid4().hex[:8]}"))
+    early = topic.subscription("early")
+    early.sync.create()
+    first = topic.sync.publish({"n": 1})
+    late = topic.subscription("late", max_attempts=1)
+    late.sync.create()
+    second = topic.sync.publish({"n": 2})
+    assert [m.id for m in early.sync.receive(max_messages=10)] == [first, second]
+    (message,) = late.sync.receive(max_messages=10, visibility_timeout=0.1)
+    assert message.id == second
+    time.sleep(0.2)
+    assert late.sync.receive() == []  # one attempt allowed: it went to the dead letters
+    assert [m.id for m in late.dead_letters().sync.receive()] == [second]
+
+
+def test_topic_options_are_checked(redis_server: Server) -> None:
+    with pytest.raises(ConfigError, match="max_attempts"):
+        overcast.open_topic(_url(redis_server, "t") + "&max_attempts=0")
+    topic = overcast.open_topic(_url(redis_server, "t"))
+    with pytest.raises(InvalidArgument, match="max_attempts"):
+        topic.subscription("s", max_attempts=0)

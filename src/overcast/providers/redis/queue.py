@@ -29,11 +29,12 @@ from typing import Any, ClassVar
 from redis import exceptions as redis_errors
 
 from ...errors import ConfigError, InvalidArgument
-from ...resources.queue import Message, Queue, decode_body
+from ...resources.keys import encode_key
+from ...resources.queue import Message, Queue, Topic, decode_body
 from ...resources.url import ResourceURL
 from ._client import client, error, namespace
 
-__all__ = ["RedisQueue"]
+__all__ = ["RedisQueue", "RedisTopic"]
 
 GROUP = "overcast"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -133,12 +134,14 @@ class RedisQueue(Queue):
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "redis"
 
-    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self, url: ResourceURL | str | None = None, *, name: str | None = None, base: str | None = None
+    ) -> None:
         super().__init__(url, name=name)
         loc = self.location
         self._client = client(loc)
         self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
-        base = "{" + namespace(loc, name, "queue") + "}"
+        base = base or "{" + namespace(loc, name, "queue") + "}"  # a topic's subscriptions share its tag
         self._base = base
         own = f"{base}:dead" if self._dead else base
         self._stream, self._flight = f"{own}:s", f"{own}:flight"
@@ -167,8 +170,7 @@ class RedisQueue(Queue):
             raise InvalidArgument(f"{self.name}: a dead-letter queue has no dead-letter queue", resource=self.name)
         options = {k: v for k, v in self.location.options.items() if k != "max_attempts"}
         options["dead_letters"] = "true"
-        options["prefix"] = self._base[1:-1]
-        return RedisQueue(replace(self.location, options=options), name=f"{self.name} (dead letters)")
+        return RedisQueue(replace(self.location, options=options), name=f"{self.name} (dead letters)", base=self._base)
 
     def close(self) -> None:
         return None  # the client is shared by every resource on the same server
@@ -284,3 +286,88 @@ class RedisQueue(Queue):
             return int(self._depth_script(keys=[self._stream, self._flight], args=[int(time.time() * 1000)]))
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, "depth") from exc
+
+
+# KEYS: the set of subscription streams. ARGV: message id, body, attributes.
+# Every stream shares the topic's hash tag, so the script stays on one cluster slot.
+_PUBLISH = """
+local streams = redis.call('SMEMBERS', KEYS[1])
+for _, stream in ipairs(streams) do
+  redis.call('XADD', stream, '*', 'id', ARGV[1], 'b', ARGV[2], 'a', ARGV[3])
+end
+return #streams
+"""
+
+
+class _Subscription(RedisQueue):
+    """A subscription's queue: created, it joins its topic's set of streams."""
+
+    _subscriptions = ""
+
+    def _create_blocking(self) -> None:
+        super()._create_blocking()
+        try:
+            self._client.sadd(self._subscriptions, self._stream)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "SADD subscription") from exc
+
+
+class RedisTopic(Topic):
+    """A topic whose subscriptions are Redis Stream queues under its hash tag ``{NAME}``.
+
+    ``publish`` is one Lua script that appends the message to every subscription's stream,
+    so each subscription created before the publish gets it exactly once, atomically. A
+    subscription ``S`` is a :class:`RedisQueue` on ``{NAME}:sub:S`` (``S`` escaped), with its
+    own visibility timeouts, delays and dead letters; it joins the topic on ``create()``.
+    Options: ``prefix`` (default: the resource's name), ``max_attempts`` (default for
+    subscriptions). Capabilities: ``delay``, ``dead_letter``, ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess"})
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "redis"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        self._client = client(self.location)
+        self._base = "{" + namespace(self.location, name, "topic") + "}"
+        self._subscriptions = f"{self._base}:subs"
+        self._publish_script = self._client.register_script(_PUBLISH)
+        raw = self.location.option("max_attempts")
+        if raw is not None and (not raw.isdigit() or int(raw) < 1):
+            raise ConfigError(f"{self.name}: option max_attempts must be a positive int, got {raw!r}")
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._client.ping()
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "PING") from exc
+
+    def _subscription(self, name: str, max_attempts: int | None) -> Queue:
+        options = dict(self.location.options)
+        if max_attempts is not None:
+            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+                raise InvalidArgument(
+                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
+                    resource=self.name,
+                )
+            options["max_attempts"] = str(max_attempts)
+        queue = _Subscription(
+            replace(self.location, options=options),
+            name=f"{self.name}/{name}",
+            base=f"{self._base}:sub:{encode_key(name)}",
+        )
+        queue._subscriptions = self._subscriptions
+        return queue
+
+    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id = str(uuid.uuid4())
+        attrs = json.dumps(attributes, separators=(",", ":")) if attributes else "{}"
+        try:
+            self._publish_script(keys=[self._subscriptions], args=[message_id, data, attrs])
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, "publish") from exc
+        return message_id
+
+    def close(self) -> None:
+        return None  # the client is shared by every resource on the same server
