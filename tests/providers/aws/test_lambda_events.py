@@ -21,6 +21,7 @@ from overcast.providers.aws.lambda_events import (
     event_kind,
     to_cloudevents,
 )
+from overcast.providers.aws.sqs import encode_attribute_name
 from overcast.runtime.cloudevent import CloudEvent
 from overcast.runtime.dispatch import QUEUE_MESSAGE, SCHEDULE, TOPIC_MESSAGE
 
@@ -209,7 +210,10 @@ def test_an_app_queue_gets_the_same_event_as_everywhere_else(tmp_path: Path, mon
         seen.append(event)
 
     event = _batch(_one(SQS), 2, "arn:aws:sqs:us-east-1:123456789012:shop-orders", [{"id": "o1"}, {"id": "o2"}])
-    event["Records"][0]["messageAttributes"] = {"Origin": {"stringValue": "web", "dataType": "String"}}
+    event["Records"][0]["messageAttributes"] = {
+        "Origin": {"stringValue": "web", "dataType": "String"},
+        encode_attribute_name("trace id ✓"): {"stringValue": "t1", "dataType": "String"},  # escaped by the provider
+    }
     assert lambda_handler(app)(event, Context()) == {"batchItemFailures": []}
     first = next(e for e in seen if e.id == "m0")
     assert first.type == QUEUE_MESSAGE
@@ -217,6 +221,8 @@ def test_an_app_queue_gets_the_same_event_as_everywhere_else(tmp_path: Path, mon
     assert first.data == {"id": "o1"}
     assert first.extensions["attempts"] == int(event["Records"][0]["attributes"]["ApproximateReceiveCount"])
     assert first.extensions["origin"] == "web"
+    assert first.original["messageAttributes"]
+    assert first.extensions["traceid"] == "t1"  # "trace id ✓" as the local providers name it
     assert first.original is event["Records"][0]
 
 
