@@ -23,3 +23,4 @@ def _queue(tmp: Path, name: str) -> str:
 CASES: list[Case] = [
     Case("bucket", "azblob", _blob, server="azurite", title="AzureBlob"),
 ]
+CASES.append(Case("kv", "azuretables", _tables, server="azurite", title="AzureTables"))

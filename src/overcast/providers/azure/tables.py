@@ -1,0 +1,336 @@
+"""``azuretables://TABLE``: JSON documents in Azure Table storage (or Cosmos DB for Table).
+
+One entity per key, all in one partition (option ``partition``, default ``o``), so a
+``scan(prefix)`` is a RowKey range query and ``put_many`` commits entity transactions
+(one partition, at most 100 operations and 4 MiB each). Entity properties:
+
+- ``RowKey``: the key with ``/ \\ # ? ~``, control characters and U+007F–U+009F written
+  ``~HH`` (Table storage forbids the first four and the controls); prefixes are kept, so
+  ``scan(prefix)`` maps onto ``RowKey ge P and RowKey lt P'``.
+- ``v``: the document as JSON text, when it fits one String property (64 KiB, i.e.
+  32 Ki UTF-16 units); a larger document is split into Binary properties ``b0``, ``b1``, …
+  of at most 64,000 bytes each (``n`` says how many) and reassembled on read. The size
+  limit stays DynamoDB's 400 KB, well under the entity's 1 MiB, so what runs on one cloud
+  runs on the others.
+- ``x``: the expiry (``Edm.DateTime``) for items written with a TTL. Table storage has no
+  TTL of its own: expired entities are filtered out of every read and overwritten by
+  ``if_absent`` writes.
+
+Versions are the entities' ETags; ``if_version`` and ``if_absent`` are the service's own
+``If-Match`` and insert semantics, so they are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from azure.core import MatchConditions
+from azure.core import exceptions as az
+from azure.data.tables import TableServiceClient, UpdateMode
+
+from ...errors import Conflict, InvalidArgument
+from ...resources.keys import prefix_upper_bound
+from ...resources.kv import Item, KeyValueStore, KVLimits, Page
+from ...resources.url import ResourceURL
+from ._credentials import error, service_client
+
+__all__ = ["AzureTableKeyValueStore", "decode_row_key", "encode_row_key"]
+
+_ESCAPE = frozenset("/\\#?~") | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
+_HEX = "0123456789ABCDEF"
+#: JSON text longer than this (in characters) is stored as Binary chunks
+MAX_STRING_CHARS = 32 * 1024 - 16
+CHUNK_BYTES = 64_000
+MAX_ROW_KEY_BYTES = 1024  # UTF-16, as Table storage counts
+MAX_BATCH = 100
+MAX_BATCH_BYTES = 3 * 1024 * 1024  # of the 4 MiB a transaction may carry, with room for its framing
+MAX_FILTER_KEYS = 14  # a $filter holds at most 15 comparisons; one is the PartitionKey
+
+
+def encode_row_key(key: str) -> str:
+    """The RowKey of ``key`` (see the module docstring); reversible by :func:`decode_row_key`."""
+    if not any(char in _ESCAPE for char in key):
+        return key
+    return "".join(f"~{_HEX[ord(c) >> 4]}{_HEX[ord(c) & 15]}" if c in _ESCAPE else c for c in key)
+
+
+def decode_row_key(row_key: str) -> str:
+    if "~" not in row_key:
+        return row_key
+    out: list[str] = []
+    i, n = 0, len(row_key)
+    while i < n:
+        if row_key[i] == "~":
+            out.append(chr(int(row_key[i + 1 : i + 3], 16)))
+            i += 3
+        else:
+            out.append(row_key[i])
+            i += 1
+    return "".join(out)
+
+
+class AzureTableKeyValueStore(KeyValueStore):
+    """KV documents in one Azure table. Options: ``partition`` (default ``o``),
+    ``account`` / ``endpoint`` / ``connection_env`` (see ``_credentials``).
+
+    Capabilities: ``ttl`` (filtered on read), ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
+    limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=512)
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "azure-tables"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        table = loc.host
+        if not table or not table.isalnum() or not table[0].isalpha() or not 3 <= len(table) <= 63:
+            raise InvalidArgument(
+                f"{loc}: an Azure table name is 3-63 letters and digits, starting with a letter; got {table!r}"
+            )
+        self.table_name = table
+        self.partition = loc.option("partition") or "o"
+        self._service: TableServiceClient = service_client(loc, "table", TableServiceClient)
+        self._table = self._service.get_table_client(table)
+
+    # -- keys and entities -----------------------------------------------------------------
+
+    def _check_key(self, key: str) -> None:
+        super()._check_key(key)
+        row = encode_row_key(key)
+        size = len(row.encode("utf-16-le"))
+        if size > MAX_ROW_KEY_BYTES:
+            raise InvalidArgument(
+                f"{self.name}: key {key[:40]!r}... is {size} bytes as a RowKey (UTF-16, with / \\ # ? ~ and "
+                f"control characters escaped); Table storage's limit is {MAX_ROW_KEY_BYTES} bytes",
+                resource=self.name,
+            )
+
+    def _entity(self, key: str, data: bytes, expires_at: datetime | None) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": self.partition, "RowKey": encode_row_key(key)}
+        text = data.decode()
+        if len(text) <= MAX_STRING_CHARS:
+            entity["v"] = text
+        else:
+            count = math.ceil(len(data) / CHUNK_BYTES)
+            entity["n"] = count
+            for i in range(count):
+                entity[f"b{i}"] = data[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
+        if expires_at is not None:
+            entity["x"] = expires_at
+        return entity
+
+    @staticmethod
+    def _expired(entity: Any, now: datetime) -> bool:
+        expiry = entity.get("x")
+        return expiry is not None and expiry <= now
+
+    def _item(self, entity: Any) -> Item:
+        text = entity.get("v")
+        if text is None:
+            count = int(entity.get("n") or 0)
+            value = json.loads(b"".join(bytes(entity[f"b{i}"]) for i in range(count)))
+        else:
+            value = json.loads(text)
+        expiry = entity.get("x")
+        if expiry is not None and expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=UTC)
+        return Item(decode_row_key(entity["RowKey"]), value, entity.metadata["etag"], expiry)
+
+    def _fail(self, exc: Exception, what: str) -> Exception:
+        return error(exc, self.name, what)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _create_blocking(self) -> None:
+        try:
+            self._service.create_table_if_not_exists(self.table_name)
+        except az.AzureError as exc:
+            raise self._fail(exc, "create table") from exc
+
+    def _ping_blocking(self) -> None:
+        try:
+            next(iter(self._table.query_entities("PartitionKey eq 'ping'", results_per_page=1)), None)
+        except az.AzureError as exc:
+            raise self._fail(exc, "ping") from exc
+
+    # -- operations ------------------------------------------------------------------------
+
+    def _get_blocking(self, key: str) -> Item | None:
+        try:
+            entity = self._table.get_entity(self.partition, encode_row_key(key))
+        except az.ResourceNotFoundError:
+            return None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get of key {key!r}") from exc
+        if self._expired(entity, datetime.now(UTC)):
+            return None
+        return self._item(entity)
+
+    def _put_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        entity = self._entity(key, data, expires_at)
+        try:
+            if if_absent:
+                return self._insert(key, entity)
+            if if_version is not None:
+                result = self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=if_version, match_condition=MatchConditions.IfNotModified
+                )
+            else:
+                result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except (az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
+            raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
+        except az.HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                raise Conflict(
+                    f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name
+                ) from exc
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        return str(result["etag"])
+
+    def _insert(self, key: str, entity: dict[str, Any]) -> str:
+        try:
+            return str(self._table.create_entity(entity)["etag"])
+        except az.ResourceExistsError as exc:
+            taken = exc
+        try:  # an expired entity counts as absent: replace it if it has not moved since
+            current = self._table.get_entity(self.partition, entity["RowKey"])
+        except az.ResourceNotFoundError:
+            current = None
+        if current is not None and not self._expired(current, datetime.now(UTC)):
+            raise Conflict(f"{self.name}: key {key!r} exists (if_absent)", resource=self.name) from taken
+        try:
+            if current is None:
+                return str(self._table.create_entity(entity)["etag"])
+            result = self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
+            raise Conflict(f"{self.name}: key {key!r} exists (if_absent)", resource=self.name) from exc
+        return str(result["etag"])
+
+    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        from azure.data.tables._serialize import _prepare_key
+        from azure.data.tables._table_client import _get_match_condition  # type: ignore[attr-defined]
+
+        row = encode_row_key(key)
+        etag = if_version
+        condition = _get_match_condition(
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified if if_version else MatchConditions.Unconditionally,
+        )
+        try:
+            # The public delete_entity hides a 404; the generated operation says whether it existed.
+            self._table._client.table.delete_entity(
+                table=self.table_name,
+                partition_key=_prepare_key(self.partition),
+                row_key=_prepare_key(row),
+                etag=etag,
+                match_condition=condition,
+            )
+        except az.HttpResponseError as exc:
+            if exc.status_code == 404:
+                if if_version is not None:
+                    raise Conflict(
+                        f"{self.name}: key {key!r} is absent, not at version {if_version}", resource=self.name
+                    ) from exc
+                return False
+            if exc.status_code == 412:
+                raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
+            raise self._fail(exc, f"delete of key {key!r}") from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"delete of key {key!r}") from exc
+        return True
+
+    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        low = encode_row_key(prefix)
+        high = prefix_upper_bound(low) if low else None
+        clauses = ["PartitionKey eq @pk"]
+        params: dict[str, Any] = {"pk": self.partition}
+        if cursor is not None:
+            clauses.append("RowKey gt @after")
+            params["after"] = cursor
+        elif low:
+            clauses.append("RowKey ge @low")
+            params["low"] = low
+        if high is not None:
+            clauses.append("RowKey lt @high")
+            params["high"] = high
+        items: list[Item] = []
+        last: str | None = None
+        now = datetime.now(UTC)
+        try:
+            for entity in self._table.query_entities(" and ".join(clauses), parameters=params, results_per_page=limit):
+                last = entity["RowKey"]
+                if not self._expired(entity, now):
+                    items.append(self._item(entity))
+                    if len(items) >= limit:
+                        return Page(items, last)
+        except az.AzureError as exc:
+            raise self._fail(exc, "scan") from exc
+        return Page(items, None)
+
+    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        now = datetime.now(UTC)
+        for start in range(0, len(keys), MAX_FILTER_KEYS):
+            group = keys[start : start + MAX_FILTER_KEYS]
+            params: dict[str, Any] = {"pk": self.partition}
+            ors = []
+            for i, key in enumerate(group):
+                params[f"k{i}"] = encode_row_key(key)
+                ors.append(f"RowKey eq @k{i}")
+            query = f"PartitionKey eq @pk and ( {' or '.join(ors)} )"
+            try:
+                for entity in self._table.query_entities(query, parameters=params):
+                    if not self._expired(entity, now):
+                        item = self._item(entity)
+                        found[item.key] = item
+            except az.AzureError as exc:
+                raise self._fail(exc, "get_many") from exc
+        return found
+
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        batch: list[tuple[str, dict[str, Any]]] = []
+        size = 0
+        for key, _value, data in entries:
+            weight = len(data) * 4 // 3 + 512
+            if batch and (len(batch) >= MAX_BATCH or size + weight > MAX_BATCH_BYTES):
+                versions.update(self._commit(batch))
+                batch, size = [], 0
+            batch.append((key, self._entity(key, data, expires_at)))
+            size += weight
+        if batch:
+            versions.update(self._commit(batch))
+        return versions
+
+    def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+        operations: list[Any] = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
+        try:
+            results = self._table.submit_transaction(operations)
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
+        return {key: str(result["etag"]) for (key, _), result in zip(batch, results, strict=True)}
+
+    def close(self) -> None:
+        return None
