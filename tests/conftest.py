@@ -13,7 +13,7 @@ from servers.aws import start_moto
 from servers.azure import start_azurite
 from servers.gcp import start_firestore, start_gcs, start_pubsub
 from servers.postgres import start_postgres
-from servers.redis import start_redis
+from servers.redis import start_redis, start_redis_cluster
 
 __all__ = ["pytest_collection_modifyitems", "pytest_configure"]
 
@@ -58,6 +58,12 @@ def gcs_emulator() -> Iterator[Server]:
 def redis_server() -> Iterator[Server]:
     """redis-server; OVERCAST_TEST_REDIS_URL is set for this process."""
     yield from _serve(start_redis())
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Server]:
+    """A three-node Redis Cluster; OVERCAST_TEST_REDIS_CLUSTER_URL is set for this process."""
+    yield from _serve(start_redis_cluster())
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import redis
+import redis.cluster
 from redis.crc import key_slot
 
 import overcast
@@ -158,3 +159,24 @@ def test_topic_options_are_checked(redis_server: Server) -> None:
     topic = overcast.open_topic(_url(redis_server, "t"))
     with pytest.raises(InvalidArgument, match="max_attempts"):
         topic.subscription("s", max_attempts=0)
+
+
+def test_resources_spread_over_the_nodes_of_a_cluster(redis_cluster: Server) -> None:
+    base = redis_cluster.env["OVERCAST_TEST_REDIS_CLUSTER_URL"]
+    nodes = set()
+    for i in range(12):
+        prefix = f"spread-{i}-{uuid.uuid4().hex[:6]}"
+        kv = overcast.open_kv(f"{base}?cluster=true&prefix={prefix}")
+        kv.sync.put_many({"a": {"n": 1}, "b": {"n": 2}})
+        assert [item.key for item in kv.sync.scan()] == ["a", "b"]
+        raw = redis.cluster.RedisCluster.from_url(base)
+        nodes.add(raw.get_node_from_key(f"{{{prefix}}}:idx").name)
+    assert len(nodes) > 1
+
+
+def test_cluster_options_are_checked(redis_cluster: Server) -> None:
+    base = redis_cluster.env["OVERCAST_TEST_REDIS_CLUSTER_URL"]
+    with pytest.raises(InvalidArgument, match="cluster must be true or false"):
+        overcast.open_cache(f"{base}?cluster=maybe")
+    with pytest.raises(InvalidArgument, match="database 0"):
+        overcast.open_cache(base.replace("/0", "/3") + "?cluster=true")

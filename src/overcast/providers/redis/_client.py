@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis import exceptions as redis_errors
@@ -15,6 +15,7 @@ from ...resources.url import ResourceURL
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _CLIENT_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval")
 
 
@@ -28,8 +29,25 @@ def server_url(location: ResourceURL) -> str:
 
 
 def client(location: ResourceURL) -> redis.Redis:
-    """The shared client for ``location``'s server and database."""
-    url = server_url(location) + "#" + (location.option("password_env") or "") + (location.option("username_env") or "")
+    """The shared client for ``location``'s server and database.
+
+    With option ``cluster=true``, a Redis Cluster client (redis-py's ``RedisCluster``) that
+    discovers the nodes from the one in the URL and sends each command to the node owning
+    its hash slot. It answers the same commands as ``redis.Redis`` for keys of one slot,
+    which is all the providers use (every key of a resource carries its hash tag).
+    """
+    cluster = (location.option("cluster") or "false").lower()
+    if cluster not in _BOOLEANS:
+        raise InvalidArgument(f"{location}: option cluster must be true or false, got {cluster!r}")
+    url = (
+        server_url(location)
+        + "#"
+        + (location.option("password_env") or "")
+        + "#"
+        + (location.option("username_env") or "")
+        + "#"
+        + cluster
+    )
     found = _clients.get(url)
     if found is not None:
         return found
@@ -48,7 +66,17 @@ def client(location: ResourceURL) -> redis.Redis:
                 raw = location.option(name)
                 if raw is not None:
                     options[name] = float(raw)
-            found = _clients[url] = redis.Redis.from_url(server_url(location), **options)
+            if _BOOLEANS[cluster]:
+                if location.path.strip("/") not in ("", "0"):
+                    raise InvalidArgument(f"{location}: a Redis Cluster has only database 0")
+                from redis.cluster import RedisCluster
+
+                options.pop("health_check_interval", None)
+                # Same commands for single-slot keys; typed as the plain client the providers use.
+                found = cast(redis.Redis, RedisCluster.from_url(server_url(location), **options))
+            else:
+                found = redis.Redis.from_url(server_url(location), **options)
+            _clients[url] = found
         return found
 
 
