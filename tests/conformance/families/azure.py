@@ -24,3 +24,5 @@ CASES: list[Case] = [
     Case("bucket", "azblob", _blob, server="azurite", title="AzureBlob"),
 ]
 CASES.append(Case("kv", "azuretables", _tables, server="azurite", title="AzureTables"))
+CASES.append(Case("queue", "azqueue", _queue, server="azurite", title="AzureQueue"))
+CASES.append(Case("topic", "azqueue", _queue, server="azurite", title="AzureTopic"))

@@ -1,0 +1,314 @@
+"""``azqueue://QUEUE``: Azure Storage Queues, and topics that fan out to one queue per subscription.
+
+A message's text is an envelope line ``{"id": ..., "a": {attributes}}``, a newline, then
+the body as JSON: the id is Overcast's own, so it survives the move to the poison queue
+(Azure's message id does not), and :func:`decode_message` reads it back for the Azure
+Functions queue trigger (``host.json`` sets ``messageEncoding`` to :data:`MESSAGE_ENCODING`).
+
+- Visibility timeout and delay are the service's own (whole seconds, rounded up).
+- ``attempts`` is the service's dequeue count. A message received more than
+  ``max_attempts`` times (option, default 5, as the Functions host's ``maxDequeueCount``)
+  is moved to ``<queue>-poison`` instead of being delivered, which is where the Functions
+  host puts it too.
+- ``receive(wait=...)`` polls: Storage Queues have no long polling.
+
+A topic ``azqueue://TOPIC`` keeps one queue per subscription, named
+``TOPIC-<subscription>`` (made a valid queue name) and marked with the metadata
+``overcast_topic=TOPIC``; ``publish`` lists the marked queues and sends to each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+import uuid
+from typing import Any, ClassVar
+
+from azure.core import exceptions as az
+from azure.storage.queue import QueueServiceClient
+
+from ...errors import InvalidArgument
+from ...resources.queue import Message, Queue, QueueLimits, Topic
+from ...resources.url import ResourceURL
+from ._credentials import error, service_client
+
+__all__ = ["MESSAGE_ENCODING", "AzureStorageQueue", "AzureStorageTopic", "decode_message", "subscription_queue_name"]
+
+#: how message text is encoded, for the Functions host's ``messageEncoding``
+MESSAGE_ENCODING = "none"
+MAX_MESSAGE_BYTES = 64 * 1024
+POISON_SUFFIX = "-poison"
+MAX_NAME = 63 - len(POISON_SUFFIX)
+TOPIC_METADATA = "overcast_topic"
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_POLL_FIRST, _POLL_MAX = 0.05, 0.5
+
+
+def check_queue_name(name: str, what: str) -> str:
+    if not (3 <= len(name) <= MAX_NAME and _NAME.match(name)):
+        raise InvalidArgument(
+            f"{what}: an Azure queue name is 3-{MAX_NAME} lowercase letters, digits and single hyphens "
+            f"(room left for {POISON_SUFFIX!r}); got {name!r}"
+        )
+    return name
+
+
+def subscription_queue_name(topic: str, subscription: str) -> str:
+    """The queue of ``subscription`` on ``topic``: ``topic-slug``, with a hash when the slug is not the name."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", subscription.lower()))
+    digest = hashlib.sha1(subscription.encode()).hexdigest()[:8]
+    tail = slug if slug == subscription else (f"{slug}-{digest}" if slug else digest)
+    name = f"{topic}-{tail}"
+    if len(name) > MAX_NAME:
+        room = MAX_NAME - len(topic) - len(digest) - 2
+        head = slug[: max(room, 0)].strip("-")
+        name = f"{topic}-{head}-{digest}" if head else f"{topic}-{digest}"
+    return name[:MAX_NAME].rstrip("-")
+
+
+def encode_message(message_id: str, data: bytes, attributes: dict[str, str]) -> str:
+    header = json.dumps({"id": message_id, "a": attributes}, separators=(",", ":"), ensure_ascii=False)
+    return header + "\n" + data.decode()
+
+
+def decode_message(raw: bytes | str) -> tuple[Any, dict[str, str], str | None]:
+    """A message's text as this provider wrote it: (body, attributes, Overcast message id).
+    Text it did not write is read as JSON, else kept as text, with no id."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else raw
+    head, sep, body = text.partition("\n")
+    if sep and head.startswith('{"id":'):
+        try:
+            envelope = json.loads(head)
+            return json.loads(body), dict(envelope.get("a") or {}), str(envelope["id"])
+        except (ValueError, KeyError):
+            pass
+    try:
+        return json.loads(text), {}, None
+    except ValueError:
+        return text, {}, None
+
+
+def _whole_seconds(value: float) -> int:
+    return math.ceil(value - 1e-9) if value > 0 else 0
+
+
+class AzureStorageQueue(Queue):
+    """One Azure Storage queue. Options: ``max_attempts`` (default 5; 0: never dead-letter),
+    ``account`` / ``endpoint`` / ``connection_env`` (see ``_credentials``).
+
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess"})
+    #: room is left in Azure's 64 KiB message for the envelope and attributes
+    limits: ClassVar[QueueLimits] = QueueLimits(max_body_bytes=48 * 1024)
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "azure-queue"
+
+    def __init__(
+        self,
+        url: ResourceURL | str | None = None,
+        *,
+        name: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        self.queue_name = check_queue_name(loc.host, str(loc))
+        raw = loc.option("max_attempts")
+        try:
+            self.max_attempts = self.default_max_attempts if raw is None else int(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"{loc}: max_attempts must be an int, got {raw!r}") from exc
+        if self.max_attempts < 0:
+            raise InvalidArgument(f"{loc}: max_attempts must be 0 or more, got {raw!r}")
+        self._metadata = dict(metadata or {})
+        self._service: QueueServiceClient = service_client(loc, "queue", QueueServiceClient)
+        self._queue = self._service.get_queue_client(self.queue_name)
+
+    def _fail(self, exc: Exception, what: str) -> Exception:
+        return error(exc, self.name, what)
+
+    def dead_letters(self) -> AzureStorageQueue:
+        options = {k: v for k, v in self.location.options.items() if k != "max_attempts"}
+        options["max_attempts"] = "0"
+        location = ResourceURL("azqueue", self.queue_name + POISON_SUFFIX, "", options, self.location.base_dir)
+        return AzureStorageQueue(location, name=f"{self.name} (dead letters)")
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _create_blocking(self) -> None:
+        try:
+            self._queue.create_queue(metadata=self._metadata or None)
+        except az.ResourceExistsError:
+            if self._metadata:
+                self._queue.set_queue_metadata(self._metadata)
+        except az.AzureError as exc:
+            raise self._fail(exc, "create queue") from exc
+
+    def _ping_blocking(self) -> None:
+        try:
+            self._queue.get_queue_properties()
+        except az.AzureError as exc:
+            raise self._fail(exc, "ping") from exc
+
+    # -- operations ------------------------------------------------------------------------
+
+    def _envelope(self, data: bytes, attributes: dict[str, str]) -> tuple[str, str]:
+        message_id = uuid.uuid4().hex
+        text = encode_message(message_id, data, attributes)
+        size = len(text.encode())
+        if size > MAX_MESSAGE_BYTES:
+            raise InvalidArgument(
+                f"{self.name}: message with its attributes is {size} bytes; Azure's limit is {MAX_MESSAGE_BYTES}",
+                resource=self.name,
+            )
+        return message_id, text
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        message_id, text = self._envelope(data, attributes)
+        self._send_text(text, delay)
+        return message_id
+
+    def _send_text(self, text: str, delay: float) -> None:
+        try:
+            self._queue.send_message(text, visibility_timeout=_whole_seconds(delay) or None)
+        except az.AzureError as exc:
+            raise self._fail(exc, "send") from exc
+
+    def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        deadline = time.monotonic() + wait
+        pause = _POLL_FIRST
+        while True:
+            got = self._receive_once(max_messages, max(1, _whole_seconds(visibility_timeout)))
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _POLL_MAX)
+
+    def _receive_once(self, max_messages: int, visibility: int) -> list[Message]:
+        try:
+            received = list(
+                self._queue.receive_messages(
+                    messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility
+                )
+            )
+        except az.AzureError as exc:
+            raise self._fail(exc, "receive") from exc
+        out: list[Message] = []
+        for raw in received:
+            attempts = int(raw.dequeue_count or 1)
+            if self.max_attempts and attempts > self.max_attempts:
+                self._bury(raw)
+                continue
+            body, attributes, message_id = decode_message(raw.content or "")
+            out.append(Message(message_id or raw.id, body, attributes, attempts, f"{raw.id} {raw.pop_receipt}"))
+        return out
+
+    def _bury(self, raw: Any) -> None:
+        """Move a message past its attempts to the poison queue (created on first use)."""
+        text = raw.content or ""
+        poison = self._service.get_queue_client(self.queue_name + POISON_SUFFIX)
+        try:
+            try:
+                poison.send_message(text)
+            except az.ResourceNotFoundError:
+                try:
+                    poison.create_queue()
+                except az.ResourceExistsError:
+                    pass
+                poison.send_message(text)
+            self._queue.delete_message(raw.id, raw.pop_receipt)
+        except az.ResourceNotFoundError:
+            pass  # its receipt went stale: whoever holds it now settles it
+        except az.AzureError as exc:
+            raise self._fail(exc, "move a message to the poison queue") from exc
+
+    def _ack_blocking(self, message: Message) -> None:
+        msg_id, _, receipt = message.receipt.partition(" ")
+        try:
+            self._queue.delete_message(msg_id, receipt)
+        except az.ResourceNotFoundError:
+            pass  # a stale receipt: the message was delivered again, or already deleted
+        except az.AzureError as exc:
+            raise self._fail(exc, "ack") from exc
+
+    def _nack_blocking(self, message: Message, delay: float) -> None:
+        msg_id, _, receipt = message.receipt.partition(" ")
+        try:
+            self._queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
+        except az.ResourceNotFoundError:
+            pass
+        except az.AzureError as exc:
+            raise self._fail(exc, "nack") from exc
+
+    def close(self) -> None:
+        return None
+
+
+class AzureStorageTopic(Topic):
+    """A topic on Storage Queues: each publish is sent to every subscription's queue.
+
+    Capabilities: ``delay`` is not offered on publish; ``dead_letter`` and ``multiprocess``
+    hold for its subscriptions.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"dead_letter", "multiprocess"})
+    limits: ClassVar[QueueLimits] = AzureStorageQueue.limits
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "azure-queue"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        self.topic_name = loc.host
+        if not (3 <= len(loc.host) <= 40 and _NAME.match(loc.host)):
+            raise InvalidArgument(
+                f"{loc}: an Azure Storage topic name is 3-40 lowercase letters, digits and single hyphens "
+                f"(its subscriptions' queues add to it); got {loc.host!r}"
+            )
+        self._service: QueueServiceClient = service_client(loc, "queue", QueueServiceClient)
+
+    def _subscription(self, name: str, max_attempts: int | None) -> AzureStorageQueue:
+        options = dict(self.location.options)
+        if max_attempts is not None:
+            options["max_attempts"] = str(max_attempts)
+        queue = subscription_queue_name(self.topic_name, name)
+        location = ResourceURL("azqueue", queue, "", options, self.location.base_dir)
+        return AzureStorageQueue(
+            location, name=f"{self.name} subscription {name!r}", metadata={TOPIC_METADATA: self.topic_name}
+        )
+
+    def _subscribers(self) -> list[str]:
+        try:
+            return [
+                props.name
+                for props in self._service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True)
+                if (props.metadata or {}).get(TOPIC_METADATA) == self.topic_name
+            ]
+        except az.AzureError as exc:
+            raise error(exc, self.name, "list subscriptions") from exc
+
+    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id = uuid.uuid4().hex
+        text = encode_message(message_id, data, attributes)
+        if len(text.encode()) > MAX_MESSAGE_BYTES:
+            raise InvalidArgument(
+                f"{self.name}: message with its attributes is over Azure's {MAX_MESSAGE_BYTES} bytes",
+                resource=self.name,
+            )
+        for queue in self._subscribers():
+            try:
+                self._service.get_queue_client(queue).send_message(text)
+            except az.ResourceNotFoundError:
+                continue  # deleted since it was listed
+            except az.AzureError as exc:
+                raise error(exc, self.name, f"publish to {queue}") from exc
+        return message_id
+
+    def close(self) -> None:
+        return None
