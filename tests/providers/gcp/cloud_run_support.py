@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 import overcast
 from overcast.runtime.cloudevent import CloudEvent
@@ -144,3 +148,22 @@ def envelope(
     if attributes:
         message["attributes"] = attributes
     return {"message": message, "subscription": subscription, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    """Wait until something answers at ``url`` (any status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
