@@ -302,3 +302,22 @@ def test_audience_from_the_environment(setup: Any, keys: dict[str, Any], monkeyp
     assert asgi.verifier is not None
     assert asgi.verifier.audience == [AUDIENCE] and asgi.verifier.emails == {PUSHER}
     assert post_json(asgi, "/_overcast/pubsub", envelope(1, subscription=SUB + "demo-jobs"))[0] == 401
+
+
+def test_overcast_run_picks_cloud_run_on_a_gcp_target(
+    setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overcast.cli import _is_gcp
+    from overcast.config import Target
+    from overcast.providers.gcp.cloud_run import CloudRunApp, create_asgi
+
+    assert _is_gcp(Target("gcp"))
+    assert _is_gcp(Target("prod", options={"cloud": "gcp"}))
+    assert not _is_gcp(Target("gcp", options={"cloud": "aws"}))
+    assert not _is_gcp(Target("aws"))
+    # the factory behind `overcast run --workers N`
+    (tmp_path / "app.py").write_text("import overcast\napp = overcast.App('factory')\napp.http(lambda e, s: [])\n")
+    monkeypatch.setenv("OVERCAST_APP_DIR", str(tmp_path))
+    monkeypatch.setenv("OVERCAST_APP", "app:app")
+    built = create_asgi()
+    assert isinstance(built, CloudRunApp) and built.app.name == "factory"
