@@ -200,7 +200,7 @@ def _provision(folder: Path) -> None:
     )
 
 
-def cold(rounds: int) -> list[tuple[str, Result, Result, str]]:
+def cold(rounds: int, *, warmup: bool = True) -> list[tuple[str, Result, Result, str]]:
     server = _start_moto()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -225,12 +225,13 @@ def cold(rounds: int) -> list[tuple[str, Result, Result, str]]:
                 return float(figures["ms"])
 
             imports: dict[str, list[float]] = {"lambda_function": [], "baseline_function": []}
-            for module in ("lambda_function", "baseline_function"):  # compile the bytecode caches once
-                probe(module)
+            for module in ("lambda_function", "baseline_function") if warmup else ():
+                probe(module)  # compile the bytecode caches once
             ours, base = Result("overcast", "ms"), Result("mangum+boto3", "ms")
             interleave(rounds, (ours, lambda: probe("lambda_function")), (base, lambda: probe("baseline_function")))
-            ours_import = statistics.median(imports["lambda_function"][1:])
-            base_import = statistics.median(imports["baseline_function"][1:])
+            skip = 1 if warmup else 0  # the warm-up probe's figures
+            ours_import = statistics.median(imports["lambda_function"][skip:])
+            base_import = statistics.median(imports["baseline_function"][skip:])
             print(
                 f"cold start (medians): lambda_function {ours.median:.0f} ms (import {ours_import:.0f} ms, "
                 f"first request {ours.median - ours_import:.0f} ms); Mangum + boto3 {base.median:.0f} ms "
@@ -243,8 +244,8 @@ def cold(rounds: int) -> list[tuple[str, Result, Result, str]]:
 
 def main() -> None:
     args = arguments(__doc__ or "")
-    rows = warm(rounds=3 if args.quick else 15, calls=300 if args.quick else 3000)
-    rows += cold(rounds=1 if args.quick else 7)
+    rows = warm(rounds=2 if args.quick else 15, calls=200 if args.quick else 3000)
+    rows += cold(rounds=1 if args.quick else 7, warmup=not args.quick)
     report("Lambda runtime: lambda_handler against Mangum", rows)
 
 
