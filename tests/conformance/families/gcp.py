@@ -1,10 +1,17 @@
-"""The gcp providers under the conformance suites (see ..providers.Case)."""
+"""The Google Cloud providers under the conformance suites, on Google's Firestore and Pub/Sub
+emulators, fake-gcs-server and the fake Secret Manager (tests/servers/gcp.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from ..providers import Case
+from ..providers import Case
 
-CASES: list[Case] = []
+
+def _firestore(tmp: Path, name: str) -> str:
+    return f"firestore://{name}"
+
+
+CASES: list[Case] = [
+    Case("kv", "firestore", _firestore, server="firestore_emulator", title="Firestore"),
+]

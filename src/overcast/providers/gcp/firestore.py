@@ -1,0 +1,328 @@
+"""Key-value documents in a Firestore collection: ``firestore://COLLECTION?project=P&database=D``.
+
+Key design. Each item is one document of the collection. Its id is ``k`` followed by
+:func:`~overcast.resources.keys.encode_key` of the Overcast key: Firestore ids cannot
+contain ``/`` nor be ``.``, ``..`` or ``__x__``; the encoding maps every key onto
+``[A-Za-z0-9._-~]`` and the ``k`` rules out the reserved ids, both keeping prefixes.
+``scan(prefix)`` is therefore one query on the
+document id (``__name__ >= encoded prefix AND __name__ < its upper bound``, ordered by
+id, paging with ``__name__ > last``), never a listing of the whole collection. The
+encoding does not keep code-point order between escaped and plain characters, so scans
+are in encoded order (no ``ordered_scan``).
+
+Fields: ``d``, the document as JSON text (Firestore maps cannot hold nested arrays and
+reorder keys; text round-trips exactly), ``v``, the version, and ``x``, the expiry as a
+timestamp. Give the
+collection a TTL policy on ``x`` (``google_firestore_field`` with ``ttl_config``) and
+Firestore deletes expired documents, within about a day; every read filters them out
+meanwhile.
+
+Versions are a field written with every write (a per-process random prefix and a
+counter): Firestore's own update time does not move when a write changes nothing, and a
+version must. Conditions are enforced on the update time, which does move whenever the
+version field does. ``if_absent`` is ``create`` (an expired document is replaced
+under an update-time precondition); ``if_version`` and ``delete`` read the document,
+check version and expiry, then write under ``last_update_time`` preconditions, so a racing
+writer makes the loser fail with :class:`~overcast.errors.Conflict`. ``get_many`` is one
+``BatchGetDocuments`` per 300 keys; ``put_many`` commits batches of 500 writes (Firestore's
+limit). Reads are strongly consistent.
+
+Limits: a document id is at most 1,500 bytes and an escaped byte takes three, so keys are
+at most 498 bytes (even, as multibyte keys need); a document is at most
+1 MiB including its name, so values are at most
+1 MiB less 4 KiB.
+
+URL options: ``project`` (else ``GOOGLE_CLOUD_PROJECT``), ``database`` (``(default)``).
+
+IAM: ``roles/datastore.user`` on the project (Firestore has no per-collection roles).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
+from ...resources.keys import decode_key, encode_key
+from ...resources.kv import Item, KeyValueStore, KVLimits, Page
+from ...resources.url import ResourceURL
+from ._client import google_error, project_of
+
+__all__ = ["FirestoreKeyValueStore"]
+
+_COLLECTION = re.compile(r"^(?!__.*__$)(?!\.\.?$)[^/]{1,1500}$")
+_BATCH_GET = 300
+_BATCH_WRITE = 500
+_DOC_LIMIT = 1024 * 1024
+
+_lock = threading.Lock()
+_version_prefix = os.urandom(6).hex()
+_version_counter = itertools.count(1)
+
+
+def _new_version() -> str:
+    return f"{_version_prefix}{next(_version_counter):x}"
+
+
+def _after_fork() -> None:
+    global _version_prefix, _version_counter
+    _version_prefix = os.urandom(6).hex()
+    _version_counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+_clients: dict[tuple[str | None, str], Any] = {}
+
+
+def _client(project: str | None, database: str) -> Any:
+    with _lock:
+        found = _clients.get((project, database))
+        if found is None:
+            from google.cloud import firestore
+
+            found = _clients[(project, database)] = firestore.Client(project=project, database=database)
+        return found
+
+
+def _doc_id(key: str) -> str:
+    return "k" + encode_key(key)
+
+
+class FirestoreKeyValueStore(KeyValueStore):
+    """JSON documents in one Firestore collection; see the module docstring for the design.
+
+    Capabilities: ``ttl``, ``multiprocess``.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
+    limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=498, max_value_bytes=_DOC_LIMIT - 4096)
+    offload: ClassVar[bool] = True
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        collection = self.location.host
+        if not _COLLECTION.match(collection):
+            raise ConfigError(
+                f"{self.name}: Firestore collection id {collection!r} in {self.location} must be 1-1500 "
+                "bytes without '/', and not '.', '..' or '__...__'"
+            )
+        self.collection_id = collection
+        self.project = project_of(self.location)
+        self.database = self.location.option("database", "(default)") or "(default)"
+        self._collection: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The ``google.cloud.firestore.Client`` (shared by every store of a project and database)."""
+        return _client(self.project, self.database)
+
+    @property
+    def collection(self) -> Any:
+        if self._collection is None:
+            self._collection = self.client.collection(self.collection_id)
+        return self._collection
+
+    def _error(self, exc: BaseException, key: str | None = None) -> ProviderError:
+        about = f"{self.name}: Firestore collection {self.collection_id}" + (
+            f", key {key!r}" if key is not None else ""
+        )
+        return google_error(exc, about, resource=self.name)
+
+    def _ping_blocking(self) -> None:
+        try:
+            self.collection.document("~ping").get()
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    # -- documents -----------------------------------------------------------------------
+
+    @staticmethod
+    def _fields(data: bytes, expires_at: datetime | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"d": data.decode(), "v": _new_version()}
+        if expires_at is not None:
+            fields["x"] = expires_at
+        return fields
+
+    def _decode(self, snapshot: Any, now: datetime) -> Item | None:
+        if not snapshot.exists:
+            return None
+        import json
+
+        fields = snapshot.to_dict()
+        expires = fields.get("x")
+        if expires is not None and expires <= now:
+            return None
+        return Item(decode_key(snapshot.id[1:]), json.loads(fields["d"]), fields["v"], expires)
+
+    def _ref(self, key: str) -> Any:
+        return self.collection.document(_doc_id(key))
+
+    def _get_blocking(self, key: str) -> Item | None:
+        try:
+            snapshot = self._ref(key).get()
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+        return self._decode(snapshot, datetime.now(UTC))
+
+    def _put_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        ref = self._ref(key)
+        fields = self._fields(data, expires_at)
+        try:
+            if if_version is None and not if_absent:
+                ref.set(fields)
+                return str(fields["v"])
+            if if_absent:
+                try:
+                    ref.create(fields)
+                    return str(fields["v"])
+                except Exception as exc:
+                    from google.api_core.exceptions import AlreadyExists
+
+                    if not isinstance(exc, AlreadyExists):
+                        raise
+                # it exists: write only if it has expired, and has not moved since we looked
+                snapshot = ref.get()
+                if self._decode(snapshot, datetime.now(UTC)) is not None or not snapshot.exists:
+                    raise Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
+                return self._replace(ref, fields, snapshot.update_time, key, None)
+            snapshot = ref.get()
+            current = self._decode(snapshot, datetime.now(UTC))
+            if current is None or current.version != if_version:
+                raise self._conflict(key, current, if_version)
+            return self._replace(ref, fields, snapshot.update_time, key, if_version)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+
+    def _replace(self, ref: Any, fields: dict[str, Any], update_time: Any, key: str, if_version: str | None) -> str:
+        """Overwrite every field of a document that must still be at ``update_time``."""
+        from google.api_core.exceptions import FailedPrecondition
+        from google.cloud.firestore import DELETE_FIELD
+
+        updates = dict(fields)
+        updates.setdefault("x", DELETE_FIELD)
+        try:
+            ref.update(updates, option=self.client.write_option(last_update_time=update_time))
+        except FailedPrecondition as exc:
+            moved = f"not at version {if_version}" if if_version else "already exists"
+            raise Conflict(f"{self.name}: key {key!r} moved: {moved}", resource=self.name) from exc
+        return str(fields["v"])
+
+    def _conflict(self, key: str, current: Item | None, if_version: str | None) -> Conflict:
+        found = "is absent" if current is None else f"is at version {current.version}"
+        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+
+    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        from google.api_core.exceptions import FailedPrecondition, NotFound
+
+        ref = self._ref(key)
+        for _ in range(8):
+            try:
+                snapshot = ref.get()
+                current = self._decode(snapshot, datetime.now(UTC))
+                if if_version is not None and (current is None or current.version != if_version):
+                    raise self._conflict(key, current, if_version)
+                if not snapshot.exists:
+                    return False
+                try:
+                    ref.delete(option=self.client.write_option(last_update_time=snapshot.update_time))
+                except (FailedPrecondition, NotFound):
+                    if if_version is not None:
+                        raise Conflict(
+                            f"{self.name}: key {key!r} moved: not at version {if_version}", resource=self.name
+                        ) from None
+                    continue  # written or deleted meanwhile: look again
+                return current is not None
+            except ProviderError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, key) from exc
+        raise Conflict(f"{self.name}: key {key!r} kept moving while being deleted", resource=self.name)
+
+    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        from google.cloud.firestore import FieldFilter
+
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
+        coll = self.collection
+        encoded = _doc_id(prefix) if prefix else ""
+        query = coll
+        if cursor is not None:
+            query = query.where(filter=FieldFilter("__name__", ">", coll.document(_doc_id(cursor))))
+        elif encoded:
+            query = query.where(filter=FieldFilter("__name__", ">=", coll.document(encoded)))
+        if encoded:
+            # encoded ids hold only [-.0-9A-Z_a-z~] and '~' is followed by a hex digit, so
+            # '~~' sorts after every id that extends the prefix ('/' cannot appear in an id)
+            query = query.where(filter=FieldFilter("__name__", "<", coll.document(encoded + "~~")))
+        query = query.order_by("__name__")
+        items: list[Item] = []
+        now = datetime.now(UTC)
+        while True:
+            # One more than asked, to know whether another page follows; expired items are
+            # dropped here, so the query may run again to fill the page.
+            want = limit + 1 - len(items)
+            last: Any = None
+            count = 0
+            try:
+                for snapshot in query.limit(want).stream():
+                    count += 1
+                    last = snapshot
+                    item = self._decode(snapshot, now)
+                    if item is not None:
+                        items.append(item)
+            except Exception as exc:
+                raise self._error(exc) from exc
+            if len(items) > limit or count < want:
+                break
+            query = query.start_after(last)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, items[-1].key if more else None)
+
+    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        found: dict[str, Item] = {}
+        for start in range(0, len(keys), _BATCH_GET):
+            refs = [self._ref(key) for key in keys[start : start + _BATCH_GET]]
+            try:
+                snapshots = list(self.client.get_all(refs))
+            except Exception as exc:
+                raise self._error(exc) from exc
+            now = datetime.now(UTC)
+            for snapshot in snapshots:
+                item = self._decode(snapshot, now)
+                if item is not None:
+                    found[item.key] = item
+        return {key: found[key] for key in keys if key in found}
+
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        for start in range(0, len(entries), _BATCH_WRITE):
+            chunk = entries[start : start + _BATCH_WRITE]
+            batch = self.client.batch()
+            for key, _, data in chunk:
+                fields = self._fields(data, expires_at)
+                batch.set(self._ref(key), fields)
+                versions[key] = fields["v"]
+            try:
+                batch.commit()
+            except Exception as exc:
+                raise self._error(exc) from exc
+        return versions
