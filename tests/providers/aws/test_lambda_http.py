@@ -341,3 +341,25 @@ def test_the_request_id_is_set_for_the_app_s_logs() -> None:
     assert reply == {"statusCode": 204, "headers": {}, "body": "", "isBase64Encoded": False}
     assert seen == ["req-1234"]
     assert request_id.get() is None
+
+
+def test_the_handler_imports_no_aws_sdk_for_an_app_that_needs_none() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import overcast\n"
+        "from overcast.providers.aws import lambda_handler\n"
+        "async def ok(scope, receive, send):\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'ok'})\n"
+        "app = overcast.App('plain')\n"
+        "app.http(ok)\n"
+        "event = {'version': '2.0', 'rawPath': '/', 'headers': {}, 'requestContext': {'http': {'method': 'GET'}}}\n"
+        "assert lambda_handler(app)(event, None)['statusCode'] == 200\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'cloudevents')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
