@@ -6,6 +6,7 @@ delete on success, visible again on failure, ``<queue>-poison`` after ``maxDeque
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -33,6 +34,7 @@ class FakeQueueHost:
         self.base64 = settings.get("messageEncoding", "base64") == "base64"
         self.client = QueueClient.from_connection_string(connection, queue)
         self.poison = QueueClient.from_connection_string(connection, f"{queue}-poison")
+        self.errors: list[Exception] = []
 
     def poll(self, worker: Worker, function: str) -> list[str]:
         outcomes = []
@@ -53,7 +55,8 @@ class FakeQueueHost:
             given = QueueMessageInConverter.decode(d(text, "string"), trigger_metadata=metadata)
             try:
                 worker.call(function, given, Context(function))
-            except Exception:
+            except Exception as exc:
+                self.errors.append(exc)
                 if message.dequeue_count >= self.max_dequeue:
                     self.poison.send_message(message.content)
                     self.client.delete_message(message)
@@ -115,3 +118,88 @@ def test_a_failing_message_comes_back_then_goes_to_the_poison_queue(queue_setup:
     assert seen[0].id == seen[1].id  # the same message, for idempotent handlers
     poisoned = list(host.poison.receive_messages())
     assert [json.loads(base64.b64decode(m.content)) for m in poisoned] == [{"n": "x"}]
+
+
+# -- with the azqueue:// provider on the sending side --------------------------------------
+
+
+@pytest.fixture
+def provider_setup(azurite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    app = make_app(tmp_path, name=f"t{uuid.uuid4().hex[:10]}")
+    jobs = app.queue("jobs")
+    signups = app.topic("signups")
+    seen: list[tuple[str, CloudEvent]] = []
+    fail: set[str] = set()
+
+    def handler(name: str) -> Any:
+        async def handle(event: CloudEvent) -> None:
+            seen.append((name, event))
+            if name in fail:
+                raise RuntimeError(f"{name} failed")
+
+        return handle
+
+    app.subscribe(jobs, name="work", max_attempts=2)(handler("work"))
+    app.subscribe(signups, name="welcome", max_attempts=3)(handler("welcome"))
+    app.subscribe(signups, name="audit")(handler("audit"))
+    asyncio.run(app.provision())
+    fa = function_app(app)
+    worker = Worker(fa)
+    connection = azurite.env["AZURE_STORAGE_CONNECTION_STRING"]
+    host = host_json(app)
+    # get_functions() runs once per FunctionApp (it remembers the names it saw): the Worker ran it.
+    queues = {
+        name: json.loads(fn.get_function_json())["bindings"][0]["queueName"] for name, fn in worker.functions.items()
+    }
+    yield {
+        "app": app,
+        "jobs": jobs,
+        "signups": signups,
+        "seen": seen,
+        "fail": fail,
+        "worker": worker,
+        "hosts": {fn: FakeQueueHost(connection, queue, host) for fn, queue in queues.items()},
+        "host_json": host,
+    }
+    worker.close()
+    app.reset()
+
+
+def test_host_json_follows_the_provider_encoding_and_the_largest_limit(provider_setup: dict[str, Any]) -> None:
+    queues = provider_setup["host_json"]["extensions"]["queues"]
+    assert queues["messageEncoding"] == "none"
+    assert queues["maxDequeueCount"] == 5  # audit's default; work allows 2 and welcome 3
+
+
+def test_a_message_sent_by_the_provider_keeps_its_id_and_attributes(provider_setup: dict[str, Any]) -> None:
+    s = provider_setup
+    sent = s["jobs"].sync.send({"order": 7}, attributes={"tenant": "acme"})
+    assert s["hosts"]["queue_jobs"].poll(s["worker"], "queue_jobs") == ["ok"]
+    [(name, event)] = s["seen"]
+    assert (name, event.id, event.data, event.extensions["tenant"]) == ("work", sent, {"order": 7}, "acme")
+
+
+def test_a_topic_publish_reaches_every_subscription_function(provider_setup: dict[str, Any]) -> None:
+    s = provider_setup
+    sent = s["signups"].sync.publish({"user": "u-1"})
+    for fn in ("topic_signups_welcome", "topic_signups_audit"):
+        assert s["hosts"][fn].poll(s["worker"], fn) == ["ok"]
+    assert sorted((n, e.id, e.subject, e.data["user"]) for n, e in s["seen"]) == [
+        ("audit", sent, "audit", "u-1"),
+        ("welcome", sent, "welcome", "u-1"),
+    ]
+
+
+def test_a_subscription_with_fewer_attempts_than_the_host_dead_letters_itself(provider_setup: dict[str, Any]) -> None:
+    s = provider_setup
+    s["fail"].add("work")
+    sent = s["jobs"].sync.send({"order": 8})
+    host = s["hosts"]["queue_jobs"]
+    assert host.max_dequeue == 5
+    assert host.poll(s["worker"], "queue_jobs") == ["retry"]
+    out = host.poll(s["worker"], "queue_jobs")
+    assert out == ["ok"], host.errors  # moved aside by the function, deleted by the host
+    assert host.poll(s["worker"], "queue_jobs") == []
+    [dead] = s["jobs"].dead_letters().sync.receive(max_messages=1)
+    assert (dead.id, dead.body) == (sent, {"order": 8})

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import azure.functions as func
 
-from ...errors import ConfigError, MissingDependency
+from ...errors import ConfigError, MissingDependency, NotFound
 from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
@@ -309,17 +309,9 @@ class OvercastFunctions:
         if isinstance(source, QueueHandle):
             return url.host
         assert isinstance(source, TopicHandle)
-        try:
-            queue = source.subscription(sub.name, max_attempts=sub.max_attempts)
-        except (ConfigError, MissingDependency, NotImplementedError, ImportError):
-            return f"{url.host}-{sub.name}"
-        named = getattr(queue, "queue_name", None)
-        if isinstance(named, str) and named:
-            return named
-        location = getattr(queue, "location", None)
-        if location is not None and location.scheme == "azqueue" and location.host:
-            return str(location.host)
-        return f"{url.host}-{sub.name}"
+        from .queues import subscription_queue_name
+
+        return subscription_queue_name(url.host, sub.name)
 
     # -- invocations ------------------------------------------------------------------------------
 
@@ -343,20 +335,26 @@ class OvercastFunctions:
         if (
             delivery.outcome == "dead-letter"
             and message.attempts < self.max_dequeue_count
-            and await self._dead_letter(sub, message)
+            and await self._dead_letter(sub, message, msg.get_body())
         ):
             return
         raise delivery.error
 
-    async def _dead_letter(self, sub: "Subscription", message: Message) -> bool:
+    async def _dead_letter(self, sub: "Subscription", message: Message, raw: bytes) -> bool:
+        """Move a message to its queue's dead letters as it came (the provider's envelope and id kept)."""
         source = sub.source
         try:
             queue = source.subscription(sub.name) if isinstance(source, TopicHandle) else source
             poison = queue.dead_letters()
-            await poison.send(message.body, attributes=message.attributes or None)
+            try:
+                await _send_dead(poison, message, raw)
+            except NotFound:  # the host creates poison queues on first use; so do we
+                await poison.create()
+                await _send_dead(poison, message, raw)
         except (NotImplementedError, ConfigError, MissingDependency, ImportError) as exc:
             log.warning("%s: cannot move message %s to dead letters: %r", sub.name, message.id, exc)
             return False
+        log.warning("%s: message %s moved to dead letters after %d attempts", sub.name, message.id, message.attempts)
         return True
 
     async def on_timer(self, job: "ScheduledJob", timer: func.TimerRequest | None, years: str | None) -> None:
@@ -406,6 +404,14 @@ class OvercastFunctions:
         except Exception as exc:
             log.warning("%s failed on %s %s: %r", target.name, event.type, event.id, exc, exc_info=exc)
             raise
+
+
+async def _send_dead(poison: Queue, message: Message, raw: bytes) -> None:
+    send_text = getattr(poison, "_send_text", None)
+    if send_text is not None:  # the azqueue provider: the text as it was, its id and attributes kept
+        await asyncio.to_thread(send_text, raw.decode("utf-8", "replace"), 0.0)
+    else:
+        await poison.send(message.body, attributes=message.attributes or None)
 
 
 def _invocation_id(context: Any) -> str | None:
