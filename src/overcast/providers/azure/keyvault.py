@@ -1,0 +1,109 @@
+"""``keyvault://VAULT`` and ``keyvault://VAULT/SECRET``: secrets in Azure Key Vault.
+
+``keyvault://VAULT`` reads the secret named as asked; ``keyvault://VAULT/SECRET`` binds
+the resource to that one Key Vault secret whatever name the app uses (so
+``secret.mail-api-key = "keyvault://prod-vault/mail-key"`` works). Key Vault names
+are ASCII letters, digits and ``-`` (at most 127): an ``_`` in a name becomes ``--``
+(the convention of Azure's configuration providers) and any other character is refused
+before a call is made.
+
+The vault is ``https://VAULT.vault.azure.net`` unless the option ``endpoint`` gives
+another (sovereign clouds, private endpoints, a test server); ``verify_challenge=false``
+stops the SDK from checking that the vault's authentication challenge names a Key
+Vault domain (needed only for such endpoints). Credentials come from
+``DefaultAzureCredential``; the role **Key Vault Secrets User** on the vault is enough.
+Values are cached for ``cache_ttl`` seconds (default 300) by the base class.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, ClassVar
+
+from azure.core import exceptions as az
+
+from ...errors import InvalidArgument, NotFound
+from ...resources.secrets import SecretStore
+from ...resources.url import ResourceURL
+from ._credentials import default_credential, error
+
+__all__ = ["KeyVaultSecretStore", "vault_secret_name"]
+
+_VALID = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_FALSE = frozenset({"0", "false", "no", "off"})
+_clients: dict[tuple[str, bool], Any] = {}
+_lock = threading.Lock()
+
+
+def vault_secret_name(name: str, *, resource: str) -> str:
+    """The Key Vault name of secret ``name``: ``_`` written ``--``; other characters are refused."""
+    mapped = name.replace("_", "--")
+    if not _VALID.match(mapped):
+        raise InvalidArgument(
+            f"{resource}: secret name {name!r} cannot be a Key Vault secret name (1-127 ASCII letters, "
+            "digits and '-'; '_' is written '--')",
+            resource=resource,
+        )
+    return mapped
+
+
+def _client(vault_url: str, verify: bool) -> Any:
+    key = (vault_url, verify)
+    found = _clients.get(key)
+    if found is None:
+        with _lock:
+            found = _clients.get(key)
+            if found is None:
+                from azure.keyvault.secrets import SecretClient
+
+                found = _clients[key] = SecretClient(
+                    vault_url, default_credential(), verify_challenge_resource=verify
+                )
+    return found
+
+
+class KeyVaultSecretStore(SecretStore):
+    """Secrets of one Azure Key Vault, cached. Options: ``endpoint``, ``verify_challenge``, ``cache_ttl``."""
+
+    offload: ClassVar[bool] = True
+    upstream: ClassVar[str] = "azure-keyvault"
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        loc = self.location
+        if not loc.host and not loc.option("endpoint"):
+            raise InvalidArgument(f"{loc}: keyvault:// needs a vault name: keyvault://VAULT[/SECRET]")
+        self.vault_url = (loc.option("endpoint") or f"https://{loc.host}.vault.azure.net").rstrip("/")
+        self.verify_challenge = (loc.option("verify_challenge") or "true").lower() not in _FALSE
+        self.bound = vault_secret_name(loc.path.strip("/"), resource=self.name) if loc.path.strip("/") else None
+
+    def _check(self, name: str) -> None:
+        super()._check(name)
+        if self.bound is None:
+            vault_secret_name(name, resource=self.name)
+
+    def _fetch_blocking(self, name: str) -> str:
+        target = self.bound or vault_secret_name(name, resource=self.name)
+        try:
+            secret = _client(self.vault_url, self.verify_challenge).get_secret(target)
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(
+                f"{self.name}: no secret {name!r} (Key Vault secret {target!r}) in {self.vault_url}",
+                resource=self.name,
+            ) from exc
+        except az.AzureError as exc:
+            raise error(exc, self.name, f"read of secret {name!r}") from exc
+        if secret.value is None:
+            raise NotFound(f"{self.name}: secret {name!r} has no value", resource=self.name)
+        return str(secret.value)
+
+    def put(self, name: str, value: str) -> None:
+        """Set a secret (for provisioning and tests; apps only read). Needs Key Vault Secrets Officer."""
+        self._check(name)
+        target = self.bound or vault_secret_name(name, resource=self.name)
+        try:
+            _client(self.vault_url, self.verify_challenge).set_secret(target, value)
+        except az.AzureError as exc:
+            raise error(exc, self.name, f"write of secret {name!r}") from exc
+        self.invalidate(name)
