@@ -318,6 +318,7 @@ def test_a_blob_trigger_becomes_a_blob_created_cloudevent_with_the_stream(setup:
     assert event.data["contentType"] == "image/png" and event.data["contentLength"] == 8
     assert event.data["metadata"] == {"owner": "u-1"} and event.data["eTag"] == "0x8D9"
     assert event.original.read() == b"\x89PNG..."
+    assert event.data["key"] == "u-1.png"  # the bucket's key, under its files/ prefix
     CloudEvent.from_sdk(event.to_sdk())
 
 

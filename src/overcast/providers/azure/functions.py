@@ -156,6 +156,7 @@ class OvercastFunctions:
             self._check_name("event_grid", name): self._target(name, to) for name, to in (event_grid or {}).items()
         }
         self._blob_connections: dict[str, str] = {}
+        self._bucket_prefixes: dict[str, str] = {}
         self.blobs = {self._blob_path(key): self._target(key, to) for key, to in (blobs or {}).items()}
         self._blob_names = {
             self._blob_path(key): function_name("blob", *re.findall(r"[A-Za-z0-9]+", key.split("{")[0]))
@@ -193,6 +194,8 @@ class OvercastFunctions:
         handle = self.app.resources.get(key)
         if isinstance(handle, BucketHandle):
             path = blob_path(handle)
+            folder = handle.resolved_url().path.strip("/")
+            self._bucket_prefixes[path] = f"{folder}/" if folder else ""
             named = handle.resolved_url().option("connection_env")
             if named:
                 self._blob_connections[path] = named
@@ -371,7 +374,7 @@ class OvercastFunctions:
         await self._run(self.event_grid[name], eventgrid.from_function_event(event))
 
     async def on_blob(self, path: str, blob: func.InputStream) -> None:
-        await self._run(self.blobs[path], blob_event(blob))
+        await self._run(self.blobs[path], blob_event(blob, key_prefix=self._bucket_prefixes.get(path)))
 
     async def on_webhook(self, req: func.HttpRequest) -> func.HttpResponse:
         """An Event Grid webhook delivery: a handshake answered, or every event delivered (500 if one failed)."""
@@ -467,12 +470,13 @@ def decode_queue_message(raw: bytes) -> tuple[Any, dict[str, str], str | None]:
         return text, {}, None
 
 
-def blob_event(blob: Any) -> CloudEvent:
+def blob_event(blob: Any, *, key_prefix: str | None = None) -> CloudEvent:
     """A blob trigger's ``func.InputStream`` as a ``Microsoft.Storage.BlobCreated`` CloudEvent.
 
     ``subject`` is Event Grid's (``/blobServices/default/containers/C/blobs/P``), ``source``
     the container's URL; ``data`` holds Event Grid's fields for the blob (the content stays
-    in ``original``, the stream).
+    in ``original``, the stream), and for a bucket's blob its Overcast ``key`` (the blob
+    name under the bucket's prefix, as the ``azblob://`` provider encodes it).
     """
     from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
 
@@ -493,6 +497,10 @@ def blob_event(blob: Any) -> CloudEvent:
         "blobType": props.get("BlobType"),
         "metadata": dict(blob.metadata or {}),
     }
+    if key_prefix is not None and path.startswith(key_prefix):
+        from .blob import decode_name
+
+        data["key"] = decode_name(path[len(key_prefix) :])
     moment = props.get("LastModified") or props.get("Created")
     attributes: dict[str, Any] = {
         "specversion": "1.0",
