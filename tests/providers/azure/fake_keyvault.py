@@ -92,7 +92,7 @@ def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
         def _reply(self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> None:
@@ -119,8 +119,9 @@ def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
                     'Bearer authorization="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000", '
                     'resource="https://vault.azure.net"'
                 )
-                self._reply(401, {"error": {"code": "Unauthorized", "message": "AKV10000"}},
-                            {"WWW-Authenticate": challenge})
+                self._reply(
+                    401, {"error": {"code": "Unauthorized", "message": "AKV10000"}}, {"WWW-Authenticate": challenge}
+                )
                 return
             segments = [s for s in parts.path.split("/") if s]
             if len(segments) < 2 or segments[0] != "secrets":
@@ -148,10 +149,10 @@ def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
                 return
             self._reply(405, {"error": {"code": "MethodNotAllowed", "message": method}})
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._handle("GET")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             self._handle("PUT")
 
     return Handler

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from azure.core import exceptions as az
@@ -63,7 +62,7 @@ def _connection_string(location: ResourceURL) -> str | None:
     return value or None
 
 
-def service_client(location: ResourceURL, service: str, factory: Callable[..., Any]) -> Any:
+def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
     """The shared ``*ServiceClient`` of ``service`` (``blob``, ``queue``, ``table``) for ``location``.
 
     ``factory`` is the SDK class; it must have ``from_connection_string`` and take

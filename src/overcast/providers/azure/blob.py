@@ -1,7 +1,7 @@
 """``azblob://CONTAINER/prefix``: objects in Azure Blob storage (block blobs).
 
 Each key is the blob ``<prefix>/<name>``, where ``name`` is the key with the bytes
-``0x00``–``0x21`` written ``!hh`` (control characters cannot travel in the listing's
+``0x00`` to ``0x21`` written ``!hh`` (control characters cannot travel in the listing's
 XML, and ``!`` sorts below every byte it does not escape, so listings stay in key
 order), ``\\`` written ``!5C`` (Azure turns it into ``/``), and a path segment that is
 only dots, or a trailing dot, written with ``!2E`` (HTTP clients would fold ``a/./b``
@@ -263,9 +263,7 @@ class AzureBlobStore(BlobStore):
                 await self._call(self._stage, blob, block_ids, bytes(buffer))
         except az.AzureError as exc:
             raise self._fail(exc, f"upload block of {key!r}") from exc
-        return await self._call(
-            self._commit, blob, key, block_ids, size, content_type, metadata, if_absent, if_etag
-        )
+        return await self._call(self._commit, blob, key, block_ids, size, content_type, metadata, if_absent, if_etag)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -277,7 +275,8 @@ class AzureBlobStore(BlobStore):
             if length == 0:
                 blob.get_blob_properties()
                 return b""
-            return bytes(blob.download_blob(offset=offset if (offset or length is not None) else None, length=length, max_concurrency=1).readall())
+            first = offset if (offset or length is not None) else None
+            return bytes(blob.download_blob(offset=first, length=length, max_concurrency=1).readall())
         except az.ResourceNotFoundError as exc:
             raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
         except az.HttpResponseError as exc:
@@ -356,10 +355,7 @@ class AzureBlobStore(BlobStore):
                 name_starts_with=native or None, include=["metadata"], results_per_page=limit
             ).by_page(continuation_token=cursor)
             page = next(pager, None)
-            objects = [
-                self._from_properties(self._key(props.name), props)
-                for props in (page or [])
-            ]
+            objects = [self._from_properties(self._key(props.name), props) for props in (page or [])]
             token = pager.continuation_token
         except az.AzureError as exc:
             raise self._fail(exc, "list") from exc

@@ -57,9 +57,7 @@ def _client(vault_url: str, verify: bool) -> Any:
             if found is None:
                 from azure.keyvault.secrets import SecretClient
 
-                found = _clients[key] = SecretClient(
-                    vault_url, default_credential(), verify_challenge_resource=verify
-                )
+                found = _clients[key] = SecretClient(vault_url, default_credential(), verify_challenge_resource=verify)
     return found
 
 

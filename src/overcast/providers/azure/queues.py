@@ -19,6 +19,7 @@ A topic ``azqueue://TOPIC`` keeps one queue per subscription, named
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -217,10 +218,8 @@ class AzureStorageQueue(Queue):
             try:
                 poison.send_message(text)
             except az.ResourceNotFoundError:
-                try:
+                with contextlib.suppress(az.ResourceExistsError):
                     poison.create_queue()
-                except az.ResourceExistsError:
-                    pass
                 poison.send_message(text)
             self._queue.delete_message(raw.id, raw.pop_receipt)
         except az.ResourceNotFoundError:

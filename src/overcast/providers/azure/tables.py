@@ -4,7 +4,7 @@ One entity per key, all in one partition (option ``partition``, default ``o``), 
 ``scan(prefix)`` is a RowKey range query and ``put_many`` commits entity transactions
 (one partition, at most 100 operations and 4 MiB each). Entity properties:
 
-- ``RowKey``: the key with ``/ \\ # ? ~``, control characters and U+007F–U+009F written
+- ``RowKey``: the key with ``/ \\ # ? ~``, control characters and U+007F to U+009F written
   ``~HH`` (Table storage forbids the first four and the controls); prefixes are kept, so
   ``scan(prefix)`` maps onto ``RowKey ge P and RowKey lt P'``.
 - ``v``: the document as JSON text, when it fits one String property (64 KiB, i.e.
@@ -194,9 +194,7 @@ class AzureTableKeyValueStore(KeyValueStore):
             raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
         except az.HttpResponseError as exc:
             if exc.status_code in (404, 412):
-                raise Conflict(
-                    f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name
-                ) from exc
+                raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
             raise self._fail(exc, f"put of key {key!r}") from exc
         except az.AzureError as exc:
             raise self._fail(exc, f"put of key {key!r}") from exc
@@ -232,7 +230,7 @@ class AzureTableKeyValueStore(KeyValueStore):
 
         row = encode_row_key(key)
         etag = if_version
-        condition = _get_match_condition(
+        condition = _get_match_condition(  # type: ignore[no-untyped-call]
             etag=etag,
             match_condition=MatchConditions.IfNotModified if if_version else MatchConditions.Unconditionally,
         )
