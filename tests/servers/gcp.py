@@ -9,7 +9,7 @@ import stat
 import urllib.request
 from pathlib import Path
 
-from . import Server, free_port, missing, spawn
+from . import Server, free_port, missing, spawn, workdir
 
 PROJECT = "overcast-test"
 FIRESTORE_JAR = "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
@@ -71,6 +71,31 @@ def _fake_gcs_binary() -> str | None:
     return None
 
 
+def service_account_key() -> str:
+    """A service-account key file with a freshly generated RSA key (for signing URLs in tests)."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    path = workdir() / "service-account.json"
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        path.write_text(json.dumps({
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": "overcast-test-key",
+            "private_key": pem,
+            "client_email": f"tests@{PROJECT}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }))
+    return str(path)
+
+
 def start_gcs() -> Server:
     binary = _fake_gcs_binary()
     if binary is None:
@@ -82,5 +107,10 @@ def start_gcs() -> Server:
          "-public-host", f"127.0.0.1:{port}", "-external-url", f"http://127.0.0.1:{port}"],
         port,
         ready=lambda: _answers(f"http://127.0.0.1:{port}/storage/v1/b?project={PROJECT}"),
-        server_env={"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GOOGLE_CLOUD_PROJECT": PROJECT},
+        server_env={
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            # a key that signs URLs; the emulators ignore credentials
+            "GOOGLE_APPLICATION_CREDENTIALS": service_account_key(),
+        },
     )

@@ -15,3 +15,10 @@ def _firestore(tmp: Path, name: str) -> str:
 CASES: list[Case] = [
     Case("kv", "firestore", _firestore, server="firestore_emulator", title="Firestore"),
 ]
+
+
+def _gcs(tmp: Path, name: str) -> str:
+    return f"gs://{name}/some/prefix"
+
+
+CASES.append(Case("bucket", "gs", _gcs, server="gcs_emulator", title="GCS"))
