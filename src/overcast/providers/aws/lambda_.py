@@ -89,9 +89,12 @@ class LambdaHandler:
         loop = self._loop
         if loop is None or loop.is_closed():
             import asyncio
+            import weakref
 
             loop = self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
+            # A handler dropped before the process ends (tests make many) closes its loop.
+            weakref.finalize(self, _close_loop, loop)
         return loop
 
     def __call__(self, event: Any, context: Any) -> Any:
@@ -112,6 +115,10 @@ class LambdaHandler:
             if _cold["start"]:
                 _cold["start"] = False
                 mark_warm()
+            if _telemetry.ENABLED:  # a frozen sandbox exports nothing: flush now and then
+                from ...telemetry.runtime import after_invocation
+
+                after_invocation()
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -164,6 +171,11 @@ class LambdaHandler:
 
         with invocation(handler=router.kind_of(event), request=rid):
             return self.loop.run_until_complete(router.handle(event, context))
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    if not loop.is_closed() and not loop.is_running():
+        loop.close()
 
 
 async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tuple[int, Headers, bytes]:
