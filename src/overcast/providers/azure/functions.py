@@ -37,6 +37,7 @@ from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...telemetry import _state as _telemetry
 from ...telemetry.logs import request_id
 from ...telemetry.runtime import invocation
 from . import eventgrid
@@ -231,8 +232,14 @@ class OvercastFunctions:
         adapter = self.http
 
         async def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            with invocation(handler="http", request=_invocation_id(context)):
+            if _telemetry.ENABLED:
+                with invocation(handler="http", request=_invocation_id(context)):
+                    return await adapter(req, context)
+            token = request_id.set(_invocation_id(context))  # the warm path: only the log lines' id
+            try:
                 return await adapter(req, context)
+            finally:
+                request_id.reset(token)
 
         fa.function_name("http")(
             fa.route(route="{*route}", methods=list(func.HttpMethod), auth_level=self.http_auth_level)(http)
