@@ -213,7 +213,14 @@ def start_fake_momento(host: str = "127.0.0.1", *, api_key: str = "", workers: i
     fake = FakeMomento(api_key=api_key)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fake-momento"),
-        options=[("grpc.max_receive_message_length", 8 << 20), ("grpc.max_send_message_length", 8 << 20)],
+        options=[
+            ("grpc.max_receive_message_length", 8 << 20),
+            ("grpc.max_send_message_length", 8 << 20),
+            # The SDK pings every 5 s, idle or not, as Momento's servers allow.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+            ("grpc.http2.max_ping_strikes", 0),
+        ],
     )
     pb_grpc.add_ScsServicer_to_server(_Data(fake), server)
     ctrl_grpc.add_ScsControlServicer_to_server(_Control(fake), server)
