@@ -2,7 +2,8 @@
 
 Starts its own redis-server (Debian's) on a free port. Per operation, one round trip on
 both sides: cache GET/SET (raw: GET/SET PX + json), KV get (raw: HMGET + json) and KV put
-(raw: the same Lua script through redis-py's EVALSHA), queue send (raw: XADD). Also
+(raw: the same Lua script through redis-py's EVALSHA), queue send (raw: XADD), topic
+publish to one subscription (raw: the same Lua script). Also
 the cache's GET throughput unpipelined against a 100-command pipeline of raw GETs, to
 show what batching would gain. Goal: each provider within 1.05x of its raw client.
 
@@ -25,6 +26,7 @@ from _common import Result, arguments, interleave, report
 
 import overcast
 from overcast.providers.redis.kv import _PUT
+from overcast.providers.redis.queue import _PUBLISH
 
 
 def free_port() -> int:
@@ -72,6 +74,13 @@ def main() -> None:
         cache.set("k", doc)
         kv.put("k", doc)
         raw.set("{raw}:k", data)
+        topic = overcast.open_topic(f"{url}?prefix=bench-t")
+        subscription = topic.subscription("audit")
+        subscription.sync.create()
+        topic_sync = topic.sync
+        raw.xgroup_create("{raw-t}:sub:audit:s", "overcast", id="0", mkstream=True)
+        raw.sadd("{raw-t}:subs", "{raw-t}:sub:audit:s")
+        publish_script = raw.register_script(_PUBLISH)
         put_script = raw.register_script(_PUT)
         put_script(keys=["{raw}:i:k", "{raw}:idx"], args=["put", "", data, "v", "", "k"])
 
@@ -103,6 +112,12 @@ def main() -> None:
             "queue send": (
                 lambda: queue.send(doc),
                 lambda: raw.xadd("{raw}:s", {"id": str(uuid.uuid4()), "b": json.dumps(doc).encode(), "a": b"{}"}),
+            ),
+            "topic publish (1 subscription)": (
+                lambda: topic_sync.publish(doc),
+                lambda: publish_script(
+                    keys=["{raw-t}:subs"], args=[str(uuid.uuid4()), json.dumps(doc).encode(), b"{}"]
+                ),
             ),
         }
         results = {name: (Result(name, "us"), Result("raw " + name, "us")) for name in pairs}
