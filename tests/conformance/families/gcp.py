@@ -22,3 +22,11 @@ def _gcs(tmp: Path, name: str) -> str:
 
 
 CASES.append(Case("bucket", "gs", _gcs, server="gcs_emulator", title="GCS"))
+
+
+def _pubsub(tmp: Path, name: str) -> str:
+    return f"pubsub://{name}"
+
+
+CASES.append(Case("queue", "pubsub", _pubsub, server="pubsub_emulator", title="PubSub"))
+CASES.append(Case("topic", "pubsub", _pubsub, server="pubsub_emulator", title="PubSub"))
