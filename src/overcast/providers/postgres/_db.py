@@ -4,19 +4,29 @@ Credentials never sit in URLs: libpq reads them from its environment (``PGUSER``
 ``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``, ...), as every PostgreSQL tool does.
 The schema is created on first use and migrated under an advisory lock, so processes
 starting together apply each migration once.
+
+Two pools per database: psycopg_pool's ``ConnectionPool`` for the blocking hooks
+(``handle.sync``), and a :class:`LoopPool` of ``psycopg.AsyncConnection`` per event loop for
+the async ones, so async callers talk to PostgreSQL on their own loop instead of hopping to
+a worker thread (measured in benchmarks/postgres_providers.py). Async connections belong to
+the loop that opened them, hence one pool per loop; a closed loop's pool is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import weakref
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...errors import ConfigError, InvalidArgument, NotFound, PermissionDenied, ProviderError, Unavailable
+from ...resources.base import Resource
 from ...resources.url import ResourceURL
 
 #: The schema, one migration per version; never edit a released one, append.
@@ -107,18 +117,115 @@ def pool(location: ResourceURL) -> ConnectionPool[Any]:
         with _lock:
             found = _pools.get(info)
             if found is None:
-                size = int(location.option("pool_size") or "10")
-                found = ConnectionPool(
-                    info,
-                    min_size=1,
-                    max_size=size,
-                    kwargs={"autocommit": True},
-                    open=True,
-                    name="overcast",
-                    timeout=float(location.option("pool_timeout") or "30"),
-                )
-                _pools[info] = found
+                found = _pools[info] = ConnectionPool(info, open=True, **_pool_options(location))
     return found
+
+
+def _pool_options(location: ResourceURL) -> dict[str, Any]:
+    return {
+        "min_size": 1,
+        "max_size": int(location.option("pool_size") or "10"),
+        "kwargs": {"autocommit": True},
+        "name": "overcast",
+        "timeout": float(location.option("pool_timeout") or "30"),
+    }
+
+
+class LoopPool:
+    """The async connections of one event loop: idle ones kept for reuse, at most
+    ``pool_size`` in use, a wait for one bounded by ``pool_timeout``. No background tasks
+    (psycopg_pool's ``AsyncConnectionPool`` runs workers on the loop, which keep an
+    ``asyncio.run()`` from ending when the loop shuts down with the pool open)."""
+
+    __slots__ = ("idle", "info", "slots", "timeout")
+
+    def __init__(self, info: str, size: int, timeout: float) -> None:
+        self.info, self.timeout = info, timeout
+        self.idle: list[psycopg.AsyncConnection[Any]] = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def acquire(self) -> psycopg.AsyncConnection[Any]:
+        if self.slots.locked():
+            try:
+                await asyncio.wait_for(self.slots.acquire(), self.timeout)
+            except TimeoutError:
+                raise PoolTimeout(f"no connection free within {self.timeout} s (pool_size)") from None
+        else:
+            await self.slots.acquire()
+        try:
+            while self.idle:
+                conn = self.idle.pop()
+                if not conn.closed:
+                    return conn
+            return await psycopg.AsyncConnection.connect(self.info, autocommit=True)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def release(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.close()
+            else:
+                self.idle.append(conn)
+        finally:
+            self.slots.release()
+
+    def discard(self) -> None:
+        """Close the idle connections of a loop that is gone (without it: libpq directly)."""
+        for conn in self.idle:
+            conn.pgconn.finish()
+        self.idle.clear()
+
+
+#: id(loop) -> (the loop, weakly; its pools by conninfo)
+_async_pools: dict[int, tuple[weakref.ref[asyncio.AbstractEventLoop], dict[str, LoopPool]]] = {}
+
+
+def async_pool(location: ResourceURL) -> LoopPool:
+    """The running loop's pool for ``location``'s server and database."""
+    info = conninfo(location)
+    loop = asyncio.get_running_loop()
+    entry = _async_pools.get(id(loop))
+    if entry is None or entry[0]() is not loop:
+        _forget_closed_loops()
+        entry = _async_pools[id(loop)] = (weakref.ref(loop), {})
+    found = entry[1].get(info)
+    if found is None:
+        options = _pool_options(location)
+        found = entry[1][info] = LoopPool(info, options["max_size"], options["timeout"])
+    return found
+
+
+def _forget_closed_loops() -> None:
+    for loop_id, (ref, pools) in list(_async_pools.items()):
+        loop = ref()
+        if loop is None or loop.is_closed():
+            del _async_pools[loop_id]
+            for found in pools.values():
+                found.discard()
+
+
+async def amigrate(location: ResourceURL, resource: str) -> None:
+    """:func:`migrate` on the running loop's pool."""
+    info = conninfo(location)
+    if info in _migrated:
+        return
+    async with AsyncConnection(async_pool(location), resource, "migrate the schema") as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        await conn.execute(_SCHEMA_TABLE)
+        row = await (await conn.execute(_CURRENT)).fetchone()
+        current = row[0] if row and row[0] is not None else 0
+        for version, statement in enumerate(MIGRATIONS, start=1):
+            if version > current:
+                await conn.execute(statement)
+                await conn.execute(_RECORD, (version,))
+    _migrated.add(info)
+
+
+_SCHEMA_TABLE = "CREATE TABLE IF NOT EXISTS overcast_schema (version integer NOT NULL)"
+_CURRENT = "SELECT max(version) FROM overcast_schema"
+_RECORD = "INSERT INTO overcast_schema (version) VALUES (%s)"
 
 
 def migrate(location: ResourceURL, resource: str) -> None:
@@ -128,13 +235,13 @@ def migrate(location: ResourceURL, resource: str) -> None:
         return
     with connection(location, resource, "migrate the schema") as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
-        conn.execute("CREATE TABLE IF NOT EXISTS overcast_schema (version integer NOT NULL)")
-        row = conn.execute("SELECT max(version) FROM overcast_schema").fetchone()
+        conn.execute(_SCHEMA_TABLE)
+        row = conn.execute(_CURRENT).fetchone()
         current = row[0] if row and row[0] is not None else 0
         for version, statement in enumerate(MIGRATIONS, start=1):
             if version > current:
                 conn.execute(statement)
-                conn.execute("INSERT INTO overcast_schema (version) VALUES (%s)", (version,))
+                conn.execute(_RECORD, (version,))
     _migrated.add(info)
 
 
@@ -171,18 +278,83 @@ class Connection:
                 raise mapped from exc
 
     def _mapped(self, exc: BaseException) -> BaseException:
-        resource, what = self.resource, self.what
-        if isinstance(exc, (PoolTimeout, psycopg.OperationalError)):
-            return Unavailable(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
-        if isinstance(exc, pg_errors.InsufficientPrivilege):
-            return PermissionDenied(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
-        if isinstance(exc, pg_errors.UndefinedTable):
-            return NotFound(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
-        if isinstance(exc, pg_errors.UntranslatableCharacter):
-            return InvalidArgument(
-                f"{resource}: PostgreSQL cannot store this value ({what}): jsonb holds no \\u0000: {exc}",
-                resource=resource,
-            )
-        if isinstance(exc, psycopg.Error):
-            return ProviderError(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
-        return exc
+        return mapped(exc, self.resource, self.what)
+
+
+class AsyncConnection:
+    """``async with AsyncConnection(pool, resource, what) as conn:``, as :class:`Connection`."""
+
+    __slots__ = ("_borrowed", "pool", "resource", "what")
+
+    def __init__(self, pool: LoopPool, resource: str, what: str) -> None:
+        self.pool, self.resource, self.what = pool, resource, what
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        try:
+            conn = self._borrowed = await self.pool.acquire()
+        except BaseException as exc:
+            raise mapped(exc, self.resource, self.what) from exc
+        return conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            await self.pool.release(self._borrowed)
+        except BaseException as late:
+            raise mapped(late, self.resource, self.what) from late
+        if exc is not None:
+            better = mapped(exc, self.resource, self.what)
+            if better is not exc:
+                raise better from exc
+
+
+def mapped(exc: BaseException, resource: str, what: str) -> BaseException:
+    """PostgreSQL's and the pool's errors as Overcast's, naming the resource and ``what``."""
+    if isinstance(exc, (PoolTimeout, psycopg.OperationalError)):
+        return Unavailable(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return PermissionDenied(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
+    if isinstance(exc, pg_errors.UndefinedTable):
+        return NotFound(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
+    if isinstance(exc, pg_errors.UntranslatableCharacter):
+        return InvalidArgument(
+            f"{resource}: PostgreSQL cannot store this value ({what}): jsonb holds no \\u0000: {exc}",
+            resource=resource,
+        )
+    if isinstance(exc, psycopg.Error):
+        return ProviderError(f"{resource}: PostgreSQL: cannot {what}: {exc}", resource=resource)
+    return exc
+
+
+class PostgresResource(Resource):
+    """What the PostgreSQL providers share: connections (sync and async) after the schema
+    check, ``create()`` (the schema) and ``ping()``."""
+
+    _migrated = False
+
+    def _conn(self, what: str) -> Connection:
+        if not self._migrated:
+            migrate(self.location, self.name)
+            self._migrated = True
+        return connection(self.location, self.name, what)
+
+    async def _aconn(self, what: str) -> AsyncConnection:
+        if not self._migrated:
+            await amigrate(self.location, self.name)
+            self._migrated = True
+        return AsyncConnection(async_pool(self.location), self.name, what)
+
+    async def create(self) -> None:
+        await amigrate(self.location, self.name)
+        self._migrated = True
+
+    def _create_blocking(self) -> None:
+        migrate(self.location, self.name)
+        self._migrated = True
+
+    async def ping(self) -> None:
+        async with AsyncConnection(async_pool(self.location), self.name, "ping") as conn:
+            await conn.execute("SELECT 1")
+
+    def _ping_blocking(self) -> None:
+        with connection(self.location, self.name, "ping") as conn:
+            conn.execute("SELECT 1")

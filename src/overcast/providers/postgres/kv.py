@@ -8,6 +8,9 @@ hold: that one is kept as its JSON bytes in ``raw``. A conditional write is one
 ``INSERT ... ON CONFLICT ... WHERE`` or ``UPDATE ... WHERE`` statement: the check and
 the write are atomic. Expired documents are filtered on every read and deleted now and
 then by writes.
+
+Each operation exists twice, with the same statements: blocking (``handle.sync``, on the
+sync pool) and async (on the running loop's async pool).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, ClassVar
 from ...errors import Conflict
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
-from ._db import connection, migrate, resource_name
+from ._db import PostgresResource, resource_name
 
 __all__ = ["PostgresKeyValueStore"]
 
@@ -30,6 +33,20 @@ _UPSERT = (
     " ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, raw = excluded.raw,"
     " version = excluded.version, expires_at = excluded.expires_at"
 )
+_GET = f"SELECT value, raw, version, expires_at FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}"
+_UPDATE_IF = (
+    "UPDATE overcast_kv SET value = %s::jsonb, raw = %s, version = %s, expires_at = %s"
+    f" WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
+)
+_INSERT_IF_ABSENT = f"{_UPSERT} WHERE overcast_kv.expires_at IS NOT NULL AND overcast_kv.expires_at <= now()"
+_VERSION = f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}"
+_DELETE_IF = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
+_DELETE = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}"
+_SWEEP = "DELETE FROM overcast_kv WHERE store = %s AND expires_at <= now()"
+_GET_MANY = (
+    f"SELECT key, value, raw, version, expires_at FROM overcast_kv WHERE store = %s AND key = ANY(%s) AND {_LIVE}"
+)
+_SWEEP_EVERY = 500
 
 
 def _columns(value: dict[str, Any], data: bytes) -> tuple[str | None, bytes | None]:
@@ -44,10 +61,11 @@ def _item(key: str, value: Any, raw: bytes | None, version: str, expires_at: dat
     return Item(key, value if raw is None else json.loads(raw), version, expires_at)
 
 
-_SWEEP_EVERY = 500
+def _items(rows: list[Any]) -> list[Item]:
+    return [_item(bytes(row[0]).decode(), *row[1:]) for row in rows]
 
 
-class PostgresKeyValueStore(KeyValueStore):
+class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     """JSON documents in PostgreSQL. Options: ``store`` (default: the resource's name),
     ``sslmode``, ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (30 s).
 
@@ -63,27 +81,66 @@ class PostgresKeyValueStore(KeyValueStore):
         self._store = resource_name(self.location, name, "store", "kv")
         self._writes = 0
 
-    def _conn(self, what: str) -> Any:
-        if not self._migrated:
-            migrate(self.location, self.name)
-            self._migrated = True
-        return connection(self.location, self.name, what)
+    # -- shared by both faces ---------------------------------------------------------
 
-    _migrated = False
+    def _put_statement(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> tuple[str, tuple[Any, ...], str]:
+        version = uuid.uuid4().hex
+        doc, raw = _columns(value, data)
+        if if_version is not None:
+            return _UPDATE_IF, (doc, raw, version, expires_at, self._store, key.encode(), if_version), version
+        return (
+            (_INSERT_IF_ABSENT if if_absent else _UPSERT),
+            (self._store, key.encode(), doc, raw, version, expires_at),
+            version,
+        )
 
-    def _create_blocking(self) -> None:
-        migrate(self.location, self.name)
+    def _sweep_due(self) -> bool:
+        self._writes += 1
+        return self._writes % _SWEEP_EVERY == 0
 
-    def _ping_blocking(self) -> None:
-        with self._conn("ping") as conn:
-            conn.execute("SELECT 1")
+    def _conflict(self, key: str, if_version: str | None, row: Any) -> Conflict:
+        if if_version is None:
+            return Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
+        found = "is absent" if row is None else f"is at version {row[0]}"
+        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+
+    def _scan_statement(self, prefix: str, limit: int, cursor: str | None) -> tuple[str, list[Any]]:
+        clauses = ["store = %s", _LIVE]
+        params: list[Any] = [self._store]
+        if prefix:
+            low = prefix.encode()
+            clauses.append("key >= %s AND key < %s")  # 0xFF never occurs in UTF-8: the last byte can grow
+            params += [low, low[:-1] + bytes([low[-1] + 1])]
+        if cursor is not None:
+            clauses.append("key > %s")
+            params.append(cursor.encode())
+        params.append(limit + 1)
+        sql = f"SELECT key, value, raw, version, expires_at FROM overcast_kv WHERE {' AND '.join(clauses)}"
+        return sql + " ORDER BY key LIMIT %s", params
+
+    def _put_many_rows(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
+        versions = {key: uuid.uuid4().hex for key, _, _ in entries}
+        rows = [
+            (self._store, key.encode(), *_columns(value, data), versions[key], expires_at)
+            for key, value, data in entries
+        ]
+        return versions, rows
+
+    # -- blocking (handle.sync) ---------------------------------------------------------
 
     def _get_blocking(self, key: str) -> Item | None:
         with self._conn(f"read key {key!r}") as conn:
-            row = conn.execute(
-                f"SELECT value, raw, version, expires_at FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}",
-                (self._store, key.encode()),
-            ).fetchone()
+            row = conn.execute(_GET, (self._store, key.encode())).fetchone()
         return None if row is None else _item(key, *row)
 
     def _put_blocking(
@@ -95,95 +152,99 @@ class PostgresKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        version = uuid.uuid4().hex
-        doc, raw = _columns(value, data)
+        sql, params, version = self._put_statement(key, value, data, if_version, if_absent, expires_at)
         with self._conn(f"write key {key!r}") as conn:
-            if if_version is not None:
-                done = conn.execute(
-                    f"UPDATE overcast_kv SET value = %s::jsonb, raw = %s, version = %s, expires_at = %s"
-                    f" WHERE store = %s AND key = %s AND version = %s AND {_LIVE}",
-                    (doc, raw, version, expires_at, self._store, key.encode(), if_version),
-                ).rowcount
-            elif if_absent:
-                done = conn.execute(
-                    f"{_UPSERT} WHERE overcast_kv.expires_at IS NOT NULL AND overcast_kv.expires_at <= now()",
-                    (self._store, key.encode(), doc, raw, version, expires_at),
-                ).rowcount
-            else:
-                conn.execute(_UPSERT, (self._store, key.encode(), doc, raw, version, expires_at))
-                done = 1
-            if done != 1:
-                raise self._conflict(conn, key, if_version)
-            self._sweep(conn)
+            if conn.execute(sql, params).rowcount != 1:
+                row = conn.execute(_VERSION, (self._store, key.encode())).fetchone() if if_version else None
+                raise self._conflict(key, if_version, row)
+            if self._sweep_due():
+                conn.execute(_SWEEP, (self._store,))
         return version
-
-    def _sweep(self, conn: Any) -> None:
-        self._writes += 1
-        if self._writes % _SWEEP_EVERY == 0:
-            conn.execute("DELETE FROM overcast_kv WHERE store = %s AND expires_at <= now()", (self._store,))
-
-    def _conflict(self, conn: Any, key: str, if_version: str | None) -> Conflict:
-        if if_version is None:
-            return Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
-        row = conn.execute(
-            f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}", (self._store, key.encode())
-        ).fetchone()
-        found = "is absent" if row is None else f"is at version {row[0]}"
-        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         with self._conn(f"delete key {key!r}") as conn:
             if if_version is not None:
-                done = conn.execute(
-                    f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}",
-                    (self._store, key.encode(), if_version),
-                ).rowcount
-                if done != 1:
-                    raise self._conflict(conn, key, if_version)
+                if conn.execute(_DELETE_IF, (self._store, key.encode(), if_version)).rowcount != 1:
+                    raise self._conflict(
+                        key, if_version, conn.execute(_VERSION, (self._store, key.encode())).fetchone()
+                    )
                 return True
-            row = conn.execute(
-                f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}", (self._store, key.encode())
-            ).fetchone()
+            row = conn.execute(_DELETE, (self._store, key.encode())).fetchone()
         return bool(row and row[0])
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
-        clauses = ["store = %s", _LIVE]
-        params: list[Any] = [self._store]
-        if prefix:
-            low = prefix.encode()
-            clauses.append("key >= %s AND key < %s")  # 0xFF never occurs in UTF-8: the last byte can grow
-            params += [low, low[:-1] + bytes([low[-1] + 1])]
-        if cursor is not None:
-            clauses.append("key > %s")
-            params.append(cursor.encode())
-        params.append(limit + 1)
+        sql, params = self._scan_statement(prefix, limit, cursor)
         with self._conn(f"scan prefix {prefix!r}") as conn:
-            rows = conn.execute(
-                f"SELECT key, value, raw, version, expires_at FROM overcast_kv WHERE {' AND '.join(clauses)}"
-                " ORDER BY key LIMIT %s",
-                params,
-            ).fetchall()
-        items = [_item(bytes(row[0]).decode(), *row[1:]) for row in rows[:limit]]
+            rows = conn.execute(sql, params).fetchall()
+        items = _items(rows[:limit])
         return Page(items, items[-1].key if len(rows) > limit else None)
 
     def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
         with self._conn(f"read {len(keys)} keys") as conn:
-            rows = conn.execute(
-                "SELECT key, value, raw, version, expires_at FROM overcast_kv"
-                f" WHERE store = %s AND key = ANY(%s) AND {_LIVE}",
-                (self._store, [key.encode() for key in keys]),
-            ).fetchall()
-        found = [_item(bytes(row[0]).decode(), *row[1:]) for row in rows]
-        return {item.key: item for item in found}
+            rows = conn.execute(_GET_MANY, (self._store, [key.encode() for key in keys])).fetchall()
+        return {item.key: item for item in _items(rows)}
 
     def _put_many_blocking(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
-        versions = {key: uuid.uuid4().hex for key, _, _ in entries}
-        rows = [
-            (self._store, key.encode(), *_columns(value, data), versions[key], expires_at)
-            for key, value, data in entries
-        ]
+        versions, rows = self._put_many_rows(entries, expires_at)
         with self._conn(f"write {len(entries)} keys") as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(_UPSERT, rows)
+        return versions
+
+    # -- async, on the running loop --------------------------------------------------------
+
+    async def _get(self, key: str) -> Item | None:
+        async with await self._aconn(f"read key {key!r}") as conn:
+            row = await (await conn.execute(_GET, (self._store, key.encode()))).fetchone()
+        return None if row is None else _item(key, *row)
+
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        sql, params, version = self._put_statement(key, value, data, if_version, if_absent, expires_at)
+        async with await self._aconn(f"write key {key!r}") as conn:
+            if (await conn.execute(sql, params)).rowcount != 1:
+                row = (
+                    await (await conn.execute(_VERSION, (self._store, key.encode()))).fetchone() if if_version else None
+                )
+                raise self._conflict(key, if_version, row)
+            if self._sweep_due():
+                await conn.execute(_SWEEP, (self._store,))
+        return version
+
+    async def _delete(self, key: str, if_version: str | None) -> bool:
+        async with await self._aconn(f"delete key {key!r}") as conn:
+            if if_version is not None:
+                if (await conn.execute(_DELETE_IF, (self._store, key.encode(), if_version))).rowcount != 1:
+                    row = await (await conn.execute(_VERSION, (self._store, key.encode()))).fetchone()
+                    raise self._conflict(key, if_version, row)
+                return True
+            row = await (await conn.execute(_DELETE, (self._store, key.encode()))).fetchone()
+        return bool(row and row[0])
+
+    async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        sql, params = self._scan_statement(prefix, limit, cursor)
+        async with await self._aconn(f"scan prefix {prefix!r}") as conn:
+            rows = await (await conn.execute(sql, params)).fetchall()
+        items = _items(rows[:limit])
+        return Page(items, items[-1].key if len(rows) > limit else None)
+
+    async def _get_many(self, keys: list[str]) -> dict[str, Item]:
+        async with await self._aconn(f"read {len(keys)} keys") as conn:
+            rows = await (await conn.execute(_GET_MANY, (self._store, [key.encode() for key in keys]))).fetchall()
+        return {item.key: item for item in _items(rows)}
+
+    async def _put_many(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions, rows = self._put_many_rows(entries, expires_at)
+        async with await self._aconn(f"write {len(entries)} keys") as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(_UPSERT, rows)
         return versions
