@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, cast
+import weakref
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis import exceptions as redis_errors
@@ -12,7 +13,11 @@ from redis import exceptions as redis_errors
 from ...errors import InvalidArgument, PermissionDenied, ProviderError, Unavailable
 from ...resources.url import ResourceURL
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
 _clients: dict[str, redis.Redis] = {}
+_async_clients: weakref.WeakKeyDictionary[Any, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -28,6 +33,37 @@ def server_url(location: ResourceURL) -> str:
     return f"{location.scheme}://{host}/{db}"
 
 
+def _identity(location: ResourceURL) -> tuple[str, bool]:
+    """The key of ``location``'s shared client, and whether it is a cluster."""
+    cluster = (location.option("cluster") or "false").lower()
+    if cluster not in _BOOLEANS:
+        raise InvalidArgument(f"{location}: option cluster must be true or false, got {cluster!r}")
+    if _BOOLEANS[cluster] and location.path.strip("/") not in ("", "0"):
+        raise InvalidArgument(f"{location}: a Redis Cluster has only database 0")
+    key = "#".join(
+        [server_url(location), location.option("password_env") or "", location.option("username_env") or "", cluster]
+    )
+    return key, _BOOLEANS[cluster]
+
+
+def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
+    # Credentials never sit in URLs: they come from the environment.
+    password = os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
+    username = os.environ.get(location.option("username_env") or "REDIS_USERNAME")
+    if password:
+        options["password"] = password
+    if username:
+        options["username"] = username
+    for name in _CLIENT_OPTIONS:
+        raw = location.option(name)
+        if raw is not None:
+            options[name] = float(raw)
+    if cluster:
+        options.pop("health_check_interval", None)
+    return options
+
+
 def client(location: ResourceURL) -> redis.Redis:
     """The shared client for ``location``'s server and database.
 
@@ -36,48 +72,53 @@ def client(location: ResourceURL) -> redis.Redis:
     its hash slot. It answers the same commands as ``redis.Redis`` for keys of one slot,
     which is all the providers use (every key of a resource carries its hash tag).
     """
-    cluster = (location.option("cluster") or "false").lower()
-    if cluster not in _BOOLEANS:
-        raise InvalidArgument(f"{location}: option cluster must be true or false, got {cluster!r}")
-    url = (
-        server_url(location)
-        + "#"
-        + (location.option("password_env") or "")
-        + "#"
-        + (location.option("username_env") or "")
-        + "#"
-        + cluster
-    )
-    found = _clients.get(url)
+    key, cluster = _identity(location)
+    found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
-        found = _clients.get(url)
+        found = _clients.get(key)
         if found is None:
-            options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
-            # Credentials never sit in URLs: they come from the environment.
-            password = os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
-            username = os.environ.get(location.option("username_env") or "REDIS_USERNAME")
-            if password:
-                options["password"] = password
-            if username:
-                options["username"] = username
-            for name in _CLIENT_OPTIONS:
-                raw = location.option(name)
-                if raw is not None:
-                    options[name] = float(raw)
-            if _BOOLEANS[cluster]:
-                if location.path.strip("/") not in ("", "0"):
-                    raise InvalidArgument(f"{location}: a Redis Cluster has only database 0")
+            options = _options(location, cluster)
+            if cluster:
                 from redis.cluster import RedisCluster
 
-                options.pop("health_check_interval", None)
                 # Same commands for single-slot keys; typed as the plain client the providers use.
                 found = cast(redis.Redis, RedisCluster.from_url(server_url(location), **options))
             else:
                 found = redis.Redis.from_url(server_url(location), **options)
-            _clients[url] = found
+            _clients[key] = found
         return found
+
+
+def async_client(location: ResourceURL) -> aioredis.Redis:
+    """The ``redis.asyncio`` client for ``location`` on the running event loop.
+
+    An asyncio client belongs to the loop it first ran on, so each loop has its own
+    (dropped with the loop). Async callers then talk to Redis on the loop itself, with no
+    worker-thread hop; the blocking faces keep the thread-safe client of :func:`client`.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    per_loop = _async_clients.get(loop)
+    if per_loop is None:
+        with _lock:
+            per_loop = _async_clients.setdefault(loop, {})
+    key, cluster = _identity(location)
+    found = per_loop.get(key)
+    if found is None:
+        import redis.asyncio
+
+        options = _options(location, cluster)
+        if cluster:
+            from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+            found = cast(redis.asyncio.Redis, AsyncRedisCluster.from_url(server_url(location), **options))
+        else:
+            found = redis.asyncio.Redis.from_url(server_url(location), **options)
+        per_loop[key] = found
+    return found
 
 
 def namespace(location: ResourceURL, name: str | None, default: str) -> str:

@@ -9,7 +9,7 @@ from redis import exceptions as redis_errors
 from ...errors import InvalidArgument
 from ...resources.cache import Cache
 from ...resources.url import ResourceURL
-from ._client import client, error, namespace
+from ._client import async_client, client, error, namespace
 
 __all__ = ["RedisCache"]
 
@@ -42,6 +42,43 @@ class RedisCache(Cache):
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, "PING") from exc
 
+    # -- async callers: redis.asyncio on the running loop (no worker thread) -------------
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            data: bytes | None = await async_client(self.location).get(self._prefix + key)  # type: ignore[assignment]
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"GET {key!r}") from exc
+        return data
+
+    async def _set(self, key: str, data: bytes, ttl: float | None) -> None:
+        try:
+            await async_client(self.location).set(
+                self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000))
+            )
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"SET {key!r}") from exc
+
+    async def _delete(self, key: str) -> bool:
+        try:
+            return bool(await async_client(self.location).delete(self._prefix + key))
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"DEL {key!r}") from exc
+
+    async def _incr(self, key: str, by: int) -> int:
+        try:
+            if self.default_ttl is None:
+                return int(await async_client(self.location).incrby(self._prefix + key, by))
+            async with async_client(self.location).pipeline(transaction=True) as pipe:
+                pipe.incrby(self._prefix + key, by)
+                pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
+                value, _ = await pipe.execute()
+            return int(value)
+        except redis_errors.RedisError as exc:
+            raise self._incr_error(exc, key) from exc
+
+    # -- blocking callers: the shared thread-safe client ------------------------------
+
     def _get_blocking(self, key: str) -> bytes | None:
         try:
             data: bytes | None = self._client.get(self._prefix + key)  # type: ignore[assignment]
@@ -70,14 +107,15 @@ class RedisCache(Cache):
                 pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
                 value, _ = pipe.execute()
             return int(value)
-        except redis_errors.ResponseError as exc:
-            if "not an integer" in str(exc) or "out of range" in str(exc):
-                raise InvalidArgument(
-                    f"{self.name}: cannot increment {key!r}: it does not hold an integer", resource=self.name
-                ) from exc
-            raise error(exc, self.name, f"INCRBY {key!r}") from exc
         except redis_errors.RedisError as exc:
-            raise error(exc, self.name, f"INCRBY {key!r}") from exc
+            raise self._incr_error(exc, key) from exc
+
+    def _incr_error(self, exc: redis_errors.RedisError, key: str) -> Exception:
+        if isinstance(exc, redis_errors.ResponseError) and ("not an integer" in str(exc) or "out of range" in str(exc)):
+            return InvalidArgument(
+                f"{self.name}: cannot increment {key!r}: it does not hold an integer", resource=self.name
+            )
+        return error(exc, self.name, f"INCRBY {key!r}")
 
     def close(self) -> None:
         return None  # the client is shared by every resource on the same server
