@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cloud_run_support import free_port, wait_http
+import pytest
+from cloud_run_support import Recorder, envelope, free_port, post_json, wait_http
 
 PUSH_APP = """
 import json
@@ -121,3 +122,42 @@ def test_emulator_push_subscription_reaches_overcast_run(tmp_path: Path, pubsub_
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_push_past_max_attempts_goes_to_the_dead_letters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pubsub_emulator: Any
+) -> None:
+    """Pub/Sub counts deliveries (``deliveryAttempt``); past the subscription's ``max_attempts`` the
+    message is moved to the ``pubsub://`` provider's dead letters, with its id, and acknowledged."""
+    import asyncio
+
+    import overcast
+    from overcast.providers.gcp import cloud_run_app
+
+    suffix = uuid.uuid4().hex[:8]
+    (tmp_path / "overcast.toml").write_text(f'[targets.gcp]\ntopic.jobs = "pubsub://dl-jobs-{suffix}"\n')
+    monkeypatch.setenv("OVERCAST_TARGET", "gcp")
+    seen = Recorder()
+    app = overcast.App("dl", config=tmp_path / "overcast.toml")
+    jobs = app.topic("jobs")
+    app.subscribe(jobs, name="work", max_attempts=2)(seen.handler("work"))
+    asyncio.run(app.provision())
+    asgi = cloud_run_app(app)
+    subscription = f"projects/{os.environ['GOOGLE_CLOUD_PROJECT']}/subscriptions/dl-jobs-{suffix}.work"
+    ok = envelope({"n": 1}, subscription=subscription, message_id="m-ok", deliveryAttempt=2)
+    assert post_json(asgi, "/_overcast/pubsub", ok)[0] == 204
+    late = envelope({"n": 2}, subscription=subscription, message_id="m-late", deliveryAttempt=3, attributes={"k": "v"})
+    assert post_json(asgi, "/_overcast/pubsub", late)[0] == 204
+    assert [e.id for _, e in seen.events] == ["m-ok"]
+    dead = jobs.subscription("work", max_attempts=2).dead_letters()
+
+    async def drain() -> list[Any]:
+        got: list[Any] = []
+        for _ in range(20):
+            got += await dead.receive(max_messages=10, wait=1)
+            if got:
+                return got
+        return got
+
+    (message,) = asyncio.run(drain())
+    assert (message.id, message.body, message.attributes) == ("m-late", {"n": 2}, {"k": "v"})

@@ -316,9 +316,40 @@ class CloudRunApp:
             attempts=attempt if isinstance(attempt, int) and attempt > 0 else 1,
             receipt=message["messageId"],
         )
+        if msg.attempts > 1 and await self._dead_letter(sub, message, msg.attempts):
+            return
         delivery = await deliver(sub, self._settled, msg, app=self.app.name, original=envelope)
         if delivery.error is not None:
             raise delivery.error
+
+    async def _dead_letter(self, sub: Subscription, message: Mapping[str, Any], attempts: int) -> bool:
+        """Past the queue's ``max_attempts``: move the message to the dead letters, as a pull does.
+
+        Pub/Sub's own dead-letter policy (which the ``pubsub://`` provider sets at 100, its
+        most) counts the deliveries; the queue's lower limit is applied here, as on receive.
+        """
+        queue = _provider_queue(sub)
+        limit = getattr(queue, "max_attempts", None)
+        limit = limit if isinstance(limit, int) else sub.max_attempts
+        publish = getattr(queue, "_publish_raw", None)
+        dead = getattr(queue, "dead_path", None)
+        if not limit or attempts <= limit or not callable(publish) or not isinstance(dead, str):
+            return False
+        raw = message.get("data") or ""
+        data = base64.b64decode(raw) if isinstance(raw, str) else b""
+        attributes = message.get("attributes") or {}
+        attributes = {str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, Mapping) else {}
+        attributes["overcast.id"] = str(message["messageId"])
+        await asyncio.to_thread(publish, dead, data, attributes)
+        log.warning(
+            "%s/%s: message %s moved to dead letters %s after %d attempts",
+            sub.source.resource_name,
+            sub.name,
+            message["messageId"],
+            dead,
+            limit,
+        )
+        return True
 
     async def _run_event(self, event: CloudEvent, target: _Target | None) -> None:
         data = event.data
@@ -401,18 +432,23 @@ def _pubsub_names(sub: Subscription) -> list[str]:
     return names
 
 
-def _provider_subscription(sub: Subscription) -> str | None:
-    """The subscription id the ``pubsub://`` provider uses for ``sub``, when it exposes one."""
+def _provider_queue(sub: Subscription) -> Any:
+    """The ``pubsub://`` provider's queue behind ``sub`` (None on another provider, or if it cannot open)."""
     source = sub.source
     try:
         if source.resolved_url().scheme != "pubsub":
             return None
-        queue: Any = (
-            source.subscription(sub.name, max_attempts=sub.max_attempts)
-            if isinstance(source, TopicHandle)
-            else source._target()
-        )
+        if isinstance(source, TopicHandle):
+            return source.subscription(sub.name, max_attempts=sub.max_attempts)
+        return source._target()
     except Exception:  # the provider may be missing or misconfigured; conventions still apply
+        return None
+
+
+def _provider_subscription(sub: Subscription) -> str | None:
+    """The subscription id the ``pubsub://`` provider uses for ``sub``, when it exposes one."""
+    queue = _provider_queue(sub)
+    if queue is None:
         return None
     for attr in ("subscription_id", "subscription_name", "subscription"):
         value = getattr(queue, attr, None)
