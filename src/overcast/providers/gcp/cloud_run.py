@@ -15,8 +15,9 @@ The result is one ASGI app for the container's server (``overcast run`` under a
   HTTP target).
 
 A 2xx answer acknowledges the delivery; a handler that raises answers 500, so Pub/Sub
-delivers again (with its retry policy's backoff) and, after the subscription's
-maximum delivery attempts, moves the message to its dead-letter topic. With
+delivers again (with its retry policy's backoff). A message of the app's own queue or
+topic delivered past the queue's ``max_attempts`` (Pub/Sub's ``deliveryAttempt``) is moved
+to the ``pubsub://`` provider's dead letters and acknowledged, as a pull would. With
 ``verifier`` set (or ``OVERCAST_GCP_PUSH_AUDIENCE`` in the environment) a delivery must
 carry a Google-signed OIDC token for that audience.
 
