@@ -7,10 +7,14 @@ ack deletes it (only with the current delivery's receipt). Before claiming, rows
 used up ``max_attempts`` move to the dead-letter queue ``NAME#dead``. A topic copies
 each message to the queue of every subscription (``TOPIC/SUBSCRIPTION``) in one
 ``INSERT ... SELECT``.
+
+As in the KV store, each operation exists blocking (``handle.sync``) and async, with the
+same statements.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import replace
@@ -22,11 +26,42 @@ from psycopg.types.json import Jsonb
 from ...errors import ConfigError, InvalidArgument
 from ...resources.queue import Message, Queue, Topic, decode_body
 from ...resources.url import ResourceURL
-from ._db import connection, migrate, resource_name
+from ._db import PostgresResource, resource_name
 
 __all__ = ["PostgresQueue", "PostgresTopic"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_SEND = "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at) VALUES (%s, %s, %s, %s, now() + %s)"
+_DEAD = (
+    "UPDATE overcast_messages SET queue = %s, attempts = 0, receipt = NULL, visible_at = now()"
+    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
+    " AND attempts >= %s FOR UPDATE SKIP LOCKED)"
+)
+_CLAIM = (
+    "UPDATE overcast_messages SET visible_at = now() + %s, attempts = attempts + 1,"
+    " receipt = md5(random()::text || clock_timestamp()::text)"
+    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
+    " ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
+    " RETURNING seq, id, body, attributes, attempts, receipt"
+)
+_ACK = "DELETE FROM overcast_messages WHERE seq = %s AND receipt = %s"
+_NACK = "UPDATE overcast_messages SET visible_at = now() + %s WHERE seq = %s AND receipt = %s"
+_DEPTH = "SELECT count(*) FROM overcast_messages WHERE queue = %s AND visible_at <= now() AND attempts < %s"
+_SUBSCRIBE = "INSERT INTO overcast_subscriptions (topic, name) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+_PUBLISH = (
+    "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
+    " SELECT topic || '/' || name, %s, %s, %s, now() FROM overcast_subscriptions WHERE topic = %s"
+)
+
+
+def _messages(rows: list[Any]) -> list[Message]:
+    rows.sort(key=lambda row: row[0])
+    return [
+        Message(mid, decode_body(bytes(body)), dict(attrs), attempts, f"{seq}:{receipt}")
+        for seq, mid, body, attrs, attempts, receipt in rows
+    ]
+
+
 _POLL_FIRST, _POLL_MAX = 0.02, 0.25
 
 
@@ -39,7 +74,7 @@ def _max_attempts(location: ResourceURL, resource: str) -> int:
     return int(raw)
 
 
-class PostgresQueue(Queue):
+class PostgresQueue(PostgresResource, Queue):
     """A queue in PostgreSQL. Options: ``queue`` (default: the resource's name),
     ``max_attempts`` (5), and the connection options of the KV store.
 
@@ -63,21 +98,6 @@ class PostgresQueue(Queue):
         self._queue = f"{base}#dead" if self._dead else base
         self.max_attempts: int | None = None if self._dead else _max_attempts(loc, self.name)
 
-    def _conn(self, what: str) -> Any:
-        if not self._migrated:
-            migrate(self.location, self.name)
-            self._migrated = True
-        return connection(self.location, self.name, what)
-
-    _migrated = False
-
-    def _create_blocking(self) -> None:
-        migrate(self.location, self.name)
-
-    def _ping_blocking(self) -> None:
-        with self._conn("ping") as conn:
-            conn.execute("SELECT 1")
-
     def dead_letters(self) -> PostgresQueue:
         """The queue of this queue's dead letters (``NAME#dead``)."""
         if self._dead:
@@ -88,38 +108,29 @@ class PostgresQueue(Queue):
             options["queue"] = self._base
         return PostgresQueue(replace(self.location, options=options), name=f"{self.name} (dead letters)")
 
+    def _split(self, message: Message) -> tuple[int, str]:
+        seq, _, receipt = message.receipt.partition(":")
+        if not seq.isdigit() or not receipt:
+            raise InvalidArgument(f"{self.name}: ack/nack takes a Message received from this queue", resource=self.name)
+        return int(seq), receipt
+
+    def _depth_limit(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else 2**31 - 1
+
+    # -- blocking (handle.sync) ---------------------------------------------------------
+
     def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         message_id = str(uuid.uuid4())
         with self._conn("send") as conn:
-            conn.execute(
-                "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
-                " VALUES (%s, %s, %s, %s, now() + %s)",
-                (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)),
-            )
+            conn.execute(_SEND, (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)))
         return message_id
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         with self._conn("receive") as conn, conn.transaction():
             if self.max_attempts is not None:
-                conn.execute(
-                    "UPDATE overcast_messages SET queue = %s, attempts = 0, receipt = NULL, visible_at = now()"
-                    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
-                    " AND attempts >= %s FOR UPDATE SKIP LOCKED)",
-                    (f"{self._queue}#dead", self._queue, self.max_attempts),
-                )
-            rows = conn.execute(
-                "UPDATE overcast_messages SET visible_at = now() + %s, attempts = attempts + 1,"
-                " receipt = md5(random()::text || clock_timestamp()::text)"
-                " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
-                " ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING seq, id, body, attributes, attempts, receipt",
-                (timedelta(seconds=visibility_timeout), self._queue, max_messages),
-            ).fetchall()
-        rows.sort(key=lambda row: row[0])
-        return [
-            Message(mid, decode_body(bytes(body)), dict(attrs), attempts, f"{seq}:{receipt}")
-            for seq, mid, body, attrs, attempts, receipt in rows
-        ]
+                conn.execute(_DEAD, (f"{self._queue}#dead", self._queue, self.max_attempts))
+            rows = conn.execute(_CLAIM, (timedelta(seconds=visibility_timeout), self._queue, max_messages)).fetchall()
+        return _messages(rows)
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         deadline = time.monotonic() + wait
@@ -132,36 +143,65 @@ class PostgresQueue(Queue):
             time.sleep(min(pause, left))
             pause = min(pause * 2, _POLL_MAX)
 
-    def _split(self, message: Message) -> tuple[int, str]:
-        seq, _, receipt = message.receipt.partition(":")
-        if not seq.isdigit() or not receipt:
-            raise InvalidArgument(f"{self.name}: ack/nack takes a Message received from this queue", resource=self.name)
-        return int(seq), receipt
-
     def _ack_blocking(self, message: Message) -> None:
         seq, receipt = self._split(message)
         with self._conn(f"ack message {message.id}") as conn:
-            conn.execute("DELETE FROM overcast_messages WHERE seq = %s AND receipt = %s", (seq, receipt))
+            conn.execute(_ACK, (seq, receipt))
 
     def _nack_blocking(self, message: Message, delay: float) -> None:
         seq, receipt = self._split(message)
         with self._conn(f"nack message {message.id}") as conn:
-            conn.execute(
-                "UPDATE overcast_messages SET visible_at = now() + %s WHERE seq = %s AND receipt = %s",
-                (timedelta(seconds=delay), seq, receipt),
-            )
+            conn.execute(_NACK, (timedelta(seconds=delay), seq, receipt))
 
     def _depth_blocking(self) -> int:
-        limit = self.max_attempts if self.max_attempts is not None else 2**31 - 1
         with self._conn("count messages") as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM overcast_messages WHERE queue = %s AND visible_at <= now() AND attempts < %s",
-                (self._queue, limit),
-            ).fetchone()
+            row = conn.execute(_DEPTH, (self._queue, self._depth_limit())).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- async, on the running loop --------------------------------------------------------
+
+    async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        message_id = str(uuid.uuid4())
+        async with await self._aconn("send") as conn:
+            await conn.execute(_SEND, (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)))
+        return message_id
+
+    async def _aclaim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        async with await self._aconn("receive") as conn, conn.transaction():
+            if self.max_attempts is not None:
+                await conn.execute(_DEAD, (f"{self._queue}#dead", self._queue, self.max_attempts))
+            cursor = await conn.execute(_CLAIM, (timedelta(seconds=visibility_timeout), self._queue, max_messages))
+            rows = await cursor.fetchall()
+        return _messages(rows)
+
+    async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        deadline = time.monotonic() + wait
+        pause = _POLL_FIRST
+        while True:
+            messages = await self._aclaim(max_messages, visibility_timeout)
+            left = deadline - time.monotonic()
+            if messages or left <= 0:
+                return messages
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, _POLL_MAX)
+
+    async def _ack(self, message: Message) -> None:
+        seq, receipt = self._split(message)
+        async with await self._aconn(f"ack message {message.id}") as conn:
+            await conn.execute(_ACK, (seq, receipt))
+
+    async def _nack(self, message: Message, delay: float) -> None:
+        seq, receipt = self._split(message)
+        async with await self._aconn(f"nack message {message.id}") as conn:
+            await conn.execute(_NACK, (timedelta(seconds=delay), seq, receipt))
+
+    async def _depth(self) -> int:
+        async with await self._aconn("count messages") as conn:
+            row = await (await conn.execute(_DEPTH, (self._queue, self._depth_limit()))).fetchone()
         return int(row[0]) if row else 0
 
 
-class PostgresTopic(Topic):
+class PostgresTopic(PostgresResource, Topic):
     """A topic in PostgreSQL: each message is copied to every subscription's queue.
 
     Options: ``topic`` (default: the resource's name). Capabilities: those of its queues.
@@ -175,21 +215,6 @@ class PostgresTopic(Topic):
         super().__init__(url, name=name)
         self._topic = resource_name(self.location, name, "topic", "topic")
         _max_attempts(self.location, self.name)  # a bad option fails now, not at the first subscription
-
-    def _conn(self, what: str) -> Any:
-        if not self._migrated:
-            migrate(self.location, self.name)
-            self._migrated = True
-        return connection(self.location, self.name, what)
-
-    _migrated = False
-
-    def _create_blocking(self) -> None:
-        migrate(self.location, self.name)
-
-    def _ping_blocking(self) -> None:
-        with self._conn("ping") as conn:
-            conn.execute("SELECT 1")
 
     def _subscription(self, name: str, max_attempts: int | None) -> PostgresQueue:
         options = dict(self.location.options)
@@ -208,19 +233,22 @@ class PostgresTopic(Topic):
 
     def _subscribe(self, name: str) -> None:
         with self._conn(f"create subscription {name!r}") as conn:
-            conn.execute(
-                "INSERT INTO overcast_subscriptions (topic, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (self._topic, name),
-            )
+            conn.execute(_SUBSCRIBE, (self._topic, name))
+
+    async def _asubscribe(self, name: str) -> None:
+        async with await self._aconn(f"create subscription {name!r}") as conn:
+            await conn.execute(_SUBSCRIBE, (self._topic, name))
 
     def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
         message_id = str(uuid.uuid4())
         with self._conn("publish") as conn:
-            conn.execute(
-                "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
-                " SELECT topic || '/' || name, %s, %s, %s, now() FROM overcast_subscriptions WHERE topic = %s",
-                (message_id, data, Jsonb(attributes), self._topic),
-            )
+            conn.execute(_PUBLISH, (message_id, data, Jsonb(attributes), self._topic))
+        return message_id
+
+    async def _publish(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id = str(uuid.uuid4())
+        async with await self._aconn("publish") as conn:
+            await conn.execute(_PUBLISH, (message_id, data, Jsonb(attributes), self._topic))
         return message_id
 
 
@@ -236,14 +264,33 @@ class _SubscriptionQueue(PostgresQueue):
             topic._subscribe(name)
             self._register = None
 
+    async def _aensure(self) -> None:
+        pending = self._register
+        if pending is not None:
+            topic, name = pending
+            await topic._asubscribe(name)
+            self._register = None
+
     def _create_blocking(self) -> None:
         super()._create_blocking()
         self._ensure()
+
+    async def create(self) -> None:
+        await super().create()
+        await self._aensure()
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         self._ensure()
         return super()._claim(max_messages, visibility_timeout)
 
+    async def _aclaim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
+        await self._aensure()
+        return await super()._aclaim(max_messages, visibility_timeout)
+
     def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         self._ensure()
         return super()._send_blocking(data, attributes, delay)
+
+    async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        await self._aensure()
+        return await super()._send(data, attributes, delay)
