@@ -22,7 +22,7 @@ from _common import Result, arguments, interleave, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from servers.aws import start_moto  # noqa: E402
+from servers.aws import start_moto
 
 IMPORTS = {
     "obstore": "import obstore\nfrom obstore.store import S3Store\n"
@@ -64,7 +64,7 @@ def main() -> None:
     tries = 2 if args.quick else 5
     rounds = 2 if args.quick else 5
     baseline = cold_import_ms("pass", tries)
-    print("cold import + S3 client (best of %d, interpreter start %.0f ms subtracted):" % (tries, baseline))
+    print(f"cold import + S3 client (best of {tries}, interpreter start {baseline:.0f} ms subtracted):")
     for name, code in IMPORTS.items():
         print(f"  {name:<28} {cold_import_ms(code, tries) - baseline:7.1f} ms")
 

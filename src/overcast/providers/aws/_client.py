@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _session: Any = None
-_clients: dict[tuple[str, str, str | None, str | None], Any] = {}
+_clients: dict[tuple[str, str, str | None, str | None, int], Any] = {}
 
 #: botocore retries these itself (standard mode: exponential backoff with jitter)
 #: before the error reaches us; we then raise Throttled.
@@ -138,40 +138,37 @@ def region_of(location: ResourceURL) -> str:
     return str(configured) if configured else "us-east-1"
 
 
-def client(service: str, location: ResourceURL, **config: Any) -> Any:
-    """The shared botocore client of ``service`` for the region and endpoint of ``location``.
+def client(service: str, location: ResourceURL) -> Any:
+    """The shared botocore client of ``service`` for the region, endpoint and retries of ``location``.
 
     botocore clients are thread-safe, so every resource in a process shares one per service.
     """
     region = region_of(location)
     endpoint = location.option("endpoint")
     retries = location.option("retries")
+    attempts = 5
     if retries is not None:
         if not retries.isdigit() or not 1 <= int(retries) <= 20:
             raise ConfigError(f"{location}: retries must be the number of attempts, 1 to 20; got {retries!r}")
-        config.setdefault("retries", {"mode": "standard", "total_max_attempts": int(retries)})
-    key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"))
+        attempts = int(retries)
+    key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"), attempts)
     found = _clients.get(key)
-    if found is not None and not config:
+    if found is not None:
         return found
     with _lock:
         found = _clients.get(key)
-        if found is not None and not config:
-            return found
-        from botocore.config import Config
+        if found is None:
+            from botocore.config import Config
 
-        settings: dict[str, Any] = {
-            "retries": {"mode": "standard", "total_max_attempts": 5},
-            "max_pool_connections": 32,
-            "tcp_keepalive": True,
-        }
-        settings.update(config)
-        made = _botocore_session().create_client(
-            service, region_name=region, endpoint_url=endpoint, config=Config(**settings)
-        )
-        if not config:
-            _clients[key] = made
-        return made
+            config = Config(
+                retries={"mode": "standard", "total_max_attempts": attempts},
+                max_pool_connections=32,
+                tcp_keepalive=True,
+            )
+            found = _clients[key] = _botocore_session().create_client(
+                service, region_name=region, endpoint_url=endpoint, config=config
+            )
+        return found
 
 
 def error_code(exc: BaseException) -> str:
