@@ -1,9 +1,10 @@
 """The AWS providers against raw botocore doing the same work on the same moto server, in one run.
 
 DynamoDB get and put of a small document (raw: the same GetItem / PutItem with the same
-item, the document serialized and a version made per put as any caller must), S3 put and get of 1 KB and 8 MB (raw: PutObject / GetObject). Overcast's synchronous
-face and its async face (on one event loop, each hook offloaded to a thread) are both
-measured, in blocks alternating with the raw calls. Goal: within 1.05x of raw botocore.
+item, the document serialized and a version made per put as any caller must); S3 put and
+get of 1 KB and 8 MB (raw: PutObject / GetObject). Overcast's synchronous face and its
+async face (on one event loop, each hook offloaded to a thread) are both measured, in
+blocks alternating with the raw calls. Goal: within 1.05x of raw botocore.
 
 moto answers in about a millisecond, much faster than DynamoDB or S3 do, so these ratios
 are the worst Overcast will show: against the real services the same overhead is a
