@@ -30,3 +30,19 @@ def _pubsub(tmp: Path, name: str) -> str:
 
 CASES.append(Case("queue", "pubsub", _pubsub, server="pubsub_emulator", title="PubSub"))
 CASES.append(Case("topic", "pubsub", _pubsub, server="pubsub_emulator", title="PubSub"))
+
+
+def _gsm(tmp: Path, name: str) -> str:
+    # Secret Manager has no emulator: a fake gRPC server speaking its API (named a fake)
+    from providers.gcp.fake_secret_manager import running_fake
+
+    return f"gsm://{name}?project=overcast-test&emulator={running_fake().address}"
+
+
+def _set_gsm(url: str, name: str, value: str) -> None:
+    from overcast.providers.gcp.secrets import SecretManagerSecretStore
+
+    SecretManagerSecretStore(url).put(name, value)
+
+
+CASES.append(Case("secret", "gsm", _gsm, set_secret=_set_gsm, title="SecretManagerFake"))

@@ -50,7 +50,7 @@ def _client(project: str | None) -> Any:
     with _lock:
         found = _clients.get(project)
         if found is None:
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[attr-defined]
 
             if emulated("STORAGE_EMULATOR_HOST"):
                 found = storage.Client(project=project or "overcast-local", credentials=anonymous())
@@ -367,7 +367,7 @@ class GCSBlobStore(BlobStore):
             from google.oauth2 import service_account
 
             try:
-                signer = service_account.Credentials.from_service_account_file(path)
+                signer = service_account.Credentials.from_service_account_file(path)  # type: ignore[no-untyped-call]
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"{self.name}: cannot load a signing key from {path}: {exc}") from exc
             with _lock:
@@ -389,5 +389,5 @@ class GCSBlobStore(BlobStore):
         email = getattr(credentials, "service_account_email", None)
         if not email:
             raise NotSupported(f"{self.name}: these credentials cannot sign URLs", resource=self.name)
-        credentials.refresh(Request())
+        credentials.refresh(Request())  # type: ignore[no-untyped-call]
         return None, {"service_account_email": email, "access_token": credentials.token}

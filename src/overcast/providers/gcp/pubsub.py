@@ -66,7 +66,7 @@ def _client(which: str) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            from google.cloud import pubsub_v1
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
             if which == "publisher":
                 found = pubsub_v1.PublisherClient()
@@ -135,7 +135,9 @@ class _PubSub:
             # the generated client's Publish, one request, not the wrapper's background batching
             from google.pubsub_v1.services.publisher.client import PublisherClient
 
-            response = PublisherClient.publish(_client("publisher"), topic=topic_path, messages=[message])
+            response = PublisherClient.publish(
+                _client("publisher"), topic=topic_path, messages=[message]  # type: ignore[list-item]
+            )
         except Exception as exc:
             raise self._error(exc, f"topic {topic_path}") from exc
         return str(response.message_ids[0])
