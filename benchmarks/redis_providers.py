@@ -3,7 +3,8 @@
 Starts its own redis-server (Debian's) on a free port. Per operation, one round trip on
 both sides: cache GET/SET (raw: GET/SET PX + json), KV get (raw: HMGET + json) and KV put
 (raw: the same Lua script through redis-py's EVALSHA), queue send (raw: XADD), topic
-publish to one subscription (raw: the same Lua script). Also
+publish to one subscription (raw: the same Lua script); and from async code, cache and
+KV get (the providers' redis.asyncio path against redis.asyncio). Also
 the cache's GET throughput unpipelined against a 100-command pipeline of raw GETs, to
 show what batching would gain. Goal: each provider within 1.05x of its raw client.
 
@@ -12,16 +13,18 @@ show what batching would gain. Goal: each provider within 1.05x of its raw clien
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from _common import Result, arguments, interleave, report
 
 import overcast
@@ -43,6 +46,66 @@ def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
         return (time.perf_counter() - start) / n * 1e6
 
     return run
+
+
+def paired_us(n: int, ours: Callable[[], Any], theirs: Callable[[], Any]) -> tuple[float, float]:
+    """Time per op of each, alternating op by op (the machine is shared: a burst of other
+    work must hit both sides alike)."""
+    clock = time.perf_counter
+    spent = [0.0, 0.0]
+    for i in range(n):
+        first, second = (ours, theirs) if i % 2 else (theirs, ours)
+        t0 = clock()
+        first()
+        t1 = clock()
+        second()
+        t2 = clock()
+        spent[i % 2 == 0] += t1 - t0  # ours first on odd i: index 0
+        spent[i % 2 == 1] += t2 - t1
+    return spent[0] / n * 1e6, spent[1] / n * 1e6
+
+
+async def async_pairs(url: str, doc: dict[str, Any], n: int, rounds: int) -> dict[str, tuple[Result, Result]]:
+    """Async callers: the providers' redis.asyncio path against redis.asyncio itself."""
+    raw = aioredis.Redis.from_url(url)
+    cache = overcast.open_cache(f"{url}?prefix=bench-acache")
+    kv = overcast.open_kv(f"{url}?prefix=bench-akv")
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    await cache.set("k", doc)
+    await kv.put("k", doc)
+    await raw.set("{raw-a}:k", data)
+    await raw.hset("{raw-a}:i:k", mapping={"v": data, "ver": "x", "exp": ""})
+
+    async def raw_kv_get() -> Any:
+        value, _version, _exp = await raw.hmget("{raw-a}:i:k", ["v", "ver", "exp"])
+        return json.loads(value)
+
+    async def raw_cache_get() -> Any:
+        return json.loads(await raw.get("{raw-a}:k"))
+
+    pairs: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]] = {
+        "async cache get": (lambda: cache.get("k"), raw_cache_get),
+        "async kv get": (lambda: kv.get("k"), raw_kv_get),
+    }
+    results = {name: (Result(name, "us"), Result("raw " + name, "us")) for name in pairs}
+
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for name, (ours, theirs) in pairs.items():
+            spent = [0.0, 0.0]
+            for i in range(n):  # alternating op by op, as paired_us
+                first, second = (ours, theirs) if i % 2 else (theirs, ours)
+                t0 = clock()
+                await first()
+                t1 = clock()
+                await second()
+                t2 = clock()
+                spent[i % 2 == 0] += t1 - t0
+                spent[i % 2 == 1] += t2 - t1
+            results[name][0].samples.append(spent[0] / n * 1e6)
+            results[name][1].samples.append(spent[1] / n * 1e6)
+    await raw.aclose()
+    return results
 
 
 def main() -> None:
@@ -124,12 +187,14 @@ def main() -> None:
         piped = Result("raw pipelined get", "us")
         # Short runs, many rounds, each pair measured back to back in alternating order: the
         # machine is shared, and a burst of other work must hit both sides alike.
-        for round_ in range(rounds):
+        for _ in range(rounds):
             for name, (ours, theirs) in pairs.items():
-                pair = [(results[name][0], per_op_us(n, ours)), (results[name][1], per_op_us(n, theirs))]
-                interleave(1, *(pair if round_ % 2 else pair[::-1]))
+                ours_us, theirs_us = paired_us(n, ours, theirs)
+                results[name][0].samples.append(ours_us)
+                results[name][1].samples.append(theirs_us)
             interleave(1, (piped, lambda: per_op_us(max(1, n // 100), raw_pipelined_get)() / 100))
-        rows = [(name, ours, theirs, "<= 1.05x") for name, (ours, theirs) in results.items()]
+        async_results = asyncio.run(async_pairs(url, doc, n, rounds))
+        rows = [(name, ours, theirs, "<= 1.05x") for name, (ours, theirs) in {**results, **async_results}.items()]
         rows.append(("cache get vs raw 100-GET pipeline", results["cache get"][0], piped, "(reported)"))
         report(f"Redis providers vs redis-py ({n} ops per round, median of {rounds} rounds, time per op)", rows)
     finally:

@@ -180,3 +180,14 @@ def test_cluster_options_are_checked(redis_cluster: Server) -> None:
         overcast.open_cache(f"{base}?cluster=maybe")
     with pytest.raises(InvalidArgument, match="database 0"):
         overcast.open_cache(base.replace("/0", "/3") + "?cluster=true")
+
+
+def test_async_writes_survive_a_script_flush(redis_server: Server) -> None:
+    from overcast.resources import bridge
+
+    kv = overcast.open_kv(_url(redis_server, f"flush-{uuid.uuid4().hex[:8]}"))
+    version = bridge.run_sync(kv.put("k", {"n": 1}))
+    redis.Redis.from_url(redis_server.env["OVERCAST_TEST_REDIS_URL"]).script_flush()
+    version = bridge.run_sync(kv.put("k", {"n": 2}, if_version=version))  # EVALSHA misses, EVAL reloads
+    assert bridge.run_sync(kv.delete("k", if_version=version)) is True
+    assert kv.sync.put("k", {"n": 3})  # and the blocking client's script object still works

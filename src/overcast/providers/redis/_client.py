@@ -15,6 +15,7 @@ from ...resources.url import ResourceURL
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+    from redis.commands.core import Script
 
 _clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[Any, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
@@ -127,6 +128,15 @@ def namespace(location: ResourceURL, name: str | None, default: str) -> str:
     if "{" in prefix or "}" in prefix:
         raise InvalidArgument(f"{location}: prefix {prefix!r} may not hold braces (they mark the hash tag)")
     return prefix
+
+
+async def run_script(aclient: aioredis.Redis, script: Script, keys: list[str], args: list[Any]) -> Any:
+    """Run a script registered on the blocking client through ``aclient``: EVALSHA, and EVAL
+    (which caches it again) if the server no longer knows it (a restart, SCRIPT FLUSH)."""
+    try:
+        return await aclient.evalsha(script.sha, len(keys), *keys, *args)
+    except redis_errors.NoScriptError:
+        return await aclient.eval(cast(str, script.script), len(keys), *keys, *args)
 
 
 def error(exc: redis_errors.RedisError, resource: str, what: str) -> ProviderError:

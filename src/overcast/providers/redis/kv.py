@@ -24,7 +24,7 @@ from redis import exceptions as redis_errors
 from ...errors import Conflict
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
-from ._client import client, error, namespace
+from ._client import async_client, client, error, namespace, run_script
 
 __all__ = ["RedisKeyValueStore"]
 
@@ -124,15 +124,24 @@ class RedisKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
+        version, keys, args = self._put_request(key, data, if_version, if_absent, expires_at)
+        try:
+            done, current = self._put_script(keys=keys, args=args)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"put of key {key!r}") from exc
+        return self._put_outcome(key, version, done, current, if_version, if_absent)
+
+    def _put_request(
+        self, key: str, data: bytes, if_version: str | None, if_absent: bool, expires_at: datetime | None
+    ) -> tuple[str, list[str], list[Any]]:
         mode = "version" if if_version is not None else ("absent" if if_absent else "put")
         version = uuid.uuid4().hex
         exp = "" if expires_at is None else str(int(expires_at.timestamp() * 1000))
-        try:
-            done, current = self._put_script(
-                keys=[self._items + key, self._index], args=[mode, if_version or "", data, version, exp, key]
-            )
-        except redis_errors.RedisError as exc:
-            raise error(exc, self.name, f"put of key {key!r}") from exc
+        return version, [self._items + key, self._index], [mode, if_version or "", data, version, exp, key]
+
+    def _put_outcome(
+        self, key: str, version: str, done: Any, current: Any, if_version: str | None, if_absent: bool
+    ) -> str:
         if not done:
             if if_absent:
                 raise Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
@@ -145,10 +154,50 @@ class RedisKeyValueStore(KeyValueStore):
             outcome, current = self._delete_script(keys=[self._items + key, self._index], args=[if_version or "", key])
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"delete of key {key!r}") from exc
+        return self._delete_outcome(key, outcome, current, if_version)
+
+    def _delete_outcome(self, key: str, outcome: Any, current: Any, if_version: str | None) -> bool:
         if outcome == -1:
             found = "is absent" if not current else f"is at version {current.decode()}"
             raise Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
         return bool(outcome)
+
+    # -- async callers: redis.asyncio on the running loop (no worker thread) -------------
+
+    async def _get(self, key: str) -> Item | None:
+        try:
+            fields = await async_client(self.location).hmget(self._items + key, ["v", "ver", "exp"])
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"HMGET key {key!r}") from exc
+        return self._item(key, fields)
+
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        version, keys, args = self._put_request(key, data, if_version, if_absent, expires_at)
+        try:
+            done, current = await run_script(async_client(self.location), self._put_script, keys, args)
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"put of key {key!r}") from exc
+        return self._put_outcome(key, version, done, current, if_version, if_absent)
+
+    async def _delete(self, key: str, if_version: str | None) -> bool:
+        try:
+            outcome, current = await run_script(
+                async_client(self.location),
+                self._delete_script,
+                [self._items + key, self._index],
+                [if_version or "", key],
+            )
+        except redis_errors.RedisError as exc:
+            raise error(exc, self.name, f"delete of key {key!r}") from exc
+        return self._delete_outcome(key, outcome, current, if_version)
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
         low = b"(" + cursor.encode() if cursor is not None else (b"[" + prefix.encode() if prefix else b"-")
