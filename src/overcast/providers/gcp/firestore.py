@@ -112,6 +112,10 @@ class FirestoreKeyValueStore(KeyValueStore):
                 f"{self.name}: Firestore collection id {collection!r} in {self.location} must be 1-1500 "
                 "bytes without '/', and not '.', '..' or '__...__'"
             )
+        if self.location.path:
+            raise ConfigError(
+                f"{self.name}: {self.location} names a path after the collection; give a top-level collection id"
+            )
         self.collection_id = collection
         self.project = project_of(self.location)
         self.database = self.location.option("database", "(default)") or "(default)"
