@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import mark_warm, request_id
+from ...telemetry.runtime import after_invocation, http_error, invocation
 from .lambda_http import Headers, HttpAdapter, Scope, adapter_for
 
 # asyncio is imported on the first invocation, not here: the handler module's import is
@@ -104,8 +105,6 @@ class LambdaHandler:
             adapter = adapter_for(event)
             if adapter is not None:
                 if _telemetry.ENABLED:
-                    from ...telemetry.runtime import invocation
-
                     with invocation(handler="http", request=rid):
                         return self._http(adapter, event, context, rid)
                 return self._http(adapter, event, context, rid)
@@ -116,8 +115,6 @@ class LambdaHandler:
                 _cold["start"] = False
                 mark_warm()
             if _telemetry.ENABLED:  # a frozen sandbox exports nothing: flush now and then
-                from ...telemetry.runtime import after_invocation
-
                 after_invocation()
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -167,8 +164,6 @@ class LambdaHandler:
 
     def _event(self, event: Any, context: Any, rid: str | None) -> Any:
         router = self.router
-        from ...telemetry.runtime import invocation
-
         with invocation(handler=router.kind_of(event), request=rid):
             return self.loop.run_until_complete(router.handle(event, context))
 
@@ -225,8 +220,6 @@ async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tu
     except Exception:
         log.exception("%s %s failed (request %s)", scope["method"], scope["path"], rid, extra={"request_id": rid})
         if _telemetry.ENABLED:
-            from ...telemetry.runtime import http_error
-
             http_error()
         if not complete:
             return 500, list(_ERROR_HEADERS), _ERROR_BODY
