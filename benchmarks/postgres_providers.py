@@ -1,20 +1,30 @@
 """The PostgreSQL providers against psycopg doing the same work on the same server, in one run.
 
-Starts a throw-away PostgreSQL cluster (Debian's, through the tests' own starter). Per
-operation, one statement on both sides on a pooled autocommit connection: KV get (raw:
-the same SELECT + the same row), KV put (raw: the same upsert), queue send (raw: the same
-INSERT). Goal: each within 1.05x of raw psycopg.
+Starts a throw-away PostgreSQL cluster (Debian's, through the tests' own starter). Each
+operation runs the same statements on both sides, on pooled autocommit connections with
+the same pool size:
+
+- KV get (raw: the same SELECT), KV put (the same upsert), queue send (the same INSERT),
+  queue round trip: send, receive and ack one message (the same INSERT, the dead-letter
+  UPDATE and the claiming UPDATE in one transaction, the DELETE);
+- blocking face (``handle.sync``) against psycopg_pool's ``ConnectionPool``;
+- async face against psycopg_pool's ``AsyncConnectionPool`` on the same loop;
+- and the choice made for the async face: the async hooks on the loop's own connections
+  against the blocking hooks run in a worker thread (what ``offload`` would do).
+
+Goal: each provider row within 1.05x of raw psycopg.
 
     .venv/bin/python benchmarks/postgres_providers.py [--quick]
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,12 +34,17 @@ from _common import Result, arguments, interleave, report
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 import overcast
 from overcast.providers.postgres import _db
-from overcast.providers.postgres.kv import _LIVE, _UPSERT
+from overcast.providers.postgres.kv import _GET, _UPSERT
+from overcast.providers.postgres.queue import _ACK, _CLAIM, _DEAD, _SEND
+from overcast.resources import bridge
 from servers.postgres import start_postgres
+
+DOC = {"id": "u-1", "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["a", "b"]}
+SECOND = timedelta(seconds=30)
 
 
 def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
@@ -42,57 +57,137 @@ def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
     return run
 
 
+def per_op_us_async(loop: asyncio.AbstractEventLoop, n: int, op: Callable[[], Awaitable[Any]]) -> Callable[[], float]:
+    async def timed() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            await op()
+        return (time.perf_counter() - start) / n * 1e6
+
+    return lambda: loop.run_until_complete(timed())
+
+
 def main() -> None:
     args = arguments(__doc__ or "")
-    n = 300 if args.quick else 3_000
+    n = 300 if args.quick else 2_000
     rounds = 3 if args.quick else 7
     server = start_postgres()
+    loop = asyncio.new_event_loop()
     try:
         server.apply_env()
         url = server.env["OVERCAST_TEST_POSTGRES_URL"]
-        doc = {"id": "u-1", "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["a", "b"]}
-        kv = overcast.open_kv(f"{url}?store=bench").sync
-        queue = overcast.open_queue(f"{url}?queue=bench").sync
-        kv.put("k", doc)
-        pool: ConnectionPool[Any] = ConnectionPool(
-            _db.conninfo(overcast.resources.url.ResourceURL.parse(url)), kwargs={"autocommit": True}, open=True
-        )
+        info = _db.conninfo(overcast.resources.url.ResourceURL.parse(url))
+        kv = overcast.open_kv(f"{url}?store=bench")
+        queue = overcast.open_queue(f"{url}?queue=bench")
+        kv.sync.put("k", DOC)
+        size = {"min_size": 1, "max_size": 10, "kwargs": {"autocommit": True}}
+        pool: ConnectionPool[Any] = ConnectionPool(info, open=True, **size)  # type: ignore[arg-type]
+        apool: AsyncConnectionPool[Any] = AsyncConnectionPool(info, open=False, **size)  # type: ignore[arg-type]
+        loop.run_until_complete(apool.open())
 
+        # -- raw psycopg, blocking
         def raw_get() -> Any:
             with pool.connection() as conn:
-                sql = "SELECT value, raw, version, expires_at FROM overcast_kv "
-                sql += f" WHERE store = %s AND key = %s AND {_LIVE}"
-                return conn.execute(sql, ("raw", b"k")).fetchone()
+                return conn.execute(_GET, ("raw", b"k")).fetchone()
 
         def raw_put() -> None:
             with pool.connection() as conn:
-                conn.execute(_UPSERT, ("raw", b"k", json.dumps(doc), None, uuid.uuid4().hex, None))
+                conn.execute(_UPSERT, ("raw", b"k", json.dumps(DOC), None, uuid.uuid4().hex, None))
 
         def raw_send() -> None:
             with pool.connection() as conn:
-                conn.execute(
-                    "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at)"
-                    " VALUES (%s, %s, %s, %s, now() + %s)",
-                    ("raw", str(uuid.uuid4()), b'{"n":1}', Jsonb({}), timedelta(0)),
-                )
+                conn.execute(_SEND, ("raw", str(uuid.uuid4()), b'{"n":1}', Jsonb({}), timedelta(0)))
+
+        def raw_cycle() -> None:
+            raw_send()
+            with pool.connection() as conn, conn.transaction():
+                conn.execute(_DEAD, ("raw#dead", "raw", 5))
+                seq, receipt = conn.execute(_CLAIM, (SECOND, "raw", 1)).fetchall()[0][::5]
+            with pool.connection() as conn:  # acked after the work, as a consumer does
+                conn.execute(_ACK, (seq, receipt))
+
+        # -- raw psycopg, async
+        async def araw_get() -> Any:
+            async with apool.connection() as conn:
+                return await (await conn.execute(_GET, ("raw", b"k"))).fetchone()
+
+        async def araw_put() -> None:
+            async with apool.connection() as conn:
+                await conn.execute(_UPSERT, ("raw", b"k", json.dumps(DOC), None, uuid.uuid4().hex, None))
+
+        async def araw_send() -> None:
+            async with apool.connection() as conn:
+                await conn.execute(_SEND, ("araw", str(uuid.uuid4()), b'{"n":1}', Jsonb({}), timedelta(0)))
+
+        async def araw_cycle() -> None:
+            await araw_send()
+            async with apool.connection() as conn, conn.transaction():
+                await conn.execute(_DEAD, ("araw#dead", "araw", 5))
+                rows = await (await conn.execute(_CLAIM, (SECOND, "araw", 1))).fetchall()
+            seq, receipt = rows[0][::5]
+            async with apool.connection() as conn:
+                await conn.execute(_ACK, (seq, receipt))
+
+        # -- the providers
+        def cycle() -> None:
+            queue.sync.send({"n": 1})
+            (message,) = queue.sync.receive(max_messages=1, visibility_timeout=30)
+            queue.sync.ack(message)
+
+        async def acycle() -> None:
+            await queue.send({"n": 1})
+            (message,) = await queue.receive(max_messages=1, visibility_timeout=30)
+            await queue.ack(message)
+
+        async def offloaded_get() -> Any:
+            return await bridge.offload(kv._get_blocking, "k")
+
+        async def offloaded_put() -> Any:
+            data = json.dumps(DOC, separators=(",", ":")).encode()
+            return await bridge.offload(kv._put_blocking, "k", DOC, data, None, False, None)
 
         raw_put()
-        pairs = {
-            "kv get": (lambda: kv.get("k"), raw_get),
-            "kv put": (lambda: kv.put("k", doc), raw_put),
-            "queue send": (lambda: queue.send({"n": 1}), raw_send),
+        sync_pairs = {
+            "kv get (sync)": (lambda: kv.sync.get("k"), raw_get),
+            "kv put (sync)": (lambda: kv.sync.put("k", DOC), raw_put),
+            "queue send (sync)": (lambda: queue.sync.send({"n": 1}), raw_send),
+            "queue send+receive+ack (sync)": (cycle, raw_cycle),
         }
-        results = {name: (Result(name, "us"), Result("raw " + name, "us")) for name in pairs}
+        async_pairs = {
+            "kv get (async)": (lambda: kv.get("k"), araw_get),
+            "kv put (async)": (lambda: kv.put("k", DOC), araw_put),
+            "queue send (async)": (lambda: queue.send({"n": 1}), araw_send),
+            "queue send+receive+ack (async)": (acycle, araw_cycle),
+        }
+        choice_pairs = {
+            "kv get: loop vs worker thread": (lambda: kv.get("k"), offloaded_get),
+            "kv put: loop vs worker thread": (lambda: kv.put("k", DOC), offloaded_put),
+        }
+        results: dict[str, tuple[Result, Result]] = {}
         runs = []
-        for name, (ours, theirs) in pairs.items():
+        for name, (ours, theirs) in sync_pairs.items():
+            results[name] = (Result(name, "us"), Result("raw " + name, "us"))
             runs += [(results[name][0], per_op_us(n, ours)), (results[name][1], per_op_us(n, theirs))]
+        for name, (aours, atheirs) in {**async_pairs, **choice_pairs}.items():
+            results[name] = (Result(name, "us"), Result("raw " + name, "us"))
+            runs += [
+                (results[name][0], per_op_us_async(loop, n, aours)),
+                (results[name][1], per_op_us_async(loop, n, atheirs)),
+            ]
         interleave(rounds, *runs)
+        title = f"({n} ops per round, median of {rounds} rounds, time per op)"
         report(
-            f"PostgreSQL providers vs psycopg ({n} ops per round, median of {rounds} rounds, time per op)",
-            [(name, ours, theirs, "<= 1.05x") for name, (ours, theirs) in results.items()],
+            f"PostgreSQL providers vs psycopg {title}",
+            [(name, *results[name], "<= 1.05x") for name in {**sync_pairs, **async_pairs}],
+        )
+        report(
+            f"Async face: hooks on the loop's connections (overcast) vs blocking hooks in a worker thread {title}",
+            [(name, *results[name], "< 1x") for name in choice_pairs],
         )
         pool.close()
+        loop.run_until_complete(apool.close())
     finally:
+        loop.close()
         server.stop()
 
 

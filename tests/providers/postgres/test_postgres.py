@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import uuid
 
@@ -89,3 +90,63 @@ def test_an_unreachable_server_is_unavailable_naming_the_resource() -> None:
     kv = overcast.open_kv("postgresql://127.0.0.1:1/app?store=s&connect_timeout=1&pool_timeout=2", name="orders")
     with pytest.raises(Unavailable, match="orders: PostgreSQL"):
         kv.sync.get("k")
+
+
+def test_the_async_face_uses_connections_of_the_running_loop(postgres_server: Server) -> None:
+    kv = overcast.open_kv(_url(postgres_server, store=f"s{uuid.uuid4().hex[:8]}"))
+
+    async def work(n: int) -> tuple[int, object]:
+        await kv.put(f"k{n}", {"n": n})
+        item = await kv.get(f"k{n}")
+        assert item is not None and item.value == {"n": n}
+        return len(await asyncio.gather(*(kv.get(f"k{n}") for _ in range(20)))), _db.async_pool(kv.location)
+
+    first_count, first_pool = asyncio.run(work(1))  # the run ends: no task left on the loop
+    second_count, second_pool = asyncio.run(work(2))
+    assert (first_count, second_count) == (20, 20)
+    assert first_pool is not second_pool  # async connections belong to their loop
+    assert sum(ref() is None or ref().is_closed() for ref, _ in _db._async_pools.values()) <= 1  # type: ignore[union-attr]  # closed loops' pools are dropped
+    assert kv.sync.get("k1") is not None  # and the blocking face has its own pool
+
+
+def test_a_full_async_pool_waits_then_is_unavailable(postgres_server: Server) -> None:
+    kv = overcast.open_kv(_url(postgres_server, store="full", pool_size="1", pool_timeout="0.3"), name="orders")
+
+    async def main() -> None:
+        await kv.put("k", {"n": 1})
+        pool = _db.async_pool(kv.location)
+        held = await pool.acquire()
+        waiting = asyncio.ensure_future(kv.get("k"))
+        await asyncio.sleep(0.1)
+        await pool.release(held)  # the waiting read gets the connection
+        assert (await waiting) is not None
+        held = await pool.acquire()
+        try:
+            with pytest.raises(Unavailable, match=r"orders: PostgreSQL: cannot read key 'k'.*pool_size"):
+                await kv.get("k")
+        finally:
+            await pool.release(held)
+
+    asyncio.run(main())
+
+
+def test_a_connection_killed_by_the_server_is_dropped(postgres_server: Server) -> None:
+    kv = overcast.open_kv(_url(postgres_server, store="killed", application_name="killed-test"))
+
+    async def main() -> None:
+        await kv.put("k", {"n": 1})
+        with _raw(postgres_server) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'killed-test'"
+            )
+        with pytest.raises(Unavailable):
+            await kv.get("k")
+        assert (await kv.get("k")) is not None  # a new connection
+
+    asyncio.run(main())
+
+
+def test_an_unreachable_server_is_unavailable_from_async_code() -> None:
+    kv = overcast.open_kv("postgresql://127.0.0.1:1/app?store=s&connect_timeout=1", name="orders")
+    with pytest.raises(Unavailable, match="orders: PostgreSQL"):
+        asyncio.run(kv.get("k"))
