@@ -6,10 +6,38 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import signal
 import subprocess
 from pathlib import Path
 
 from . import Server, free_port, missing, spawn, workdir
+
+
+class PostgresServer(Server):
+    """Stopped with a fast shutdown (SIGINT): SIGTERM is PostgreSQL's smart shutdown, which
+    waits for every client to disconnect, and pools keep connections open to the end."""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGINT)
+                self.process.wait(timeout=10)
+            except ProcessLookupError:
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        super().stop()
+
+
+def _accepts_connections(port: int, user: str) -> bool:
+    """Ready when a session opens: the port listens before the server accepts sessions."""
+    import psycopg
+
+    try:
+        psycopg.connect(host="127.0.0.1", port=port, user=user, dbname="postgres", connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def _bindir() -> Path | None:
@@ -38,15 +66,37 @@ def start_postgres() -> Server:
         user = "postgres"
     subprocess.run(
         [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True, preexec_fn=demote, cwd="/",
+        check=True,
+        capture_output=True,
+        preexec_fn=demote,
+        cwd="/",
     )
-    return spawn(
+    server = spawn(
         "postgres",
-        [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data),
-         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(data),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
         port,
+        ready=lambda: _accepts_connections(port, user),
         preexec=demote,
         cwd=Path("/"),
         # Credentials never sit in provider URLs: libpq takes the user from PGUSER.
         server_env={"OVERCAST_TEST_POSTGRES_URL": f"postgresql://127.0.0.1:{port}/postgres", "PGUSER": user},
     )
+    return PostgresServer(**vars(server))
