@@ -40,6 +40,7 @@ IAM: ``roles/datastore.user`` on the project (Firestore has no per-collection ro
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import threading
@@ -156,8 +157,6 @@ class FirestoreKeyValueStore(KeyValueStore):
     def _decode(self, snapshot: Any, now: datetime) -> Item | None:
         if not snapshot.exists:
             return None
-        import json
-
         fields = snapshot.to_dict()
         expires = fields.get("x")
         if expires is not None and expires <= now:

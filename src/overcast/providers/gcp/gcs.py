@@ -176,7 +176,8 @@ class GCSBlobStore(BlobStore):
     # -- writes -----------------------------------------------------------------------------
 
     def _blob(self, key: str, content_type: str | None = None, metadata: dict[str, str] | None = None) -> Any:
-        blob = self.bucket.blob(self.prefix + key, chunk_size=self.chunk_size)
+        # no chunk_size: a read is one request, and uploads set theirs
+        blob = self.bucket.blob(self.prefix + key)
         if content_type is not None:
             blob.content_type = content_type
         if metadata:
@@ -188,8 +189,8 @@ class GCSBlobStore(BlobStore):
     ) -> ObjectInfo:
         conditions = self._preconditions(key, if_absent, if_etag)
         blob = self._blob(key, content_type, metadata)
-        if len(data) <= self.resumable_threshold:
-            blob.chunk_size = None  # one multipart request
+        if len(data) > self.resumable_threshold:
+            blob.chunk_size = self.chunk_size  # a resumable session
         try:
             blob.upload_from_string(data, content_type=content_type, **conditions)
         except Exception as exc:
@@ -205,7 +206,8 @@ class GCSBlobStore(BlobStore):
             if (current is None and expected != 0) or (current is not None and current.etag != str(expected)):
                 raise Conflict(f"{self.name}: key {key!r} moved (generation precondition)", resource=self.name)
         blob = self._blob(key, content_type, metadata)
-        return blob, blob.open("wb", content_type=content_type, ignore_flush=True, **conditions)
+        writer = blob.open("wb", chunk_size=self.chunk_size, content_type=content_type, ignore_flush=True, **conditions)
+        return blob, writer
 
     def _put_stream_blocking(
         self,
