@@ -150,3 +150,14 @@ def test_an_unreachable_server_is_unavailable_from_async_code() -> None:
     kv = overcast.open_kv("postgresql://127.0.0.1:1/app?store=s&connect_timeout=1", name="orders")
     with pytest.raises(Unavailable, match="orders: PostgreSQL"):
         asyncio.run(kv.get("k"))
+
+
+def test_a_receive_that_picks_only_dead_letters_goes_on_to_the_next_message(postgres_server: Server) -> None:
+    handle = overcast.open_queue(_url(postgres_server, queue=f"q{uuid.uuid4().hex[:8]}", max_attempts="1"))
+    queue = handle.sync
+    queue.send({"n": "a"})
+    (first,) = queue.receive(max_messages=1)
+    queue.nack(first)  # due again, its one attempt used: a dead letter on the next pick
+    queue.send({"n": "b"})
+    assert [m.body for m in queue.receive(max_messages=1)] == [{"n": "b"}]
+    assert [m.body for m in handle.dead_letters().sync.receive(max_messages=10)] == [{"n": "a"}]

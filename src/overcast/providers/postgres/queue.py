@@ -3,9 +3,9 @@
 Messages are rows of ``overcast_messages``. A receive claims rows with ``FOR UPDATE SKIP
 LOCKED``: consumers in any number of processes each get different messages and never
 wait on one another. A claimed row becomes invisible until its visibility timeout; an
-ack deletes it (only with the current delivery's receipt). Before claiming, rows that
-used up ``max_attempts`` move to the dead-letter queue ``NAME#dead``. A topic copies
-each message to the queue of every subscription (``TOPIC/SUBSCRIPTION``) in one
+ack deletes it (only with the current delivery's receipt). The same statement moves the
+rows it picked that used up ``max_attempts`` to the dead-letter queue ``NAME#dead``. A
+topic copies each message to the queue of every subscription (``TOPIC/SUBSCRIPTION``) in one
 ``INSERT ... SELECT``.
 
 As in the KV store, each operation exists blocking (``handle.sync``) and async, with the
@@ -32,17 +32,20 @@ __all__ = ["PostgresQueue", "PostgresTopic"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _SEND = "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at) VALUES (%s, %s, %s, %s, now() + %s)"
-_DEAD = (
-    "UPDATE overcast_messages SET queue = %s, attempts = 0, receipt = NULL, visible_at = now()"
-    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
-    " AND attempts >= %s FOR UPDATE SKIP LOCKED)"
-)
+# One statement claims the next messages and, of those picked, moves the ones that used up
+# their attempts to the dead-letter queue (returned with a NULL id, to tell them apart):
+# only the rows picked are looked at, however many wait behind them.
 _CLAIM = (
-    "UPDATE overcast_messages SET visible_at = now() + %s, attempts = attempts + 1,"
+    "WITH picked AS (SELECT seq, attempts FROM overcast_messages WHERE queue = %(queue)s AND visible_at <= now()"
+    " ORDER BY visible_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+    " dead AS (UPDATE overcast_messages m SET queue = %(dead)s, attempts = 0, receipt = NULL, visible_at = now()"
+    " FROM picked WHERE m.seq = picked.seq AND picked.attempts >= %(max)s RETURNING m.seq),"
+    " claimed AS (UPDATE overcast_messages m SET visible_at = now() + %(timeout)s, attempts = m.attempts + 1,"
     " receipt = md5(random()::text || clock_timestamp()::text)"
-    " WHERE seq IN (SELECT seq FROM overcast_messages WHERE queue = %s AND visible_at <= now()"
-    " ORDER BY visible_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
-    " RETURNING seq, id, body, attributes, attempts, receipt"
+    " FROM picked WHERE m.seq = picked.seq AND picked.attempts < %(max)s"
+    " RETURNING m.seq, m.id, m.body, m.attributes, m.attempts, m.receipt)"
+    " SELECT seq, id, body, attributes, attempts, receipt FROM claimed"
+    " UNION ALL SELECT seq, NULL, NULL, NULL, NULL, NULL FROM dead"
 )
 _ACK = "DELETE FROM overcast_messages WHERE seq = %s AND receipt = %s"
 _NACK = "UPDATE overcast_messages SET visible_at = now() + %s WHERE seq = %s AND receipt = %s"
@@ -54,12 +57,15 @@ _PUBLISH = (
 )
 
 
-def _messages(rows: list[Any]) -> list[Message]:
+def _messages(rows: list[Any]) -> tuple[list[Message], bool]:
+    """The messages claimed, in order, and whether some rows picked went to dead letters."""
     rows.sort(key=lambda row: row[0])
-    return [
+    messages = [
         Message(mid, decode_body(bytes(body)), dict(attrs), attempts, f"{seq}:{receipt}")
         for seq, mid, body, attrs, attempts, receipt in rows
+        if mid is not None
     ]
+    return messages, len(messages) < len(rows)
 
 
 _POLL_FIRST, _POLL_MAX = 0.02, 0.25
@@ -125,12 +131,22 @@ class PostgresQueue(PostgresResource, Queue):
             conn.execute(_SEND, (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)))
         return message_id
 
+    def _claim_params(self, max_messages: int, visibility_timeout: float) -> dict[str, Any]:
+        return {
+            "queue": self._queue,
+            "limit": max_messages,
+            "dead": f"{self._queue}#dead",
+            "max": self._depth_limit(),
+            "timeout": timedelta(seconds=visibility_timeout),
+        }
+
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
-        with self._conn("receive") as conn, conn.transaction():
-            if self.max_attempts is not None:
-                conn.execute(_DEAD, (f"{self._queue}#dead", self._queue, self.max_attempts))
-            rows = conn.execute(_CLAIM, (timedelta(seconds=visibility_timeout), self._queue, max_messages)).fetchall()
-        return _messages(rows)
+        params = self._claim_params(max_messages, visibility_timeout)
+        with self._conn("receive") as conn:
+            while True:
+                messages, dead = _messages(conn.execute(_CLAIM, params).fetchall())
+                if messages or not dead:  # only dead letters picked: those behind them are due
+                    return messages
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         deadline = time.monotonic() + wait
@@ -167,12 +183,12 @@ class PostgresQueue(PostgresResource, Queue):
         return message_id
 
     async def _aclaim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
-        async with await self._aconn("receive") as conn, conn.transaction():
-            if self.max_attempts is not None:
-                await conn.execute(_DEAD, (f"{self._queue}#dead", self._queue, self.max_attempts))
-            cursor = await conn.execute(_CLAIM, (timedelta(seconds=visibility_timeout), self._queue, max_messages))
-            rows = await cursor.fetchall()
-        return _messages(rows)
+        params = self._claim_params(max_messages, visibility_timeout)
+        async with await self._aconn("receive") as conn:
+            while True:
+                messages, dead = _messages(await (await conn.execute(_CLAIM, params)).fetchall())
+                if messages or not dead:
+                    return messages
 
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         deadline = time.monotonic() + wait
