@@ -79,3 +79,16 @@ def test_what_pubsub_cannot_do() -> None:
     for bad in ("pubsub://ab", "pubsub://googthing", "pubsub://1abc", "pubsub://abc?max_attempts=101"):
         with pytest.raises(ConfigError):
             overcast.open_queue(bad)
+
+
+def test_push_subscription_with_an_oidc_token() -> None:
+    name = _name()
+    endpoint = "http://127.0.0.1:9/_push"
+    queue = overcast.open_queue(
+        f"pubsub://{name}?push_endpoint={endpoint}&push_service_account=push@overcast-test.iam.gserviceaccount.com"
+    )
+    assert isinstance(queue, PubSubQueue)
+    queue.sync.create()
+    sub = _client("subscriber").get_subscription(subscription=queue.subscription_path)
+    assert sub.push_config.push_endpoint == endpoint
+    assert sub.push_config.oidc_token.service_account_email == "push@overcast-test.iam.gserviceaccount.com"

@@ -25,7 +25,13 @@ Limits: a message is at most 10 MB with its attributes; Overcast checks the JSON
 against 10 MB less 100 KB. Topic and subscription names are 3-255 characters starting
 with a letter; subscription names are the topic's name, ``.`` and the encoded name.
 
-URL options: ``project``, ``subscription``, ``max_attempts``, ``ordering_key``.
+Push: with ``push_endpoint=URL`` (the app's ``/_overcast/...`` route, see the Cloud Run
+runtime) ``create()`` makes a push subscription instead, signed with an OIDC token for
+``push_service_account`` when given (audience: the endpoint). Deploys normally create
+push subscriptions; this serves tests and ``overcast provision``.
+
+URL options: ``project``, ``subscription``, ``max_attempts``, ``ordering_key``,
+``push_endpoint``, ``push_service_account``.
 
 IAM: ``roles/pubsub.publisher`` on the topic, ``roles/pubsub.subscriber`` on the
 subscription; ``roles/pubsub.editor`` for ``create()``. For dead letters, the Pub/Sub
@@ -185,6 +191,13 @@ class PubSubQueue(_PubSub, Queue):
             "ack_deadline_seconds": int(self.default_visibility_timeout),
             "enable_message_ordering": bool(self.ordering_key),
         }
+        push = self.location.option("push_endpoint")
+        if push:
+            config: dict[str, Any] = {"push_endpoint": push}
+            account = self.location.option("push_service_account")
+            if account:
+                config["oidc_token"] = {"service_account_email": account, "audience": push}
+            request["push_config"] = config
         if not self.is_dead_letters:
             self._ensure_topic(self.dead_path)
             self._dead_letters(create=True)
