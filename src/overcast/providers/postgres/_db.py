@@ -15,6 +15,7 @@ the loop that opened them, hence one pool per loop; a closed loop's pool is drop
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import threading
 import weakref
@@ -135,41 +136,63 @@ class LoopPool:
     """The async connections of one event loop: idle ones kept for reuse, at most
     ``pool_size`` in use, a wait for one bounded by ``pool_timeout``. No background tasks
     (psycopg_pool's ``AsyncConnectionPool`` runs workers on the loop, which keep an
-    ``asyncio.run()`` from ending when the loop shuts down with the pool open)."""
+    ``asyncio.run()`` from ending when the loop shuts down with the pool open), and no
+    await on the way in or out while a connection is free."""
 
-    __slots__ = ("idle", "info", "slots", "timeout")
+    __slots__ = ("idle", "in_use", "info", "size", "timeout", "waiters")
 
     def __init__(self, info: str, size: int, timeout: float) -> None:
-        self.info, self.timeout = info, timeout
+        self.info, self.size, self.timeout = info, size, timeout
         self.idle: list[psycopg.AsyncConnection[Any]] = []
-        self.slots = asyncio.Semaphore(size)
+        self.in_use = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def acquire(self) -> psycopg.AsyncConnection[Any]:
-        if self.slots.locked():
-            try:
-                await asyncio.wait_for(self.slots.acquire(), self.timeout)
-            except TimeoutError:
-                raise PoolTimeout(f"no connection free within {self.timeout} s (pool_size)") from None
-        else:
-            await self.slots.acquire()
+        if self.in_use >= self.size:
+            await self._wait()
+        self.in_use += 1
         try:
-            while self.idle:
-                conn = self.idle.pop()
+            idle = self.idle
+            while idle:
+                conn = idle.pop()
                 if not conn.closed:
                     return conn
             return await psycopg.AsyncConnection.connect(self.info, autocommit=True)
         except BaseException:
-            self.slots.release()
+            self._free()
             raise
 
+    async def _wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while self.in_use >= self.size:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise PoolTimeout(f"no connection free within {self.timeout} s (pool_size {self.size})") from None
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+
+    def _free(self) -> None:
+        self.in_use -= 1
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
     async def release(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        try:
-            if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+        if conn.closed or conn.broken or conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            try:
                 await conn.close()
-            else:
-                self.idle.append(conn)
-        finally:
-            self.slots.release()
+            finally:
+                self._free()
+        else:
+            self.idle.append(conn)
+            self._free()
 
     def discard(self) -> None:
         """Close the idle connections of a loop that is gone (without it: libpq directly)."""
@@ -211,7 +234,7 @@ async def amigrate(location: ResourceURL, resource: str) -> None:
     info = conninfo(location)
     if info in _migrated:
         return
-    async with AsyncConnection(async_pool(location), resource, "migrate the schema") as conn, conn.transaction():
+    async with AsyncConnection(location, resource, "migrate the schema") as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
         await conn.execute(_SCHEMA_TABLE)
         row = await (await conn.execute(_CURRENT)).fetchone()
@@ -282,23 +305,29 @@ class Connection:
 
 
 class AsyncConnection:
-    """``async with AsyncConnection(pool, resource, what) as conn:``, as :class:`Connection`."""
+    """``async with AsyncConnection(location, resource, what) as conn:``, as :class:`Connection`,
+    on the running loop's :class:`LoopPool`; with ``owner``, the schema is checked first."""
 
-    __slots__ = ("_borrowed", "pool", "resource", "what")
+    __slots__ = ("_borrowed", "_pool", "location", "owner", "resource", "what")
 
-    def __init__(self, pool: LoopPool, resource: str, what: str) -> None:
-        self.pool, self.resource, self.what = pool, resource, what
+    def __init__(self, location: ResourceURL, resource: str, what: str, owner: PostgresResource | None = None) -> None:
+        self.location, self.resource, self.what, self.owner = location, resource, what, owner
 
     async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
         try:
-            conn = self._borrowed = await self.pool.acquire()
+            owner = self.owner
+            if owner is not None and not owner._migrated:
+                await amigrate(self.location, self.resource)
+                owner._migrated = True
+            pool = self._pool = async_pool(self.location)
+            conn = self._borrowed = await pool.acquire()
         except BaseException as exc:
             raise mapped(exc, self.resource, self.what) from exc
         return conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
-            await self.pool.release(self._borrowed)
+            await self._pool.release(self._borrowed)
         except BaseException as late:
             raise mapped(late, self.resource, self.what) from late
         if exc is not None:
@@ -337,11 +366,8 @@ class PostgresResource(Resource):
             self._migrated = True
         return connection(self.location, self.name, what)
 
-    async def _aconn(self, what: str) -> AsyncConnection:
-        if not self._migrated:
-            await amigrate(self.location, self.name)
-            self._migrated = True
-        return AsyncConnection(async_pool(self.location), self.name, what)
+    def _aconn(self, what: str) -> AsyncConnection:
+        return AsyncConnection(self.location, self.name, what, self)
 
     async def create(self) -> None:
         await amigrate(self.location, self.name)
@@ -352,7 +378,7 @@ class PostgresResource(Resource):
         self._migrated = True
 
     async def ping(self) -> None:
-        async with AsyncConnection(async_pool(self.location), self.name, "ping") as conn:
+        async with AsyncConnection(self.location, self.name, "ping") as conn:
             await conn.execute("SELECT 1")
 
     def _ping_blocking(self) -> None:

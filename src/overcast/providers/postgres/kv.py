@@ -195,7 +195,7 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     # -- async, on the running loop --------------------------------------------------------
 
     async def _get(self, key: str) -> Item | None:
-        async with await self._aconn(f"read key {key!r}") as conn:
+        async with self._aconn(f"read key {key!r}") as conn:
             row = await (await conn.execute(_GET, (self._store, key.encode()))).fetchone()
         return None if row is None else _item(key, *row)
 
@@ -209,7 +209,7 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         sql, params, version = self._put_statement(key, value, data, if_version, if_absent, expires_at)
-        async with await self._aconn(f"write key {key!r}") as conn:
+        async with self._aconn(f"write key {key!r}") as conn:
             if (await conn.execute(sql, params)).rowcount != 1:
                 row = (
                     await (await conn.execute(_VERSION, (self._store, key.encode()))).fetchone() if if_version else None
@@ -220,7 +220,7 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         return version
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
-        async with await self._aconn(f"delete key {key!r}") as conn:
+        async with self._aconn(f"delete key {key!r}") as conn:
             if if_version is not None:
                 if (await conn.execute(_DELETE_IF, (self._store, key.encode(), if_version))).rowcount != 1:
                     row = await (await conn.execute(_VERSION, (self._store, key.encode()))).fetchone()
@@ -231,13 +231,13 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
 
     async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
         sql, params = self._scan_statement(prefix, limit, cursor)
-        async with await self._aconn(f"scan prefix {prefix!r}") as conn:
+        async with self._aconn(f"scan prefix {prefix!r}") as conn:
             rows = await (await conn.execute(sql, params)).fetchall()
         items = _items(rows[:limit])
         return Page(items, items[-1].key if len(rows) > limit else None)
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
-        async with await self._aconn(f"read {len(keys)} keys") as conn:
+        async with self._aconn(f"read {len(keys)} keys") as conn:
             rows = await (await conn.execute(_GET_MANY, (self._store, [key.encode() for key in keys]))).fetchall()
         return {item.key: item for item in _items(rows)}
 
@@ -245,6 +245,6 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
         versions, rows = self._put_many_rows(entries, expires_at)
-        async with await self._aconn(f"write {len(entries)} keys") as conn, conn.transaction(), conn.cursor() as cur:
+        async with self._aconn(f"write {len(entries)} keys") as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(_UPSERT, rows)
         return versions

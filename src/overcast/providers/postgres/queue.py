@@ -178,13 +178,13 @@ class PostgresQueue(PostgresResource, Queue):
 
     async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         message_id = str(uuid.uuid4())
-        async with await self._aconn("send") as conn:
+        async with self._aconn("send") as conn:
             await conn.execute(_SEND, (self._queue, message_id, data, Jsonb(attributes), timedelta(seconds=delay)))
         return message_id
 
     async def _aclaim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         params = self._claim_params(max_messages, visibility_timeout)
-        async with await self._aconn("receive") as conn:
+        async with self._aconn("receive") as conn:
             while True:
                 messages, dead = _messages(await (await conn.execute(_CLAIM, params)).fetchall())
                 if messages or not dead:
@@ -203,16 +203,16 @@ class PostgresQueue(PostgresResource, Queue):
 
     async def _ack(self, message: Message) -> None:
         seq, receipt = self._split(message)
-        async with await self._aconn(f"ack message {message.id}") as conn:
+        async with self._aconn(f"ack message {message.id}") as conn:
             await conn.execute(_ACK, (seq, receipt))
 
     async def _nack(self, message: Message, delay: float) -> None:
         seq, receipt = self._split(message)
-        async with await self._aconn(f"nack message {message.id}") as conn:
+        async with self._aconn(f"nack message {message.id}") as conn:
             await conn.execute(_NACK, (timedelta(seconds=delay), seq, receipt))
 
     async def _depth(self) -> int:
-        async with await self._aconn("count messages") as conn:
+        async with self._aconn("count messages") as conn:
             row = await (await conn.execute(_DEPTH, (self._queue, self._depth_limit()))).fetchone()
         return int(row[0]) if row else 0
 
@@ -252,7 +252,7 @@ class PostgresTopic(PostgresResource, Topic):
             conn.execute(_SUBSCRIBE, (self._topic, name))
 
     async def _asubscribe(self, name: str) -> None:
-        async with await self._aconn(f"create subscription {name!r}") as conn:
+        async with self._aconn(f"create subscription {name!r}") as conn:
             await conn.execute(_SUBSCRIBE, (self._topic, name))
 
     def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
@@ -263,7 +263,7 @@ class PostgresTopic(PostgresResource, Topic):
 
     async def _publish(self, data: bytes, attributes: dict[str, str]) -> str:
         message_id = str(uuid.uuid4())
-        async with await self._aconn("publish") as conn:
+        async with self._aconn("publish") as conn:
             await conn.execute(_PUBLISH, (message_id, data, Jsonb(attributes), self._topic))
         return message_id
 
