@@ -274,8 +274,9 @@ def connection(location: ResourceURL, resource: str, what: str) -> Connection:
 
 
 class Connection:
-    """``with Connection(pool, resource, what) as conn:`` — a class rather than a generator
-    context manager, as it wraps every statement (a generator costs microseconds more)."""
+    """``with Connection(pool, resource, what) as conn:`` — a class over ``getconn`` and
+    ``putconn`` rather than the pool's generator context manager, as it wraps every
+    statement (a generator costs microseconds more)."""
 
     __slots__ = ("_borrowed", "pool", "resource", "what")
 
@@ -283,16 +284,17 @@ class Connection:
         self.pool, self.resource, self.what = pool, resource, what
 
     def __enter__(self) -> psycopg.Connection[Any]:
-        self._borrowed = self.pool.connection()
         try:
-            conn: psycopg.Connection[Any] = self._borrowed.__enter__()
+            conn: psycopg.Connection[Any] = self.pool.getconn()
         except BaseException as exc:
             raise self._mapped(exc) from exc
+        self._borrowed = conn
         return conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        # putconn rolls back a transaction left open and replaces a broken connection
         try:
-            self._borrowed.__exit__(kind, exc, tb)
+            self.pool.putconn(self._borrowed)
         except BaseException as late:
             raise self._mapped(late) from late
         if exc is not None:
