@@ -139,6 +139,11 @@ class FirestoreKeyValueStore(KeyValueStore):
         )
         return google_error(exc, about, resource=self.name)
 
+    def _create_blocking(self) -> None:
+        # A collection exists once it holds a document: nothing to create. Reaching the
+        # database here checks the configuration and opens the channel before first use.
+        self._ping_blocking()
+
     def _ping_blocking(self) -> None:
         try:
             self.collection.document("~ping").get()
