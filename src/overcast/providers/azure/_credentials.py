@@ -39,6 +39,7 @@ CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
 _clients: dict[tuple[str, str, str], Any] = {}
 _lock = threading.Lock()
+_credential_lock = threading.Lock()
 _credential: Any = None
 
 
@@ -46,7 +47,7 @@ def default_credential() -> Any:
     """The process's ``DefaultAzureCredential`` (created once: it caches tokens)."""
     global _credential
     if _credential is None:
-        with _lock:
+        with _credential_lock:
             if _credential is None:
                 from azure.identity import DefaultAzureCredential
 

@@ -143,7 +143,7 @@ class AzureBlobStore(BlobStore):
     @staticmethod
     def _conditions(if_absent: bool, if_etag: str | None) -> dict[str, Any]:
         if if_absent:
-            return {"etag": "*", "match_condition": MatchConditions.IfMissing}
+            return {"match_condition": MatchConditions.IfMissing}  # If-None-Match: * (no etag: the SDK would leak it)
         if if_etag is not None:
             return {"etag": _quoted(if_etag), "match_condition": MatchConditions.IfNotModified}
         return {}
