@@ -89,7 +89,7 @@ def test_put_many_spans_several_transactions(azurite: Server) -> None:
     items = {f"k{i:03}": {"i": i, "pad": "x" * 20_000} for i in range(230)}
     versions = store.sync.put_many(items)
     assert set(versions) == set(items)
-    got = store.sync.get_many(list(items) + ["absent"])
+    got = store.sync.get_many([*items, "absent"])
     assert set(got) == set(items)
     assert all(got[key].version == versions[key] and got[key].value == items[key] for key in items)
 

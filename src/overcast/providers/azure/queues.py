@@ -92,6 +92,13 @@ def decode_message(raw: bytes | str) -> tuple[Any, dict[str, str], str | None]:
         return text, {}, None
 
 
+def _stale(exc: az.HttpResponseError) -> bool:
+    """A receipt that no longer holds the message (it was delivered again, or deleted)."""
+    raw = getattr(exc, "error_code", None)
+    code = str(getattr(raw, "value", raw) or "")
+    return exc.status_code == 404 or code in ("PopReceiptMismatch", "MessageNotFound")
+
+
 def _whole_seconds(value: float) -> int:
     return math.ceil(value - 1e-9) if value > 0 else 0
 
@@ -222,8 +229,9 @@ class AzureStorageQueue(Queue):
                     poison.create_queue()
                 poison.send_message(text)
             self._queue.delete_message(raw.id, raw.pop_receipt)
-        except az.ResourceNotFoundError:
-            pass  # its receipt went stale: whoever holds it now settles it
+        except az.HttpResponseError as exc:
+            if not _stale(exc):  # else its receipt went stale: whoever holds it now settles it
+                raise self._fail(exc, "move a message to the poison queue") from exc
         except az.AzureError as exc:
             raise self._fail(exc, "move a message to the poison queue") from exc
 
@@ -231,8 +239,9 @@ class AzureStorageQueue(Queue):
         msg_id, _, receipt = message.receipt.partition(" ")
         try:
             self._queue.delete_message(msg_id, receipt)
-        except az.ResourceNotFoundError:
-            pass  # a stale receipt: the message was delivered again, or already deleted
+        except az.HttpResponseError as exc:
+            if not _stale(exc):  # a stale receipt changes nothing, as on the other clouds
+                raise self._fail(exc, "ack") from exc
         except az.AzureError as exc:
             raise self._fail(exc, "ack") from exc
 
@@ -240,8 +249,9 @@ class AzureStorageQueue(Queue):
         msg_id, _, receipt = message.receipt.partition(" ")
         try:
             self._queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
-        except az.ResourceNotFoundError:
-            pass
+        except az.HttpResponseError as exc:
+            if not _stale(exc):
+                raise self._fail(exc, "nack") from exc
         except az.AzureError as exc:
             raise self._fail(exc, "nack") from exc
 
