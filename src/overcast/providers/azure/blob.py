@@ -38,6 +38,7 @@ __all__ = ["AzureBlobStore", "decode_name", "encode_name"]
 _HEX = "0123456789ABCDEF"
 _MB = 1024 * 1024
 MAX_NAME_CHARS = 1024
+_CLIENT_CACHE = 256
 
 
 def encode_name(key: str) -> str:
@@ -103,6 +104,7 @@ class AzureBlobStore(BlobStore):
         self.block_size = max(1, int(float(loc.option("block_mb") or 4) * _MB))
         self._service: BlobServiceClient = service_client(loc, "blob", BlobServiceClient)
         self._container = self._service.get_container_client(self.container_name)
+        self._blobs: dict[str, Any] = {}
 
     # -- names -----------------------------------------------------------------------------
 
@@ -115,6 +117,15 @@ class AzureBlobStore(BlobStore):
                 resource=self.name,
             )
         return name
+
+    def _blob(self, key: str) -> Any:
+        """The SDK's client of ``key``'s blob; kept, since building one costs about as much as a request."""
+        found = self._blobs.get(key)
+        if found is None:
+            if len(self._blobs) >= _CLIENT_CACHE:
+                self._blobs.clear()
+            found = self._blobs[key] = self._container.get_blob_client(self._blob_name(key))
+        return found
 
     def _key(self, blob_name: str) -> str:
         return decode_name(blob_name[len(self.prefix) :])
@@ -166,8 +177,7 @@ class AzureBlobStore(BlobStore):
     ) -> ObjectInfo:
         if len(data) > self.single_put:
             return self._put_stream_blocking(key, iter([data]), content_type, metadata, if_absent, if_etag)
-        name = self._blob_name(key)
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(key)
         try:
             result = blob.upload_blob(
                 data,
@@ -218,7 +228,7 @@ class AzureBlobStore(BlobStore):
         if_absent: bool,
         if_etag: str | None,
     ) -> ObjectInfo:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         block_ids: list[str] = []
         buffer = bytearray()
         size = 0
@@ -244,7 +254,7 @@ class AzureBlobStore(BlobStore):
         if_absent: bool,
         if_etag: str | None,
     ) -> ObjectInfo:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         block_ids: list[str] = []
         buffer = bytearray()
         size = 0
@@ -268,7 +278,7 @@ class AzureBlobStore(BlobStore):
     # -- reads -----------------------------------------------------------------------------
 
     def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         offset = start or 0
         length = None if end is None else end - offset
         try:
@@ -287,7 +297,7 @@ class AzureBlobStore(BlobStore):
             raise self._fail(exc, f"get {key!r}") from exc
 
     def _stream_blocking(self, key: str) -> Iterator[bytes]:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         try:
             downloader = blob.download_blob(max_concurrency=1)
         except az.ResourceNotFoundError as exc:
@@ -315,7 +325,7 @@ class AzureBlobStore(BlobStore):
             yield chunk
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         try:
             props = blob.get_blob_properties()
         except az.ResourceNotFoundError:
@@ -336,7 +346,7 @@ class AzureBlobStore(BlobStore):
         )
 
     def _delete_blocking(self, key: str) -> bool:
-        blob = self._container.get_blob_client(self._blob_name(key))
+        blob = self._blob(key)
         try:
             blob.delete_blob()
         except az.ResourceNotFoundError:
