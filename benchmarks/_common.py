@@ -7,9 +7,12 @@ that a slower or busier moment of the machine hits both alike, and reports the r
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -49,3 +52,27 @@ def report(title: str, rows: list[tuple[str, Result, Result, str]]) -> None:
         ours_text = f"{ours.median:>10.1f} {ours.unit:<3}"
         base_text = f"{base.median:>10.1f} {base.unit:<3}"
         print(f"{label:<34} {ours_text} {base_text} {ratio:>6.2f}x  {goal}")
+
+
+def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
+    """A measurement: microseconds per call of ``op`` over ``n`` calls."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            op()
+        return (time.perf_counter() - start) / n * 1e6
+
+    return run
+
+
+def per_op_us_async(loop: asyncio.AbstractEventLoop, n: int, op: Callable[[], Awaitable[Any]]) -> Callable[[], float]:
+    """The same for a coroutine function, run on ``loop``."""
+
+    async def timed() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            await op()
+        return (time.perf_counter() - start) / n * 1e6
+
+    return lambda: loop.run_until_complete(timed())

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import Result, arguments, interleave, report
+from _common import Result, arguments, interleave, per_op_us, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -46,16 +46,6 @@ OURS_IMPORT = (
     "from google.cloud import firestore, storage, pubsub_v1, secretmanager"
 )
 RAW_IMPORT = "from google.cloud import firestore, storage, pubsub_v1, secretmanager"
-
-
-def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            op()
-        return (time.perf_counter() - start) / n * 1e6
-
-    return run
 
 
 def cold_ms(code: str) -> Callable[[], float]:
@@ -99,8 +89,11 @@ def main() -> None:
         for label, ours_op, raw_op in (
             ("Firestore get", lambda: kv.sync.get("k"), raw_get),
             ("Firestore put", lambda: kv.sync.put("k", DOC), raw_put),
-            ("GCS put 4 KiB", lambda: bucket.sync.put("k", BLOB), lambda: raw_blob.upload_from_string(
-                BLOB, content_type="application/octet-stream")),
+            (
+                "GCS put 4 KiB",
+                lambda: bucket.sync.put("k", BLOB),
+                lambda: raw_blob.upload_from_string(BLOB, content_type="application/octet-stream"),
+            ),
             ("GCS get 4 KiB", lambda: bucket.sync.get("k"), lambda: raw_blob.download_as_bytes()),
         ):
             ours, base = Result(label, "us"), Result(label, "us")

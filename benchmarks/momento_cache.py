@@ -15,13 +15,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import Result, arguments, interleave, report
+from _common import Result, arguments, interleave, per_op_us, report
 from momento import CacheClient, Configurations, CredentialProvider
 
 import overcast
@@ -33,16 +31,6 @@ SERVE = (
     "from fake_momento import start_fake_momento; fake = start_fake_momento();"
     "print(fake.port, flush=True); time.sleep(1e9)"
 )
-
-
-def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            op()
-        return (time.perf_counter() - start) / n * 1e6
-
-    return run
 
 
 def main() -> None:

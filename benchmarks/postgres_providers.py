@@ -22,14 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import Result, arguments, interleave, report
+from _common import Result, arguments, interleave, per_op_us, per_op_us_async, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -53,26 +51,6 @@ def best(result: Result) -> Result:
 
 def claim(queue: str) -> dict[str, Any]:
     return {"queue": queue, "limit": 1, "dead": f"{queue}#dead", "max": 5, "timeout": SECOND}
-
-
-def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            op()
-        return (time.perf_counter() - start) / n * 1e6
-
-    return run
-
-
-def per_op_us_async(loop: asyncio.AbstractEventLoop, n: int, op: Callable[[], Awaitable[Any]]) -> Callable[[], float]:
-    async def timed() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            await op()
-        return (time.perf_counter() - start) / n * 1e6
-
-    return lambda: loop.run_until_complete(timed())
 
 
 def main() -> None:

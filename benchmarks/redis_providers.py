@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from _common import Result, arguments, interleave, report
+from _common import Result, arguments, interleave, per_op_us, report
 
 import overcast
 from overcast.providers.redis.kv import _PUT
@@ -36,16 +36,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def per_op_us(n: int, op: Callable[[], Any]) -> Callable[[], float]:
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            op()
-        return (time.perf_counter() - start) / n * 1e6
-
-    return run
 
 
 def paired_us(n: int, ours: Callable[[], Any], theirs: Callable[[], Any]) -> tuple[float, float]:

@@ -36,10 +36,8 @@ for ``create()``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import os
 import re
 import time
 from datetime import UTC, datetime
@@ -48,6 +46,7 @@ from typing import Any, ClassVar
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError, Throttled
 from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
+from ...resources.versions import new_version
 from ._client import aws_error, client, error_code, jittered_backoff
 
 __all__ = ["DynamoDBKeyValueStore"]
@@ -61,23 +60,6 @@ _OVERHEAD = 2 + _MAX_PARTITION + 2 + 1024 + 3 + 3 + 40 + 3 + 21 + 3 + 21
 _BATCH_GET = 100
 _BATCH_WRITE = 25
 _BATCH_ATTEMPTS = 8
-
-_version_prefix = os.urandom(6).hex()
-_version_counter = itertools.count(1)
-
-
-def _new_version() -> str:
-    return f"{_version_prefix}{next(_version_counter):x}"
-
-
-def _after_fork() -> None:
-    global _version_prefix, _version_counter
-    _version_prefix = os.urandom(6).hex()
-    _version_counter = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
 
 
 class DynamoDBKeyValueStore(KeyValueStore):
@@ -197,7 +179,7 @@ class DynamoDBKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        version = _new_version()
+        version = new_version()
         request: dict[str, Any] = {"TableName": self.table, "Item": self._item(key, data, version, expires_at)}
         if if_version is not None:
             request["ConditionExpression"] = "ver = :v AND (attribute_not_exists(exp) OR exp > :now)"
@@ -317,7 +299,7 @@ class DynamoDBKeyValueStore(KeyValueStore):
         versions: dict[str, str] = {}
         requests = []
         for key, _, data in entries:
-            version = versions[key] = _new_version()
+            version = versions[key] = new_version()
             requests.append({"PutRequest": {"Item": self._item(key, data, version, expires_at)}})
         for start in range(0, len(requests), _BATCH_WRITE):
             pending: list[dict[str, Any]] = [{self.table: requests[start : start + _BATCH_WRITE]}]

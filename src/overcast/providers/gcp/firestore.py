@@ -39,9 +39,7 @@ IAM: ``roles/datastore.user`` on the project (Firestore has no per-collection ro
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import re
 import threading
 from datetime import UTC, datetime
@@ -51,6 +49,7 @@ from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import decode_key, encode_key
 from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
+from ...resources.versions import new_version
 from ._client import google_error, project_of
 
 __all__ = ["FirestoreKeyValueStore"]
@@ -61,22 +60,6 @@ _BATCH_WRITE = 500
 _DOC_LIMIT = 1024 * 1024
 
 _lock = threading.Lock()
-_version_prefix = os.urandom(6).hex()
-_version_counter = itertools.count(1)
-
-
-def _new_version() -> str:
-    return f"{_version_prefix}{next(_version_counter):x}"
-
-
-def _after_fork() -> None:
-    global _version_prefix, _version_counter
-    _version_prefix = os.urandom(6).hex()
-    _version_counter = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
 
 _clients: dict[tuple[str | None, str], Any] = {}
 
@@ -154,7 +137,7 @@ class FirestoreKeyValueStore(KeyValueStore):
 
     @staticmethod
     def _fields(data: bytes, expires_at: datetime | None) -> dict[str, Any]:
-        fields: dict[str, Any] = {"d": data.decode(), "v": _new_version()}
+        fields: dict[str, Any] = {"d": data.decode(), "v": new_version()}
         if expires_at is not None:
             fields["x"] = expires_at
         return fields

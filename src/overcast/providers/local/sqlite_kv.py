@@ -21,7 +21,6 @@ Expired items are invisible to every read; they are deleted as writes go by.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from ...errors import ConfigError, Conflict, InvalidArgument, NotFound, Permissi
 from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
+from ...resources.versions import new_version
 
 __all__ = ["SQLiteKeyValueStore"]
 
@@ -50,16 +50,6 @@ _UNAVAILABLE = frozenset(
 )
 _DENIED = frozenset({"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"})
 
-# -- versions --------------------------------------------------------------------------
-
-_version_prefix = os.urandom(8).hex()
-_version_counter = itertools.count(1)
-
-
-def _new_version() -> str:
-    return f"{_version_prefix}-{next(_version_counter):x}"
-
-
 # -- connections after fork ------------------------------------------------------------
 
 _stores: weakref.WeakSet[SQLiteKeyValueStore] = weakref.WeakSet()
@@ -67,10 +57,7 @@ _inherited: list[sqlite3.Connection] = []
 
 
 def _after_fork_in_child() -> None:
-    """A forked child starts with fresh versions and connections; it never touches the parent's."""
-    global _version_prefix, _version_counter
-    _version_prefix = os.urandom(8).hex()
-    _version_counter = itertools.count(1)
+    """A forked child starts with fresh connections; it never touches the parent's."""
     for store in list(_stores):
         # Closing an inherited connection could checkpoint or drop the parent's WAL: keep them.
         _inherited.extend(store._connections)
@@ -81,8 +68,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 
 
 def _busy(exc: sqlite3.Error) -> bool:
@@ -319,7 +304,7 @@ class SQLiteKeyValueStore(KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         """One autocommitted write; raises ``sqlite3.Error`` as it comes (callers map it)."""
-        version = _new_version()
+        version = new_version()
         expiry = None if expires_at is None else expires_at.timestamp()
         if if_version is not None:
             now = time.time()
@@ -397,7 +382,7 @@ class SQLiteKeyValueStore(KeyValueStore):
     ) -> dict[str, str]:
         conn = self._conn()
         expiry = None if expires_at is None else expires_at.timestamp()
-        versions = {key: _new_version() for key, _, _ in entries}
+        versions = {key: new_version() for key, _, _ in entries}
         rows = [(key, data, versions[key], expiry) for key, _, data in entries]
         try:
             conn.execute("BEGIN IMMEDIATE")
