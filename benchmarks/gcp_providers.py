@@ -33,8 +33,9 @@ from _common import Result, arguments, interleave, per_op_us, report
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import overcast
-from overcast.providers.gcp.firestore import FirestoreKeyValueStore, _new_version
+from overcast.providers.gcp.firestore import FirestoreKeyValueStore
 from overcast.providers.gcp.gcs import GCSBlobStore
+from overcast.resources.versions import new_version
 from servers.gcp import start_firestore, start_gcs
 
 DOC = {"id": "u-1", "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["a", "b"]}
@@ -69,14 +70,14 @@ def main() -> None:
         assert isinstance(kv, FirestoreKeyValueStore)
         raw_doc = kv.collection.document("kraw")
         kv.sync.put("k", DOC)
-        raw_doc.set({"d": json.dumps(DOC, separators=(",", ":")), "v": _new_version()})
+        raw_doc.set({"d": json.dumps(DOC, separators=(",", ":")), "v": new_version()})
 
         def raw_get() -> Any:
             snapshot = raw_doc.get()
             return json.loads(snapshot.to_dict()["d"])
 
         def raw_put() -> Any:
-            return raw_doc.set({"d": json.dumps(DOC, separators=(",", ":")), "v": _new_version()})
+            return raw_doc.set({"d": json.dumps(DOC, separators=(",", ":")), "v": new_version()})
 
         bucket = overcast.open_bucket(f"gs://bench-{uuid.uuid4().hex[:8]}")
         assert isinstance(bucket, GCSBlobStore)
