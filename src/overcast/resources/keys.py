@@ -20,9 +20,7 @@ _HEX = "0123456789ABCDEF"
 def check_key(key: object, *, max_bytes: int, resource: str, what: str = "key") -> bytes:
     """Return ``key`` as UTF-8, or raise :class:`InvalidArgument` naming the rule it breaks."""
     if not isinstance(key, str):
-        raise InvalidArgument(
-            f"{resource}: {what} must be a str, not {type(key).__name__}", resource=resource
-        )
+        raise InvalidArgument(f"{resource}: {what} must be a str, not {type(key).__name__}", resource=resource)
     if not key:
         raise InvalidArgument(f"{resource}: {what} must not be empty", resource=resource)
     try:
@@ -33,8 +31,7 @@ def check_key(key: object, *, max_bytes: int, resource: str, what: str = "key") 
         ) from exc
     if len(raw) > max_bytes:
         raise InvalidArgument(
-            f"{resource}: {what} {key[:40]!r}... is {len(raw)} bytes in UTF-8; "
-            f"the limit is {max_bytes} bytes",
+            f"{resource}: {what} {key[:40]!r}... is {len(raw)} bytes in UTF-8; the limit is {max_bytes} bytes",
             resource=resource,
         )
     return raw

@@ -13,8 +13,10 @@ subscription is a queue.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -320,3 +322,39 @@ class SyncTopic:
 
     def create(self) -> None:
         bridge.run_sync(self.topic.create())
+
+
+def poll_blocking(
+    claim: Callable[[], list[Message]], wait: float, *, first: float = 0.02, most: float = 0.25
+) -> list[Message]:
+    """Call ``claim`` until it returns messages or ``wait`` seconds pass, sleeping ``first``
+    seconds between tries and doubling up to ``most``: a long poll for stores that cannot block."""
+    deadline = time.monotonic() + wait
+    pause = first
+    while True:
+        messages = claim()
+        left = deadline - time.monotonic()
+        if messages or left <= 0:
+            return messages
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, most)
+
+
+async def poll(
+    claim: Callable[[], Awaitable[list[Message]] | list[Message]],
+    wait: float,
+    *,
+    first: float = 0.02,
+    most: float = 0.25,
+) -> list[Message]:
+    """:func:`poll_blocking` on the event loop; ``claim`` may be a coroutine function."""
+    deadline = time.monotonic() + wait
+    pause = first
+    while True:
+        got = claim()
+        messages = await got if not isinstance(got, list) else got
+        left = deadline - time.monotonic()
+        if messages or left <= 0:
+            return messages
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, most)

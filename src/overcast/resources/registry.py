@@ -97,6 +97,7 @@ def _load_entry_points() -> None:
         return
     _entry_points_loaded = True
     from importlib.metadata import entry_points  # costly to import; needed only to resolve a scheme
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         kind, _, scheme = ep.name.partition(".")
         if kind in KINDS and scheme:
@@ -125,8 +126,7 @@ def resolve(kind: str, scheme: str, *, resource: str) -> type[Any]:
     except ImportError as exc:
         hint = f"; run: {provider.install}" if provider.install else ""
         raise MissingDependency(
-            f"{kind} {resource!r} uses scheme {scheme!r}, whose provider could not be imported "
-            f"({exc}){hint}"
+            f"{kind} {resource!r} uses scheme {scheme!r}, whose provider could not be imported ({exc}){hint}"
         ) from exc
     cls: type[Any] = getattr(module, attr)
     return cls

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import re
-import time
 import uuid
 from typing import Any, ClassVar
 
@@ -32,7 +31,7 @@ from azure.core import exceptions as az
 from azure.storage.queue import QueueServiceClient
 
 from ...errors import InvalidArgument
-from ...resources.queue import Message, Queue, QueueLimits, Topic
+from ...resources.queue import Message, Queue, QueueLimits, Topic, poll_blocking
 from ...resources.url import ResourceURL
 from ._credentials import error, service_client
 
@@ -188,15 +187,12 @@ class AzureStorageQueue(Queue):
             raise self._fail(exc, "send") from exc
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            got = self._receive_once(max_messages, max(1, _whole_seconds(visibility_timeout)))
-            left = deadline - time.monotonic()
-            if got or left <= 0:
-                return got
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return poll_blocking(
+            lambda: self._receive_once(max_messages, max(1, _whole_seconds(visibility_timeout))),
+            wait,
+            first=_POLL_FIRST,
+            most=_POLL_MAX,
+        )
 
     def _receive_once(self, max_messages: int, visibility: int) -> list[Message]:
         try:

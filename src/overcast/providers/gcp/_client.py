@@ -87,12 +87,7 @@ def _message(exc: BaseException) -> str:
 def project_of(url: ResourceURL) -> str | None:
     """The project: the URL option ``project``, else ``GOOGLE_CLOUD_PROJECT`` / ``GCLOUD_PROJECT``,
     else None (the client's own discovery from the credentials)."""
-    return (
-        url.option("project")
-        or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        or os.environ.get("GCLOUD_PROJECT")
-        or None
-    )
+    return url.option("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT") or None
 
 
 def emulated(variable: str) -> bool:

@@ -142,7 +142,9 @@ class _PubSub:
             from google.pubsub_v1.services.publisher.client import PublisherClient
 
             response = PublisherClient.publish(
-                _client("publisher"), topic=topic_path, messages=[message]  # type: ignore[list-item]
+                _client("publisher"),
+                topic=topic_path,
+                messages=[message],  # type: ignore[list-item]
             )
         except Exception as exc:
             raise self._error(exc, f"topic {topic_path}") from exc

@@ -14,7 +14,6 @@ Decisions are those of :mod:`overcast.providers.local.sqlite_queue` for queues
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import hashlib
 import heapq
@@ -34,7 +33,7 @@ from ...resources.blob import BlobStore, ListPage, ObjectInfo
 from ...resources.cache import Cache
 from ...resources.keys import check_key
 from ...resources.kv import Item, KeyValueStore, Page
-from ...resources.queue import Message, Queue, Topic, decode_body
+from ...resources.queue import Message, Queue, Topic, decode_body, poll
 from ...resources.secrets import SecretStore
 from ...resources.url import ResourceURL
 
@@ -490,15 +489,9 @@ class MemoryQueue(Queue):
                 queue.lock.wait(min(left, _POLL_MAX))
 
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = self._claim(max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return await poll(
+            lambda: self._claim(max_messages, visibility_timeout), wait, first=_POLL_FIRST, most=_POLL_MAX
+        )
 
     def _find(self, queue: _QueueState, message: Message) -> int | None:
         seq = queue.receipts.get(message.receipt)

@@ -25,7 +25,6 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, PermissionDenied, ProviderError, Unavailable
-from ...resources.queue import Message, Queue, Topic, decode_body
+from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.url import ResourceURL
 
 __all__ = ["SQLiteQueue", "SQLiteTopic"]
@@ -289,27 +288,15 @@ class SQLiteQueue(Queue):
             raise ProviderError(f"{self.name}: message {message_id} is corrupt: {exc}", resource=self.name) from exc
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = self._claim(max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return poll_blocking(
+            lambda: self._claim(max_messages, visibility_timeout), wait, first=_POLL_FIRST, most=_POLL_MAX
+        )
 
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         # Polls on the loop between claims, so cancelling a waiting receive claims nothing more.
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = await self._call(self._claim, max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return await poll(
+            lambda: self._call(self._claim, max_messages, visibility_timeout), wait, first=_POLL_FIRST, most=_POLL_MAX
+        )
 
     def _ack_blocking(self, message: Message) -> None:
         with self._db.transaction() as conn:

@@ -14,8 +14,6 @@ same statements.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -24,7 +22,7 @@ from typing import Any, ClassVar
 from psycopg.types.json import Jsonb
 
 from ...errors import ConfigError, InvalidArgument
-from ...resources.queue import Message, Queue, Topic, decode_body
+from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.url import ResourceURL
 from ._db import PostgresResource, resource_name
 
@@ -66,9 +64,6 @@ def _messages(rows: list[Any]) -> tuple[list[Message], bool]:
         if mid is not None
     ]
     return messages, len(messages) < len(rows)
-
-
-_POLL_FIRST, _POLL_MAX = 0.02, 0.25
 
 
 def _max_attempts(location: ResourceURL, resource: str) -> int:
@@ -149,15 +144,7 @@ class PostgresQueue(PostgresResource, Queue):
                     return messages
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = self._claim(max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return poll_blocking(lambda: self._claim(max_messages, visibility_timeout), wait)
 
     def _ack_blocking(self, message: Message) -> None:
         seq, receipt = self._split(message)
@@ -191,15 +178,7 @@ class PostgresQueue(PostgresResource, Queue):
                     return messages
 
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = await self._aclaim(max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return await poll(lambda: self._aclaim(max_messages, visibility_timeout), wait)
 
     async def _ack(self, message: Message) -> None:
         seq, receipt = self._split(message)

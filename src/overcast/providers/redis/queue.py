@@ -30,7 +30,7 @@ from redis import exceptions as redis_errors
 
 from ...errors import ConfigError, InvalidArgument
 from ...resources.keys import encode_key
-from ...resources.queue import Message, Queue, Topic, decode_body
+from ...resources.queue import Message, Queue, Topic, decode_body, poll_blocking
 from ...resources.url import ResourceURL
 from ._client import client, error, namespace
 
@@ -119,8 +119,6 @@ return 1
 _DEPTH = """
 return redis.call('XLEN', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
 """
-
-_POLL_FIRST, _POLL_MAX = 0.02, 0.25
 
 
 class RedisQueue(Queue):
@@ -249,15 +247,7 @@ class RedisQueue(Queue):
         )
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
-        deadline = time.monotonic() + wait
-        pause = _POLL_FIRST
-        while True:
-            messages = self._claim(max_messages, visibility_timeout)
-            left = deadline - time.monotonic()
-            if messages or left <= 0:
-                return messages
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, _POLL_MAX)
+        return poll_blocking(lambda: self._claim(max_messages, visibility_timeout), wait)
 
     def _split(self, message: Message) -> tuple[str, str]:
         entry, _, receipt = message.receipt.partition("|")
