@@ -122,6 +122,28 @@ def async_client(location: ResourceURL) -> aioredis.Redis:
     return found
 
 
+class LoopClient:
+    """A resource's own memo of :func:`async_client`: the client of the loop it last ran
+    on, so the hot path is one identity check instead of a lookup keyed by loop and URL."""
+
+    __slots__ = ("_client", "_location", "_loop")
+
+    def __init__(self, location: ResourceURL) -> None:
+        self._location = location
+        self._loop: Any = None
+        self._client: aioredis.Redis | None = None
+
+    def __call__(self) -> aioredis.Redis:
+        from asyncio import get_running_loop
+
+        loop = get_running_loop()
+        if loop is self._loop and self._client is not None:
+            return self._client
+        found = async_client(self._location)
+        self._loop, self._client = loop, found
+        return found
+
+
 def namespace(location: ResourceURL, name: str | None, default: str) -> str:
     """The resource's key prefix: option ``prefix``, else its declared name, else ``default``."""
     prefix = location.option("prefix") or name or default

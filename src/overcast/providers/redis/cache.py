@@ -9,7 +9,7 @@ from redis import exceptions as redis_errors
 from ...errors import InvalidArgument
 from ...resources.cache import Cache
 from ...resources.url import ResourceURL
-from ._client import async_client, client, error, namespace
+from ._client import LoopClient, client, error, namespace
 
 __all__ = ["RedisCache"]
 
@@ -28,6 +28,7 @@ class RedisCache(Cache):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self._client = client(self.location)
+        self._async = LoopClient(self.location)
         self._prefix = "{" + namespace(self.location, name, "cache") + "}:"
         raw = self.location.option("default_ttl")
         if raw is not None:
@@ -46,14 +47,14 @@ class RedisCache(Cache):
 
     async def _get(self, key: str) -> bytes | None:
         try:
-            data: bytes | None = await async_client(self.location).get(self._prefix + key)  # type: ignore[assignment]
+            data: bytes | None = await self._async().get(self._prefix + key)  # type: ignore[assignment]
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"GET {key!r}") from exc
         return data
 
     async def _set(self, key: str, data: bytes, ttl: float | None) -> None:
         try:
-            await async_client(self.location).set(
+            await self._async().set(
                 self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000))
             )
         except redis_errors.RedisError as exc:
@@ -61,15 +62,15 @@ class RedisCache(Cache):
 
     async def _delete(self, key: str) -> bool:
         try:
-            return bool(await async_client(self.location).delete(self._prefix + key))
+            return bool(await self._async().delete(self._prefix + key))
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"DEL {key!r}") from exc
 
     async def _incr(self, key: str, by: int) -> int:
         try:
             if self.default_ttl is None:
-                return int(await async_client(self.location).incrby(self._prefix + key, by))
-            async with async_client(self.location).pipeline(transaction=True) as pipe:
+                return int(await self._async().incrby(self._prefix + key, by))
+            async with self._async().pipeline(transaction=True) as pipe:
                 pipe.incrby(self._prefix + key, by)
                 pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
                 value, _ = await pipe.execute()

@@ -24,7 +24,7 @@ from redis import exceptions as redis_errors
 from ...errors import Conflict
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
-from ._client import async_client, client, error, namespace, run_script
+from ._client import LoopClient, client, error, namespace, run_script
 
 __all__ = ["RedisKeyValueStore"]
 
@@ -83,6 +83,7 @@ class RedisKeyValueStore(KeyValueStore):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self._client = client(self.location)
+        self._async = LoopClient(self.location)
         tag = "{" + namespace(self.location, name, "kv") + "}"
         self._items = f"{tag}:i:"
         self._index = f"{tag}:idx"
@@ -166,7 +167,7 @@ class RedisKeyValueStore(KeyValueStore):
 
     async def _get(self, key: str) -> Item | None:
         try:
-            fields = await async_client(self.location).hmget(self._items + key, ["v", "ver", "exp"])
+            fields = await self._async().hmget(self._items + key, ["v", "ver", "exp"])
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"HMGET key {key!r}") from exc
         return self._item(key, fields)
@@ -182,7 +183,7 @@ class RedisKeyValueStore(KeyValueStore):
     ) -> str:
         version, keys, args = self._put_request(key, data, if_version, if_absent, expires_at)
         try:
-            done, current = await run_script(async_client(self.location), self._put_script, keys, args)
+            done, current = await run_script(self._async(), self._put_script, keys, args)
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"put of key {key!r}") from exc
         return self._put_outcome(key, version, done, current, if_version, if_absent)
@@ -190,7 +191,7 @@ class RedisKeyValueStore(KeyValueStore):
     async def _delete(self, key: str, if_version: str | None) -> bool:
         try:
             outcome, current = await run_script(
-                async_client(self.location),
+                self._async(),
                 self._delete_script,
                 [self._items + key, self._index],
                 [if_version or "", key],
