@@ -161,6 +161,16 @@ class App:
         return asgi_or_wsgi_app
 
     @property
+    def plain_asgi(self) -> Any:
+        """The HTTP app as ASGI without the telemetry middleware: what a cloud runtime that
+        counts its invocations itself calls while nothing traces or summarizes requests."""
+        if self._asgi is None:
+            from .runtime.asgi import as_asgi
+
+            self._asgi = as_asgi(self.http_app, name=self.name)
+        return self._asgi
+
+    @property
     def asgi(self) -> Any:
         """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi); while telemetry is on,
         inside a middleware that traces and counts each request."""

@@ -75,6 +75,18 @@ totals: dict[str, dict[tuple[tuple[str, str], ...], int]] = {}
 totals_lock = threading.Lock()
 
 
+def series(name: str, **attributes: str) -> deque[int]:
+    """The increments of counter ``name`` with these attributes: a hot path that counts the
+    same thing every time (a runtime's invocations) resolves it once and appends to it.
+    :func:`reset` empties it in place, so a resolved series stays valid."""
+    key = tuple(attributes.items())
+    named = increments.setdefault(name, {})
+    amounts = named.get(key)
+    if amounts is None:
+        amounts = named.setdefault(key, deque())
+    return amounts
+
+
 def count(name: str, amount: int = 1, **attributes: str) -> None:
     """Add to counter ``overcast.<name>`` (``retries``, ``throttles``, ...); free while off."""
     if not ENABLED:
@@ -95,6 +107,8 @@ def collect_totals(name: str) -> dict[tuple[tuple[str, str], ...], int]:
     with totals_lock:
         running = totals.setdefault(name, {})
         for key, amounts in list(increments.get(name, {}).items()):
+            if not amounts and key not in running:
+                continue  # resolved but never counted since the last reset
             added = 0
             while amounts:
                 added += amounts.popleft()
@@ -102,8 +116,16 @@ def collect_totals(name: str) -> dict[tuple[tuple[str, str], ...], int]:
         return dict(running)
 
 
+#: ``OVERCAST_TELEMETRY_FLUSH`` as read by the first invocation after :func:`reset`.
+flush_every: float | None = None
+
+
 def reset() -> None:
+    global flush_every
+    flush_every = None
     pending.clear()
     with totals_lock:
-        increments.clear()
+        for named in increments.values():
+            for amounts in named.values():
+                amounts.clear()  # emptied in place: resolved series stay valid
         totals.clear()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from typing import Any
 
 from . import _state
 from .logs import mark_warm, request_id
 
-__all__ = ["after_invocation", "http_error", "invocation", "is_cold"]
+__all__ = ["after_invocation", "counts", "http_error", "invocation", "is_cold"]
 
 _cold = {"start": True}
 _last_flush = {"at": time.monotonic()}
@@ -30,9 +31,10 @@ def is_cold() -> bool:
 class invocation:
     """Around one invocation: sets the log lines' request id, counts the invocation (and
     the process's cold start, once), and counts an error if the body raises. A class, not
-    a generator, as it wraps every invocation."""
+    a generator, as it wraps every invocation; the counter series of each handler are
+    resolved once, so counting is one append."""
 
-    __slots__ = ("_cold", "_token", "_turn", "handler", "request")
+    __slots__ = ("_cold", "_counts", "_token", "_turn", "handler", "request")
 
     def __init__(self, *, handler: str, request: str | None = None) -> None:
         self.handler, self.request = handler, request
@@ -42,18 +44,47 @@ class invocation:
         self._turn = _state.invocation.set(self.handler)
         self._cold = _cold["start"]
         if _state.ENABLED:
+            counts = self._counts = _series(self.handler)
             if self._cold:
-                _state.count("cold_starts", handler=self.handler)
-            _state.count("invocations", handler=self.handler)
+                counts[0].append(1)
+            counts[1].append(1)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and _state.ENABLED:
-            _state.count("errors", handler=self.handler)
+            _series(self.handler)[2].append(1)
         request_id.reset(self._token)
         _state.invocation.reset(self._turn)
         if self._cold:
             _cold["start"] = False
             mark_warm()
+
+
+_handlers: dict[str, tuple[deque[int], deque[int], deque[int]]] = {}
+
+
+def _series(handler: str) -> tuple[deque[int], deque[int], deque[int]]:
+    """The cold-start, invocation and error series of ``handler``."""
+    found = _handlers.get(handler)
+    if found is None:
+        found = _handlers[handler] = (
+            _state.series("cold_starts", handler=handler),
+            _state.series("invocations", handler=handler),
+            _state.series("errors", handler=handler),
+        )
+    return found
+
+
+def counts(handler: str) -> tuple[deque[int], deque[int], deque[int]]:
+    """Count one invocation of ``handler`` (and the process's cold start, the first time)
+    and return its (cold start, invocation, error) series: for a runtime that keeps the
+    request id and the log lines' cold start itself (Lambda's), the cheapest way in. The
+    runtime sets :data:`_state.invocation` and appends to the error series itself."""
+    series = _series(handler)
+    if _cold["start"]:
+        _cold["start"] = False
+        series[0].append(1)
+    series[1].append(1)
+    return series
 
 
 def http_error() -> None:
@@ -66,13 +97,16 @@ def http_error() -> None:
 
 def after_invocation(*, every: float | None = None) -> bool:
     """Export what was recorded if ``every`` seconds (``OVERCAST_TELEMETRY_FLUSH``, default
-    10) passed since the last export: a frozen Lambda sandbox exports nothing by itself.
-    Returns whether it flushed."""
+    10, read once per configuration) passed since the last export: a frozen Lambda sandbox exports nothing by
+    itself. Returns whether it flushed."""
     if not _state.ENABLED or not _state.instruments.otel:
         return False
-    interval = every if every is not None else float(os.environ.get("OVERCAST_TELEMETRY_FLUSH", "10"))
+    if every is None:
+        every = _state.flush_every
+        if every is None:
+            every = _state.flush_every = float(os.environ.get("OVERCAST_TELEMETRY_FLUSH", "10"))
     now = time.monotonic()
-    if now - _last_flush["at"] < interval:
+    if now - _last_flush["at"] < every:
         return False
     _last_flush["at"] = now
     from . import flush

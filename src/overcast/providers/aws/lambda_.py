@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import mark_warm, request_id
-from ...telemetry.runtime import after_invocation, http_error, invocation
+from ...telemetry.runtime import after_invocation, counts, http_error, invocation
 from .lambda_http import Headers, HttpAdapter, Scope, adapter_for
 
 # asyncio is imported on the first invocation, not here: the handler module's import is
@@ -105,8 +105,7 @@ class LambdaHandler:
             adapter = adapter_for(event)
             if adapter is not None:
                 if _telemetry.ENABLED:
-                    with invocation(handler="http", request=rid):
-                        return self._http(adapter, event, context, rid)
+                    return self._observed_http(adapter, event, context, rid)
                 return self._http(adapter, event, context, rid)
             return self._event(event, context, rid)
         finally:
@@ -119,7 +118,25 @@ class LambdaHandler:
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _http(self, adapter: HttpAdapter, event: dict[str, Any], context: Any, rid: str | None) -> dict[str, Any]:
+    def _observed_http(
+        self, adapter: HttpAdapter, event: dict[str, Any], context: Any, rid: str | None
+    ) -> dict[str, Any]:
+        """:meth:`_http`, counted (the request id is already set: no second context)."""
+        series = counts("http")
+        turn = _telemetry.invocation.set("http")
+        try:
+            if _telemetry.instruments.tracer is None and _telemetry.request_listener is None:
+                return self._http(adapter, event, context, rid, self.app.plain_asgi)  # nothing for the middleware
+            return self._http(adapter, event, context, rid)
+        except BaseException:
+            series[2].append(1)
+            raise
+        finally:
+            _telemetry.invocation.reset(turn)
+
+    def _http(
+        self, adapter: HttpAdapter, event: dict[str, Any], context: Any, rid: str | None, asgi: Any = None
+    ) -> dict[str, Any]:
         try:
             scope, body = adapter.scope(event, self.base_path)
         except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
@@ -137,7 +154,7 @@ class LambdaHandler:
         state = self._lifespan.state if self._lifespan is not None else None
         if state:
             scope["state"] = state.copy()
-        status, headers, payload = loop.run_until_complete(_run_http(self.app.asgi, scope, body, rid))
+        status, headers, payload = loop.run_until_complete(_run_http(asgi or self.app.asgi, scope, body, rid))
         return adapter.response(event, status, headers, payload)
 
     def close(self) -> None:
