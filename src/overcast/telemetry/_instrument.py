@@ -71,6 +71,8 @@ def outcome_of(exc: BaseException | None) -> str:
 def record(resource: Any, operation: str, seconds: float, exc: BaseException | None) -> None:
     upstream, name = _key_of(resource)
     outcome = "ok" if exc is None else outcome_of(exc)
+    if outcome == "throttled":
+        _state.count("throttles", upstream=upstream, resource=name)
     if _state.instruments.otel:
         key = (upstream, operation, name, outcome)
         durations = _state.pending.get(key)

@@ -18,7 +18,7 @@ from typing import Any
 from . import _state
 from .logs import mark_warm, request_id
 
-__all__ = ["after_invocation", "counts", "http_error", "invocation", "is_cold"]
+__all__ = ["after_invocation", "cold_start", "counted", "counts", "http_error", "invocation", "is_cold", "mark_warm"]
 
 _cold = {"start": True}
 _last_flush = {"at": time.monotonic()}
@@ -72,6 +72,29 @@ def _series(handler: str) -> tuple[deque[int], deque[int], deque[int]]:
             _state.series("errors", handler=handler),
         )
     return found
+
+
+def cold_start(handler: str) -> bool:
+    """The process's first invocation begins: count its cold start under ``handler`` (when
+    telemetry is on) and return True, once per process; False ever after. For a runtime
+    that serves requests concurrently (Cloud Run): it calls :func:`mark_warm` when that
+    first invocation ends."""
+    if not _cold["start"]:
+        return False
+    _cold["start"] = False
+    if _state.ENABLED:
+        _series(handler)[0].append(1)
+    return True
+
+
+def counted(handler: str, failed: bool) -> None:
+    """Count one invocation of ``handler`` (and an error if ``failed``) that no other layer
+    counts: an event a runtime routes straight to a function."""
+    if _state.ENABLED:
+        series = _series(handler)
+        series[1].append(1)
+        if failed:
+            series[2].append(1)
 
 
 def counts(handler: str) -> tuple[deque[int], deque[int], deque[int]]:

@@ -45,6 +45,7 @@ from ...handles import QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...telemetry.runtime import cold_start, counted, mark_warm
 from . import events
 from .oidc import GoogleOIDCVerifier, Unauthorized
 
@@ -147,6 +148,7 @@ class CloudRunApp:
         self.routes = [(pattern, self._target(pattern, to)) for pattern, to in routes.items()]
         self._settled = _PushSettled("memory://pubsub-push", name="pubsub-push")
         self._by_subscription: dict[str, Subscription] | None = None
+        self._cold = True
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -211,10 +213,28 @@ class CloudRunApp:
     # -- ASGI ----------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._cold and scope["type"] == "http":
+            await self._first(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["path"].startswith(self._prefix_slash):
             await self._delivery(scope, receive, send)
             return
         await self.app.asgi(scope, receive, send)
+
+    async def _first(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The container's first request: counted as its cold start (``overcast.cold_starts``)
+        and logged with ``cold_start: true``; the lines of later requests say false."""
+        self._cold = False
+        delivery = scope["path"].startswith(self._prefix_slash)
+        cold = cold_start("delivery" if delivery else "http")
+        try:
+            if delivery:
+                await self._delivery(scope, receive, send)
+            else:
+                await self.app.asgi(scope, receive, send)
+        finally:
+            if cold:
+                mark_warm()
 
     async def _delivery(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -382,6 +402,7 @@ class CloudRunApp:
         try:
             await call_handler(target.handler, event)
         except Exception as exc:
+            counted(target.name, failed=True)
             log.warning(
                 "%s: %s failed on event %s (%s): %r",
                 self.app.name,
@@ -392,6 +413,7 @@ class CloudRunApp:
                 exc_info=exc,
             )
             raise
+        counted(target.name, failed=False)
 
     def _by_topic(self, source: str) -> _Target | None:
         topic = source.rsplit("/topics/", 1)[-1] if "/topics/" in source else None
