@@ -156,3 +156,57 @@ def test_throttled_calls_are_counted_with_fake_store(recorded: Recorded) -> None
     assert _total(recorded, "overcast.throttles", resource="throttled", upstream="memory") == 3
     assert recorded.upstream(operation="get", resource="throttled", outcome="throttled") == 3
     assert recorded.upstream(operation="put", resource="throttled", outcome="ok") == 1
+
+
+class _RetryingFakeKV(MemoryKeyValueStore):
+    """A fake store whose SDK retries every read twice before it succeeds (what botocore's,
+    azure-core's or google-api-core's retry hooks report through ``telemetry.retried``)."""
+
+    def _get_blocking(self, key: str) -> Any:
+        from overcast import telemetry
+
+        telemetry.retried("memory", 2)
+        return super()._get_blocking(key)
+
+    async def _get(self, key: str) -> Any:
+        return self._get_blocking(key)
+
+
+def test_retries_are_counted_under_the_call_that_retried_with_fake_store(recorded: Recorded) -> None:
+    import asyncio
+
+    from overcast import telemetry
+
+    kv = _RetryingFakeKV("memory://retrying", name="retrying")
+    kv.sync.put("k", {"v": 1})
+    assert kv.sync.get("k") is not None
+    assert asyncio.run(kv.get("k")) is not None
+    telemetry.retried("dynamodb")  # outside any provider call: the upstream alone
+    assert _total(recorded, "overcast.retries", upstream="memory", operation="get", resource="retrying") == 4
+    assert _total(recorded, "overcast.retries", upstream="dynamodb") == 1
+
+
+def test_replication_lag_is_a_histogram_per_replica(recorded: Recorded) -> None:
+    from overcast import telemetry
+
+    for seconds in (0.2, 0.4, 1.5):
+        telemetry.replication_lag("orders", "firestore", seconds)
+    telemetry.replication_lag("orders", "azure_tables", 3.0)
+    points = recorded.points("overcast.replication.lag")
+    by_replica = {p.attributes["replica"]: p for p in points}
+    assert by_replica["firestore"].count == 3
+    assert abs(by_replica["firestore"].sum - 2.1) < 1e-9
+    assert by_replica["azure_tables"].count == 1
+    assert {p.attributes["resource"] for p in points} == {"orders"}
+
+
+def test_nothing_is_recorded_while_off() -> None:
+    from overcast import telemetry
+    from overcast.telemetry import _state
+
+    assert not telemetry.enabled()
+    telemetry.retried("dynamodb", 3)
+    telemetry.replication_lag("orders", "firestore", 1.0)
+    telemetry.count("throttles", upstream="dynamodb")
+    assert not _state.lags
+    assert all(not amounts for named in _state.increments.values() for amounts in named.values())

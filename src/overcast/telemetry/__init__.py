@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _state
-from ._state import count, redact_text
+from ._state import count, redact_text, replication_lag, retried
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,6 +54,8 @@ __all__ = [
     "forget_secrets",
     "redact",
     "redact_text",
+    "replication_lag",
+    "retried",
     "shutdown",
     "summarize_requests",
     "watch_app",
@@ -131,6 +133,9 @@ def configure(
     _state.reset()
     instruments.upstream_duration = meter.create_histogram(
         "overcast.upstream.duration", unit="s", description="Time spent in calls to the services behind resources"
+    )
+    instruments.replication_lag = meter.create_histogram(
+        "overcast.replication.lag", unit="s", description="Time from a write's acknowledgement to a replica applying it"
     )
     instruments.counters = {
         name: meter.create_observable_counter(f"overcast.{name}", callbacks=[_observe(name)], description=text)
@@ -210,6 +215,7 @@ def shutdown() -> None:
     if meter is not None:
         meter.force_flush()
     _state.instruments.upstream_duration = None
+    _state.instruments.replication_lag = None
     for provider in (meter, tracer):
         if provider is not None:
             provider.shutdown()
@@ -228,6 +234,10 @@ def _drain() -> None:
         attributes = {"upstream": upstream, "operation": operation, "resource": name, "outcome": outcome}
         while durations:
             histogram.record(durations.popleft(), attributes)
+    lag = _state.instruments.replication_lag
+    for (resource, replica), seconds in list(_state.lags.items()):
+        while seconds:
+            lag.record(seconds.popleft(), {"resource": resource, "replica": replica})
 
 
 def _observe(name: str) -> Callable[[Any], Iterable[Any]]:

@@ -97,7 +97,7 @@ def _wrap(func: Callable[..., Any], operation: str) -> Callable[..., Any]:
         async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not _state.ENABLED or _state.in_upstream.get():
                 return await func(self, *args, **kwargs)
-            token = _state.in_upstream.set(True)
+            token = _state.in_upstream.set((*_key_of(self), operation))
             span = _start_span(self, operation)
             start = time.perf_counter()
             error: BaseException | None = None
@@ -121,7 +121,7 @@ def _wrap(func: Callable[..., Any], operation: str) -> Callable[..., Any]:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not _state.ENABLED or _state.in_upstream.get():
             return func(self, *args, **kwargs)
-        token = _state.in_upstream.set(True)
+        token = _state.in_upstream.set((*_key_of(self), operation))
         span = _start_span(self, operation)
         start = time.perf_counter()
         error: BaseException | None = None

@@ -22,6 +22,7 @@ class Instruments:
     """The OpenTelemetry instruments and tracer, set by ``configure``."""
 
     upstream_duration: Any = None
+    replication_lag: Any = None
     counters: dict[str, Any] = field(default_factory=dict)
     tracer: Any = None
     backlog: Any = None
@@ -45,8 +46,11 @@ request_listener: Any = None
 #: it: the HTTP middleware then counts nothing itself.
 invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("overcast_invocation", default=None)
 
-#: Set while an instrumented provider call runs, so a hook calling another hook counts once.
-in_upstream: contextvars.ContextVar[bool] = contextvars.ContextVar("overcast_in_upstream", default=False)
+#: (upstream, resource, operation) while an instrumented provider call runs: a hook calling
+#: another hook counts once, and an SDK's retry hook knows which call it retried.
+in_upstream: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar(
+    "overcast_in_upstream", default=None
+)
 
 #: Values read through ``app.secret``: replaced by ``[REDACTED]`` in logs and metric attributes.
 secrets: set[str] = set()
@@ -67,6 +71,9 @@ def redact_text(text: str) -> str:
 
 #: (upstream, operation, resource, outcome) -> durations not yet handed to the histogram.
 pending: dict[tuple[str, str, str, str], deque[float]] = {}
+
+#: (resource, replica) -> replication lags (seconds) not yet handed to their histogram.
+lags: dict[tuple[str, str], deque[float]] = {}
 
 #: counter name -> attribute items -> amounts added since the last collection.
 increments: dict[str, dict[tuple[tuple[str, str], ...], deque[int]]] = {}
@@ -102,6 +109,31 @@ def count(name: str, amount: int = 1, **attributes: str) -> None:
     amounts.append(amount)
 
 
+def replication_lag(resource: str, replica: str, seconds: float) -> None:
+    """A replica of ``resource`` applied a write ``seconds`` after the primary acknowledged
+    it: recorded in ``overcast.replication.lag``. Free while off."""
+    if not ENABLED:
+        return
+    key = (resource, replica)
+    found = lags.get(key)
+    if found is None:
+        found = lags.setdefault(key, deque())
+    found.append(seconds)
+
+
+def retried(upstream: str, amount: int = 1) -> None:
+    """An SDK retried ``amount`` requests (after a throttle, a 5xx, a dropped connection):
+    count ``overcast.retries`` under the provider call under way (its upstream, operation
+    and resource), or under ``upstream`` alone outside one. Free while off."""
+    if not ENABLED or amount <= 0:
+        return
+    call = in_upstream.get()
+    if call is None:
+        count("retries", amount, upstream=upstream)
+    else:
+        count("retries", amount, upstream=call[0], operation=call[2], resource=call[1])
+
+
 def collect_totals(name: str) -> dict[tuple[tuple[str, str], ...], int]:
     """Fold the increments of counter ``name`` into its totals and return them."""
     with totals_lock:
@@ -124,6 +156,7 @@ def reset() -> None:
     global flush_every
     flush_every = None
     pending.clear()
+    lags.clear()
     with totals_lock:
         for named in increments.values():
             for amounts in named.values():
