@@ -7,6 +7,7 @@ test class per provider, plus one per provider reached through an App handle
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ class Case:
             ``azurite``, ``firestore_emulator``, ...), started before ``url`` is called.
         set_secret: for secret stores, ``(url, name, value)`` stores a secret behind ``url``.
         title: the test class name's stem when one scheme appears twice (e.g. SQS FIFO).
+        provider: ``"module:Class"`` of the class ``url`` opens when it is not the scheme's
+            registered class (``sqs://NAME.fifo`` opens ``SQSFifoQueue``); its capabilities
+            select the tests.
     """
 
     kind: str
@@ -40,6 +44,7 @@ class Case:
     server: str | None = None
     set_secret: Callable[[str, str, str], None] | None = None
     title: str | None = None
+    provider: str | None = None
 
 
 def _sqlite(tmp: Path, name: str) -> str:
@@ -127,7 +132,11 @@ def suites(kind: str, base: type[Any]) -> Iterator[tuple[str, type[Any]]]:
     for case in CASES:
         if case.kind != kind:
             continue
-        provider = resolve(kind, case.scheme, resource=f"conformance {kind}")
+        if case.provider is None:
+            provider = resolve(kind, case.scheme, resource=f"conformance {kind}")
+        else:
+            module, _, attribute = case.provider.partition(":")
+            provider = getattr(importlib.import_module(module), attribute)
 
         def make_url(
             self: Any, tmp_path: Path, request: pytest.FixtureRequest, case: Case = case

@@ -19,8 +19,19 @@ def _sqs(tmp: Path, name: str) -> str:
     return f"sqs://{name}"
 
 
+def _sqs_fifo(tmp: Path, name: str) -> str:
+    # One message group per message: with one group, SQS hands out nothing more while any
+    # message of the group is in flight, which test_receive_many (15 received before any
+    # ack) cannot allow. The single group's order and lock are tested in test_s3_sqs_sns.py.
+    return f"sqs://{name}.fifo?group=*"
+
+
 def _sns(tmp: Path, name: str) -> str:
     return f"sns://{name}"
+
+
+def _sns_fifo(tmp: Path, name: str) -> str:
+    return f"sns://{name}.fifo"
 
 
 def _secretsmanager(tmp: Path, name: str) -> str:
@@ -47,7 +58,23 @@ CASES: list[Case] = [
     Case("kv", "dynamodb", _dynamodb, server="moto_server", title="DynamoDB"),
     Case("bucket", "s3", _s3, server="moto_server", title="S3"),
     Case("queue", "sqs", _sqs, server="moto_server", title="SQS"),
+    Case(
+        "queue",
+        "sqs",
+        _sqs_fifo,
+        server="moto_server",
+        title="SQSFifo",
+        provider="overcast.providers.aws.sqs:SQSFifoQueue",
+    ),
     Case("topic", "sns", _sns, server="moto_server", title="SNS"),
+    Case(
+        "topic",
+        "sns",
+        _sns_fifo,
+        server="moto_server",
+        title="SNSFifo",
+        provider="overcast.providers.aws.sns:SNSFifoTopic",
+    ),
     Case(
         "secret",
         "secretsmanager",

@@ -3,6 +3,7 @@ over HTTP, FIFO order and deduplication, redrive policies, the SNS envelope."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import urllib.request
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 
 import overcast
-from overcast.errors import Conflict, NotSupported
+from overcast.errors import ConfigError, Conflict, NotSupported
 from overcast.providers.aws.s3 import S3BlobStore
-from overcast.providers.aws.sns import SNSTopic
+from overcast.providers.aws.sns import SNSFifoSubscription, SNSFifoTopic, SNSTopic
 from overcast.providers.aws.sqs import SQSFifoQueue, SQSQueue
 
 MIB = 1024 * 1024
@@ -114,10 +115,142 @@ async def test_fifo_queue_keeps_order_and_never_deduplicates_sends(moto_server: 
         for message in batch:
             await queue.ack(message)
     assert [m.body for m in got] == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 3}]
-    with pytest.raises(NotSupported):
+    with pytest.raises(NotSupported, match=rf"FIFO queue {queue.queue_name} .*delay=SECONDS"):
         await queue.send({"late": True}, delay=5)
+    with pytest.raises(NotSupported, match=queue.queue_name):
+        queue.sync.send({"late": True}, delay=0.5)
     dead = queue.dead_letters()
     assert dead.queue_name.endswith("-dlq.fifo") and isinstance(dead, SQSFifoQueue)
+
+
+def _raw_receive(queue: Any, count: int = 10) -> list[dict[str, Any]]:
+    """Messages as SQS hands them out, with their FIFO system attributes (then made visible again)."""
+    raw = queue.client.receive_message(
+        QueueUrl=queue.queue_url(),
+        MaxNumberOfMessages=count,
+        WaitTimeSeconds=1,
+        MessageSystemAttributeNames=["MessageGroupId", "MessageDeduplicationId"],
+    ).get("Messages", [])
+    for message in raw:
+        queue.client.change_message_visibility(
+            QueueUrl=queue.queue_url(), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return list(raw)
+
+
+def test_fifo_group_is_locked_while_a_message_is_in_flight(moto_server: Any) -> None:
+    queue = overcast.open_queue(f"sqs://{_name('f')}.fifo").sync
+    queue.create()
+    for n in range(3):
+        queue.send({"n": n})
+    (first,) = queue.receive(wait=1)
+    assert first.body == {"n": 0}
+    assert queue.receive(max_messages=10, wait=1) == []  # SQS hands out nothing more of the group
+    queue.ack(first)
+    assert [m.body for m in queue.receive(max_messages=10, wait=1)] == [{"n": 1}, {"n": 2}]
+
+
+def test_fifo_group_by_and_dedup_by_attributes(moto_server: Any) -> None:
+    queue = overcast.open_queue(f"sqs://{_name('f')}.fifo?group_by=customer&dedup_by=idempotency-key")
+    assert isinstance(queue, SQSFifoQueue)
+    queue.sync.create()
+    long_value = "ü" * 200  # not a valid group id as is: sent as its SHA-256
+    queue.sync.send({"n": 1}, attributes={"customer": "ada", "idempotency-key": "k1"})
+    queue.sync.send({"n": 2}, attributes={"customer": "ada", "idempotency-key": "k1"})  # a repeat: dropped
+    queue.sync.send({"n": 3}, attributes={"customer": long_value, "idempotency-key": "k2"})
+    queue.sync.send({"n": 4})  # no attributes: the group "default", a fresh deduplication id
+    raw = _raw_receive(queue)
+    got = {json.loads(m["Body"])["n"]: m["Attributes"] for m in raw}
+    assert sorted(got) == [1, 3, 4]
+    assert got[1] == {"MessageGroupId": "ada", "MessageDeduplicationId": "k1"}
+    assert got[3]["MessageGroupId"] == hashlib.sha256(long_value.encode()).hexdigest()
+    assert got[4]["MessageGroupId"] == "default" and len(got[4]["MessageDeduplicationId"]) == 32
+    # A message in flight holds back its own group only.
+    held = queue.sync.receive(wait=1)
+    others = queue.sync.receive(max_messages=10, wait=1)
+    assert sorted(m.body["n"] for m in held + others) == [1, 3, 4]
+
+
+def test_fifo_content_deduplication_and_queue_delay(moto_server: Any) -> None:
+    queue = overcast.open_queue(f"sqs://{_name('f')}.fifo?deduplication=content&delay=1")
+    assert isinstance(queue, SQSFifoQueue)
+    queue.sync.create()
+    attrs = queue.client.get_queue_attributes(QueueUrl=queue.queue_url(), AttributeNames=["All"])["Attributes"]
+    assert (attrs["ContentBasedDeduplication"], attrs["DelaySeconds"]) == ("true", "1")
+    first = queue.sync.send({"same": "body"})
+    queue.sync.send({"same": "body"})  # SQS hashes the body: a duplicate within 5 minutes
+    assert queue.sync.receive(wait=0) == []  # the queue's delay holds every message back
+    (message,) = queue.sync.receive(max_messages=10, wait=3)
+    assert (message.id, message.body) == (first, {"same": "body"})
+    queue.sync.ack(message)
+    assert queue.sync.receive(wait=1) == []
+
+
+def test_fifo_dead_letters_go_to_a_fifo_queue(moto_server: Any) -> None:
+    queue = overcast.open_queue(f"sqs://{_name('f')}.fifo?max_attempts=1")
+    assert isinstance(queue, SQSFifoQueue)
+    queue.sync.create()
+    attrs = queue.client.get_queue_attributes(QueueUrl=queue.queue_url(), AttributeNames=["All"])["Attributes"]
+    policy = json.loads(attrs["RedrivePolicy"])
+    assert policy["maxReceiveCount"] == 1
+    assert policy["deadLetterTargetArn"].endswith(":" + queue.queue_name[: -len(".fifo")] + "-dlq.fifo")
+    dead = queue.dead_letters()
+    assert isinstance(dead, SQSFifoQueue) and dead.queue_name == queue.dead_letter_name
+    dead_attrs = dead.client.get_queue_attributes(QueueUrl=dead.queue_url(), AttributeNames=["All"])["Attributes"]
+    assert dead_attrs["FifoQueue"] == "true"
+    sent = [queue.sync.send({"n": n}) for n in range(2)]
+    for _ in sent:
+        (message,) = queue.sync.receive(wait=1)
+        queue.sync.nack(message)
+    assert queue.sync.receive(max_messages=10, wait=1) == []
+    letters = dead.sync.receive(max_messages=10, wait=1)
+    assert [m.id for m in letters] == sent  # in order, in the FIFO dead-letter queue
+
+
+def test_fifo_names_and_options(moto_server: Any) -> None:
+    longest = "q" * 75 + ".fifo"
+    queue = overcast.open_queue(f"sqs://{longest}")
+    assert isinstance(queue, SQSFifoQueue)
+    assert queue.dead_letter_name == "q" * 71 + "-dlq.fifo" and len(queue.dead_letter_name) == 80
+    queue.sync.create()
+    assert queue.dead_letters().queue_name == queue.dead_letter_name
+    with pytest.raises(ConfigError, match="1-80"):
+        overcast.open_queue(f"sqs://{'q' * 76}.fifo")
+    with pytest.raises(ConfigError, match="'group' applies to FIFO queues only"):
+        overcast.open_queue("sqs://plain?group=a")
+    with pytest.raises(ConfigError, match="'dedup_by' applies to FIFO topics only"):
+        overcast.open_topic("sns://plain?dedup_by=a")
+    with pytest.raises(ConfigError, match="deduplication must be"):
+        overcast.open_queue("sqs://q.fifo?deduplication=body")
+    with pytest.raises(ConfigError, match="group must be"):
+        overcast.open_queue("sqs://q.fifo?group=" + "x" * 129)
+    with pytest.raises(ConfigError, match="delay must be an integer from 0 to 900"):
+        overcast.open_queue("sqs://q?delay=901")
+
+
+async def test_fifo_topic_fans_out_to_fifo_subscriptions(moto_server: Any) -> None:
+    topic = overcast.open_topic(f"sns://{_name('t')}.fifo?group_by=customer")
+    assert isinstance(topic, SNSFifoTopic) and topic.supports("fifo")
+    await topic.create()
+    sub = topic.subscription("audit", max_attempts=2)
+    assert isinstance(sub, SNSFifoSubscription) and sub.fifo and not sub.supports("delay")
+    assert sub.queue_name.endswith("-audit.fifo") and sub.dead_letter_name.endswith("-audit-dlq.fifo")
+    await sub.create()
+    with pytest.raises(NotSupported, match=f"FIFO queue {sub.queue_name} takes no per-message delay"):
+        await sub.send({"late": True}, delay=1)
+    ids = [await topic.publish({"n": n}, attributes={"customer": "ada"}) for n in range(3)]
+    raw = _raw_receive(sub)
+    assert {m["Attributes"]["MessageGroupId"] for m in raw} == {"ada"}
+    got = []
+    while len(got) < 3:
+        batch = await sub.receive(max_messages=10, wait=1)
+        assert batch
+        got += batch
+        for message in batch:
+            await sub.ack(message)
+    assert [m.id for m in got] == ids and [m.body for m in got] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    dead = sub.dead_letters()
+    assert isinstance(dead, SQSFifoQueue) and dead.queue_name == sub.dead_letter_name
 
 
 async def test_redrive_policy_and_dead_letters(moto_server: Any) -> None:

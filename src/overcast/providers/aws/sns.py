@@ -7,10 +7,14 @@ and subscribes it to the topic. Delivery keeps SNS's JSON envelope (not raw deli
 which the subscription unwraps, so a message's id is the one ``publish`` returned and its
 attributes are those published.
 
-A ``.fifo`` topic is a FIFO topic; its subscriptions are FIFO queues and every message
-goes to the message group ``default``.
+A ``.fifo`` topic is an :class:`SNSFifoTopic`: SNS passes each message's group and
+deduplication ids on to its subscriptions, FIFO queues (dead letters in FIFO queues too),
+which keep order within a group and have no per-message ``delay``. The topic's options
+``group``, ``group_by``, ``dedup_by`` and ``deduplication`` choose the ids as those of a
+FIFO queue do (:class:`~overcast.providers.aws.sqs.FifoIds`; by default one group,
+``default``, and a fresh deduplication id per publish).
 
-URL options: ``region``, ``endpoint``.
+URL options: ``region``, ``endpoint``; the FIFO options above.
 
 IAM: ``sns:Publish`` on the topic; ``sns:CreateTopic`` and ``sns:Subscribe`` (and the
 SQS actions of :mod:`.sqs`, with ``sqs:SetQueueAttributes``) for ``create()``.
@@ -21,37 +25,48 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, ProviderError
 from ...resources.queue import Queue, Topic
 from ...resources.url import ResourceURL
 from ._client import aws_error, client, region_of
-from .sqs import SQSQueue, encode_attribute_name
+from .sqs import FifoIds, SQSFifoQueue, SQSQueue, encode_attribute_name, fifo_options_error
 
-__all__ = ["SNSSubscription", "SNSTopic"]
+__all__ = ["SNSFifoSubscription", "SNSFifoTopic", "SNSSubscription", "SNSTopic"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class SNSTopic(Topic):
-    """An SNS topic. Capabilities: ``dead_letter``, ``multiprocess`` (of its subscriptions)."""
+    """An SNS topic. Capabilities: ``dead_letter``, ``multiprocess`` (of its subscriptions).
+    Opening a ``.fifo`` name gives an :class:`SNSFifoTopic`."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"dead_letter", "multiprocess"})
     offload: ClassVar[bool] = True
+    fifo: ClassVar[bool] = False
+
+    def __new__(cls, url: ResourceURL | str | None = None, *, name: str | None = None) -> SNSTopic:
+        if cls is SNSTopic and url is not None:
+            host = (ResourceURL.parse(url) if isinstance(url, str) else url).host
+            if host.endswith(".fifo"):
+                return super().__new__(SNSFifoTopic)
+        return super().__new__(cls)
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self.topic_name = self.location.host
-        self.fifo = self.topic_name.endswith(".fifo")
         base = self.topic_name[:-5] if self.fifo else self.topic_name
-        if not _TOPIC_NAME.match(base):
+        if self.fifo != self.topic_name.endswith(".fifo") or not _TOPIC_NAME.match(base):
             raise ConfigError(
                 f"{self.name}: SNS topic name {self.topic_name!r} in {self.location} must be 1-256 letters, "
                 "digits, '-' or '_' (with '.fifo' at the end for a FIFO topic)"
             )
+        what = f"{self.name}: SNS topic {self.topic_name}"
+        self.fifo_ids = FifoIds(self.location, what) if self.fifo else None
+        if self.fifo_ids is None:
+            fifo_options_error(self.location, what, "topics")
         self._client: Any = None
         self._arn: str | None = None
 
@@ -75,7 +90,10 @@ class SNSTopic(Topic):
         return self._arn
 
     def _create_blocking(self) -> None:
-        attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if self.fifo else {}
+        attributes: dict[str, str] = {}
+        if self.fifo_ids is not None:
+            content = "true" if self.fifo_ids.content else "false"
+            attributes = {"FifoTopic": "true", "ContentBasedDeduplication": content}
         try:
             self._arn = str(self.client.create_topic(Name=self.topic_name, Attributes=attributes)["TopicArn"])
         except Exception as exc:
@@ -93,9 +111,8 @@ class SNSTopic(Topic):
             request["MessageAttributes"] = {
                 encode_attribute_name(k): {"DataType": "String", "StringValue": v} for k, v in attributes.items()
             }
-        if self.fifo:
-            request["MessageGroupId"] = "default"
-            request["MessageDeduplicationId"] = uuid.uuid4().hex
+        if self.fifo_ids is not None:
+            request.update(self.fifo_ids.request(attributes))
         try:
             return str(self.client.publish(**request)["MessageId"])
         except Exception as exc:
@@ -117,7 +134,16 @@ class SNSTopic(Topic):
         if max_attempts is not None:
             options["max_attempts"] = str(max_attempts)
         url = ResourceURL("sqs", self.subscription_queue_name(name), "", options)
-        return SNSSubscription(self, url, name=f"{self.name}/{name}")
+        cls = SNSFifoSubscription if self.fifo else SNSSubscription
+        return cls(self, url, name=f"{self.name}/{name}")
+
+
+class SNSFifoTopic(SNSTopic):
+    """An SNS FIFO topic (a ``.fifo`` name), fanning out to FIFO queues.
+    Capabilities: ``dead_letter``, ``fifo``, ``multiprocess``."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"dead_letter", "fifo", "multiprocess"})
+    fifo: ClassVar[bool] = True
 
 
 class SNSSubscription(SQSQueue):
@@ -127,7 +153,6 @@ class SNSSubscription(SQSQueue):
         return object.__new__(cls)
 
     def __init__(self, topic: SNSTopic, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
-        self.fifo = topic.fifo  # type: ignore[misc]
         super().__init__(url, name=name)
         self.topic = topic
 
@@ -154,3 +179,11 @@ class SNSSubscription(SQSQueue):
             self.topic.client.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         except Exception as exc:
             raise self._error(exc) from exc
+
+
+class SNSFifoSubscription(SNSSubscription):
+    """The SQS FIFO queue behind one subscription of an :class:`SNSFifoTopic`; like any FIFO
+    queue, it has no per-message ``delay``."""
+
+    capabilities: ClassVar[frozenset[str]] = SQSFifoQueue.capabilities
+    fifo: ClassVar[bool] = True

@@ -9,19 +9,28 @@
 timeouts in whole seconds, so fractions are rounded up, and long polls in whole seconds
 (rounded down).
 
-FIFO queues deliver in order within a message group. Every message goes to the group
-named by the option ``group`` (default ``default``: one ordered stream, one message in
-flight at a time per group, as SQS does); ``group=*`` gives each message its own group,
-trading order for parallel consumers. Each send carries a fresh deduplication id, so two
-sends of the same body are two messages. SQS refuses per-message delays on FIFO queues,
-so ``send(..., delay=…)`` raises :class:`~overcast.errors.NotSupported` there
-(:class:`SQSFifoQueue` lacks the ``delay`` capability).
+FIFO queues deliver in order within a message group, and SQS locks a group while any of
+its messages is in flight. A message's group is the value of its attribute named by the
+option ``group_by``, when given and present; else the option ``group`` (default
+``default``: one ordered stream, as SQS does); ``group=*`` gives each message its own
+group, trading order for parallel consumers. Deduplication: by default each send carries
+a fresh deduplication id, so two sends of the same body are two messages (and botocore's
+retries of one send reuse its id, so SQS drops a duplicate a retry would make);
+``dedup_by=ATTR`` takes the id from that attribute (an idempotency key: SQS drops a
+repeat within 5 minutes); ``deduplication=content`` leaves the id to SQS, which hashes
+the body (``create()`` turns on ``ContentBasedDeduplication``). Ids that are not 1-128
+printable ASCII characters are replaced by their SHA-256. SQS refuses per-message delays
+on FIFO queues, so ``send(..., delay=…)`` raises :class:`~overcast.errors.NotSupported`
+naming the queue (:class:`SQSFifoQueue` lacks the ``delay`` capability); the option
+``delay`` delays every message instead.
 
 Attribute names SQS would refuse (non-ASCII, or outside ``[A-Za-z0-9_.-]``) are sent
 hex-encoded under an ``ovc.`` prefix and decoded on receipt; values are any text.
 
 URL options: ``region``, ``endpoint``, ``max_attempts`` (default 5), ``visibility_timeout``
-(seconds, default 30), ``group`` (FIFO), ``envelope=sns`` (messages delivered by an SNS
+(seconds, default 30), ``delay`` (seconds every message waits, the queue's
+``DelaySeconds``, set by ``create()``; default 0), ``group``, ``group_by``, ``dedup_by``,
+``deduplication`` (FIFO only), ``envelope=sns`` (messages delivered by an SNS
 subscription: the envelope is unwrapped, see :mod:`.sns`).
 
 IAM: ``sqs:SendMessage``, ``ReceiveMessage``, ``DeleteMessage``,
@@ -31,10 +40,12 @@ IAM: ``sqs:SendMessage``, ``ReceiveMessage``, ``DeleteMessage``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, InvalidArgument, NotSupported, ProviderError
@@ -42,12 +53,23 @@ from ...resources.queue import Message, Queue
 from ...resources.url import ResourceURL
 from ._client import aws_error, client, error_code
 
-__all__ = ["SQSFifoQueue", "SQSQueue", "decode_attribute_name", "encode_attribute_name", "queue_for"]
+__all__ = [
+    "FifoIds",
+    "SQSFifoQueue",
+    "SQSQueue",
+    "decode_attribute_name",
+    "encode_attribute_name",
+    "fifo_options_error",
+    "queue_for",
+]
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _PLAIN_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]{0,254})$")
 _ESCAPE = "ovc."
 _MAX_MESSAGE = 256 * 1024
+#: what SQS and SNS accept as a message group or deduplication id: 1-128 printable ASCII characters
+_FIFO_ID = re.compile(r"^[!-~]{1,128}$")
+_FIFO_OPTIONS = ("group", "group_by", "dedup_by", "deduplication")
 
 
 def encode_attribute_name(name: str) -> str:
@@ -73,6 +95,49 @@ def decode_attribute_name(name: str) -> str:
 
 def _seconds(value: float) -> int:
     return math.ceil(value - 1e-9) if value > 0 else 0
+
+
+def _fifo_id(value: str) -> str:
+    return value if _FIFO_ID.match(value) else hashlib.sha256(value.encode()).hexdigest()
+
+
+def fifo_options_error(location: ResourceURL, what: str, kind: str) -> None:
+    """Raise :class:`ConfigError` if ``location`` (not FIFO) has an option only FIFO takes."""
+    given = [option for option in _FIFO_OPTIONS if option in location.options]
+    if given:
+        raise ConfigError(f"{what}: option {given[0]!r} applies to FIFO {kind} only (a name ending in '.fifo')")
+
+
+class FifoIds:
+    """The ``MessageGroupId`` and ``MessageDeduplicationId`` of FIFO sends (SQS) and publishes
+    (SNS), from the options ``group``, ``group_by``, ``dedup_by`` and ``deduplication``."""
+
+    __slots__ = ("content", "dedup_by", "group", "group_by")
+
+    def __init__(self, location: ResourceURL, what: str) -> None:
+        self.group = location.option("group") or "default"
+        if self.group != "*" and not _FIFO_ID.match(self.group):
+            raise ConfigError(
+                f"{what}: option group must be '*' or 1-128 printable ASCII characters, got {self.group!r}"
+            )
+        self.group_by = location.option("group_by") or None
+        self.dedup_by = location.option("dedup_by") or None
+        deduplication = location.option("deduplication") or "id"
+        if deduplication not in ("id", "content"):
+            raise ConfigError(f"{what}: option deduplication must be 'id' or 'content', got {deduplication!r}")
+        self.content = deduplication == "content"
+
+    def request(self, attributes: Mapping[str, str]) -> dict[str, str]:
+        """The FIFO parameters of one send or publish of a message with ``attributes``."""
+        keyed = attributes.get(self.group_by) if self.group_by else None
+        group = self.group if keyed is None else _fifo_id(keyed)
+        found = {"MessageGroupId": uuid.uuid4().hex if group == "*" and keyed is None else group}
+        key = attributes.get(self.dedup_by) if self.dedup_by else None
+        if key is not None:
+            found["MessageDeduplicationId"] = _fifo_id(key)
+        elif not self.content:
+            found["MessageDeduplicationId"] = uuid.uuid4().hex
+        return found
 
 
 def queue_for(url: ResourceURL | str, *, name: str | None = None) -> SQSQueue:
@@ -104,14 +169,20 @@ class SQSQueue(Queue):
         super().__init__(url, name=name)
         self.queue_name = self.location.host
         base = self.queue_name[: -len(".fifo")] if self.fifo else self.queue_name
-        if self.fifo != self.queue_name.endswith(".fifo") or not _QUEUE_NAME.match(base):
+        if self.fifo != self.queue_name.endswith(".fifo") or not _QUEUE_NAME.match(base) or len(self.queue_name) > 80:
             raise ConfigError(
                 f"{self.name}: SQS queue name {self.queue_name!r} in {self.location} must be 1-80 letters, "
                 "digits, '-' or '_' (with '.fifo' at the end for a FIFO queue)"
             )
         self.max_attempts = self._int_option("max_attempts", self.default_max_attempts, 1, 1000)
         self.visibility_timeout = self._int_option("visibility_timeout", 30, 0, 43200)
-        self.group = self.location.option("group", "default") or "default"
+        self.delay = self._int_option("delay", 0, 0, 900)
+        what = f"{self.name}: SQS queue {self.queue_name}"
+        if self.fifo:
+            self.fifo_ids: FifoIds | None = FifoIds(self.location, what)
+        else:
+            self.fifo_ids = None
+            fifo_options_error(self.location, what, "queues")
         self.envelope = self.location.option("envelope")
         if self.envelope not in (None, "sns"):
             raise ConfigError(f"{self.name}: envelope must be 'sns', got {self.envelope!r}")
@@ -146,8 +217,11 @@ class SQSQueue(Queue):
 
     @property
     def dead_letter_name(self) -> str:
-        base = self.queue_name[: -len(".fifo")] if self.fifo else self.queue_name
-        return f"{base[:76]}-dlq" + (".fifo" if self.fifo else "")
+        """``QUEUE-dlq`` (``QUEUE-dlq.fifo``: a FIFO queue's dead letters must be FIFO too),
+        the name shortened to SQS's 80 characters."""
+        suffix = ".fifo" if self.fifo else ""
+        base = self.queue_name[: -len(suffix)] if suffix else self.queue_name
+        return f"{base[: 80 - len('-dlq') - len(suffix)]}-dlq{suffix}"
 
     def visibility_default(self) -> float:
         return float(self.visibility_timeout)
@@ -165,6 +239,7 @@ class SQSQueue(Queue):
     # -- life cycle ----------------------------------------------------------------------
 
     def _attributes(self) -> dict[str, str]:
+        """Attributes the queue and its dead-letter queue share."""
         attributes = {"VisibilityTimeout": str(self.visibility_timeout)}
         if self.fifo:
             attributes["FifoQueue"] = "true"
@@ -176,9 +251,11 @@ class SQSQueue(Queue):
         except Exception as exc:
             if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
                 raise self._error(exc) from exc
+        # The queue exists with other attributes: update them (a queue's FIFO-ness cannot change).
+        changed = {k: v for k, v in attributes.items() if k != "FifoQueue"}
         try:
             url = str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
-            self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+            self.client.set_queue_attributes(QueueUrl=url, Attributes=changed)
         except Exception as exc:
             raise self._error(exc) from exc
         return url
@@ -192,7 +269,10 @@ class SQSQueue(Queue):
         except Exception as exc:
             raise self._error(exc) from exc
         policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.max_attempts})
-        self._url = self._create_queue(self.queue_name, {**self._attributes(), "RedrivePolicy": policy})
+        attributes = {**self._attributes(), "RedrivePolicy": policy, "DelaySeconds": str(self.delay)}
+        if self.fifo_ids is not None:
+            attributes["ContentBasedDeduplication"] = "true" if self.fifo_ids.content else "false"
+        self._url = self._create_queue(self.queue_name, attributes)
 
     def _ping_blocking(self) -> None:
         self.queue_url()
@@ -207,7 +287,7 @@ class SQSQueue(Queue):
             raise self._error(exc) from exc
         if policy:
             name = str(json.loads(policy)["deadLetterTargetArn"]).rsplit(":", 1)[-1]
-        options = {k: v for k, v in self.location.options.items() if k in ("region", "endpoint", "envelope", "group")}
+        options = {k: v for k, v in self.location.options.items() if k in ("region", "endpoint", "envelope")}
         return queue_for(ResourceURL("sqs", name, "", options), name=f"{self.name} (dead letters)")
 
     # -- hooks ---------------------------------------------------------------------------
@@ -227,12 +307,14 @@ class SQSQueue(Queue):
         encoded = self._check_size(data, attributes)
         if encoded:
             request["MessageAttributes"] = encoded
-        if self.fifo:
+        if self.fifo_ids is not None:
             if delay:
-                raise NotSupported(f"{self.name}: SQS FIFO queues take no per-message delay", resource=self.name)
-            dedup = uuid.uuid4().hex
-            request["MessageDeduplicationId"] = dedup
-            request["MessageGroupId"] = dedup if self.group == "*" else self.group
+                raise NotSupported(
+                    f"{self.name}: SQS FIFO queue {self.queue_name} takes no per-message delay (SQS delays "
+                    "FIFO messages only queue-wide: give the queue the URL option delay=SECONDS)",
+                    resource=self.name,
+                )
+            request.update(self.fifo_ids.request(attributes))
         elif delay:
             request["DelaySeconds"] = _seconds(delay)
         try:
