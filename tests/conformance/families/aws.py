@@ -8,7 +8,11 @@ from ..providers import Case
 
 
 def _dynamodb(tmp: Path, name: str) -> str:
-    return f"dynamodb://{name}"
+    return f"dynamodb://{name}?client=lite"  # the botocore-free client, as on Lambda
+
+
+def _dynamodb_botocore(tmp: Path, name: str) -> str:
+    return f"dynamodb://{name}?client=botocore"
 
 
 def _s3(tmp: Path, name: str) -> str:
@@ -56,6 +60,7 @@ def _set_ssm(url: str, name: str, value: str) -> None:
 
 CASES: list[Case] = [
     Case("kv", "dynamodb", _dynamodb, server="moto_server", title="DynamoDB"),
+    Case("kv", "dynamodb", _dynamodb_botocore, server="moto_server", title="DynamoDBBotocore"),
     Case("bucket", "s3", _s3, server="moto_server", title="S3"),
     Case("queue", "sqs", _sqs, server="moto_server", title="SQS"),
     Case(
