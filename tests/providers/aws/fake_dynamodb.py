@@ -1,6 +1,8 @@
 """A fake DynamoDB endpoint, named as such: it speaks DynamoDB's JSON protocol to the real
-botocore client but answers only what moto cannot be made to answer — throttling, and
-batches that leave keys or items unprocessed the first time."""
+botocore client (and to Overcast's own lite client) but answers only what moto cannot be made
+to answer — throttling, batches that leave keys or items unprocessed the first time, and a
+script of failures (error answers, bad checksums, dropped connections) before it answers
+GetItem / PutItem normally."""
 
 from __future__ import annotations
 
@@ -13,8 +15,17 @@ from typing import Any
 class FakeDynamoDB:
     """Serves on 127.0.0.1; ``calls`` records ``(operation, request)``."""
 
-    def __init__(self, *, throttle: bool = False, unprocessed_first: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        throttle: bool = False,
+        unprocessed_first: bool = False,
+        script: list[tuple[int, Any, dict[str, str]]] | None = None,
+    ) -> None:
+        """``script``: the first answers, one per request, as ``(status, body, headers)`` — a dict
+        body is sent as JSON, bytes as they are; status 0 closes the connection unanswered."""
         self.throttle = throttle
+        self.script = list(script or [])
         self.unprocessed_first = unprocessed_first
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.items: dict[str, dict[str, Any]] = {}
@@ -28,11 +39,20 @@ class FakeDynamoDB:
                 operation = self.headers["X-Amz-Target"].split(".")[-1]
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.calls.append((operation, request))
-                status, body = fake.answer(operation, request)
-                data = json.dumps(body).encode()
+                headers: dict[str, str] = {}
+                if fake.script:
+                    status, body, headers = fake.script.pop(0)
+                    if status == 0:
+                        self.close_connection = True
+                        return
+                else:
+                    status, body = fake.answer(operation, request)
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-amz-json-1.0")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -55,6 +75,12 @@ class FakeDynamoDB:
                 "message": "The level of configured provisioned throughput for the table was exceeded.",
             }
         first = self.count(operation) == 1 and self.unprocessed_first
+        if operation == "GetItem":
+            item = self.items.get(request["Key"]["sk"]["S"])
+            return 200, {} if item is None else {"Item": item}
+        if operation == "PutItem":
+            self.items[request["Item"]["sk"]["S"]] = request["Item"]
+            return 200, {}
         if operation == "BatchWriteItem":
             ((table, writes),) = request["RequestItems"].items()
             done, left = (writes[:1], writes[1:]) if first else (writes, [])

@@ -12,20 +12,33 @@ from fake_dynamodb import FakeDynamoDB
 
 import overcast
 from overcast.errors import InvalidArgument, NotFound, Throttled
+from overcast.providers.aws._lite import LiteDynamoDB
 from overcast.providers.aws.dynamodb import DynamoDBKeyValueStore
 
+CLIENTS = ["lite", "botocore"]  # the botocore-free client (_lite.py) and botocore's
 
-@pytest.fixture
-def store(moto_server: Any) -> Iterator[DynamoDBKeyValueStore]:
-    kv = overcast.open_kv(f"dynamodb://t-{uuid.uuid4().hex[:10]}?partition=users")
+
+@pytest.fixture(params=CLIENTS)
+def store(request: pytest.FixtureRequest, moto_server: Any) -> Iterator[DynamoDBKeyValueStore]:
+    kv = overcast.open_kv(f"dynamodb://t-{uuid.uuid4().hex[:10]}?partition=users&client={request.param}")
     assert isinstance(kv, DynamoDBKeyValueStore)
     kv.sync.create()
     yield kv
     kv.close()
 
 
-def _operations(kv: DynamoDBKeyValueStore) -> list[tuple[str, dict[str, Any]]]:
+def _operations(kv: DynamoDBKeyValueStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """The operations ``kv`` sends from now on, with their parameters (the requests still go out)."""
     seen: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(kv.client, LiteDynamoDB):
+        send = kv.client.call
+
+        def call(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+            seen.append((operation, dict(params)))
+            return send(operation, params)
+
+        monkeypatch.setattr(kv.client, "call", call)
+        return seen
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         seen.append((model.name, dict(params)))
@@ -34,9 +47,9 @@ def _operations(kv: DynamoDBKeyValueStore) -> list[tuple[str, dict[str, Any]]]:
     return seen
 
 
-def test_prefix_scan_is_a_query_on_one_partition(store: DynamoDBKeyValueStore) -> None:
+def test_prefix_scan_is_a_query_on_one_partition(store: DynamoDBKeyValueStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.sync.put_many({f"user/{i:03}": {"i": i} for i in range(30)} | {"other": {}, "user": {}})
-    seen = _operations(store)
+    seen = _operations(store, monkeypatch)
     keys = [item.key for item in store.sync.scan("user/")]
     assert keys == [f"user/{i:03}" for i in range(30)]
     page = store.sync.page("user/", limit=7)
@@ -60,8 +73,8 @@ def test_two_stores_share_a_table_by_partition(store: DynamoDBKeyValueStore) -> 
     assert [i.value for i in other.sync.scan()] == [{"who": "orders"}]
 
 
-def test_batches_stay_within_dynamodb_limits(store: DynamoDBKeyValueStore) -> None:
-    seen = _operations(store)
+def test_batches_stay_within_dynamodb_limits(store: DynamoDBKeyValueStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _operations(store, monkeypatch)
     versions = store.sync.put_many({f"k{i:03}": {"i": i} for i in range(60)})
     found = store.sync.get_many([f"k{i:03}" for i in range(250)])
     assert len(versions) == 60 and sorted(found) == sorted(versions)
@@ -71,10 +84,10 @@ def test_batches_stay_within_dynamodb_limits(store: DynamoDBKeyValueStore) -> No
     assert all(p["RequestItems"][store.table]["ConsistentRead"] for n, p in seen if n == "BatchGetItem")
 
 
-def test_item_size_is_checked_before_the_call(store: DynamoDBKeyValueStore) -> None:
+def test_item_size_is_checked_before_the_call(store: DynamoDBKeyValueStore, monkeypatch: pytest.MonkeyPatch) -> None:
     limit = store.limits.max_value_bytes
     assert limit < 400_000
-    seen = _operations(store)
+    seen = _operations(store, monkeypatch)
     with pytest.raises(InvalidArgument) as info:
         store.sync.put("big", {"v": "x" * limit})
     assert "'big'" in str(info.value) and str(limit) in str(info.value)
@@ -82,8 +95,9 @@ def test_item_size_is_checked_before_the_call(store: DynamoDBKeyValueStore) -> N
     store.sync.put("k" * 1024, {"v": "x" * (limit - len('{"v":""}'))})  # the largest key and document fit
 
 
-def test_missing_table_is_not_found(moto_server: Any) -> None:
-    kv = DynamoDBKeyValueStore("dynamodb://never-created-table")
+@pytest.mark.parametrize("client", CLIENTS)
+def test_missing_table_is_not_found(moto_server: Any, client: str) -> None:
+    kv = DynamoDBKeyValueStore(f"dynamodb://never-created-table?client={client}")
     with pytest.raises(NotFound) as info:
         kv.sync.get("k")
     assert "never-created-table" in str(info.value) and "create" in str(info.value)
@@ -97,10 +111,11 @@ def fake_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
 
 
-def test_fake_unprocessed_batch_entries_are_retried(fake_env: None) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_fake_unprocessed_batch_entries_are_retried(fake_env: None, client: str) -> None:
     fake = FakeDynamoDB(unprocessed_first=True)
     try:
-        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}")
+        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&client={client}")
         versions = kv.sync.put_many({f"k{i}": {"i": i} for i in range(5)})
         assert fake.count("BatchWriteItem") == 2 and sorted(fake.items) == sorted(versions)
         assert len(fake.calls[1][1]["RequestItems"]["fake-table"]) == 4  # only what was left
@@ -111,10 +126,11 @@ def test_fake_unprocessed_batch_entries_are_retried(fake_env: None) -> None:
         fake.close()
 
 
-def test_fake_throttling_is_retried_then_raised_as_throttled(fake_env: None) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_fake_throttling_is_retried_then_raised_as_throttled(fake_env: None, client: str) -> None:
     fake = FakeDynamoDB(throttle=True)
     try:
-        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=3")
+        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=3&client={client}")
         with pytest.raises(Throttled) as info:
             kv.sync.get("k")
         assert "ProvisionedThroughputExceededException" in str(info.value)

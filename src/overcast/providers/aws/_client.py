@@ -31,7 +31,7 @@ from ...errors import (
 )
 from ...resources.url import ResourceURL
 
-__all__ = ["aws_error", "client", "error_code", "jittered_backoff", "region_of"]
+__all__ = ["attempts_of", "aws_error", "client", "error_code", "jittered_backoff", "region_of"]
 
 T = TypeVar("T")
 
@@ -145,12 +145,7 @@ def client(service: str, location: ResourceURL) -> Any:
     """
     region = region_of(location)
     endpoint = location.option("endpoint")
-    retries = location.option("retries")
-    attempts = 5
-    if retries is not None:
-        if not retries.isdigit() or not 1 <= int(retries) <= 20:
-            raise ConfigError(f"{location}: retries must be the number of attempts, 1 to 20; got {retries!r}")
-        attempts = int(retries)
+    attempts = attempts_of(location)
     key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"), attempts)
     found = _clients.get(key)
     if found is not None:
@@ -169,6 +164,16 @@ def client(service: str, location: ResourceURL) -> Any:
                 service, region_name=region, endpoint_url=endpoint, config=config
             )
         return found
+
+
+def attempts_of(location: ResourceURL) -> int:
+    """The URL option ``retries``: attempts per call in botocore's standard mode, 1 to 20 (default 5)."""
+    retries = location.option("retries")
+    if retries is None:
+        return 5
+    if not retries.isdigit() or not 1 <= int(retries) <= 20:
+        raise ConfigError(f"{location}: retries must be the number of attempts, 1 to 20; got {retries!r}")
+    return int(retries)
 
 
 def error_code(exc: BaseException) -> str:
