@@ -10,13 +10,23 @@ Credentials never sit in URLs. A storage client is built from, in order:
    ``DefaultAzureCredential`` (managed identity, workload identity, environment, CLI).
 
 One client per (service, credentials) is shared by every resource of a process: the SDK
-clients are thread-safe and hold the connection pool.
+clients are thread-safe and hold the connection pool. The async faces use the SDKs' ``.aio``
+clients instead (:func:`async_service_client`): one per (service, credentials) *and event
+loop*, since their aiohttp session belongs to the loop it was made on, with the ``.aio``
+``DefaultAzureCredential`` when there is no connection string. They are made on first
+use on a loop and closed when that loop shuts down (``asyncio.run`` and ``asyncio.Runner``
+close them through ``loop.shutdown_asyncgens()``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
 import os
 import threading
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 from azure.core import exceptions as az
@@ -33,7 +43,7 @@ from ...errors import (
 )
 from ...resources.url import ResourceURL
 
-__all__ = ["default_credential", "error", "service_client"]
+__all__ = ["LoopClient", "async_service_client", "default_credential", "error", "service_client"]
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
@@ -63,12 +73,8 @@ def _connection_string(location: ResourceURL) -> str | None:
     return value or None
 
 
-def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
-    """The shared ``*ServiceClient`` of ``service`` (``blob``, ``queue``, ``table``) for ``location``.
-
-    ``factory`` is the SDK class; it must have ``from_connection_string`` and take
-    ``(account_url, credential=...)``.
-    """
+def _target(location: ResourceURL, service: str) -> tuple[str | None, str]:
+    """(connection string or None, account URL) of ``location``'s ``service``."""
     conn = _connection_string(location)
     account = location.option("account") or os.environ.get("AZURE_STORAGE_ACCOUNT") or ""
     endpoint = location.option("endpoint") or ""
@@ -77,20 +83,123 @@ def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
             f"{location}: no Azure storage credentials; set {CONNECTION_ENV}, or give the option "
             "account=NAME (or AZURE_STORAGE_ACCOUNT) to use DefaultAzureCredential"
         )
-    key = (service, conn or "", endpoint or account)
+    if conn is not None and not endpoint:
+        return conn, ""
+    return None, endpoint or f"https://{account}.{service}.core.windows.net"
+
+
+def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
+    """The shared ``*ServiceClient`` of ``service`` (``blob``, ``queue``, ``table``) for ``location``.
+
+    ``factory`` is the SDK class; it must have ``from_connection_string`` and take
+    ``(account_url, credential=...)``.
+    """
+    conn, url = _target(location, service)
+    key = (service, conn or "", url)
     found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
         found = _clients.get(key)
         if found is None:
-            if conn is not None and not endpoint:
-                found = factory.from_connection_string(conn)
-            else:
-                url = endpoint or f"https://{account}.{service}.core.windows.net"
-                found = factory(url, credential=default_credential())
+            found = (
+                factory.from_connection_string(conn)
+                if conn is not None
+                else factory(url, credential=default_credential())
+            )
             _clients[key] = found
         return found
+
+
+# -- the .aio clients: one set per event loop ----------------------------------------------
+
+#: the ``.aio`` service class of each service, imported on first async use (it imports aiohttp)
+AIO_FACTORIES = {
+    "table": ("azure.data.tables.aio", "TableServiceClient"),
+    "blob": ("azure.storage.blob.aio", "BlobServiceClient"),
+    "queue": ("azure.storage.queue.aio", "QueueServiceClient"),
+}
+
+
+class _LoopClients:
+    """The ``.aio`` clients and credential made on one event loop."""
+
+    __slots__ = ("clients", "credential", "finalizer")
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str, str], Any] = {}
+        self.credential: Any = None
+        self.finalizer: AsyncIterator[None] | None = None
+
+    async def close(self) -> None:
+        clients, self.clients = list(self.clients.values()), {}
+        credential, self.credential = self.credential, None
+        for closeable in [*clients, *([credential] if credential is not None else [])]:
+            with contextlib.suppress(Exception):  # the loop is shutting down: nobody to tell
+                await closeable.close()
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
+
+
+async def _finalizer(loop: asyncio.AbstractEventLoop, state: _LoopClients) -> AsyncIterator[None]:
+    """Suspended for the loop's life; ``loop.shutdown_asyncgens()`` resumes it to close the clients."""
+    try:
+        yield
+    finally:
+        _loops.pop(loop, None)
+        state.finalizer = None
+        await state.close()
+
+
+async def async_service_client(location: ResourceURL, service: str) -> Any:
+    """The ``.aio`` ``*ServiceClient`` of ``service`` for ``location`` on the running event loop."""
+    conn, url = _target(location, service)
+    loop = asyncio.get_running_loop()
+    state = _loops.get(loop)
+    if state is None:
+        state = _loops[loop] = _LoopClients()
+        finalizer = _finalizer(loop, state)
+        await anext(finalizer)  # registers it with the loop, which closes it on shutdown
+        state.finalizer = finalizer  # held here: the loop keeps only a weak reference
+    key = (service, conn or "", url)
+    found = state.clients.get(key)
+    if found is None:
+        module, name = AIO_FACTORIES[service]
+        factory = getattr(importlib.import_module(module), name)
+        if conn is not None:
+            found = factory.from_connection_string(conn)
+        else:
+            if state.credential is None:
+                from azure.identity.aio import DefaultAzureCredential
+
+                state.credential = DefaultAzureCredential()
+            found = factory(url, credential=state.credential)
+        state.clients[key] = found
+    return found
+
+
+class LoopClient:
+    """A resource's memo of an ``.aio`` client derived from :func:`async_service_client`
+    (a table, container or queue client): the one of the loop it last ran on, so the hot
+    path is one identity check; a call on another loop derives that loop's."""
+
+    __slots__ = ("_bound", "_derive", "_location", "_service")
+
+    def __init__(self, location: ResourceURL, service: str, derive: Any) -> None:
+        self._location = location
+        self._service = service
+        self._derive = derive
+        self._bound: tuple[Any, Any] = (None, None)  # (loop, client): one attribute, so threads see a pair
+
+    async def __call__(self) -> Any:
+        loop = asyncio.get_running_loop()
+        bound = self._bound
+        if bound[0] is loop:
+            return bound[1]
+        value = self._derive(await async_service_client(self._location, self._service))
+        self._bound = (loop, value)
+        return value
 
 
 def error(exc: Exception, resource: str, what: str) -> ProviderError:

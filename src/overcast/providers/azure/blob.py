@@ -14,11 +14,16 @@ bytes and every stream go up as blocks of ``block_mb`` (default 4 MiB) committed
 ``if_etag`` travel as ``If-None-Match: *`` / ``If-Match`` on the single request that
 makes the object visible, so they are atomic. ``url`` signs a service SAS with the
 account key of the connection string, or a user delegation SAS with Entra ID.
+
+The blocking face uses ``azure.storage.blob``; the async face ``azure.storage.blob.aio``,
+one client per event loop (see ``_credentials``); both share the naming, conditions and
+answer mapping below.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +36,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from ...errors import Conflict, InvalidArgument, NotFound
 from ...resources.blob import BlobLimits, BlobStore, ListPage, ObjectInfo
 from ...resources.url import ResourceURL
-from ._credentials import error, service_client
+from ._credentials import LoopClient, error, service_client
 
 __all__ = ["AzureBlobStore", "decode_name", "encode_name"]
 
@@ -39,6 +44,9 @@ _HEX = "0123456789ABCDEF"
 _MB = 1024 * 1024
 MAX_NAME_CHARS = 1024
 _CLIENT_CACHE = 256
+#: the .aio SDK sends a Put Blob body as bytes, which aiohttp warns against past 1 MiB
+#: (it may hold up the loop): larger single puts of the async face go through a worker thread
+_AIOHTTP_BYTES = 1024 * 1024
 
 
 def encode_name(key: str) -> str:
@@ -105,6 +113,8 @@ class AzureBlobStore(BlobStore):
         self._service: BlobServiceClient = service_client(loc, "blob", BlobServiceClient)
         self._container = self._service.get_container_client(self.container_name)
         self._blobs: dict[str, Any] = {}
+        self._aio = LoopClient(loc, "blob", lambda service: service.get_container_client(self.container_name))
+        self._aio_blobs: tuple[Any, dict[str, Any]] = (None, {})  # (.aio container client, its blob clients)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -125,6 +135,20 @@ class AzureBlobStore(BlobStore):
             if len(self._blobs) >= _CLIENT_CACHE:
                 self._blobs.clear()
             found = self._blobs[key] = self._container.get_blob_client(self._blob_name(key))
+        return found
+
+    async def _aio_blob(self, key: str) -> Any:
+        """:meth:`_blob` for the ``.aio`` container client of the running loop."""
+        container = await self._aio()
+        owner, blobs = self._aio_blobs
+        if owner is not container:
+            blobs = {}
+            self._aio_blobs = (container, blobs)
+        found = blobs.get(key)
+        if found is None:
+            if len(blobs) >= _CLIENT_CACHE:
+                blobs.clear()
+            found = blobs[key] = container.get_blob_client(self._blob_name(key))
         return found
 
     def _key(self, blob_name: str) -> str:
@@ -179,23 +203,31 @@ class AzureBlobStore(BlobStore):
             return self._put_stream_blocking(key, iter([data]), content_type, metadata, if_absent, if_etag)
         blob = self._blob(key)
         try:
-            result = blob.upload_blob(
-                data,
-                overwrite=not if_absent,
-                length=len(data),
-                content_settings=ContentSettings(content_type=content_type),
-                metadata=metadata,
-                max_concurrency=1,
-                **self._conditions(False, if_etag),
-            )
+            result = blob.upload_blob(data, **self._upload_args(data, content_type, metadata, if_absent, if_etag))
         except az.AzureError as exc:
             raise self._conflict(exc, key, if_absent, if_etag) from exc
         return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
 
-    def _stage(self, blob: Any, block_ids: list[str], data: bytes) -> None:
-        block_id = base64.b64encode(f"{len(block_ids):08d}-{uuid.uuid4().hex}".encode()).decode()
-        blob.stage_block(block_id, data, length=len(data))
-        block_ids.append(block_id)
+    def _upload_args(
+        self, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> dict[str, Any]:
+        return {
+            "overwrite": not if_absent,
+            "length": len(data),
+            "content_settings": ContentSettings(content_type=content_type),
+            "metadata": metadata,
+            "max_concurrency": 1,
+            **self._conditions(False, if_etag),
+        }
+
+    def _blocks(self, buffer: bytearray, block_ids: list[str], *, last: bool) -> Iterator[tuple[str, bytes]]:
+        """Take whole blocks off ``buffer`` (and what is left, if ``last``): (block id, bytes) to stage."""
+        while len(buffer) >= self.block_size or (last and (buffer or not block_ids)):
+            data = bytes(buffer[: self.block_size])
+            del buffer[: self.block_size]
+            block_id = base64.b64encode(f"{len(block_ids):08d}-{uuid.uuid4().hex}".encode()).decode()
+            block_ids.append(block_id)
+            yield block_id, data
 
     def _commit(
         self,
@@ -209,15 +241,19 @@ class AzureBlobStore(BlobStore):
         if_etag: str | None,
     ) -> ObjectInfo:
         try:
-            result = blob.commit_block_list(
-                block_ids,
-                content_settings=ContentSettings(content_type=content_type),
-                metadata=metadata,
-                **self._conditions(if_absent, if_etag),
-            )
+            result = blob.commit_block_list(block_ids, **self._commit_args(content_type, metadata, if_absent, if_etag))
         except az.AzureError as exc:
             raise self._conflict(exc, key, if_absent, if_etag) from exc
         return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
+
+    def _commit_args(
+        self, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> dict[str, Any]:
+        return {
+            "content_settings": ContentSettings(content_type=content_type),
+            "metadata": metadata,
+            **self._conditions(if_absent, if_etag),
+        }
 
     def _put_stream_blocking(
         self,
@@ -236,65 +272,41 @@ class AzureBlobStore(BlobStore):
             for chunk in chunks:
                 buffer += chunk
                 size += len(chunk)
-                while len(buffer) >= self.block_size:
-                    self._stage(blob, block_ids, bytes(buffer[: self.block_size]))
-                    del buffer[: self.block_size]
-            if buffer or not block_ids:
-                self._stage(blob, block_ids, bytes(buffer))
+                for block_id, block in self._blocks(buffer, block_ids, last=False):
+                    blob.stage_block(block_id, block, length=len(block))
+            for block_id, block in self._blocks(buffer, block_ids, last=True):
+                blob.stage_block(block_id, block, length=len(block))
         except az.AzureError as exc:
             raise self._fail(exc, f"upload block of {key!r}") from exc
         return self._commit(blob, key, block_ids, size, content_type, metadata, if_absent, if_etag)
-
-    async def _put_stream(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_etag: str | None,
-    ) -> ObjectInfo:
-        blob = self._blob(key)
-        block_ids: list[str] = []
-        buffer = bytearray()
-        size = 0
-        try:
-            async for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                while len(buffer) >= self.block_size:
-                    await self._call(self._stage, blob, block_ids, bytes(buffer[: self.block_size]))
-                    del buffer[: self.block_size]
-            if not block_ids and len(buffer) <= self.single_put:
-                return await self._call(
-                    self._put_blocking, key, bytes(buffer), content_type, metadata, if_absent, if_etag
-                )
-            if buffer:
-                await self._call(self._stage, blob, block_ids, bytes(buffer))
-        except az.AzureError as exc:
-            raise self._fail(exc, f"upload block of {key!r}") from exc
-        return await self._call(self._commit, blob, key, block_ids, size, content_type, metadata, if_absent, if_etag)
 
     # -- reads -----------------------------------------------------------------------------
 
     def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
         blob = self._blob(key)
-        offset = start or 0
-        length = None if end is None else end - offset
+        first, length = self._range(start, end)
         try:
             if length == 0:
                 blob.get_blob_properties()
                 return b""
-            first = offset if (offset or length is not None) else None
             return bytes(blob.download_blob(offset=first, length=length, max_concurrency=1).readall())
-        except az.ResourceNotFoundError as exc:
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
-        except az.HttpResponseError as exc:
-            if exc.status_code == 416:  # the range starts past the end: an empty slice
-                return b""
-            raise self._fail(exc, f"get {key!r}") from exc
         except az.AzureError as exc:
-            raise self._fail(exc, f"get {key!r}") from exc
+            return self._get_error(exc, key)
+
+    @staticmethod
+    def _range(start: int | None, end: int | None) -> tuple[int | None, int | None]:
+        """(offset, length) of ``[start:end]`` for download_blob; offset None for the whole object."""
+        offset = start or 0
+        length = None if end is None else end - offset
+        return (offset if (offset or length is not None) else None), length
+
+    def _get_error(self, exc: Exception, key: str) -> bytes:
+        """b"" for a range past the end (an empty slice), else raise the error of ``exc``."""
+        if isinstance(exc, az.ResourceNotFoundError):
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        if isinstance(exc, az.HttpResponseError) and exc.status_code == 416:
+            return b""
+        raise self._fail(exc, f"get {key!r}") from exc
 
     def _stream_blocking(self, key: str) -> Iterator[bytes]:
         blob = self._blob(key)
@@ -313,16 +325,6 @@ class AzureBlobStore(BlobStore):
                     yield bytes(chunk)
         except az.AzureError as exc:
             raise self._fail(exc, f"read {key!r}") from exc
-
-    async def _stream(self, key: str) -> AsyncIterator[bytes]:
-        chunks = await self._call(self._stream_blocking, key)
-        done = object()
-        while True:
-            chunk = await self._call(next, chunks, done)
-            if chunk is done:
-                return
-            assert isinstance(chunk, bytes)
-            yield chunk
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
         blob = self._blob(key)
@@ -356,10 +358,7 @@ class AzureBlobStore(BlobStore):
         return True
 
     def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
-        start = self.prefix + (encode_name(prefix) if prefix else "")
-        # A prefix ending in dots may encode differently as part of a longer key: list from
-        # the stable part and filter.
-        native = start.rstrip(".") if prefix.endswith(".") else start
+        start, native = self._list_start(prefix)
         try:
             pager = self._container.list_blobs(
                 name_starts_with=native or None, include=["metadata"], results_per_page=limit
@@ -369,6 +368,17 @@ class AzureBlobStore(BlobStore):
             token = pager.continuation_token
         except az.AzureError as exc:
             raise self._fail(exc, "list") from exc
+        return self._listed(prefix, start, native, objects, token)
+
+    def _list_start(self, prefix: str) -> tuple[str, str]:
+        """(the blob name prefix of ``prefix``, the one to list from)."""
+        start = self.prefix + (encode_name(prefix) if prefix else "")
+        # A prefix ending in dots may encode differently as part of a longer key: list from
+        # the stable part and filter.
+        return start, (start.rstrip(".") if prefix.endswith(".") else start)
+
+    @staticmethod
+    def _listed(prefix: str, start: str, native: str, objects: list[ObjectInfo], token: str | None) -> ListPage:
         if native != start:
             objects = [info for info in objects if info.key.startswith(prefix)]
         return ListPage(objects, token or None)
@@ -414,5 +424,123 @@ class AzureBlobStore(BlobStore):
             raise self._fail(exc, f"sign a URL for {key!r}") from exc
         return f"{blob.url}?{sas}"
 
+    # -- async face: azure.storage.blob.aio on the running loop -----------------------------
+
+    async def _put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
+        if len(data) > self.single_put:
+            return await self._put_stream(key, _one(data), content_type, metadata, if_absent, if_etag)
+        if len(data) > _AIOHTTP_BYTES:  # one Put Blob, as on the blocking face, sent from a worker thread
+            return await self._call(self._put_blocking, key, data, content_type, metadata, if_absent, if_etag)
+        blob = await self._aio_blob(key)
+        try:
+            result = await blob.upload_blob(data, **self._upload_args(data, content_type, metadata, if_absent, if_etag))
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
+
+    async def _put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        blob = await self._aio_blob(key)
+        block_ids: list[str] = []
+        buffer = bytearray()
+        size = 0
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                for block_id, block in self._blocks(buffer, block_ids, last=False):
+                    await blob.stage_block(
+                        block_id, io.BytesIO(block), length=len(block)
+                    )  # aiohttp warns of bytes > 1 MiB
+            if not block_ids and len(buffer) <= self.single_put:
+                return await self._put(key, bytes(buffer), content_type, metadata, if_absent, if_etag)
+            for block_id, block in self._blocks(buffer, block_ids, last=True):
+                await blob.stage_block(block_id, io.BytesIO(block), length=len(block))  # aiohttp warns of bytes > 1 MiB
+        except az.AzureError as exc:
+            raise self._fail(exc, f"upload block of {key!r}") from exc
+        try:
+            result = await blob.commit_block_list(
+                block_ids, **self._commit_args(content_type, metadata, if_absent, if_etag)
+            )
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
+
+    async def _get(self, key: str, start: int | None, end: int | None) -> bytes:
+        blob = await self._aio_blob(key)
+        first, length = self._range(start, end)
+        try:
+            if length == 0:
+                await blob.get_blob_properties()
+                return b""
+            downloader = await blob.download_blob(offset=first, length=length, max_concurrency=1)
+            return bytes(await downloader.readall())
+        except az.AzureError as exc:
+            return self._get_error(exc, key)
+
+    async def _stream(self, key: str) -> AsyncIterator[bytes]:
+        blob = await self._aio_blob(key)
+        try:
+            downloader = await blob.download_blob(max_concurrency=1)
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get {key!r}") from exc
+        try:
+            async for chunk in downloader.chunks():
+                if chunk:
+                    yield bytes(chunk)
+        except az.AzureError as exc:
+            raise self._fail(exc, f"read {key!r}") from exc
+
+    async def _head(self, key: str) -> ObjectInfo | None:
+        blob = await self._aio_blob(key)
+        try:
+            props = await blob.get_blob_properties()
+        except az.ResourceNotFoundError:
+            return None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"head {key!r}") from exc
+        return self._from_properties(key, props)
+
+    async def _delete(self, key: str) -> bool:
+        blob = await self._aio_blob(key)
+        try:
+            await blob.delete_blob()
+        except az.ResourceNotFoundError:
+            return False
+        except az.AzureError as exc:
+            raise self._fail(exc, f"delete {key!r}") from exc
+        return True
+
+    async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
+        start, native = self._list_start(prefix)
+        container = await self._aio()
+        try:
+            pager = container.list_blobs(
+                name_starts_with=native or None, include=["metadata"], results_per_page=limit
+            ).by_page(continuation_token=cursor)
+            objects = []
+            async for page in pager:
+                objects = [self._from_properties(self._key(props.name), props) async for props in page]
+                break
+            token = pager.continuation_token
+        except az.AzureError as exc:
+            raise self._fail(exc, "list") from exc
+        return self._listed(prefix, start, native, objects, token)
+
     def close(self) -> None:
         return None
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data

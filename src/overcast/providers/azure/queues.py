@@ -15,6 +15,12 @@ Functions queue trigger (``host.json`` sets ``messageEncoding`` to :data:`MESSAG
 A topic ``azqueue://TOPIC`` keeps one queue per subscription, named
 ``TOPIC-<subscription>`` (made a valid queue name) and marked with the metadata
 ``overcast_topic=TOPIC``; ``publish`` lists the marked queues and sends to each.
+
+The blocking face uses ``azure.storage.queue``; the async face ``azure.storage.queue.aio``,
+one client per event loop (see ``_credentials``), with the same envelope and mapping code.
+
+No ``depth``: the service's ``approximate_message_count`` counts invisible messages too
+(delayed ones and those in flight), which ``Queue.depth`` must leave out.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ from azure.core import exceptions as az
 from azure.storage.queue import QueueServiceClient
 
 from ...errors import InvalidArgument
-from ...resources.queue import Message, Queue, QueueLimits, Topic, poll_blocking
+from ...resources.queue import Message, Queue, QueueLimits, Topic, poll, poll_blocking
 from ...resources.url import ResourceURL
-from ._credentials import error, service_client
+from ._credentials import LoopClient, async_service_client, error, service_client
 
 __all__ = ["MESSAGE_ENCODING", "AzureStorageQueue", "AzureStorageTopic", "decode_message", "subscription_queue_name"]
 
@@ -135,6 +141,7 @@ class AzureStorageQueue(Queue):
         self._metadata = dict(metadata or {})
         self._service: QueueServiceClient = service_client(loc, "queue", QueueServiceClient)
         self._queue = self._service.get_queue_client(self.queue_name)
+        self._aio = LoopClient(loc, "queue", lambda service: service.get_queue_client(self.queue_name))
 
     def _fail(self, exc: Exception, what: str) -> Exception:
         return error(exc, self.name, what)
@@ -186,6 +193,25 @@ class AzureStorageQueue(Queue):
         except az.AzureError as exc:
             raise self._fail(exc, "send") from exc
 
+    def _receive_args(self, max_messages: int, visibility: int) -> dict[str, Any]:
+        return {"messages_per_page": max_messages, "max_messages": max_messages, "visibility_timeout": visibility}
+
+    def _message(self, raw: Any) -> Message:
+        body, attributes, message_id = decode_message(raw.content or "")
+        attempts = int(raw.dequeue_count or 1)
+        return Message(message_id or raw.id, body, attributes, attempts, f"{raw.id} {raw.pop_receipt}")
+
+    def _exhausted(self, raw: Any) -> bool:
+        """Whether ``raw`` was received more than ``max_attempts`` times (it goes to the poison queue)."""
+        return bool(self.max_attempts) and int(raw.dequeue_count or 1) > self.max_attempts
+
+    def _settle_error(self, exc: Exception, what: str) -> Exception | None:
+        """The error to raise for ``exc`` in an ack, nack or move; None for a stale receipt,
+        which changes nothing, as on the other clouds (whoever holds the message now settles it)."""
+        if isinstance(exc, az.HttpResponseError) and _stale(exc):
+            return None
+        return self._fail(exc, what)
+
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         return poll_blocking(
             lambda: self._receive_once(max_messages, max(1, _whole_seconds(visibility_timeout))),
@@ -196,21 +222,15 @@ class AzureStorageQueue(Queue):
 
     def _receive_once(self, max_messages: int, visibility: int) -> list[Message]:
         try:
-            received = list(
-                self._queue.receive_messages(
-                    messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility
-                )
-            )
+            received = list(self._queue.receive_messages(**self._receive_args(max_messages, visibility)))
         except az.AzureError as exc:
             raise self._fail(exc, "receive") from exc
         out: list[Message] = []
         for raw in received:
-            attempts = int(raw.dequeue_count or 1)
-            if self.max_attempts and attempts > self.max_attempts:
+            if self._exhausted(raw):
                 self._bury(raw)
-                continue
-            body, attributes, message_id = decode_message(raw.content or "")
-            out.append(Message(message_id or raw.id, body, attributes, attempts, f"{raw.id} {raw.pop_receipt}"))
+            else:
+                out.append(self._message(raw))
         return out
 
     def _bury(self, raw: Any) -> None:
@@ -225,31 +245,95 @@ class AzureStorageQueue(Queue):
                     poison.create_queue()
                 poison.send_message(text)
             self._queue.delete_message(raw.id, raw.pop_receipt)
-        except az.HttpResponseError as exc:
-            if not _stale(exc):  # else its receipt went stale: whoever holds it now settles it
-                raise self._fail(exc, "move a message to the poison queue") from exc
         except az.AzureError as exc:
-            raise self._fail(exc, "move a message to the poison queue") from exc
+            failure = self._settle_error(exc, "move a message to the poison queue")
+            if failure is not None:
+                raise failure from exc
 
     def _ack_blocking(self, message: Message) -> None:
         msg_id, _, receipt = message.receipt.partition(" ")
         try:
             self._queue.delete_message(msg_id, receipt)
-        except az.HttpResponseError as exc:
-            if not _stale(exc):  # a stale receipt changes nothing, as on the other clouds
-                raise self._fail(exc, "ack") from exc
         except az.AzureError as exc:
-            raise self._fail(exc, "ack") from exc
+            failure = self._settle_error(exc, "ack")
+            if failure is not None:
+                raise failure from exc
 
     def _nack_blocking(self, message: Message, delay: float) -> None:
         msg_id, _, receipt = message.receipt.partition(" ")
         try:
             self._queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
-        except az.HttpResponseError as exc:
-            if not _stale(exc):
-                raise self._fail(exc, "nack") from exc
         except az.AzureError as exc:
-            raise self._fail(exc, "nack") from exc
+            failure = self._settle_error(exc, "nack")
+            if failure is not None:
+                raise failure from exc
+
+    # -- async face: azure.storage.queue.aio on the running loop ----------------------------
+
+    async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        message_id, text = self._envelope(data, attributes)
+        queue = await self._aio()
+        try:
+            await queue.send_message(text, visibility_timeout=_whole_seconds(delay) or None)
+        except az.AzureError as exc:
+            raise self._fail(exc, "send") from exc
+        return message_id
+
+    async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        visibility = max(1, _whole_seconds(visibility_timeout))
+        return await poll(
+            lambda: self._receive_once_async(max_messages, visibility), wait, first=_POLL_FIRST, most=_POLL_MAX
+        )
+
+    async def _receive_once_async(self, max_messages: int, visibility: int) -> list[Message]:
+        queue = await self._aio()
+        try:
+            received = [raw async for raw in queue.receive_messages(**self._receive_args(max_messages, visibility))]
+        except az.AzureError as exc:
+            raise self._fail(exc, "receive") from exc
+        out: list[Message] = []
+        for raw in received:
+            if self._exhausted(raw):
+                await self._bury_async(queue, raw)
+            else:
+                out.append(self._message(raw))
+        return out
+
+    async def _bury_async(self, queue: Any, raw: Any) -> None:
+        text = raw.content or ""
+        poison = (await async_service_client(self.location, "queue")).get_queue_client(self.queue_name + POISON_SUFFIX)
+        try:
+            try:
+                await poison.send_message(text)
+            except az.ResourceNotFoundError:
+                with contextlib.suppress(az.ResourceExistsError):
+                    await poison.create_queue()
+                await poison.send_message(text)
+            await queue.delete_message(raw.id, raw.pop_receipt)
+        except az.AzureError as exc:
+            failure = self._settle_error(exc, "move a message to the poison queue")
+            if failure is not None:
+                raise failure from exc
+
+    async def _ack(self, message: Message) -> None:
+        msg_id, _, receipt = message.receipt.partition(" ")
+        queue = await self._aio()
+        try:
+            await queue.delete_message(msg_id, receipt)
+        except az.AzureError as exc:
+            failure = self._settle_error(exc, "ack")
+            if failure is not None:
+                raise failure from exc
+
+    async def _nack(self, message: Message, delay: float) -> None:
+        msg_id, _, receipt = message.receipt.partition(" ")
+        queue = await self._aio()
+        try:
+            await queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
+        except az.AzureError as exc:
+            failure = self._settle_error(exc, "nack")
+            if failure is not None:
+                raise failure from exc
 
     def close(self) -> None:
         return None
@@ -293,12 +377,12 @@ class AzureStorageTopic(Topic):
             return [
                 props.name
                 for props in self._service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True)
-                if (props.metadata or {}).get(TOPIC_METADATA) == self.topic_name
+                if self._subscribed(props)
             ]
         except az.AzureError as exc:
             raise error(exc, self.name, "list subscriptions") from exc
 
-    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+    def _publication(self, data: bytes, attributes: dict[str, str]) -> tuple[str, str]:
         message_id = uuid.uuid4().hex
         text = encode_message(message_id, data, attributes)
         if len(text.encode()) > MAX_MESSAGE_BYTES:
@@ -306,9 +390,36 @@ class AzureStorageTopic(Topic):
                 f"{self.name}: message with its attributes is over Azure's {MAX_MESSAGE_BYTES} bytes",
                 resource=self.name,
             )
+        return message_id, text
+
+    def _subscribed(self, props: Any) -> bool:
+        return (props.metadata or {}).get(TOPIC_METADATA) == self.topic_name
+
+    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id, text = self._publication(data, attributes)
         for queue in self._subscribers():
             try:
                 self._service.get_queue_client(queue).send_message(text)
+            except az.ResourceNotFoundError:
+                continue  # deleted since it was listed
+            except az.AzureError as exc:
+                raise error(exc, self.name, f"publish to {queue}") from exc
+        return message_id
+
+    async def _publish(self, data: bytes, attributes: dict[str, str]) -> str:
+        message_id, text = self._publication(data, attributes)
+        service = await async_service_client(self.location, "queue")
+        try:
+            queues = [
+                props.name
+                async for props in service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True)
+                if self._subscribed(props)
+            ]
+        except az.AzureError as exc:
+            raise error(exc, self.name, "list subscriptions") from exc
+        for queue in queues:
+            try:
+                await service.get_queue_client(queue).send_message(text)
             except az.ResourceNotFoundError:
                 continue  # deleted since it was listed
             except az.AzureError as exc:

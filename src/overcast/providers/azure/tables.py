@@ -17,14 +17,21 @@ One entity per key, all in one partition (option ``partition``, default ``o``), 
   ``if_absent`` writes.
 
 Versions are the entities' ETags; ``if_version`` and ``if_absent`` are the service's own
-``If-Match`` and insert semantics, so they are atomic.
+``If-Match`` and insert semantics, so they are atomic. The version of an item written with
+a TTL carries its expiry after the ETag (``ETAG;x=MICROSECONDS``): an ETag pins the entity,
+so a write or delete ``if_version`` of an item whose expiry has passed is refused
+(``Conflict``, as for an absent key) without a call, though the entity is still stored.
+
+The blocking face uses ``azure.data.tables``; the async face ``azure.data.tables.aio``, one
+client per event loop (see ``_credentials``). Both build requests and read answers with
+the same code.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from azure.core import MatchConditions
@@ -35,7 +42,7 @@ from ...errors import Conflict, InvalidArgument
 from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
-from ._credentials import error, service_client
+from ._credentials import LoopClient, error, service_client
 
 __all__ = ["AzureTableKeyValueStore", "decode_row_key", "encode_row_key"]
 
@@ -48,6 +55,16 @@ MAX_ROW_KEY_BYTES = 1024  # UTF-16, as Table storage counts
 MAX_BATCH = 100
 MAX_BATCH_BYTES = 3 * 1024 * 1024  # of the 4 MiB a transaction may carry, with room for its framing
 MAX_FILTER_KEYS = 14  # a $filter holds at most 15 comparisons; one is the PartitionKey
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_EXPIRY_MARK = ";x="
+
+
+def _version(etag: str, expires_at: datetime | None) -> str:
+    """The version of an entity with ``etag``: its ETag, with its expiry when it has one."""
+    if expires_at is None:
+        return etag
+    return f"{etag}{_EXPIRY_MARK}{(expires_at - _EPOCH) // _MICROSECOND}"
 
 
 def encode_row_key(key: str) -> str:
@@ -96,6 +113,7 @@ class AzureTableKeyValueStore(KeyValueStore):
         self.partition = loc.option("partition") or "o"
         self._service: TableServiceClient = service_client(loc, "table", TableServiceClient)
         self._table = self._service.get_table_client(table)
+        self._aio = LoopClient(loc, "table", lambda service: service.get_table_client(table))
 
     # -- keys and entities -----------------------------------------------------------------
 
@@ -139,10 +157,129 @@ class AzureTableKeyValueStore(KeyValueStore):
         expiry = entity.get("x")
         if expiry is not None and expiry.tzinfo is None:
             expiry = expiry.replace(tzinfo=UTC)
-        return Item(decode_row_key(entity["RowKey"]), value, entity.metadata["etag"], expiry)
+        return Item(decode_row_key(entity["RowKey"]), value, _version(entity.metadata["etag"], expiry), expiry)
 
     def _fail(self, exc: Exception, what: str) -> Exception:
         return error(exc, self.name, what)
+
+    # -- requests and answers, shared by both faces --------------------------------------
+
+    def _found(self, entity: Any) -> Item | None:
+        return None if self._expired(entity, datetime.now(UTC)) else self._item(entity)
+
+    def _if_match(self, key: str, if_version: str) -> str:
+        """The ETag to send as ``If-Match`` for ``if_version``; Conflict if that version has expired."""
+        etag, mark, expiry = if_version.partition(_EXPIRY_MARK)
+        if mark:
+            try:
+                expires_at = _EPOCH + int(expiry) * _MICROSECOND
+            except (ValueError, OverflowError):
+                expires_at = _EPOCH  # not a version this store wrote: it cannot match
+            if expires_at <= datetime.now(UTC):
+                raise Conflict(
+                    f"{self.name}: key {key!r} is absent (expired), not at version {if_version}", resource=self.name
+                )
+        return etag
+
+    def _update_args(self, key: str, entity: dict[str, Any], if_version: str) -> dict[str, Any]:
+        return {
+            "entity": entity,
+            "mode": UpdateMode.REPLACE,
+            "etag": self._if_match(key, if_version),
+            "match_condition": MatchConditions.IfNotModified,
+        }
+
+    def _put_error(self, exc: Exception, key: str, if_version: str | None) -> Exception:
+        if isinstance(exc, (az.ResourceModifiedError, az.ResourceNotFoundError)) or (
+            isinstance(exc, az.HttpResponseError) and exc.status_code in (404, 412)
+        ):
+            return Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name)
+        return self._fail(exc, f"put of key {key!r}")
+
+    def _taken(self, key: str) -> Conflict:
+        return Conflict(f"{self.name}: key {key!r} exists (if_absent)", resource=self.name)
+
+    def _delete_args(self, key: str, if_version: str | None) -> dict[str, Any]:
+        from azure.data.tables._serialize import _get_match_condition, _prepare_key
+
+        etag = None if if_version is None else self._if_match(key, if_version)
+        return {
+            "table": self.table_name,
+            "partition_key": _prepare_key(self.partition),
+            "row_key": _prepare_key(encode_row_key(key)),
+            "etag": etag,
+            "match_condition": _get_match_condition(  # type: ignore[no-untyped-call]
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified if if_version else MatchConditions.Unconditionally,
+            ),
+        }
+
+    def _delete_error(self, exc: Exception, key: str, if_version: str | None) -> Exception | None:
+        """The error to raise for ``exc``, or None for a key that was absent (delete returns False)."""
+        if isinstance(exc, az.HttpResponseError) and exc.status_code == 404:
+            if if_version is None:
+                return None
+            return Conflict(f"{self.name}: key {key!r} is absent, not at version {if_version}", resource=self.name)
+        if isinstance(exc, az.HttpResponseError) and exc.status_code == 412:
+            return Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name)
+        return self._fail(exc, f"delete of key {key!r}")
+
+    def _scan_query(self, prefix: str, cursor: str | None) -> tuple[str, dict[str, Any]]:
+        low = encode_row_key(prefix)
+        high = prefix_upper_bound(low) if low else None
+        clauses = ["PartitionKey eq @pk"]
+        params: dict[str, Any] = {"pk": self.partition}
+        if cursor is not None:
+            clauses.append("RowKey gt @after")
+            params["after"] = cursor
+        elif low:
+            clauses.append("RowKey ge @low")
+            params["low"] = low
+        if high is not None:
+            clauses.append("RowKey lt @high")
+            params["high"] = high
+        return " and ".join(clauses), params
+
+    def _many_queries(self, keys: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        queries = []
+        for start in range(0, len(keys), MAX_FILTER_KEYS):
+            group = keys[start : start + MAX_FILTER_KEYS]
+            params: dict[str, Any] = {"pk": self.partition}
+            ors = []
+            for i, key in enumerate(group):
+                params[f"k{i}"] = encode_row_key(key)
+                ors.append(f"RowKey eq @k{i}")
+            queries.append((f"PartitionKey eq @pk and ( {' or '.join(ors)} )", params))
+        return queries
+
+    def _batches(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> list[list[tuple[str, dict[str, Any]]]]:
+        """``entries`` as entity transactions within Table storage's count and size limits."""
+        batches: list[list[tuple[str, dict[str, Any]]]] = []
+        batch: list[tuple[str, dict[str, Any]]] = []
+        size = 0
+        for key, _value, data in entries:
+            weight = len(data) * 4 // 3 + 512
+            if batch and (len(batch) >= MAX_BATCH or size + weight > MAX_BATCH_BYTES):
+                batches.append(batch)
+                batch, size = [], 0
+            batch.append((key, self._entity(key, data, expires_at)))
+            size += weight
+        if batch:
+            batches.append(batch)
+        return batches
+
+    @staticmethod
+    def _operations(batch: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        return [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
+
+    @staticmethod
+    def _committed(batch: list[tuple[str, dict[str, Any]]], results: list[Any]) -> dict[str, str]:
+        return {
+            key: _version(str(result["etag"]), entity.get("x"))
+            for (key, entity), result in zip(batch, results, strict=True)
+        }
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -158,7 +295,7 @@ class AzureTableKeyValueStore(KeyValueStore):
         except az.AzureError as exc:
             raise self._fail(exc, "ping") from exc
 
-    # -- operations ------------------------------------------------------------------------
+    # -- blocking face: azure.data.tables --------------------------------------------------
 
     def _get_blocking(self, key: str) -> Item | None:
         try:
@@ -167,9 +304,7 @@ class AzureTableKeyValueStore(KeyValueStore):
             return None
         except az.AzureError as exc:
             raise self._fail(exc, f"get of key {key!r}") from exc
-        if self._expired(entity, datetime.now(UTC)):
-            return None
-        return self._item(entity)
+        return self._found(entity)
 
     def _put_blocking(
         self,
@@ -181,36 +316,32 @@ class AzureTableKeyValueStore(KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         entity = self._entity(key, data, expires_at)
+        if if_absent:
+            return _version(self._insert(key, entity), expires_at)
         try:
-            if if_absent:
-                return self._insert(key, entity)
             if if_version is not None:
-                result = self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=if_version, match_condition=MatchConditions.IfNotModified
-                )
+                result = self._table.update_entity(**self._update_args(key, entity, if_version))
             else:
                 result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        except (az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
-            raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
-        except az.HttpResponseError as exc:
-            if exc.status_code in (404, 412):
-                raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
-            raise self._fail(exc, f"put of key {key!r}") from exc
         except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        return str(result["etag"])
+            raise self._put_error(exc, key, if_version) from exc
+        return _version(str(result["etag"]), expires_at)
 
     def _insert(self, key: str, entity: dict[str, Any]) -> str:
         try:
             return str(self._table.create_entity(entity)["etag"])
         except az.ResourceExistsError as exc:
             taken = exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
         try:  # an expired entity counts as absent: replace it if it has not moved since
             current = self._table.get_entity(self.partition, entity["RowKey"])
         except az.ResourceNotFoundError:
             current = None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
         if current is not None and not self._expired(current, datetime.now(UTC)):
-            raise Conflict(f"{self.name}: key {key!r} exists (if_absent)", resource=self.name) from taken
+            raise self._taken(key) from taken
         try:
             if current is None:
                 return str(self._table.create_entity(entity)["etag"])
@@ -221,61 +352,30 @@ class AzureTableKeyValueStore(KeyValueStore):
                 match_condition=MatchConditions.IfNotModified,
             )
         except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
-            raise Conflict(f"{self.name}: key {key!r} exists (if_absent)", resource=self.name) from exc
+            raise self._taken(key) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
         return str(result["etag"])
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
-        from azure.data.tables._serialize import _prepare_key
-        from azure.data.tables._table_client import _get_match_condition  # type: ignore[attr-defined]
-
-        row = encode_row_key(key)
-        etag = if_version
-        condition = _get_match_condition(  # type: ignore[no-untyped-call]
-            etag=etag,
-            match_condition=MatchConditions.IfNotModified if if_version else MatchConditions.Unconditionally,
-        )
+        args = self._delete_args(key, if_version)
         try:
             # The public delete_entity hides a 404; the generated operation says whether it existed.
-            self._table._client.table.delete_entity(
-                table=self.table_name,
-                partition_key=_prepare_key(self.partition),
-                row_key=_prepare_key(row),
-                etag=etag,
-                match_condition=condition,
-            )
-        except az.HttpResponseError as exc:
-            if exc.status_code == 404:
-                if if_version is not None:
-                    raise Conflict(
-                        f"{self.name}: key {key!r} is absent, not at version {if_version}", resource=self.name
-                    ) from exc
-                return False
-            if exc.status_code == 412:
-                raise Conflict(f"{self.name}: key {key!r} is not at version {if_version}", resource=self.name) from exc
-            raise self._fail(exc, f"delete of key {key!r}") from exc
+            self._table._client.table.delete_entity(**args)
         except az.AzureError as exc:
-            raise self._fail(exc, f"delete of key {key!r}") from exc
+            failure = self._delete_error(exc, key, if_version)
+            if failure is None:
+                return False
+            raise failure from exc
         return True
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
-        low = encode_row_key(prefix)
-        high = prefix_upper_bound(low) if low else None
-        clauses = ["PartitionKey eq @pk"]
-        params: dict[str, Any] = {"pk": self.partition}
-        if cursor is not None:
-            clauses.append("RowKey gt @after")
-            params["after"] = cursor
-        elif low:
-            clauses.append("RowKey ge @low")
-            params["low"] = low
-        if high is not None:
-            clauses.append("RowKey lt @high")
-            params["high"] = high
+        query, params = self._scan_query(prefix, cursor)
         items: list[Item] = []
         last: str | None = None
         now = datetime.now(UTC)
         try:
-            for entity in self._table.query_entities(" and ".join(clauses), parameters=params, results_per_page=limit):
+            for entity in self._table.query_entities(query, parameters=params, results_per_page=limit):
                 last = entity["RowKey"]
                 if not self._expired(entity, now):
                     items.append(self._item(entity))
@@ -288,14 +388,7 @@ class AzureTableKeyValueStore(KeyValueStore):
     def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
         found: dict[str, Item] = {}
         now = datetime.now(UTC)
-        for start in range(0, len(keys), MAX_FILTER_KEYS):
-            group = keys[start : start + MAX_FILTER_KEYS]
-            params: dict[str, Any] = {"pk": self.partition}
-            ors = []
-            for i, key in enumerate(group):
-                params[f"k{i}"] = encode_row_key(key)
-                ors.append(f"RowKey eq @k{i}")
-            query = f"PartitionKey eq @pk and ( {' or '.join(ors)} )"
+        for query, params in self._many_queries(keys):
             try:
                 for entity in self._table.query_entities(query, parameters=params):
                     if not self._expired(entity, now):
@@ -309,26 +402,137 @@ class AzureTableKeyValueStore(KeyValueStore):
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
         versions: dict[str, str] = {}
-        batch: list[tuple[str, dict[str, Any]]] = []
-        size = 0
-        for key, _value, data in entries:
-            weight = len(data) * 4 // 3 + 512
-            if batch and (len(batch) >= MAX_BATCH or size + weight > MAX_BATCH_BYTES):
-                versions.update(self._commit(batch))
-                batch, size = [], 0
-            batch.append((key, self._entity(key, data, expires_at)))
-            size += weight
-        if batch:
+        for batch in self._batches(entries, expires_at):
             versions.update(self._commit(batch))
         return versions
 
     def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
-        operations: list[Any] = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
         try:
-            results = self._table.submit_transaction(operations)
+            results = self._table.submit_transaction(self._operations(batch))
         except az.AzureError as exc:
             raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
-        return {key: str(result["etag"]) for (key, _), result in zip(batch, results, strict=True)}
+        return self._committed(batch, results)
+
+    # -- async face: azure.data.tables.aio on the running loop -----------------------------
+
+    async def _get(self, key: str) -> Item | None:
+        table = await self._aio()
+        try:
+            entity = await table.get_entity(self.partition, encode_row_key(key))
+        except az.ResourceNotFoundError:
+            return None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get of key {key!r}") from exc
+        return self._found(entity)
+
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        entity = self._entity(key, data, expires_at)
+        if if_absent:
+            return _version(await self._insert_async(key, entity), expires_at)
+        table = await self._aio()
+        try:
+            if if_version is not None:
+                result = await table.update_entity(**self._update_args(key, entity, if_version))
+            else:
+                result = await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except az.AzureError as exc:
+            raise self._put_error(exc, key, if_version) from exc
+        return _version(str(result["etag"]), expires_at)
+
+    async def _insert_async(self, key: str, entity: dict[str, Any]) -> str:
+        table = await self._aio()
+        try:
+            return str((await table.create_entity(entity))["etag"])
+        except az.ResourceExistsError as exc:
+            taken = exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        try:  # an expired entity counts as absent: replace it if it has not moved since
+            current = await table.get_entity(self.partition, entity["RowKey"])
+        except az.ResourceNotFoundError:
+            current = None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        if current is not None and not self._expired(current, datetime.now(UTC)):
+            raise self._taken(key) from taken
+        try:
+            if current is None:
+                return str((await table.create_entity(entity))["etag"])
+            result = await table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
+            raise self._taken(key) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        return str(result["etag"])
+
+    async def _delete(self, key: str, if_version: str | None) -> bool:
+        args = self._delete_args(key, if_version)
+        table = await self._aio()
+        try:
+            await table._client.table.delete_entity(**args)
+        except az.AzureError as exc:
+            failure = self._delete_error(exc, key, if_version)
+            if failure is None:
+                return False
+            raise failure from exc
+        return True
+
+    async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        query, params = self._scan_query(prefix, cursor)
+        table = await self._aio()
+        items: list[Item] = []
+        last: str | None = None
+        now = datetime.now(UTC)
+        try:
+            async for entity in table.query_entities(query, parameters=params, results_per_page=limit):
+                last = entity["RowKey"]
+                if not self._expired(entity, now):
+                    items.append(self._item(entity))
+                    if len(items) >= limit:
+                        return Page(items, last)
+        except az.AzureError as exc:
+            raise self._fail(exc, "scan") from exc
+        return Page(items, None)
+
+    async def _get_many(self, keys: list[str]) -> dict[str, Item]:
+        table = await self._aio()
+        found: dict[str, Item] = {}
+        now = datetime.now(UTC)
+        for query, params in self._many_queries(keys):
+            try:
+                async for entity in table.query_entities(query, parameters=params):
+                    if not self._expired(entity, now):
+                        item = self._item(entity)
+                        found[item.key] = item
+            except az.AzureError as exc:
+                raise self._fail(exc, "get_many") from exc
+        return found
+
+    async def _put_many(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        table = await self._aio()
+        versions: dict[str, str] = {}
+        for batch in self._batches(entries, expires_at):
+            try:
+                results = await table.submit_transaction(self._operations(batch))
+            except az.AzureError as exc:
+                raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
+            versions.update(self._committed(batch, results))
+        return versions
 
     def close(self) -> None:
         return None
