@@ -62,9 +62,7 @@ def _call(asgi: Any, method: str, path: str, body: bytes = b"", headers: dict[st
 
 def _total(recorded: Recorded, name: str, **attributes: str) -> int:
     return sum(
-        int(p.value)
-        for p in recorded.points(name)
-        if all(p.attributes.get(k) == v for k, v in attributes.items())
+        int(p.value) for p in recorded.points(name) if all(p.attributes.get(k) == v for k, v in attributes.items())
     )
 
 

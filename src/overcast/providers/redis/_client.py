@@ -8,10 +8,12 @@ import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
+import redis.retry
 from redis import exceptions as redis_errors
 
 from ...errors import InvalidArgument, PermissionDenied, ProviderError, Unavailable
 from ...resources.url import ResourceURL
+from ...telemetry import _state as telemetry
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -42,7 +44,13 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
     if _BOOLEANS[cluster] and location.path.strip("/") not in ("", "0"):
         raise InvalidArgument(f"{location}: a Redis Cluster has only database 0")
     key = "#".join(
-        [server_url(location), location.option("password_env") or "", location.option("username_env") or "", cluster]
+        [
+            server_url(location),
+            location.option("password_env") or "",
+            location.option("username_env") or "",
+            cluster,
+            *(f"{name}={location.option(name) or ''}" for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries")),
+        ]
     )
     return key, _BOOLEANS[cluster]
 
@@ -60,9 +68,65 @@ def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
         raw = location.option(name)
         if raw is not None:
             options[name] = float(raw)
+    retry_on_timeout = (location.option("retry_on_timeout") or "false").lower()
+    if retry_on_timeout not in _BOOLEANS:
+        raise InvalidArgument(f"{location}: option retry_on_timeout must be true or false, got {retry_on_timeout!r}")
+    if _BOOLEANS[retry_on_timeout]:
+        options["retry_on_timeout"] = True
     if cluster:
         options.pop("health_check_interval", None)
     return options
+
+
+#: Retries of a command whose connection failed (redis-py's own Redis() default backoff;
+#: the URL option ``retries`` changes the count, ``retry_on_timeout=true`` adds timeouts).
+DEFAULT_RETRIES = 3
+
+
+class _CountingRetry(redis.retry.Retry):
+    """redis-py's retry policy, reporting each retry it makes as ``overcast.retries``."""
+
+    def call_with_retry(self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False) -> Any:
+        def counted(error: Exception, failures: int) -> Any:
+            outcome = fail(error, failures) if with_failure_count else fail(error)  # raises if no retry follows
+            if self._retries < 0 or failures <= self._retries:
+                telemetry.retried("redis")
+            return outcome
+
+        return super().call_with_retry(do, counted, is_retryable, True)
+
+
+_async_retry: list[type] = []
+
+
+def _retry(location: ResourceURL, *, asynchronous: bool) -> Any:
+    """The retry policy of a client for ``location`` (sync or asyncio)."""
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    raw = location.option("retries") or str(DEFAULT_RETRIES)
+    if not raw.isdigit():
+        raise InvalidArgument(f"{location}: option retries must be a whole number, got {raw!r}")
+    backoff = ExponentialWithJitterBackoff(base=0.01, cap=1.0)
+    errors = (redis_errors.ConnectionError,)
+    if not asynchronous:
+        return _CountingRetry(backoff, int(raw), errors)
+    if not _async_retry:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        class _AsyncCountingRetry(AsyncRetry):
+            async def call_with_retry(
+                self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+            ) -> Any:
+                async def counted(error: Exception, failures: int) -> Any:
+                    outcome = await (fail(error, failures) if with_failure_count else fail(error))
+                    if self._retries < 0 or failures <= self._retries:
+                        telemetry.retried("redis")
+                    return outcome
+
+                return await super().call_with_retry(do, counted, is_retryable, True)
+
+        _async_retry.append(_AsyncCountingRetry)
+    return _async_retry[0](backoff, int(raw), errors)
 
 
 def client(location: ResourceURL) -> redis.Redis:
@@ -81,6 +145,7 @@ def client(location: ResourceURL) -> redis.Redis:
         found = _clients.get(key)
         if found is None:
             options = _options(location, cluster)
+            options["retry"] = _retry(location, asynchronous=False)
             if cluster:
                 from redis.cluster import RedisCluster
 
@@ -112,6 +177,7 @@ def async_client(location: ResourceURL) -> aioredis.Redis:
         import redis.asyncio
 
         options = _options(location, cluster)
+        options["retry"] = _retry(location, asynchronous=True)
         if cluster:
             from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 

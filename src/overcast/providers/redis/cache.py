@@ -54,9 +54,7 @@ class RedisCache(Cache):
 
     async def _set(self, key: str, data: bytes, ttl: float | None) -> None:
         try:
-            await self._async().set(
-                self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000))
-            )
+            await self._async().set(self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000)))
         except redis_errors.RedisError as exc:
             raise error(exc, self.name, f"SET {key!r}") from exc
 

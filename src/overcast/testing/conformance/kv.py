@@ -481,7 +481,7 @@ class KeyValueStoreSuite(ConformanceSuite):
 
     @requires("ttl")
     async def test_rewrite_without_ttl_keeps_the_item(self, store: KeyValueStore) -> None:
-        version = await store.put("k", {"a": 1}, ttl=0.3)
+        version = await store.put("k", {"a": 1}, ttl=5)
         await store.put("k", {"a": 2}, if_version=version)
         item = await store.get("k")
         assert item is not None and item.expires_at is None

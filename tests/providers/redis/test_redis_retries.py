@@ -1,0 +1,71 @@
+"""redis-py's retries (timeouts, dropped connections) are counted as ``overcast.retries``
+under the provider call that made them, on a real redis-server paused mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import overcast
+from overcast import telemetry
+from servers import Server
+
+
+@pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    found = InMemoryMetricReader()
+    telemetry.configure(service_name="redis-retries", metric_readers=[found], span_processors=[], set_global=False)
+    yield found
+    telemetry.shutdown()
+
+
+def _retries(reader: InMemoryMetricReader, **attributes: str) -> int:
+    data = reader.get_metrics_data()
+    total = 0
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "overcast.retries":
+                    total += sum(
+                        int(p.value)
+                        for p in metric.data.data_points
+                        if all(p.attributes.get(k) == v for k, v in attributes.items())
+                    )
+    return total
+
+
+def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, reader: InMemoryMetricReader) -> None:
+    base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
+    name = f"paused-{uuid.uuid4().hex[:6]}"
+    # A short read timeout, so that a paused server times a command out and redis-py retries it.
+    cache = overcast.open_cache(f"{base}?prefix={name}&socket_timeout=0.15&retry_on_timeout=true", name=name)
+    cache.sync.set("k", {"v": 1})
+    raw = redis.Redis.from_url(base)
+
+    raw.execute_command("CLIENT", "PAUSE", "400", "ALL")
+    assert cache.sync.get("k") == {"v": 1}  # answered once the pause ends
+    blocking = _retries(reader, upstream="redis", operation="get", resource=name)
+    assert blocking >= 1
+
+    async def read() -> object:
+        await cache.get("k")  # the loop's client connects before the pause
+        raw.execute_command("CLIENT", "PAUSE", "400", "ALL")
+        return await cache.get("k")
+
+    assert asyncio.run(read()) == {"v": 1}
+    assert _retries(reader, upstream="redis", operation="get", resource=name) > blocking
+    assert cache.sync.get("k") == {"v": 1}
+
+
+@pytest.mark.parametrize("option", ["retries=many", "retry_on_timeout=sometimes"])
+def test_bad_retry_options_are_refused_naming_them(redis_server: Server, option: str) -> None:
+    from overcast.errors import InvalidArgument
+
+    base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
+    with pytest.raises(InvalidArgument, match=option.split("=")[0]):
+        overcast.open_cache(f"{base}?prefix=bad-{uuid.uuid4().hex[:6]}&{option}")
