@@ -181,3 +181,30 @@ def test_an_unusable_api_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
         overcast.open_cache("momento://c?api_key_env=OVERCAST_TEST_MOMENTO_KEY")
     with pytest.raises(ConfigError, match="OVERCAST_TEST_MOMENTO_KEY"):
         overcast.open_cache("momento://c?api_key_env=OVERCAST_TEST_MOMENTO_KEY&endpoint=cell-1.example.com")
+
+
+def test_fake_unavailable_retries_are_counted_by_telemetry(fake: FakeMomento) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from overcast import telemetry
+
+    cache = _created(_url(fake))
+    reader = InMemoryMetricReader()
+    telemetry.configure(service_name="momento-retries", metric_readers=[reader], span_processors=[], set_global=False)
+    try:
+        fake.fail_next(grpc.StatusCode.UNAVAILABLE, times=2)  # the SDK retries these
+        bridge.run_sync(cache.set("k", 1))
+        data = reader.get_metrics_data()
+        points = [
+            p
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "overcast.retries"
+            for p in m.data.data_points
+        ]
+        assert sum(p.value for p in points if p.attributes.get("upstream") == "momento") == 2
+        assert {p.attributes.get("operation") for p in points} == {"set"}
+    finally:
+        telemetry.shutdown()
+        fake._failures.clear()

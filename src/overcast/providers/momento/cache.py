@@ -12,7 +12,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from momento import CacheClient, Configurations, CredentialProvider
@@ -21,6 +21,7 @@ from momento.errors import MomentoErrorCode
 from momento.errors.exceptions import SdkException
 from momento.responses import CacheDelete, CacheGet, CacheIncrement, CacheSet, CreateCache
 from momento.responses.mixins import ErrorResponseMixin
+from momento.retry import RetryableProps, RetryStrategy
 
 from ...errors import (
     ConfigError,
@@ -33,6 +34,7 @@ from ...errors import (
 )
 from ...resources.cache import Cache, CacheLimits
 from ...resources.url import ResourceURL
+from ...telemetry import _state as telemetry
 
 __all__ = ["MomentoCache"]
 
@@ -88,6 +90,23 @@ def _credentials(location: ResourceURL) -> tuple[CredentialProvider, tuple[str, 
         raise ConfigError(f"{location}: the Momento API key in {key_variable} is not usable: {exc}") from None
 
 
+class _CountingRetries(RetryStrategy):
+    """The configuration's own retry strategy, reporting each retry it decides on as
+    ``overcast.retries`` (when telemetry is on)."""
+
+    def __init__(self, inner: RetryStrategy) -> None:
+        self.inner = inner
+
+    def determine_when_to_retry(self, props: RetryableProps) -> float | None:
+        delay = self.inner.determine_when_to_retry(props)
+        if delay is not None:
+            telemetry.retried("momento")
+        return delay
+
+    def calculate_retry_deadline(self, overall_deadline: datetime) -> float | None:
+        return self.inner.calculate_retry_deadline(overall_deadline)
+
+
 def _client(location: ResourceURL) -> CacheClient:
     """One client per credentials and configuration in this process (its channels are thread-safe)."""
     credentials, identity = _credentials(location)
@@ -105,6 +124,7 @@ def _client(location: ResourceURL) -> CacheClient:
             configuration: Configuration = _CONFIGURATIONS[name]()
             if timeout is not None:
                 configuration = configuration.with_client_timeout(timedelta(seconds=timeout))
+            configuration = configuration.with_retry_strategy(_CountingRetries(configuration.get_retry_strategy()))
             # No eager connection: opening a resource never blocks; the first call connects.
             found = _clients[key] = CacheClient(configuration, credentials, timedelta(seconds=MAX_TTL))
         return found
