@@ -30,6 +30,7 @@ from ...errors import (
     Unavailable,
 )
 from ...resources.url import ResourceURL
+from ...telemetry import _state as telemetry
 
 __all__ = ["attempts_of", "aws_error", "client", "error_code", "jittered_backoff", "region_of"]
 
@@ -163,6 +164,7 @@ def client(service: str, location: ResourceURL) -> Any:
             found = _clients[key] = _botocore_session().create_client(
                 service, region_name=region, endpoint_url=endpoint, config=config
             )
+            found.meta.events.register("after-call", _count_retries)
         return found
 
 
@@ -228,6 +230,16 @@ def _detail(exc: BaseException) -> str:
     return str(exc)
 
 
+def _count_retries(parsed: Any = None, model: Any = None, **_: Any) -> None:
+    """botocore's ``after-call`` hook (successes and errors alike): the retries its standard
+    mode made for this call, as ``overcast.retries``."""
+    if telemetry.ENABLED and parsed:
+        retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if retries:
+            service = model.service_model.endpoint_prefix if model is not None else "aws"
+            telemetry.retried(service, retries)
+
+
 def jittered_backoff(
     attempt_call: Callable[[], T | None], *, attempts: int, base: float = 0.05, cap: float = 2.0
 ) -> T | None:
@@ -238,5 +250,6 @@ def jittered_backoff(
         if result is not None:
             return result
         if attempt + 1 < attempts:
+            telemetry.retried("aws")
             time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
     return None
