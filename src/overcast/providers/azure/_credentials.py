@@ -42,12 +42,13 @@ from ...errors import (
     Unavailable,
 )
 from ...resources.url import ResourceURL
+from ...telemetry import _state as telemetry
 
 __all__ = ["LoopClient", "async_service_client", "default_credential", "error", "service_client"]
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
-_clients: dict[tuple[str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str, str], Any] = {}
 _lock = threading.Lock()
 _credential_lock = threading.Lock()
 _credential: Any = None
@@ -88,6 +89,33 @@ def _target(location: ResourceURL, service: str) -> tuple[str | None, str]:
     return None, endpoint or f"https://{account}.{service}.core.windows.net"
 
 
+_UPSTREAMS = {"table": "azure_tables", "blob": "azure_blob", "queue": "azure_queue"}
+
+
+def _client_options(location: ResourceURL, service: str) -> dict[str, Any]:
+    """What every client of ``location`` is built with: the attempt hook that reports the
+    SDK's retries to telemetry, and ``retry_total`` from the option ``retries``."""
+    upstream = _UPSTREAMS[service]
+
+    def attempt(request: Any) -> None:
+        # Called for every attempt (the hook policy sits after the retry policy, which sends
+        # the same request again): a second attempt of one request is a retry.
+        if telemetry.ENABLED:
+            context = request.context
+            attempts = context.get("overcast_attempts", 0) + 1
+            context["overcast_attempts"] = attempts
+            if attempts > 1:
+                telemetry.retried(upstream)
+
+    options: dict[str, Any] = {"raw_request_hook": attempt}
+    raw = location.option("retries")
+    if raw is not None:
+        if not raw.isdigit():
+            raise ConfigError(f"{location}: option retries must be a whole number, got {raw!r}")
+        options["retry_total"] = int(raw)
+    return options
+
+
 def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
     """The shared ``*ServiceClient`` of ``service`` (``blob``, ``queue``, ``table``) for ``location``.
 
@@ -95,17 +123,18 @@ def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
     ``(account_url, credential=...)``.
     """
     conn, url = _target(location, service)
-    key = (service, conn or "", url)
+    key = (service, conn or "", url, location.option("retries") or "")
     found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
         found = _clients.get(key)
         if found is None:
+            options = _client_options(location, service)
             found = (
-                factory.from_connection_string(conn)
+                factory.from_connection_string(conn, **options)
                 if conn is not None
-                else factory(url, credential=default_credential())
+                else factory(url, credential=default_credential(), **options)
             )
             _clients[key] = found
         return found
@@ -127,7 +156,7 @@ class _LoopClients:
     __slots__ = ("clients", "credential", "finalizer")
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[str, str, str], Any] = {}
+        self.clients: dict[tuple[str, str, str, str], Any] = {}
         self.credential: Any = None
         self.finalizer: AsyncIterator[None] | None = None
 
@@ -162,19 +191,20 @@ async def async_service_client(location: ResourceURL, service: str) -> Any:
         finalizer = _finalizer(loop, state)
         await anext(finalizer)  # registers it with the loop, which closes it on shutdown
         state.finalizer = finalizer  # held here: the loop keeps only a weak reference
-    key = (service, conn or "", url)
+    key = (service, conn or "", url, location.option("retries") or "")
     found = state.clients.get(key)
     if found is None:
         module, name = AIO_FACTORIES[service]
         factory = getattr(importlib.import_module(module), name)
+        options = _client_options(location, service)
         if conn is not None:
-            found = factory.from_connection_string(conn)
+            found = factory.from_connection_string(conn, **options)
         else:
             if state.credential is None:
                 from azure.identity.aio import DefaultAzureCredential
 
                 state.credential = DefaultAzureCredential()
-            found = factory(url, credential=state.credential)
+            found = factory(url, credential=state.credential, **options)
         state.clients[key] = found
     return found
 

@@ -98,7 +98,7 @@ class AzureBlobStore(BlobStore):
     capabilities: ClassVar[frozenset[str]] = frozenset({"url", "conditional", "multiprocess"})
     limits: ClassVar[BlobLimits] = BlobLimits(max_metadata_bytes=2048)
     offload: ClassVar[bool] = True
-    upstream: ClassVar[str] = "azure-blob"
+    upstream: ClassVar[str] = "azure_blob"
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)

@@ -65,7 +65,7 @@ class KeyVaultSecretStore(SecretStore):
     """Secrets of one Azure Key Vault, cached. Options: ``endpoint``, ``verify_challenge``, ``cache_ttl``."""
 
     offload: ClassVar[bool] = True
-    upstream: ClassVar[str] = "azure-keyvault"
+    upstream: ClassVar[str] = "keyvault"
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)

@@ -119,7 +119,7 @@ class AzureStorageQueue(Queue):
     #: room is left in Azure's 64 KiB message for the envelope and attributes
     limits: ClassVar[QueueLimits] = QueueLimits(max_body_bytes=48 * 1024)
     offload: ClassVar[bool] = True
-    upstream: ClassVar[str] = "azure-queue"
+    upstream: ClassVar[str] = "azure_queue"
 
     def __init__(
         self,
@@ -349,7 +349,7 @@ class AzureStorageTopic(Topic):
     capabilities: ClassVar[frozenset[str]] = frozenset({"dead_letter", "multiprocess"})
     limits: ClassVar[QueueLimits] = AzureStorageQueue.limits
     offload: ClassVar[bool] = True
-    upstream: ClassVar[str] = "azure-queue"
+    upstream: ClassVar[str] = "azure_queue"
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)

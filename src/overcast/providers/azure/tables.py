@@ -99,7 +99,7 @@ class AzureTableKeyValueStore(KeyValueStore):
     capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=512)
     offload: ClassVar[bool] = True
-    upstream: ClassVar[str] = "azure-tables"
+    upstream: ClassVar[str] = "azure_tables"
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
