@@ -170,3 +170,25 @@ def test_versions_of_live_ttl_items_match(azurite: Server) -> None:
     assert kv.sync.delete("k", if_version=last) is True
     with pytest.raises(Conflict):
         kv.sync.put("k", {"a": 4}, if_version=version)  # an old version, not expired: the ETag moved
+
+
+def test_async_clients_without_a_connection_string_share_the_loops_aio_credential(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from azure.identity.aio import DefaultAzureCredential
+
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT", raising=False)
+    location = AzureTableKeyValueStore("azuretables://nocreds?account=myaccount").location
+
+    async def build() -> tuple[Any, Any]:  # building makes no request
+        tables = await _credentials.async_service_client(location, "table")
+        queues = await _credentials.async_service_client(location, "queue")
+        return tables, queues
+
+    tables, queues = asyncio.run(build())
+    assert tables.url.startswith("https://myaccount.table.core.windows.net")
+    assert queues.url.startswith("https://myaccount.queue.core.windows.net")
+    assert isinstance(tables.credential, DefaultAzureCredential) and queues.credential is tables.credential
+    again, _ = asyncio.run(build())
+    assert again.credential is not tables.credential  # each loop its own (its aiohttp session is the loop's)
