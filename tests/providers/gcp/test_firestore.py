@@ -4,7 +4,9 @@ writes, preconditions against a writer that bypasses Overcast, and errors."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,3 +108,82 @@ def test_limits_and_bad_urls() -> None:
     for bad in ("firestore://a/b", "firestore://__x__", "firestore://.."):
         with pytest.raises(ConfigError):
             overcast.open_kv(bad)
+
+
+class _NoWorkerThreads(ThreadPoolExecutor):
+    """A loop's default executor that refuses work: an async call that hops to a thread fails."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an async Firestore call went to a worker thread")
+
+
+def _strict_loop(errors: list[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(_NoWorkerThreads())
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+
+
+def test_async_face_on_two_event_loops_in_sequence() -> None:
+    from google.cloud.firestore import AsyncClient
+
+    store = _store()
+    clients: list[Any] = []
+    errors: list[dict[str, Any]] = []
+
+    async def first() -> str:
+        _strict_loop(errors)
+        clients.append(store.async_client())
+        version = await store.put("a", {"n": 1}, if_absent=True)
+        with pytest.raises(Conflict):
+            await store.put("a", {"n": 0}, if_absent=True)
+        version = await store.put("a", {"n": 2}, if_version=version)
+        await store.put_many({"b": {"n": 3}, "c": {"n": 4}}, ttl=600)
+        assert [item.key async for item in store.scan()] == ["a", "b", "c"]
+        item = await store.get("a")
+        assert item is not None and item.value == {"n": 2}
+        return version
+
+    async def second(version: str) -> None:
+        _strict_loop(errors)
+        clients.append(store.async_client())
+        item = await store.get("a")
+        assert item is not None and item.version == version
+        with pytest.raises(Conflict):
+            await store.delete("a", if_version="stale")
+        assert await store.delete("a", if_version=version)
+        found = await store.get_many(["a", "b", "c"])
+        assert sorted(found) == ["b", "c"] and found["c"].expires_at is not None
+        page = await store.page(limit=1)
+        assert [i.key for i in page.items] == ["b"] and page.cursor == "b"
+        assert await store.get("a") is None
+
+    version = asyncio.run(first())
+    item = store.sync.get("a")  # the blocking face keeps the sync client, between the loops too
+    assert item is not None and item.version == version
+    asyncio.run(second(version))
+    # one AsyncClient per loop: the first one's gRPC channel belongs to a closed loop
+    assert all(isinstance(client, AsyncClient) for client in clients)
+    assert clients[0] is not clients[1]
+    assert errors == []
+
+
+def test_no_grpc_event_outlives_its_loop() -> None:
+    """Many short loops, as ``asyncio.run`` per job makes: a gRPC stream left open by a read
+    would get its status after its loop closed, and grpc's poller, shared by every loop, would
+    raise "Event loop is closed" on a later loop (AsyncDocumentReference.get leaves it open)."""
+    errors: list[dict[str, Any]] = []
+
+    async def job(store: FirestoreKeyValueStore, n: int) -> None:
+        # no default executor set: its shutdown would give the stream time to end
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        for i in range(5):
+            await store.put(f"k{i}", {"n": n})
+            assert await store.get(f"k{i}") is not None
+        assert len(await store.get_many(["k1", "k2", "absent"])) == 2
+        version = await store.put("c", {"n": n}, if_absent=True)
+        assert await store.delete("c", if_version=version)
+        assert await store.get("k1") is not None
+
+    for n in range(40):
+        asyncio.run(job(_store(), n))
+    assert [str(context.get("exception")) for context in errors] == []

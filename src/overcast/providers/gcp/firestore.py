@@ -27,6 +27,17 @@ writer makes the loser fail with :class:`~overcast.errors.Conflict`. ``get_many`
 ``BatchGetDocuments`` per 300 keys; ``put_many`` commits batches of 500 writes (Firestore's
 limit). Reads are strongly consistent.
 
+Clients. The blocking face (``store.sync``, WSGI views) uses the thread-safe
+``google.cloud.firestore.Client``, one per project and database. Async callers use
+``google.cloud.firestore.AsyncClient`` on the running event loop, with no worker-thread hop:
+its gRPC channel belongs to the loop it was made on, so each loop gets its own, made on
+first use (``asyncio.run`` twice is two loops, two clients). Both faces run the same code
+for every operation (:func:`_run` / :func:`_arun` drive one generator per operation), so
+preconditions, expiry and errors cannot drift apart. Every KV operation is sound on
+``AsyncClient``: each is single-document calls with update-time preconditions, a batch get
+or a batch write, and none needs a transaction. Only ``create()`` and ``ping()`` (rare) still
+run the blocking client in a worker thread.
+
 Limits: a document id is at most 1,500 bytes and an escaped byte takes three, so keys are
 at most 498 bytes (even, as multibyte keys need); a document is at most
 1 MiB including its name, so values are at most
@@ -42,8 +53,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import decode_key, encode_key
@@ -54,6 +66,8 @@ from ._client import google_error, project_of
 
 __all__ = ["FirestoreKeyValueStore"]
 
+T = TypeVar("T")
+
 _COLLECTION = re.compile(r"^(?!__.*__$)(?!\.\.?$)[^/]{1,1500}$")
 _BATCH_GET = 300
 _BATCH_WRITE = 500
@@ -62,6 +76,10 @@ _DOC_LIMIT = 1024 * 1024
 _lock = threading.Lock()
 
 _clients: dict[tuple[str | None, str], Any] = {}
+# event loop -> (project, database) -> AsyncClient; entries of closed loops are dropped
+# whenever another loop makes its first client (a client keeps its loop alive, so a weak
+# mapping would never let go of either)
+_async_clients: dict[Any, dict[tuple[str | None, str], Any]] = {}
 
 
 def _client(project: str | None, database: str) -> Any:
@@ -74,8 +92,83 @@ def _client(project: str | None, database: str) -> Any:
         return found
 
 
+def _async_client(loop: Any, project: str | None, database: str) -> Any:
+    """The ``google.cloud.firestore.AsyncClient`` of ``loop``: its gRPC channel belongs to the
+    loop it was made on (on another loop its calls fail with "Event loop is closed" or hang)."""
+    with _lock:
+        per_loop = _async_clients.get(loop)
+        if per_loop is None:
+            for closed in [other for other in _async_clients if other.is_closed()]:
+                del _async_clients[closed]
+            per_loop = _async_clients[loop] = {}
+        found = per_loop.get((project, database))
+        if found is None:
+            from google.cloud import firestore
+
+            found = per_loop[(project, database)] = firestore.AsyncClient(project=project, database=database)
+        return found
+
+
 def _doc_id(key: str) -> str:
     return "k" + encode_key(key)
+
+
+# -- one flow, two clients ------------------------------------------------------------------
+#
+# Each operation that takes more than one call is written once, as a generator that yields
+# every Firestore call it makes and receives the call's result. Given the sync client's
+# references, a call has already run when it is yielded; given the AsyncClient's, it is an
+# awaitable that the async runner awaits on the loop. Streams are yielded wrapped in _All.
+# A failed call is raised inside the flow at its yield, so both faces share every
+# precondition, expiry and error-mapping decision.
+
+Flow = Generator[Any, Any, T]
+
+
+class _All:
+    """A query or batch-get stream, to be read to the end by the runner."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+
+def _run(flow: Flow[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = op, None
+        if type(op) is _All:
+            try:
+                value = list(op.source)
+            except Exception as exc:
+                value, error = None, exc
+
+
+async def _arun(flow: Flow[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            value = [item async for item in op.source] if type(op) is _All else await op
+        except Exception as exc:
+            value, error = None, exc
+
+
+def _read(client: Any, ref: Any) -> Flow[Any]:
+    """One document's snapshot, through ``get_all`` read to the end of its stream (see ``_get``)."""
+    snapshots = yield _All(client.get_all([ref]))
+    return snapshots[0]
 
 
 class FirestoreKeyValueStore(KeyValueStore):
@@ -86,7 +179,7 @@ class FirestoreKeyValueStore(KeyValueStore):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=498, max_value_bytes=_DOC_LIMIT - 4096)
-    offload: ClassVar[bool] = True
+    offload: ClassVar[bool] = True  # create and ping only: every KV operation has an async hook
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
@@ -104,6 +197,9 @@ class FirestoreKeyValueStore(KeyValueStore):
         self.project = project_of(self.location)
         self.database = self.location.option("database", "(default)") or "(default)"
         self._collection: Any = None
+        # (loop, AsyncClient, its collection) of the loop this store last ran on: one tuple,
+        # replaced whole, so threads running their own loops never see a torn pair
+        self._on_loop: tuple[Any, Any, Any] = (None, None, None)
 
     @property
     def client(self) -> Any:
@@ -115,6 +211,23 @@ class FirestoreKeyValueStore(KeyValueStore):
         if self._collection is None:
             self._collection = self.client.collection(self.collection_id)
         return self._collection
+
+    def async_client(self) -> Any:
+        """The ``google.cloud.firestore.AsyncClient`` of the running event loop (one per loop,
+        shared by every store of a project and database on it)."""
+        return self._async_face()[0]
+
+    def _async_face(self) -> tuple[Any, Any]:
+        from asyncio import get_running_loop
+
+        loop = get_running_loop()
+        memo = self._on_loop
+        if memo[0] is loop:
+            return memo[1], memo[2]
+        client = _async_client(loop, self.project, self.database)
+        collection = client.collection(self.collection_id)
+        self._on_loop = (loop, client, collection)
+        return client, collection
 
     def _error(self, exc: BaseException, key: str | None = None) -> ProviderError:
         about = f"{self.name}: Firestore collection {self.collection_id}" + (
@@ -154,12 +267,31 @@ class FirestoreKeyValueStore(KeyValueStore):
     def _ref(self, key: str) -> Any:
         return self.collection.document(_doc_id(key))
 
+    def _conflict(self, key: str, current: Item | None, if_version: str | None) -> Conflict:
+        found = "is absent" if current is None else f"is at version {current.version}"
+        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+
+    # get: one call, written out for each face
+
     def _get_blocking(self, key: str) -> Item | None:
         try:
-            snapshot = self._ref(key).get()
+            snapshot = self.collection.document(_doc_id(key)).get()
         except Exception as exc:
             raise self._error(exc, key) from exc
         return self._decode(snapshot, datetime.now(UTC))
+
+    async def _get(self, key: str) -> Item | None:
+        # not AsyncDocumentReference.get: it returns on the first message and leaves the gRPC
+        # stream open; its status then arrives for a loop that may be closed by then, and
+        # grpc's shared poller raises "Event loop is closed" on whichever loop drains it next
+        client, collection = self._async_face()
+        try:
+            snapshots = [snapshot async for snapshot in client.get_all([collection.document(_doc_id(key))])]
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+        return self._decode(snapshots[0], datetime.now(UTC))
+
+    # put
 
     def _put_blocking(
         self,
@@ -170,15 +302,39 @@ class FirestoreKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        ref = self._ref(key)
+        return _run(self._put_flow(self.client, self.collection, key, data, if_version, if_absent, expires_at))
+
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        client, collection = self._async_face()
+        return await _arun(self._put_flow(client, collection, key, data, if_version, if_absent, expires_at))
+
+    def _put_flow(
+        self,
+        client: Any,
+        collection: Any,
+        key: str,
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> Flow[str]:
+        ref = collection.document(_doc_id(key))
         fields = self._fields(data, expires_at)
         try:
             if if_version is None and not if_absent:
-                ref.set(fields)
+                yield ref.set(fields)
                 return str(fields["v"])
             if if_absent:
                 try:
-                    ref.create(fields)
+                    yield ref.create(fields)
                     return str(fields["v"])
                 except Exception as exc:
                     from google.api_core.exceptions import AlreadyExists
@@ -186,21 +342,23 @@ class FirestoreKeyValueStore(KeyValueStore):
                     if not isinstance(exc, AlreadyExists):
                         raise
                 # it exists: write only if it has expired, and has not moved since we looked
-                snapshot = ref.get()
+                snapshot = yield from _read(client, ref)
                 if self._decode(snapshot, datetime.now(UTC)) is not None or not snapshot.exists:
                     raise Conflict(f"{self.name}: key {key!r} already exists", resource=self.name)
-                return self._replace(ref, fields, snapshot.update_time, key, None)
-            snapshot = ref.get()
+                return (yield from self._replace(client, ref, fields, snapshot.update_time, key, None))
+            snapshot = yield from _read(client, ref)
             current = self._decode(snapshot, datetime.now(UTC))
             if current is None or current.version != if_version:
                 raise self._conflict(key, current, if_version)
-            return self._replace(ref, fields, snapshot.update_time, key, if_version)
+            return (yield from self._replace(client, ref, fields, snapshot.update_time, key, if_version))
         except ProviderError:
             raise
         except Exception as exc:
             raise self._error(exc, key) from exc
 
-    def _replace(self, ref: Any, fields: dict[str, Any], update_time: Any, key: str, if_version: str | None) -> str:
+    def _replace(
+        self, client: Any, ref: Any, fields: dict[str, Any], update_time: Any, key: str, if_version: str | None
+    ) -> Flow[str]:
         """Overwrite every field of a document that must still be at ``update_time``."""
         from google.api_core.exceptions import FailedPrecondition
         from google.cloud.firestore import DELETE_FIELD
@@ -208,30 +366,35 @@ class FirestoreKeyValueStore(KeyValueStore):
         updates = dict(fields)
         updates.setdefault("x", DELETE_FIELD)
         try:
-            ref.update(updates, option=self.client.write_option(last_update_time=update_time))
+            yield ref.update(updates, option=client.write_option(last_update_time=update_time))
         except FailedPrecondition as exc:
             moved = f"not at version {if_version}" if if_version else "already exists"
             raise Conflict(f"{self.name}: key {key!r} moved: {moved}", resource=self.name) from exc
         return str(fields["v"])
 
-    def _conflict(self, key: str, current: Item | None, if_version: str | None) -> Conflict:
-        found = "is absent" if current is None else f"is at version {current.version}"
-        return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
+    # delete
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        return _run(self._delete_flow(self.client, self.collection, key, if_version))
+
+    async def _delete(self, key: str, if_version: str | None) -> bool:
+        client, collection = self._async_face()
+        return await _arun(self._delete_flow(client, collection, key, if_version))
+
+    def _delete_flow(self, client: Any, collection: Any, key: str, if_version: str | None) -> Flow[bool]:
         from google.api_core.exceptions import FailedPrecondition, NotFound
 
-        ref = self._ref(key)
+        ref = collection.document(_doc_id(key))
         for _ in range(8):
             try:
-                snapshot = ref.get()
+                snapshot = yield from _read(client, ref)
                 current = self._decode(snapshot, datetime.now(UTC))
                 if if_version is not None and (current is None or current.version != if_version):
                     raise self._conflict(key, current, if_version)
                 if not snapshot.exists:
                     return False
                 try:
-                    ref.delete(option=self.client.write_option(last_update_time=snapshot.update_time))
+                    yield ref.delete(option=client.write_option(last_update_time=snapshot.update_time))
                 except (FailedPrecondition, NotFound):
                     if if_version is not None:
                         raise Conflict(
@@ -245,12 +408,19 @@ class FirestoreKeyValueStore(KeyValueStore):
                 raise self._error(exc, key) from exc
         raise Conflict(f"{self.name}: key {key!r} kept moving while being deleted", resource=self.name)
 
+    # scan
+
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        return _run(self._scan_flow(self.collection, prefix, limit, cursor))
+
+    async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        return await _arun(self._scan_flow(self._async_face()[1], prefix, limit, cursor))
+
+    def _scan_flow(self, coll: Any, prefix: str, limit: int, cursor: str | None) -> Flow[Page]:
         from google.cloud.firestore import FieldFilter
 
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
-        coll = self.collection
         encoded = _doc_id(prefix) if prefix else ""
         query = coll
         if cursor is not None:
@@ -268,30 +438,36 @@ class FirestoreKeyValueStore(KeyValueStore):
             # One more than asked, to know whether another page follows; expired items are
             # dropped here, so the query may run again to fill the page.
             want = limit + 1 - len(items)
-            last: Any = None
-            count = 0
             try:
-                for snapshot in query.limit(want).stream():
-                    count += 1
-                    last = snapshot
-                    item = self._decode(snapshot, now)
-                    if item is not None:
-                        items.append(item)
+                snapshots = yield _All(query.limit(want).stream())
             except Exception as exc:
                 raise self._error(exc) from exc
-            if len(items) > limit or count < want:
+            for snapshot in snapshots:
+                item = self._decode(snapshot, now)
+                if item is not None:
+                    items.append(item)
+            if len(items) > limit or len(snapshots) < want:
                 break
-            query = query.start_after(last)
+            query = query.start_after(snapshots[-1])
         more = len(items) > limit
         items = items[:limit]
         return Page(items, items[-1].key if more else None)
 
+    # batches
+
     def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        return _run(self._get_many_flow(self.client, self.collection, keys))
+
+    async def _get_many(self, keys: list[str]) -> dict[str, Item]:
+        client, collection = self._async_face()
+        return await _arun(self._get_many_flow(client, collection, keys))
+
+    def _get_many_flow(self, client: Any, collection: Any, keys: list[str]) -> Flow[dict[str, Item]]:
         found: dict[str, Item] = {}
         for start in range(0, len(keys), _BATCH_GET):
-            refs = [self._ref(key) for key in keys[start : start + _BATCH_GET]]
+            refs = [collection.document(_doc_id(key)) for key in keys[start : start + _BATCH_GET]]
             try:
-                snapshots = list(self.client.get_all(refs))
+                snapshots: Iterable[Any] = yield _All(client.get_all(refs))
             except Exception as exc:
                 raise self._error(exc) from exc
             now = datetime.now(UTC)
@@ -304,16 +480,30 @@ class FirestoreKeyValueStore(KeyValueStore):
     def _put_many_blocking(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
+        return _run(self._put_many_flow(self.client, self.collection, entries, expires_at))
+
+    async def _put_many(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        client, collection = self._async_face()
+        return await _arun(self._put_many_flow(client, collection, entries, expires_at))
+
+    def _put_many_flow(
+        self,
+        client: Any,
+        collection: Any,
+        entries: list[tuple[str, dict[str, Any], bytes]],
+        expires_at: datetime | None,
+    ) -> Flow[dict[str, str]]:
         versions: dict[str, str] = {}
         for start in range(0, len(entries), _BATCH_WRITE):
-            chunk = entries[start : start + _BATCH_WRITE]
-            batch = self.client.batch()
-            for key, _, data in chunk:
+            batch = client.batch()
+            for key, _, data in entries[start : start + _BATCH_WRITE]:
                 fields = self._fields(data, expires_at)
-                batch.set(self._ref(key), fields)
+                batch.set(collection.document(_doc_id(key)), fields)
                 versions[key] = fields["v"]
             try:
-                batch.commit()
+                yield batch.commit()
             except Exception as exc:
                 raise self._error(exc) from exc
         return versions
