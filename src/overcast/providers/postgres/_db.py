@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import re
 import threading
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -139,13 +141,14 @@ class LoopPool:
     ``asyncio.run()`` from ending when the loop shuts down with the pool open), and no
     await on the way in or out while a connection is free."""
 
-    __slots__ = ("idle", "in_use", "info", "size", "timeout", "waiters")
+    __slots__ = ("closer", "idle", "in_use", "info", "size", "timeout", "waiters")
 
     def __init__(self, info: str, size: int, timeout: float) -> None:
         self.info, self.size, self.timeout = info, size, timeout
         self.idle: list[psycopg.AsyncConnection[Any]] = []
         self.in_use = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.closer: Any = None
 
     async def acquire(self) -> psycopg.AsyncConnection[Any]:
         if self.in_use >= self.size:
@@ -194,6 +197,13 @@ class LoopPool:
             self.idle.append(conn)
             self._free()
 
+    async def close(self) -> None:
+        """Close the idle connections (the loop is shutting down)."""
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     def discard(self) -> None:
         """Close the idle connections of a loop that is gone (without it: libpq directly)."""
         for conn in self.idle:
@@ -217,7 +227,19 @@ def async_pool(location: ResourceURL) -> LoopPool:
     if found is None:
         options = _pool_options(location)
         found = entry[1][info] = LoopPool(info, options["max_size"], options["timeout"])
+        found.closer = _closer(found)
+        with contextlib.suppress(StopIteration):
+            # Started here, on the loop's thread: the loop now holds it, and its shutdown
+            # (asyncio.run's shutdown_asyncgens) closes it, closing the idle connections.
+            found.closer.asend(None).send(None)
     return found
+
+
+async def _closer(pool: LoopPool) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await pool.close()
 
 
 def _forget_closed_loops() -> None:
