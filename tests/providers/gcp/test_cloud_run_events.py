@@ -106,6 +106,98 @@ def test_cloudevent_input_matches_conformance_output(runtime: Any, path: Path, m
         assert event.data["subscription"] == given["data"]["subscription"]
 
 
+def test_every_legacy_input_has_its_expected_cloudevent() -> None:
+    """The parametrized test above covers every legacy input of the copied conformance data."""
+    names = {p.name.removesuffix("-legacy-input.json") for p in LEGACY_INPUTS}
+    outputs = {p.name.removesuffix("-cloudevent-output.json") for p in CONFORMANCE.glob("*-cloudevent-output.json")}
+    assert len(names) == 17 and names <= outputs
+
+
+MAPPING = FIXTURES / "functions-framework-conformance" / "docs" / "mapping.md"
+
+
+def _mapping_table(header: str) -> list[tuple[str, str]]:
+    """The rows of one two-column table of the conformance mapping document."""
+    lines = MAPPING.read_text().splitlines()
+    start = lines.index(header) + 2  # the header, then |-|-|
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        left, right = line.strip("|").split("|")
+        rows.append((left, right))
+    return rows
+
+
+TYPE_ROWS = _mapping_table("|*gcf_event_type*|*ce_type*|")
+SERVICE_ROWS = _mapping_table("|*gcf_event_type* prefix|*gcf_service*|")
+#: services of the types no prefix row names: such deliveries carry context.resource.service
+EXPLICIT_SERVICES = {
+    "google.pubsub.": "pubsub.googleapis.com",
+    "google.storage.": "storage.googleapis.com",
+    "providers/firebase.remoteConfig/": "firebaseremoteconfig.googleapis.com",
+}
+#: per service: the legacy resource name, and the source and subject the document derives from it
+RESOURCES = {
+    "pubsub.googleapis.com": ("projects/p/topics/t", "projects/p/topics/t", None),
+    "storage.googleapis.com": (
+        "projects/_/buckets/b/objects/folder/f.txt#1588778055917163",
+        "projects/_/buckets/b",
+        "objects/folder/f.txt",
+    ),
+    "firestore.googleapis.com": (
+        "projects/p/databases/(default)/documents/users/u1",
+        "projects/p/databases/(default)",
+        "documents/users/u1",
+    ),
+    "firebaseauth.googleapis.com": ("projects/p", "projects/p", "users/u-1"),
+    "firebasedatabase.googleapis.com": (
+        "projects/_/instances/i/refs/a/b",
+        "projects/_/locations/europe-west1/instances/i",
+        "refs/a/b",
+    ),
+    "firebaseanalytics.googleapis.com": (
+        "projects/p/events/session_start",
+        "projects/p/apps/com.example",
+        "events/session_start",
+    ),
+    "firebaseremoteconfig.googleapis.com": ("projects/p", "projects/p", None),
+}
+
+
+def test_the_mapping_tables_are_read() -> None:
+    assert len(TYPE_ROWS) == 18 and len(SERVICE_ROWS) == 6
+
+
+@pytest.mark.parametrize("form", ["flat", "context"])
+@pytest.mark.parametrize(("gcf_type", "ce_type"), TYPE_ROWS, ids=[row[0] for row in TYPE_ROWS])
+def test_every_type_of_the_mapping_document(gcf_type: str, ce_type: str, form: str) -> None:
+    """Each row of the conformance mapping's type table, with the service rules for its
+    source and subject, including the types no conformance fixture sends."""
+    prefixed = [service for prefix, service in SERVICE_ROWS if gcf_type.startswith(prefix)]
+    explicit = [service for prefix, service in EXPLICIT_SERVICES.items() if gcf_type.startswith(prefix)]
+    (service,) = prefixed or explicit
+    name, source, subject = RESOURCES[service]
+    data: dict[str, Any] = {"uid": "u-1", "metadata": {"createdAt": "2020-05-26T10:42:27.088Z", "lastSignedInAt": "x"}}
+    data["userDim"] = {"appInfo": {"appId": "com.example"}}
+    resource: Any = {"service": service, "name": name} if explicit else name
+    context = {"eventId": "e-1", "timestamp": "2020-09-29T11:32:00.123Z", "eventType": gcf_type, "resource": resource}
+    body: dict[str, Any] = {"context": context, "data": data} if form == "context" else {**context, "data": data}
+    if service == "firebasedatabase.googleapis.com":
+        body["domain"] = "europe-west1.firebasedatabase.app"
+    event = legacy_event(body)
+    assert (event.type, event.id, event.datacontenttype) == (ce_type, "e-1", "application/json")
+    assert (event.source, event.subject) == (f"//{service}/{source}", subject)
+    assert event.time == datetime.fromisoformat("2020-09-29T11:32:00.123+00:00")
+    expected: Any = json.loads(json.dumps(data))
+    if service == "pubsub.googleapis.com":
+        expected = {"message": {**expected, "messageId": "e-1", "publishTime": "2020-09-29T11:32:00.123Z"}}
+    elif service == "firebaseauth.googleapis.com":
+        expected["metadata"] = {"createTime": "2020-05-26T10:42:27.088Z", "lastSignInTime": "x"}
+    assert event.data == expected
+    event.to_sdk()
+
+
 def test_firebase_database_event_without_domain_is_refused(runtime: Any) -> None:
     asgi, seen = runtime
     body = _load(CONFORMANCE / "firebase-db1-legacy-input.json")
