@@ -38,6 +38,10 @@ def test_etag_is_the_generation_and_metadata_reaches_the_raw_client() -> None:
     blob = store.client.bucket(store.bucket_name).get_blob("pre/fix/a/b.txt")
     assert info.etag == str(blob.generation) and blob.metadata == {"owner": "zoe"}
     assert blob.content_type == "text/plain" and info.last_modified is not None
+    # what the provider reads from the object resource is what the raw client's properties say
+    assert (info.size, info.content_type, info.metadata) == (blob.size, blob.content_type, blob.metadata)
+    assert info.last_modified == blob.updated and info.last_modified.tzinfo is not None
+    assert store.sync.head("a/b.txt") == info
     with pytest.raises(Conflict):
         store.sync.put("a/b.txt", b"x", if_etag="not-a-generation")
 

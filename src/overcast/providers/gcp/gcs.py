@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, NotFound, NotSupported, ProviderError
@@ -44,6 +44,21 @@ _CHUNK_QUANTUM = 256 * 1024
 _lock = threading.Lock()
 _clients: dict[str | None, Any] = {}
 _signers: dict[str, Any] = {}
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    """An RFC 3339 time of the JSON API (``2026-01-02T03:04:05.678Z``) as an aware datetime.
+
+    ``datetime.fromisoformat`` reads it in about a microsecond; ``Blob.updated`` goes through
+    ``strptime``, twenty times slower, on every put and head."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        from google.cloud._helpers import _rfc3339_nanos_to_datetime
+
+        return _rfc3339_nanos_to_datetime(value)  # type: ignore[no-any-return,no-untyped-call]
 
 
 def _client(project: str | None) -> Any:
@@ -121,13 +136,14 @@ class GCSBlobStore(BlobStore):
         return google_error(exc, about, resource=self.name)
 
     def _info(self, blob: Any) -> ObjectInfo:
+        fields = blob._properties  # the object resource, as the JSON API returned it
         return ObjectInfo(
             key=blob.name[len(self.prefix) :],
-            size=int(blob.size or 0),
-            etag=str(blob.generation),
-            content_type=blob.content_type or "application/octet-stream",
-            metadata=dict(blob.metadata or {}),
-            last_modified=blob.updated,
+            size=int(fields.get("size") or 0),
+            etag=str(fields.get("generation")),
+            content_type=fields.get("contentType") or "application/octet-stream",
+            metadata=dict(fields.get("metadata") or {}),
+            last_modified=_timestamp(fields.get("updated")),
         )
 
     def _preconditions(self, key: str, if_absent: bool, if_etag: str | None) -> dict[str, Any]:
