@@ -35,6 +35,7 @@ from ...resources import bridge
 from ...resources.blob import BlobLimits, BlobStore, ListPage, ObjectInfo
 from ...resources.url import ResourceURL
 from ._client import anonymous, emulated, google_error, project_of
+from ._retries import counted
 
 __all__ = ["GCSBlobStore"]
 
@@ -43,6 +44,22 @@ _CHUNK_QUANTUM = 256 * 1024
 
 _lock = threading.Lock()
 _clients: dict[str | None, Any] = {}
+_policies: dict[bool, Any] = {}
+
+
+def _policy(*, conditional: bool = False) -> Any:
+    """Storage's default retry policy (``conditional``: the one that retries only calls a
+    generation precondition makes idempotent), counting its retries for telemetry."""
+    found = _policies.get(conditional)
+    if found is None:
+        from google.cloud.storage.retry import DEFAULT_RETRY, DEFAULT_RETRY_IF_GENERATION_SPECIFIED
+
+        found = _policies[conditional] = counted(
+            DEFAULT_RETRY_IF_GENERATION_SPECIFIED if conditional else DEFAULT_RETRY, "gcs"
+        )
+    return found
+
+
 _signers: dict[str, Any] = {}
 
 
@@ -174,7 +191,7 @@ class GCSBlobStore(BlobStore):
         from google.api_core.exceptions import Conflict as AlreadyOwned
 
         try:
-            self.client.create_bucket(self.bucket_name)
+            self.client.create_bucket(self.bucket_name, retry=_policy())
         except AlreadyOwned:
             return
         except Exception as exc:
@@ -182,7 +199,7 @@ class GCSBlobStore(BlobStore):
 
     def _ping_blocking(self) -> None:
         try:
-            if not self.bucket.exists():
+            if not self.bucket.exists(retry=_policy()):
                 raise NotFound(f"{self.name}: bucket {self.bucket_name} does not exist", resource=self.name)
         except ProviderError:
             raise
@@ -208,7 +225,7 @@ class GCSBlobStore(BlobStore):
         if len(data) > self.resumable_threshold:
             blob.chunk_size = self.chunk_size  # a resumable session
         try:
-            blob.upload_from_string(data, content_type=content_type, **conditions)
+            blob.upload_from_string(data, content_type=content_type, retry=_policy(conditional=True), **conditions)
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -222,7 +239,14 @@ class GCSBlobStore(BlobStore):
             if (current is None and expected != 0) or (current is not None and current.etag != str(expected)):
                 raise Conflict(f"{self.name}: key {key!r} moved (generation precondition)", resource=self.name)
         blob = self._blob(key, content_type, metadata)
-        writer = blob.open("wb", chunk_size=self.chunk_size, content_type=content_type, ignore_flush=True, **conditions)
+        writer = blob.open(
+            "wb",
+            chunk_size=self.chunk_size,
+            content_type=content_type,
+            ignore_flush=True,
+            retry=_policy(conditional=True),
+            **conditions,
+        )
         return blob, writer
 
     def _put_stream_blocking(
@@ -240,7 +264,7 @@ class GCSBlobStore(BlobStore):
             with writer:
                 for chunk in chunks:
                     writer.write(chunk)
-            blob.reload()  # the writer does not keep the final object resource
+            blob.reload(retry=_policy())  # the writer does not keep the final object resource
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -271,7 +295,7 @@ class GCSBlobStore(BlobStore):
             async for chunk in chunks:
                 await bridge.offload(writer.write, bytes(chunk))
             await bridge.offload(writer.close)
-            await bridge.offload(blob.reload)
+            await bridge.offload(blob.reload, retry=_policy())
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -287,7 +311,7 @@ class GCSBlobStore(BlobStore):
                 raise NotFound(f"{self.name}: key {key!r} does not exist", resource=self.name)
             return b""
         try:
-            return bytes(blob.download_as_bytes(start=start, end=None if end is None else end - 1))
+            return bytes(blob.download_as_bytes(start=start, end=None if end is None else end - 1, retry=_policy()))
         except RequestRangeNotSatisfiable:
             if self._head_blocking(key) is None:
                 raise NotFound(f"{self.name}: key {key!r} does not exist", resource=self.name) from None
@@ -325,7 +349,7 @@ class GCSBlobStore(BlobStore):
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
         try:
-            blob = self.bucket.get_blob(self.prefix + key)
+            blob = self.bucket.get_blob(self.prefix + key, retry=_policy())
         except Exception as exc:
             raise self._error(exc, key) from exc
         return None if blob is None else self._info(blob)
@@ -334,7 +358,7 @@ class GCSBlobStore(BlobStore):
         from google.api_core.exceptions import NotFound as Absent
 
         try:
-            self._blob(key).delete()
+            self._blob(key).delete(retry=_policy())
         except Absent:
             return False
         except Exception as exc:
@@ -346,7 +370,7 @@ class GCSBlobStore(BlobStore):
             raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
         try:
             iterator = self.client.list_blobs(
-                self.bucket_name, prefix=self.prefix + prefix, page_size=limit, page_token=cursor
+                self.bucket_name, prefix=self.prefix + prefix, page_size=limit, page_token=cursor, retry=_policy()
             )
             page = next(iterator.pages)
             objects = [self._info(blob) for blob in page]

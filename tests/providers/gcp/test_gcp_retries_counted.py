@@ -1,0 +1,72 @@
+"""google-api-core's retry machinery, as the Cloud Storage provider uses it, counts each
+retry it makes as ``overcast.retries`` and keeps Storage's conditional policy's condition.
+(No emulator fails on demand: the policy runs here on a call that fails, then succeeds.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from google.api_core import exceptions as google_exceptions
+from google.cloud.storage.retry import DEFAULT_RETRY, DEFAULT_RETRY_IF_GENERATION_SPECIFIED
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from overcast import telemetry
+from overcast.providers.gcp._retries import counted
+
+
+@pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    found = InMemoryMetricReader()
+    telemetry.configure(service_name="gcp-retries", metric_readers=[found], span_processors=[], set_global=False)
+    yield found
+    telemetry.shutdown()
+
+
+def _retries(reader: InMemoryMetricReader, upstream: str) -> int:
+    data = reader.get_metrics_data()
+    return sum(
+        int(p.value)
+        for rm in (data.resource_metrics if data else [])
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "overcast.retries"
+        for p in m.data.data_points
+        if p.attributes.get("upstream") == upstream
+    )
+
+
+def _flaky(failures: int, error: Exception) -> object:
+    calls = {"n": 0}
+
+    def call() -> str:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            raise error
+        return "done"
+
+    return call
+
+
+def test_retries_of_a_flaky_call_are_counted(reader: InMemoryMetricReader) -> None:
+    policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
+    call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
+    assert policy(call)() == "done"
+    assert _retries(reader, "gcs") == 2
+
+
+def test_an_error_the_policy_does_not_retry_is_not_counted(reader: InMemoryMetricReader) -> None:
+    policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
+    with pytest.raises(google_exceptions.PreconditionFailed):
+        policy(_flaky(1, google_exceptions.PreconditionFailed("moved")))()
+    assert _retries(reader, "gcs") == 0
+
+
+def test_the_conditional_policy_keeps_its_condition(reader: InMemoryMetricReader) -> None:
+    policy = counted(DEFAULT_RETRY_IF_GENERATION_SPECIFIED, "gcs")
+    assert policy.get_retry_policy_if_conditions_met(query_params={}) is None
+    inner = policy.get_retry_policy_if_conditions_met(query_params={"ifGenerationMatch": 0})
+    assert inner is not None
+    call = _flaky(1, google_exceptions.TooManyRequests("slow down"))
+    assert inner.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
+    assert _retries(reader, "gcs") == 1
