@@ -70,3 +70,40 @@ def test_the_conditional_policy_keeps_its_condition(reader: InMemoryMetricReader
     call = _flaky(1, google_exceptions.TooManyRequests("slow down"))
     assert inner.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
     assert _retries(reader, "gcs") == 1
+
+
+def test_firestore_and_pubsub_clients_count_their_default_retries(
+    firestore_emulator: object, pubsub_emulator: object, reader: InMemoryMetricReader
+) -> None:
+    import asyncio
+    import uuid
+
+    import overcast
+
+    kv = overcast.open_kv(f"firestore://retries-{uuid.uuid4().hex[:6]}", name="fs")
+    kv.sync.put("k", {"v": 1})  # through the emulator: no retry needed, none counted
+    assert kv.sync.get("k") is not None
+    assert _retries(reader, "firestore") == 0
+
+    from overcast.providers.gcp import pubsub
+
+    async def async_methods() -> list[object]:
+        await kv.get("k")
+        api = kv.async_client()._firestore_api  # type: ignore[attr-defined]
+        return list(api._client._transport._wrapped_methods.values())
+
+    sync_api = kv.client._firestore_api  # type: ignore[attr-defined]
+    publisher = pubsub._client("publisher")
+    for methods in (
+        list(sync_api._transport._wrapped_methods.values()),
+        asyncio.run(async_methods()),
+        list(publisher._transport._wrapped_methods.values()),
+    ):
+        policies = [m._retry for m in methods if getattr(m, "_retry", None) is not None]
+        assert policies and all(getattr(p, "_overcast_counted", False) for p in policies)
+
+    # The sync client's GetDocument policy, on a call that fails twice with a retryable error:
+    policy = sync_api._transport._wrapped_methods[sync_api._transport.get_document]._retry
+    call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
+    assert policy.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
+    assert _retries(reader, "firestore") == 2

@@ -29,3 +29,18 @@ def counted(policy: Any, upstream: str) -> Any:
         return again
 
     return policy.with_predicate(predicate)
+
+
+def count_gapic_retries(client: Any, upstream: str) -> Any:
+    """Make the default retry policy of every method of a generated (gapic) client count
+    its retries; returns ``client``. The methods' policies are what a call without an
+    explicit ``retry`` uses (Firestore's reads and commits, Pub/Sub's publish and acks)."""
+    transport = getattr(client, "_transport", None)
+    if transport is None:
+        transport = getattr(getattr(client, "_client", None), "_transport", None)
+    for method in getattr(transport, "_wrapped_methods", {}).values():
+        policy = getattr(method, "_retry", None)
+        if policy is not None and hasattr(policy, "_predicate") and not getattr(policy, "_overcast_counted", False):
+            method._retry = counted(policy, upstream)
+            method._retry._overcast_counted = True
+    return client

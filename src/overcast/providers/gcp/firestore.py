@@ -63,6 +63,7 @@ from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._client import google_error, project_of
+from ._retries import count_gapic_retries
 
 __all__ = ["FirestoreKeyValueStore"]
 
@@ -89,6 +90,7 @@ def _client(project: str | None, database: str) -> Any:
             from google.cloud import firestore
 
             found = _clients[(project, database)] = firestore.Client(project=project, database=database)
+            count_gapic_retries(found._firestore_api, "firestore")
         return found
 
 
@@ -106,6 +108,7 @@ def _async_client(loop: Any, project: str | None, database: str) -> Any:
             from google.cloud import firestore
 
             found = per_loop[(project, database)] = firestore.AsyncClient(project=project, database=database)
+            count_gapic_retries(found._firestore_api, "firestore")
         return found
 
 

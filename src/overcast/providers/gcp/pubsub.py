@@ -54,6 +54,7 @@ from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, QueueLimits, Topic, decode_body
 from ...resources.url import ResourceURL
 from ._client import google_error, project_of
+from ._retries import count_gapic_retries
 
 __all__ = ["PubSubQueue", "PubSubTopic"]
 
@@ -78,6 +79,7 @@ def _client(which: str) -> Any:
                 found = pubsub_v1.PublisherClient()
             else:
                 found = pubsub_v1.SubscriberClient(transport=_subscriber_transport())
+            count_gapic_retries(found, "pubsub")
             _clients[key] = found
         return found
 
