@@ -44,7 +44,7 @@ from ...errors import (
 from ...resources.url import ResourceURL
 from ...telemetry import _state as telemetry
 
-__all__ = ["LoopClient", "async_service_client", "default_credential", "error", "service_client"]
+__all__ = ["LoopClient", "async_service_client", "attempt_hook", "default_credential", "error", "service_client"]
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
@@ -92,14 +92,12 @@ def _target(location: ResourceURL, service: str) -> tuple[str | None, str]:
 _UPSTREAMS = {"table": "azure_tables", "blob": "azure_blob", "queue": "azure_queue"}
 
 
-def _client_options(location: ResourceURL, service: str) -> dict[str, Any]:
-    """What every client of ``location`` is built with: the attempt hook that reports the
-    SDK's retries to telemetry, and ``retry_total`` from the option ``retries``."""
-    upstream = _UPSTREAMS[service]
+def attempt_hook(upstream: str) -> Any:
+    """An azure-core ``raw_request_hook`` that counts the SDK's retries: the hook policy sits
+    after the retry policy, which sends the same request again, so it runs on every attempt
+    and a second attempt of one request is a retry (``overcast.retries``)."""
 
     def attempt(request: Any) -> None:
-        # Called for every attempt (the hook policy sits after the retry policy, which sends
-        # the same request again): a second attempt of one request is a retry.
         if telemetry.ENABLED:
             context = request.context
             attempts = context.get("overcast_attempts", 0) + 1
@@ -107,6 +105,13 @@ def _client_options(location: ResourceURL, service: str) -> dict[str, Any]:
             if attempts > 1:
                 telemetry.retried(upstream)
 
+    return attempt
+
+
+def _client_options(location: ResourceURL, service: str) -> dict[str, Any]:
+    """What every client of ``location`` is built with: the attempt hook that reports the
+    SDK's retries to telemetry, and ``retry_total`` from the option ``retries``."""
+    attempt = attempt_hook(_UPSTREAMS[service])
     options: dict[str, Any] = {"raw_request_hook": attempt}
     raw = location.option("retries")
     if raw is not None:

@@ -26,7 +26,7 @@ from azure.core import exceptions as az
 from ...errors import InvalidArgument, NotFound
 from ...resources.secrets import SecretStore
 from ...resources.url import ResourceURL
-from ._credentials import default_credential, error
+from ._credentials import attempt_hook, default_credential, error
 
 __all__ = ["KeyVaultSecretStore", "vault_secret_name"]
 
@@ -34,6 +34,7 @@ _VALID = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _FALSE = frozenset({"0", "false", "no", "off"})
 _clients: dict[tuple[str, bool], Any] = {}
 _lock = threading.Lock()
+_attempt = attempt_hook("keyvault")
 
 
 def vault_secret_name(name: str, *, resource: str) -> str:
@@ -57,7 +58,9 @@ def _client(vault_url: str, verify: bool) -> Any:
             if found is None:
                 from azure.keyvault.secrets import SecretClient
 
-                found = _clients[key] = SecretClient(vault_url, default_credential(), verify_challenge_resource=verify)
+                found = _clients[key] = SecretClient(
+                    vault_url, default_credential(), verify_challenge_resource=verify, raw_request_hook=_attempt
+                )
     return found
 
 

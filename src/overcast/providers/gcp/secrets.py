@@ -33,6 +33,7 @@ from ...errors import ConfigError, InvalidArgument, ProviderError
 from ...resources.secrets import SecretStore
 from ...resources.url import ResourceURL
 from ._client import anonymous, google_error, project_of
+from ._retries import count_gapic_retries
 
 __all__ = ["SecretManagerSecretStore"]
 
@@ -62,7 +63,7 @@ def _client(emulator: str | None) -> Any:
                 found = secretmanager.SecretManagerServiceClient(transport=transport)
             else:
                 found = secretmanager.SecretManagerServiceClient()
-            _clients[key] = found
+            _clients[key] = count_gapic_retries(found, "secretmanager")
         return found
 
 
