@@ -1,7 +1,9 @@
 """The AWS providers against raw botocore doing the same work on the same moto server, in one run.
 
 DynamoDB get and put of a small document (raw: the same GetItem / PutItem with the same
-item, the document serialized and a version made per put as any caller must); S3 put and
+item, the document serialized and a version made per put as any caller must), through
+the store's default client (the botocore-free one, since credentials are in the
+environment) and through ``client=botocore``; S3 put and
 get of 1 KB and 8 MB (raw: PutObject / GetObject). Overcast's synchronous face and its
 async face (on one event loop, each hook offloaded to a thread) are both measured, in
 blocks alternating with the raw calls. Goal: within 1.05x of raw botocore.
@@ -93,6 +95,8 @@ def main() -> None:
         ddb = session.create_client("dynamodb", region_name="us-east-1")
         s3 = session.create_client("s3", region_name="us-east-1")
         kv = overcast.open_kv("dynamodb://bench-table")
+        kv_botocore = overcast.open_kv("dynamodb://bench-table?client=botocore")
+        assert type(kv.client).__name__ == "LiteDynamoDB", kv.client  # type: ignore[attr-defined]
         bucket = overcast.open_bucket("s3://bench-bucket/p")
         kv.sync.create()
         bucket.sync.create()
@@ -139,6 +143,8 @@ def main() -> None:
 
         pair("dynamodb get (sync)", lambda: kv.sync.get("k"), raw_get)
         pair("dynamodb put (sync)", lambda: kv.sync.put("k", doc), raw_put)
+        pair("dynamodb get (sync, botocore)", lambda: kv_botocore.sync.get("k"), raw_get)
+        pair("dynamodb put (sync, botocore)", lambda: kv_botocore.sync.put("k", doc), raw_put)
         pair("dynamodb get (async)", lambda: kv.get("k"), raw_get, aio=True)
         pair("dynamodb put (async)", lambda: kv.put("k", doc), raw_put, aio=True)
         pair("s3 put 1 KB (sync)", lambda: bucket.sync.put("small", small), s3_put(small))

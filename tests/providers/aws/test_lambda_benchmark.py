@@ -16,5 +16,5 @@ def test_the_lambda_benchmark_reports_every_row() -> None:
     done = subprocess.run([sys.executable, str(BENCHMARK), "--quick"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if RATIO.search(line)]
-    assert len(rows) == 5, done.stdout
-    assert "cold start" in rows[-1]
+    assert len(rows) == 6, done.stdout
+    assert "cold start" in rows[-2] and "botocore" in rows[-1]

@@ -58,6 +58,7 @@ from urllib.parse import quote, urlsplit
 
 from ...errors import ConfigError
 from ...resources.url import ResourceURL
+from ...telemetry import _state as telemetry
 from ._client import attempts_of
 
 __all__ = [
@@ -287,6 +288,11 @@ class LiteDynamoDB:
         self._ssl: Any = None
         self._botocore: Any = None
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a forked child opens its own connections
+            os.register_at_fork(after_in_child=self._forget_connections)
+
+    def _forget_connections(self) -> None:
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"LiteDynamoDB({self.endpoint!r}, region={self.region!r})"
@@ -390,6 +396,7 @@ class LiteDynamoDB:
             )
             if retry_after is not None and retry_after.isdigit():
                 delay = max(delay, min(int(retry_after) / 1000, RETRY_AFTER_EXTRA + delay))
+            telemetry.retried("dynamodb")
             time.sleep(delay)
 
     def signed_headers(self, operation: str, body: bytes, amz_date: str | None = None) -> dict[str, str]:
