@@ -63,7 +63,7 @@ async def _hello(request: Any) -> PlainTextResponse:
 def main() -> None:
     args = arguments(__doc__ or "")
     n = 2_000 if args.quick else 20_000
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 15
 
     kv = overcast.open_kv(f"memory://bench-{uuid.uuid4().hex[:6]}", name="bench")
     kv.sync.put("k", {"v": 1})
@@ -124,11 +124,14 @@ def main() -> None:
     report(f"Telemetry off vs on ({n} calls per round, median of {rounds} rounds, time per call)", rows + lambda_rows)
     if lambda_rows:
         _, on, off, _ = lambda_rows[0]
-        adapter = off.median - direct.median
-        added = on.median - off.median
+        # Best of the rounds: contention on a shared machine only ever adds time, and this
+        # figure is a difference of differences, which medians of a loaded machine swamp.
+        adapter = off.best - direct.best
+        added = on.best - off.best
         print(
-            f"\nlambda_handler adds {adapter:.1f} us over the bare ASGI app; telemetry on adds {added:+.1f} us more: "
-            f"{added / adapter * 100:.0f}% of the adapter's overhead (goal: at most 10%)"
+            f"\nlambda_handler adds {adapter:.1f} us over the bare ASGI app (best of {rounds} rounds); "
+            f"telemetry on adds {added:+.1f} us more: {added / adapter * 100:.0f}% of the adapter's overhead "
+            "(goal: at most 10%)"
         )
     print(
         f"\nadded per provider call: metrics {kv_on.median - kv_off.median:+.2f} us, "
