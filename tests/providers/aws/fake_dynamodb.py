@@ -21,9 +21,11 @@ class FakeDynamoDB:
         throttle: bool = False,
         unprocessed_first: bool = False,
         script: list[tuple[int, Any, dict[str, str]]] | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         """``script``: the first answers, one per request, as ``(status, body, headers)`` — a dict
-        body is sent as JSON, bytes as they are; status 0 closes the connection unanswered."""
+        body is sent as JSON, bytes as they are; status 0 closes the connection unanswered.
+        ``tls``: a certificate and key file to serve HTTPS with."""
         self.throttle = throttle
         self.script = list(script or [])
         self.unprocessed_first = unprocessed_first
@@ -57,7 +59,15 @@ class FakeDynamoDB:
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # (certificate file, key file): serve HTTPS
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -327,3 +327,67 @@ def test_the_users_examples_first_request_imports_no_botocore(provisioned_user: 
     assert first["loaded"] == [], first
     switched = _first_request(provisioned_user, OVERCAST_DYNAMODB_CLIENT="botocore")
     assert switched["status"] == 200 and "botocore" in switched["loaded"]
+
+
+# -- HTTPS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_fake_https_trusts_aws_ca_bundle_as_botocore_does(
+    fake_env: None, monkeypatch: pytest.MonkeyPatch, certificate: tuple[str, str]
+) -> None:
+    fake = FakeDynamoDB(tls=certificate)
+    fake.items["k"] = ITEM
+    try:
+        monkeypatch.setenv("AWS_CA_BUNDLE", certificate[0])
+        for client in ("lite", "botocore"):
+            kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=4&client={client}")
+            item = kv.sync.get("k")
+            assert item is not None and item.value == {"a": 1}
+        assert fake.count("GetItem") == 2
+        monkeypatch.delenv("AWS_CA_BUNDLE")  # certifi's bundle does not know this certificate
+        refused = []
+        for client in ("lite", "botocore"):
+            kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=2&client={client}")
+            with pytest.raises(Exception) as info:
+                kv.sync.get("k")
+            refused.append(info.value)
+        assert fake.count("GetItem") == 2
+        assert type(refused[0]) is type(refused[1]), refused
+        assert all("SSL validation failed" in str(error) for error in refused), refused
+    finally:
+        fake.close()

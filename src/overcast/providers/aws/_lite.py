@@ -19,7 +19,7 @@ It is used only where it behaves exactly like botocore would (``dynamodb_client`
 - the endpoint is the URL option ``endpoint``, else ``AWS_ENDPOINT_URL_DYNAMODB``, else
   ``AWS_ENDPOINT_URL`` (unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true), else
   ``https://dynamodb.<region>.amazonaws.com`` (``.com.cn`` in China), the same rules as
-  botocore; TLS trusts ``AWS_CA_BUNDLE`` if set, else the system's certificates.
+  botocore; TLS trusts what botocore trusts: ``AWS_CA_BUNDLE`` if set, else certifi's bundle.
 
 The URL option ``client`` (or the environment variable ``OVERCAST_DYNAMODB_CLIENT``)
 chooses: ``auto`` (the default: lite when the above holds, botocore otherwise),
@@ -68,6 +68,7 @@ __all__ = [
     "EndpointConnectionError",
     "LiteDynamoDB",
     "ReadTimeoutError",
+    "SSLError",
     "dynamodb_client",
     "lite_unsound",
     "sign",
@@ -159,6 +160,10 @@ class ReadTimeoutError(ConnectionError):
 
 class ConnectionClosedError(ConnectionError):
     """The connection broke mid-answer, or the answer failed its CRC32 check."""
+
+
+class SSLError(ConnectionError):
+    """TLS failed (an untrusted certificate, ...): botocore's name, retried as it does."""
 
 
 # -- Signature Version 4 -----------------------------------------------------------------------
@@ -361,7 +366,7 @@ class LiteDynamoDB:
             retry_after: str | None = None
             try:
                 status, headers, data = self._send(operation, body)
-            except (EndpointConnectionError, ReadTimeoutError, ConnectionClosedError) as exc:
+            except (EndpointConnectionError, ReadTimeoutError, ConnectionClosedError, SSLError) as exc:
                 error: Exception = exc
             else:
                 checksum = headers.get("x-amz-crc32")
@@ -423,6 +428,7 @@ class LiteDynamoDB:
     def _send(self, operation: str, body: bytes) -> tuple[int, Any, bytes]:
         headers = self.signed_headers(operation, body)
         import http.client
+        import ssl
 
         for fresh in (False, True):
             connection = self._connection(fresh)
@@ -433,6 +439,9 @@ class LiteDynamoDB:
                 except TimeoutError as exc:
                     self._drop()
                     raise ConnectTimeoutError(f"Connect timeout on endpoint URL: {self.endpoint!r}") from exc
+                except ssl.SSLError as exc:
+                    self._drop()
+                    raise SSLError(f"SSL validation failed for {self.endpoint} {exc}") from exc
                 except OSError as exc:
                     self._drop()
                     raise EndpointConnectionError(f"Could not connect to the endpoint URL: {self.endpoint!r}") from exc
@@ -479,15 +488,33 @@ class LiteDynamoDB:
             connection.close()
 
     def _ssl_context(self) -> Any:
+        """Trust what botocore trusts: ``AWS_CA_BUNDLE``, else certifi's bundle, else botocore's own."""
         if self._ssl is None:
             import ssl
 
-            self._ssl = ssl.create_default_context(cafile=self.ca_bundle)
+            self._ssl = ssl.create_default_context(cafile=self.ca_bundle or _default_ca_file())
         return self._ssl
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
         self._drop()
+
+
+def _default_ca_file() -> str | None:
+    try:
+        import certifi
+    except ImportError:
+        pass
+    else:
+        return str(certifi.where())
+    import importlib.util
+
+    spec = importlib.util.find_spec("botocore")  # botocore's bundled cacert.pem, without importing it
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "cacert.pem"
+        if bundled.exists():
+            return str(bundled)
+    return None  # the system's certificates
 
 
 # -- choosing ----------------------------------------------------------------------------------
