@@ -22,18 +22,24 @@ class FakeDynamoDB:
         unprocessed_first: bool = False,
         script: list[tuple[int, Any, dict[str, str]]] | None = None,
         tls: tuple[str, str] | None = None,
+        keep_alive: bool = False,
     ) -> None:
         """``script``: the first answers, one per request, as ``(status, body, headers)`` — a dict
         body is sent as JSON, bytes as they are; status 0 closes the connection unanswered.
-        ``tls``: a certificate and key file to serve HTTPS with."""
+        ``tls``: a certificate and key file to serve HTTPS with. ``keep_alive``: HTTP/1.1, so
+        a connection serves several requests; script status -1 answers normally and then
+        closes the connection without saying so (as a server dropping an idle one does)."""
         self.throttle = throttle
         self.script = list(script or [])
         self.unprocessed_first = unprocessed_first
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.peers: list[tuple[str, int]] = []  # the client address of each request
         self.items: dict[str, dict[str, Any]] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: Any) -> None:
                 return None
 
@@ -41,12 +47,17 @@ class FakeDynamoDB:
                 operation = self.headers["X-Amz-Target"].split(".")[-1]
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.calls.append((operation, request))
+                fake.peers.append(self.client_address)
                 headers: dict[str, str] = {}
+                drop_after = False
                 if fake.script:
                     status, body, headers = fake.script.pop(0)
                     if status == 0:
                         self.close_connection = True
                         return
+                    if status == -1:
+                        drop_after = True
+                        status, body = fake.answer(operation, request)
                 else:
                     status, body = fake.answer(operation, request)
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -57,6 +68,8 @@ class FakeDynamoDB:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                if drop_after:
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         scheme = "http"

@@ -391,3 +391,22 @@ def test_fake_https_trusts_aws_ca_bundle_as_botocore_does(
         assert all("SSL validation failed" in str(error) for error in refused), refused
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize("client", ["lite", "botocore"])
+def test_fake_keep_alive_reuses_a_connection_and_survives_its_drop(fake_env: None, client: str) -> None:
+    """The server closes the first connection after answering, without saying so (as one
+    dropping an idle connection does): the next call goes out on a new connection without
+    costing an attempt, and the calls after it share that one."""
+    fake = FakeDynamoDB(keep_alive=True, script=[(-1, None, {})])
+    fake.items["k"] = ITEM
+    try:
+        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=1&client={client}")
+        for _ in range(4):
+            item = kv.sync.get("k")
+            assert item is not None and item.value == {"a": 1}
+        assert fake.count("GetItem") == 4
+        ports = [port for _, port in fake.peers]
+        assert ports[0] != ports[1] and len(set(ports[1:])) == 1, ports
+    finally:
+        fake.close()
