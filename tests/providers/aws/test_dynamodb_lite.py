@@ -275,8 +275,12 @@ def test_operations_beyond_the_providers_are_botocores(moto_server: Any) -> None
     assert isinstance(client, LiteDynamoDB)
     kv.sync.create()
     kv.sync.put("k", {"v": 1})
+    client.put_item(TableName=kv.table, Item={"pk": {"S": "raw"}, "sk": {"S": "b"}, "blob": {"B": b"\x00\xff"}})
     scanned = client.scan(TableName=kv.table)  # type: ignore[attr-defined]
-    assert [i["sk"]["S"] for i in scanned["Items"]] == ["k"]
+    assert sorted(i["sk"]["S"] for i in scanned["Items"]) == ["b", "k"]
+    assert client.get_item(TableName=kv.table, Key={"pk": {"S": "raw"}, "sk": {"S": "b"}})["Item"]["blob"] == {
+        "B": "AP8="  # the wire's base64, where botocore would give bytes
+    }
     with pytest.raises(InvalidArgument):
         kv.sync.put("", {"v": 1})
 

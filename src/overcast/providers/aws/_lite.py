@@ -270,6 +270,15 @@ def _error_response(status: int, headers: Any, data: bytes) -> dict[str, Any]:
     return {**body, "Error": {"Code": code, "Message": str(message)}, "ResponseMetadata": metadata}
 
 
+def _blob(value: Any) -> str:
+    """Binary attribute values (``{"B": b"..."}``) go out as base64 text, as botocore sends them."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        import base64
+
+        return base64.b64encode(value).decode()
+    raise TypeError(f"DynamoDB parameters must be JSON values or bytes, not {type(value).__name__}")
+
+
 class LiteDynamoDB:
     """DynamoDB over ``http.client``; the methods take and return what botocore's client does."""
 
@@ -356,7 +365,7 @@ class LiteDynamoDB:
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send ``operation`` with ``params`` (botocore's keyword arguments) and return the answer."""
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
         retry_cost: int | None = None
         attempt = 0
         while True:
