@@ -277,22 +277,30 @@ class FirestoreKeyValueStore(KeyValueStore):
         found = "is absent" if current is None else f"is at version {current.version}"
         return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
 
-    # get: one call, written out for each face
+    # get: one call, written out for each face. It is the unary GetDocument RPC, through the
+    # client's own API layer and request metadata, not DocumentReference.get, which sends the
+    # streaming BatchGetDocuments and returns on its first message, leaving the call open.
+    # From async code that open call is a hazard: its status arrives for a loop that may be
+    # closed by then, and grpc's poller, shared by every loop, raises "Event loop is closed"
+    # on whichever loop drains it next. A unary call ends with its one reply, and is faster.
 
     def _get_blocking(self, key: str) -> Item | None:
+        from google.api_core.exceptions import NotFound
+        from google.cloud.firestore_v1._helpers import decode_dict
+
+        client = self.client
+        doc_id = _doc_id(key)
         try:
-            snapshot = self.collection.document(_doc_id(key)).get()
+            document = client._firestore_api.get_document(
+                request={"name": self.collection.document(doc_id)._document_path}, metadata=client._rpc_metadata
+            )
+        except NotFound:
+            return None
         except Exception as exc:
             raise self._error(exc, key) from exc
-        return self._decode(snapshot, datetime.now(UTC))
+        return self._item(doc_id, decode_dict(document.fields, client), datetime.now(UTC))
 
     async def _get(self, key: str) -> Item | None:
-        # The unary GetDocument RPC, through the client's own API layer and request metadata.
-        # Not AsyncDocumentReference.get: it sends the streaming BatchGetDocuments, returns on
-        # the first message and leaves the call open; its status then arrives for a loop that
-        # may be closed by then, and grpc's poller, shared by every loop, raises "Event loop is
-        # closed" on whichever loop drains it next. A unary call ends with its one reply (and
-        # is faster than the stream: one completion instead of three).
         from google.api_core.exceptions import NotFound
         from google.cloud.firestore_v1._helpers import decode_dict
 
