@@ -32,8 +32,9 @@ Clients. The blocking face (``store.sync``, WSGI views) uses the thread-safe
 ``google.cloud.firestore.AsyncClient`` on the running event loop, with no worker-thread hop:
 its gRPC channel belongs to the loop it was made on, so each loop gets its own, made on
 first use (``asyncio.run`` twice is two loops, two clients). Both faces run the same code
-for every operation (:func:`_run` / :func:`_arun` drive one generator per operation), so
-preconditions, expiry and errors cannot drift apart. Every KV operation is sound on
+for every operation of more than one call (:func:`_run` / :func:`_arun` drive one generator
+per operation), so preconditions, expiry and errors cannot drift apart; ``get`` is one unary
+``GetDocument`` call on either client, decoded by the same code. Every KV operation is sound on
 ``AsyncClient``: each is single-document calls with update-time preconditions, a batch get
 or a batch write, and none needs a transaction. Only ``create()`` and ``ping()`` (rare) still
 run the blocking client in a worker thread.
