@@ -3,8 +3,9 @@
 Starts Google's Firestore emulator and fake-gcs-server (through the tests' own starters).
 Each row does the same work on both sides with the same client object:
 
-- Firestore get: ``kv.sync.get`` against ``DocumentReference.get`` plus decoding the JSON
-  field; put: ``kv.sync.put`` against ``DocumentReference.set`` of the same fields;
+- Firestore get: ``kv.sync.get`` (the unary ``GetDocument`` call) against
+  ``DocumentReference.get`` (a ``BatchGetDocuments`` stream) plus decoding the JSON field;
+  put: ``kv.sync.put`` against ``DocumentReference.set`` of the same fields;
 - the same from async code, on one event loop: ``await kv.get`` / ``await kv.put`` (the
   provider's own ``AsyncClient`` of that loop) against ``AsyncDocumentReference.get`` /
   ``.set`` on a raw ``AsyncClient``. The provider's get is the unary ``GetDocument`` call,
