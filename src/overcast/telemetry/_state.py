@@ -150,11 +150,14 @@ def collect_totals(name: str) -> dict[tuple[tuple[str, str], ...], int]:
 
 #: ``OVERCAST_TELEMETRY_FLUSH`` as read by the first invocation after :func:`reset`.
 flush_every: float | None = None
+#: ``time.monotonic()`` before which :func:`runtime.after_invocation` has nothing to do.
+flush_due = 0.0
 
 
 def reset() -> None:
-    global flush_every
+    global flush_every, flush_due
     flush_every = None
+    flush_due = 0.0
     pending.clear()
     lags.clear()
     with totals_lock:

@@ -124,14 +124,16 @@ def after_invocation(*, every: float | None = None) -> bool:
     itself. Returns whether it flushed."""
     if not _state.ENABLED or not _state.instruments.otel:
         return False
+    now = time.monotonic()
     if every is None:
         every = _state.flush_every
         if every is None:
             every = _state.flush_every = float(os.environ.get("OVERCAST_TELEMETRY_FLUSH", "10"))
-    now = time.monotonic()
     if now - _last_flush["at"] < every:
+        _state.flush_due = _last_flush["at"] + every  # a runtime may skip calling until then
         return False
     _last_flush["at"] = now
+    _state.flush_due = now + every
     from . import flush
 
     flush()

@@ -12,7 +12,9 @@ invocation serve the next; the ASGI lifespan starts once, on the first HTTP requ
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...telemetry import _state as _telemetry
@@ -113,7 +115,8 @@ class LambdaHandler:
             if _cold["start"]:
                 _cold["start"] = False
                 mark_warm()
-            if _telemetry.ENABLED:  # a frozen sandbox exports nothing: flush now and then
+            # a frozen sandbox exports nothing: flush now and then
+            if _telemetry.ENABLED and monotonic() >= _telemetry.flush_due:
                 after_invocation()
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -123,19 +126,27 @@ class LambdaHandler:
     ) -> dict[str, Any]:
         """:meth:`_http`, counted (the request id is already set: no second context)."""
         series = counts("http")
-        turn = _telemetry.invocation.set("http")
         try:
             if _telemetry.instruments.tracer is None and _telemetry.request_listener is None:
-                return self._http(adapter, event, context, rid, self.app.plain_asgi)  # nothing for the middleware
-            return self._http(adapter, event, context, rid)
+                # nothing for the middleware to do: the app itself, its errors counted here
+                return self._http(adapter, event, context, rid, self.app.plain_asgi, series[2])
+            turn = _telemetry.invocation.set("http")
+            try:
+                return self._http(adapter, event, context, rid)
+            finally:
+                _telemetry.invocation.reset(turn)
         except BaseException:
             series[2].append(1)
             raise
-        finally:
-            _telemetry.invocation.reset(turn)
 
     def _http(
-        self, adapter: HttpAdapter, event: dict[str, Any], context: Any, rid: str | None, asgi: Any = None
+        self,
+        adapter: HttpAdapter,
+        event: dict[str, Any],
+        context: Any,
+        rid: str | None,
+        asgi: Any = None,
+        errors: deque[int] | None = None,
     ) -> dict[str, Any]:
         try:
             scope, body = adapter.scope(event, self.base_path)
@@ -154,7 +165,7 @@ class LambdaHandler:
         state = self._lifespan.state if self._lifespan is not None else None
         if state:
             scope["state"] = state.copy()
-        status, headers, payload = loop.run_until_complete(_run_http(asgi or self.app.asgi, scope, body, rid))
+        status, headers, payload = loop.run_until_complete(_run_http(asgi or self.app.asgi, scope, body, rid, errors))
         return adapter.response(event, status, headers, payload)
 
     def close(self) -> None:
@@ -190,8 +201,11 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tuple[int, Headers, bytes]:
-    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the request id."""
+async def _run_http(
+    asgi: Any, scope: Scope, body: bytes, rid: str | None, errors: deque[int] | None = None
+) -> tuple[int, Headers, bytes]:
+    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the
+    request id, and counted in ``errors`` (else as the invocation under way's error)."""
     status = 0
     headers: Headers = []
     chunks: list[bytes] = []
@@ -236,7 +250,9 @@ async def _run_http(asgi: Any, scope: Scope, body: bytes, rid: str | None) -> tu
         await asgi(scope, receive, send)
     except Exception:
         log.exception("%s %s failed (request %s)", scope["method"], scope["path"], rid, extra={"request_id": rid})
-        if _telemetry.ENABLED:
+        if errors is not None:
+            errors.append(1)
+        elif _telemetry.ENABLED:
             http_error()
         if not complete:
             return 500, list(_ERROR_HEADERS), _ERROR_BODY
