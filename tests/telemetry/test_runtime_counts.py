@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 import overcast
+from asgi_support import call
+from metrics_support import total
 from overcast.errors import Throttled
 from overcast.providers.gcp import cloud_run_app
 from overcast.providers.local.memory import MemoryKeyValueStore
@@ -19,51 +21,6 @@ from overcast.runtime.cloudevent import CloudEvent
 from overcast.telemetry import logs, runtime
 
 from .conftest import Recorded
-
-
-def _call(asgi: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
-    import asyncio
-
-    async def run() -> int:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 8080),
-        }
-        status = 0
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        await asgi(scope, receive, send)
-        return status
-
-    return asyncio.run(run())
-
-
-def _total(recorded: Recorded, name: str, **attributes: str) -> int:
-    return sum(
-        int(p.value) for p in recorded.points(name) if all(p.attributes.get(k) == v for k, v in attributes.items())
-    )
 
 
 @pytest.fixture
@@ -99,12 +56,12 @@ def test_cloud_run_counts_one_cold_start_and_logs_turn_warm(recorded: Recorded, 
     app.http(api)
     asgi = cloud_run_app(app)
     try:
-        assert [_call(asgi, "GET", "/a"), _call(asgi, "GET", "/b"), _call(asgi, "GET", "/c")] == [200, 200, 200]
+        assert [call(asgi, "GET", "/a")[0], call(asgi, "GET", "/b")[0], call(asgi, "GET", "/c")[0]] == [200, 200, 200]
     finally:
         said.removeHandler(lines)
-    assert _total(recorded, "overcast.cold_starts") == 1
-    assert _total(recorded, "overcast.cold_starts", handler="http") == 1
-    assert _total(recorded, "overcast.invocations", handler="http") == 3
+    assert total(recorded.metrics, "overcast.cold_starts") == 1
+    assert total(recorded.metrics, "overcast.cold_starts", handler="http") == 1
+    assert total(recorded.metrics, "overcast.invocations", handler="http") == 3
     assert [line["cold_start"] for line in lines.lines] == [True, False, False]
 
 
@@ -126,12 +83,12 @@ def test_cloud_run_counts_events_routed_to_a_function(recorded: Recorded, fresh_
             "ce-type": "com.example.audit",
             "content-type": "application/json",
         }
-        return _call(asgi, "POST", "/_overcast/events", b'{"x": 1}', headers)
+        return call(asgi, "POST", "/_overcast/events", b'{"x": 1}', headers)[0]
 
     assert [post("e1"), post("e2"), post("bad")] == [204, 204, 500]
-    assert _total(recorded, "overcast.invocations", handler="audit") == 3
-    assert _total(recorded, "overcast.errors", handler="audit") == 1
-    assert _total(recorded, "overcast.cold_starts", handler="delivery") == 1
+    assert total(recorded.metrics, "overcast.invocations", handler="audit") == 3
+    assert total(recorded.metrics, "overcast.errors", handler="audit") == 1
+    assert total(recorded.metrics, "overcast.cold_starts", handler="delivery") == 1
 
 
 class _ThrottledFakeKV(MemoryKeyValueStore):
@@ -151,7 +108,7 @@ def test_throttled_calls_are_counted_with_fake_store(recorded: Recorded) -> None
     for _ in range(3):
         with pytest.raises(Throttled):
             kv.sync.get("k")
-    assert _total(recorded, "overcast.throttles", resource="throttled", upstream="memory") == 3
+    assert total(recorded.metrics, "overcast.throttles", resource="throttled", upstream="memory") == 3
     assert recorded.upstream(operation="get", resource="throttled", outcome="throttled") == 3
     assert recorded.upstream(operation="put", resource="throttled", outcome="ok") == 1
 
@@ -180,8 +137,8 @@ def test_retries_are_counted_under_the_call_that_retried_with_fake_store(recorde
     assert kv.sync.get("k") is not None
     assert asyncio.run(kv.get("k")) is not None
     telemetry.retried("dynamodb")  # outside any provider call: the upstream alone
-    assert _total(recorded, "overcast.retries", upstream="memory", operation="get", resource="retrying") == 4
-    assert _total(recorded, "overcast.retries", upstream="dynamodb") == 1
+    assert total(recorded.metrics, "overcast.retries", upstream="memory", operation="get", resource="retrying") == 4
+    assert total(recorded.metrics, "overcast.retries", upstream="dynamodb") == 1
 
 
 def test_replication_lag_is_a_histogram_per_replica(recorded: Recorded) -> None:

@@ -11,6 +11,7 @@ import pytest
 from fake_dynamodb import FakeDynamoDB
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from metrics_support import total
 from overcast import telemetry
 from overcast.errors import Throttled
 from overcast.providers.aws.dynamodb import DynamoDBKeyValueStore
@@ -31,19 +32,6 @@ def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     telemetry.shutdown()
 
 
-def _sum(reader: InMemoryMetricReader, name: str, **attributes: str) -> int:
-    data = reader.get_metrics_data()
-    return sum(
-        int(p.value)
-        for rm in (data.resource_metrics if data else [])
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == name
-        for p in m.data.data_points
-        if all(p.attributes.get(k) == v for k, v in attributes.items())
-    )
-
-
 @pytest.mark.parametrize("client", ["lite", "botocore"])
 def test_fake_throttled_get_counts_its_retries_and_one_throttle(reader: InMemoryMetricReader, client: str) -> None:
     fake = FakeDynamoDB(throttle=True)
@@ -52,8 +40,8 @@ def test_fake_throttled_get_counts_its_retries_and_one_throttle(reader: InMemory
         with pytest.raises(Throttled):
             kv.sync.get("k")
         assert fake.count("GetItem") == 3
-        assert _sum(reader, "overcast.retries", upstream="dynamodb", operation="get", resource="t") == 2
-        assert _sum(reader, "overcast.throttles", upstream="dynamodb", resource="t") == 1
+        assert total(reader, "overcast.retries", upstream="dynamodb", operation="get", resource="t") == 2
+        assert total(reader, "overcast.throttles", upstream="dynamodb", resource="t") == 1
     finally:
         fake.close()
 
@@ -65,6 +53,6 @@ def test_fake_unprocessed_entries_count_a_retry(reader: InMemoryMetricReader, cl
         kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&client={client}", name="b")
         kv.sync.put_many({f"k{i}": {"i": i} for i in range(5)})
         assert fake.count("BatchWriteItem") == 2
-        assert _sum(reader, "overcast.retries", operation="put_many", resource="b") == 1
+        assert total(reader, "overcast.retries", operation="put_many", resource="b") == 1
     finally:
         fake.close()

@@ -14,6 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import overcast
+from metrics_support import total
 from overcast import telemetry
 from overcast.errors import ConfigError, Unavailable
 
@@ -27,19 +28,6 @@ def reader() -> Iterator[InMemoryMetricReader]:
     telemetry.configure(service_name="azure-retries", metric_readers=[found], span_processors=[], set_global=False)
     yield found
     telemetry.shutdown()
-
-
-def _retries(reader: InMemoryMetricReader, **attributes: str) -> int:
-    data = reader.get_metrics_data()
-    return sum(
-        int(p.value)
-        for rm in (data.resource_metrics if data else [])
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == "overcast.retries"
-        for p in m.data.data_points
-        if all(p.attributes.get(k) == v for k, v in attributes.items())
-    )
 
 
 def _closed_port() -> int:
@@ -61,14 +49,14 @@ def test_refused_connections_are_retried_and_counted(
     kv = overcast.open_kv(f"azuretables://{name}?retries=2", name=name)
     with pytest.raises(Unavailable):
         kv.sync.get("k")
-    assert _retries(reader, upstream="azure_tables", operation="get", resource=name) == 2
+    assert total(reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 2
 
     async def read() -> Any:
         return await kv.get("k")
 
     with pytest.raises(Unavailable):
         asyncio.run(read())
-    assert _retries(reader, upstream="azure_tables", operation="get", resource=name) == 4
+    assert total(reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 4
 
 
 def test_nothing_is_retried_on_a_healthy_azurite(azurite: Any, reader: InMemoryMetricReader) -> None:
@@ -77,7 +65,7 @@ def test_nothing_is_retried_on_a_healthy_azurite(azurite: Any, reader: InMemoryM
     asyncio.run(kv.create())
     kv.sync.put("k", {"v": 1})
     assert kv.sync.get("k") is not None
-    assert _retries(reader, upstream="azure_tables") == 0
+    assert total(reader, "overcast.retries", upstream="azure_tables") == 0
 
 
 def test_a_bad_retries_option_is_refused_naming_it(azurite: Any) -> None:

@@ -11,6 +11,7 @@ from google.api_core import exceptions as google_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY, DEFAULT_RETRY_IF_GENERATION_SPECIFIED
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from metrics_support import total
 from overcast import telemetry
 from overcast.providers.gcp._retries import counted
 
@@ -21,19 +22,6 @@ def reader() -> Iterator[InMemoryMetricReader]:
     telemetry.configure(service_name="gcp-retries", metric_readers=[found], span_processors=[], set_global=False)
     yield found
     telemetry.shutdown()
-
-
-def _retries(reader: InMemoryMetricReader, upstream: str) -> int:
-    data = reader.get_metrics_data()
-    return sum(
-        int(p.value)
-        for rm in (data.resource_metrics if data else [])
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == "overcast.retries"
-        for p in m.data.data_points
-        if p.attributes.get("upstream") == upstream
-    )
 
 
 def _flaky(failures: int, error: Exception) -> object:
@@ -52,14 +40,14 @@ def test_retries_of_a_flaky_call_are_counted(reader: InMemoryMetricReader) -> No
     policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
     call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
     assert policy(call)() == "done"
-    assert _retries(reader, "gcs") == 2
+    assert total(reader, "overcast.retries", upstream="gcs") == 2
 
 
 def test_an_error_the_policy_does_not_retry_is_not_counted(reader: InMemoryMetricReader) -> None:
     policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
     with pytest.raises(google_exceptions.PreconditionFailed):
         policy(_flaky(1, google_exceptions.PreconditionFailed("moved")))()
-    assert _retries(reader, "gcs") == 0
+    assert total(reader, "overcast.retries", upstream="gcs") == 0
 
 
 def test_the_conditional_policy_keeps_its_condition(reader: InMemoryMetricReader) -> None:
@@ -69,7 +57,7 @@ def test_the_conditional_policy_keeps_its_condition(reader: InMemoryMetricReader
     assert inner is not None
     call = _flaky(1, google_exceptions.TooManyRequests("slow down"))
     assert inner.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
-    assert _retries(reader, "gcs") == 1
+    assert total(reader, "overcast.retries", upstream="gcs") == 1
 
 
 def test_firestore_and_pubsub_clients_count_their_default_retries(
@@ -83,7 +71,7 @@ def test_firestore_and_pubsub_clients_count_their_default_retries(
     kv = overcast.open_kv(f"firestore://retries-{uuid.uuid4().hex[:6]}", name="fs")
     kv.sync.put("k", {"v": 1})  # through the emulator: no retry needed, none counted
     assert kv.sync.get("k") is not None
-    assert _retries(reader, "firestore") == 0
+    assert total(reader, "overcast.retries", upstream="firestore") == 0
 
     from overcast.providers.gcp import pubsub
 
@@ -106,4 +94,4 @@ def test_firestore_and_pubsub_clients_count_their_default_retries(
     policy = sync_api._transport._wrapped_methods[sync_api._transport.get_document]._retry
     call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
     assert policy.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
-    assert _retries(reader, "firestore") == 2
+    assert total(reader, "overcast.retries", upstream="firestore") == 2

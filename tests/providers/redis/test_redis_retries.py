@@ -12,6 +12,7 @@ import redis
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import overcast
+from metrics_support import total
 from overcast import telemetry
 from servers import Server
 
@@ -24,21 +25,6 @@ def reader() -> Iterator[InMemoryMetricReader]:
     telemetry.shutdown()
 
 
-def _retries(reader: InMemoryMetricReader, **attributes: str) -> int:
-    data = reader.get_metrics_data()
-    total = 0
-    for rm in data.resource_metrics if data else []:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name == "overcast.retries":
-                    total += sum(
-                        int(p.value)
-                        for p in metric.data.data_points
-                        if all(p.attributes.get(k) == v for k, v in attributes.items())
-                    )
-    return total
-
-
 def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, reader: InMemoryMetricReader) -> None:
     base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
     name = f"paused-{uuid.uuid4().hex[:6]}"
@@ -49,7 +35,7 @@ def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, re
 
     raw.execute_command("CLIENT", "PAUSE", "400", "ALL")
     assert cache.sync.get("k") == {"v": 1}  # answered once the pause ends
-    blocking = _retries(reader, upstream="redis", operation="get", resource=name)
+    blocking = total(reader, "overcast.retries", upstream="redis", operation="get", resource=name)
     assert blocking >= 1
 
     async def read() -> object:
@@ -58,7 +44,7 @@ def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, re
         return await cache.get("k")
 
     assert asyncio.run(read()) == {"v": 1}
-    assert _retries(reader, upstream="redis", operation="get", resource=name) > blocking
+    assert total(reader, "overcast.retries", upstream="redis", operation="get", resource=name) > blocking
     assert cache.sync.get("k") == {"v": 1}
 
 
