@@ -18,9 +18,11 @@ import asyncio
 import collections
 import contextlib
 import re
+import select
 import threading
 import weakref
 from collections.abc import AsyncIterator
+from time import monotonic
 from typing import Any
 
 import psycopg
@@ -124,6 +126,33 @@ def pool(location: ResourceURL) -> ConnectionPool[Any]:
     return found
 
 
+#: Seconds a pooled connection sits unused before a checkout looks whether the server
+#: dropped it (a restart or failover takes longer; checking costs a ``select``, ~1 µs).
+IDLE_CHECK = 0.5
+
+
+def stale(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether a connection taken from a pool must be replaced: it sat unused for
+    :data:`IDLE_CHECK` seconds and the server dropped it meanwhile."""
+    if monotonic() - getattr(conn, "_overcast_released", 0.0) < IDLE_CHECK:
+        return conn.closed
+    return dropped(conn)
+
+
+def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is gone: the server closed it, or sent the notice that it
+    will (a restart, a failover, ``pg_terminate_backend``, an idle timeout). An idle
+    connection has nothing to read, so a readable socket means exactly that; checking is
+    one ``select`` with no wait, where a round trip would cost a query."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
+
+
 def _pool_options(location: ResourceURL) -> dict[str, Any]:
     return {
         "min_size": 1,
@@ -158,8 +187,9 @@ class LoopPool:
             idle = self.idle
             while idle:
                 conn = idle.pop()
-                if not conn.closed:
+                if not stale(conn):
                     return conn
+                conn.pgconn.finish()  # gone already: nothing to say to the server
             return await psycopg.AsyncConnection.connect(self.info, autocommit=True)
         except BaseException:
             self._free()
@@ -194,6 +224,7 @@ class LoopPool:
             finally:
                 self._free()
         else:
+            conn._overcast_released = monotonic()  # type: ignore[attr-defined]
             self.idle.append(conn)
             self._free()
 
@@ -308,6 +339,10 @@ class Connection:
     def __enter__(self) -> psycopg.Connection[Any]:
         try:
             conn: psycopg.Connection[Any] = self.pool.getconn()
+            while stale(conn):  # the server closed it while it sat in the pool
+                conn.pgconn.finish()
+                self.pool.putconn(conn)  # closed: the pool discards it and opens another
+                conn = self.pool.getconn()
         except BaseException as exc:
             raise self._mapped(exc) from exc
         self._borrowed = conn
@@ -316,6 +351,7 @@ class Connection:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         # putconn rolls back a transaction left open and replaces a broken connection
         try:
+            self._borrowed._overcast_released = monotonic()  # type: ignore[attr-defined]
             self.pool.putconn(self._borrowed)
         except BaseException as late:
             raise self._mapped(late) from late
