@@ -70,3 +70,16 @@ def redis_cluster() -> Iterator[Server]:
 def postgres_server() -> Iterator[Server]:
     """A PostgreSQL cluster; OVERCAST_TEST_POSTGRES_URL is set for this process."""
     yield from _serve(start_postgres())
+
+
+@pytest.fixture
+def metric_reader() -> Iterator[object]:
+    """Telemetry on for one test, its metrics in an in-memory reader (the real SDK); off after."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from overcast import telemetry
+
+    found = InMemoryMetricReader()
+    telemetry.configure(service_name="overcast-tests", metric_readers=[found], span_processors=[], set_global=False)
+    yield found
+    telemetry.shutdown()

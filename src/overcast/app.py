@@ -174,17 +174,14 @@ class App:
     def asgi(self) -> Any:
         """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi); while telemetry is on,
         inside a middleware that traces and counts each request."""
-        if self._asgi is None:
-            from .runtime.asgi import as_asgi
-
-            self._asgi = as_asgi(self.http_app, name=self.name)
+        plain = self._asgi or self.plain_asgi
         if _telemetry.ENABLED:
             if self._observed_asgi is None:
                 from .telemetry.http import TelemetryMiddleware
 
-                self._observed_asgi = TelemetryMiddleware(self._asgi)
+                self._observed_asgi = TelemetryMiddleware(plain)
             return self._observed_asgi
-        return self._asgi
+        return plain
 
     def subscribe(
         self,

@@ -34,7 +34,7 @@ class invocation:
     a generator, as it wraps every invocation; the counter series of each handler are
     resolved once, so counting is one append."""
 
-    __slots__ = ("_cold", "_counts", "_token", "_turn", "handler", "request")
+    __slots__ = ("_cold", "_token", "_turn", "handler", "request")
 
     def __init__(self, *, handler: str, request: str | None = None) -> None:
         self.handler, self.request = handler, request
@@ -42,12 +42,9 @@ class invocation:
     def __enter__(self) -> None:
         self._token = request_id.set(self.request)
         self._turn = _state.invocation.set(self.handler)
-        self._cold = _cold["start"]
+        self._cold = cold_start(self.handler)
         if _state.ENABLED:
-            counts = self._counts = _series(self.handler)
-            if self._cold:
-                counts[0].append(1)
-            counts[1].append(1)
+            _series(self.handler)[1].append(1)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and _state.ENABLED:
@@ -55,7 +52,6 @@ class invocation:
         request_id.reset(self._token)
         _state.invocation.reset(self._turn)
         if self._cold:
-            _cold["start"] = False
             mark_warm()
 
 
@@ -102,10 +98,8 @@ def counts(handler: str) -> tuple[deque[int], deque[int], deque[int]]:
     and return its (cold start, invocation, error) series: for a runtime that keeps the
     request id and the log lines' cold start itself (Lambda's), the cheapest way in. The
     runtime sets :data:`_state.invocation` and appends to the error series itself."""
+    cold_start(handler)
     series = _series(handler)
-    if _cold["start"]:
-        _cold["start"] = False
-        series[0].append(1)
     series[1].append(1)
     return series
 
@@ -120,8 +114,8 @@ def http_error() -> None:
 
 def after_invocation(*, every: float | None = None) -> bool:
     """Export what was recorded if ``every`` seconds (``OVERCAST_TELEMETRY_FLUSH``, default
-    10, read once per configuration) passed since the last export: a frozen Lambda sandbox exports nothing by
-    itself. Returns whether it flushed."""
+    10, read once per configuration) passed since the last export: a frozen Lambda sandbox
+    exports nothing by itself. Returns whether it flushed."""
     if not _state.ENABLED or not _state.instruments.otel:
         return False
     now = time.monotonic()

@@ -5,20 +5,18 @@ DynamoDB endpoint, since moto never throttles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fake_dynamodb import FakeDynamoDB
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from metrics_support import total
-from overcast import telemetry
 from overcast.errors import Throttled
 from overcast.providers.aws.dynamodb import DynamoDBKeyValueStore
 
 
 @pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
+def reader(monkeypatch: pytest.MonkeyPatch, metric_reader: InMemoryMetricReader) -> InMemoryMetricReader:
+    """Telemetry on, and the fake endpoint's credentials in the environment."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "fake",
         "AWS_SECRET_ACCESS_KEY": "fake",
@@ -26,10 +24,7 @@ def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    found = InMemoryMetricReader()
-    telemetry.configure(service_name="aws-retries", metric_readers=[found], span_processors=[], set_global=False)
-    yield found
-    telemetry.shutdown()
+    return metric_reader
 
 
 @pytest.mark.parametrize("client", ["lite", "botocore"])

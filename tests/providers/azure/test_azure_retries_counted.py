@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,19 +14,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import overcast
 from metrics_support import total
-from overcast import telemetry
 from overcast.errors import ConfigError, Unavailable
 
 # Azurite's published development account key (the same for every Azurite).
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    found = InMemoryMetricReader()
-    telemetry.configure(service_name="azure-retries", metric_readers=[found], span_processors=[], set_global=False)
-    yield found
-    telemetry.shutdown()
 
 
 def _closed_port() -> int:
@@ -37,7 +27,7 @@ def _closed_port() -> int:
 
 
 def test_refused_connections_are_retried_and_counted(
-    reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+    metric_reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = _closed_port()
     monkeypatch.setenv(
@@ -49,23 +39,23 @@ def test_refused_connections_are_retried_and_counted(
     kv = overcast.open_kv(f"azuretables://{name}?retries=2", name=name)
     with pytest.raises(Unavailable):
         kv.sync.get("k")
-    assert total(reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 2
+    assert total(metric_reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 2
 
     async def read() -> Any:
         return await kv.get("k")
 
     with pytest.raises(Unavailable):
         asyncio.run(read())
-    assert total(reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 4
+    assert total(metric_reader, "overcast.retries", upstream="azure_tables", operation="get", resource=name) == 4
 
 
-def test_nothing_is_retried_on_a_healthy_azurite(azurite: Any, reader: InMemoryMetricReader) -> None:
+def test_nothing_is_retried_on_a_healthy_azurite(azurite: Any, metric_reader: InMemoryMetricReader) -> None:
     name = f"up{uuid.uuid4().hex[:6]}"
     kv = overcast.open_kv(f"azuretables://{name}", name=name)
     asyncio.run(kv.create())
     kv.sync.put("k", {"v": 1})
     assert kv.sync.get("k") is not None
-    assert total(reader, "overcast.retries", upstream="azure_tables") == 0
+    assert total(metric_reader, "overcast.retries", upstream="azure_tables") == 0
 
 
 def test_a_bad_retries_option_is_refused_naming_it(azurite: Any) -> None:

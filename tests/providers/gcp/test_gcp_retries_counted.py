@@ -4,24 +4,13 @@ retry it makes as ``overcast.retries`` and keeps Storage's conditional policy's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from google.api_core import exceptions as google_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY, DEFAULT_RETRY_IF_GENERATION_SPECIFIED
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from metrics_support import total
-from overcast import telemetry
 from overcast.providers.gcp._retries import counted
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    found = InMemoryMetricReader()
-    telemetry.configure(service_name="gcp-retries", metric_readers=[found], span_processors=[], set_global=False)
-    yield found
-    telemetry.shutdown()
 
 
 def _flaky(failures: int, error: Exception) -> object:
@@ -36,32 +25,32 @@ def _flaky(failures: int, error: Exception) -> object:
     return call
 
 
-def test_retries_of_a_flaky_call_are_counted(reader: InMemoryMetricReader) -> None:
+def test_retries_of_a_flaky_call_are_counted(metric_reader: InMemoryMetricReader) -> None:
     policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
     call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
     assert policy(call)() == "done"
-    assert total(reader, "overcast.retries", upstream="gcs") == 2
+    assert total(metric_reader, "overcast.retries", upstream="gcs") == 2
 
 
-def test_an_error_the_policy_does_not_retry_is_not_counted(reader: InMemoryMetricReader) -> None:
+def test_an_error_the_policy_does_not_retry_is_not_counted(metric_reader: InMemoryMetricReader) -> None:
     policy = counted(DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02), "gcs")
     with pytest.raises(google_exceptions.PreconditionFailed):
         policy(_flaky(1, google_exceptions.PreconditionFailed("moved")))()
-    assert total(reader, "overcast.retries", upstream="gcs") == 0
+    assert total(metric_reader, "overcast.retries", upstream="gcs") == 0
 
 
-def test_the_conditional_policy_keeps_its_condition(reader: InMemoryMetricReader) -> None:
+def test_the_conditional_policy_keeps_its_condition(metric_reader: InMemoryMetricReader) -> None:
     policy = counted(DEFAULT_RETRY_IF_GENERATION_SPECIFIED, "gcs")
     assert policy.get_retry_policy_if_conditions_met(query_params={}) is None
     inner = policy.get_retry_policy_if_conditions_met(query_params={"ifGenerationMatch": 0})
     assert inner is not None
     call = _flaky(1, google_exceptions.TooManyRequests("slow down"))
     assert inner.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
-    assert total(reader, "overcast.retries", upstream="gcs") == 1
+    assert total(metric_reader, "overcast.retries", upstream="gcs") == 1
 
 
 def test_firestore_and_pubsub_clients_count_their_default_retries(
-    firestore_emulator: object, pubsub_emulator: object, reader: InMemoryMetricReader
+    firestore_emulator: object, pubsub_emulator: object, metric_reader: InMemoryMetricReader
 ) -> None:
     import asyncio
     import uuid
@@ -71,7 +60,7 @@ def test_firestore_and_pubsub_clients_count_their_default_retries(
     kv = overcast.open_kv(f"firestore://retries-{uuid.uuid4().hex[:6]}", name="fs")
     kv.sync.put("k", {"v": 1})  # through the emulator: no retry needed, none counted
     assert kv.sync.get("k") is not None
-    assert total(reader, "overcast.retries", upstream="firestore") == 0
+    assert total(metric_reader, "overcast.retries", upstream="firestore") == 0
 
     from overcast.providers.gcp import pubsub
 
@@ -94,4 +83,4 @@ def test_firestore_and_pubsub_clients_count_their_default_retries(
     policy = sync_api._transport._wrapped_methods[sync_api._transport.get_document]._retry
     call = _flaky(2, google_exceptions.ServiceUnavailable("busy"))
     assert policy.with_delay(initial=0.01, maximum=0.02)(call)() == "done"
-    assert total(reader, "overcast.retries", upstream="firestore") == 2
+    assert total(metric_reader, "overcast.retries", upstream="firestore") == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -13,19 +12,12 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import overcast
 from metrics_support import total
-from overcast import telemetry
 from servers import Server
 
 
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    found = InMemoryMetricReader()
-    telemetry.configure(service_name="redis-retries", metric_readers=[found], span_processors=[], set_global=False)
-    yield found
-    telemetry.shutdown()
-
-
-def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, reader: InMemoryMetricReader) -> None:
+def test_a_paused_server_makes_retries_that_are_counted(
+    redis_server: Server, metric_reader: InMemoryMetricReader
+) -> None:
     base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
     name = f"paused-{uuid.uuid4().hex[:6]}"
     # A short read timeout, so that a paused server times a command out and redis-py retries it.
@@ -35,7 +27,7 @@ def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, re
 
     raw.execute_command("CLIENT", "PAUSE", "400", "ALL")
     assert cache.sync.get("k") == {"v": 1}  # answered once the pause ends
-    blocking = total(reader, "overcast.retries", upstream="redis", operation="get", resource=name)
+    blocking = total(metric_reader, "overcast.retries", upstream="redis", operation="get", resource=name)
     assert blocking >= 1
 
     async def read() -> object:
@@ -44,7 +36,7 @@ def test_a_paused_server_makes_retries_that_are_counted(redis_server: Server, re
         return await cache.get("k")
 
     assert asyncio.run(read()) == {"v": 1}
-    assert total(reader, "overcast.retries", upstream="redis", operation="get", resource=name) > blocking
+    assert total(metric_reader, "overcast.retries", upstream="redis", operation="get", resource=name) > blocking
     assert cache.sync.get("k") == {"v": 1}
 
 
