@@ -29,6 +29,7 @@ from overcast.errors import ConfigError, Conflict, InvalidArgument, Throttled, U
 from overcast.providers.aws._lite import LiteDynamoDB, dynamodb_client
 from overcast.providers.aws.dynamodb import DynamoDBKeyValueStore
 from overcast.resources.url import ResourceURL
+from tls_support import self_signed
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "users"
@@ -339,35 +340,7 @@ def test_the_users_examples_first_request_imports_no_botocore(provisioned_user: 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1, and its key."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_file, key_file = self_signed(tmp_path_factory.mktemp("tls"))
     return str(cert_file), str(key_file)
 
 
@@ -406,9 +379,11 @@ def test_fake_keep_alive_reuses_a_connection_and_survives_its_drop(fake_env: Non
     fake.items["k"] = ITEM
     try:
         kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=1&client={client}")
-        for _ in range(4):
+        for call in range(4):
             item = kv.sync.get("k")
             assert item is not None and item.value == {"a": 1}
+            if call == 0:
+                time.sleep(0.2)  # idle: the server's close reaches the client before its next call
         assert fake.count("GetItem") == 4
         ports = [port for _, port in fake.peers]
         assert ports[0] != ports[1] and len(set(ports[1:])) == 1, ports

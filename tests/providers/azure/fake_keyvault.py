@@ -20,8 +20,6 @@ not proven (not yet run against a real vault).
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import os
 import ssl
@@ -34,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tls_support import self_signed
 
 __all__ = ["FakeKeyVault", "start_fake_keyvault"]
 
@@ -158,38 +158,6 @@ def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-keyvault")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 def _fake_az(folder: Path, token: str) -> Path:
     """A fake Azure CLI: ``az account get-access-token`` prints ``token``, as the real one would."""
     bin_dir = folder / "bin"
@@ -207,7 +175,7 @@ def start_fake_keyvault(*, apply_env: bool = True) -> FakeKeyVault:
     import certifi
 
     folder = Path(tempfile.mkdtemp(prefix="fake-keyvault-"))
-    cert_path, key_path = _certificate(folder)
+    cert_path, key_path = self_signed(folder, "fake-keyvault")
     bundle = folder / "ca-bundle.pem"
     bundle.write_text(Path(certifi.where()).read_text(encoding="utf-8") + cert_path.read_text(), encoding="utf-8")
     fake = FakeKeyVault()
