@@ -132,7 +132,7 @@ def dev(
     """Serve the app locally on embedded providers, delivering messages and schedules in-process."""
     import uvicorn
 
-    from .runtime.loader import load_app
+    from .loader import load_app
 
     loaded = load_app(app)
     loaded.config.target()  # an unknown OVERCAST_TARGET fails here, before the server starts
@@ -196,7 +196,7 @@ def run(
     """Serve the app in production (a container's command): no reload, no in-process workers by default."""
     import uvicorn
 
-    from .runtime.loader import load_app
+    from .loader import load_app
 
     if workers > 1 and with_workers:
         raise ConfigError(
@@ -222,7 +222,7 @@ def run(
     }
     if workers > 1:
         os.environ.update(_app_env(app))
-        factory = "overcast.providers.gcp.cloud_run:create_asgi" if on_gcp else "overcast.runtime.loader:create_asgi"
+        factory = "overcast.providers.gcp.cloud_run:create_asgi" if on_gcp else "overcast.loader:create_asgi"
         uvicorn.run(factory, factory=True, workers=workers, **options)
         return
     if with_workers:
@@ -302,7 +302,7 @@ def doctor(
 ) -> None:
     """For each target, every resource's provider URL and whether it is reachable now."""
     from .config import DEFAULT_TARGET
-    from .runtime.loader import load_app
+    from .loader import load_app
 
     loaded = load_app(app)
     current = loaded.target
@@ -344,7 +344,7 @@ def provision(
     ] = None,
 ) -> None:
     """Create what backs every resource of TARGET, idempotently (dev, tests, emulators)."""
-    from .runtime.loader import load_app
+    from .loader import load_app
 
     loaded = load_app(app)
     with _target(target):

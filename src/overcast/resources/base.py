@@ -18,8 +18,11 @@ class Resource:
 
     A provider implements its operations as private hooks, either ``async def _op``
     or blocking ``def _op_blocking``; the public methods validate arguments once and
-    call them. Providers whose hooks block (SDK calls, file and SQLite I/O) set
-    ``offload = True`` so async callers run them in a worker thread.
+    call them (see :mod:`overcast.resources.forwarding` for the contract wrappers keep).
+    Providers whose hooks block (SDK calls, file and SQLite I/O) set ``offload = True``
+    so async callers run them in a worker thread. The default of each form calls the
+    other; a class that defines neither form of a hook in ``required_hooks`` gets both
+    replaced by one that raises at once, naming the class and the hook.
 
     Attributes:
         kind: ``kv``, ``bucket``, ``queue``, ``topic``, ``cache`` or ``secret``.
@@ -32,12 +35,15 @@ class Resource:
 
     kind: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: hooks a provider of this kind must define in one form or the other (set by each kind)
+    required_hooks: ClassVar[tuple[str, ...]] = ()
     offload: ClassVar[bool] = True
     #: set by ``overcast.telemetry`` once turned on, to time the hooks of providers defined later
     _instrument_subclass: ClassVar[Callable[[type], None] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _check_hooks(cls)
         instrument = Resource._instrument_subclass
         if instrument is not None:
             instrument(cls)
@@ -83,3 +89,40 @@ class Resource:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.location}>"
+
+
+def _missing(cls: type, hook: str) -> Callable[..., Any]:
+    def missing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"{cls.__qualname__} implements neither {hook} nor {hook}_blocking; "
+            f"a {cls.kind} provider must define one of them"  # type: ignore[attr-defined]
+        )
+
+    missing.__overcast_missing__ = True  # type: ignore[attr-defined]
+    return missing
+
+
+def _is_missing(func: object) -> bool:
+    return getattr(func, "__overcast_missing__", False) is True
+
+
+def _check_hooks(cls: type) -> None:
+    """Give ``cls`` a raising hook where it defines neither form, so a call fails at once
+    instead of the two defaults calling each other for ever; undo that for a subclass
+    that defines one form (the other goes back to the kind's default)."""
+    kind_base = next((c for c in cls.__mro__[1:] if "required_hooks" in vars(c) and c is not Resource), None)
+    if kind_base is None:
+        return
+    for hook in kind_base.required_hooks:  # type: ignore[attr-defined]
+        blocking = f"{hook}_blocking"
+        own, own_blocking = getattr(cls, hook), getattr(cls, blocking)
+        default, default_blocking = vars(kind_base)[hook], vars(kind_base)[blocking]
+        absent = own is default or _is_missing(own)
+        absent_blocking = own_blocking is default_blocking or _is_missing(own_blocking)
+        if absent and absent_blocking:
+            setattr(cls, hook, _missing(cls, hook))
+            setattr(cls, blocking, _missing(cls, hook))
+        elif _is_missing(own):
+            setattr(cls, hook, default)
+        elif _is_missing(own_blocking):
+            setattr(cls, blocking, default_blocking)

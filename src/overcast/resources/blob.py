@@ -62,6 +62,7 @@ class BlobStore(Resource):
 
     kind: ClassVar[str] = "bucket"
     limits: ClassVar[BlobLimits] = BlobLimits()
+    required_hooks: ClassVar[tuple[str, ...]] = ("_put", "_get", "_head", "_delete", "_list_page")
 
     async def put(
         self,

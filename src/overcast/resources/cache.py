@@ -34,6 +34,7 @@ class Cache(Resource):
 
     kind: ClassVar[str] = "cache"
     limits: ClassVar[CacheLimits] = CacheLimits()
+    required_hooks: ClassVar[tuple[str, ...]] = ("_get", "_set", "_delete", "_incr")
     default_ttl: float | None = None
 
     async def get(self, key: str) -> Any | None:

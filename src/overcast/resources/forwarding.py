@@ -1,22 +1,39 @@
 """Wrappers that pass every operation to another resource of the same kind.
 
-App handles, telemetry and resilience are built on these: a wrapper has the same
-interface as what it wraps, so wrappers compose. Subclasses override
-:meth:`_target` (which resource to call, e.g. resolved lazily) and :meth:`_used`
-(called with ``"read"`` or ``"write"`` before each operation).
+App handles, telemetry and resilience (replication, failover) are built on these: a
+wrapper has the same interface as what it wraps, so wrappers compose.
+
+The wrapper contract, one rule for every kind:
+
+- The outer face validates and encodes once. The public methods of the outermost
+  wrapper check keys, values and options against the limits of the resource it
+  reaches (``limits`` is the inner's) and encode documents and message bodies to
+  bytes; a TTL becomes an absolute expiry there.
+- Hooks receive that validated request: a key, the encoded document or body, the
+  condition (``if_version``, ``if_absent``, ``if_etag``), the absolute expiry.
+- A wrapper forwards hook to hook: its ``_put`` calls the inner ``_put``, its
+  ``_put_blocking`` the inner ``_put_blocking``, with the same arguments. It never
+  calls the inner's public methods, so nothing is validated or encoded twice and the
+  sync face stays blocking all the way down.
+- A wrapper that changes what is stored (an envelope, a version) overrides the hooks
+  it needs and forwards the rest; :meth:`_Forwarding._target` says which resource to
+  reach (resolved lazily for App handles) and :meth:`_Forwarding._used` is told
+  ``"read"`` or ``"write"`` before each operation.
+- A secret store's cache lives in the store that fetches: wrappers read and fill the
+  inner store's cache, so one ``cache_ttl`` applies however the store is reached.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from .base import Resource
 from .blob import BlobStore, ListPage, ObjectInfo
 from .cache import Cache
 from .kv import Item, KeyValueStore, Page
-from .queue import Message, Queue, Topic, decode_body
+from .queue import Message, Queue, Topic
 from .secrets import SecretStore
 
 __all__ = [
@@ -31,14 +48,8 @@ __all__ = [
 R = TypeVar("R", bound=Resource)
 
 
-def _ttl(expires_at: datetime | None) -> timedelta | None:
-    if expires_at is None:
-        return None
-    return max(expires_at - datetime.now(UTC), timedelta(milliseconds=1))
-
-
 class _Forwarding(Generic[R]):
-    """Mixin: the wrapped resource and the access hook."""
+    """Mixin: the wrapped resource and the access hook (each kind forwards ``limits`` too)."""
 
     def __init__(self, inner: R | None = None, *, name: str | None = None) -> None:
         self._inner = inner
@@ -66,19 +77,17 @@ class _Forwarding(Generic[R]):
 
 
 class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
-    validates = False  # the wrapped store checks keys and values once
-
     @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
 
     async def _get(self, key: str) -> Item | None:
         self._used("read")
-        return await self._target().get(key)
+        return await self._target()._get(key)
 
     def _get_blocking(self, key: str) -> Item | None:
         self._used("read")
-        return self._target().sync.get(key)
+        return self._target()._get_blocking(key)
 
     async def _put(
         self,
@@ -90,7 +99,7 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         self._used("write")
-        return await self._target().put(key, value, if_version=if_version, if_absent=if_absent, ttl=_ttl(expires_at))
+        return await self._target()._put(key, value, data, if_version, if_absent, expires_at)
 
     def _put_blocking(
         self,
@@ -102,43 +111,43 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         self._used("write")
-        return self._target().sync.put(key, value, if_version=if_version, if_absent=if_absent, ttl=_ttl(expires_at))
+        return self._target()._put_blocking(key, value, data, if_version, if_absent, expires_at)
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
         self._used("write")
-        return await self._target().delete(key, if_version=if_version)
+        return await self._target()._delete(key, if_version)
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         self._used("write")
-        return self._target().sync.delete(key, if_version=if_version)
+        return self._target()._delete_blocking(key, if_version)
 
     async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
         self._used("read")
-        return await self._target().page(prefix, limit=limit, cursor=cursor)
+        return await self._target()._scan_page(prefix, limit, cursor)
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
         self._used("read")
-        return self._target().sync.page(prefix, limit=limit, cursor=cursor)
+        return self._target()._scan_page_blocking(prefix, limit, cursor)
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
         self._used("read")
-        return await self._target().get_many(keys)
+        return await self._target()._get_many(keys)
 
     def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
         self._used("read")
-        return self._target().sync.get_many(keys)
+        return self._target()._get_many_blocking(keys)
 
     async def _put_many(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
         self._used("write")
-        return await self._target().put_many({k: v for k, v, _ in entries}, ttl=_ttl(expires_at))
+        return await self._target()._put_many(entries, expires_at)
 
     def _put_many_blocking(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
         self._used("write")
-        return self._target().sync.put_many({k: v for k, v, _ in entries}, ttl=_ttl(expires_at))
+        return self._target()._put_many_blocking(entries, expires_at)
 
 
 class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
@@ -150,17 +159,13 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
     ) -> ObjectInfo:
         self._used("write")
-        return await self._target().put(
-            key, data, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
-        )
+        return await self._target()._put(key, data, content_type, metadata, if_absent, if_etag)
 
     def _put_blocking(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
     ) -> ObjectInfo:
         self._used("write")
-        return self._target().sync.put(
-            key, data, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
-        )
+        return self._target()._put_blocking(key, data, content_type, metadata, if_absent, if_etag)
 
     async def _put_stream(
         self,
@@ -172,9 +177,7 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
         if_etag: str | None,
     ) -> ObjectInfo:
         self._used("write")
-        return await self._target().put(
-            key, chunks, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
-        )
+        return await self._target()._put_stream(key, chunks, content_type, metadata, if_absent, if_etag)
 
     def _put_stream_blocking(
         self,
@@ -186,54 +189,52 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
         if_etag: str | None,
     ) -> ObjectInfo:
         self._used("write")
-        return self._target().sync.put(
-            key, chunks, content_type=content_type, metadata=metadata, if_absent=if_absent, if_etag=if_etag
-        )
+        return self._target()._put_stream_blocking(key, chunks, content_type, metadata, if_absent, if_etag)
 
     async def _get(self, key: str, start: int | None, end: int | None) -> bytes:
         self._used("read")
-        return await self._target().get(key, start=start, end=end)
+        return await self._target()._get(key, start, end)
 
     def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
         self._used("read")
-        return self._target().sync.get(key, start=start, end=end)
+        return self._target()._get_blocking(key, start, end)
 
     async def _stream(self, key: str) -> AsyncIterator[bytes]:
         self._used("read")
-        async for chunk in self._target().stream(key):
+        async for chunk in self._target()._stream(key):
             yield chunk
 
     def _stream_blocking(self, key: str) -> Iterator[bytes]:
         self._used("read")
-        return self._target().sync.stream(key)
+        return self._target()._stream_blocking(key)
 
     async def _head(self, key: str) -> ObjectInfo | None:
         self._used("read")
-        return await self._target().head(key)
+        return await self._target()._head(key)
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
         self._used("read")
-        return self._target().sync.head(key)
+        return self._target()._head_blocking(key)
 
     async def _delete(self, key: str) -> bool:
         self._used("write")
-        return await self._target().delete(key)
+        return await self._target()._delete(key)
 
     def _delete_blocking(self, key: str) -> bool:
         self._used("write")
-        return self._target().sync.delete(key)
+        return self._target()._delete_blocking(key)
 
     async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
         self._used("read")
-        return await self._target().page(prefix, limit=limit, cursor=cursor)
+        return await self._target()._list_page(prefix, limit, cursor)
 
     def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
         self._used("read")
-        return self._target().sync.page(prefix, limit=limit, cursor=cursor)
+        return self._target()._list_page_blocking(prefix, limit, cursor)
 
     async def _url(self, key: str, expires: timedelta, method: str) -> str:
         self._used("read" if method == "GET" else "write")
-        return await self._target().url(key, expires=expires, method=method)
+        return await self._target()._url(key, expires, method)
 
 
 class ForwardingQueue(_Forwarding[Queue], Queue):
@@ -246,41 +247,41 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
 
     async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         self._used("write")
-        return await self._target().send(decode_body(data), delay=delay, attributes=attributes)
+        return await self._target()._send(data, attributes, delay)
 
     def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
         self._used("write")
-        return self._target().sync.send(decode_body(data), delay=delay, attributes=attributes)
+        return self._target()._send_blocking(data, attributes, delay)
 
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         self._used("read")
-        return await self._target().receive(max_messages=max_messages, visibility_timeout=visibility_timeout, wait=wait)
+        return await self._target()._receive(max_messages, visibility_timeout, wait)
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         self._used("read")
-        return self._target().sync.receive(max_messages=max_messages, visibility_timeout=visibility_timeout, wait=wait)
+        return self._target()._receive_blocking(max_messages, visibility_timeout, wait)
 
     async def _ack(self, message: Message) -> None:
         self._used("read")
-        await self._target().ack(message)
+        await self._target()._ack(message)
 
     def _ack_blocking(self, message: Message) -> None:
         self._used("read")
-        self._target().sync.ack(message)
+        self._target()._ack_blocking(message)
 
     async def _nack(self, message: Message, delay: float) -> None:
         self._used("read")
-        await self._target().nack(message, delay=delay)
+        await self._target()._nack(message, delay)
 
     def _nack_blocking(self, message: Message, delay: float) -> None:
         self._used("read")
-        self._target().sync.nack(message, delay=delay)
+        self._target()._nack_blocking(message, delay)
 
     async def _depth(self) -> int:
-        return await self._target().depth()
+        return await self._target()._depth()
 
     def _depth_blocking(self) -> int:
-        return self._target().sync.depth()
+        return self._target()._depth_blocking()
 
     def dead_letters(self) -> Queue:
         return self._target().dead_letters()
@@ -293,15 +294,15 @@ class ForwardingTopic(_Forwarding[Topic], Topic):
 
     async def _publish(self, data: bytes, attributes: dict[str, str]) -> str:
         self._used("write")
-        return await self._target().publish(decode_body(data), attributes=attributes)
+        return await self._target()._publish(data, attributes)
 
     def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
         self._used("write")
-        return self._target().sync.publish(decode_body(data), attributes=attributes)
+        return self._target()._publish_blocking(data, attributes)
 
     def _subscription(self, name: str, max_attempts: int | None) -> Queue:
         self._used("read")
-        return self._target().subscription(name, max_attempts=max_attempts)
+        return self._target()._subscription(name, max_attempts)
 
 
 class ForwardingCache(_Forwarding[Cache], Cache):
@@ -345,19 +346,21 @@ class ForwardingCache(_Forwarding[Cache], Cache):
 class ForwardingSecretStore(_Forwarding[SecretStore], SecretStore):
     def __init__(self, inner: SecretStore | None = None, *, name: str | None = None) -> None:
         _Forwarding.__init__(self, inner, name=name)
-        self.cache_ttl = 0.0  # the wrapped store caches
-        self._cached = {}
-        import threading
-
-        self._lock = threading.Lock()
+        self.cache_ttl = 0.0  # the cache is the inner store's: see the module's docstring
 
     def invalidate(self, name: str | None = None) -> None:
         self._target().invalidate(name)
 
+    def _hit(self, name: str) -> str | None:
+        return self._target()._hit(name)
+
+    def _keep(self, name: str, value: str) -> str:
+        return self._target()._keep(name, value)
+
     async def _fetch(self, name: str) -> str:
         self._used("read")
-        return await self._target().get(name)
+        return await self._target()._fetch(name)
 
     def _fetch_blocking(self, name: str) -> str:
         self._used("read")
-        return self._target().sync.get(name)
+        return self._target()._fetch_blocking(name)

@@ -107,7 +107,7 @@ class KeyValueStore(Resource):
 
     kind: ClassVar[str] = "kv"
     limits: ClassVar[KVLimits] = KVLimits()
-    validates: ClassVar[bool] = True
+    required_hooks: ClassVar[tuple[str, ...]] = ("_get", "_put", "_delete", "_scan_page")
 
     # -- public, async -------------------------------------------------------------
 
@@ -180,8 +180,7 @@ class KeyValueStore(Resource):
     # -- validation shared by both faces --------------------------------------------
 
     def _check_key(self, key: str) -> None:
-        if self.validates:
-            check_key(key, max_bytes=self.limits.max_key_bytes, resource=self.name)
+        check_key(key, max_bytes=self.limits.max_key_bytes, resource=self.name)
 
     def _check_keys(self, keys: Iterable[str]) -> list[str]:
         if isinstance(keys, str):
@@ -217,13 +216,6 @@ class KeyValueStore(Resource):
         if if_version is not None and not isinstance(if_version, str):
             raise InvalidArgument(f"{self.name}: if_version must be a str version", resource=self.name)
         expires_at = expiry_from_ttl(ttl, resource=self.name)
-        if not self.validates:
-            if not isinstance(value, Mapping):
-                raise InvalidArgument(
-                    f"{self.name}: value for key {key!r} must be a JSON object (dict), not {type(value).__name__}",
-                    resource=self.name,
-                )
-            return b"", expires_at
         self._check_key(key)
         return encode_document(value, key=key, limits=self.limits, resource=self.name), expires_at
 

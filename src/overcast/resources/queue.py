@@ -22,7 +22,6 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from ..errors import InvalidArgument, NotSupported
-from ..telemetry import _state as _telemetry
 from . import bridge
 from .base import Resource
 from .keys import check_key
@@ -82,6 +81,11 @@ def seconds(value: timedelta | float | int | None, *, name: str, resource: str, 
     return float(secs)
 
 
+#: Called with each outgoing message's attributes and how many more fit, before it is sent or
+#: published. Telemetry adds W3C trace context here while it traces (resources never import it).
+attribute_injectors: list[Callable[[dict[str, str], int], None]] = []
+
+
 def decode_body(data: bytes | str) -> Any:
     return json.loads(data)
 
@@ -113,10 +117,8 @@ class _Sender(Resource):
             check_key(name, max_bytes=256, resource=self.name, what="attribute name")
             if not isinstance(value, str):
                 raise InvalidArgument(f"{self.name}: attribute {name!r} must be a str", resource=self.name)
-        if _telemetry.ENABLED and _telemetry.instruments.otel:
-            from ..telemetry.propagation import inject
-
-            inject(attrs, room=self.limits.max_attributes - len(attrs))
+        for add in attribute_injectors:
+            add(attrs, self.limits.max_attributes - len(attrs))
         return data, attrs
 
 
@@ -126,6 +128,7 @@ class Queue(_Sender):
     kind: ClassVar[str] = "queue"
     default_visibility_timeout: ClassVar[float] = 30.0
     default_max_attempts: ClassVar[int] = 5
+    required_hooks: ClassVar[tuple[str, ...]] = ("_send", "_receive", "_ack", "_nack")
 
     async def send(
         self, body: Any, *, delay: timedelta | float | None = None, attributes: Mapping[str, str] | None = None
@@ -241,6 +244,7 @@ class Topic(_Sender):
     """Publish once, deliver to every subscription (each a :class:`Queue`)."""
 
     kind: ClassVar[str] = "topic"
+    required_hooks: ClassVar[tuple[str, ...]] = ("_publish",)
 
     async def publish(self, body: Any, *, attributes: Mapping[str, str] | None = None) -> str:
         """Publish a JSON value to all subscriptions; return the message id."""

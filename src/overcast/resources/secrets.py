@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from ..errors import InvalidArgument
-from ..telemetry import redact
 from . import bridge
 from .base import Resource
 from .keys import check_key
 
-__all__ = ["Secret", "SecretStore", "SyncSecretStore"]
+__all__ = ["Secret", "SecretStore", "SyncSecretStore", "read_listeners"]
+
+#: Called with every value a :class:`Secret` reads. Telemetry adds the function that keeps
+#: secret values out of logs and metric attributes (resources never import telemetry).
+read_listeners: list[Callable[[str], None]] = []
+
+
+def _read(value: str) -> str:
+    for listener in read_listeners:
+        listener(value)
+    return value
 
 
 class SecretStore(Resource):
@@ -26,6 +36,7 @@ class SecretStore(Resource):
 
     kind: ClassVar[str] = "secret"
     default_cache_ttl: ClassVar[float] = 300.0
+    required_hooks: ClassVar[tuple[str, ...]] = ("_fetch",)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -104,9 +115,7 @@ class Secret:
         self.name = name
 
     async def get(self) -> str:
-        value = await self.store.get(self.name)
-        redact(value)
-        return value
+        return _read(await self.store.get(self.name))
 
     @property
     def sync(self) -> _SyncSecret:
@@ -120,6 +129,4 @@ class _SyncSecret:
         self.secret = secret
 
     def get(self) -> str:
-        value = self.secret.store.sync.get(self.secret.name)
-        redact(value)
-        return value
+        return _read(self.secret.store.sync.get(self.secret.name))

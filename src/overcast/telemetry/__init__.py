@@ -32,6 +32,8 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..resources import queue as queue_resources
+from ..resources import secrets as secret_resources
 from . import _state
 from ._state import count, redact_text, replication_lag, retried
 
@@ -87,6 +89,18 @@ def redact(value: str) -> None:
 
 def forget_secrets() -> None:
     _state.secrets.clear()
+
+
+# Every value read through ``app.secret`` is redacted, whether or not telemetry is configured
+# (the JSON log formatter uses the same set).
+secret_resources.read_listeners.append(redact)
+
+
+def _inject_trace_context(attributes: dict[str, str], room: int) -> None:
+    """Put the current span's W3C trace context into an outgoing message (while configured)."""
+    from .propagation import inject
+
+    inject(attributes, room=room)
 
 
 def configure(
@@ -149,6 +163,8 @@ def configure(
     instruments.cloud = cloud or "local"
     instruments.otel = True
     _providers.update(meter=meter_provider, tracer=tracer_provider)
+    if _inject_trace_context not in queue_resources.attribute_injectors:
+        queue_resources.attribute_injectors.append(_inject_trace_context)
     _instrument.install()
     _state.ENABLED = True
 
@@ -208,6 +224,8 @@ def shutdown() -> None:
     """Flush and turn telemetry off (wrapped hooks stay, and cost one flag check)."""
     _state.ENABLED = _state.request_listener is not None
     _state.instruments.otel = False
+    if _inject_trace_context in queue_resources.attribute_injectors:
+        queue_resources.attribute_injectors.remove(_inject_trace_context)
     _state.instruments.counters = {}
     _watched.clear()
     _state.instruments.tracer = None
@@ -269,11 +287,9 @@ def watch_backlog(*queues: Any) -> None:
 
 def watch_app(app: Any) -> None:
     """Watch the backlog of every queue ``app``'s subscribers read (a topic's: its subscription's)."""
-    from ..handles import TopicHandle
-
     for sub in app.subscriptions:
         source = sub.source
-        watch_backlog(source.subscription(sub.name) if isinstance(source, TopicHandle) else source)
+        watch_backlog(source.subscription(sub.name) if isinstance(source, queue_resources.Topic) else source)
 
 
 def _observe_backlog(options: Any) -> Iterable[Any]:

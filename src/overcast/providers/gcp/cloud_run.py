@@ -101,7 +101,7 @@ def create_asgi() -> CloudRunApp:
     """Uvicorn factory for ``overcast run --workers N`` on a gcp target (the App named by ``OVERCAST_APP``)."""
     from pathlib import Path
 
-    from ...runtime.loader import load_app
+    from ...loader import load_app
 
     folder = os.environ.get("OVERCAST_APP_DIR")
     return cloud_run_app(load_app(os.environ.get("OVERCAST_APP") or None, cwd=Path(folder) if folder else None))

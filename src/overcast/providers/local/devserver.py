@@ -356,7 +356,7 @@ class DevASGI:
 
 def create_dev_asgi() -> DevASGI:
     """Uvicorn factory for ``overcast dev``: the App named by ``OVERCAST_APP`` with its workers."""
-    from ...runtime.loader import load_app
+    from ...loader import load_app
 
     spec = os.environ.get(APP_ENV) or None
     folder = os.environ.get(APP_DIR_ENV)

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import CONFIG_FILE, load_config
-from ..errors import ConfigError
+from .config import CONFIG_FILE, load_config
+from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..app import App
+    from .app import App
 
 __all__ = ["create_asgi", "load_app", "parse_entry"]
 
@@ -57,7 +57,7 @@ def load_app(spec: str | Path | None = None, *, cwd: Path | None = None) -> App:
 
 
 def _import_app(module_name: str, attribute: str, folder: Path, *, origin: str) -> App:
-    from ..app import App
+    from .app import App
 
     folder_text = str(folder)
     if folder_text in sys.path:

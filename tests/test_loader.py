@@ -10,7 +10,7 @@ import pytest
 
 import overcast
 from overcast.errors import ConfigError
-from overcast.runtime.loader import load_app, parse_entry
+from overcast.loader import load_app, parse_entry
 
 TOML = '[app]\nentry = "{entry}"\n'
 
@@ -89,7 +89,7 @@ def test_parse_entry() -> None:
 def test_create_asgi_factory_reads_the_app_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from overcast.runtime.loader import create_asgi
+    from overcast.loader import create_asgi
 
     (tmp_path / "web.py").write_text(
         "import overcast\napp = overcast.App('factory')\n"
