@@ -174,3 +174,68 @@ def test_replicated_resources_are_refused_clearly(tmp_path: Path) -> None:
 def test_defaults_of_an_unknown_kind(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown kind"):
         load_config(write(tmp_path, '[targets.aws]\ndefaults.table = "dynamodb://{name}"\n'))
+
+
+def test_an_unknown_target_key_names_file_line_and_the_closest_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[app]\nentry = "app:app"\n\n[targets.aws]\ncloud = "aws"\nregoin = "us-east-1"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"{path}:6:" in message and "'regoin'" in message and "did you mean 'region'?" in message
+    path = write(tmp_path, '[targets.gcp]\n\n[targets.aws]\n"kvs".users = "dynamodb://t"\n')
+    with pytest.raises(ConfigError, match=r"overcast\.toml:4: \[targets\.aws\] has no key 'kvs'; did you mean 'kv'"):
+        load_config(path)
+
+
+def test_a_target_names_its_cloud_or_infers_it_when_resources_agree(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[targets.prod]\n"
+        'kv.users = "dynamodb://users"\ncache.sessions = "redis://cache:6379/0"\n'
+        '[targets.web]\ndefaults.bucket = "gs://{app}-{name}"\n'
+        '[targets.plain]\nkv.users = "postgresql://db/app"\n'
+        '[targets.mixed]\ncloud = "azure"\nkv.users = "dynamodb://users"\nbucket.files = "gs://files"\n',
+    )
+    config = load_config(path)
+    assert config.target("prod").cloud == "aws"
+    assert config.target("web").cloud == "gcp"
+    assert config.target("plain").cloud is None
+    assert config.target("mixed").cloud == "azure"
+    assert config.target("local").cloud == "local"
+
+
+def test_resources_on_two_clouds_without_cloud_is_an_error_naming_them(tmp_path: Path) -> None:
+    path = write(tmp_path, '[targets.multi]\nkv.users = "dynamodb://users"\nbucket.avatars = "gs://avatars"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "[targets.multi] mixes clouds" in message
+    assert "aws: kv.users (dynamodb)" in message and "gcp: bucket.avatars (gs)" in message
+    assert 'cloud = "aws"' in message
+    write(tmp_path, '[targets.multi]\ncloud = "mars"\n')
+    with pytest.raises(ConfigError, match="cloud = 'mars': the clouds are aws, gcp, azure, local"):
+        load_config(path)
+
+
+def test_a_url_from_the_environment_may_carry_credentials_and_never_shows_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[targets.prod]\nkv.users = "${DATABASE_URL}"\n')
+    config = load_config(path)
+    with pytest.raises(ConfigError) as caught:
+        config.url_for("kv", "users", app="demo", target="prod")
+    assert "${DATABASE_URL}" in str(caught.value) and "kv 'users'" in str(caught.value)
+    assert str(path) in str(caught.value) and "not set" in str(caught.value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr%40t-value@db.internal:5432/users")
+    url = config.url_for("kv", "users", app="demo", target="prod")
+    assert (url.scheme, url.path, url.username, url.password) == ("postgresql", "users", "app", "s3cr@t-value")
+    assert "s3cr" not in str(url) and "s3cr" not in repr(url) and "app:" not in str(url)
+    # a literal URL in overcast.toml still refuses credentials, and the message does not repeat them
+    write(tmp_path, '[targets.prod]\nkv.users = "postgresql://app:hunter22@db/users"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "credentials" in str(caught.value) and "hunter22" not in str(caught.value)
+    assert "${DATABASE_URL}" in str(caught.value)
+    write(tmp_path, '[targets.prod]\nkv.users = "postgresql://${HOST}/users"\n')
+    with pytest.raises(ConfigError, match="whole value"):
+        load_config(path)

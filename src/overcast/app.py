@@ -266,5 +266,3 @@ def _caller_folder() -> Path:
     except ValueError:  # called from the top of the stack
         filename = None
     return Path(filename).resolve().parent if filename else Path.cwd()
-
-

@@ -205,7 +205,7 @@ def run(
         )
     listen = port if port is not None else _default_port()
     loaded = load_app(app)
-    on_gcp = _is_gcp(loaded.config.target())
+    on_gcp = loaded.config.target().cloud == "gcp"
     asgi: Any = loaded.asgi
     if on_gcp and not with_workers:
         # Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls arrive over HTTP
@@ -230,12 +230,6 @@ def run(
 
         asgi = dev_asgi(loaded)
     uvicorn.run(asgi, **options)
-
-
-def _is_gcp(target: Any) -> bool:
-    """A target for Cloud Run: ``cloud = "gcp"`` in its table, or named ``gcp`` without a ``cloud``."""
-    cloud = target.options.get("cloud")
-    return bool(cloud == "gcp" or (cloud is None and target.name == "gcp"))
 
 
 # -- doctor ------------------------------------------------------------------------------

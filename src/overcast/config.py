@@ -6,10 +6,17 @@ entry = "app:app"                    # what `overcast dev` / `run` serve
 
 [targets.local]                      # the default target: embedded, nothing to install
 [targets.aws]
-region = "us-east-1"                 # target options: free-form, read by providers and deploy
+cloud = "aws"                        # where the code runs: aws, gcp, azure or local
+region = "us-east-1"                 # target options: see TARGET_OPTIONS
 defaults.kv = "dynamodb://{app}-{name}"
 kv.users = "dynamodb://users-demo-users"
+kv.sessions = "${DATABASE_URL}"      # a URL the hosting platform sets (may carry credentials)
 ```
+
+A key a target does not know is an error naming the file and line, with the closest
+known key. ``cloud`` may be left out when every resource's provider agrees on one
+(DynamoDB → ``aws``; embedded, Redis, PostgreSQL and Momento belong to no cloud), or
+when the target is named after its cloud.
 
 The target is ``OVERCAST_TARGET`` (``local`` when unset). A resource is resolved,
 first match wins, from the environment variable ``OVERCAST_<KIND>_<NAME>``
@@ -28,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .resources.registry import KINDS
+from .resources.registry import CLOUDS, KINDS, cloud_of
 from .resources.url import ResourceURL
 
-__all__ = ["CONFIG_FILE", "Config", "Target", "find_config", "load_config"]
+__all__ = ["CONFIG_FILE", "TARGET_OPTIONS", "Config", "Target", "find_config", "load_config"]
 
 CONFIG_FILE = "overcast.toml"
 DEFAULT_TARGET = "local"
@@ -47,6 +54,16 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+#: ``${VARIABLE}``: the whole URL comes from the environment when the resource is opened.
+_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+#: The options a ``[targets.NAME]`` table may set besides its resources and ``defaults``.
+TARGET_OPTIONS: dict[str, str] = {
+    "cloud": "where the code runs: aws, gcp, azure or local",
+    "region": "the cloud region (AWS, and the default for providers that take one)",
+    "project": "the Google Cloud project",
+    "location": "the Google Cloud or Azure location",
+}
 
 
 def env_var(kind: str, name: str) -> str:
@@ -62,10 +79,12 @@ class Target:
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``aws``, ``gcp``, ``azure``, ``local``, or None when nothing says (see the module's docstring)
+    cloud: str | None = None
 
     @property
     def embedded(self) -> bool:
-        return self.name == DEFAULT_TARGET or self.options.get("cloud") == "local"
+        return self.name == DEFAULT_TARGET or self.cloud == "local"
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,7 @@ class Config:
         if name in self.targets:
             return self.targets[name]
         if name == DEFAULT_TARGET:
-            return Target(DEFAULT_TARGET)
+            return Target(DEFAULT_TARGET, cloud="local")
         where = f" in {self.path}" if self.path else " (no overcast.toml found)"
         known = ", ".join(sorted({DEFAULT_TARGET, *self.targets}))
         raise ConfigError(f"unknown target {name!r}{where}; known targets: {known}")
@@ -92,8 +111,18 @@ class Config:
         """Resolve the provider URL of resource ``name`` of ``kind``."""
         tgt = self.target(target)
         raw = os.environ.get(env_var(kind, name))
-        if raw is None:
-            raw = tgt.resources.get(kind, {}).get(name)
+        if raw is not None:
+            return ResourceURL.parse(raw, base_dir=self.base_dir, credentials=True)
+        raw = tgt.resources.get(kind, {}).get(name)
+        variable = _FROM_ENV.match(raw) if raw is not None else None
+        if variable is not None:
+            value = os.environ.get(variable.group(1))
+            if not value:
+                raise ConfigError(
+                    f"{kind} {name!r} on target {tgt.name!r} takes its URL from ${{{variable.group(1)}}} "
+                    f"({self.path or CONFIG_FILE}), which is not set in the environment"
+                )
+            return ResourceURL.parse(value, base_dir=self.base_dir, credentials=True)
         if raw is None:
             template = tgt.defaults.get(kind) or (LOCAL_DEFAULTS[kind] if tgt.embedded else None)
             if template is None:
@@ -138,7 +167,7 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_of(str(exc))
         raise ConfigError(f"{path}: line {line}: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
-    return _parse(data, path)
+    return _parse(data, path, text)
 
 
 def _line_of(message: str) -> str:
@@ -146,7 +175,7 @@ def _line_of(message: str) -> str:
     return match.group(1) if match else "?"
 
 
-def _parse(data: dict[str, Any], path: Path) -> Config:
+def _parse(data: dict[str, Any], path: Path, text: str) -> Config:
     unknown = set(data) - {"app", "targets"}
     if unknown:
         raise ConfigError(
@@ -165,26 +194,17 @@ def _parse(data: dict[str, Any], path: Path) -> Config:
     for tname, table in raw_targets.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [targets.{tname}] must be a table")
-        targets[tname] = _parse_target(tname, table, path)
+        targets[tname] = _parse_target(tname, table, path, text)
     return Config(path, path.parent, entry, targets)
 
 
-def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
+def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str) -> Target:
     resources: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key in KINDS:
-            if not isinstance(value, dict):
-                raise ConfigError(f'{path}: [targets.{tname}] {key} must be a table of name = "url"')
-            for rname, url in value.items():
-                where = f"{path}: [targets.{tname}] {key}.{rname}"
-                if isinstance(url, dict):
-                    raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
-                if not isinstance(url, str):
-                    raise ConfigError(f"{where} must be a provider URL string")
-                _check_url(url, where)
-                resources.setdefault(key, {})[rname] = url
+            resources[key] = _parse_resources(tname, key, value, path)
         elif key == "defaults":
             if not isinstance(value, dict):
                 raise ConfigError(f'{path}: [targets.{tname}] defaults must be a table of kind = "url"')
@@ -196,9 +216,89 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
                     raise ConfigError(f"{where} must be a provider URL string")
                 _check_url(url.replace("{app}", "app").replace("{name}", "name"), where)
                 defaults[kind] = url
-        else:
+        elif key in TARGET_OPTIONS:
             options[key] = value
-    return Target(tname, resources, defaults, options)
+        else:
+            raise ConfigError(_unknown_key(tname, key, path, text))
+    cloud = _target_cloud(tname, options.get("cloud"), resources, defaults, f"{path}: [targets.{tname}]")
+    return Target(tname, resources, defaults, options, cloud)
+
+
+def _parse_resources(tname: str, kind: str, value: object, path: Path) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{path}: [targets.{tname}] {kind} must be a table of name = "url"')
+    found: dict[str, str] = {}
+    for rname, url in value.items():
+        where = f"{path}: [targets.{tname}] {kind}.{rname}"
+        if isinstance(url, dict):
+            raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
+        if not isinstance(url, str):
+            raise ConfigError(f"{where} must be a provider URL string")
+        if "${" in url:
+            if not _FROM_ENV.match(url):
+                raise ConfigError(f'{where}: a URL from the environment is the whole value, "${{VARIABLE}}"')
+        else:
+            _check_url(url, where)
+        found[rname] = url
+    return found
+
+
+def _unknown_key(tname: str, key: str, path: Path, text: str) -> str:
+    """The error for a key no target takes: where it is, and what was probably meant."""
+    import difflib
+
+    known = sorted({*TARGET_OPTIONS, *KINDS, "defaults"})
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (
+        f"{path}:{_line_in_table(text, f'targets.{tname}', key)}: [targets.{tname}] has no key {key!r}{hint} "
+        f"A target takes {', '.join(sorted(TARGET_OPTIONS))}, defaults.KIND and KIND.NAME "
+        f"(kinds: {', '.join(KINDS)})"
+    )
+
+
+def _line_in_table(text: str, table: str, key: str) -> int | str:
+    """The line where ``key`` is set inside ``[table]`` (tomllib reports no positions)."""
+    inside = False
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*[.=]")
+    dotted = re.compile(rf"^\s*{re.escape(table)}\.{re.escape(key)}\s*[.=]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[([^\[\]]+)\]", line)
+        if header:
+            inside = header.group(1).strip().replace(" ", "") == table
+            continue
+        if (inside and pattern.match(line)) or dotted.match(line):
+            return number
+    return "?"
+
+
+def _target_cloud(
+    tname: str, given: object, resources: dict[str, dict[str, str]], defaults: dict[str, str], where: str
+) -> str | None:
+    """The cloud a target runs on: ``cloud = ...``, else what every resource's provider agrees on."""
+    clouds = (*CLOUDS, "local")
+    if given is not None:
+        if given not in clouds:
+            raise ConfigError(f"{where} cloud = {given!r}: the clouds are {', '.join(clouds)}")
+        return str(given)
+    named: dict[str, list[str]] = {}
+    urls = [(f"{k}.{n}", k, u) for k, table in resources.items() for n, u in table.items()]
+    urls += [(f"defaults.{k}", k, u) for k, u in defaults.items()]
+    for label, kind, url in urls:
+        scheme = url.partition("://")[0].lower()
+        cloud = cloud_of(kind, scheme) if "://" in url else None
+        if cloud is not None:
+            named.setdefault(cloud, []).append(f"{label} ({scheme})")
+    if len(named) > 1:
+        mixed = "; ".join(f"{cloud}: {', '.join(labels)}" for cloud, labels in sorted(named.items()))
+        raise ConfigError(
+            f'{where} mixes clouds ({mixed}); say where the code runs with cloud = "aws", "gcp" or "azure"'
+        )
+    if named:
+        return next(iter(named))
+    if tname == DEFAULT_TARGET:
+        return "local"
+    return tname if tname in CLOUDS else None
 
 
 def _check_url(url: str, where: str) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 from ..errors import ConfigError, MissingDependency
 from .url import ResourceURL
 
-__all__ = ["KINDS", "Provider", "known_schemes", "open_resource", "register", "resolve"]
+__all__ = ["CLOUDS", "KINDS", "Provider", "cloud_of", "known_schemes", "open_resource", "register", "resolve"]
 
 KINDS = ("kv", "bucket", "queue", "topic", "cache", "secret")
+#: The clouds a target can run on (``cloud = "..."`` in ``[targets.NAME]``); ``local`` is the laptop.
+CLOUDS = ("aws", "gcp", "azure")
 ENTRY_POINT_GROUP = "overcast.providers"
 
 
@@ -30,6 +32,12 @@ class Provider:
     scheme: str
     target: str
     extra: str | None = None
+
+    @property
+    def cloud(self) -> str | None:
+        """The cloud whose service this is (``aws``, ``gcp``, ``azure``), or None for providers
+        that run anywhere (embedded, Redis, PostgreSQL, Momento, third-party ones)."""
+        return self.extra if self.extra in CLOUDS else None
 
     @property
     def install(self) -> str | None:
@@ -102,6 +110,12 @@ def _load_entry_points() -> None:
         kind, _, scheme = ep.name.partition(".")
         if kind in KINDS and scheme:
             _registry.setdefault((kind, scheme), Provider(kind, scheme, ep.value))
+
+
+def cloud_of(kind: str, scheme: str) -> str | None:
+    """The cloud of the provider behind ``kind``/``scheme`` (see :attr:`Provider.cloud`)."""
+    provider = _registry.get((kind, scheme))
+    return provider.cloud if provider is not None else None
 
 
 def known_schemes(kind: str) -> list[str]:

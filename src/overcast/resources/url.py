@@ -2,7 +2,10 @@
 
 Paths follow SQLAlchemy's convention: ``sqlite:///relative.db`` is relative to the
 working directory (or the app's folder, see :meth:`ResourceURL.local_path`) and
-``sqlite:////absolute/path.db`` is absolute. Credentials never belong in a URL.
+``sqlite:////absolute/path.db`` is absolute. Credentials never belong in a URL written
+in ``overcast.toml``; a URL a hosting platform hands over in an environment variable
+(``DATABASE_URL``, ``REDIS_URL``) may carry them: they are kept apart from the rest and
+never shown by ``str()``, ``repr()`` or an error.
 """
 
 from __future__ import annotations
@@ -37,10 +40,16 @@ class ResourceURL:
     path: str = ""
     options: dict[str, str] = field(default_factory=dict)
     base_dir: Path | None = None
+    #: from a URL given by the environment only (see the module's docstring); never shown
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def parse(cls, url: str, *, base_dir: Path | None = None) -> ResourceURL:
-        """Parse ``url``; raise :class:`ConfigError` naming the URL if it is malformed."""
+    def parse(cls, url: str, *, base_dir: Path | None = None, credentials: bool = False) -> ResourceURL:
+        """Parse ``url``; raise :class:`ConfigError` naming the URL if it is malformed.
+
+        With ``credentials``, a ``user:password@`` part is accepted and kept in
+        ``username``/``password`` (for URLs read from the environment)."""
         if not isinstance(url, str) or "://" not in url:
             raise ConfigError(f"provider URL {url!r} is not of the form scheme://...")
         scheme, rest = url.split("://", 1)
@@ -48,11 +57,17 @@ class ResourceURL:
             raise ConfigError(f"provider URL {url!r} has an invalid scheme {scheme!r}")
         parts = urlsplit("x://" + rest)
         netloc = parts.netloc
+        username = password = None
         if "@" in netloc:
-            raise ConfigError(
-                f"provider URL {url!r} carries credentials; give them through the "
-                "provider's environment variables or credential chain instead"
-            )
+            if not credentials:
+                raise ConfigError(
+                    f"provider URL {_hide_userinfo(url)!r} carries credentials; give them through an environment "
+                    'variable (kv.NAME = "${DATABASE_URL}"), the provider\'s variables or its credential chain'
+                )
+            userinfo, _, netloc = netloc.rpartition("@")
+            user, has_password, secret = userinfo.partition(":")
+            username, password = unquote(user) or None, unquote(secret) if has_password else None
+            url = _hide_userinfo(url)
         options: dict[str, str] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name in options:
@@ -65,7 +80,11 @@ class ResourceURL:
             options[name] = value
         path = unquote(parts.path)
         path = path[1:] if path.startswith("/") else path
-        return cls(scheme.lower(), unquote(netloc), path, options, base_dir)
+        return cls(scheme.lower(), unquote(netloc), path, options, base_dir, username, password)
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.username is not None or self.password is not None
 
     def local_path(self) -> Path:
         """The filesystem path of a ``sqlite:`` or ``file:`` URL, made absolute."""
@@ -86,3 +105,12 @@ class ResourceURL:
         if self.path:
             text += "/" + quote(self.path)
         return text + (f"?{query}" if query else "")
+
+
+def _hide_userinfo(url: str) -> str:
+    """``url`` with its ``user:password@`` part replaced, for messages."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    if "@" not in netloc:
+        return url
+    return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{tail}"

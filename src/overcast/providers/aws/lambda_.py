@@ -11,12 +11,14 @@ invocation serve the next; the ASGI lifespan starts once, on the first HTTP requ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...runtime.lifespan import Lifespan, LifespanFailure
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import mark_warm, request_id
 from ...telemetry.runtime import after_invocation, counts, http_error, invocation
@@ -83,7 +85,7 @@ class LambdaHandler:
         self.base_path = base_path.rstrip("/")
         self.lifespan = lifespan
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lifespan: _Lifespan | None = None
+        self._lifespan: Lifespan | None = None
         self._router: EventRouter | None = None
 
     @property
@@ -155,7 +157,7 @@ class LambdaHandler:
             return adapter.response(event, 400, list(_BAD_HEADERS), _BAD_BODY)
         loop = self._loop or self.loop
         if self.lifespan != "off" and self._lifespan is None:
-            started = _Lifespan(self.app.asgi, must=self.lifespan == "on")
+            started = Lifespan(self.app.asgi, mode="on" if self.lifespan == "on" else "auto")
             loop.run_until_complete(started.startup())
             self._lifespan = started
             import atexit
@@ -175,7 +177,8 @@ class LambdaHandler:
         if loop is None or loop.is_closed():
             return
         if lifespan is not None:
-            loop.run_until_complete(lifespan.shutdown())
+            with contextlib.suppress(LifespanFailure):  # logged by the lifespan
+                loop.run_until_complete(lifespan.shutdown())
         loop.close()
         self._loop = None
 
@@ -261,55 +264,3 @@ async def _run_http(
         return 500, list(_ERROR_HEADERS), _ERROR_BODY
     body_out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return status, headers, body_out
-
-
-class _Lifespan:
-    """The ASGI lifespan, started once and left running: Lambda freezes the process, it never
-    stops it in a way an app could react to (without an extension)."""
-
-    def __init__(self, asgi: Any, *, must: bool) -> None:
-        self.asgi = asgi
-        self.must = must
-        self.state: dict[str, Any] | None = {}
-        self._inbox: asyncio.Queue[dict[str, Any]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def startup(self) -> None:
-        import asyncio
-
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
-        self._inbox = inbox
-
-        async def run() -> None:
-            try:
-                await self.asgi(scope, inbox.get, replies.put)
-            except Exception as exc:
-                if self.must:
-                    log.error("the app's lifespan failed: %r", exc, exc_info=exc)
-                else:
-                    log.debug("the app does not support the ASGI lifespan: %r", exc)
-            finally:
-                await replies.put(None)
-
-        self._task = asyncio.get_running_loop().create_task(run())
-        await inbox.put({"type": "lifespan.startup"})
-        reply = await replies.get()
-        if reply is None or reply["type"] == "lifespan.startup.failed":
-            message = "" if reply is None else str(reply.get("message", ""))
-            if self.must or reply is not None:
-                raise RuntimeError(f"the app failed to start: {message or 'its lifespan raised'}")
-            self.state = None
-
-    async def shutdown(self) -> None:
-        import asyncio
-
-        task, inbox = self._task, self._inbox
-        if task is None or inbox is None or task.done():
-            return
-        await inbox.put({"type": "lifespan.shutdown"})
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=5)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()

@@ -21,9 +21,10 @@ from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
+from ...runtime.lifespan import Lifespan
 from ...telemetry.runtime import http_error
 
-__all__ = ["AsgiHttpFunction", "Lifespan"]
+__all__ = ["AsgiHttpFunction"]
 
 log = logging.getLogger("overcast.azure.functions")
 
@@ -131,7 +132,7 @@ class AsgiHttpFunction:
             self._starting = asyncio.Lock()
         async with self._starting:  # two first requests at once start the app once
             if self._lifespan is None:
-                started = Lifespan(asgi, must=self.lifespan == "on")
+                started = Lifespan(asgi, mode="on" if self.lifespan == "on" else "auto")
                 await started.startup()
                 self._lifespan = started
             return self._lifespan
@@ -214,44 +215,3 @@ async def run_http(asgi: Any, scope: dict[str, Any], body: bytes, rid: str | Non
         log.error("%s %s sent no response (invocation %s)", scope["method"], scope["path"], rid)
         return _ERROR[0], list(_ERROR[1]), _ERROR[2]
     return status, out_headers, chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-class Lifespan:
-    """The ASGI lifespan, started once per worker process and left running."""
-
-    def __init__(self, asgi: Any, *, must: bool) -> None:
-        self.asgi = asgi
-        self.must = must
-        self.state: dict[str, Any] | None = {}
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def startup(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
-
-        async def run() -> None:
-            try:
-                await self.asgi(scope, self._inbox.get, self._replies.put)
-            except Exception as exc:
-                if self.must:
-                    log.error("the app's lifespan failed: %r", exc, exc_info=exc)
-                else:
-                    log.debug("the app does not support the ASGI lifespan: %r", exc)
-            finally:
-                await self._replies.put(None)
-
-        self._task = asyncio.get_running_loop().create_task(run())
-        await self._inbox.put({"type": "lifespan.startup"})
-        reply = await self._replies.get()
-        if reply is None or reply["type"] == "lifespan.startup.failed":
-            message = "" if reply is None else str(reply.get("message", ""))
-            if self.must or reply is not None:
-                raise RuntimeError(f"the app failed to start: {message or 'its lifespan raised'}")
-            self.state = None  # no lifespan: requests carry no state
-
-    async def shutdown(self) -> None:
-        if self._task is None or self._task.done():
-            return
-        await self._inbox.put({"type": "lifespan.shutdown"})
-        await self._replies.get()

@@ -11,7 +11,6 @@ Each delivery is printed. :class:`DevASGI` starts all of it on the ASGI lifespan
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -24,6 +23,7 @@ from ...errors import ConfigError, OvercastError
 from ...handles import TopicHandle
 from ...resources.queue import Queue
 from ...runtime.dispatch import Delivery, backoff, deliver, run_schedule
+from ...runtime.lifespan import Lifespan, LifespanFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -265,48 +265,6 @@ def _max_attempts(queue: Queue, subscription: Subscription) -> int:
     return limit if isinstance(limit, int) and limit > 0 else subscription.max_attempts
 
 
-class _InnerLifespan:
-    """Drives the wrapped app's lifespan; an app that has none (a WSGI app) counts as done at once."""
-
-    def __init__(self, app: Any, scope: Scope) -> None:
-        self.app = app
-        self.scope = scope
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.outbox: asyncio.Queue[Message | None] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-        self.supported = True
-
-    async def _run(self) -> None:
-        try:
-            await self.app(self.scope, self.inbox.get, self.outbox.put)
-        except Exception as exc:
-            log.debug("the app does not support the ASGI lifespan: %r", exc)
-        finally:
-            await self.outbox.put(None)
-
-    async def startup(self) -> str | None:
-        """Start the app; return the failure message, or None when it started (or has no lifespan)."""
-        self.task = asyncio.create_task(self._run())
-        await self.inbox.put({"type": "lifespan.startup"})
-        reply = await self.outbox.get()
-        if reply is None:
-            self.supported = False
-            return None
-        if reply["type"] == "lifespan.startup.failed":
-            self.supported = False
-            return str(reply.get("message", "")) or "the app failed to start"
-        return None
-
-    async def shutdown(self) -> None:
-        if self.supported:
-            await self.inbox.put({"type": "lifespan.shutdown"})
-            await self.outbox.get()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-
 async def _no_http_app(scope: Scope, receive: Receive, send: Send) -> None:
     """What ``dev`` serves for an app of handlers only: 404 with a hint."""
     if scope["type"] != "http":
@@ -334,11 +292,13 @@ class DevASGI:
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
-        inner = _InnerLifespan(self.inner, scope)
+        inner = Lifespan(self.inner, mode="auto", state=scope.get("state"))
+        failure: str | None = None
         try:
-            failure = await inner.startup()
-            if failure is None:
-                await self.workers.start()
+            await inner.startup()
+            await self.workers.start()
+        except LifespanFailure as exc:
+            failure = exc.reason
         except Exception as exc:
             failure = f"{type(exc).__name__}: {exc}"
             await inner.shutdown()

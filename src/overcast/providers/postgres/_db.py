@@ -98,6 +98,10 @@ def _conninfo(location: ResourceURL) -> str:
     parts = {"host": host, "dbname": location.path.strip("/") or "postgres"}
     if port:
         parts["port"] = port
+    if location.username is not None:
+        parts["user"] = location.username  # from a URL given by the environment (``${DATABASE_URL}``)
+    if location.password is not None:
+        parts["password"] = location.password
     for option in ("sslmode", "connect_timeout", "application_name", "options"):
         value = location.option(option)
         if value is not None:

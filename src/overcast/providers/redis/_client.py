@@ -48,6 +48,8 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
             server_url(location),
             location.option("password_env") or "",
             location.option("username_env") or "",
+            location.username or "",
+            location.password or "",
             cluster,
             *(f"{name}={location.option(name) or ''}" for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries")),
         ]
@@ -57,9 +59,10 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
 
 def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
     options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
-    # Credentials never sit in URLs: they come from the environment.
-    password = os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
-    username = os.environ.get(location.option("username_env") or "REDIS_USERNAME")
+    # Credentials come from the environment: a URL taken from a variable (``${REDIS_URL}``), or
+    # the variables named by ``password_env``/``username_env``.
+    password = location.password or os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
+    username = location.username or os.environ.get(location.option("username_env") or "REDIS_USERNAME")
     if password:
         options["password"] = password
     if username:
