@@ -63,7 +63,7 @@ def test_known_cloud_providers_carry_their_install_hint() -> None:
 
 def test_register_a_provider_directly() -> None:
     scheme = unique_scheme()
-    register("kv", scheme, "overcast.providers.local.memory:MemoryKeyValueStore")
+    register("kv", scheme, "overcast.providers.local.memory_kv:MemoryKeyValueStore")
     store = overcast.open_kv(f"{scheme}://direct", name="direct")
     store.sync.put("k", {"v": 1})
     item = store.sync.get("k")

@@ -23,7 +23,7 @@ from .resources.forwarding import (
     ForwardingTopic,
 )
 from .resources.registry import open_resource
-from .resources.secrets import Secret, SecretStore
+from .resources.secrets import Secret
 from .resources.url import ResourceURL
 
 if TYPE_CHECKING:
@@ -174,10 +174,6 @@ class SecretHandle(Secret):
 
     def resolved_url(self) -> ResourceURL:
         return self._store.resolved_url()
-
-    def store_for_target(self) -> SecretStore:
-        store: SecretStore = self._store._target()
-        return store
 
     async def create(self) -> None:
         await self._store.create()

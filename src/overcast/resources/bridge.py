@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 # asyncio is imported where it is used, not here: it is a third of ``import overcast``'s cost,
 # and declaring an App needs none of it.
@@ -77,8 +77,3 @@ async def offload(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
     import asyncio
 
     return await asyncio.to_thread(func, *args, **kwargs)
-
-
-def call_inline(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Named counterpart of :func:`offload` for hooks fast enough to run on the loop."""
-    return func(*args, **kwargs)

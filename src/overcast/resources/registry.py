@@ -47,16 +47,16 @@ class Provider:
 _local = "overcast.providers.local"
 _BUILTIN: list[Provider] = [
     Provider("kv", "sqlite", f"{_local}.sqlite_kv:SQLiteKeyValueStore"),
-    Provider("kv", "memory", f"{_local}.memory:MemoryKeyValueStore"),
+    Provider("kv", "memory", f"{_local}.memory_kv:MemoryKeyValueStore"),
     Provider("bucket", "file", f"{_local}.files:FileBlobStore"),
-    Provider("bucket", "memory", f"{_local}.memory:MemoryBlobStore"),
+    Provider("bucket", "memory", f"{_local}.memory_blob:MemoryBlobStore"),
     Provider("queue", "sqlite", f"{_local}.sqlite_queue:SQLiteQueue"),
-    Provider("queue", "memory", f"{_local}.memory:MemoryQueue"),
+    Provider("queue", "memory", f"{_local}.memory_queue:MemoryQueue"),
     Provider("topic", "sqlite", f"{_local}.sqlite_queue:SQLiteTopic"),
-    Provider("topic", "memory", f"{_local}.memory:MemoryTopic"),
-    Provider("cache", "memory", f"{_local}.memory:MemoryCache"),
+    Provider("topic", "memory", f"{_local}.memory_queue:MemoryTopic"),
+    Provider("cache", "memory", f"{_local}.memory_cache:MemoryCache"),
     Provider("secret", "env", f"{_local}.env_secrets:EnvSecretStore"),
-    Provider("secret", "memory", f"{_local}.memory:MemorySecretStore"),
+    Provider("secret", "memory", f"{_local}.memory_secrets:MemorySecretStore"),
     # Providers of later families: named here so their install hint is known.
     Provider("kv", "dynamodb", "overcast.providers.aws.dynamodb:DynamoDBKeyValueStore", "aws"),
     Provider("bucket", "s3", "overcast.providers.aws.s3:S3BlobStore", "aws"),

@@ -46,12 +46,14 @@ class Schedule:
         itr = croniter(self.cron, base)
         for _ in range(10_000):
             nxt: datetime = itr.get_next(datetime)
-            if self.years in (None, "*") or _year_matches(self.years, nxt.year):
+            if self.years in (None, "*") or year_matches(self.years, nxt.year):
                 return nxt
         raise ConfigError(f"schedule {self.expression!r} never fires again")
 
 
-def _year_matches(spec: str, year: int) -> bool:
+def year_matches(spec: str, year: int) -> bool:
+    """Whether ``year`` is in a cron year field (``2026``, ``2026-2028``, lists of either);
+    the one rule for every scheduler (the dev server's, Azure's timer, EventBridge's)."""
     for part in spec.split(","):
         if "-" in part:
             lo, hi = part.split("-", 1)

@@ -37,12 +37,13 @@ from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...runtime.schedule import year_matches
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import request_id
 from ...telemetry.runtime import invocation
 from . import eventgrid
 from .functions_http import AsgiHttpFunction
-from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project, year_matches
+from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project
 
 if TYPE_CHECKING:
     from ...app import App, ScheduledJob, Subscription

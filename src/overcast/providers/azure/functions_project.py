@@ -75,15 +75,6 @@ def _step_range(field: str, top: int) -> str:
     return ",".join(re.sub(r"^(\d+)/(\d+)$", rf"\1-{top}/\2", part) for part in field.split(","))
 
 
-def year_matches(spec: str, year: int) -> bool:
-    """Whether ``year`` is in a cron year field (``2026``, ``2026-2028``, lists of either)."""
-    for part in spec.split(","):
-        low, _, high = part.partition("-")
-        if int(low) <= year <= int(high or low):
-            return True
-    return False
-
-
 def queue_max_attempts(app: App) -> int:
     """The host's ``maxDequeueCount``: the largest ``max_attempts`` of the app's subscriptions.
 

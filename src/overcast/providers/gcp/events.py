@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-PUBSUB_MESSAGE_TYPE = "type.googleapis.com/google.pubsub.v1.PubsubMessage"
 
 
 class BadEvent(InvalidArgument):

@@ -271,9 +271,6 @@ class FirestoreKeyValueStore(KeyValueStore):
             return None
         return Item(decode_key(doc_id[1:]), json.loads(fields["d"]), fields["v"], expires)
 
-    def _ref(self, key: str) -> Any:
-        return self.collection.document(_doc_id(key))
-
     def _conflict(self, key: str, current: Item | None, if_version: str | None) -> Conflict:
         found = "is absent" if current is None else f"is at version {current.version}"
         return Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
