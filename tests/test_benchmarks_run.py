@@ -16,7 +16,9 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RATIO = re.compile(r"\s(\d+\.\d\d)x\s")
 
 
-@pytest.mark.parametrize("script", ["kv_sqlite.py", "http_serve.py", "azure_functions.py", "gcp_cloud_run.py", "handle_overhead.py"])
+@pytest.mark.parametrize(
+    "script", ["kv_sqlite.py", "http_serve.py", "azure_functions.py", "gcp_cloud_run.py", "handle_overhead.py"]
+)
 def test_ratio_benchmark_reports_every_row(script: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick"], capture_output=True, text=True, timeout=180
