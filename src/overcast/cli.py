@@ -205,13 +205,13 @@ def run(
         )
     listen = port if port is not None else _default_port()
     loaded = load_app(app)
-    on_gcp = _is_gcp(loaded.config.target())
+    runtimes = _runtimes(loaded.config.target())
     asgi: Any = loaded.asgi
-    if on_gcp and not with_workers:
-        # Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls arrive over HTTP
-        from .providers.gcp import cloud_run_app
+    if "serve" in runtimes and not with_workers:
+        # the cloud's own server (Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls over HTTP)
+        from .resources.registry import load_attribute
 
-        asgi = cloud_run_app(loaded)
+        asgi = load_attribute(runtimes["serve"])(loaded)
     options: dict[str, Any] = {
         "host": host,
         "port": listen,
@@ -222,7 +222,7 @@ def run(
     }
     if workers > 1:
         os.environ.update(_app_env(app))
-        factory = "overcast.providers.gcp.cloud_run:create_asgi" if on_gcp else "overcast.runtime.loader:create_asgi"
+        factory = runtimes.get("serve_factory", "overcast.runtime.loader:create_asgi")
         uvicorn.run(factory, factory=True, workers=workers, **options)
         return
     if with_workers:
@@ -232,10 +232,12 @@ def run(
     uvicorn.run(asgi, **options)
 
 
-def _is_gcp(target: Any) -> bool:
-    """A target for Cloud Run: ``cloud = "gcp"`` in its table, or named ``gcp`` without a ``cloud``."""
-    cloud = target.options.get("cloud")
-    return bool(cloud == "gcp" or (cloud is None and target.name == "gcp"))
+def _runtimes(target: Any) -> dict[str, str]:
+    """The runtime entry points of the cloud the target names (or its resources agree on)."""
+    from .resources.registry import family_of_cloud
+
+    family = family_of_cloud(target.cloud)
+    return dict(family.runtimes) if family else {}
 
 
 # -- doctor ------------------------------------------------------------------------------

@@ -17,15 +17,23 @@ first match wins, from the environment variable ``OVERCAST_<KIND>_<NAME>``
 ``defaults.<kind>`` template (``{app}`` and ``{name}`` filled in), and for the
 ``local`` target the embedded defaults below. Relative paths in ``sqlite:`` and
 ``file:`` URLs are relative to the folder holding ``overcast.toml``.
+
+A URL may name environment variables, ``kv.users = "${DATABASE_URL}"``, read when the
+resource is resolved; only there may it carry ``user:password@`` (hosting platforms set
+such variables), and the credentials are split off, never shown. A target names its
+cloud with ``cloud = "aws"``, else the cloud is inferred from its resources' schemes.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .errors import ConfigError
 from .resources.registry import KINDS
@@ -47,6 +55,10 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@?#]*)@")
+#: Target keys every target may hold; families add the options their providers read.
+_CORE_KEYS = frozenset({"cloud", "region", "defaults", *KINDS})
 
 
 def env_var(kind: str, name: str) -> str:
@@ -63,9 +75,44 @@ class Target:
     defaults: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
+    path: Path | None = None
+
     @property
     def embedded(self) -> bool:
         return self.name == DEFAULT_TARGET or self.options.get("cloud") == "local"
+
+    @cached_property
+    def cloud(self) -> str | None:
+        """``cloud =`` of the table, else the one cloud its resources' families agree on.
+
+        Families that belong to no cloud (local, Redis, PostgreSQL, Momento) do not
+        disagree; a target with no cloud-bound resource is the cloud it is named after,
+        if a family is that cloud.
+        """
+        explicit = self.options.get("cloud")
+        if explicit is not None:
+            return str(explicit)
+        from .resources.registry import family_of_cloud, family_of_scheme
+
+        clouds: dict[str, list[str]] = {}
+        urls = [(f"{k}.{n}", u) for k, table in self.resources.items() for n, u in table.items()]
+        urls += [(f"defaults.{k}", u) for k, u in self.defaults.items()]
+        for where, url in urls:
+            if _VARIABLE.search(url):
+                continue  # known only at run time
+            family = family_of_scheme(url.partition("://")[0].lower())
+            if family is not None and family.cloud is not None:
+                clouds.setdefault(family.cloud, []).append(where)
+        if len(clouds) > 1:
+            named = "; ".join(f"{cloud}: {', '.join(found)}" for cloud, found in sorted(clouds.items()))
+            raise ConfigError(
+                f"{self.path or CONFIG_FILE}: [targets.{self.name}] mixes clouds ({named}); "
+                'name the cloud it runs on with cloud = "..."'
+            )
+        if clouds:
+            return next(iter(clouds))
+        family = family_of_cloud(self.name)
+        return family.cloud if family else None
 
 
 @dataclass(frozen=True)
@@ -94,6 +141,8 @@ class Config:
         raw = os.environ.get(env_var(kind, name))
         if raw is None:
             raw = tgt.resources.get(kind, {}).get(name)
+            if raw is not None and _VARIABLE.search(raw):
+                return _from_environment(raw, f"{kind} {name!r}", self.path, self.base_dir)
         if raw is None:
             template = tgt.defaults.get(kind) or (LOCAL_DEFAULTS[kind] if tgt.embedded else None)
             if template is None:
@@ -103,6 +152,37 @@ class Config:
                 )
             raw = template.replace("{app}", app).replace("{name}", name)
         return ResourceURL.parse(raw, base_dir=self.base_dir)
+
+
+def _from_environment(raw: str, resource: str, path: Path | None, base_dir: Path) -> ResourceURL:
+    """Fill ``${VAR}`` from the environment; credentials there are split off, never shown."""
+
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if found is None:
+            raise ConfigError(
+                f"{resource} in {path or CONFIG_FILE} reads the environment variable {match.group(1)}, which is not set"
+            )
+        return found
+
+    url = _VARIABLE.sub(value, raw)
+    # the URL without user:password: what errors, repr and doctor may show
+    shown = _USERINFO.sub(r"\1", url)
+    try:
+        parsed = ResourceURL.parse(shown, base_dir=base_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{resource} (from {raw} in {path or CONFIG_FILE}): {exc}") from exc
+    userinfo = _USERINFO.match(url)
+    if userinfo and userinfo.group(2):
+        user, _, password = userinfo.group(2).partition(":")
+        # kept beside the URL, outside its fields, so str()/repr() never show them
+        object.__setattr__(parsed, "credentials", (unquote(user), unquote(password)))
+    return parsed
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, safe to log."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def find_config(start: Path) -> Path | None:
@@ -138,7 +218,7 @@ def load_config(path: Path | str | None = None, *, start: Path | None = None) ->
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_of(str(exc))
         raise ConfigError(f"{path}: line {line}: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
-    return _parse(data, path)
+    return _parse(data, path, text)
 
 
 def _line_of(message: str) -> str:
@@ -146,7 +226,7 @@ def _line_of(message: str) -> str:
     return match.group(1) if match else "?"
 
 
-def _parse(data: dict[str, Any], path: Path) -> Config:
+def _parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
     unknown = set(data) - {"app", "targets"}
     if unknown:
         raise ConfigError(
@@ -165,11 +245,11 @@ def _parse(data: dict[str, Any], path: Path) -> Config:
     for tname, table in raw_targets.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [targets.{tname}] must be a table")
-        targets[tname] = _parse_target(tname, table, path)
+        targets[tname] = _parse_target(tname, table, path, text)
     return Config(path, path.parent, entry, targets)
 
 
-def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
+def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "") -> Target:
     resources: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     options: dict[str, Any] = {}
@@ -183,7 +263,8 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
                     raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
                 if not isinstance(url, str):
                     raise ConfigError(f"{where} must be a provider URL string")
-                _check_url(url, where)
+                if not _VARIABLE.search(url):
+                    _check_url(url, where)
                 resources.setdefault(key, {})[rname] = url
         elif key == "defaults":
             if not isinstance(value, dict):
@@ -197,8 +278,37 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path) -> Target:
                 _check_url(url.replace("{app}", "app").replace("{name}", "name"), where)
                 defaults[kind] = url
         else:
+            if key not in _CORE_KEYS:
+                _check_option(key, tname, path, text)
             options[key] = value
-    return Target(tname, resources, defaults, options)
+    return Target(tname, resources, defaults, options, path)
+
+
+def _check_option(key: str, tname: str, path: Path, text: str) -> None:
+    """A key no family reads is a typo: name the file, the line and the closest known key."""
+    from .resources.registry import families
+
+    known = set(_CORE_KEYS) | {option for family in families().values() for option in family.target_options}
+    if key in known:
+        return
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    raise ConfigError(f"{path}:{_line_of_key(text, tname, key)}: [targets.{tname}] unknown key {key!r}{hint}")
+
+
+def _line_of_key(text: str, tname: str, key: str) -> str:
+    """The line of ``key`` in table ``[targets.tname]`` (tomllib reports no positions)."""
+    table: str | None = None
+    pattern = re.compile(rf"^\s*(?:\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*[=.]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"^\s*\[([^\[\]]+)\]", line)
+        if header:
+            table = header.group(1).strip().replace('"', "").replace(" ", "")
+            continue
+        dotted = re.compile(rf"^\s*targets\.{re.escape(tname)}\.{re.escape(key)}\s*[=.]")
+        if (table == f"targets.{tname}" and pattern.match(line)) or (table is None and dotted.match(line)):
+            return str(number)
+    return "?"
 
 
 def _check_url(url: str, where: str) -> None:

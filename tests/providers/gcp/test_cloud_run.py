@@ -307,14 +307,18 @@ def test_audience_from_the_environment(setup: Any, keys: dict[str, Any], monkeyp
 def test_overcast_run_picks_cloud_run_on_a_gcp_target(
     setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from overcast.cli import _is_gcp
+    from overcast.cli import _runtimes
     from overcast.config import Target
     from overcast.providers.gcp.cloud_run import CloudRunApp, create_asgi
 
-    assert _is_gcp(Target("gcp"))
-    assert _is_gcp(Target("prod", options={"cloud": "gcp"}))
-    assert not _is_gcp(Target("gcp", options={"cloud": "aws"}))
-    assert not _is_gcp(Target("aws"))
+    def is_gcp(target: Target) -> bool:
+        return _runtimes(target).get("serve_factory") == "overcast.providers.gcp.cloud_run:create_asgi"
+
+    assert is_gcp(Target("gcp"))
+    assert is_gcp(Target("prod", options={"cloud": "gcp"}))
+    assert is_gcp(Target("prod", resources={"kv": {"users": "firestore://users"}}))
+    assert not is_gcp(Target("gcp", options={"cloud": "aws"}))
+    assert not is_gcp(Target("aws"))
     # the factory behind `overcast run --workers N`
     (tmp_path / "app.py").write_text("import overcast\napp = overcast.App('factory')\napp.http(lambda e, s: [])\n")
     monkeypatch.setenv("OVERCAST_APP_DIR", str(tmp_path))
