@@ -55,6 +55,7 @@ def test_missing_extra_names_the_pip_line() -> None:
 def test_known_cloud_providers_carry_their_install_hint() -> None:
     from overcast.resources.registry import _registry
 
+    known_schemes("kv")  # the families' entry points are read on the first look-up
     assert _registry[("kv", "dynamodb")].install == "pip install 'overcast[aws]'"
     assert _registry[("kv", "firestore")].install == "pip install 'overcast[gcp]'"
     assert _registry[("cache", "momento")].install == "pip install 'overcast[momento]'"
@@ -117,3 +118,75 @@ def test_without_the_entry_point_the_scheme_is_unknown(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode != 0
     assert "unknown scheme 'thirdparty'" in done.stderr
+
+
+FAMILY_NAMES = {"local", "aws", "gcp", "azure", "redis", "momento", "postgres"}
+
+
+def test_every_family_declares_itself_through_its_entry_point() -> None:
+    from overcast.resources.registry import families
+
+    found = families()
+    assert set(found) >= FAMILY_NAMES
+    assert {name: found[name].cloud for name in ("aws", "gcp", "azure", "local", "redis")} == {
+        "aws": "aws",
+        "gcp": "gcp",
+        "azure": "azure",
+        "local": None,
+        "redis": None,
+    }
+    assert found["aws"].schemes["kv"]["dynamodb"] == "overcast.providers.aws.dynamodb:DynamoDBKeyValueStore"
+    assert found["gcp"].native_metrics is not None and found["gcp"].native_metrics.exporter == "gcp_logging"
+
+
+def test_family_declarations_import_no_sdk() -> None:
+    code = (
+        "import sys\nfrom overcast.resources.registry import families\nfamilies()\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'boto3', 'botocore', 'google', 'azure', 'redis', 'psycopg', 'momento', 'grpc', 'opentelemetry'})\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_import_overcast_reads_no_entry_point() -> None:
+    code = "import sys, overcast\nprint('importlib.metadata' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
+def test_upstream_names_come_from_the_families() -> None:
+    from overcast.resources.registry import upstream_name
+
+    assert upstream_name("gs") == "gcs"
+    assert upstream_name("postgresql") == "postgres"
+    assert upstream_name("rediss") == "redis"
+    assert upstream_name("dynamodb") == "dynamodb"
+    assert upstream_name(unique_scheme()).startswith("x")
+
+
+def test_the_test_only_family_is_found_by_its_entry_point() -> None:
+    """tests/plugin_family, installed by scripts/test: its schemes resolve like Overcast's own."""
+    from overcast.resources.registry import families
+
+    assert resolve("kv", "plugkv", resource="plugin").__name__ == "PluginKeyValueStore"
+    assert resolve("queue", "plugq", resource="plugin").__name__ == "PluginQueue"
+    assert families()["plugin"].upstreams["plugkv"] == "plugin_kv"
+
+
+def test_an_entry_point_naming_no_family_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "not_a_family").mkdir(parents=True)
+    (site / "not_a_family" / "__init__.py").write_text("FAMILY = {'name': 'oops'}\n")
+    dist = site / "not_a_family-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: not-a-family\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[overcast.providers]\noops = not_a_family:FAMILY\n")
+    code = (
+        "from overcast.resources.registry import families\n"
+        "try:\n    families()\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
+    assert out.startswith("ConfigError") and "'oops'" in out and "not_a_family:FAMILY" in out
