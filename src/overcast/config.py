@@ -26,7 +26,6 @@ cloud with ``cloud = "aws"``, else the cloud is inferred from its resources' sch
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -291,6 +290,8 @@ def _check_option(key: str, tname: str, path: Path, text: str) -> None:
     known = set(_CORE_KEYS) | {option for family in families().values() for option in family.target_options}
     if key in known:
         return
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
     raise ConfigError(f"{path}:{_line_of_key(text, tname, key)}: [targets.{tname}] unknown key {key!r}{hint}")
