@@ -296,6 +296,14 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
     return checks
 
 
+def _cloud_of(app: App, target: str) -> tuple[str | None, str | None]:
+    """The target's cloud (named or inferred), or the error saying why it has none."""
+    try:
+        return app.config.target(target).cloud, None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
 @cli.command()
 @_friendly
 def doctor(
@@ -313,6 +321,11 @@ def doctor(
     for target in targets:
         checks = asyncio.run(_check_target(loaded, target, timeout))
         title = f"target [bold]{escape(target)}[/]" + (" (current)" if target == current else "")
+        cloud, problem = _cloud_of(loaded, target)
+        title += f", cloud {escape(cloud)}" if cloud else ""
+        if problem:
+            _err().print(f"[red]{escape(problem)}[/]")
+            failed += 1
         table = Table(title=title, title_justify="left", expand=False)
         for column in ("kind", "name", "provider", "status"):
             table.add_column(column, overflow="fold")
