@@ -190,3 +190,18 @@ def test_an_entry_point_naming_no_family_is_refused(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
     assert out.startswith("ConfigError") and "'oops'" in out and "not_a_family:FAMILY" in out
+
+
+def test_each_clouds_native_metrics_exporter_comes_from_its_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    from overcast.telemetry._exporters import metric_readers
+
+    for variable in ("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def exporters(cloud: str | None) -> list[str]:
+        return [type(reader._exporter).__name__ for reader in metric_readers(cloud)]  # type: ignore[attr-defined]
+
+    assert exporters("aws") == ["EmbeddedMetricExporter"]
+    assert exporters("gcp") == ["CloudLoggingMetricExporter"]
+    assert exporters("azure") == []  # Azure Monitor only with its connection string
+    assert exporters("local") == [] and exporters(None) == []
