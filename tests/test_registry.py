@@ -205,3 +205,13 @@ def test_each_clouds_native_metrics_exporter_comes_from_its_family(monkeypatch: 
     assert exporters("gcp") == ["CloudLoggingMetricExporter"]
     assert exporters("azure") == []  # Azure Monitor only with its connection string
     assert exporters("local") == [] and exporters(None) == []
+
+
+def test_every_declared_class_and_runtime_exists() -> None:
+    from overcast.resources.registry import families, load_attribute
+
+    for family in families().values():
+        targets = [t for schemes in family.schemes.values() for t in schemes.values()]
+        targets += list(family.runtimes.values()) + ([family.log_fields] if family.log_fields else [])
+        for target in targets:
+            assert callable(load_attribute(target)), f"family {family.name!r}: {target}"
