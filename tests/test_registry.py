@@ -215,3 +215,21 @@ def test_every_declared_class_and_runtime_exists() -> None:
         targets += list(family.runtimes.values()) + ([family.log_fields] if family.log_fields else [])
         for target in targets:
             assert callable(load_attribute(target)), f"family {family.name!r}: {target}"
+
+
+def test_a_bundle_without_metadata_still_finds_overcasts_own_families(tmp_path: Path) -> None:
+    """Overcast's source copied into a bundle without its .dist-info (no entry points)."""
+    import shutil
+
+    shutil.copytree(Path(overcast.__file__).parent, tmp_path / "overcast")
+    code = (
+        "import sys\nsys.path.insert(0, sys.argv[1])\nfrom overcast.resources import registry\n"
+        "print(registry.__file__.startswith(sys.argv[1]), registry.known_schemes('kv'), sorted(registry.families()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path)], check=True, capture_output=True, text=True, env={}
+    )
+    assert done.stdout.strip() == (
+        "True ['azuretables', 'dynamodb', 'firestore', 'memory', 'postgresql', 'redis', 'rediss', 'sqlite'] "
+        "['aws', 'azure', 'gcp', 'local', 'momento', 'postgres', 'redis']"
+    )

@@ -40,6 +40,7 @@ __all__ = [
 
 KINDS = ("kv", "bucket", "queue", "topic", "cache", "secret")
 ENTRY_POINT_GROUP = "overcast.providers"
+_PROVIDERS = __name__.rsplit(".", 2)[0] + ".providers"  # the package of Overcast's own families
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,23 @@ def _load_entry_points() -> None:
                 "names no overcast.resources.registry.Family"
             )
         register_family(declared)
+    if not any(provider.target.startswith(f"{_PROVIDERS}.") for provider in _registry.values()):
+        _load_bundled_families()
+
+
+def _load_bundled_families() -> None:
+    """Overcast's own families when its metadata is absent (its source copied into a bundle
+    without the ``.dist-info``): each ``overcast/providers/<family>/family.py`` found on disk."""
+    import pkgutil
+
+    providers = importlib.import_module(_PROVIDERS)
+    for info in pkgutil.iter_modules(providers.__path__):
+        try:
+            module = importlib.import_module(f"{providers.__name__}.{info.name}.family")
+        except ModuleNotFoundError:
+            continue
+        if isinstance(getattr(module, "FAMILY", None), Family):
+            register_family(module.FAMILY)
 
 
 def families() -> dict[str, Family]:
