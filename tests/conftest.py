@@ -3,73 +3,45 @@ session fixture per real server (started on first use in each test process, see 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+import servers
 from overcast.testing.conformance.plugin import pytest_collection_modifyitems, pytest_configure
 from servers import Server
-from servers.aws import start_moto
-from servers.azure import start_azurite
-from servers.gcp import start_firestore, start_gcs, start_pubsub
-from servers.postgres import start_postgres
-from servers.redis import start_redis, start_redis_cluster
 
 __all__ = ["pytest_collection_modifyitems", "pytest_configure"]
 
 
-def _serve(server: Server) -> Iterator[Server]:
-    server.apply_env()
-    yield server
-    server.stop()
+def _serve(start: Callable[[], Server]) -> Callable[[], Iterator[Server]]:
+    def fixture() -> Iterator[Server]:
+        server = start()
+        server.apply_env()
+        yield server
+        server.stop()
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[Server]:
-    """moto's server; AWS_ENDPOINT_URL and test credentials are set for this process."""
-    yield from _serve(start_moto())
+def _server_fixtures() -> dict[str, Any]:
+    """One session fixture per real server, from each family's module in tests/servers
+    (``FIXTURES``: name -> start function); a new family adds its servers there, not here."""
+    found: dict[str, Any] = {}
+    for info in pkgutil.iter_modules(servers.__path__):
+        module = importlib.import_module(f"{servers.__name__}.{info.name}")
+        for name, start in getattr(module, "FIXTURES", {}).items():
+            fixture = _serve(start)
+            fixture.__name__ = name
+            fixture.__doc__ = f"{start.__doc__ or name} (started on first use in each test process)"
+            found[name] = pytest.fixture(scope="session", name=name)(fixture)
+    return found
 
 
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Server]:
-    """Azurite; AZURE_STORAGE_CONNECTION_STRING is set for this process."""
-    yield from _serve(start_azurite())
-
-
-@pytest.fixture(scope="session")
-def firestore_emulator() -> Iterator[Server]:
-    """Google's Firestore emulator; FIRESTORE_EMULATOR_HOST is set for this process."""
-    yield from _serve(start_firestore())
-
-
-@pytest.fixture(scope="session")
-def pubsub_emulator() -> Iterator[Server]:
-    """Google's Pub/Sub emulator; PUBSUB_EMULATOR_HOST is set for this process."""
-    yield from _serve(start_pubsub())
-
-
-@pytest.fixture(scope="session")
-def gcs_emulator() -> Iterator[Server]:
-    """fake-gcs-server; STORAGE_EMULATOR_HOST is set for this process."""
-    yield from _serve(start_gcs())
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[Server]:
-    """redis-server; OVERCAST_TEST_REDIS_URL is set for this process."""
-    yield from _serve(start_redis())
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[Server]:
-    """A three-node Redis Cluster; OVERCAST_TEST_REDIS_CLUSTER_URL is set for this process."""
-    yield from _serve(start_redis_cluster())
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Server]:
-    """A PostgreSQL cluster; OVERCAST_TEST_POSTGRES_URL is set for this process."""
-    yield from _serve(start_postgres())
+globals().update(_server_fixtures())
 
 
 @pytest.fixture

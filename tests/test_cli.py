@@ -249,3 +249,29 @@ def test_run_refuses_in_process_workers_in_several_server_processes(tmp_path: Pa
     result = runner.invoke(cli, ["run", str(tmp_path), "--workers", "2", "--with-workers"], env={"COLUMNS": "250"})
     assert result.exit_code == 1
     assert "every schedule would fire 2 times" in result.output
+
+
+def test_doctor_names_each_targets_cloud_and_refuses_a_mixed_one(tmp_path: Path) -> None:
+    targets = _memory_targets() + '[targets.prod]\nkv.users = "dynamodb://users"\nbucket.avatars = "gs://avatars"\n'
+    targets += '[targets.fixed]\ncloud = "gcp"\ndefaults.kv = "memory://{name}"\n'
+    _project(tmp_path, targets)
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "--timeout", "0.5"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "target fixed, cloud gcp" in result.output
+    assert "[targets.prod] mixes clouds" in result.stderr
+    assert "aws: kv.users" in result.stderr and "gcp: bucket.avatars" in result.stderr
+
+
+def test_doctor_never_shows_credentials_from_the_environment(tmp_path: Path) -> None:
+    targets = (
+        _memory_targets() + '[targets.prod]\ndefaults.kv = "memory://{name}"\ndefaults.queue = "memory://{name}"\n'
+    )
+    targets += 'defaults.bucket = "memory://{name}"\ndefaults.secret = "memory://s"\n'
+    targets += 'kv.users = "${OVERCAST_TEST_CLI_DB}"\n'
+    _project(tmp_path, targets)
+    env = {"COLUMNS": "200", "OVERCAST_TEST_CLI_DB": "memory://alice:hunter2@users"}
+    result = runner.invoke(cli, ["doctor", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if " users " in line and "memory://users" in line)
+    assert "✓ reachable" in row
+    assert "hunter2" not in result.output + result.stderr and "alice" not in result.output + result.stderr

@@ -176,66 +176,113 @@ def test_defaults_of_an_unknown_kind(tmp_path: Path) -> None:
         load_config(write(tmp_path, '[targets.aws]\ndefaults.table = "dynamodb://{name}"\n'))
 
 
-def test_an_unknown_target_key_names_file_line_and_the_closest_key(tmp_path: Path) -> None:
-    path = write(tmp_path, '[app]\nentry = "app:app"\n\n[targets.aws]\ncloud = "aws"\nregoin = "us-east-1"\n')
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    message = str(caught.value)
-    assert f"{path}:6:" in message and "'regoin'" in message and "did you mean 'region'?" in message
-    path = write(tmp_path, '[targets.gcp]\n\n[targets.aws]\n"kvs".users = "dynamodb://t"\n')
-    with pytest.raises(ConfigError, match=r"overcast\.toml:4: \[targets\.aws\] has no key 'kvs'; did you mean 'kv'"):
-        load_config(path)
+def test_a_target_names_its_cloud(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[targets.prod]\ncloud = "gcp"\nkv.users = "dynamodb://users"\n'))
+    assert config.target("prod").cloud == "gcp"
 
 
-def test_a_target_names_its_cloud_or_infers_it_when_resources_agree(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "[targets.prod]\n"
-        'kv.users = "dynamodb://users"\ncache.sessions = "redis://cache:6379/0"\n'
-        '[targets.web]\ndefaults.bucket = "gs://{app}-{name}"\n'
-        '[targets.plain]\nkv.users = "postgresql://db/app"\n'
-        '[targets.mixed]\ncloud = "azure"\nkv.users = "dynamodb://users"\nbucket.files = "gs://files"\n',
+def test_the_cloud_is_inferred_when_every_resource_agrees(tmp_path: Path) -> None:
+    text = (
+        '[targets.prod]\nkv.users = "dynamodb://users"\nbucket.files = "s3://files"\n'
+        'cache.sessions = "redis://localhost:6379/0"\nkv.local = "sqlite:///x.db"\n'
+        '[targets.anywhere]\nkv.users = "postgresql://db/app"\ncache.c = "momento://c"\n'
+        "[targets.gcp]\n"
     )
-    config = load_config(path)
-    assert config.target("prod").cloud == "aws"
-    assert config.target("web").cloud == "gcp"
-    assert config.target("plain").cloud is None
-    assert config.target("mixed").cloud == "azure"
-    assert config.target("local").cloud == "local"
+    config = load_config(write(tmp_path, text))
+    assert config.target("prod").cloud == "aws"  # Redis and SQLite belong to no cloud: they do not disagree
+    assert config.target("anywhere").cloud is None
+    assert config.target("gcp").cloud == "gcp"  # nothing cloud-bound: the cloud it is named after
 
 
-def test_resources_on_two_clouds_without_cloud_is_an_error_naming_them(tmp_path: Path) -> None:
-    path = write(tmp_path, '[targets.multi]\nkv.users = "dynamodb://users"\nbucket.avatars = "gs://avatars"\n')
+def test_resources_of_two_clouds_without_cloud_are_an_error(tmp_path: Path) -> None:
+    text = '[targets.prod]\nkv.users = "dynamodb://users"\nbucket.files = "gs://files"\n'
+    config = load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError) as caught:
+        _ = config.target("prod").cloud
+    message = str(caught.value)
+    assert "[targets.prod]" in message and "overcast.toml" in message
+    assert "aws: kv.users" in message and "gcp: bucket.files" in message and 'cloud = "..."' in message
+    fixed = load_config(write(tmp_path, text + 'cloud = "aws"\n'))
+    assert fixed.target("prod").cloud == "aws"
+
+
+def test_unknown_target_key_names_file_line_and_the_closest_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[app]\nentry = "app:app"\n\n[targets.aws]\nregion = "eu-west-1"\nregoin = "x"\n')
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     message = str(caught.value)
-    assert "[targets.multi] mixes clouds" in message
-    assert "aws: kv.users (dynamodb)" in message and "gcp: bucket.avatars (gs)" in message
-    assert 'cloud = "aws"' in message
-    write(tmp_path, '[targets.multi]\ncloud = "mars"\n')
-    with pytest.raises(ConfigError, match="cloud = 'mars': the clouds are aws, gcp, azure, local"):
-        load_config(path)
+    assert f"{path}:6:" in message and "[targets.aws]" in message
+    assert "'regoin'" in message and "did you mean 'region'" in message
+    dotted = write(tmp_path, 'targets.aws.kv.users = "dynamodb://u"\ntargets.aws.clod = "aws"\n')
+    with pytest.raises(ConfigError, match=rf"{dotted}:2: .*'clod'.*did you mean 'cloud'"):
+        load_config(dotted)
 
 
-def test_a_url_from_the_environment_may_carry_credentials_and_never_shows_them(
+def test_family_options_are_known_target_keys(tmp_path: Path) -> None:
+    text = '[targets.gcp]\nproject = "demo"\n[targets.azure]\nresource_group = "rg"\n'
+    config = load_config(write(tmp_path, text))
+    assert config.target("gcp").options == {"project": "demo"}
+    assert config.target("azure").options == {"resource_group": "rg"}
+
+
+def test_a_url_from_an_unset_variable_names_variable_resource_and_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, '[targets.prod]\nkv.users = "${DATABASE_URL}"\n')
+    monkeypatch.delenv("OVERCAST_TEST_DB_URL", raising=False)
+    path = write(tmp_path, '[targets.prod]\nkv.users = "${OVERCAST_TEST_DB_URL}"\n')
     config = load_config(path)
     with pytest.raises(ConfigError) as caught:
-        config.url_for("kv", "users", app="demo", target="prod")
-    assert "${DATABASE_URL}" in str(caught.value) and "kv 'users'" in str(caught.value)
-    assert str(path) in str(caught.value) and "not set" in str(caught.value)
-    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr%40t-value@db.internal:5432/users")
-    url = config.url_for("kv", "users", app="demo", target="prod")
-    assert (url.scheme, url.path, url.username, url.password) == ("postgresql", "users", "app", "s3cr@t-value")
-    assert "s3cr" not in str(url) and "s3cr" not in repr(url) and "app:" not in str(url)
-    # a literal URL in overcast.toml still refuses credentials, and the message does not repeat them
-    write(tmp_path, '[targets.prod]\nkv.users = "postgresql://app:hunter22@db/users"\n')
-    with pytest.raises(ConfigError) as caught:
+        config.url_for("kv", "users", app="shop", target="prod")
+    message = str(caught.value)
+    assert "OVERCAST_TEST_DB_URL" in message and "kv 'users'" in message and str(path) in message
+
+
+def test_credentials_from_the_environment_are_kept_out_of_sight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overcast.config import redact_url
+
+    monkeypatch.setenv("OVERCAST_TEST_DB_URL", "postgresql://shop:s3cr%2Fet@db.internal:5432/shop?table=users")
+    monkeypatch.setenv("OVERCAST_TEST_REDIS_HOST", "cache.internal")
+    text = (
+        '[targets.prod]\nkv.users = "${OVERCAST_TEST_DB_URL}"\n'
+        'cache.sessions = "redis://${OVERCAST_TEST_REDIS_HOST}:6379/0"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    url = config.url_for("kv", "users", app="shop", target="prod")
+    assert url.scheme == "postgresql" and url.host == "db.internal:5432" and url.path == "shop"
+    assert url.options == {"table": "users"}
+    assert "s3cr" not in str(url) and "s3cr" not in repr(url) and "shop:" not in str(url)
+    assert (url.username, url.password) == ("shop", "s3cr/et")
+    cache = config.url_for("cache", "sessions", app="shop", target="prod")
+    assert cache.host == "cache.internal:6379" and not cache.has_credentials
+    assert redact_url("redis://u:p@h:1/0") == "redis://***@h:1/0"
+
+
+def test_a_literal_url_still_refuses_credentials(tmp_path: Path) -> None:
+    path = write(tmp_path, '[targets.prod]\nkv.users = "postgresql://shop:secret@db/shop"\n')
+    with pytest.raises(ConfigError, match="carries credentials") as caught:
         load_config(path)
-    assert "credentials" in str(caught.value) and "hunter22" not in str(caught.value)
-    assert "${DATABASE_URL}" in str(caught.value)
-    write(tmp_path, '[targets.prod]\nkv.users = "postgresql://${HOST}/users"\n')
-    with pytest.raises(ConfigError, match="whole value"):
-        load_config(path)
+    assert "[targets.prod] kv.users" in str(caught.value)
+
+
+def test_credentials_from_the_environment_reach_the_postgres_and_redis_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overcast.providers.postgres._db import conninfo
+    from overcast.providers.redis._client import _identity, _options
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://shop:s3cr%2Fet@db.internal:5432/shop")
+    monkeypatch.setenv("OVERCAST_CACHE_SESSIONS", "redis://app:hunter22@cache.internal:6379/0")
+    config = load_config(write(tmp_path, '[targets.prod]\nkv.users = "${DATABASE_URL}"\n'))
+    info = conninfo(config.url_for("kv", "users", app="shop", target="prod"))
+    assert "user=shop" in info and "password=s3cr/et" in info and "host=db.internal" in info
+    cache = config.url_for("cache", "sessions", app="shop", target="prod")
+    assert "hunter22" not in str(cache)
+    options = _options(cache, cluster=False)
+    assert (options["username"], options["password"]) == ("app", "hunter22")
+    # two URLs that differ only in their credentials never share a client
+    other = load_config(write(tmp_path, '[targets.prod]\n')).url_for("cache", "sessions", app="x", target="prod")
+    monkeypatch.setenv("OVERCAST_CACHE_SESSIONS", "redis://app:other@cache.internal:6379/0")
+    changed = load_config(write(tmp_path, '[targets.prod]\n')).url_for("cache", "sessions", app="x", target="prod")
+    assert _identity(other)[0] != _identity(changed)[0]

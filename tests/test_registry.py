@@ -55,6 +55,7 @@ def test_missing_extra_names_the_pip_line() -> None:
 def test_known_cloud_providers_carry_their_install_hint() -> None:
     from overcast.resources.registry import _registry
 
+    known_schemes("kv")  # the families' entry points are read on the first look-up
     assert _registry[("kv", "dynamodb")].install == "pip install 'overcast[aws]'"
     assert _registry[("kv", "firestore")].install == "pip install 'overcast[gcp]'"
     assert _registry[("cache", "momento")].install == "pip install 'overcast[momento]'"
@@ -117,3 +118,118 @@ def test_without_the_entry_point_the_scheme_is_unknown(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode != 0
     assert "unknown scheme 'thirdparty'" in done.stderr
+
+
+FAMILY_NAMES = {"local", "aws", "gcp", "azure", "redis", "momento", "postgres"}
+
+
+def test_every_family_declares_itself_through_its_entry_point() -> None:
+    from overcast.resources.registry import families
+
+    found = families()
+    assert set(found) >= FAMILY_NAMES
+    assert {name: found[name].cloud for name in ("aws", "gcp", "azure", "local", "redis")} == {
+        "aws": "aws",
+        "gcp": "gcp",
+        "azure": "azure",
+        "local": None,
+        "redis": None,
+    }
+    assert found["aws"].schemes["kv"]["dynamodb"] == "overcast.providers.aws.dynamodb:DynamoDBKeyValueStore"
+    assert found["gcp"].native_metrics is not None and found["gcp"].native_metrics.exporter == "gcp_logging"
+
+
+def test_family_declarations_import_no_sdk() -> None:
+    code = (
+        "import sys\nfrom overcast.resources.registry import families\nfamilies()\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'boto3', 'botocore', 'google', 'azure', 'redis', 'psycopg', 'momento', 'grpc', 'opentelemetry'})\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_import_overcast_reads_no_entry_point() -> None:
+    code = "import sys, overcast\nprint('importlib.metadata' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
+def test_upstream_names_come_from_the_families() -> None:
+    from overcast.resources.registry import upstream_name
+
+    assert upstream_name("gs") == "gcs"
+    assert upstream_name("postgresql") == "postgres"
+    assert upstream_name("rediss") == "redis"
+    assert upstream_name("dynamodb") == "dynamodb"
+    assert upstream_name(unique_scheme()).startswith("x")
+
+
+def test_the_test_only_family_is_found_by_its_entry_point() -> None:
+    """tests/plugin_family, installed by scripts/test: its schemes resolve like Overcast's own."""
+    from overcast.resources.registry import families
+
+    assert resolve("kv", "plugkv", resource="plugin").__name__ == "PluginKeyValueStore"
+    assert resolve("queue", "plugq", resource="plugin").__name__ == "PluginQueue"
+    assert families()["plugin"].upstreams["plugkv"] == "plugin_kv"
+
+
+def test_an_entry_point_naming_no_family_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "not_a_family").mkdir(parents=True)
+    (site / "not_a_family" / "__init__.py").write_text("FAMILY = {'name': 'oops'}\n")
+    dist = site / "not_a_family-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: not-a-family\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[overcast.providers]\noops = not_a_family:FAMILY\n")
+    code = (
+        "from overcast.resources.registry import families\n"
+        "try:\n    families()\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
+    assert out.startswith("ConfigError") and "'oops'" in out and "not_a_family:FAMILY" in out
+
+
+def test_each_clouds_native_metrics_exporter_comes_from_its_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    from overcast.telemetry._exporters import metric_readers
+
+    for variable in ("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def exporters(cloud: str | None) -> list[str]:
+        return [type(reader._exporter).__name__ for reader in metric_readers(cloud)]  # type: ignore[attr-defined]
+
+    assert exporters("aws") == ["EmbeddedMetricExporter"]
+    assert exporters("gcp") == ["CloudLoggingMetricExporter"]
+    assert exporters("azure") == []  # Azure Monitor only with its connection string
+    assert exporters("local") == [] and exporters(None) == []
+
+
+def test_every_declared_class_and_runtime_exists() -> None:
+    from overcast.resources.registry import families, load_attribute
+
+    for family in families().values():
+        targets = [t for schemes in family.schemes.values() for t in schemes.values()]
+        targets += list(family.runtimes.values()) + ([family.log_fields] if family.log_fields else [])
+        for target in targets:
+            assert callable(load_attribute(target)), f"family {family.name!r}: {target}"
+
+
+def test_a_bundle_without_metadata_still_finds_overcasts_own_families(tmp_path: Path) -> None:
+    """Overcast's source copied into a bundle without its .dist-info (no entry points)."""
+    import shutil
+
+    shutil.copytree(Path(overcast.__file__).parent, tmp_path / "overcast")
+    code = (
+        "import sys\nsys.path.insert(0, sys.argv[1])\nfrom overcast.resources import registry\n"
+        "print(registry.__file__.startswith(sys.argv[1]), registry.known_schemes('kv'), sorted(registry.families()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(tmp_path)], check=True, capture_output=True, text=True, env={}
+    )
+    assert done.stdout.strip() == (
+        "True ['azuretables', 'dynamodb', 'firestore', 'memory', 'postgresql', 'redis', 'rediss', 'sqlite'] "
+        "['aws', 'azure', 'gcp', 'local', 'momento', 'postgres', 'redis']"
+    )

@@ -205,13 +205,13 @@ def run(
         )
     listen = port if port is not None else _default_port()
     loaded = load_app(app)
-    on_gcp = loaded.config.target().cloud == "gcp"
+    runtimes = _runtimes(loaded.config.target())
     asgi: Any = loaded.asgi
-    if on_gcp and not with_workers:
-        # Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls arrive over HTTP
-        from .providers.gcp import cloud_run_app
+    if "serve" in runtimes and not with_workers:
+        # the cloud's own server (Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls over HTTP)
+        from .resources.registry import load_attribute
 
-        asgi = cloud_run_app(loaded)
+        asgi = load_attribute(runtimes["serve"])(loaded)
     options: dict[str, Any] = {
         "host": host,
         "port": listen,
@@ -222,7 +222,7 @@ def run(
     }
     if workers > 1:
         os.environ.update(_app_env(app))
-        factory = "overcast.providers.gcp.cloud_run:create_asgi" if on_gcp else "overcast.loader:create_asgi"
+        factory = runtimes.get("serve_factory", "overcast.loader:create_asgi")
         uvicorn.run(factory, factory=True, workers=workers, **options)
         return
     if with_workers:
@@ -230,6 +230,14 @@ def run(
 
         asgi = dev_asgi(loaded)
     uvicorn.run(asgi, **options)
+
+
+def _runtimes(target: Any) -> dict[str, str]:
+    """The runtime entry points of the cloud the target names (or its resources agree on)."""
+    from .resources.registry import family_of_cloud
+
+    family = family_of_cloud(target.cloud)
+    return dict(family.runtimes) if family else {}
 
 
 # -- doctor ------------------------------------------------------------------------------
@@ -288,6 +296,14 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
     return checks
 
 
+def _cloud_of(app: App, target: str) -> tuple[str | None, str | None]:
+    """The target's cloud (named or inferred), or the error saying why it has none."""
+    try:
+        return app.config.target(target).cloud, None
+    except ConfigError as exc:
+        return None, str(exc)
+
+
 @cli.command()
 @_friendly
 def doctor(
@@ -305,6 +321,11 @@ def doctor(
     for target in targets:
         checks = asyncio.run(_check_target(loaded, target, timeout))
         title = f"target [bold]{escape(target)}[/]" + (" (current)" if target == current else "")
+        cloud, problem = _cloud_of(loaded, target)
+        title += f", cloud {escape(cloud)}" if cloud else ""
+        if problem:
+            _err().print(f"[red]{escape(problem)}[/]")
+            failed += 1
         table = Table(title=title, title_justify="left", expand=False)
         for column in ("kind", "name", "provider", "status"):
             table.add_column(column, overflow="fold")

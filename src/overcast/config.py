@@ -6,17 +6,10 @@ entry = "app:app"                    # what `overcast dev` / `run` serve
 
 [targets.local]                      # the default target: embedded, nothing to install
 [targets.aws]
-cloud = "aws"                        # where the code runs: aws, gcp, azure or local
-region = "us-east-1"                 # target options: see TARGET_OPTIONS
+region = "us-east-1"                 # target options: free-form, read by providers and deploy
 defaults.kv = "dynamodb://{app}-{name}"
 kv.users = "dynamodb://users-demo-users"
-kv.sessions = "${DATABASE_URL}"      # a URL the hosting platform sets (may carry credentials)
 ```
-
-A key a target does not know is an error naming the file and line, with the closest
-known key. ``cloud`` may be left out when every resource's provider agrees on one
-(DynamoDB → ``aws``; embedded, Redis, PostgreSQL and Momento belong to no cloud), or
-when the target is named after its cloud.
 
 The target is ``OVERCAST_TARGET`` (``local`` when unset). A resource is resolved,
 first match wins, from the environment variable ``OVERCAST_<KIND>_<NAME>``
@@ -24,21 +17,28 @@ first match wins, from the environment variable ``OVERCAST_<KIND>_<NAME>``
 ``defaults.<kind>`` template (``{app}`` and ``{name}`` filled in), and for the
 ``local`` target the embedded defaults below. Relative paths in ``sqlite:`` and
 ``file:`` URLs are relative to the folder holding ``overcast.toml``.
+
+A URL may name environment variables, ``kv.users = "${DATABASE_URL}"``, read when the
+resource is resolved; only there may it carry ``user:password@`` (hosting platforms set
+such variables), and the credentials are split off, never shown. A target names its
+cloud with ``cloud = "aws"``, else the cloud is inferred from its resources' schemes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .errors import ConfigError
-from .resources.registry import CLOUDS, KINDS, cloud_of
+from .resources.registry import KINDS
 from .resources.url import ResourceURL
 
-__all__ = ["CONFIG_FILE", "TARGET_OPTIONS", "Config", "Target", "find_config", "load_config"]
+__all__ = ["CONFIG_FILE", "Config", "Target", "find_config", "load_config"]
 
 CONFIG_FILE = "overcast.toml"
 DEFAULT_TARGET = "local"
@@ -54,16 +54,10 @@ LOCAL_DEFAULTS: dict[str, str] = {
 }
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-#: ``${VARIABLE}``: the whole URL comes from the environment when the resource is opened.
-_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-
-#: The options a ``[targets.NAME]`` table may set besides its resources and ``defaults``.
-TARGET_OPTIONS: dict[str, str] = {
-    "cloud": "where the code runs: aws, gcp, azure or local",
-    "region": "the cloud region (AWS, and the default for providers that take one)",
-    "project": "the Google Cloud project",
-    "location": "the Google Cloud or Azure location",
-}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@?#]*)@")
+#: Target keys every target may hold; families add the options their providers read.
+_CORE_KEYS = frozenset({"cloud", "region", "defaults", *KINDS})
 
 
 def env_var(kind: str, name: str) -> str:
@@ -79,12 +73,45 @@ class Target:
     resources: dict[str, dict[str, str]] = field(default_factory=dict)
     defaults: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
-    #: ``aws``, ``gcp``, ``azure``, ``local``, or None when nothing says (see the module's docstring)
-    cloud: str | None = None
+
+    path: Path | None = None
 
     @property
     def embedded(self) -> bool:
-        return self.name == DEFAULT_TARGET or self.cloud == "local"
+        return self.name == DEFAULT_TARGET or self.options.get("cloud") == "local"
+
+    @cached_property
+    def cloud(self) -> str | None:
+        """``cloud =`` of the table, else the one cloud its resources' families agree on.
+
+        Families that belong to no cloud (local, Redis, PostgreSQL, Momento) do not
+        disagree; a target with no cloud-bound resource is the cloud it is named after,
+        if a family is that cloud.
+        """
+        explicit = self.options.get("cloud")
+        if explicit is not None:
+            return str(explicit)
+        from .resources.registry import family_of_cloud, family_of_scheme
+
+        clouds: dict[str, list[str]] = {}
+        urls = [(f"{k}.{n}", u) for k, table in self.resources.items() for n, u in table.items()]
+        urls += [(f"defaults.{k}", u) for k, u in self.defaults.items()]
+        for where, url in urls:
+            if _VARIABLE.search(url):
+                continue  # known only at run time
+            family = family_of_scheme(url.partition("://")[0].lower())
+            if family is not None and family.cloud is not None:
+                clouds.setdefault(family.cloud, []).append(where)
+        if len(clouds) > 1:
+            named = "; ".join(f"{cloud}: {', '.join(found)}" for cloud, found in sorted(clouds.items()))
+            raise ConfigError(
+                f"{self.path or CONFIG_FILE}: [targets.{self.name}] mixes clouds ({named}); "
+                'name the cloud it runs on with cloud = "..."'
+            )
+        if clouds:
+            return next(iter(clouds))
+        family = family_of_cloud(self.name)
+        return family.cloud if family else None
 
 
 @dataclass(frozen=True)
@@ -102,7 +129,7 @@ class Config:
         if name in self.targets:
             return self.targets[name]
         if name == DEFAULT_TARGET:
-            return Target(DEFAULT_TARGET, cloud="local")
+            return Target(DEFAULT_TARGET)
         where = f" in {self.path}" if self.path else " (no overcast.toml found)"
         known = ", ".join(sorted({DEFAULT_TARGET, *self.targets}))
         raise ConfigError(f"unknown target {name!r}{where}; known targets: {known}")
@@ -111,18 +138,12 @@ class Config:
         """Resolve the provider URL of resource ``name`` of ``kind``."""
         tgt = self.target(target)
         raw = os.environ.get(env_var(kind, name))
-        if raw is not None:
-            return ResourceURL.parse(raw, base_dir=self.base_dir, credentials=True)
-        raw = tgt.resources.get(kind, {}).get(name)
-        variable = _FROM_ENV.match(raw) if raw is not None else None
-        if variable is not None:
-            value = os.environ.get(variable.group(1))
-            if not value:
-                raise ConfigError(
-                    f"{kind} {name!r} on target {tgt.name!r} takes its URL from ${{{variable.group(1)}}} "
-                    f"({self.path or CONFIG_FILE}), which is not set in the environment"
-                )
-            return ResourceURL.parse(value, base_dir=self.base_dir, credentials=True)
+        if raw is not None:  # from the environment, like ${VAR}: it may carry credentials
+            return _from_environment(raw, f"{kind} {name!r} ({env_var(kind, name)})", self.path, self.base_dir)
+        if raw is None:
+            raw = tgt.resources.get(kind, {}).get(name)
+            if raw is not None and _VARIABLE.search(raw):
+                return _from_environment(raw, f"{kind} {name!r}", self.path, self.base_dir)
         if raw is None:
             template = tgt.defaults.get(kind) or (LOCAL_DEFAULTS[kind] if tgt.embedded else None)
             if template is None:
@@ -132,6 +153,37 @@ class Config:
                 )
             raw = template.replace("{app}", app).replace("{name}", name)
         return ResourceURL.parse(raw, base_dir=self.base_dir)
+
+
+def _from_environment(raw: str, resource: str, path: Path | None, base_dir: Path) -> ResourceURL:
+    """Fill ``${VAR}`` from the environment; credentials there are split off, never shown."""
+
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if found is None:
+            raise ConfigError(
+                f"{resource} in {path or CONFIG_FILE} reads the environment variable {match.group(1)}, which is not set"
+            )
+        return found
+
+    url = _VARIABLE.sub(value, raw)
+    # the URL without user:password: what errors, repr and doctor may show
+    shown = _USERINFO.sub(r"\1", url)
+    try:
+        parsed = ResourceURL.parse(shown, base_dir=base_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{resource} (from {raw} in {path or CONFIG_FILE}): {exc}") from exc
+    userinfo = _USERINFO.match(url)
+    if userinfo and userinfo.group(2):
+        user, has_password, password = userinfo.group(2).partition(":")
+        # ResourceURL keeps them in fields that str(), repr() and errors never show
+        parsed = replace(parsed, username=unquote(user) or None, password=unquote(password) if has_password else None)
+    return parsed
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, safe to log."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def find_config(start: Path) -> Path | None:
@@ -175,7 +227,7 @@ def _line_of(message: str) -> str:
     return match.group(1) if match else "?"
 
 
-def _parse(data: dict[str, Any], path: Path, text: str) -> Config:
+def _parse(data: dict[str, Any], path: Path, text: str = "") -> Config:
     unknown = set(data) - {"app", "targets"}
     if unknown:
         raise ConfigError(
@@ -198,13 +250,23 @@ def _parse(data: dict[str, Any], path: Path, text: str) -> Config:
     return Config(path, path.parent, entry, targets)
 
 
-def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str) -> Target:
+def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "") -> Target:
     resources: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key in KINDS:
-            resources[key] = _parse_resources(tname, key, value, path)
+            if not isinstance(value, dict):
+                raise ConfigError(f'{path}: [targets.{tname}] {key} must be a table of name = "url"')
+            for rname, url in value.items():
+                where = f"{path}: [targets.{tname}] {key}.{rname}"
+                if isinstance(url, dict):
+                    raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
+                if not isinstance(url, str):
+                    raise ConfigError(f"{where} must be a provider URL string")
+                if not _VARIABLE.search(url):
+                    _check_url(url, where)
+                resources.setdefault(key, {})[rname] = url
         elif key == "defaults":
             if not isinstance(value, dict):
                 raise ConfigError(f'{path}: [targets.{tname}] defaults must be a table of kind = "url"')
@@ -216,89 +278,40 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str) -> T
                     raise ConfigError(f"{where} must be a provider URL string")
                 _check_url(url.replace("{app}", "app").replace("{name}", "name"), where)
                 defaults[kind] = url
-        elif key in TARGET_OPTIONS:
+        else:
+            if key not in _CORE_KEYS:
+                _check_option(key, tname, path, text)
             options[key] = value
-        else:
-            raise ConfigError(_unknown_key(tname, key, path, text))
-    cloud = _target_cloud(tname, options.get("cloud"), resources, defaults, f"{path}: [targets.{tname}]")
-    return Target(tname, resources, defaults, options, cloud)
+    return Target(tname, resources, defaults, options, path)
 
 
-def _parse_resources(tname: str, kind: str, value: object, path: Path) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ConfigError(f'{path}: [targets.{tname}] {kind} must be a table of name = "url"')
-    found: dict[str, str] = {}
-    for rname, url in value.items():
-        where = f"{path}: [targets.{tname}] {kind}.{rname}"
-        if isinstance(url, dict):
-            raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
-        if not isinstance(url, str):
-            raise ConfigError(f"{where} must be a provider URL string")
-        if "${" in url:
-            if not _FROM_ENV.match(url):
-                raise ConfigError(f'{where}: a URL from the environment is the whole value, "${{VARIABLE}}"')
-        else:
-            _check_url(url, where)
-        found[rname] = url
-    return found
+def _check_option(key: str, tname: str, path: Path, text: str) -> None:
+    """A key no family reads is a typo: name the file, the line and the closest known key."""
+    from .resources.registry import families
+
+    known = set(_CORE_KEYS) | {option for family in families().values() for option in family.target_options}
+    if key in known:
+        return
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    raise ConfigError(f"{path}:{_line_of_key(text, tname, key)}: [targets.{tname}] unknown key {key!r}{hint}")
 
 
-def _unknown_key(tname: str, key: str, path: Path, text: str) -> str:
-    """The error for a key no target takes: where it is, and what was probably meant."""
-    import difflib
-
-    known = sorted({*TARGET_OPTIONS, *KINDS, "defaults"})
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (
-        f"{path}:{_line_in_table(text, f'targets.{tname}', key)}: [targets.{tname}] has no key {key!r}{hint} "
-        f"A target takes {', '.join(sorted(TARGET_OPTIONS))}, defaults.KIND and KIND.NAME "
-        f"(kinds: {', '.join(KINDS)})"
-    )
-
-
-def _line_in_table(text: str, table: str, key: str) -> int | str:
-    """The line where ``key`` is set inside ``[table]`` (tomllib reports no positions)."""
-    inside = False
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*[.=]")
-    dotted = re.compile(rf"^\s*{re.escape(table)}\.{re.escape(key)}\s*[.=]")
+def _line_of_key(text: str, tname: str, key: str) -> str:
+    """The line of ``key`` in table ``[targets.tname]`` (tomllib reports no positions)."""
+    table: str | None = None
+    pattern = re.compile(rf"^\s*(?:\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*[=.]")
     for number, line in enumerate(text.splitlines(), start=1):
         header = re.match(r"^\s*\[([^\[\]]+)\]", line)
         if header:
-            inside = header.group(1).strip().replace(" ", "") == table
+            table = header.group(1).strip().replace('"', "").replace(" ", "")
             continue
-        if (inside and pattern.match(line)) or dotted.match(line):
-            return number
+        dotted = re.compile(rf"^\s*targets\.{re.escape(tname)}\.{re.escape(key)}\s*[=.]")
+        if (table == f"targets.{tname}" and pattern.match(line)) or (table is None and dotted.match(line)):
+            return str(number)
     return "?"
-
-
-def _target_cloud(
-    tname: str, given: object, resources: dict[str, dict[str, str]], defaults: dict[str, str], where: str
-) -> str | None:
-    """The cloud a target runs on: ``cloud = ...``, else what every resource's provider agrees on."""
-    clouds = (*CLOUDS, "local")
-    if given is not None:
-        if given not in clouds:
-            raise ConfigError(f"{where} cloud = {given!r}: the clouds are {', '.join(clouds)}")
-        return str(given)
-    named: dict[str, list[str]] = {}
-    urls = [(f"{k}.{n}", k, u) for k, table in resources.items() for n, u in table.items()]
-    urls += [(f"defaults.{k}", k, u) for k, u in defaults.items()]
-    for label, kind, url in urls:
-        scheme = url.partition("://")[0].lower()
-        cloud = cloud_of(kind, scheme) if "://" in url else None
-        if cloud is not None:
-            named.setdefault(cloud, []).append(f"{label} ({scheme})")
-    if len(named) > 1:
-        mixed = "; ".join(f"{cloud}: {', '.join(labels)}" for cloud, labels in sorted(named.items()))
-        raise ConfigError(
-            f'{where} mixes clouds ({mixed}); say where the code runs with cloud = "aws", "gcp" or "azure"'
-        )
-    if named:
-        return next(iter(named))
-    if tname == DEFAULT_TARGET:
-        return "local"
-    return tname if tname in CLOUDS else None
 
 
 def _check_url(url: str, where: str) -> None:

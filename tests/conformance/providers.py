@@ -1,4 +1,4 @@
-"""Every provider the conformance suites run against, in one place; cloud providers join here.
+"""Every provider the conformance suites run against, gathered from one module per family.
 
 Each entry gives a fresh, isolated resource URL. ``suites()`` turns the list into one
 test class per provider, plus one per provider reached through an App handle
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,22 +48,6 @@ class Case:
     provider: str | None = None
 
 
-def _sqlite(tmp: Path, name: str) -> str:
-    return f"sqlite:///{tmp / name}.db"
-
-
-def _file(tmp: Path, name: str) -> str:
-    return f"file:///{tmp / name}"
-
-
-def _memory(tmp: Path, name: str) -> str:
-    return f"memory://{name}"
-
-
-def _env(tmp: Path, name: str) -> str:
-    return f"env://?file={tmp / name}.env"
-
-
 def _with_cache_ttl(url: str, cache_ttl: float | None) -> str:
     if cache_ttl is None:
         return url
@@ -91,25 +76,23 @@ def set_secret(url: str, name: str, value: str) -> None:
     raise AssertionError(f"no way to set a secret for {url}")
 
 
-CASES: list[Case] = [
-    Case("kv", "sqlite", _sqlite),
-    Case("kv", "memory", _memory),
-    Case("bucket", "file", _file),
-    Case("bucket", "memory", _memory),
-    Case("queue", "sqlite", _sqlite),
-    Case("queue", "memory", _memory),
-    Case("topic", "sqlite", _sqlite),
-    Case("topic", "memory", _memory),
-    Case("cache", "memory", _memory),
-    Case("secret", "env", _env),
-    Case("secret", "memory", _memory),
-]
+def _discover() -> list[Case]:
+    """Every family's cases: one module per family in ``families/``, and each module a
+    third-party family names in the ``overcast.conformance`` entry-point group (``module``
+    holding ``CASES``), so a new family adds its cases without a line changed here."""
+    from importlib.metadata import entry_points
 
-# Each family of cloud and self-hosted providers lists its cases in its own module.
-from .families import aws, azure, gcp, momento, postgres, redis  # noqa: E402
+    from . import families
 
-for _family in (aws, azure, gcp, redis, postgres, momento):
-    CASES.extend(_family.CASES)
+    modules = [f"{families.__name__}.{info.name}" for info in pkgutil.iter_modules(families.__path__)]
+    modules += [ep.value for ep in entry_points(group="overcast.conformance")]
+    found: list[Case] = []
+    for module in modules:
+        found.extend(importlib.import_module(module).CASES)
+    return found
+
+
+CASES: list[Case] = _discover()
 
 _HANDLE = {"kv": "kv", "bucket": "bucket", "queue": "queue", "topic": "topic", "cache": "cache"}
 

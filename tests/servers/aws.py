@@ -52,3 +52,7 @@ def start_moto() -> Server:
             "AWS_REGION": REGION,
         },
     )
+
+
+#: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
+FIXTURES = {"moto_server": start_moto}

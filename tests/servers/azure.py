@@ -38,3 +38,7 @@ def start_azurite() -> Server:
             if server.process is not None and server.process.poll() is not None:
                 missing("azurite (it exited)", "npm install --prefix .cache/node azurite")
     return server
+
+
+#: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
+FIXTURES = {"azurite": start_azurite}

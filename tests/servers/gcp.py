@@ -133,3 +133,7 @@ def start_gcs() -> Server:
             "GOOGLE_APPLICATION_CREDENTIALS": service_account_key(),
         },
     )
+
+
+#: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
+FIXTURES = {"firestore_emulator": start_firestore, "pubsub_emulator": start_pubsub, "gcs_emulator": start_gcs}

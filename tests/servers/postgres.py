@@ -100,3 +100,7 @@ def start_postgres() -> Server:
         server_env={"OVERCAST_TEST_POSTGRES_URL": f"postgresql://127.0.0.1:{port}/postgres", "PGUSER": user},
     )
     return PostgresServer(**vars(server))
+
+
+#: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
+FIXTURES = {"postgres_server": start_postgres}

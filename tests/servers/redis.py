@@ -84,3 +84,7 @@ def start_redis_cluster() -> ClusterServer:
     first = nodes[0]
     url = f"redis://127.0.0.1:{first.port}/0"
     return ClusterServer("redis-cluster", first.host, first.port, {"OVERCAST_TEST_REDIS_CLUSTER_URL": url}, nodes=nodes)
+
+
+#: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
+FIXTURES = {"redis_server": start_redis, "redis_cluster": start_redis_cluster}

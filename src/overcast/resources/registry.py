@@ -1,27 +1,83 @@
 """Which class serves a URL scheme for each kind of resource, loaded only when first used.
 
-Entries are import strings, so naming a provider costs nothing until it is opened;
-a missing extra gives one error that says what to install. Third-party packages add
-providers through the ``overcast.providers`` entry-point group: an entry named
-``KIND.SCHEME`` (``kv.etcd``) whose value is ``module:Class``.
+Every provider family declares itself (``overcast/providers/<family>/family.py`` holds a
+:class:`Family`) and is registered through the ``overcast.providers`` entry-point group,
+the same group a third-party family uses, so the core keeps no list of families. An
+entry without a dot names a :class:`Family` (``aws = "overcast.providers.aws.family:FAMILY"``);
+an entry named ``KIND.SCHEME`` (``kv.etcd``) whose value is ``module:Class`` adds one
+provider. Entries are import strings, so naming a provider costs nothing until it is
+opened; a missing extra gives one error that says what to install. Entry points are read
+(about 10 ms) only when a scheme or a family must be looked up.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MissingDependency
 from .url import ResourceURL
 
-__all__ = ["CLOUDS", "KINDS", "Provider", "cloud_of", "known_schemes", "open_resource", "register", "resolve"]
+__all__ = [
+    "KINDS",
+    "Family",
+    "NativeMetrics",
+    "Provider",
+    "families",
+    "family_of_cloud",
+    "family_of_scheme",
+    "known_schemes",
+    "open_resource",
+    "load_attribute",
+    "register",
+    "register_family",
+    "resolve",
+    "upstream_name",
+]
 
 KINDS = ("kv", "bucket", "queue", "topic", "cache", "secret")
-#: The clouds a target can run on (``cloud = "..."`` in ``[targets.NAME]``); ``local`` is the laptop.
-CLOUDS = ("aws", "gcp", "azure")
 ENTRY_POINT_GROUP = "overcast.providers"
+_PROVIDERS = __name__.rsplit(".", 2)[0] + ".providers"  # the package of Overcast's own families
+
+
+@dataclass(frozen=True)
+class NativeMetrics:
+    """The metrics exporter a cloud uses when ``OTEL_METRICS_EXPORTER`` is unset.
+
+    ``exporter`` is a name ``OTEL_METRICS_EXPORTER`` accepts; ``requires_env`` an
+    environment variable without which it stays off (Azure Monitor's connection string).
+    """
+
+    exporter: str
+    requires_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a provider family states about itself, in its own folder, without importing an SDK.
+
+    ``schemes`` maps kind → URL scheme → ``module:Class``; ``extra`` is the pip extra that
+    installs its SDKs; ``cloud`` the cloud it belongs to (``None`` for families reached
+    the same way from anywhere: local, Redis, PostgreSQL, Momento); ``upstreams`` the
+    name a scheme has in metrics when it differs from the scheme; ``native_metrics`` the
+    cloud's default metrics exporter; ``log_fields`` a ``module:function`` adding the
+    cloud's own fields to each JSON log line; ``runtimes`` the entry points the
+    platform calls (``"lambda": "overcast.providers.aws:lambda_handler"``);
+    ``target_options`` the ``[targets.*]`` keys its providers or deploy read.
+    """
+
+    name: str
+    schemes: Mapping[str, Mapping[str, str]]
+    extra: str | None = None
+    cloud: str | None = None
+    upstreams: Mapping[str, str] = field(default_factory=dict)
+    native_metrics: NativeMetrics | None = None
+    log_fields: str | None = None
+    runtimes: Mapping[str, str] = field(default_factory=dict)
+    target_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,63 +88,15 @@ class Provider:
     scheme: str
     target: str
     extra: str | None = None
-
-    @property
-    def cloud(self) -> str | None:
-        """The cloud whose service this is (``aws``, ``gcp``, ``azure``), or None for providers
-        that run anywhere (embedded, Redis, PostgreSQL, Momento, third-party ones)."""
-        return self.extra if self.extra in CLOUDS else None
+    family: str | None = None
 
     @property
     def install(self) -> str | None:
         return f"pip install 'overcast[{self.extra}]'" if self.extra else None
 
 
-_local = "overcast.providers.local"
-_BUILTIN: list[Provider] = [
-    Provider("kv", "sqlite", f"{_local}.sqlite_kv:SQLiteKeyValueStore"),
-    Provider("kv", "memory", f"{_local}.memory_kv:MemoryKeyValueStore"),
-    Provider("bucket", "file", f"{_local}.files:FileBlobStore"),
-    Provider("bucket", "memory", f"{_local}.memory_blob:MemoryBlobStore"),
-    Provider("queue", "sqlite", f"{_local}.sqlite_queue:SQLiteQueue"),
-    Provider("queue", "memory", f"{_local}.memory_queue:MemoryQueue"),
-    Provider("topic", "sqlite", f"{_local}.sqlite_queue:SQLiteTopic"),
-    Provider("topic", "memory", f"{_local}.memory_queue:MemoryTopic"),
-    Provider("cache", "memory", f"{_local}.memory_cache:MemoryCache"),
-    Provider("secret", "env", f"{_local}.env_secrets:EnvSecretStore"),
-    Provider("secret", "memory", f"{_local}.memory_secrets:MemorySecretStore"),
-    # Providers of later families: named here so their install hint is known.
-    Provider("kv", "dynamodb", "overcast.providers.aws.dynamodb:DynamoDBKeyValueStore", "aws"),
-    Provider("bucket", "s3", "overcast.providers.aws.s3:S3BlobStore", "aws"),
-    Provider("queue", "sqs", "overcast.providers.aws.sqs:SQSQueue", "aws"),
-    Provider("topic", "sns", "overcast.providers.aws.sns:SNSTopic", "aws"),
-    Provider("secret", "secretsmanager", "overcast.providers.aws.secrets:SecretsManagerSecretStore", "aws"),
-    Provider("secret", "ssm", "overcast.providers.aws.secrets:SSMSecretStore", "aws"),
-    Provider("kv", "firestore", "overcast.providers.gcp.firestore:FirestoreKeyValueStore", "gcp"),
-    Provider("bucket", "gs", "overcast.providers.gcp.gcs:GCSBlobStore", "gcp"),
-    Provider("queue", "pubsub", "overcast.providers.gcp.pubsub:PubSubQueue", "gcp"),
-    Provider("topic", "pubsub", "overcast.providers.gcp.pubsub:PubSubTopic", "gcp"),
-    Provider("secret", "gsm", "overcast.providers.gcp.secrets:SecretManagerSecretStore", "gcp"),
-    Provider("kv", "azuretables", "overcast.providers.azure.tables:AzureTableKeyValueStore", "azure"),
-    Provider("bucket", "azblob", "overcast.providers.azure.blob:AzureBlobStore", "azure"),
-    Provider("queue", "azqueue", "overcast.providers.azure.queues:AzureStorageQueue", "azure"),
-    Provider("topic", "azqueue", "overcast.providers.azure.queues:AzureStorageTopic", "azure"),
-    Provider("secret", "keyvault", "overcast.providers.azure.keyvault:KeyVaultSecretStore", "azure"),
-    Provider("cache", "redis", "overcast.providers.redis.cache:RedisCache", "redis"),
-    Provider("cache", "rediss", "overcast.providers.redis.cache:RedisCache", "redis"),
-    Provider("kv", "redis", "overcast.providers.redis.kv:RedisKeyValueStore", "redis"),
-    Provider("queue", "redis", "overcast.providers.redis.queue:RedisQueue", "redis"),
-    Provider("queue", "rediss", "overcast.providers.redis.queue:RedisQueue", "redis"),
-    Provider("topic", "redis", "overcast.providers.redis.queue:RedisTopic", "redis"),
-    Provider("topic", "rediss", "overcast.providers.redis.queue:RedisTopic", "redis"),
-    Provider("kv", "rediss", "overcast.providers.redis.kv:RedisKeyValueStore", "redis"),
-    Provider("cache", "momento", "overcast.providers.momento.cache:MomentoCache", "momento"),
-    Provider("kv", "postgresql", "overcast.providers.postgres.kv:PostgresKeyValueStore", "postgres"),
-    Provider("queue", "postgresql", "overcast.providers.postgres.queue:PostgresQueue", "postgres"),
-    Provider("topic", "postgresql", "overcast.providers.postgres.queue:PostgresTopic", "postgres"),
-]
-
-_registry: dict[tuple[str, str], Provider] = {(p.kind, p.scheme): p for p in _BUILTIN}
+_registry: dict[tuple[str, str], Provider] = {}
+_families: dict[str, Family] = {}
 _entry_points_loaded = False
 
 
@@ -99,6 +107,16 @@ def register(kind: str, scheme: str, target: str, *, extra: str | None = None) -
     _registry[(kind, scheme)] = Provider(kind, scheme, target, extra)
 
 
+def register_family(family: Family) -> None:
+    """Add a family's schemes (entries already registered by hand are kept)."""
+    _families[family.name] = family
+    for kind, schemes in family.schemes.items():
+        if kind not in KINDS:
+            raise ConfigError(f"family {family.name!r}: unknown resource kind {kind!r}; kinds are {', '.join(KINDS)}")
+        for scheme, target in schemes.items():
+            _registry.setdefault((kind, scheme), Provider(kind, scheme, target, family.extra, family.name))
+
+
 def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
@@ -107,15 +125,70 @@ def _load_entry_points() -> None:
     from importlib.metadata import entry_points  # costly to import; needed only to resolve a scheme
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        kind, _, scheme = ep.name.partition(".")
-        if kind in KINDS and scheme:
-            _registry.setdefault((kind, scheme), Provider(kind, scheme, ep.value))
+        kind, dot, scheme = ep.name.partition(".")
+        if dot:
+            if kind in KINDS and scheme:
+                _registry.setdefault((kind, scheme), Provider(kind, scheme, ep.value))
+            continue
+        declared = ep.load()
+        if not isinstance(declared, Family):
+            raise ConfigError(
+                f"entry point {ep.name!r} = {ep.value!r} in group {ENTRY_POINT_GROUP!r} "
+                "names no overcast.resources.registry.Family"
+            )
+        register_family(declared)
+    if not any(provider.target.startswith(f"{_PROVIDERS}.") for provider in _registry.values()):
+        _load_bundled_families()
 
 
-def cloud_of(kind: str, scheme: str) -> str | None:
-    """The cloud of the provider behind ``kind``/``scheme`` (see :attr:`Provider.cloud`)."""
-    provider = _registry.get((kind, scheme))
-    return provider.cloud if provider is not None else None
+def _load_bundled_families() -> None:
+    """Overcast's own families when its metadata is absent (its source copied into a bundle
+    without the ``.dist-info``): each ``overcast/providers/<family>/family.py`` found on disk."""
+    import pkgutil
+
+    providers = importlib.import_module(_PROVIDERS)
+    for info in pkgutil.iter_modules(providers.__path__):
+        try:
+            module = importlib.import_module(f"{providers.__name__}.{info.name}.family")
+        except ModuleNotFoundError:
+            continue
+        if isinstance(getattr(module, "FAMILY", None), Family):
+            register_family(module.FAMILY)
+
+
+def families() -> dict[str, Family]:
+    """Every installed family, by name."""
+    _load_entry_points()
+    return dict(_families)
+
+
+def family_of_scheme(scheme: str) -> Family | None:
+    """The family serving ``scheme`` (for any kind), or ``None`` for a lone third-party entry."""
+    _load_entry_points()
+    for (_, known), provider in _registry.items():
+        if known == scheme and provider.family is not None:
+            return _families.get(provider.family)
+    return None
+
+
+def family_of_cloud(cloud: str | None) -> Family | None:
+    """The family that is ``cloud`` (``aws``, ``gcp``, ...), if one is installed."""
+    if not cloud:
+        return None
+    _load_entry_points()
+    return next((f for f in _families.values() if f.cloud == cloud), None)
+
+
+def upstream_name(scheme: str) -> str:
+    """The upstream a scheme names in metrics (``gs`` → ``gcs``); the scheme itself by default."""
+    family = family_of_scheme(scheme)
+    return family.upstreams.get(scheme, scheme) if family else scheme
+
+
+def load_attribute(target: str) -> Any:
+    """Import ``module:attribute`` and return the attribute."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def known_schemes(kind: str) -> list[str]:

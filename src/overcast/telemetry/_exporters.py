@@ -35,7 +35,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from ..errors import ConfigError, MissingDependency
 
-NATIVE = {"aws": "emf", "gcp": "gcp_logging", "azure": "azure_monitor"}
 _DELTA: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
@@ -53,9 +52,12 @@ def metric_readers(cloud: str | None) -> list[MetricReader]:
     names = _names("OTEL_METRICS_EXPORTER")
     if names is None:
         names = []
-        native = NATIVE.get(cloud or "")
-        if native and (native != "azure_monitor" or os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING")):
-            names.append(native)
+        from ..resources.registry import family_of_cloud  # each cloud's family names its exporter
+
+        family = family_of_cloud(cloud)
+        native = family.native_metrics if family else None
+        if native and (native.requires_env is None or os.environ.get(native.requires_env)):
+            names.append(native.exporter)
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             names.append("otlp")
     readers: list[MetricReader] = []

@@ -20,19 +20,6 @@ from typing import Any
 from ..errors import Conflict, InvalidArgument, NotFound, Throttled, Unavailable
 from . import _state
 
-#: Provider URL schemes and the upstream service they name in metrics.
-UPSTREAMS = {
-    "gs": "gcs",
-    "gsm": "secretmanager",
-    "azuretables": "azure_tables",
-    "azblob": "azure_blob",
-    "azqueue": "azure_queue",
-    "keyvault": "keyvault",
-    "postgresql": "postgres",
-    "rediss": "redis",
-    "file": "files",
-}
-
 _SKIP = frozenset({"_call", "_check_key", "_check_page", "_check_limit", "_check_message", "_check_receive"})
 
 
@@ -40,8 +27,9 @@ def upstream_of(resource: Any) -> str:
     explicit = getattr(type(resource), "upstream", None)
     if explicit:
         return str(explicit)
-    scheme: str = resource.location.scheme
-    return UPSTREAMS.get(scheme, scheme)
+    from ..resources.registry import upstream_name  # each family names its upstreams
+
+    return upstream_name(resource.location.scheme)
 
 
 def _key_of(resource: Any) -> tuple[str, str]:

@@ -46,6 +46,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _cloud_log_fields(cloud: str | None) -> Any:
+    """The function adding ``cloud``'s own fields to a line (its family declares it), or None."""
+    if not cloud or cloud == "local":
+        return None
+    from ..resources.registry import family_of_cloud, load_attribute
+
+    family = family_of_cloud(cloud)
+    return load_attribute(family.log_fields) if family and family.log_fields else None
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, *, target: str | None = None, cloud: str | None = None, function: str | None = None) -> None:
         super().__init__()
@@ -57,6 +67,7 @@ class JsonFormatter(logging.Formatter):
             or os.environ.get("K_SERVICE")
             or (os.environ.get("WEBSITE_SITE_NAME"))
         )
+        self._cloud_fields = _cloud_log_fields(self.cloud)
 
     def format(self, record: logging.LogRecord) -> str:
         trace_id = span_id = None
@@ -81,12 +92,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        if self.cloud == "gcp":
-            line["severity"] = record.levelname
-            project = os.environ.get("GOOGLE_CLOUD_PROJECT")
-            if trace_id and project:
-                line["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
-                line["logging.googleapis.com/spanId"] = span_id
+        if self._cloud_fields is not None:
+            line.update(self._cloud_fields(record.levelname, trace_id, span_id))
         text = json.dumps(line, default=str, ensure_ascii=False)
         return _state.redact_text(text) if _state.secrets else text
 

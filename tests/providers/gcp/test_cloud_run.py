@@ -307,22 +307,18 @@ def test_audience_from_the_environment(setup: Any, keys: dict[str, Any], monkeyp
 def test_overcast_run_picks_cloud_run_on_a_gcp_target(
     setup: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from overcast.config import load_config
+    from overcast.cli import _runtimes
+    from overcast.config import Target
     from overcast.providers.gcp.cloud_run import CloudRunApp, create_asgi
 
-    def cloud(table: str) -> str | None:
-        (tmp_path / "overcast.toml").write_text(table)
-        return load_config(tmp_path).target("t").cloud
+    def is_gcp(target: Target) -> bool:
+        return _runtimes(target).get("serve_factory") == "overcast.providers.gcp.cloud_run:create_asgi"
 
-    # `overcast run` serves Cloud Run's app where the target's cloud is gcp
-    assert cloud("[targets.t]\n") is None
-    assert cloud('[targets.t]\ncloud = "gcp"\n') == "gcp"
-    assert cloud('[targets.t]\nkv.users = "firestore://users"\n') == "gcp"
-    assert cloud('[targets.t]\ncloud = "aws"\nkv.users = "firestore://users"\n') == "aws"
-    assert load_config(tmp_path).target("local").cloud == "local"
-    (tmp_path / "overcast.toml").write_text("[targets.gcp]\n[targets.aws]\n")
-    assert load_config(tmp_path).target("gcp").cloud == "gcp" and load_config(tmp_path).target("aws").cloud == "aws"
-    (tmp_path / "overcast.toml").unlink()
+    assert is_gcp(Target("gcp"))
+    assert is_gcp(Target("prod", options={"cloud": "gcp"}))
+    assert is_gcp(Target("prod", resources={"kv": {"users": "firestore://users"}}))
+    assert not is_gcp(Target("gcp", options={"cloud": "aws"}))
+    assert not is_gcp(Target("aws"))
     # the factory behind `overcast run --workers N`
     (tmp_path / "app.py").write_text("import overcast\napp = overcast.App('factory')\napp.http(lambda e, s: [])\n")
     monkeypatch.setenv("OVERCAST_APP_DIR", str(tmp_path))

@@ -1,0 +1,26 @@
+"""The AWS family: DynamoDB, S3, SQS, SNS, Secrets Manager, SSM and the Lambda runtime."""
+
+from __future__ import annotations
+
+from ...resources.registry import Family, NativeMetrics
+
+_m = "overcast.providers.aws"
+
+FAMILY = Family(
+    name="aws",
+    cloud="aws",
+    extra="aws",
+    schemes={
+        "kv": {"dynamodb": f"{_m}.dynamodb:DynamoDBKeyValueStore"},
+        "bucket": {"s3": f"{_m}.s3:S3BlobStore"},
+        "queue": {"sqs": f"{_m}.sqs:SQSQueue"},
+        "topic": {"sns": f"{_m}.sns:SNSTopic"},
+        "secret": {
+            "secretsmanager": f"{_m}.secrets:SecretsManagerSecretStore",
+            "ssm": f"{_m}.secrets:SSMSecretStore",
+        },
+    },
+    native_metrics=NativeMetrics("emf"),
+    runtimes={"lambda": f"{_m}.lambda_:lambda_handler"},
+    target_options=("region", "account"),
+)

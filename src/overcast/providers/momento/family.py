@@ -1,0 +1,11 @@
+"""The Momento family: a serverless cache reached the same way from every cloud."""
+
+from __future__ import annotations
+
+from ...resources.registry import Family
+
+FAMILY = Family(
+    name="momento",
+    extra="momento",
+    schemes={"cache": {"momento": "overcast.providers.momento.cache:MomentoCache"}},
+)

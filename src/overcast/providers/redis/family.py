@@ -1,0 +1,19 @@
+"""The Redis family (``redis://``, ``rediss://`` for TLS): reached the same way from every cloud."""
+
+from __future__ import annotations
+
+from ...resources.registry import Family
+
+_m = "overcast.providers.redis"
+
+FAMILY = Family(
+    name="redis",
+    extra="redis",
+    schemes={
+        "cache": {"redis": f"{_m}.cache:RedisCache", "rediss": f"{_m}.cache:RedisCache"},
+        "kv": {"redis": f"{_m}.kv:RedisKeyValueStore", "rediss": f"{_m}.kv:RedisKeyValueStore"},
+        "queue": {"redis": f"{_m}.queue:RedisQueue", "rediss": f"{_m}.queue:RedisQueue"},
+        "topic": {"redis": f"{_m}.queue:RedisTopic", "rediss": f"{_m}.queue:RedisTopic"},
+    },
+    upstreams={"rediss": "redis"},
+)
