@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from .errors import ConfigError
 from .resources.registry import KINDS
-from .resources.url import ResourceURL
+from .resources.url import ResourceURL, hide_userinfo
 
 __all__ = ["CONFIG_FILE", "Config", "Target", "find_config", "load_config"]
 
@@ -55,7 +54,6 @@ LOCAL_DEFAULTS: dict[str, str] = {
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@?#]*)@")
 #: Target keys every target may hold; families add the options their providers read.
 _CORE_KEYS = frozenset({"cloud", "region", "defaults", *KINDS})
 
@@ -167,23 +165,15 @@ def _from_environment(raw: str, resource: str, path: Path | None, base_dir: Path
         return found
 
     url = _VARIABLE.sub(value, raw)
-    # the URL without user:password: what errors, repr and doctor may show
-    shown = _USERINFO.sub(r"\1", url)
-    try:
-        parsed = ResourceURL.parse(shown, base_dir=base_dir)
+    try:  # user:password@ is kept in fields that str(), repr() and errors never show
+        return ResourceURL.parse(url, base_dir=base_dir, credentials=True)
     except ConfigError as exc:
         raise ConfigError(f"{resource} (from {raw} in {path or CONFIG_FILE}): {exc}") from exc
-    userinfo = _USERINFO.match(url)
-    if userinfo and userinfo.group(2):
-        user, has_password, password = userinfo.group(2).partition(":")
-        # ResourceURL keeps them in fields that str(), repr() and errors never show
-        parsed = replace(parsed, username=unquote(user) or None, password=unquote(password) if has_password else None)
-    return parsed
 
 
 def redact_url(url: str) -> str:
     """``url`` with any ``user:password@`` replaced by ``***@``, safe to log."""
-    return _USERINFO.sub(r"\1***@", url)
+    return hide_userinfo(url)
 
 
 def find_config(start: Path) -> Path | None:

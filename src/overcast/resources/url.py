@@ -52,7 +52,8 @@ class ResourceURL:
         ``username``/``password`` (for URLs read from the environment)."""
         if not isinstance(url, str) or "://" not in url:
             raise ConfigError(f"provider URL {url!r} is not of the form scheme://...")
-        scheme, rest = url.split("://", 1)
+        raw, url = url, hide_userinfo(url)  # every message below shows ``url``, never the credentials
+        scheme, rest = raw.split("://", 1)
         if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"provider URL {url!r} has an invalid scheme {scheme!r}")
         parts = urlsplit("x://" + rest)
@@ -61,13 +62,12 @@ class ResourceURL:
         if "@" in netloc:
             if not credentials:
                 raise ConfigError(
-                    f"provider URL {_hide_userinfo(url)!r} carries credentials; give them through an environment "
+                    f"provider URL {url!r} carries credentials; give them through an environment "
                     'variable (kv.NAME = "${DATABASE_URL}"), the provider\'s variables or its credential chain'
                 )
             userinfo, _, netloc = netloc.rpartition("@")
             user, has_password, secret = userinfo.partition(":")
             username, password = unquote(user) or None, unquote(secret) if has_password else None
-            url = _hide_userinfo(url)
         options: dict[str, str] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
             if name in options:
@@ -107,8 +107,8 @@ class ResourceURL:
         return text + (f"?{query}" if query else "")
 
 
-def _hide_userinfo(url: str) -> str:
-    """``url`` with its ``user:password@`` part replaced, for messages."""
+def hide_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, safe to show or log."""
     scheme, sep, rest = url.partition("://")
     netloc, slash, tail = rest.partition("/")
     if "@" not in netloc:
