@@ -56,9 +56,10 @@ def __dir__() -> list[str]:
 
 
 def _open(kind: str, url: str, name: str | None, base_dir: Path | None) -> Any:
+    from . import telemetry
     from .resources.registry import open_resource
 
-    return open_resource(kind, url, name=name, base_dir=base_dir)
+    return telemetry.timed(open_resource(kind, url, name=name, base_dir=base_dir))
 
 
 __version__ = "0.1.0"

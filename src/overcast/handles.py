@@ -12,6 +12,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from . import telemetry
 from .errors import ConfigError
 from .resources.base import Resource
 from .resources.forwarding import (
@@ -83,7 +84,7 @@ class _Declared(Generic[R]):
 
     def _open(self) -> R:
         url = self.resolved_url()
-        resource: R = open_resource(self.kind, url, name=self.resource_name)
+        resource: R = telemetry.timed(open_resource(self.kind, url, name=self.resource_name))
         self.location = url
         return resource
 

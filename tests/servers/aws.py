@@ -22,6 +22,24 @@ def _any_key(self):
         module.url_paths[path.replace("(?P<key_name>.+)", r"(?P<key_name>[\s\S]+)")] = module.url_paths.pop(path)
     return module
 models.S3Backend._url_module = property(_any_key)
+# moto's server answers on many threads and checks a write's condition, then writes, with
+# nothing in between: two racing conditional writes can both succeed, which DynamoDB and S3
+# never allow. One lock around each conditional write makes it atomic, as the services are.
+import functools, threading
+import moto.dynamodb.models as dynamodb
+import moto.s3.responses as s3_responses
+_writes = threading.RLock()
+def _atomic(method):
+    @functools.wraps(method)
+    def atomic(*args, **kwargs):
+        with _writes:
+            return method(*args, **kwargs)
+    return atomic
+for _name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    setattr(dynamodb.DynamoDBBackend, _name, _atomic(getattr(dynamodb.DynamoDBBackend, _name)))
+for _name in ("put_object", "delete_object", "complete_multipart_upload"):
+    if hasattr(s3_responses.S3Response, _name):
+        setattr(s3_responses.S3Response, _name, _atomic(getattr(s3_responses.S3Response, _name)))
 from moto.server import main
 sys.argv[0] = "moto_server"
 main()

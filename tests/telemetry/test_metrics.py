@@ -67,16 +67,48 @@ def test_spans_name_the_upstream_and_operation(recorded: Recorded, tmp_path: Pat
     assert span.attributes["overcast.resource"] == "files"
 
 
-def test_providers_defined_after_configure_are_timed_too(recorded: Recorded) -> None:
+def test_a_provider_opened_before_configure_is_timed_once_telemetry_is_on(tmp_path: Path) -> None:
+    """Timing is a wrapper put where the resource is opened, not a patch of the provider's
+    class: a store opened while telemetry is off is timed from the moment it is on."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from overcast import telemetry
+    from overcast.providers.local.sqlite_kv import SQLiteKeyValueStore
+
+    kv = overcast.open_kv(f"sqlite:///{tmp_path}/kv.db", name="early")
+    kv.sync.put("k", {"v": 1})
+    reader = InMemoryMetricReader()
+    telemetry.configure(metric_readers=[reader], span_processors=[], set_global=False)
+    try:
+        kv.sync.get("k")
+        recorded = Recorded(reader, None)  # type: ignore[arg-type]
+        assert recorded.upstream(resource="early", operation="get") == 1
+        assert recorded.upstream(resource="early", operation="put") == 0
+    finally:
+        telemetry.shutdown()
+    assert repr(kv).startswith("<SQLiteKeyValueStore 'early'")
+    assert SQLiteKeyValueStore._get_blocking.__module__ == "overcast.providers.local.sqlite_kv"  # nothing patched
+
+
+def test_a_provider_constructed_directly_is_not_timed(recorded: Recorded) -> None:
     from overcast.providers.local.memory import MemoryKeyValueStore
 
-    class LateStore(MemoryKeyValueStore):
-        def _get_blocking(self, key: str):  # type: ignore[no-untyped-def]
-            return super()._get_blocking(key)
-
-    store = LateStore("memory://late-" + uuid.uuid4().hex[:6], name="late")
+    store = MemoryKeyValueStore("memory://direct-" + uuid.uuid4().hex[:6], name="direct")
     store.sync.get("k")
-    assert recorded.upstream(resource="late", operation="get") == 1
+    assert recorded.upstream(resource="direct") == 0
+    overcast.open_kv(str(store.location), name="opened").sync.get("k")
+    assert recorded.upstream(resource="opened", operation="get") == 1
+
+
+def test_a_subscription_and_dead_letters_of_an_opened_resource_are_timed(recorded: Recorded) -> None:
+    topic = overcast.open_topic("memory://t-" + uuid.uuid4().hex[:6], name="events")
+    queue = topic.subscription("audit")
+    topic.sync.publish({"n": 1})
+    queue.sync.receive()
+    queue.dead_letters().sync.depth()
+    assert recorded.upstream(upstream="memory", operation="publish", resource="events") == 1
+    assert recorded.upstream(upstream="memory", operation="receive") == 1
+    assert recorded.upstream(upstream="memory", operation="depth") == 1
 
 
 def test_off_times_nothing_and_a_request_listener_alone_times_calls() -> None:
@@ -155,3 +187,49 @@ def test_the_backlog_of_watched_queues_is_a_gauge(recorded: Recorded, tmp_path: 
     queue.sync.receive()
     (point,) = [p for p in recorded.points("overcast.queue.backlog") if p.attributes["resource"] == "jobs"]
     assert point.value == 3
+
+
+def test_spans_carry_the_semantic_conventions_of_their_service(recorded: Recorded) -> None:
+    from overcast.errors import NotFound
+    from overcast.telemetry._instrument import semantic_attributes
+    from overcast.telemetry.wrappers import timed
+
+    class _Located:
+        def __init__(self, url: str, name: str) -> None:
+            self.location = overcast.resources.url.ResourceURL.parse(url)  # type: ignore[attr-defined]
+            self.name = name
+
+    redis = semantic_attributes(_Located("redis://cache.internal:6379/0", "sessions"), "get")
+    assert redis == {
+        "db.system": "redis",
+        "server.address": "cache.internal",
+        "server.port": "6379",
+        "db.operation.name": "get",
+        "db.collection.name": "sessions",
+    }
+    sqs = semantic_attributes(_Located("sqs://jobs?endpoint=http://127.0.0.1:4566", "jobs"), "send")
+    assert sqs == {
+        "messaging.system": "aws_sqs",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": "jobs",
+        "server.address": "127.0.0.1",
+        "server.port": "4566",
+    }
+    bucket = timed(overcast.open_bucket("memory://b-" + uuid.uuid4().hex[:6], name="pictures"))
+    try:
+        bucket.sync.get("missing")
+    except NotFound:
+        pass
+    (span,) = [s for s in recorded.spans.get_finished_spans() if s.name == "memory get"]
+    assert span.attributes["error.type"] == "NotFound"
+    assert span.attributes["overcast.outcome"] == "not_found"
+
+
+def test_durations_nobody_collects_stay_bounded(recorded: Recorded) -> None:
+    from overcast.telemetry import _instrument, _state
+
+    kv = overcast.open_kv("memory://bounded-" + uuid.uuid4().hex[:6], name="bounded")
+    for _ in range(_instrument.MAX_PENDING + 10):
+        kv.sync.get("k")
+    assert max(len(d) for d in _state.pending.values()) < _instrument.MAX_PENDING
+    assert recorded.upstream(resource="bounded", operation="get") == _instrument.MAX_PENDING + 10

@@ -18,6 +18,7 @@ from overcast.errors import Throttled
 from overcast.providers.gcp import cloud_run_app
 from overcast.providers.local.memory import MemoryKeyValueStore
 from overcast.runtime.cloudevent import CloudEvent
+from overcast import telemetry
 from overcast.telemetry import logs, runtime
 
 from .conftest import Recorded
@@ -103,7 +104,7 @@ class _ThrottledFakeKV(MemoryKeyValueStore):
 
 
 def test_throttled_calls_are_counted_with_fake_store(recorded: Recorded) -> None:
-    kv = _ThrottledFakeKV("memory://throttled", name="throttled")
+    kv = telemetry.timed(_ThrottledFakeKV("memory://throttled", name="throttled"))  # as open_kv does
     kv.sync.put("k", {"v": 1})
     for _ in range(3):
         with pytest.raises(Throttled):
@@ -132,7 +133,7 @@ def test_retries_are_counted_under_the_call_that_retried_with_fake_store(recorde
 
     from overcast import telemetry
 
-    kv = _RetryingFakeKV("memory://retrying", name="retrying")
+    kv = telemetry.timed(_RetryingFakeKV("memory://retrying", name="retrying"))  # as open_kv does
     kv.sync.put("k", {"v": 1})
     assert kv.sync.get("k") is not None
     assert asyncio.run(kv.get("k")) is not None

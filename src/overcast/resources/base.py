@@ -38,15 +38,10 @@ class Resource:
     #: hooks a provider of this kind must define in one form or the other (set by each kind)
     required_hooks: ClassVar[tuple[str, ...]] = ()
     offload: ClassVar[bool] = True
-    #: set by ``overcast.telemetry`` once turned on, to time the hooks of providers defined later
-    _instrument_subclass: ClassVar[Callable[[type], None] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _check_hooks(cls)
-        instrument = Resource._instrument_subclass
-        if instrument is not None:
-            instrument(cls)
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         if isinstance(url, str):

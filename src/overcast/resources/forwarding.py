@@ -7,8 +7,9 @@ The wrapper contract, one rule for every kind:
 
 - The outer face validates and encodes once. The public methods of the outermost
   wrapper check keys, values and options against the limits of the resource it
-  reaches (``limits`` is the inner's) and encode documents and message bodies to
-  bytes; a TTL becomes an absolute expiry there.
+  reaches (``limits``, ``capabilities``, a KV store's ``_check_key`` and a cache's
+  ``default_ttl`` are the inner's) and encode documents and message bodies to bytes;
+  a TTL becomes an absolute expiry there.
 - Hooks receive that validated request: a key, the encoded document or body, the
   condition (``if_version``, ``if_absent``, ``if_etag``), the absolute expiry.
 - A wrapper forwards hook to hook: its ``_put`` calls the inner ``_put``, its
@@ -75,11 +76,17 @@ class _Forwarding(Generic[R]):
     def supports(self, capability: str) -> bool:
         return self._target().supports(capability)
 
-
 class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
     @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
+
+    def _check_key(self, key: str) -> None:
+        self._target()._check_key(key)  # a provider may refuse more keys than the kind does
 
     async def _get(self, key: str) -> Item | None:
         self._used("read")
@@ -151,6 +158,10 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
 
 
 class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
     @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
@@ -239,6 +250,10 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
 
 class ForwardingQueue(_Forwarding[Queue], Queue):
     @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
+    @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
 
@@ -289,6 +304,10 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
 
 class ForwardingTopic(_Forwarding[Topic], Topic):
     @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
+    @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
 
@@ -307,8 +326,16 @@ class ForwardingTopic(_Forwarding[Topic], Topic):
 
 class ForwardingCache(_Forwarding[Cache], Cache):
     @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
+    @property
     def limits(self) -> Any:  # type: ignore[override]
         return self._target().limits
+
+    @property
+    def default_ttl(self) -> float | None:  # type: ignore[override]
+        return self._target().default_ttl
 
     async def _get(self, key: str) -> bytes | None:
         self._used("read")
@@ -344,6 +371,10 @@ class ForwardingCache(_Forwarding[Cache], Cache):
 
 
 class ForwardingSecretStore(_Forwarding[SecretStore], SecretStore):
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return self._target().capabilities
+
     def __init__(self, inner: SecretStore | None = None, *, name: str | None = None) -> None:
         _Forwarding.__init__(self, inner, name=name)
         self.cache_ttl = 0.0  # the cache is the inner store's: see the module's docstring

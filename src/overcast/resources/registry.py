@@ -35,6 +35,7 @@ __all__ = [
     "register",
     "register_family",
     "resolve",
+    "semantic_conventions",
     "upstream_name",
 ]
 
@@ -66,7 +67,9 @@ class Family:
     cloud's default metrics exporter; ``log_fields`` a ``module:function`` adding the
     cloud's own fields to each JSON log line; ``runtimes`` the entry points the
     platform calls (``"lambda": "overcast.providers.aws:lambda_handler"``);
-    ``target_options`` the ``[targets.*]`` keys its providers or deploy read.
+    ``target_options`` the ``[targets.*]`` keys its providers or deploy read;
+    ``semantic_conventions`` maps a scheme to the OpenTelemetry semantic-convention
+    attributes naming its service on spans (``{"dynamodb": {"db.system": "dynamodb"}}``).
     """
 
     name: str
@@ -78,6 +81,7 @@ class Family:
     log_fields: str | None = None
     runtimes: Mapping[str, str] = field(default_factory=dict)
     target_options: tuple[str, ...] = ()
+    semantic_conventions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,12 @@ def upstream_name(scheme: str) -> str:
     """The upstream a scheme names in metrics (``gs`` → ``gcs``); the scheme itself by default."""
     family = family_of_scheme(scheme)
     return family.upstreams.get(scheme, scheme) if family else scheme
+
+
+def semantic_conventions(scheme: str) -> Mapping[str, str]:
+    """The semantic-convention attributes naming the service behind ``scheme`` (none if unknown)."""
+    family = family_of_scheme(scheme)
+    return family.semantic_conventions.get(scheme, {}) if family else {}
 
 
 def load_attribute(target: str) -> Any:

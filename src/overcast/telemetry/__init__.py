@@ -1,16 +1,25 @@
 """Telemetry on OpenTelemetry: upstream latency, counters, traces and structured logs.
 
-Off by default, and then free: nothing is wrapped and no OpenTelemetry module is
-imported. Turn it on with :func:`configure` (the cloud runtimes and ``overcast dev``
-call :func:`configure_from_env`, which does so when the environment asks for it).
+Off by default, and then free: no OpenTelemetry module is imported, and a call through
+an opened resource's timed wrapper costs one flag check. It is on when:
+
+- the app set up OpenTelemetry itself, the standard way (a global ``MeterProvider`` or
+  ``TracerProvider`` from the SDK, ``opentelemetry-instrument``, a vendor's distro):
+  Overcast's instruments are created from the global API, under the instrumentation
+  scope ``overcast`` with Overcast's version, when the first resource opens or a runtime
+  starts; nothing else to call (``OVERCAST_TELEMETRY=0`` keeps it off);
+- or :func:`configure` was called (the cloud runtimes and ``overcast dev`` call
+  :func:`configure_from_env`, which does so when the environment asks for it).
 
 Once on:
 
-- every provider operation records ``overcast.upstream.duration`` (histogram, seconds)
-  with attributes ``upstream`` (``dynamodb``, ``firestore``, ``sqlite``, ...),
-  ``operation``, ``resource`` and ``outcome`` (``ok``, ``conflict``, ``not_found``,
-  ``throttled``, ``unavailable``, ``invalid``, ``error``), and a client span when
-  tracing;
+- every operation of a resource opened through ``overcast.open_*`` or an App handle
+  (:mod:`overcast.telemetry.wrappers`) records ``overcast.upstream.duration``
+  (histogram, seconds) with attributes ``upstream`` (``dynamodb``, ``firestore``,
+  ``sqlite``, ...), ``operation``, ``resource`` and ``outcome`` (``ok``, ``conflict``,
+  ``not_found``, ``throttled``, ``unavailable``, ``invalid``, ``error``), and a client
+  span when tracing, with the semantic-convention attributes of its service
+  (``db.system``, ``messaging.system``, ``server.address``, ``error.type``...);
 - counters ``overcast.retries``, ``overcast.throttles``, ``overcast.invocations``,
   ``overcast.errors``, ``overcast.cold_starts`` (and the resilience layer's
   ``overcast.circuit.changes``), fed by :func:`count`;
@@ -29,6 +38,7 @@ the OTLP exporter's settings, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_SDK_DISABL
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUNTERS",
+    "adopt_global",
     "configure",
     "configure_from_env",
     "count",
@@ -60,9 +71,13 @@ __all__ = [
     "retried",
     "shutdown",
     "summarize_requests",
+    "timed",
     "watch_app",
     "watch_backlog",
 ]
+
+#: The instrumentation scope of every Overcast metric and span.
+SCOPE = "overcast"
 
 #: The counters :func:`count` feeds, ``overcast.<name>``.
 COUNTERS = {
@@ -75,10 +90,25 @@ COUNTERS = {
 }
 
 _providers: dict[str, Any] = {}
+#: The app's own global providers while telemetry records into them: flushed, never shut down.
+_adopted: dict[str, Any] = {}
+#: ids of the providers :func:`configure` made global: ours, never adopted as the app's.
+_made_global: set[int] = set()
 
 
 def enabled() -> bool:
-    return _state.ENABLED
+    """Whether provider calls are timed now (adopting the app's global OpenTelemetry set-up first)."""
+    return _state.ENABLED or adopt_global()
+
+
+def timed(resource: Any) -> Any:
+    """``resource`` in its timed wrapper (see :mod:`overcast.telemetry.wrappers`); where a
+    resource is opened. Adopts the app's global OpenTelemetry set-up if there is one."""
+    from .wrappers import timed as wrap
+
+    if not _state.ENABLED:
+        adopt_global()
+    return wrap(resource)
 
 
 def redact(value: str) -> None:
@@ -127,7 +157,7 @@ def configure(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    from . import _exporters, _instrument
+    from . import _exporters
 
     shutdown()
     attributes: dict[str, Any] = {"overcast.target": target or "local", "cloud.provider": cloud or "local"}
@@ -142,7 +172,15 @@ def configure(
         tracer_provider.add_span_processor(processor)
     if set_global:
         _set_global(meter_provider, tracer_provider)
-    meter = meter_provider.get_meter("overcast")
+    _providers.update(meter=meter_provider, tracer=tracer_provider)
+    _start(meter_provider, tracer_provider if processors else None, target=target, cloud=cloud)
+
+
+def _start(meter_provider: Any, tracer_provider: Any, *, target: str | None, cloud: str | None) -> None:
+    """Create Overcast's instruments on these providers (the global API's or our own) and turn on."""
+    from .. import __version__
+
+    meter = meter_provider.get_meter(SCOPE, __version__)
     instruments = _state.instruments
     _state.reset()
     instruments.upstream_duration = meter.create_histogram(
@@ -158,25 +196,66 @@ def configure(
     instruments.backlog = meter.create_observable_gauge(
         "overcast.queue.backlog", callbacks=[_observe_backlog], description="Messages waiting to be received"
     )
-    instruments.tracer = tracer_provider.get_tracer("overcast") if processors else None
+    instruments.tracer = tracer_provider.get_tracer(SCOPE, __version__) if tracer_provider is not None else None
     instruments.target = target or "local"
     instruments.cloud = cloud or "local"
     instruments.otel = True
-    _providers.update(meter=meter_provider, tracer=tracer_provider)
     if _inject_trace_context not in queue_resources.attribute_injectors:
         queue_resources.attribute_injectors.append(_inject_trace_context)
-    _instrument.install()
     _state.ENABLED = True
+
+
+def _app_providers() -> tuple[Any, Any]:
+    """The SDK providers the app made global itself, (meter, tracer), each None if unset.
+    Looks only at OpenTelemetry modules already imported: importing them is the app's choice."""
+    meter = tracer = None
+    metrics_api = sys.modules.get("opentelemetry.metrics")
+    if metrics_api is not None:
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        current = metrics_api.get_meter_provider()
+        unset = isinstance(current, NoOpMeterProvider) or type(current).__name__ == "_ProxyMeterProvider"
+        if not unset and id(current) not in _made_global:
+            meter = current
+    trace_api = sys.modules.get("opentelemetry.trace")
+    if trace_api is not None:
+        from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+        current = trace_api.get_tracer_provider()
+        if not isinstance(current, (ProxyTracerProvider, NoOpTracerProvider)) and id(current) not in _made_global:
+            tracer = current
+    return meter, tracer
+
+
+def adopt_global() -> bool:
+    """Turn on into the app's own global OpenTelemetry providers, if it set any and
+    telemetry is not on yet; returns whether telemetry is on. Called where resources open
+    and when a runtime starts; costs two dictionary lookups when OpenTelemetry is unused."""
+    if _state.instruments.otel:
+        return True
+    if "opentelemetry.metrics" not in sys.modules and "opentelemetry.trace" not in sys.modules:
+        return False
+    if os.environ.get("OVERCAST_TELEMETRY", "").lower() in ("0", "false", "off"):
+        return False
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    meter, tracer = _app_providers()
+    if meter is None and tracer is None:
+        return False
+    if meter is None:
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        meter = NoOpMeterProvider()
+    _start(meter, tracer, target=os.environ.get("OVERCAST_TARGET"), cloud=None)
+    _adopted.update(meter=meter, tracer=tracer)
+    return True
 
 
 def summarize_requests(listener: Callable[[RequestSummary], None] | None) -> None:
     """Time provider calls and hand each HTTP request's summary to ``listener`` (``overcast
     dev`` prints them). Needs no OpenTelemetry; keeps what :func:`configure` set up."""
-    from . import _instrument
-
     _state.request_listener = listener
     if listener is not None:
-        _instrument.install()
         _state.ENABLED = True
     elif not _state.instruments.otel:
         _state.ENABLED = False
@@ -199,7 +278,9 @@ def configure_from_env(*, target: str | None = None, cloud: str | None = None, d
         or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     )
     if not wanted:
-        return False
+        return adopt_global()
+    if adopt_global():
+        return True  # the app's own OpenTelemetry set-up comes first
     try:
         configure(target=target, cloud=cloud)
     except ImportError as exc:
@@ -213,20 +294,21 @@ def configure_from_env(*, target: str | None = None, cloud: str | None = None, d
 
 
 def flush() -> None:
-    """Export everything recorded so far, now."""
-    meter, tracer = _providers.get("meter"), _providers.get("tracer")
-    for provider in (meter, tracer):
-        if provider is not None:
-            provider.force_flush()
+    """Export everything recorded so far, now (into the app's own providers too, when adopted)."""
+    for provider in (*_providers.values(), *_adopted.values()):
+        flush_provider = getattr(provider, "force_flush", None)
+        if flush_provider is not None:
+            flush_provider()
 
 
 def shutdown() -> None:
-    """Flush and turn telemetry off (wrapped hooks stay, and cost one flag check)."""
+    """Flush and turn telemetry off (timed wrappers stay, and cost one flag check)."""
     _state.ENABLED = _state.request_listener is not None
     _state.instruments.otel = False
     if _inject_trace_context in queue_resources.attribute_injectors:
         queue_resources.attribute_injectors.remove(_inject_trace_context)
     _state.instruments.counters = {}
+    _adopted.clear()
     _watched.clear()
     _state.instruments.tracer = None
     meter, tracer = _providers.pop("meter", None), _providers.pop("tracer", None)
@@ -241,17 +323,14 @@ def shutdown() -> None:
 
 
 def _drain() -> None:
-    """Hand the durations recorded since the last collection to the histogram."""
-    histogram = _state.instruments.upstream_duration
-    if histogram is None:
+    """Hand the durations recorded since the last collection to the histograms."""
+    from ._instrument import drain
+
+    if _state.instruments.upstream_duration is None:
         return
-    for (upstream, operation, resource, outcome), durations in list(_state.pending.items()):
-        if not durations:
-            continue
-        name = redact_text(resource) if _state.secrets else resource
-        attributes = {"upstream": upstream, "operation": operation, "resource": name, "outcome": outcome}
-        while durations:
-            histogram.record(durations.popleft(), attributes)
+    for key, durations in list(_state.pending.items()):
+        if durations:
+            drain(key, durations)
     lag = _state.instruments.replication_lag
     for (resource, replica), seconds in list(_state.lags.items()):
         while seconds:
@@ -314,6 +393,8 @@ def _set_global(meter_provider: MeterProvider, tracer_provider: TracerProvider) 
 
     if isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider)):
         trace.set_tracer_provider(tracer_provider)
+        _made_global.add(id(tracer_provider))
     current = metrics.get_meter_provider()
     if isinstance(current, NoOpMeterProvider) or type(current).__name__ == "_ProxyMeterProvider":
         metrics.set_meter_provider(meter_provider)
+        _made_global.add(id(meter_provider))

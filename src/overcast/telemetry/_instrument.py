@@ -1,26 +1,20 @@
-"""Timing every provider operation, installed only when telemetry is turned on.
-
-Providers implement their operations as hooks (``_get`` / ``_get_blocking``, see
-:class:`overcast.resources.base.Resource`). ``install()`` wraps the hooks each provider
-class defines itself — every one already imported, and every one defined later — so
-that each call records ``overcast.upstream.duration`` and, when tracing, a client span.
-Wrappers that forward to another resource (App handles) are not wrapped: the resource
-they reach counts the call. Nothing is wrapped while telemetry is off.
+"""What a timed call records: its duration (``overcast.upstream.duration``), its outcome,
+the dev server's per-request summary and, when tracing, a client span with the
+semantic-convention attributes of the service behind it. The timed wrappers
+(:mod:`overcast.telemetry.wrappers`) call these.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, Throttled, Unavailable
 from . import _state
 
-_SKIP = frozenset({"_call", "_check_key", "_check_page", "_check_limit", "_check_message", "_check_receive"})
+#: Durations kept for one series before they are handed to the histogram at once, so a
+#: process whose metrics nobody collects does not grow without bound.
+MAX_PENDING = 4096
 
 
 def upstream_of(resource: Any) -> str:
@@ -67,127 +61,91 @@ def record(resource: Any, operation: str, seconds: float, exc: BaseException | N
         if durations is None:
             durations = _state.pending.setdefault(key, deque())
         durations.append(seconds)
+        if len(durations) >= MAX_PENDING:
+            drain(key, durations)
     calls = _state.request_calls.get()
     if calls is not None:
         calls.append((upstream, operation, _state.redact_text(name) if _state.secrets else name, outcome, seconds))
 
 
-def _operation(hook: str) -> str:
-    return hook[1:].removesuffix("_blocking")
+def drain(key: tuple[str, str, str, str], durations: deque[float]) -> None:
+    """Hand ``durations`` of series ``key`` (upstream, operation, resource, outcome) to the histogram."""
+    histogram = _state.instruments.upstream_duration
+    if histogram is None:
+        durations.clear()
+        return
+    upstream, operation, resource, outcome = key
+    name = _state.redact_text(resource) if _state.secrets else resource
+    attributes = {"upstream": upstream, "operation": operation, "resource": name, "outcome": outcome}
+    while durations:
+        histogram.record(durations.popleft(), attributes)
 
 
-def _wrap(func: Callable[..., Any], operation: str) -> Callable[..., Any]:
-    if getattr(func, "__overcast_instrumented__", False):
-        return func
-    if inspect.iscoroutinefunction(func):
+def semantic_attributes(resource: Any, operation: str) -> dict[str, str]:
+    """OpenTelemetry's semantic-convention attributes for a call to ``resource``: the
+    system its family names (``db.system``, ``messaging.system``, ``rpc.system``...), the
+    operation, the table, bucket or queue, and the server's address (an ``endpoint``
+    option, or the URL's host where the family says the host is the server: ``{host}``)."""
+    from ..resources.registry import semantic_conventions
 
-        @functools.wraps(func)
-        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not _state.ENABLED or _state.in_upstream.get():
-                return await func(self, *args, **kwargs)
-            token = _state.in_upstream.set((*_key_of(self), operation))
-            span = _start_span(self, operation)
-            start = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                return await func(self, *args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                record(self, operation, time.perf_counter() - start, error)
-                _end_span(span, error)
-                _state.in_upstream.reset(token)
+    location = resource.location
+    declared = semantic_conventions(location.scheme)
+    host = location.host or ""
+    hostname, colon, port = host.rpartition(":")
+    if not colon or not port.isdigit():
+        hostname, port = host, ""
+    server = {"host": hostname, "port": port}
+    attributes = {key: value.format_map(server) for key, value in declared.items()}
+    attributes = {key: value for key, value in attributes.items() if value}
+    # the table, bucket or queue: the URL's host, unless the host is the server (Redis, PostgreSQL)
+    named = resource.name if "{host}" in declared.get("server.address", "") else (location.host or resource.name)
+    for system, operation_key, target_key in (
+        ("db.system", "db.operation.name", "db.collection.name"),
+        ("messaging.system", "messaging.operation.name", "messaging.destination.name"),
+        ("rpc.system", "rpc.method", ""),
+    ):
+        if system in attributes:
+            attributes[operation_key] = operation
+            if target_key and named:
+                attributes[target_key] = named
+            break
+    endpoint = location.option("endpoint")
+    if endpoint and "server.address" not in attributes:
+        from urllib.parse import urlsplit
 
-        async_wrapper.__overcast_instrumented__ = True  # type: ignore[attr-defined]
-        return async_wrapper
-
-    if inspect.isasyncgenfunction(func):
-        return func
-
-    @functools.wraps(func)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _state.ENABLED or _state.in_upstream.get():
-            return func(self, *args, **kwargs)
-        token = _state.in_upstream.set((*_key_of(self), operation))
-        span = _start_span(self, operation)
-        start = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            return func(self, *args, **kwargs)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            record(self, operation, time.perf_counter() - start, error)
-            _end_span(span, error)
-            _state.in_upstream.reset(token)
-
-    wrapper.__overcast_instrumented__ = True  # type: ignore[attr-defined]
-    return wrapper
+        parts = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}")
+        if parts.hostname:
+            attributes["server.address"] = parts.hostname
+            if parts.port:
+                attributes["server.port"] = str(parts.port)
+    return attributes
 
 
-def _start_span(resource: Any, operation: str) -> Any:
+def start_span(resource: Any, operation: str) -> Any:
     tracer = _state.instruments.tracer
     if tracer is None:
         return None
     from opentelemetry.trace import SpanKind
 
-    upstream = upstream_of(resource)
-    span = tracer.start_span(
-        f"{upstream} {operation}",
-        kind=SpanKind.CLIENT,
-        attributes={"overcast.upstream": upstream, "overcast.operation": operation, "overcast.resource": resource.name},
-    )
-    return span
+    upstream, name = _key_of(resource)
+    attributes: dict[str, Any] = {
+        "overcast.upstream": upstream,
+        "overcast.operation": operation,
+        "overcast.resource": name,
+    }
+    attributes.update(semantic_attributes(resource, operation))
+    return tracer.start_span(f"{upstream} {operation}", kind=SpanKind.CLIENT, attributes=attributes)
 
 
-def _end_span(span: Any, error: BaseException | None) -> None:
+def end_span(span: Any, error: BaseException | None) -> None:
     if span is None:
         return
     if error is not None:
         from opentelemetry.trace import Status, StatusCode
 
-        span.set_attribute("overcast.outcome", outcome_of(error))
-        if outcome_of(error) not in ("conflict", "not_found"):
+        outcome = outcome_of(error)
+        span.set_attribute("overcast.outcome", outcome)
+        span.set_attribute("error.type", type(error).__qualname__)
+        if outcome not in ("conflict", "not_found"):
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
     span.end()
-
-
-def instrument_class(cls: type) -> None:
-    """Wrap the hooks ``cls`` defines itself (not inherited ones: those are wrapped where defined)."""
-    from ..resources.forwarding import _Forwarding
-
-    if issubclass(cls, _Forwarding) or getattr(cls, "instrumented", True) is False:
-        return
-    for name, value in list(vars(cls).items()):
-        if not name.startswith("_") or name.startswith("__") or name in _SKIP or not callable(value):
-            continue
-        if not (name.endswith("_blocking") or callable(getattr(cls, f"{name}_blocking", None))):
-            continue
-        setattr(cls, name, _wrap(value, _operation(name)))
-
-
-def _subclasses(cls: type) -> list[type]:
-    found: list[type] = []
-    sub: type
-    for sub in cls.__subclasses__():
-        found.append(sub)
-        found.extend(_subclasses(sub))
-    return found
-
-
-def install() -> None:
-    """Wrap every provider class's hooks, now and for provider classes defined later."""
-    from ..resources.base import Resource
-
-    for cls in _subclasses(Resource):
-        if cls.__module__.startswith("overcast.resources."):
-            continue  # the interfaces' default hooks only delegate; the provider's hooks count
-        instrument_class(cls)
-    Resource._instrument_subclass = _instrument_new
-
-
-def _instrument_new(cls: type) -> None:
-    if not cls.__module__.startswith("overcast.resources."):
-        instrument_class(cls)

@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from metrics_support import total
 from overcast.errors import Throttled
-from overcast.providers.aws.dynamodb import DynamoDBKeyValueStore
+import overcast
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def reader(monkeypatch: pytest.MonkeyPatch, metric_reader: InMemoryMetricReader)
 def test_fake_throttled_get_counts_its_retries_and_one_throttle(reader: InMemoryMetricReader, client: str) -> None:
     fake = FakeDynamoDB(throttle=True)
     try:
-        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&retries=3&client={client}", name="t")
+        kv = overcast.open_kv(f"dynamodb://fake-table?endpoint={fake.url}&retries=3&client={client}", name="t")
         with pytest.raises(Throttled):
             kv.sync.get("k")
         assert fake.count("GetItem") == 3
@@ -45,7 +45,7 @@ def test_fake_throttled_get_counts_its_retries_and_one_throttle(reader: InMemory
 def test_fake_unprocessed_entries_count_a_retry(reader: InMemoryMetricReader, client: str) -> None:
     fake = FakeDynamoDB(unprocessed_first=True)
     try:
-        kv = DynamoDBKeyValueStore(f"dynamodb://fake-table?endpoint={fake.url}&client={client}", name="b")
+        kv = overcast.open_kv(f"dynamodb://fake-table?endpoint={fake.url}&client={client}", name="b")
         kv.sync.put_many({f"k{i}": {"i": i} for i in range(5)})
         assert fake.count("BatchWriteItem") == 2
         assert total(reader, "overcast.retries", operation="put_many", resource="b") == 1

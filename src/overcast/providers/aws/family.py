@@ -23,4 +23,12 @@ FAMILY = Family(
     native_metrics=NativeMetrics("emf"),
     runtimes={"lambda": f"{_m}.lambda_:lambda_handler"},
     target_options=("region", "account"),
+    semantic_conventions={
+        "dynamodb": {"db.system": "dynamodb"},
+        "s3": {"rpc.system": "aws-api", "rpc.service": "S3"},
+        "sqs": {"messaging.system": "aws_sqs"},
+        "sns": {"messaging.system": "aws.sns"},
+        "secretsmanager": {"rpc.system": "aws-api", "rpc.service": "SecretsManager"},
+        "ssm": {"rpc.system": "aws-api", "rpc.service": "SSM"},
+    },
 )

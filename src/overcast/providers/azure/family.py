@@ -21,4 +21,8 @@ FAMILY = Family(
     native_metrics=NativeMetrics("azure_monitor", requires_env="APPLICATIONINSIGHTS_CONNECTION_STRING"),
     runtimes={"functions": f"{_m}.functions:function_app"},
     target_options=("region", "resource_group", "subscription"),
+    semantic_conventions={
+        "azuretables": {"db.system": "azure.tables"},
+        "azqueue": {"messaging.system": "azure.storage.queue"},
+    },
 )

@@ -38,4 +38,8 @@ FAMILY = Family(
     # is the same for uvicorn's --workers (an import string it calls in each worker).
     runtimes={"serve": f"{_m}.cloud_run:cloud_run_app", "serve_factory": f"{_m}.cloud_run:create_asgi"},
     target_options=("region", "project"),
+    semantic_conventions={
+        "firestore": {"db.system": "firestore"},
+        "pubsub": {"messaging.system": "gcp_pubsub"},
+    },
 )

@@ -19,4 +19,5 @@ FAMILY = Family(
     },
     upstreams={"file": "files"},
     runtimes={"dev": f"{_m}.devserver:dev_asgi"},
+    semantic_conventions={"sqlite": {"db.system": "sqlite"}},
 )

@@ -15,4 +15,7 @@ FAMILY = Family(
         "topic": {"postgresql": f"{_m}.queue:PostgresTopic"},
     },
     upstreams={"postgresql": "postgres"},
+    semantic_conventions={
+        "postgresql": {"db.system": "postgresql", "server.address": "{host}", "server.port": "{port}"}
+    },
 )

@@ -16,4 +16,8 @@ FAMILY = Family(
         "topic": {"redis": f"{_m}.queue:RedisTopic", "rediss": f"{_m}.queue:RedisTopic"},
     },
     upstreams={"rediss": "redis"},
+    semantic_conventions={
+        scheme: {"db.system": "redis", "server.address": "{host}", "server.port": "{port}"}
+        for scheme in ("redis", "rediss")
+    },
 )
