@@ -71,11 +71,15 @@ def test_the_apps_own_global_providers_receive_overcasts_metrics_and_spans(tmp_p
     seen = _run(tmp_path)
     durations = [p for p in seen["points"] if p[2] == "overcast.upstream.duration"]
     assert {(p[0], p[1]) for p in durations} == {("overcast", overcast.__version__)}
-    calls = {(p[3]["upstream"], p[3]["operation"], p[3]["resource"], p[3]["outcome"]) for p in durations}  # type: ignore[index]
-    assert calls == {("sqlite", "put", "users", "ok"), ("sqlite", "get", "users", "ok"), ("memory", "send", "jobs", "ok")}
+    calls = {tuple(p[3][k] for k in ("upstream", "operation", "resource", "outcome")) for p in durations}  # type: ignore[index]
+    assert calls == {
+        ("sqlite", "put", "users", "ok"),
+        ("sqlite", "get", "users", "ok"),
+        ("memory", "send", "jobs", "ok"),
+    }
     by_name = {span[0]: span for span in seen["spans"]}
     assert set(by_name) == {"sqlite put", "sqlite get", "memory send"}
-    name, scope, attributes = by_name["sqlite get"]
+    _, scope, attributes = by_name["sqlite get"]
     assert scope == "overcast"
     assert attributes == {  # Overcast's own names, and the semantic conventions' where one exists
         "overcast.upstream": "sqlite",

@@ -216,10 +216,8 @@ def test_spans_carry_the_semantic_conventions_of_their_service(recorded: Recorde
         "server.port": "4566",
     }
     bucket = timed(overcast.open_bucket("memory://b-" + uuid.uuid4().hex[:6], name="pictures"))
-    try:
+    with pytest.raises(NotFound):
         bucket.sync.get("missing")
-    except NotFound:
-        pass
     (span,) = [s for s in recorded.spans.get_finished_spans() if s.name == "memory get"]
     assert span.attributes["error.type"] == "NotFound"
     assert span.attributes["overcast.outcome"] == "not_found"

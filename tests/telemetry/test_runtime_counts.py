@@ -14,11 +14,11 @@ import pytest
 import overcast
 from asgi_support import call
 from metrics_support import total
+from overcast import telemetry
 from overcast.errors import Throttled
 from overcast.providers.gcp import cloud_run_app
 from overcast.providers.local.memory import MemoryKeyValueStore
 from overcast.runtime.cloudevent import CloudEvent
-from overcast import telemetry
 from overcast.telemetry import logs, runtime
 
 from .conftest import Recorded

@@ -13,7 +13,6 @@ subscription is a queue.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -360,5 +359,7 @@ async def poll(
         left = deadline - time.monotonic()
         if messages or left <= 0:
             return messages
+        import asyncio  # here, not at import: asyncio is most of what importing overcast would cost
+
         await asyncio.sleep(min(pause, left))
         pause = min(pause * 2, most)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ class CloudEvent:
     type: str
     source: str
     data: Any = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=lambda: _new_id())
     time: datetime | None = field(default_factory=lambda: datetime.now(UTC))
     subject: str | None = None
     datacontenttype: str | None = "application/json"
@@ -84,3 +83,9 @@ class CloudEvent:
 
 
 _CORE = ("type", "source", "id", "time", "subject", "datacontenttype", "dataschema", "specversion")
+
+
+def _new_id() -> str:
+    import uuid  # on first use: uuid imports platform, which ``import overcast`` need not pay for
+
+    return str(uuid.uuid4())

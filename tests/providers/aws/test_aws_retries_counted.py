@@ -9,9 +9,9 @@ import pytest
 from fake_dynamodb import FakeDynamoDB
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+import overcast
 from metrics_support import total
 from overcast.errors import Throttled
-import overcast
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ... import telemetry
 from ...errors import (
     ConfigError,
     Conflict,
@@ -30,7 +31,6 @@ from ...errors import (
     Unavailable,
 )
 from ...resources.url import ResourceURL
-from ...telemetry import _state as telemetry
 
 __all__ = ["attempts_of", "aws_error", "client", "error_code", "jittered_backoff", "region_of"]
 
@@ -233,7 +233,7 @@ def _detail(exc: BaseException) -> str:
 def _count_retries(parsed: Any = None, model: Any = None, **_: Any) -> None:
     """botocore's ``after-call`` hook (successes and errors alike): the retries its standard
     mode made for this call, as ``overcast.retries``."""
-    if telemetry.ENABLED and parsed:
+    if parsed:
         retries = parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         if retries:
             service = model.service_model.endpoint_prefix if model is not None else "aws"

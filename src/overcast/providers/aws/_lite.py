@@ -56,9 +56,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ... import telemetry
 from ...errors import ConfigError
 from ...resources.url import ResourceURL
-from ...telemetry import _state as telemetry
 from ._client import attempts_of
 
 __all__ = [

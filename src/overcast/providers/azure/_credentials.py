@@ -31,6 +31,7 @@ from typing import Any
 
 from azure.core import exceptions as az
 
+from ... import telemetry
 from ...errors import (
     ConfigError,
     Conflict,
@@ -42,7 +43,6 @@ from ...errors import (
     Unavailable,
 )
 from ...resources.url import ResourceURL
-from ...telemetry import _state as telemetry
 
 __all__ = ["LoopClient", "async_service_client", "attempt_hook", "default_credential", "error", "service_client"]
 
@@ -98,12 +98,11 @@ def attempt_hook(upstream: str) -> Any:
     and a second attempt of one request is a retry (``overcast.retries``)."""
 
     def attempt(request: Any) -> None:
-        if telemetry.ENABLED:
-            context = request.context
-            attempts = context.get("overcast_attempts", 0) + 1
-            context["overcast_attempts"] = attempts
-            if attempts > 1:
-                telemetry.retried(upstream)
+        context = request.context
+        attempts = context.get("overcast_attempts", 0) + 1
+        context["overcast_attempts"] = attempts
+        if attempts > 1:
+            telemetry.retried(upstream)  # free while telemetry is off
 
     return attempt
 

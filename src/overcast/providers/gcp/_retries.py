@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...telemetry import _state as telemetry
+from ... import telemetry
 
 __all__ = ["counted"]
 

@@ -23,6 +23,7 @@ from momento.responses import CacheDelete, CacheGet, CacheIncrement, CacheSet, C
 from momento.responses.mixins import ErrorResponseMixin
 from momento.retry import RetryableProps, RetryStrategy
 
+from ... import telemetry
 from ...errors import (
     ConfigError,
     InvalidArgument,
@@ -34,7 +35,6 @@ from ...errors import (
 )
 from ...resources.cache import Cache, CacheLimits
 from ...resources.url import ResourceURL
-from ...telemetry import _state as telemetry
 
 __all__ = ["MomentoCache"]
 

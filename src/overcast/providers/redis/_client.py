@@ -11,9 +11,9 @@ import redis
 import redis.retry
 from redis import exceptions as redis_errors
 
+from ... import telemetry
 from ...errors import InvalidArgument, PermissionDenied, ProviderError, Unavailable
 from ...resources.url import ResourceURL
-from ...telemetry import _state as telemetry
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
