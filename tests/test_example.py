@@ -73,6 +73,12 @@ def test_create_conflict_invalid_read_and_missing(example: ModuleType) -> None:
                 assert response.status_code == 422, bad
             assert await example.users.get("bob") is None
 
+            empty = await http.post("/users", json={**ADA, "id": ""})  # the store refuses the key
+            assert empty.status_code == 422, empty.text
+            assert empty.headers["content-type"] == "application/problem+json"
+            assert empty.json()["detail"] == "users: key must not be empty"
+            assert empty.json()["resource"] == "users"
+
             found = await http.get("/users/ada")
             assert found.status_code == 200
             assert found.json() == ADA

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 import overcast
 from overcast.errors import Conflict
+from overcast.http_errors import install
 
 app = overcast.App("users-demo")
 users = app.kv("users")
@@ -21,6 +22,7 @@ signups = app.topic("signups")
 welcome = app.bucket("welcome")
 
 api = FastAPI(title="users-demo")
+install(api)  # Overcast's errors become replies: bad input 422, missing 404, conflict 409, outage 503
 app.http(api)
 log = logging.getLogger("users-demo")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import telemetry
 from .config import Config, check_resource_name, load_config
 from .errors import ConfigError
 from .handles import (
@@ -21,7 +22,6 @@ from .handles import (
 )
 from .resources.url import ResourceURL
 from .runtime.schedule import Schedule, parse_schedule
-from .telemetry import _state as _telemetry
 
 __all__ = ["App", "Schedule", "ScheduledJob", "Subscription"]
 
@@ -175,7 +175,7 @@ class App:
         """The HTTP app as ASGI (a WSGI app is adapted by a2wsgi); while telemetry is on,
         inside a middleware that traces and counts each request."""
         plain = self._asgi or self.plain_asgi
-        if _telemetry.ENABLED:
+        if telemetry.enabled():
             if self._observed_asgi is None:
                 from .telemetry.http import TelemetryMiddleware
 
