@@ -198,18 +198,6 @@ class AzureBlobStore(BlobStore):
             return Conflict(f"{self.name}: object {key!r} does not exist (if_etag={if_etag!r})", resource=self.name)
         return self._fail(exc, f"put {key!r}")
 
-    def _upload_args(
-        self, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> dict[str, Any]:
-        return {
-            "overwrite": not if_absent,
-            "length": len(data),
-            "content_settings": ContentSettings(content_type=content_type),
-            "metadata": metadata,
-            "max_concurrency": 1,
-            **self._conditions(False, if_etag),
-        }
-
     def _blocks(self, buffer: bytearray, block_ids: list[str], *, last: bool) -> Iterator[tuple[str, io.BytesIO, int]]:
         """Take whole blocks off ``buffer`` (and what is left, if ``last``): (block id, body, length) to
         stage. The body is a stream: the ``.aio`` SDK sends bytes as they are, which aiohttp warns
@@ -221,29 +209,12 @@ class AzureBlobStore(BlobStore):
             block_ids.append(block_id)
             yield block_id, io.BytesIO(data), len(data)
 
-    def _commit_args(
-        self, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> dict[str, Any]:
-        return {
-            "content_settings": ContentSettings(content_type=content_type),
-            "metadata": metadata,
-            **self._conditions(if_absent, if_etag),
-        }
-
     @staticmethod
     def _range(start: int | None, end: int | None) -> tuple[int | None, int | None]:
         """(offset, length) of ``[start:end]`` for download_blob; offset None for the whole object."""
         offset = start or 0
         length = None if end is None else end - offset
         return (offset if (offset or length is not None) else None), length
-
-    def _get_error(self, exc: Exception, key: str) -> bytes:
-        """b"" for a range past the end (an empty slice), else raise the error of ``exc``."""
-        if isinstance(exc, az.ResourceNotFoundError):
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
-        if isinstance(exc, az.HttpResponseError) and exc.status_code == 416:
-            return b""
-        raise self._fail(exc, f"get {key!r}") from exc
 
     def _from_properties(self, key: str, props: Any) -> ObjectInfo:
         settings = props.content_settings
@@ -255,19 +226,6 @@ class AzureBlobStore(BlobStore):
             dict(props.metadata or {}),
             props.last_modified,
         )
-
-    def _list_start(self, prefix: str) -> tuple[str, str]:
-        """(the blob name prefix of ``prefix``, the one to list from)."""
-        start = self.prefix + (encode_name(prefix) if prefix else "")
-        # A prefix ending in dots may encode differently as part of a longer key: list from
-        # the stable part and filter.
-        return start, (start.rstrip(".") if prefix.endswith(".") else start)
-
-    @staticmethod
-    def _listed(prefix: str, start: str, native: str, objects: list[ObjectInfo], token: str | None) -> ListPage:
-        if native != start:
-            objects = [info for info in objects if info.key.startswith(prefix)]
-        return ListPage(objects, token or None)
 
     # -- the operations: each one flow, run by both faces (see ``_flow``) ---------------------
 
@@ -283,7 +241,14 @@ class AzureBlobStore(BlobStore):
     ) -> Flow[ObjectInfo]:
         if len(data) > self.single_put:
             return (yield from self._upload_flow(blob, key, iter([data]), content_type, metadata, if_absent, if_etag))
-        args = self._upload_args(data, content_type, metadata, if_absent, if_etag)
+        args = {
+            "overwrite": not if_absent,
+            "length": len(data),
+            "content_settings": ContentSettings(content_type=content_type),
+            "metadata": metadata,
+            "max_concurrency": 1,
+            **self._conditions(False, if_etag),
+        }
         try:
             if len(data) > _AIOHTTP_BYTES:  # one Put Blob from the blocking client (a worker thread, if async)
                 result = yield Blocking(self._blob(key).upload_blob, data, **args)
@@ -322,7 +287,10 @@ class AzureBlobStore(BlobStore):
             raise self._fail(exc, f"upload block of {key!r}") from exc
         try:
             result = yield blob.commit_block_list(
-                block_ids, **self._commit_args(content_type, metadata, if_absent, if_etag)
+                block_ids,
+                content_settings=ContentSettings(content_type=content_type),
+                metadata=metadata,
+                **self._conditions(if_absent, if_etag),
             )
         except az.AzureError as exc:
             raise self._conflict(exc, key, if_absent, if_etag) from exc
@@ -336,8 +304,12 @@ class AzureBlobStore(BlobStore):
                 return b""
             downloader = yield blob.download_blob(offset=first, length=length, max_concurrency=1)
             return bytes((yield downloader.readall()))
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
         except az.AzureError as exc:
-            return self._get_error(exc, key)
+            if isinstance(exc, az.HttpResponseError) and exc.status_code == 416:
+                return b""  # a range past the end: an empty slice
+            raise self._fail(exc, f"get {key!r}") from exc
 
     def _open_flow(self, blob: Any, key: str) -> Flow[Any]:
         """The downloader of the whole of ``key``, for :meth:`_chunk_flow` to read."""
@@ -377,7 +349,10 @@ class AzureBlobStore(BlobStore):
         return True
 
     def _list_flow(self, container: Any, prefix: str, limit: int, cursor: str | None) -> Flow[ListPage]:
-        start, native = self._list_start(prefix)
+        start = self.prefix + (encode_name(prefix) if prefix else "")
+        # A prefix ending in dots may encode differently as part of a longer key: list from
+        # the stable part and filter.
+        native = start.rstrip(".") if prefix.endswith(".") else start
         try:
             pager = container.list_blobs(
                 name_starts_with=native or None, include=["metadata"], results_per_page=limit
@@ -387,7 +362,9 @@ class AzureBlobStore(BlobStore):
         except az.AzureError as exc:
             raise self._fail(exc, "list") from exc
         objects = [self._from_properties(self._key(props.name), props) for props in page or []]
-        return self._listed(prefix, start, native, objects, token)
+        if native != start:
+            objects = [info for info in objects if info.key.startswith(prefix)]
+        return ListPage(objects, token or None)
 
     # -- the faces: azure.storage.blob, and azure.storage.blob.aio on the running loop -------
 

@@ -185,9 +185,6 @@ class AzureStorageQueue(Queue):
             )
         return message_id, text
 
-    def _receive_args(self, max_messages: int, visibility: int) -> dict[str, Any]:
-        return {"messages_per_page": max_messages, "max_messages": max_messages, "visibility_timeout": visibility}
-
     def _message(self, raw: Any) -> Message:
         body, attributes, message_id = decode_message(raw.content or "")
         attempts = int(raw.dequeue_count or 1)
@@ -223,7 +220,10 @@ class AzureStorageQueue(Queue):
 
     def _receive_flow(self, queue: Any, service: Any, max_messages: int, visibility: int) -> Flow[list[Message]]:
         try:
-            received = yield All(queue.receive_messages(**self._receive_args(max_messages, visibility)))
+            pager = queue.receive_messages(
+                messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility
+            )
+            received = yield All(pager)
         except az.AzureError as exc:
             raise self._fail(exc, "receive") from exc
         out: list[Message] = []

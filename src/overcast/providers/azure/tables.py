@@ -163,10 +163,7 @@ class AzureTableKeyValueStore(KeyValueStore):
     def _fail(self, exc: Exception, what: str) -> Exception:
         return error(exc, self.name, what)
 
-    # -- requests and answers, shared by both faces --------------------------------------
-
-    def _found(self, entity: Any) -> Item | None:
-        return None if self._expired(entity, datetime.now(UTC)) else self._item(entity)
+    # -- requests and answers ---------------------------------------------------------------
 
     def _if_match(self, key: str, if_version: str) -> str:
         """The ETag to send as ``If-Match`` for ``if_version``; Conflict if that version has expired."""
@@ -181,14 +178,6 @@ class AzureTableKeyValueStore(KeyValueStore):
                     f"{self.name}: key {key!r} is absent (expired), not at version {if_version}", resource=self.name
                 )
         return etag
-
-    def _update_args(self, key: str, entity: dict[str, Any], if_version: str) -> dict[str, Any]:
-        return {
-            "entity": entity,
-            "mode": UpdateMode.REPLACE,
-            "etag": self._if_match(key, if_version),
-            "match_condition": MatchConditions.IfNotModified,
-        }
 
     def _put_error(self, exc: Exception, key: str, if_version: str | None) -> Exception:
         if isinstance(exc, (az.ResourceModifiedError, az.ResourceNotFoundError)) or (
@@ -271,17 +260,6 @@ class AzureTableKeyValueStore(KeyValueStore):
             batches.append(batch)
         return batches
 
-    @staticmethod
-    def _operations(batch: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-        return [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
-
-    @staticmethod
-    def _committed(batch: list[tuple[str, dict[str, Any]]], results: list[Any]) -> dict[str, str]:
-        return {
-            key: _version(str(result["etag"]), entity.get("x"))
-            for (key, entity), result in zip(batch, results, strict=True)
-        }
-
     # -- life cycle ------------------------------------------------------------------------
 
     def _create_blocking(self) -> None:
@@ -305,7 +283,7 @@ class AzureTableKeyValueStore(KeyValueStore):
             return None
         except az.AzureError as exc:
             raise self._fail(exc, f"get of key {key!r}") from exc
-        return self._found(entity)
+        return None if self._expired(entity, datetime.now(UTC)) else self._item(entity)
 
     def _put_flow(
         self, table: Any, key: str, data: bytes, if_version: str | None, if_absent: bool, expires_at: datetime | None
@@ -315,7 +293,12 @@ class AzureTableKeyValueStore(KeyValueStore):
             return _version((yield from self._insert_flow(table, key, entity)), expires_at)
         try:
             if if_version is not None:
-                result = yield table.update_entity(**self._update_args(key, entity, if_version))
+                result = yield table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=self._if_match(key, if_version),
+                    match_condition=MatchConditions.IfNotModified,
+                )
             else:
                 result = yield table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         except az.AzureError as exc:
@@ -407,10 +390,15 @@ class AzureTableKeyValueStore(KeyValueStore):
     def _commit_flow(self, table: Any, batch: list[tuple[str, dict[str, Any]]]) -> Flow[dict[str, str]]:
         """One entity transaction: all of ``batch`` is written, or none of it."""
         try:
-            results = yield table.submit_transaction(self._operations(batch))
+            results = yield table.submit_transaction(
+                [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
+            )
         except az.AzureError as exc:
             raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
-        return self._committed(batch, results)
+        return {
+            key: _version(str(result["etag"]), entity.get("x"))
+            for (key, entity), result in zip(batch, results, strict=True)
+        }
 
     def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
         return run(self._commit_flow(self._table, batch))
