@@ -8,13 +8,13 @@ only dots, or a trailing dot, written with ``!2E`` (HTTP clients would fold ``a/
 into ``a/b``). Keys with a backslash or such dots are the only ones that list out of
 code-point order.
 
-A put of bytes up to ``single_put_mb`` (option, default 8 MiB) is one Put Blob; larger
-bytes and streams go up as blocks of ``block_mb`` (default 4 MiB) committed once (Put
-Block List), so nothing shows until the whole object is there; a stream that ends before
-its first block is full is one Put Blob too. ``if_absent`` and
-``if_etag`` travel as ``If-None-Match: *`` / ``If-Match`` on the single request that
-makes the object visible, so they are atomic. ``url`` signs a service SAS with the
-account key of the connection string, or a user delegation SAS with Entra ID.
+A put of bytes up to ``single_put_mb`` (option, default 8 MiB) is one Put Blob, and so is
+a stream that ends before its first block is full; larger bytes and longer streams go up
+as blocks of ``block_mb`` (default 4 MiB) committed once (Put Block List), so nothing
+shows until the whole object is there. ``if_absent`` and ``if_etag`` travel as
+``If-None-Match: *`` / ``If-Match`` on the single request that makes the object visible,
+so they are atomic. ``url`` signs a service SAS with the account key of the connection
+string, or a user delegation SAS with Entra ID.
 
 The blocking face uses ``azure.storage.blob``; the async face ``azure.storage.blob.aio``,
 one client per event loop (see ``_credentials``). Each operation is written once, as a flow
