@@ -89,6 +89,37 @@ def test_streams_commit_once_with_their_condition(azurite: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_both_faces_upload_alike(azurite: Server) -> None:
+    """One upload flow for both faces: bytes past 1 MiB (which the async face sends from a
+    worker thread) and short streams are one Put Blob; long streams are committed blocks."""
+    store = _store(single_put_mb="3", block_mb="2")
+    big = os.urandom(2 * 1024 * 1024 + 10)
+    long = [os.urandom(1024 * 1024) for _ in range(5)]
+
+    async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    async def async_face() -> None:
+        await store.put("async-big", big)
+        await store.put("async-short", chunks([b"x" * 1000, b"y"]))
+        await store.put("async-long", chunks(long))
+
+    asyncio.run(async_face())
+    store.sync.put("sync-big", big)
+    store.sync.put("sync-short", iter([b"x" * 1000, b"y"]))
+    store.sync.put("sync-long", iter(long))
+    for face in ("async", "sync"):
+        committed = {
+            key: _container(store).get_blob_client(f"pre/fix/{face}-{key}").get_block_list("committed")[0]
+            for key in ("big", "short", "long")
+        }
+        assert committed["big"] == [] and committed["short"] == [], face
+        assert [block.size for block in committed["long"]] == [2 * 1024 * 1024] * 2 + [1024 * 1024], face
+        assert store.sync.get(f"{face}-big") == big and store.sync.get(f"{face}-short") == b"x" * 1000 + b"y"
+        assert store.sync.get(f"{face}-long") == b"".join(long)
+
+
 def test_signed_urls_work_over_http(azurite: Server) -> None:
     store = _store()
     store.sync.put("doc.txt", b"signed", content_type="text/plain")

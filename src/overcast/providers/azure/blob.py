@@ -8,16 +8,17 @@ only dots, or a trailing dot, written with ``!2E`` (HTTP clients would fold ``a/
 into ``a/b``). Keys with a backslash or such dots are the only ones that list out of
 code-point order.
 
-A put of bytes up to ``single_put_mb`` (option, default 8 MiB) is one Put Blob; larger
-bytes and every stream go up as blocks of ``block_mb`` (default 4 MiB) committed once
-(Put Block List), so nothing shows until the whole object is there. ``if_absent`` and
-``if_etag`` travel as ``If-None-Match: *`` / ``If-Match`` on the single request that
-makes the object visible, so they are atomic. ``url`` signs a service SAS with the
-account key of the connection string, or a user delegation SAS with Entra ID.
+A put of bytes up to ``single_put_mb`` (option, default 8 MiB) is one Put Blob, and so is
+a stream that ends before its first block is full; larger bytes and longer streams go up
+as blocks of ``block_mb`` (default 4 MiB) committed once (Put Block List), so nothing
+shows until the whole object is there. ``if_absent`` and ``if_etag`` travel as
+``If-None-Match: *`` / ``If-Match`` on the single request that makes the object visible,
+so they are atomic. ``url`` signs a service SAS with the account key of the connection
+string, or a user delegation SAS with Entra ID.
 
 The blocking face uses ``azure.storage.blob``; the async face ``azure.storage.blob.aio``,
-one client per event loop (see ``_credentials``); both share the naming, conditions and
-answer mapping below.
+one client per event loop (see ``_credentials``). Each operation is written once, as a flow
+that both faces run (see ``_flow``), so naming, conditions and errors cannot drift apart.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ...errors import Conflict, InvalidArgument, NotFound
 from ...resources.blob import BlobLimits, BlobStore, ListPage, ObjectInfo
 from ...resources.url import ResourceURL
 from ._credentials import LoopClient, error, service_client
+from ._flow import Blocking, Flow, Next, NextPage, arun, run
 
 __all__ = ["AzureBlobStore", "decode_name", "encode_name"]
 
@@ -173,7 +175,7 @@ class AzureBlobStore(BlobStore):
         except az.AzureError as exc:
             raise self._fail(exc, "ping") from exc
 
-    # -- writes ----------------------------------------------------------------------------
+    # -- requests and answers ----------------------------------------------------------------
 
     @staticmethod
     def _conditions(if_absent: bool, if_etag: str | None) -> dict[str, Any]:
@@ -196,102 +198,16 @@ class AzureBlobStore(BlobStore):
             return Conflict(f"{self.name}: object {key!r} does not exist (if_etag={if_etag!r})", resource=self.name)
         return self._fail(exc, f"put {key!r}")
 
-    def _put_blocking(
-        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> ObjectInfo:
-        if len(data) > self.single_put:
-            return self._put_stream_blocking(key, iter([data]), content_type, metadata, if_absent, if_etag)
-        blob = self._blob(key)
-        try:
-            result = blob.upload_blob(data, **self._upload_args(data, content_type, metadata, if_absent, if_etag))
-        except az.AzureError as exc:
-            raise self._conflict(exc, key, if_absent, if_etag) from exc
-        return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
-
-    def _upload_args(
-        self, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> dict[str, Any]:
-        return {
-            "overwrite": not if_absent,
-            "length": len(data),
-            "content_settings": ContentSettings(content_type=content_type),
-            "metadata": metadata,
-            "max_concurrency": 1,
-            **self._conditions(False, if_etag),
-        }
-
-    def _blocks(self, buffer: bytearray, block_ids: list[str], *, last: bool) -> Iterator[tuple[str, bytes]]:
-        """Take whole blocks off ``buffer`` (and what is left, if ``last``): (block id, bytes) to stage."""
+    def _blocks(self, buffer: bytearray, block_ids: list[str], *, last: bool) -> Iterator[tuple[str, io.BytesIO, int]]:
+        """Take whole blocks off ``buffer`` (and what is left, if ``last``): (block id, body, length) to
+        stage. The body is a stream: the ``.aio`` SDK sends bytes as they are, which aiohttp warns
+        against past 1 MiB."""
         while len(buffer) >= self.block_size or (last and (buffer or not block_ids)):
             data = bytes(buffer[: self.block_size])
             del buffer[: self.block_size]
             block_id = base64.b64encode(f"{len(block_ids):08d}-{uuid.uuid4().hex}".encode()).decode()
             block_ids.append(block_id)
-            yield block_id, data
-
-    def _commit(
-        self,
-        blob: Any,
-        key: str,
-        block_ids: list[str],
-        size: int,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_etag: str | None,
-    ) -> ObjectInfo:
-        try:
-            result = blob.commit_block_list(block_ids, **self._commit_args(content_type, metadata, if_absent, if_etag))
-        except az.AzureError as exc:
-            raise self._conflict(exc, key, if_absent, if_etag) from exc
-        return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
-
-    def _commit_args(
-        self, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> dict[str, Any]:
-        return {
-            "content_settings": ContentSettings(content_type=content_type),
-            "metadata": metadata,
-            **self._conditions(if_absent, if_etag),
-        }
-
-    def _put_stream_blocking(
-        self,
-        key: str,
-        chunks: Iterator[bytes],
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_etag: str | None,
-    ) -> ObjectInfo:
-        blob = self._blob(key)
-        block_ids: list[str] = []
-        buffer = bytearray()
-        size = 0
-        try:
-            for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                for block_id, block in self._blocks(buffer, block_ids, last=False):
-                    blob.stage_block(block_id, block, length=len(block))
-            for block_id, block in self._blocks(buffer, block_ids, last=True):
-                blob.stage_block(block_id, block, length=len(block))
-        except az.AzureError as exc:
-            raise self._fail(exc, f"upload block of {key!r}") from exc
-        return self._commit(blob, key, block_ids, size, content_type, metadata, if_absent, if_etag)
-
-    # -- reads -----------------------------------------------------------------------------
-
-    def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
-        blob = self._blob(key)
-        first, length = self._range(start, end)
-        try:
-            if length == 0:
-                blob.get_blob_properties()
-                return b""
-            return bytes(blob.download_blob(offset=first, length=length, max_concurrency=1).readall())
-        except az.AzureError as exc:
-            return self._get_error(exc, key)
+            yield block_id, io.BytesIO(data), len(data)
 
     @staticmethod
     def _range(start: int | None, end: int | None) -> tuple[int | None, int | None]:
@@ -299,42 +215,6 @@ class AzureBlobStore(BlobStore):
         offset = start or 0
         length = None if end is None else end - offset
         return (offset if (offset or length is not None) else None), length
-
-    def _get_error(self, exc: Exception, key: str) -> bytes:
-        """b"" for a range past the end (an empty slice), else raise the error of ``exc``."""
-        if isinstance(exc, az.ResourceNotFoundError):
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
-        if isinstance(exc, az.HttpResponseError) and exc.status_code == 416:
-            return b""
-        raise self._fail(exc, f"get {key!r}") from exc
-
-    def _stream_blocking(self, key: str) -> Iterator[bytes]:
-        blob = self._blob(key)
-        try:
-            downloader = blob.download_blob(max_concurrency=1)
-        except az.ResourceNotFoundError as exc:
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"get {key!r}") from exc
-        return self._chunks(downloader, key)
-
-    def _chunks(self, downloader: Any, key: str) -> Iterator[bytes]:
-        try:
-            for chunk in downloader.chunks():
-                if chunk:
-                    yield bytes(chunk)
-        except az.AzureError as exc:
-            raise self._fail(exc, f"read {key!r}") from exc
-
-    def _head_blocking(self, key: str) -> ObjectInfo | None:
-        blob = self._blob(key)
-        try:
-            props = blob.get_blob_properties()
-        except az.ResourceNotFoundError:
-            return None
-        except az.AzureError as exc:
-            raise self._fail(exc, f"head {key!r}") from exc
-        return self._from_properties(key, props)
 
     def _from_properties(self, key: str, props: Any) -> ObjectInfo:
         settings = props.content_settings
@@ -347,41 +227,213 @@ class AzureBlobStore(BlobStore):
             props.last_modified,
         )
 
-    def _delete_blocking(self, key: str) -> bool:
-        blob = self._blob(key)
+    # -- the operations: each one flow, run by both faces (see ``_flow``) ---------------------
+
+    def _put_flow(
+        self,
+        blob: Any,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> Flow[ObjectInfo]:
+        if len(data) > self.single_put:
+            return (yield from self._upload_flow(blob, key, iter([data]), content_type, metadata, if_absent, if_etag))
+        args = {
+            "overwrite": not if_absent,
+            "length": len(data),
+            "content_settings": ContentSettings(content_type=content_type),
+            "metadata": metadata,
+            "max_concurrency": 1,
+            **self._conditions(False, if_etag),
+        }
         try:
-            blob.delete_blob()
+            if len(data) > _AIOHTTP_BYTES:  # one Put Blob from the blocking client (a worker thread, if async)
+                result = yield Blocking(self._blob(key).upload_blob, data, **args)
+            else:
+                result = yield blob.upload_blob(data, **args)
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
+
+    def _upload_flow(
+        self,
+        blob: Any,
+        key: str,
+        chunks: Any,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> Flow[ObjectInfo]:
+        """Stage ``chunks`` (an iterator, or an async one) as blocks, then commit them in one
+        request; what ends before its first block is full is one Put Blob."""
+        block_ids: list[str] = []
+        buffer = bytearray()
+        size = 0
+        try:
+            while (chunk := (yield Next(chunks))) is not None:
+                buffer += chunk
+                size += len(chunk)
+                for block_id, body, length in self._blocks(buffer, block_ids, last=False):
+                    yield blob.stage_block(block_id, body, length=length)
+            if not block_ids and len(buffer) <= self.single_put:
+                return (yield from self._put_flow(blob, key, bytes(buffer), content_type, metadata, if_absent, if_etag))
+            for block_id, body, length in self._blocks(buffer, block_ids, last=True):
+                yield blob.stage_block(block_id, body, length=length)
+        except az.AzureError as exc:
+            raise self._fail(exc, f"upload block of {key!r}") from exc
+        try:
+            result = yield blob.commit_block_list(
+                block_ids,
+                content_settings=ContentSettings(content_type=content_type),
+                metadata=metadata,
+                **self._conditions(if_absent, if_etag),
+            )
+        except az.AzureError as exc:
+            raise self._conflict(exc, key, if_absent, if_etag) from exc
+        return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
+
+    def _get_flow(self, blob: Any, key: str, start: int | None, end: int | None) -> Flow[bytes]:
+        first, length = self._range(start, end)
+        try:
+            if length == 0:
+                yield blob.get_blob_properties()
+                return b""
+            downloader = yield blob.download_blob(offset=first, length=length, max_concurrency=1)
+            return bytes((yield downloader.readall()))
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        except az.AzureError as exc:
+            if isinstance(exc, az.HttpResponseError) and exc.status_code == 416:
+                return b""  # a range past the end: an empty slice
+            raise self._fail(exc, f"get {key!r}") from exc
+
+    def _open_flow(self, blob: Any, key: str) -> Flow[Any]:
+        """The downloader of the whole of ``key``, for :meth:`_chunk_flow` to read."""
+        try:
+            return (yield blob.download_blob(max_concurrency=1))
+        except az.ResourceNotFoundError as exc:
+            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"get {key!r}") from exc
+
+    def _chunk_flow(self, chunks: Any, key: str) -> Flow[bytes | None]:
+        """The next chunk of a download (of its ``chunks()`` iterator), None after the last."""
+        try:
+            while (chunk := (yield Next(chunks))) is not None:
+                if chunk:
+                    return bytes(chunk)
+        except az.AzureError as exc:
+            raise self._fail(exc, f"read {key!r}") from exc
+        return None
+
+    def _head_flow(self, blob: Any, key: str) -> Flow[ObjectInfo | None]:
+        try:
+            props = yield blob.get_blob_properties()
+        except az.ResourceNotFoundError:
+            return None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"head {key!r}") from exc
+        return self._from_properties(key, props)
+
+    def _delete_flow(self, blob: Any, key: str) -> Flow[bool]:
+        try:
+            yield blob.delete_blob()
         except az.ResourceNotFoundError:
             return False
         except az.AzureError as exc:
             raise self._fail(exc, f"delete {key!r}") from exc
         return True
 
-    def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
-        start, native = self._list_start(prefix)
-        try:
-            pager = self._container.list_blobs(
-                name_starts_with=native or None, include=["metadata"], results_per_page=limit
-            ).by_page(continuation_token=cursor)
-            page = next(pager, None)
-            objects = [self._from_properties(self._key(props.name), props) for props in (page or [])]
-            token = pager.continuation_token
-        except az.AzureError as exc:
-            raise self._fail(exc, "list") from exc
-        return self._listed(prefix, start, native, objects, token)
-
-    def _list_start(self, prefix: str) -> tuple[str, str]:
-        """(the blob name prefix of ``prefix``, the one to list from)."""
+    def _list_flow(self, container: Any, prefix: str, limit: int, cursor: str | None) -> Flow[ListPage]:
         start = self.prefix + (encode_name(prefix) if prefix else "")
         # A prefix ending in dots may encode differently as part of a longer key: list from
         # the stable part and filter.
-        return start, (start.rstrip(".") if prefix.endswith(".") else start)
-
-    @staticmethod
-    def _listed(prefix: str, start: str, native: str, objects: list[ObjectInfo], token: str | None) -> ListPage:
+        native = start.rstrip(".") if prefix.endswith(".") else start
+        try:
+            pager = container.list_blobs(
+                name_starts_with=native or None, include=["metadata"], results_per_page=limit
+            ).by_page(continuation_token=cursor)
+            page = yield NextPage(pager)
+            token = pager.continuation_token
+        except az.AzureError as exc:
+            raise self._fail(exc, "list") from exc
+        objects = [self._from_properties(self._key(props.name), props) for props in page or []]
         if native != start:
             objects = [info for info in objects if info.key.startswith(prefix)]
         return ListPage(objects, token or None)
+
+    # -- the faces: azure.storage.blob, and azure.storage.blob.aio on the running loop -------
+
+    def _put_blocking(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
+        return run(self._put_flow(self._blob(key), key, data, content_type, metadata, if_absent, if_etag))
+
+    async def _put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
+    ) -> ObjectInfo:
+        blob = await self._aio_blob(key)
+        return await arun(self._put_flow(blob, key, data, content_type, metadata, if_absent, if_etag))
+
+    def _put_stream_blocking(
+        self,
+        key: str,
+        chunks: Iterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        return run(self._upload_flow(self._blob(key), key, chunks, content_type, metadata, if_absent, if_etag))
+
+    async def _put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_etag: str | None,
+    ) -> ObjectInfo:
+        blob = await self._aio_blob(key)
+        return await arun(self._upload_flow(blob, key, chunks, content_type, metadata, if_absent, if_etag))
+
+    def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
+        return run(self._get_flow(self._blob(key), key, start, end))
+
+    async def _get(self, key: str, start: int | None, end: int | None) -> bytes:
+        return await arun(self._get_flow(await self._aio_blob(key), key, start, end))
+
+    def _stream_blocking(self, key: str) -> Iterator[bytes]:
+        chunks = run(self._open_flow(self._blob(key), key)).chunks()  # opened now: NotFound before the first chunk
+        return iter(lambda: run(self._chunk_flow(chunks, key)), None)
+
+    async def _stream(self, key: str) -> AsyncIterator[bytes]:
+        chunks = (await arun(self._open_flow(await self._aio_blob(key), key))).chunks()
+        while (chunk := await arun(self._chunk_flow(chunks, key))) is not None:
+            yield chunk
+
+    def _head_blocking(self, key: str) -> ObjectInfo | None:
+        return run(self._head_flow(self._blob(key), key))
+
+    async def _head(self, key: str) -> ObjectInfo | None:
+        return await arun(self._head_flow(await self._aio_blob(key), key))
+
+    def _delete_blocking(self, key: str) -> bool:
+        return run(self._delete_flow(self._blob(key), key))
+
+    async def _delete(self, key: str) -> bool:
+        return await arun(self._delete_flow(await self._aio_blob(key), key))
+
+    def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
+        return run(self._list_flow(self._container, prefix, limit, cursor))
+
+    async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
+        return await arun(self._list_flow(await self._aio(), prefix, limit, cursor))
 
     # -- signed URLs -----------------------------------------------------------------------
 
@@ -424,123 +476,5 @@ class AzureBlobStore(BlobStore):
             raise self._fail(exc, f"sign a URL for {key!r}") from exc
         return f"{blob.url}?{sas}"
 
-    # -- async face: azure.storage.blob.aio on the running loop -----------------------------
-
-    async def _put(
-        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
-    ) -> ObjectInfo:
-        if len(data) > self.single_put:
-            return await self._put_stream(key, _one(data), content_type, metadata, if_absent, if_etag)
-        if len(data) > _AIOHTTP_BYTES:  # one Put Blob, as on the blocking face, sent from a worker thread
-            return await self._call(self._put_blocking, key, data, content_type, metadata, if_absent, if_etag)
-        blob = await self._aio_blob(key)
-        try:
-            result = await blob.upload_blob(data, **self._upload_args(data, content_type, metadata, if_absent, if_etag))
-        except az.AzureError as exc:
-            raise self._conflict(exc, key, if_absent, if_etag) from exc
-        return self._info(key, len(data), result["etag"], content_type, metadata, result.get("last_modified"))
-
-    async def _put_stream(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_etag: str | None,
-    ) -> ObjectInfo:
-        blob = await self._aio_blob(key)
-        block_ids: list[str] = []
-        buffer = bytearray()
-        size = 0
-        try:
-            async for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                for block_id, block in self._blocks(buffer, block_ids, last=False):
-                    await blob.stage_block(
-                        block_id, io.BytesIO(block), length=len(block)
-                    )  # aiohttp warns of bytes > 1 MiB
-            if not block_ids and len(buffer) <= self.single_put:
-                return await self._put(key, bytes(buffer), content_type, metadata, if_absent, if_etag)
-            for block_id, block in self._blocks(buffer, block_ids, last=True):
-                await blob.stage_block(block_id, io.BytesIO(block), length=len(block))  # aiohttp warns of bytes > 1 MiB
-        except az.AzureError as exc:
-            raise self._fail(exc, f"upload block of {key!r}") from exc
-        try:
-            result = await blob.commit_block_list(
-                block_ids, **self._commit_args(content_type, metadata, if_absent, if_etag)
-            )
-        except az.AzureError as exc:
-            raise self._conflict(exc, key, if_absent, if_etag) from exc
-        return self._info(key, size, result["etag"], content_type, metadata, result.get("last_modified"))
-
-    async def _get(self, key: str, start: int | None, end: int | None) -> bytes:
-        blob = await self._aio_blob(key)
-        first, length = self._range(start, end)
-        try:
-            if length == 0:
-                await blob.get_blob_properties()
-                return b""
-            downloader = await blob.download_blob(offset=first, length=length, max_concurrency=1)
-            return bytes(await downloader.readall())
-        except az.AzureError as exc:
-            return self._get_error(exc, key)
-
-    async def _stream(self, key: str) -> AsyncIterator[bytes]:
-        blob = await self._aio_blob(key)
-        try:
-            downloader = await blob.download_blob(max_concurrency=1)
-        except az.ResourceNotFoundError as exc:
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name) from exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"get {key!r}") from exc
-        try:
-            async for chunk in downloader.chunks():
-                if chunk:
-                    yield bytes(chunk)
-        except az.AzureError as exc:
-            raise self._fail(exc, f"read {key!r}") from exc
-
-    async def _head(self, key: str) -> ObjectInfo | None:
-        blob = await self._aio_blob(key)
-        try:
-            props = await blob.get_blob_properties()
-        except az.ResourceNotFoundError:
-            return None
-        except az.AzureError as exc:
-            raise self._fail(exc, f"head {key!r}") from exc
-        return self._from_properties(key, props)
-
-    async def _delete(self, key: str) -> bool:
-        blob = await self._aio_blob(key)
-        try:
-            await blob.delete_blob()
-        except az.ResourceNotFoundError:
-            return False
-        except az.AzureError as exc:
-            raise self._fail(exc, f"delete {key!r}") from exc
-        return True
-
-    async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
-        start, native = self._list_start(prefix)
-        container = await self._aio()
-        try:
-            pager = container.list_blobs(
-                name_starts_with=native or None, include=["metadata"], results_per_page=limit
-            ).by_page(continuation_token=cursor)
-            objects = []
-            async for page in pager:
-                objects = [self._from_properties(self._key(props.name), props) async for props in page]
-                break
-            token = pager.continuation_token
-        except az.AzureError as exc:
-            raise self._fail(exc, "list") from exc
-        return self._listed(prefix, start, native, objects, token)
-
     def close(self) -> None:
         return None
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data

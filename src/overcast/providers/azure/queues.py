@@ -17,7 +17,8 @@ A topic ``azqueue://TOPIC`` keeps one queue per subscription, named
 ``overcast_topic=TOPIC``; ``publish`` lists the marked queues and sends to each.
 
 The blocking face uses ``azure.storage.queue``; the async face ``azure.storage.queue.aio``,
-one client per event loop (see ``_credentials``), with the same envelope and mapping code.
+one client per event loop (see ``_credentials``). Each operation is written once, as a flow
+that both faces run (see ``_flow``).
 
 No ``depth``: the service's ``approximate_message_count`` counts invisible messages too
 (delayed ones and those in flight), which ``Queue.depth`` must leave out.
@@ -39,7 +40,8 @@ from azure.storage.queue import QueueServiceClient
 from ...errors import InvalidArgument
 from ...resources.queue import Message, Queue, QueueLimits, Topic, poll, poll_blocking
 from ...resources.url import ResourceURL
-from ._credentials import LoopClient, async_service_client, error, service_client
+from ._credentials import LoopClient, error, service_client
+from ._flow import All, Flow, arun, run
 
 __all__ = ["MESSAGE_ENCODING", "AzureStorageQueue", "AzureStorageTopic", "decode_message", "subscription_queue_name"]
 
@@ -142,6 +144,7 @@ class AzureStorageQueue(Queue):
         self._service: QueueServiceClient = service_client(loc, "queue", QueueServiceClient)
         self._queue = self._service.get_queue_client(self.queue_name)
         self._aio = LoopClient(loc, "queue", lambda service: service.get_queue_client(self.queue_name))
+        self._aio_service = LoopClient(loc, "queue", lambda service: service)
 
     def _fail(self, exc: Exception, what: str) -> Exception:
         return error(exc, self.name, what)
@@ -182,20 +185,6 @@ class AzureStorageQueue(Queue):
             )
         return message_id, text
 
-    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
-        message_id, text = self._envelope(data, attributes)
-        self._send_text(text, delay)
-        return message_id
-
-    def _send_text(self, text: str, delay: float) -> None:
-        try:
-            self._queue.send_message(text, visibility_timeout=_whole_seconds(delay) or None)
-        except az.AzureError as exc:
-            raise self._fail(exc, "send") from exc
-
-    def _receive_args(self, max_messages: int, visibility: int) -> dict[str, Any]:
-        return {"messages_per_page": max_messages, "max_messages": max_messages, "visibility_timeout": visibility}
-
     def _message(self, raw: Any) -> Message:
         body, attributes, message_id = decode_message(raw.content or "")
         attempts = int(raw.dequeue_count or 1)
@@ -212,128 +201,106 @@ class AzureStorageQueue(Queue):
             return None
         return self._fail(exc, what)
 
+    # -- the operations: each one flow, run by both faces (see ``_flow``) ---------------------
+
+    def _send_flow(self, queue: Any, data: bytes, attributes: dict[str, str], delay: float) -> Flow[str]:
+        message_id, text = self._envelope(data, attributes)
+        yield from self._text_flow(queue, text, delay)
+        return message_id
+
+    def _text_flow(self, queue: Any, text: str, delay: float) -> Flow[None]:
+        try:
+            yield queue.send_message(text, visibility_timeout=_whole_seconds(delay) or None)
+        except az.AzureError as exc:
+            raise self._fail(exc, "send") from exc
+
+    def _send_text(self, text: str, delay: float) -> None:
+        """Send message text as it is (how the Functions adapter moves a message to the poison queue)."""
+        run(self._text_flow(self._queue, text, delay))
+
+    def _receive_flow(self, queue: Any, service: Any, max_messages: int, visibility: int) -> Flow[list[Message]]:
+        try:
+            pager = queue.receive_messages(
+                messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility
+            )
+            received = yield All(pager)
+        except az.AzureError as exc:
+            raise self._fail(exc, "receive") from exc
+        out: list[Message] = []
+        for raw in received:
+            if self._exhausted(raw):
+                yield from self._bury_flow(queue, service, raw)
+            else:
+                out.append(self._message(raw))
+        return out
+
+    def _bury_flow(self, queue: Any, service: Any, raw: Any) -> Flow[None]:
+        """Move a message past its attempts to the poison queue (created on first use)."""
+        text = raw.content or ""
+        poison = service.get_queue_client(self.queue_name + POISON_SUFFIX)
+        try:
+            try:
+                yield poison.send_message(text)
+            except az.ResourceNotFoundError:
+                with contextlib.suppress(az.ResourceExistsError):
+                    yield poison.create_queue()
+                yield poison.send_message(text)
+            yield queue.delete_message(raw.id, raw.pop_receipt)
+        except az.AzureError as exc:
+            failure = self._settle_error(exc, "move a message to the poison queue")
+            if failure is not None:
+                raise failure from exc
+
+    def _settle_flow(self, queue: Any, message: Message, delay: float | None) -> Flow[None]:
+        """Ack ``message`` (``delay`` None: delete it) or nack it (visible again after ``delay``)."""
+        msg_id, _, receipt = message.receipt.partition(" ")
+        try:
+            if delay is None:
+                yield queue.delete_message(msg_id, receipt)
+            else:
+                yield queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
+        except az.AzureError as exc:
+            failure = self._settle_error(exc, "ack" if delay is None else "nack")
+            if failure is not None:
+                raise failure from exc
+
+    # -- the faces: azure.storage.queue, and azure.storage.queue.aio on the running loop -----
+
+    def _send_blocking(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        return run(self._send_flow(self._queue, data, attributes, delay))
+
+    async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
+        return await arun(self._send_flow(await self._aio(), data, attributes, delay))
+
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
+        visibility = max(1, _whole_seconds(visibility_timeout))
         return poll_blocking(
-            lambda: self._receive_once(max_messages, max(1, _whole_seconds(visibility_timeout))),
+            lambda: run(self._receive_flow(self._queue, self._service, max_messages, visibility)),
             wait,
             first=_POLL_FIRST,
             most=_POLL_MAX,
         )
 
-    def _receive_once(self, max_messages: int, visibility: int) -> list[Message]:
-        try:
-            received = list(self._queue.receive_messages(**self._receive_args(max_messages, visibility)))
-        except az.AzureError as exc:
-            raise self._fail(exc, "receive") from exc
-        out: list[Message] = []
-        for raw in received:
-            if self._exhausted(raw):
-                self._bury(raw)
-            else:
-                out.append(self._message(raw))
-        return out
-
-    def _bury(self, raw: Any) -> None:
-        """Move a message past its attempts to the poison queue (created on first use)."""
-        text = raw.content or ""
-        poison = self._service.get_queue_client(self.queue_name + POISON_SUFFIX)
-        try:
-            try:
-                poison.send_message(text)
-            except az.ResourceNotFoundError:
-                with contextlib.suppress(az.ResourceExistsError):
-                    poison.create_queue()
-                poison.send_message(text)
-            self._queue.delete_message(raw.id, raw.pop_receipt)
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "move a message to the poison queue")
-            if failure is not None:
-                raise failure from exc
-
-    def _ack_blocking(self, message: Message) -> None:
-        msg_id, _, receipt = message.receipt.partition(" ")
-        try:
-            self._queue.delete_message(msg_id, receipt)
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "ack")
-            if failure is not None:
-                raise failure from exc
-
-    def _nack_blocking(self, message: Message, delay: float) -> None:
-        msg_id, _, receipt = message.receipt.partition(" ")
-        try:
-            self._queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "nack")
-            if failure is not None:
-                raise failure from exc
-
-    # -- async face: azure.storage.queue.aio on the running loop ----------------------------
-
-    async def _send(self, data: bytes, attributes: dict[str, str], delay: float) -> str:
-        message_id, text = self._envelope(data, attributes)
-        queue = await self._aio()
-        try:
-            await queue.send_message(text, visibility_timeout=_whole_seconds(delay) or None)
-        except az.AzureError as exc:
-            raise self._fail(exc, "send") from exc
-        return message_id
-
     async def _receive(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         visibility = max(1, _whole_seconds(visibility_timeout))
-        return await poll(
-            lambda: self._receive_once_async(max_messages, visibility), wait, first=_POLL_FIRST, most=_POLL_MAX
-        )
 
-    async def _receive_once_async(self, max_messages: int, visibility: int) -> list[Message]:
-        queue = await self._aio()
-        try:
-            received = [raw async for raw in queue.receive_messages(**self._receive_args(max_messages, visibility))]
-        except az.AzureError as exc:
-            raise self._fail(exc, "receive") from exc
-        out: list[Message] = []
-        for raw in received:
-            if self._exhausted(raw):
-                await self._bury_async(queue, raw)
-            else:
-                out.append(self._message(raw))
-        return out
+        async def once() -> list[Message]:
+            flow = self._receive_flow(await self._aio(), await self._aio_service(), max_messages, visibility)
+            return await arun(flow)
 
-    async def _bury_async(self, queue: Any, raw: Any) -> None:
-        text = raw.content or ""
-        poison = (await async_service_client(self.location, "queue")).get_queue_client(self.queue_name + POISON_SUFFIX)
-        try:
-            try:
-                await poison.send_message(text)
-            except az.ResourceNotFoundError:
-                with contextlib.suppress(az.ResourceExistsError):
-                    await poison.create_queue()
-                await poison.send_message(text)
-            await queue.delete_message(raw.id, raw.pop_receipt)
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "move a message to the poison queue")
-            if failure is not None:
-                raise failure from exc
+        return await poll(once, wait, first=_POLL_FIRST, most=_POLL_MAX)
+
+    def _ack_blocking(self, message: Message) -> None:
+        run(self._settle_flow(self._queue, message, None))
 
     async def _ack(self, message: Message) -> None:
-        msg_id, _, receipt = message.receipt.partition(" ")
-        queue = await self._aio()
-        try:
-            await queue.delete_message(msg_id, receipt)
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "ack")
-            if failure is not None:
-                raise failure from exc
+        await arun(self._settle_flow(await self._aio(), message, None))
+
+    def _nack_blocking(self, message: Message, delay: float) -> None:
+        run(self._settle_flow(self._queue, message, delay))
 
     async def _nack(self, message: Message, delay: float) -> None:
-        msg_id, _, receipt = message.receipt.partition(" ")
-        queue = await self._aio()
-        try:
-            await queue.update_message(msg_id, receipt, visibility_timeout=_whole_seconds(delay))
-        except az.AzureError as exc:
-            failure = self._settle_error(exc, "nack")
-            if failure is not None:
-                raise failure from exc
+        await arun(self._settle_flow(await self._aio(), message, delay))
 
     def close(self) -> None:
         return None
@@ -361,6 +328,7 @@ class AzureStorageTopic(Topic):
                 f"(its subscriptions' queues add to it); got {loc.host!r}"
             )
         self._service: QueueServiceClient = service_client(loc, "queue", QueueServiceClient)
+        self._aio = LoopClient(loc, "queue", lambda service: service)
 
     def _subscription(self, name: str, max_attempts: int | None) -> AzureStorageQueue:
         options = dict(self.location.options)
@@ -371,16 +339,6 @@ class AzureStorageTopic(Topic):
         return AzureStorageQueue(
             location, name=f"{self.name} subscription {name!r}", metadata={TOPIC_METADATA: self.topic_name}
         )
-
-    def _subscribers(self) -> list[str]:
-        try:
-            return [
-                props.name
-                for props in self._service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True)
-                if self._subscribed(props)
-            ]
-        except az.AzureError as exc:
-            raise error(exc, self.name, "list subscriptions") from exc
 
     def _publication(self, data: bytes, attributes: dict[str, str]) -> tuple[str, str]:
         message_id = uuid.uuid4().hex
@@ -395,36 +353,26 @@ class AzureStorageTopic(Topic):
     def _subscribed(self, props: Any) -> bool:
         return (props.metadata or {}).get(TOPIC_METADATA) == self.topic_name
 
-    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+    def _publish_flow(self, service: Any, data: bytes, attributes: dict[str, str]) -> Flow[str]:
         message_id, text = self._publication(data, attributes)
-        for queue in self._subscribers():
+        try:
+            listed = yield All(service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True))
+        except az.AzureError as exc:
+            raise error(exc, self.name, "list subscriptions") from exc
+        for queue in [props.name for props in listed if self._subscribed(props)]:
             try:
-                self._service.get_queue_client(queue).send_message(text)
+                yield service.get_queue_client(queue).send_message(text)
             except az.ResourceNotFoundError:
                 continue  # deleted since it was listed
             except az.AzureError as exc:
                 raise error(exc, self.name, f"publish to {queue}") from exc
         return message_id
 
+    def _publish_blocking(self, data: bytes, attributes: dict[str, str]) -> str:
+        return run(self._publish_flow(self._service, data, attributes))
+
     async def _publish(self, data: bytes, attributes: dict[str, str]) -> str:
-        message_id, text = self._publication(data, attributes)
-        service = await async_service_client(self.location, "queue")
-        try:
-            queues = [
-                props.name
-                async for props in service.list_queues(name_starts_with=f"{self.topic_name}-", include_metadata=True)
-                if self._subscribed(props)
-            ]
-        except az.AzureError as exc:
-            raise error(exc, self.name, "list subscriptions") from exc
-        for queue in queues:
-            try:
-                await service.get_queue_client(queue).send_message(text)
-            except az.ResourceNotFoundError:
-                continue  # deleted since it was listed
-            except az.AzureError as exc:
-                raise error(exc, self.name, f"publish to {queue}") from exc
-        return message_id
+        return await arun(self._publish_flow(await self._aio(), data, attributes))
 
     def close(self) -> None:
         return None

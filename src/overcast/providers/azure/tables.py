@@ -23,8 +23,8 @@ so a write or delete ``if_version`` of an item whose expiry has passed is refuse
 (``Conflict``, as for an absent key) without a call, though the entity is still stored.
 
 The blocking face uses ``azure.data.tables``; the async face ``azure.data.tables.aio``, one
-client per event loop (see ``_credentials``). Both build requests and read answers with
-the same code.
+client per event loop (see ``_credentials``). Each operation is written once, as a flow
+that both faces run (see ``_flow``), so requests, conditions and errors cannot drift apart.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
 from ._credentials import LoopClient, error, service_client
+from ._flow import All, Flow, NextPage, arun, run
 
 __all__ = ["AzureTableKeyValueStore", "decode_row_key", "encode_row_key"]
 
@@ -162,10 +163,7 @@ class AzureTableKeyValueStore(KeyValueStore):
     def _fail(self, exc: Exception, what: str) -> Exception:
         return error(exc, self.name, what)
 
-    # -- requests and answers, shared by both faces --------------------------------------
-
-    def _found(self, entity: Any) -> Item | None:
-        return None if self._expired(entity, datetime.now(UTC)) else self._item(entity)
+    # -- requests and answers ---------------------------------------------------------------
 
     def _if_match(self, key: str, if_version: str) -> str:
         """The ETag to send as ``If-Match`` for ``if_version``; Conflict if that version has expired."""
@@ -180,14 +178,6 @@ class AzureTableKeyValueStore(KeyValueStore):
                     f"{self.name}: key {key!r} is absent (expired), not at version {if_version}", resource=self.name
                 )
         return etag
-
-    def _update_args(self, key: str, entity: dict[str, Any], if_version: str) -> dict[str, Any]:
-        return {
-            "entity": entity,
-            "mode": UpdateMode.REPLACE,
-            "etag": self._if_match(key, if_version),
-            "match_condition": MatchConditions.IfNotModified,
-        }
 
     def _put_error(self, exc: Exception, key: str, if_version: str | None) -> Exception:
         if isinstance(exc, (az.ResourceModifiedError, az.ResourceNotFoundError)) or (
@@ -270,17 +260,6 @@ class AzureTableKeyValueStore(KeyValueStore):
             batches.append(batch)
         return batches
 
-    @staticmethod
-    def _operations(batch: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-        return [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
-
-    @staticmethod
-    def _committed(batch: list[tuple[str, dict[str, Any]]], results: list[Any]) -> dict[str, str]:
-        return {
-            key: _version(str(result["etag"]), entity.get("x"))
-            for (key, entity), result in zip(batch, results, strict=True)
-        }
-
     # -- life cycle ------------------------------------------------------------------------
 
     def _create_blocking(self) -> None:
@@ -295,16 +274,142 @@ class AzureTableKeyValueStore(KeyValueStore):
         except az.AzureError as exc:
             raise self._fail(exc, "ping") from exc
 
-    # -- blocking face: azure.data.tables --------------------------------------------------
+    # -- the operations: each one flow, run by both faces (see ``_flow``) ---------------------
 
-    def _get_blocking(self, key: str) -> Item | None:
+    def _get_flow(self, table: Any, key: str) -> Flow[Item | None]:
         try:
-            entity = self._table.get_entity(self.partition, encode_row_key(key))
+            entity = yield table.get_entity(self.partition, encode_row_key(key))
         except az.ResourceNotFoundError:
             return None
         except az.AzureError as exc:
             raise self._fail(exc, f"get of key {key!r}") from exc
-        return self._found(entity)
+        return None if self._expired(entity, datetime.now(UTC)) else self._item(entity)
+
+    def _put_flow(
+        self, table: Any, key: str, data: bytes, if_version: str | None, if_absent: bool, expires_at: datetime | None
+    ) -> Flow[str]:
+        entity = self._entity(key, data, expires_at)
+        if if_absent:
+            return _version((yield from self._insert_flow(table, key, entity)), expires_at)
+        try:
+            if if_version is not None:
+                result = yield table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=self._if_match(key, if_version),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            else:
+                result = yield table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except az.AzureError as exc:
+            raise self._put_error(exc, key, if_version) from exc
+        return _version(str(result["etag"]), expires_at)
+
+    def _insert_flow(self, table: Any, key: str, entity: dict[str, Any]) -> Flow[str]:
+        try:
+            return str((yield table.create_entity(entity))["etag"])
+        except az.ResourceExistsError as exc:
+            taken = exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        try:  # an expired entity counts as absent: replace it if it has not moved since
+            current = yield table.get_entity(self.partition, entity["RowKey"])
+        except az.ResourceNotFoundError:
+            current = None
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        if current is not None and not self._expired(current, datetime.now(UTC)):
+            raise self._taken(key) from taken
+        try:
+            if current is None:
+                return str((yield table.create_entity(entity))["etag"])
+            result = yield table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
+            raise self._taken(key) from exc
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put of key {key!r}") from exc
+        return str(result["etag"])
+
+    def _delete_flow(self, table: Any, key: str, if_version: str | None) -> Flow[bool]:
+        args = self._delete_args(key, if_version)
+        try:
+            # The public delete_entity hides a 404; the generated operation says whether it existed.
+            yield table._client.table.delete_entity(**args)
+        except az.AzureError as exc:
+            failure = self._delete_error(exc, key, if_version)
+            if failure is None:
+                return False
+            raise failure from exc
+        return True
+
+    def _scan_flow(self, table: Any, prefix: str, limit: int, cursor: str | None) -> Flow[Page]:
+        query, params = self._scan_query(prefix, cursor)
+        items: list[Item] = []
+        last: str | None = None
+        now = datetime.now(UTC)
+        try:
+            pages = table.query_entities(query, parameters=params, results_per_page=limit).by_page()
+            while (page := (yield NextPage(pages))) is not None:
+                for entity in page:
+                    last = entity["RowKey"]
+                    if not self._expired(entity, now):
+                        items.append(self._item(entity))
+                        if len(items) >= limit:
+                            return Page(items, last)
+        except az.AzureError as exc:
+            raise self._fail(exc, "scan") from exc
+        return Page(items, None)
+
+    def _get_many_flow(self, table: Any, keys: list[str]) -> Flow[dict[str, Item]]:
+        found: dict[str, Item] = {}
+        now = datetime.now(UTC)
+        for query, params in self._many_queries(keys):
+            try:
+                entities = yield All(table.query_entities(query, parameters=params))
+            except az.AzureError as exc:
+                raise self._fail(exc, "get_many") from exc
+            for entity in entities:
+                if not self._expired(entity, now):
+                    item = self._item(entity)
+                    found[item.key] = item
+        return found
+
+    def _put_many_flow(
+        self, table: Any, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> Flow[dict[str, str]]:
+        versions: dict[str, str] = {}
+        for batch in self._batches(entries, expires_at):
+            versions.update((yield from self._commit_flow(table, batch)))
+        return versions
+
+    def _commit_flow(self, table: Any, batch: list[tuple[str, dict[str, Any]]]) -> Flow[dict[str, str]]:
+        """One entity transaction: all of ``batch`` is written, or none of it."""
+        try:
+            results = yield table.submit_transaction(
+                [("upsert", entity, {"mode": UpdateMode.REPLACE}) for _, entity in batch]
+            )
+        except az.AzureError as exc:
+            raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
+        return {
+            key: _version(str(result["etag"]), entity.get("x"))
+            for (key, entity), result in zip(batch, results, strict=True)
+        }
+
+    def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+        return run(self._commit_flow(self._table, batch))
+
+    # -- the faces: azure.data.tables, and azure.data.tables.aio on the running loop --------
+
+    def _get_blocking(self, key: str) -> Item | None:
+        return run(self._get_flow(self._table, key))
+
+    async def _get(self, key: str) -> Item | None:
+        return await arun(self._get_flow(await self._aio(), key))
 
     def _put_blocking(
         self,
@@ -315,115 +420,7 @@ class AzureTableKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        entity = self._entity(key, data, expires_at)
-        if if_absent:
-            return _version(self._insert(key, entity), expires_at)
-        try:
-            if if_version is not None:
-                result = self._table.update_entity(**self._update_args(key, entity, if_version))
-            else:
-                result = self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        except az.AzureError as exc:
-            raise self._put_error(exc, key, if_version) from exc
-        return _version(str(result["etag"]), expires_at)
-
-    def _insert(self, key: str, entity: dict[str, Any]) -> str:
-        try:
-            return str(self._table.create_entity(entity)["etag"])
-        except az.ResourceExistsError as exc:
-            taken = exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        try:  # an expired entity counts as absent: replace it if it has not moved since
-            current = self._table.get_entity(self.partition, entity["RowKey"])
-        except az.ResourceNotFoundError:
-            current = None
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        if current is not None and not self._expired(current, datetime.now(UTC)):
-            raise self._taken(key) from taken
-        try:
-            if current is None:
-                return str(self._table.create_entity(entity)["etag"])
-            result = self._table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
-            raise self._taken(key) from exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        return str(result["etag"])
-
-    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
-        args = self._delete_args(key, if_version)
-        try:
-            # The public delete_entity hides a 404; the generated operation says whether it existed.
-            self._table._client.table.delete_entity(**args)
-        except az.AzureError as exc:
-            failure = self._delete_error(exc, key, if_version)
-            if failure is None:
-                return False
-            raise failure from exc
-        return True
-
-    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
-        query, params = self._scan_query(prefix, cursor)
-        items: list[Item] = []
-        last: str | None = None
-        now = datetime.now(UTC)
-        try:
-            for entity in self._table.query_entities(query, parameters=params, results_per_page=limit):
-                last = entity["RowKey"]
-                if not self._expired(entity, now):
-                    items.append(self._item(entity))
-                    if len(items) >= limit:
-                        return Page(items, last)
-        except az.AzureError as exc:
-            raise self._fail(exc, "scan") from exc
-        return Page(items, None)
-
-    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
-        found: dict[str, Item] = {}
-        now = datetime.now(UTC)
-        for query, params in self._many_queries(keys):
-            try:
-                for entity in self._table.query_entities(query, parameters=params):
-                    if not self._expired(entity, now):
-                        item = self._item(entity)
-                        found[item.key] = item
-            except az.AzureError as exc:
-                raise self._fail(exc, "get_many") from exc
-        return found
-
-    def _put_many_blocking(
-        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
-    ) -> dict[str, str]:
-        versions: dict[str, str] = {}
-        for batch in self._batches(entries, expires_at):
-            versions.update(self._commit(batch))
-        return versions
-
-    def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
-        try:
-            results = self._table.submit_transaction(self._operations(batch))
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
-        return self._committed(batch, results)
-
-    # -- async face: azure.data.tables.aio on the running loop -----------------------------
-
-    async def _get(self, key: str) -> Item | None:
-        table = await self._aio()
-        try:
-            entity = await table.get_entity(self.partition, encode_row_key(key))
-        except az.ResourceNotFoundError:
-            return None
-        except az.AzureError as exc:
-            raise self._fail(exc, f"get of key {key!r}") from exc
-        return self._found(entity)
+        return run(self._put_flow(self._table, key, data, if_version, if_absent, expires_at))
 
     async def _put(
         self,
@@ -434,105 +431,35 @@ class AzureTableKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        entity = self._entity(key, data, expires_at)
-        if if_absent:
-            return _version(await self._insert_async(key, entity), expires_at)
-        table = await self._aio()
-        try:
-            if if_version is not None:
-                result = await table.update_entity(**self._update_args(key, entity, if_version))
-            else:
-                result = await table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        except az.AzureError as exc:
-            raise self._put_error(exc, key, if_version) from exc
-        return _version(str(result["etag"]), expires_at)
+        return await arun(self._put_flow(await self._aio(), key, data, if_version, if_absent, expires_at))
 
-    async def _insert_async(self, key: str, entity: dict[str, Any]) -> str:
-        table = await self._aio()
-        try:
-            return str((await table.create_entity(entity))["etag"])
-        except az.ResourceExistsError as exc:
-            taken = exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        try:  # an expired entity counts as absent: replace it if it has not moved since
-            current = await table.get_entity(self.partition, entity["RowKey"])
-        except az.ResourceNotFoundError:
-            current = None
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        if current is not None and not self._expired(current, datetime.now(UTC)):
-            raise self._taken(key) from taken
-        try:
-            if current is None:
-                return str((await table.create_entity(entity))["etag"])
-            result = await table.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError) as exc:
-            raise self._taken(key) from exc
-        except az.AzureError as exc:
-            raise self._fail(exc, f"put of key {key!r}") from exc
-        return str(result["etag"])
+    def _delete_blocking(self, key: str, if_version: str | None) -> bool:
+        return run(self._delete_flow(self._table, key, if_version))
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
-        args = self._delete_args(key, if_version)
-        table = await self._aio()
-        try:
-            await table._client.table.delete_entity(**args)
-        except az.AzureError as exc:
-            failure = self._delete_error(exc, key, if_version)
-            if failure is None:
-                return False
-            raise failure from exc
-        return True
+        return await arun(self._delete_flow(await self._aio(), key, if_version))
+
+    def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        return run(self._scan_flow(self._table, prefix, limit, cursor))
 
     async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
-        query, params = self._scan_query(prefix, cursor)
-        table = await self._aio()
-        items: list[Item] = []
-        last: str | None = None
-        now = datetime.now(UTC)
-        try:
-            async for entity in table.query_entities(query, parameters=params, results_per_page=limit):
-                last = entity["RowKey"]
-                if not self._expired(entity, now):
-                    items.append(self._item(entity))
-                    if len(items) >= limit:
-                        return Page(items, last)
-        except az.AzureError as exc:
-            raise self._fail(exc, "scan") from exc
-        return Page(items, None)
+        return await arun(self._scan_flow(await self._aio(), prefix, limit, cursor))
+
+    def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
+        return run(self._get_many_flow(self._table, keys))
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
-        table = await self._aio()
-        found: dict[str, Item] = {}
-        now = datetime.now(UTC)
-        for query, params in self._many_queries(keys):
-            try:
-                async for entity in table.query_entities(query, parameters=params):
-                    if not self._expired(entity, now):
-                        item = self._item(entity)
-                        found[item.key] = item
-            except az.AzureError as exc:
-                raise self._fail(exc, "get_many") from exc
-        return found
+        return await arun(self._get_many_flow(await self._aio(), keys))
+
+    def _put_many_blocking(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        return run(self._put_many_flow(self._table, entries, expires_at))
 
     async def _put_many(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
-        table = await self._aio()
-        versions: dict[str, str] = {}
-        for batch in self._batches(entries, expires_at):
-            try:
-                results = await table.submit_transaction(self._operations(batch))
-            except az.AzureError as exc:
-                raise self._fail(exc, f"put_many of {len(batch)} keys") from exc
-            versions.update(self._committed(batch, results))
-        return versions
+        return await arun(self._put_many_flow(await self._aio(), entries, expires_at))
 
     def close(self) -> None:
         return None
