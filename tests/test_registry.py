@@ -91,7 +91,7 @@ from overcast.resources.registry import known_schemes
 
 store = overcast.open_kv("thirdparty://t", name="orders")
 store.sync.put("a", {"n": 1})
-print(json.dumps({"cls": type(store).__name__, "value": store.sync.get("a").value,
+print(json.dumps({"cls": store.__class__.__name__, "value": store.sync.get("a").value,
                   "known": "thirdparty" in known_schemes("kv")}))
 """
 
