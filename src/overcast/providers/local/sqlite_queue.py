@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, Conflict, InvalidArgument, PermissionDenied, ProviderError, Unavailable
+from ...errors import Conflict, InvalidArgument, PermissionDenied, ProviderError, Unavailable
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.url import ResourceURL
 
@@ -67,7 +67,6 @@ _PLAIN = "queue"
 _BUSY_TIMEOUT = 30.0
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.1
-_TRUE = frozenset({"1", "true", "yes", "on"})
 _inherited: list[sqlite3.Connection] = []
 
 
@@ -173,16 +172,7 @@ def _mapped(resource: str, path: Path) -> Iterator[None]:
 
 
 def _max_attempts(url: ResourceURL, resource: str) -> int:
-    raw = url.option("max_attempts")
-    if raw is None:
-        return Queue.default_max_attempts
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{resource}: option max_attempts must be a positive int, got {raw!r} in {url}")
-    return value
+    return url.option_int("max_attempts", Queue.default_max_attempts, minimum=1, resource=resource)
 
 
 class SQLiteQueue(Queue):
@@ -207,7 +197,7 @@ class SQLiteQueue(Queue):
         subscription = loc.option("subscription")
         self._subscription = subscription
         queue = _PLAIN if subscription is None else _subscription_queue(subscription)
-        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        self._dead = loc.option_bool("dead_letters", False, resource=self.name)
         self._queue = _dead_queue(queue) if self._dead else queue
         self.max_attempts: int | None = None if self._dead else _max_attempts(loc, self.name)
         self._registered = subscription is None
@@ -352,11 +342,6 @@ class SQLiteTopic(Topic):
         options = dict(self.location.options)
         options["subscription"] = name
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(
-                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
-                    resource=self.name,
-                )
             options["max_attempts"] = str(max_attempts)
         location = replace(self.location, options=options)
         return SQLiteQueue(location, name=f"{self.name}/{name}", _database=self._db)
