@@ -251,8 +251,19 @@ class Topic(_Sender):
         return await self._publish(data, attrs)
 
     def subscription(self, name: str, *, max_attempts: int | None = None) -> Queue:
-        """The queue of subscription ``name``, created on :meth:`Queue.create` if absent."""
+        """The queue of subscription ``name``, created on :meth:`Queue.create` if absent.
+
+        ``max_attempts`` (deliveries before a message goes to the dead letters; the
+        provider's default when ``None``) is checked here, once: ``_subscription`` hooks
+        receive a valid name and ``None`` or a positive int."""
         check_key(name, max_bytes=200, resource=self.name, what="subscription name")
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
+            raise InvalidArgument(
+                f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
+                resource=self.name,
+            )
         return self._subscription(name, max_attempts)
 
     @property

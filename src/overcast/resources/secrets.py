@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from ..errors import InvalidArgument
 from . import bridge
 from .base import Resource
 from .keys import check_key
@@ -40,11 +39,7 @@ class SecretStore(Resource):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        raw = self.location.option("cache_ttl")
-        try:
-            self.cache_ttl = self.default_cache_ttl if raw is None else float(raw)
-        except ValueError as exc:
-            raise InvalidArgument(f"{self.name}: cache_ttl must be a number of seconds, got {raw!r}") from exc
+        self.cache_ttl = self.location.option_seconds("cache_ttl", self.default_cache_ttl, resource=self.name)
         self._cached: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 

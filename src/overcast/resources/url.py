@@ -6,12 +6,22 @@ working directory (or the app's folder, see :meth:`ResourceURL.local_path`) and
 in ``overcast.toml``; a URL a hosting platform hands over in an environment variable
 (``DATABASE_URL``, ``REDIS_URL``) may carry them: they are kept apart from the rest and
 never shown by ``str()``, ``repr()`` or an error.
+
+Providers read their options through the typed readers (:meth:`ResourceURL.option_int`,
+``option_float``, ``option_seconds``, ``option_bool``, ``option_choice``): an option
+given empty (``?ttl=``) is the same as one left out, and a bad value is a
+:class:`ConfigError` naming the resource, the option, the value given, what is allowed
+and the URL (without credentials).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ..errors import ConfigError
@@ -19,6 +29,11 @@ from ..errors import ConfigError
 __all__ = ["ResourceURL"]
 
 _SECRET_OPTIONS = frozenset({"password", "secret", "key", "token", "account_key", "sas"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(ms|s|m|h|d)?$", re.IGNORECASE)
+_DURATION_FORMS = "seconds, or a number with a unit: 500ms, 30s, 5m, 2h, 1d"
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,184 @@ class ResourceURL:
     def option(self, name: str, default: str | None = None) -> str | None:
         return self.options.get(name, default)
 
+    # -- typed readers: each returns ``default`` when the option is absent or empty --------
+
+    @overload
+    def option_int(
+        self,
+        name: str,
+        default: int,
+        *,
+        minimum: int | None = ...,
+        maximum: int | None = ...,
+        unit: str = ...,
+        resource: str | None = ...,
+    ) -> int: ...
+    @overload
+    def option_int(
+        self,
+        name: str,
+        default: None,
+        *,
+        minimum: int | None = ...,
+        maximum: int | None = ...,
+        unit: str = ...,
+        resource: str | None = ...,
+    ) -> int | None: ...
+    def option_int(
+        self,
+        name: str,
+        default: int | None,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        unit: str = "",
+        resource: str | None = None,
+    ) -> int | None:
+        """Option ``name`` as a whole number in ``[minimum, maximum]`` (``unit`` names what it counts)."""
+        raw = self._given(name)
+        if raw is None:
+            return default
+        try:
+            value: int | None = int(raw.strip())
+        except ValueError:
+            value = None
+        if value is None or not _within(value, minimum, maximum):
+            raise self._refused(name, raw, _allowed("whole number", unit, minimum, maximum), resource)
+        return value
+
+    @overload
+    def option_float(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float | None = ...,
+        maximum: float | None = ...,
+        positive: bool = ...,
+        unit: str = ...,
+        resource: str | None = ...,
+    ) -> float: ...
+    @overload
+    def option_float(
+        self,
+        name: str,
+        default: None,
+        *,
+        minimum: float | None = ...,
+        maximum: float | None = ...,
+        positive: bool = ...,
+        unit: str = ...,
+        resource: str | None = ...,
+    ) -> float | None: ...
+    def option_float(
+        self,
+        name: str,
+        default: float | None,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+        unit: str = "",
+        resource: str | None = None,
+    ) -> float | None:
+        """Option ``name`` as a finite number in ``[minimum, maximum]``, above 0 if ``positive``."""
+        raw = self._given(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not _within(value, minimum, maximum, positive=positive):
+            raise self._refused(name, raw, _allowed("number", unit, minimum, maximum, positive=positive), resource)
+        return value
+
+    @overload
+    def option_seconds(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float | None = ...,
+        maximum: float | None = ...,
+        positive: bool = ...,
+        resource: str | None = ...,
+    ) -> float: ...
+    @overload
+    def option_seconds(
+        self,
+        name: str,
+        default: None,
+        *,
+        minimum: float | None = ...,
+        maximum: float | None = ...,
+        positive: bool = ...,
+        resource: str | None = ...,
+    ) -> float | None: ...
+    def option_seconds(
+        self,
+        name: str,
+        default: float | None,
+        *,
+        minimum: float | None = 0.0,
+        maximum: float | None = None,
+        positive: bool = False,
+        resource: str | None = None,
+    ) -> float | None:
+        """Option ``name`` as a duration in seconds: ``30``, ``1.5``, or with a unit
+        (``500ms``, ``30s``, ``5m``, ``2h``, ``1d``), in ``[minimum, maximum]``."""
+        raw = self._given(name)
+        if raw is None:
+            return default
+        found = _DURATION.match(raw.strip())
+        value = math.nan if found is None else float(found[1]) * _UNITS[(found[2] or "s").lower()]
+        if not _within(value, minimum, maximum, positive=positive):
+            allowed = _allowed("duration", "seconds", minimum, maximum, positive=positive, ranged_only=True)
+            raise self._refused(name, raw, f"{allowed} ({_DURATION_FORMS})", resource)
+        return value
+
+    def option_bool(self, name: str, default: bool, *, resource: str | None = None) -> bool:
+        """Option ``name`` as true (``true``, ``1``, ``yes``, ``on``) or false (``false``, ``0``, ``no``, ``off``)."""
+        raw = self._given(name)
+        if raw is None:
+            return default
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise self._refused(name, raw, "true or false (or 1/0, yes/no, on/off)", resource)
+
+    @overload
+    def option_choice(self, name: str, choices: Sequence[str], default: str, *, resource: str | None = ...) -> str: ...
+    @overload
+    def option_choice(
+        self, name: str, choices: Sequence[str], default: None, *, resource: str | None = ...
+    ) -> str | None: ...
+    def option_choice(
+        self, name: str, choices: Sequence[str], default: str | None, *, resource: str | None = None
+    ) -> str | None:
+        """Option ``name`` as one of ``choices`` (matched ignoring case; returned as spelled there)."""
+        raw = self._given(name)
+        if raw is None:
+            return default
+        word = raw.strip().lower()
+        for choice in choices:
+            if choice.lower() == word:
+                return choice
+        quoted = [repr(choice) for choice in choices]
+        allowed = " or ".join(quoted) if len(quoted) <= 2 else "one of " + ", ".join(quoted)
+        raise self._refused(name, raw, allowed, resource)
+
+    def _given(self, name: str) -> str | None:
+        raw = self.options.get(name)
+        return None if raw is None or not raw.strip() else raw
+
+    def _refused(self, name: str, raw: str, allowed: str, resource: str | None) -> ConfigError:
+        who = f"{resource}: " if resource else ""
+        return ConfigError(f"{who}option {name} must be {allowed}, got {raw!r} in {self}")
+
     def __str__(self) -> str:
         query = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.options.items())
         text = f"{self.scheme}://{quote(self.host)}"
@@ -114,3 +307,40 @@ def hide_userinfo(url: str) -> str:
     if "@" not in netloc:
         return url
     return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{tail}"
+
+
+def _within(value: float, minimum: float | None, maximum: float | None, *, positive: bool = False) -> bool:
+    if not math.isfinite(value) or (positive and value <= 0):
+        return False
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _allowed(
+    kind: str,
+    unit: str,
+    minimum: float | None,
+    maximum: float | None,
+    *,
+    positive: bool = False,
+    ranged_only: bool = False,
+) -> str:
+    """What an option may be, in words: ``a positive whole number of bytes``, ``a number from 0 to 1``.
+
+    With ``ranged_only``, ``unit`` is named only after a range (``a duration of at most 900 seconds``)."""
+    if kind == "whole number" and minimum == 1 and maximum is None:
+        positive, minimum = True, None
+    if positive and minimum is not None and minimum <= 0:
+        minimum = None
+    text = ("a positive " if positive else "a ") + kind
+    of = f" {unit}" if unit else ""
+    if minimum is not None and maximum is not None:
+        return f"{text} from {_number(minimum)} to {_number(maximum)}{of}"
+    if minimum is not None and not (ranged_only and minimum == 0):
+        return f"{text} of at least {_number(minimum)}{of}"
+    if maximum is not None:
+        return f"{text} of at most {_number(maximum)}{of}"
+    return text if ranged_only or not unit else f"{text} of {unit}"

@@ -267,7 +267,7 @@ def test_the_client_is_lite_only_where_sound(fake_env: None, monkeypatch: pytest
     assert "AWS_SECRET_ACCESS_KEY" in str(info.value) and "dynamodb://t" in str(info.value)
     with pytest.raises(ConfigError) as info:
         dynamodb_client(ResourceURL.parse("dynamodb://t?client=boto"))
-    assert "auto, botocore, lite" in str(info.value)
+    assert "one of 'auto', 'botocore', 'lite'" in str(info.value)
 
 
 def test_operations_beyond_the_providers_are_botocores(moto_server: Any) -> None:

@@ -224,7 +224,7 @@ def test_fifo_names_and_options(moto_server: Any) -> None:
         overcast.open_queue("sqs://q.fifo?deduplication=body")
     with pytest.raises(ConfigError, match="group must be"):
         overcast.open_queue("sqs://q.fifo?group=" + "x" * 129)
-    with pytest.raises(ConfigError, match="delay must be an integer from 0 to 900"):
+    with pytest.raises(ConfigError, match="option delay must be a whole number from 0 to 900 seconds"):
         overcast.open_queue("sqs://q?delay=901")
 
 

@@ -82,7 +82,7 @@ def test_credentials_are_not_taken_from_urls() -> None:
 def test_bad_names_and_options_are_refused() -> None:
     with pytest.raises(ConfigError, match="store 'a b'"):
         overcast.open_kv("postgresql://127.0.0.1:1/app?store=a b")
-    with pytest.raises(ConfigError, match="max_attempts must be a positive int"):
+    with pytest.raises(ConfigError, match="option max_attempts must be a positive whole number"):
         overcast.open_queue("postgresql://127.0.0.1:1/app?queue=q&max_attempts=zero")
 
 

@@ -42,8 +42,8 @@ def test_a_paused_server_makes_retries_that_are_counted(
 
 @pytest.mark.parametrize("option", ["retries=many", "retry_on_timeout=sometimes"])
 def test_bad_retry_options_are_refused_naming_them(redis_server: Server, option: str) -> None:
-    from overcast.errors import InvalidArgument
+    from overcast.errors import ConfigError
 
     base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
-    with pytest.raises(InvalidArgument, match=option.split("=")[0]):
+    with pytest.raises(ConfigError, match=option.split("=")[0]):
         overcast.open_cache(f"{base}?prefix=bad-{uuid.uuid4().hex[:6]}&{option}")

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from ... import telemetry
 from ...errors import (
-    ConfigError,
     Conflict,
     InvalidArgument,
     MissingDependency,
@@ -170,12 +169,7 @@ def client(service: str, location: ResourceURL) -> Any:
 
 def attempts_of(location: ResourceURL) -> int:
     """The URL option ``retries``: attempts per call in botocore's standard mode, 1 to 20 (default 5)."""
-    retries = location.option("retries")
-    if retries is None:
-        return 5
-    if not retries.isdigit() or not 1 <= int(retries) <= 20:
-        raise ConfigError(f"{location}: retries must be the number of attempts, 1 to 20; got {retries!r}")
-    return int(retries)
+    return location.option_int("retries", 5, minimum=1, maximum=20, unit="attempts")
 
 
 def error_code(exc: BaseException) -> str:

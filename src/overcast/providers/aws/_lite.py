@@ -534,11 +534,14 @@ _TRUE = ("1", "true", "yes", "on")
 
 
 def mode_of(location: ResourceURL) -> str:
-    mode = (location.option("client") or os.environ.get("OVERCAST_DYNAMODB_CLIENT") or "auto").lower()
+    mode = location.option_choice("client", MODES, None)
+    if mode is not None:
+        return mode
+    mode = (os.environ.get("OVERCAST_DYNAMODB_CLIENT") or "auto").lower()
     if mode not in MODES:
         raise ConfigError(
-            f"{location}: client must be one of {', '.join(MODES)} (URL option client or OVERCAST_DYNAMODB_CLIENT); "
-            f"got {mode!r}"
+            f"{location}: OVERCAST_DYNAMODB_CLIENT must be one of {', '.join(MODES)} (or set the URL option "
+            f"client), got {mode!r}"
         )
     return mode
 

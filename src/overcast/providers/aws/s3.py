@@ -45,19 +45,6 @@ _ABSENT_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
-def _size_option(location: ResourceURL, name: str, default: int, minimum: int) -> int:
-    raw = location.option(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{location}: {name} must be a number of bytes, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(f"{location}: {name} must be at least {minimum} bytes, got {value}")
-    return value
-
-
 class S3BlobStore(BlobStore):
     """Objects in S3. Capabilities: ``url``, ``conditional``, ``multiprocess``."""
 
@@ -76,8 +63,11 @@ class S3BlobStore(BlobStore):
             raise ConfigError(f"{self.name}: the prefix {self.prefix!r} leaves no room for keys")
         # S3's key limit covers the prefix too, so keys get what the prefix leaves.
         self.limits = BlobLimits(max_key_bytes=room)  # type: ignore[misc]
-        self.multipart_threshold = _size_option(self.location, "multipart_threshold", 8 * _MIB, 1)
-        self.part_size = _size_option(self.location, "part_size", 8 * _MIB, _MIN_PART)
+        loc = self.location
+        self.multipart_threshold = loc.option_int(
+            "multipart_threshold", 8 * _MIB, minimum=1, unit="bytes", resource=self.name
+        )
+        self.part_size = loc.option_int("part_size", 8 * _MIB, minimum=_MIN_PART, unit="bytes", resource=self.name)
         self._client: Any = None
 
     @property

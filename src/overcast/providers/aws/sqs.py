@@ -122,10 +122,7 @@ class FifoIds:
             )
         self.group_by = location.option("group_by") or None
         self.dedup_by = location.option("dedup_by") or None
-        deduplication = location.option("deduplication") or "id"
-        if deduplication not in ("id", "content"):
-            raise ConfigError(f"{what}: option deduplication must be 'id' or 'content', got {deduplication!r}")
-        self.content = deduplication == "content"
+        self.content = location.option_choice("deduplication", ("id", "content"), "id", resource=what) == "content"
 
     def request(self, attributes: Mapping[str, str]) -> dict[str, str]:
         """The FIFO parameters of one send or publish of a message with ``attributes``."""
@@ -174,32 +171,23 @@ class SQSQueue(Queue):
                 f"{self.name}: SQS queue name {self.queue_name!r} in {self.location} must be 1-80 letters, "
                 "digits, '-' or '_' (with '.fifo' at the end for a FIFO queue)"
             )
-        self.max_attempts = self._int_option("max_attempts", self.default_max_attempts, 1, 1000)
-        self.visibility_timeout = self._int_option("visibility_timeout", 30, 0, 43200)
-        self.delay = self._int_option("delay", 0, 0, 900)
+        loc, who = self.location, self.name
+        self.max_attempts = loc.option_int(
+            "max_attempts", self.default_max_attempts, minimum=1, maximum=1000, resource=who
+        )
+        self.visibility_timeout = loc.option_int(
+            "visibility_timeout", 30, minimum=0, maximum=43200, unit="seconds", resource=who
+        )
+        self.delay = loc.option_int("delay", 0, minimum=0, maximum=900, unit="seconds", resource=who)
         what = f"{self.name}: SQS queue {self.queue_name}"
         if self.fifo:
             self.fifo_ids: FifoIds | None = FifoIds(self.location, what)
         else:
             self.fifo_ids = None
             fifo_options_error(self.location, what, "queues")
-        self.envelope = self.location.option("envelope")
-        if self.envelope not in (None, "sns"):
-            raise ConfigError(f"{self.name}: envelope must be 'sns', got {self.envelope!r}")
+        self.envelope = loc.option_choice("envelope", ("sns",), None, resource=who)
         self._client: Any = None
         self._url: str | None = None
-
-    def _int_option(self, option: str, default: int, low: int, high: int) -> int:
-        raw = self.location.option(option)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise ConfigError(f"{self.name}: {option} must be an integer from {low} to {high}, got {raw!r}")
-        return value
 
     @property
     def client(self) -> Any:

@@ -92,19 +92,6 @@ def _client(project: str | None) -> Any:
         return found
 
 
-def _int_option(url: ResourceURL, name: str, default: int, resource: str) -> int:
-    raw = url.option(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{resource}: option {name} must be a number of bytes, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{resource}: option {name} must be positive, got {value}")
-    return value
-
-
 class GCSBlobStore(BlobStore):
     """Objects in a Cloud Storage bucket under a prefix; see the module docstring.
 
@@ -130,10 +117,13 @@ class GCSBlobStore(BlobStore):
         # an instance limit: object names are at most 1,024 bytes, prefix included
         self.limits = BlobLimits(max_key_bytes=room, chunk_size=_MIB)  # type: ignore[misc]
         self.project = project_of(self.location)
-        self.resumable_threshold = _int_option(self.location, "resumable_threshold", 8 * _MIB, self.name)
-        chunk = _int_option(self.location, "chunk_size", 8 * _MIB, self.name)
+        loc = self.location
+        self.resumable_threshold = loc.option_int(
+            "resumable_threshold", 8 * _MIB, minimum=1, unit="bytes", resource=self.name
+        )
+        chunk = loc.option_int("chunk_size", 8 * _MIB, minimum=1, unit="bytes", resource=self.name)
         if chunk % _CHUNK_QUANTUM:
-            raise ConfigError(f"{self.name}: chunk_size must be a multiple of 256 KiB, got {chunk}")
+            raise ConfigError(f"{self.name}: option chunk_size must be a multiple of 256 KiB, got {chunk} in {loc}")
         self.chunk_size = chunk
         self._bucket: Any = None
 

@@ -49,7 +49,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, InvalidArgument, NotSupported, ProviderError
+from ...errors import ConfigError, NotSupported, ProviderError
 from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, QueueLimits, Topic, decode_body
 from ...resources.url import ResourceURL
@@ -171,15 +171,12 @@ class PubSubQueue(_PubSub, Queue):
         subscription = self.location.option("subscription") or self.topic_id
         self.subscription_id = _check_name(subscription, "subscription", self.name)
         self.subscription_path = f"projects/{self.project}/subscriptions/{subscription}"
-        raw = self.location.option("max_attempts")
-        try:
-            self.max_attempts = self.default_max_attempts if raw is None else int(raw)
-        except ValueError:
-            raise ConfigError(f"{self.name}: max_attempts must be a whole number, got {raw!r}") from None
-        if not 0 <= self.max_attempts <= _PUBSUB_MAX_ATTEMPTS:
-            raise ConfigError(f"{self.name}: max_attempts must be 0 (none) to {_PUBSUB_MAX_ATTEMPTS}")
+        #: 0 for none: a message is never dead-lettered
+        self.max_attempts = self.location.option_int(
+            "max_attempts", self.default_max_attempts, minimum=0, maximum=_PUBSUB_MAX_ATTEMPTS, resource=self.name
+        )
         #: a dead-letter queue reads the original ids back and has no dead letters of its own
-        self.is_dead_letters = self.location.option("dead_letters") == "1"
+        self.is_dead_letters = self.location.option_bool("dead_letters", False, resource=self.name)
         self.dead_id = _check_name(f"{subscription}.dead"[:255], "dead-letter topic", self.name)
         self.dead_path = f"projects/{self.project}/topics/{self.dead_id}"
 
@@ -345,8 +342,6 @@ class PubSubTopic(_PubSub, Topic):
         options["project"] = self.project
         options["subscription"] = _check_name(f"{self.topic_id}.{encode_key(name)}", "subscription", self.name)
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(f"{self.name}: max_attempts must be a positive int", resource=self.name)
             options["max_attempts"] = str(max_attempts)
         url = ResourceURL("pubsub", self.topic_id, options=options)
         return PubSubQueue(url, name=f"{self.name}/{name}")

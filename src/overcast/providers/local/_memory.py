@@ -8,15 +8,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...errors import ConfigError, InvalidArgument
-from ...resources.url import ResourceURL
+from ...errors import InvalidArgument
 
 S = TypeVar("S")
 
 _shared: dict[tuple[str, str], Any] = {}
 _shared_lock = threading.Lock()
 _versions = itertools.count(1)
-_TRUE = frozenset({"1", "true", "yes", "on"})
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.05
 
@@ -34,19 +32,6 @@ def _state(kind: str, host: str, factory: Callable[[], S]) -> S:
 
 def _new_version() -> str:
     return f"{next(_versions):012x}"
-
-
-def _positive(url: ResourceURL, option: str, resource: str, kind: type[int] | type[float]) -> Any:
-    raw = url.option(option)
-    if raw is None:
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = 0
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{resource}: option {option} must be a positive {kind.__name__}, got {raw!r} in {url}")
-    return value
 
 
 def _after_cursor(keys: list[str], prefix: str, cursor: str | None, resource: str) -> int:

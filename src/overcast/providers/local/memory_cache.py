@@ -11,7 +11,7 @@ from typing import ClassVar
 from ...errors import ConfigError, InvalidArgument
 from ...resources.cache import Cache
 from ...resources.url import ResourceURL
-from ._memory import _positive, _state
+from ._memory import _state
 
 __all__ = ["MemoryCache"]
 
@@ -47,12 +47,11 @@ class MemoryCache(Cache):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         loc = self.location
-        max_items: int | None = _positive(loc, "max_items", self.name, int)
-        max_bytes: int | None = _positive(loc, "max_bytes", self.name, int)
-        ttl: float | None = _positive(loc, "ttl", self.name, float)
-        if ttl is not None and ttl > self.limits.max_ttl:
-            raise ConfigError(f"{self.name}: option ttl is past the limit of {self.limits.max_ttl:g} seconds in {loc}")
-        self.default_ttl = ttl
+        max_items = loc.option_int("max_items", None, minimum=1, resource=self.name)
+        max_bytes = loc.option_int("max_bytes", None, minimum=1, unit="bytes", resource=self.name)
+        self.default_ttl = loc.option_seconds(
+            "ttl", None, positive=True, maximum=self.limits.max_ttl, resource=self.name
+        )
         self._data = _state(
             "cache",
             loc.host,

@@ -13,7 +13,7 @@ from typing import ClassVar
 from ...errors import InvalidArgument
 from ...resources.queue import Message, Queue, Topic, decode_body, poll
 from ...resources.url import ResourceURL
-from ._memory import _POLL_FIRST, _POLL_MAX, _TRUE, _positive, _state, _versions
+from ._memory import _POLL_FIRST, _POLL_MAX, _state, _versions
 
 __all__ = ["MemoryQueue", "MemoryTopic"]
 
@@ -109,9 +109,9 @@ class MemoryQueue(Queue):
         super().__init__(url, name=name)
         loc = self.location
         self._subscription = loc.option("subscription")
-        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
-        attempts = _positive(loc, "max_attempts", self.name, int)
-        self.max_attempts: int | None = None if self._dead else (attempts or Queue.default_max_attempts)
+        self._dead = loc.option_bool("dead_letters", False, resource=self.name)
+        attempts = loc.option_int("max_attempts", Queue.default_max_attempts, minimum=1, resource=self.name)
+        self.max_attempts: int | None = None if self._dead else attempts
         self._topic: _TopicState | None = None
         self._queue: _QueueState | None = None
         if self._subscription is not None:
@@ -238,17 +238,12 @@ class MemoryTopic(Topic):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self._data = _state("topic", self.location.host, _TopicState)
-        _positive(self.location, "max_attempts", self.name, int)
+        self.location.option_int("max_attempts", None, minimum=1, resource=self.name)  # fails at open, not later
 
     def _subscription(self, name: str, max_attempts: int | None) -> MemoryQueue:
         options = dict(self.location.options)
         options["subscription"] = name
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(
-                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
-                    resource=self.name,
-                )
             options["max_attempts"] = str(max_attempts)
         location = replace(self.location, options=options)
         return MemoryQueue(location, name=f"{self.name}/{name}", _topic=self._data)

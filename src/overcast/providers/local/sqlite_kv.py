@@ -1,9 +1,9 @@
 """Key-value documents in one SQLite file: ``sqlite:///data/app.db?table=users``.
 
-The file is in WAL mode with ``synchronous=NORMAL``: readers never block the writer,
-and a write that returned survives a crash of the process (the last writes may be
-lost if the machine loses power, as with any WAL database at that level). Each
-thread has its own connection, and several processes may share the file.
+The file is in WAL mode: readers never block the writer. A write that returned is on
+disk: it survives a crash of the process and, with the default ``synchronous=full``,
+of the machine (see :mod:`._sqlite` for ``synchronous=normal``). Each thread has its
+own connection, and several processes may share the file.
 
 Every write is one SQL statement (or, for ``put_many``, one ``BEGIN IMMEDIATE``
 transaction; ``get_many`` reads one snapshot), so the condition of a conditional write is checked and the row
@@ -14,6 +14,7 @@ version never repeats for a key, even after delete and re-create.
 URL options:
     table: the table to keep the documents in (default ``kv``); several stores may
         share one file with different tables.
+    synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
 
 Expired items are invisible to every read; they are deleted as writes go by.
 """
@@ -22,57 +23,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sqlite3
-import threading
 import time
-import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, Conflict, InvalidArgument, NotFound, PermissionDenied, ProviderError, Unavailable
+from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
+from ._sqlite import SQLiteFile, ThreadConnections, busy, immediate
 
 __all__ = ["SQLiteKeyValueStore"]
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_BUSY_TIMEOUT = 30.0
 _PURGE_EVERY = 1000
 _GET_MANY_CHUNK = 500
-
-_UNAVAILABLE = frozenset(
-    {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_PROTOCOL"}
-)
-_DENIED = frozenset({"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"})
-
-# -- connections after fork ------------------------------------------------------------
-
-_stores: weakref.WeakSet[SQLiteKeyValueStore] = weakref.WeakSet()
-_inherited: list[sqlite3.Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    """A forked child starts with fresh connections; it never touches the parent's."""
-    for store in list(_stores):
-        # Closing an inherited connection could checkpoint or drop the parent's WAL: keep them.
-        _inherited.extend(store._connections)
-        store._connections = []
-        store._local = threading.local()
-        store._lock = threading.Lock()  # another thread may have held it at the fork
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    """The statement could not take the lock (another writer holds it) and changed nothing."""
-    return getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc)
 
 
 def _expiry(timestamp: float | None) -> datetime | None:
@@ -91,7 +60,8 @@ class SQLiteKeyValueStore(KeyValueStore):
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
-        self.path: Path = self.location.local_path()
+        self._file = SQLiteFile(self.location, self.name)
+        self.path: Path = self._file.path
         table = self.location.option("table", "kv") or "kv"
         if not _TABLE_NAME.match(table):
             raise ConfigError(
@@ -99,9 +69,7 @@ class SQLiteKeyValueStore(KeyValueStore):
                 "(at most 63), starting with a letter or _"
             )
         self.table = table
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._threads = ThreadConnections(self._connect)
         t = f'"{table}"'
         live = "(expires_at IS NULL OR expires_at > ?)"
         columns = "key, value, version, expires_at"
@@ -133,27 +101,18 @@ class SQLiteKeyValueStore(KeyValueStore):
         }
         self._sql_get_many = f"SELECT {columns} FROM {t} WHERE {live} AND key IN "
         self._writes = 0
-        _stores.add(self)
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self, slot: str = "conn", timeout: float = _BUSY_TIMEOUT) -> sqlite3.Connection:
-        """Open this thread's connection, creating the file and table if they are missing.
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        """A new connection, creating the file and table if they are missing.
 
-        ``slot`` names it in the thread's locals: ``conn`` waits up to ``timeout`` for the
-        write lock; ``eager`` (timeout 0) is the event loop's first try at a write.
+        Each thread keeps two (:class:`ThreadConnections` slots): ``conn`` waits up to
+        ``timeout`` for the write lock; ``eager`` (timeout 0) is the event loop's first
+        try at a write.
         """
+        conn = self._file.connect(timeout)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise self._os_error(exc) from exc
-        try:
-            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             exists = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,)
             ).fetchone()
@@ -162,36 +121,27 @@ class SQLiteKeyValueStore(KeyValueStore):
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc, None) from exc
-        setattr(self._local, slot, conn)
-        with self._lock:
-            self._connections.append(conn)
         return conn
 
     def _make_schema(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             for statement in self._sql_schema:
                 conn.execute(statement)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
         try:
-            conn: sqlite3.Connection = self._local.conn
+            conn: sqlite3.Connection = self._threads.local.conn
         except AttributeError:
-            conn = self._connect()
+            conn = self._threads.open()
         return conn
+
+    @property
+    def _connections(self) -> list[sqlite3.Connection]:
+        return self._threads.connections
 
     def close(self) -> None:
         """Close every connection this store opened; the next use opens new ones."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
-        for conn in connections:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        self._threads.close()
 
     def _create_blocking(self) -> None:
         conn = self._conn()
@@ -209,22 +159,7 @@ class SQLiteKeyValueStore(KeyValueStore):
     # -- errors --------------------------------------------------------------------------
 
     def _error(self, exc: sqlite3.Error, key: str | None) -> ProviderError:
-        about = f"{self.name}: SQLite {self.path}" + (f", key {key!r}" if key is not None else "")
-        code = getattr(exc, "sqlite_errorname", "")
-        message = f"{about}: {exc}"
-        if code in _UNAVAILABLE or "locked" in str(exc) or "unable to open" in str(exc):
-            return Unavailable(message, resource=self.name)
-        if code in _DENIED or "readonly" in str(exc):
-            return PermissionDenied(message, resource=self.name)
-        if "no such table" in str(exc):
-            return NotFound(message, resource=self.name)
-        return ProviderError(message, resource=self.name)
-
-    def _os_error(self, exc: OSError) -> ProviderError:
-        message = f"{self.name}: cannot create the folder of {self.path}: {exc}"
-        if isinstance(exc, PermissionError):
-            return PermissionDenied(message, resource=self.name)
-        return Unavailable(message, resource=self.name)
+        return self._file.error(exc, key)
 
     def _conflict(self, conn: sqlite3.Connection, key: str, if_version: str | None, now: float) -> Conflict:
         if if_version is None:
@@ -242,9 +177,9 @@ class SQLiteKeyValueStore(KeyValueStore):
 
     def _get_blocking(self, key: str) -> Item | None:
         try:
-            conn: sqlite3.Connection = self._local.conn
+            conn: sqlite3.Connection = self._threads.local.conn
         except AttributeError:
-            conn = self._connect()
+            conn = self._threads.open()
         try:
             row = conn.execute(self._sql_get, (key, time.time())).fetchone()
         except sqlite3.Error as exc:
@@ -266,13 +201,13 @@ class SQLiteKeyValueStore(KeyValueStore):
         # try it here without waiting for the write lock, and go to a worker thread, which
         # waits, only when another writer holds the lock. A busy statement changed nothing.
         try:
-            conn: sqlite3.Connection = self._local.eager
+            conn: sqlite3.Connection = self._threads.local.eager
         except AttributeError:
-            conn = self._connect("eager", 0.0)
+            conn = self._threads.open("eager", 0.0)
         try:
             return self._put_on(conn, key, data, if_version, if_absent, expires_at)
         except sqlite3.Error as exc:
-            if not _busy(exc):
+            if not busy(exc):
                 raise self._error(exc, key) from exc
         return await self._call(self._put_blocking, key, value, data, if_version, if_absent, expires_at)
 
@@ -286,9 +221,9 @@ class SQLiteKeyValueStore(KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         try:
-            conn: sqlite3.Connection = self._local.conn
+            conn: sqlite3.Connection = self._threads.local.conn
         except AttributeError:
-            conn = self._connect()
+            conn = self._threads.open()
         try:
             return self._put_on(conn, key, data, if_version, if_absent, expires_at)
         except sqlite3.Error as exc:
@@ -385,13 +320,8 @@ class SQLiteKeyValueStore(KeyValueStore):
         versions = {key: new_version() for key, _, _ in entries}
         rows = [(key, data, versions[key], expiry) for key, _, data in entries]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.executemany(self._sql_put, rows)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error(exc, None) from exc
         return versions

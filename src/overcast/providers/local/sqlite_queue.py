@@ -4,9 +4,9 @@ Every queue in a file lives in one ``messages`` table, told apart by its ``queue
 column: the plain queue, each subscription of a topic, and the dead letters of
 each. A receive claims messages in one ``BEGIN IMMEDIATE`` transaction, so threads
 and processes sharing the file never get the same delivery within its visibility
-timeout. The file is in WAL mode with ``synchronous=FULL``: a send that returned
-survives a crash of the machine, not only of the process. Timestamps are
-wall-clock seconds, comparable across processes.
+timeout. The file is in WAL mode; with the default ``synchronous=full`` a send (or
+ack) that returned survives a crash of the machine, not only of the process (see
+:mod:`._sqlite`). Timestamps are wall-clock seconds, comparable across processes.
 
 URL options:
     max_attempts: deliveries without an ack before a message is dead-lettered
@@ -14,6 +14,7 @@ URL options:
     subscription: open the queue of this topic subscription instead of the
         plain queue (what :meth:`SQLiteTopic.subscription` returns records it).
     dead_letters: ``true`` to open the dead-letter queue of that queue.
+    synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
 
 Decisions:
     * An ack or nack whose receipt is stale (the message was delivered again since,
@@ -25,21 +26,17 @@ Decisions:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import ConfigError, Conflict, InvalidArgument, PermissionDenied, ProviderError, Unavailable
+from ...errors import InvalidArgument, ProviderError
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.url import ResourceURL
+from ._sqlite import ProcessConnection, SQLiteFile, immediate
 
 __all__ = ["SQLiteQueue", "SQLiteTopic"]
 
@@ -64,11 +61,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 """
 
 _PLAIN = "queue"
-_BUSY_TIMEOUT = 30.0
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.1
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_inherited: list[sqlite3.Connection] = []
 
 
 def _subscription_queue(name: str) -> str:
@@ -79,110 +73,31 @@ def _dead_queue(queue: str) -> str:
     return f"dead-letters/{queue}"
 
 
-class _Database:
-    """One SQLite file opened lazily: a connection per process, guarded by a lock.
-
-    Queues of one file opened together (a topic, its subscriptions, their dead
+class _Database(ProcessConnection):
+    """One SQLite file opened lazily, its schema made: a connection per process, guarded by
+    a lock. Queues of one file opened together (a topic, its subscriptions, their dead
     letters) share it. After :meth:`close` the next use opens it again.
     """
 
-    def __init__(self, path: Path, resource: str) -> None:
-        self.path = path
-        self.resource = resource
-        self.lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+    def __init__(self, file: SQLiteFile) -> None:
+        super().__init__(file, self._open_schema)
+        self.path = file.path
 
-    def _open(self) -> sqlite3.Connection:
+    def _open_schema(self) -> sqlite3.Connection:
+        conn = self.file.connect()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _os_error(exc, self.resource, self.path) from exc
-        with _mapped(self.resource, self.path):
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.close()
-                raise
+            with self.file.mapped(), immediate(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
         return conn
-
-    def connection(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None or self._pid != os.getpid():
-            if conn is not None:
-                # Inherited through fork: closing it here could checkpoint or drop the parent's WAL.
-                _inherited.append(conn)
-            conn = self._conn = self._open()
-            self._pid = os.getpid()
-        return conn
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken at once (``BEGIN IMMEDIATE``), committed on success."""
-        with self.lock, _mapped(self.resource, self.path):
-            conn = self.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self.lock:
-            conn, self._conn = self._conn, None
-            if conn is not None and self._pid == os.getpid():
-                conn.close()
-
-
-def _os_error(exc: OSError, resource: str, path: Path) -> ProviderError:
-    if isinstance(exc, PermissionError):
-        return PermissionDenied(f"{resource}: cannot create {path.parent}: {exc}", resource=resource)
-    return Unavailable(f"{resource}: cannot create {path.parent}: {exc}", resource=resource)
-
-
-@contextlib.contextmanager
-def _mapped(resource: str, path: Path) -> Iterator[None]:
-    """Turn sqlite3's exceptions into the :mod:`overcast.errors` family."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise Conflict(f"{resource}: {exc}", resource=resource) from exc
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        if "readonly" in text or "read-only" in text:
-            raise PermissionDenied(f"{resource}: {path} is read-only: {exc}", resource=resource) from exc
-        if "locked" in text or "busy" in text:
-            raise Unavailable(f"{resource}: {path} stayed locked by another writer: {exc}", resource=resource) from exc
-        raise Unavailable(f"{resource}: cannot use {path}: {exc}", resource=resource) from exc
-    except sqlite3.DatabaseError as exc:
-        raise ProviderError(f"{resource}: {path} is not a usable queue database: {exc}", resource=resource) from exc
 
 
 def _max_attempts(url: ResourceURL, resource: str) -> int:
-    raw = url.option("max_attempts")
-    if raw is None:
-        return Queue.default_max_attempts
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{resource}: option max_attempts must be a positive int, got {raw!r} in {url}")
-    return value
+    return url.option_int("max_attempts", Queue.default_max_attempts, minimum=1, resource=resource)
 
 
 class SQLiteQueue(Queue):
@@ -203,11 +118,11 @@ class SQLiteQueue(Queue):
     ) -> None:
         super().__init__(url, name=name)
         loc = self.location
-        self._db = _database or _Database(loc.local_path(), self.name)
+        self._db = _database or _Database(SQLiteFile(loc, self.name))
         subscription = loc.option("subscription")
         self._subscription = subscription
         queue = _PLAIN if subscription is None else _subscription_queue(subscription)
-        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        self._dead = loc.option_bool("dead_letters", False, resource=self.name)
         self._queue = _dead_queue(queue) if self._dead else queue
         self.max_attempts: int | None = None if self._dead else _max_attempts(loc, self.name)
         self._registered = subscription is None
@@ -220,8 +135,8 @@ class SQLiteQueue(Queue):
         self._register()
 
     def _ping_blocking(self) -> None:
-        with self._db.lock, _mapped(self.name, self._db.path):
-            self._db.connection().execute("SELECT 1 FROM messages LIMIT 1").fetchall()
+        with self._db.lock, self._db.file.mapped():
+            self._db.get().execute("SELECT 1 FROM messages LIMIT 1").fetchall()
 
     def close(self) -> None:
         self._db.close()
@@ -334,7 +249,7 @@ class SQLiteTopic(Topic):
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
-        self._db = _Database(self.location.local_path(), self.name)
+        self._db = _Database(SQLiteFile(self.location, self.name))
         _max_attempts(self.location, self.name)  # a bad option fails at open, not at the first subscription
 
     def _create_blocking(self) -> None:
@@ -342,8 +257,8 @@ class SQLiteTopic(Topic):
             pass
 
     def _ping_blocking(self) -> None:
-        with self._db.lock, _mapped(self.name, self._db.path):
-            self._db.connection().execute("SELECT 1 FROM subscriptions LIMIT 1").fetchall()
+        with self._db.lock, self._db.file.mapped():
+            self._db.get().execute("SELECT 1 FROM subscriptions LIMIT 1").fetchall()
 
     def close(self) -> None:
         self._db.close()
@@ -352,11 +267,6 @@ class SQLiteTopic(Topic):
         options = dict(self.location.options)
         options["subscription"] = name
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(
-                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
-                    resource=self.name,
-                )
             options["max_attempts"] = str(max_attempts)
         location = replace(self.location, options=options)
         return SQLiteQueue(location, name=f"{self.name}/{name}", _database=self._db)

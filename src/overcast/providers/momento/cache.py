@@ -52,19 +52,6 @@ _CONFIGURATIONS: dict[str, Callable[[], Configuration]] = {
 MAX_TTL = 24 * 3600.0
 
 
-def _seconds(location: ResourceURL, option: str) -> float | None:
-    raw = location.option(option)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise ConfigError(f"{location}: option {option} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
 def _credentials(location: ResourceURL) -> tuple[CredentialProvider, tuple[str, ...]]:
     local = location.option("local")
     if local is not None:
@@ -110,10 +97,8 @@ class _CountingRetries(RetryStrategy):
 def _client(location: ResourceURL) -> CacheClient:
     """One client per credentials and configuration in this process (its channels are thread-safe)."""
     credentials, identity = _credentials(location)
-    name = location.option("configuration") or "laptop"
-    if name not in _CONFIGURATIONS:
-        raise ConfigError(f"{location}: option configuration must be one of {sorted(_CONFIGURATIONS)}, got {name!r}")
-    timeout = _seconds(location, "timeout")
+    name = location.option_choice("configuration", sorted(_CONFIGURATIONS), "laptop")
+    timeout = location.option_seconds("timeout", None, positive=True)
     key = (*identity, name, timeout)
     found = _clients.get(key)
     if found is not None:
@@ -178,10 +163,10 @@ class MomentoCache(Cache):
             raise ConfigError(f"{self.location}: name the cache: momento://CACHE")
         self._client = _client(self.location)
         self._prefix = self.location.option("prefix") or ""
-        ttl = _seconds(self.location, "default_ttl")
-        if ttl is not None:
-            if ttl > self.limits.max_ttl:
-                raise ConfigError(f"{self.location}: default_ttl is above Momento's {self.limits.max_ttl:g} s")
+        ttl = self.location.option_seconds(
+            "default_ttl", None, positive=True, maximum=self.limits.max_ttl, resource=self.name
+        )
+        if ttl is not None:  # at most Momento's limit on a TTL
             self.default_ttl = ttl
         self._fallback_ttl = timedelta(seconds=self.default_ttl or self.limits.max_ttl)
 

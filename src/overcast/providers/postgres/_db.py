@@ -157,13 +157,13 @@ def dropped(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> boo
     return bool(readable)
 
 
-def _pool_options(location: ResourceURL) -> dict[str, Any]:
+def _pool_options(location: ResourceURL, resource: str | None = None) -> dict[str, Any]:
     return {
         "min_size": 1,
-        "max_size": int(location.option("pool_size") or "10"),
+        "max_size": location.option_int("pool_size", 10, minimum=1, resource=resource),
         "kwargs": {"autocommit": True},
         "name": "overcast",
-        "timeout": float(location.option("pool_timeout") or "30"),
+        "timeout": location.option_seconds("pool_timeout", 30.0, positive=True, resource=resource),
     }
 
 
@@ -423,6 +423,10 @@ class PostgresResource(Resource):
     check, ``create()`` (the schema) and ``ping()``."""
 
     _migrated = False
+
+    def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
+        super().__init__(url, name=name)
+        _pool_options(self.location, self.name)  # a bad pool option fails at open, not at first use
 
     def _conn(self, what: str) -> Connection:
         if not self._migrated:

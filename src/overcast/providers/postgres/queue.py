@@ -21,14 +21,13 @@ from typing import Any, ClassVar
 
 from psycopg.types.json import Jsonb
 
-from ...errors import ConfigError, InvalidArgument
+from ...errors import InvalidArgument
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.url import ResourceURL
 from ._db import PostgresResource, resource_name
 
 __all__ = ["PostgresQueue", "PostgresTopic"]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
 _SEND = "INSERT INTO overcast_messages (queue, id, body, attributes, visible_at) VALUES (%s, %s, %s, %s, now() + %s)"
 # One statement claims the next messages and, of those picked, moves the ones that used up
 # their attempts to the dead-letter queue (returned with a NULL id, to tell them apart):
@@ -67,12 +66,7 @@ def _messages(rows: list[Any]) -> tuple[list[Message], bool]:
 
 
 def _max_attempts(location: ResourceURL, resource: str) -> int:
-    raw = location.option("max_attempts")
-    if raw is None:
-        return Queue.default_max_attempts
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{resource}: option max_attempts must be a positive int, got {raw!r} in {location}")
-    return int(raw)
+    return location.option_int("max_attempts", Queue.default_max_attempts, minimum=1, resource=resource)
 
 
 class PostgresQueue(PostgresResource, Queue):
@@ -89,7 +83,7 @@ class PostgresQueue(PostgresResource, Queue):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         loc = self.location
-        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        self._dead = loc.option_bool("dead_letters", False, resource=self.name)
         subscription = loc.option("subscription")
         if subscription is not None:
             base = f"{resource_name(loc, None, 'topic', 'topic')}/{subscription}"
@@ -216,11 +210,6 @@ class PostgresTopic(PostgresResource, Topic):
         options["topic"] = self._topic
         options["subscription"] = name
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(
-                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
-                    resource=self.name,
-                )
             options["max_attempts"] = str(max_attempts)
         queue = _SubscriptionQueue(replace(self.location, options=options), name=f"{self.name}/{name}")
         queue._register = (self, name)

@@ -23,7 +23,6 @@ _clients: dict[str, redis.Redis] = {}
 _async_clients: weakref.WeakKeyDictionary[Any, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _CLIENT_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval")
 
 
@@ -38,10 +37,8 @@ def server_url(location: ResourceURL) -> str:
 
 def _identity(location: ResourceURL) -> tuple[str, bool]:
     """The key of ``location``'s shared client, and whether it is a cluster."""
-    cluster = (location.option("cluster") or "false").lower()
-    if cluster not in _BOOLEANS:
-        raise InvalidArgument(f"{location}: option cluster must be true or false, got {cluster!r}")
-    if _BOOLEANS[cluster] and location.path.strip("/") not in ("", "0"):
+    cluster = location.option_bool("cluster", False)
+    if cluster and location.path.strip("/") not in ("", "0"):
         raise InvalidArgument(f"{location}: a Redis Cluster has only database 0")
     key = "#".join(
         [
@@ -50,11 +47,11 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
             location.option("username_env") or "",
             location.username or "",
             location.password or "",
-            cluster,
+            str(cluster),
             *(f"{name}={location.option(name) or ''}" for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries")),
         ]
     )
-    return key, _BOOLEANS[cluster]
+    return key, cluster
 
 
 def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
@@ -68,13 +65,11 @@ def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
     if username:
         options["username"] = username
     for name in _CLIENT_OPTIONS:
-        raw = location.option(name)
-        if raw is not None:
-            options[name] = float(raw)
-    retry_on_timeout = (location.option("retry_on_timeout") or "false").lower()
-    if retry_on_timeout not in _BOOLEANS:
-        raise InvalidArgument(f"{location}: option retry_on_timeout must be true or false, got {retry_on_timeout!r}")
-    if _BOOLEANS[retry_on_timeout]:
+        # a health check interval of 0 turns the check off; a timeout of 0 would make no sense
+        seconds = location.option_seconds(name, None, positive=name != "health_check_interval")
+        if seconds is not None:
+            options[name] = seconds
+    if location.option_bool("retry_on_timeout", False):
         options["retry_on_timeout"] = True
     if cluster:
         options.pop("health_check_interval", None)
@@ -106,13 +101,11 @@ def _retry(location: ResourceURL, *, asynchronous: bool) -> Any:
     """The retry policy of a client for ``location`` (sync or asyncio)."""
     from redis.backoff import ExponentialWithJitterBackoff
 
-    raw = location.option("retries") or str(DEFAULT_RETRIES)
-    if not raw.isdigit():
-        raise InvalidArgument(f"{location}: option retries must be a whole number, got {raw!r}")
+    retries = location.option_int("retries", DEFAULT_RETRIES, minimum=0)
     backoff = ExponentialWithJitterBackoff(base=0.01, cap=1.0)
     errors = (redis_errors.ConnectionError,)
     if not asynchronous:
-        return _CountingRetry(backoff, int(raw), errors)
+        return _CountingRetry(backoff, retries, errors)
     if not _async_retry:
         from redis.asyncio.retry import Retry as AsyncRetry
 
@@ -129,7 +122,7 @@ def _retry(location: ResourceURL, *, asynchronous: bool) -> Any:
                 return await super().call_with_retry(do, counted, is_retryable, True)
 
         _async_retry.append(_AsyncCountingRetry)
-    return _async_retry[0](backoff, int(raw), errors)
+    return _async_retry[0](backoff, retries, errors)
 
 
 def client(location: ResourceURL) -> redis.Redis:

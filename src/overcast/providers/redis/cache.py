@@ -30,12 +30,9 @@ class RedisCache(Cache):
         self._client = client(self.location)
         self._async = LoopClient(self.location)
         self._prefix = "{" + namespace(self.location, name, "cache") + "}:"
-        raw = self.location.option("default_ttl")
-        if raw is not None:
-            try:
-                self.default_ttl = float(raw)
-            except ValueError:
-                raise InvalidArgument(f"{self.name}: default_ttl must be seconds, got {raw!r}") from None
+        self.default_ttl = self.location.option_seconds(
+            "default_ttl", None, positive=True, maximum=self.limits.max_ttl, resource=self.name
+        )
 
     def _ping_blocking(self) -> None:
         try:

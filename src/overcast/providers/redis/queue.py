@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from redis import exceptions as redis_errors
 
-from ...errors import ConfigError, InvalidArgument
+from ...errors import InvalidArgument
 from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, Topic, decode_body, poll_blocking
 from ...resources.url import ResourceURL
@@ -37,7 +37,6 @@ from ._client import client, error, namespace
 __all__ = ["RedisQueue", "RedisTopic"]
 
 GROUP = "overcast"
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 # KEYS: stream, delayed, held, flight, attempts, receipts, dead stream
 # ARGV: now ms, visibility ms, count, max attempts (0: none), consumer, receipt prefix
@@ -138,7 +137,7 @@ class RedisQueue(Queue):
         super().__init__(url, name=name)
         loc = self.location
         self._client = client(loc)
-        self._dead = (loc.option("dead_letters") or "").lower() in _TRUE
+        self._dead = loc.option_bool("dead_letters", False, resource=self.name)
         base = base or "{" + namespace(loc, name, "queue") + "}"  # a topic's subscriptions share its tag
         self._base = base
         own = f"{base}:dead" if self._dead else base
@@ -146,15 +145,8 @@ class RedisQueue(Queue):
         self._attempts, self._receipts = f"{own}:att", f"{own}:rcpt"
         self._delayed, self._held = f"{own}:delayed", f"{own}:held"
         self._dead_stream = f"{base}:dead:s"
-        raw = loc.option("max_attempts")
-        if self._dead:
-            self.max_attempts: int | None = None
-        elif raw is None:
-            self.max_attempts = Queue.default_max_attempts
-        else:
-            if not raw.isdigit() or int(raw) < 1:
-                raise ConfigError(f"{self.name}: option max_attempts must be a positive int, got {raw!r} in {loc}")
-            self.max_attempts = int(raw)
+        attempts = loc.option_int("max_attempts", Queue.default_max_attempts, minimum=1, resource=self.name)
+        self.max_attempts: int | None = None if self._dead else attempts
         self._consumer = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._grouped = False
         self._receive_script = self._client.register_script(_RECEIVE)
@@ -323,9 +315,7 @@ class RedisTopic(Topic):
         self._base = "{" + namespace(self.location, name, "topic") + "}"
         self._subscriptions = f"{self._base}:subs"
         self._publish_script = self._client.register_script(_PUBLISH)
-        raw = self.location.option("max_attempts")
-        if raw is not None and (not raw.isdigit() or int(raw) < 1):
-            raise ConfigError(f"{self.name}: option max_attempts must be a positive int, got {raw!r}")
+        self.location.option_int("max_attempts", None, minimum=1, resource=self.name)  # fails at open, not later
 
     def _ping_blocking(self) -> None:
         try:
@@ -336,11 +326,6 @@ class RedisTopic(Topic):
     def _subscription(self, name: str, max_attempts: int | None) -> Queue:
         options = dict(self.location.options)
         if max_attempts is not None:
-            if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-                raise InvalidArgument(
-                    f"{self.name}: max_attempts of subscription {name!r} must be a positive int, got {max_attempts!r}",
-                    resource=self.name,
-                )
             options["max_attempts"] = str(max_attempts)
         queue = _Subscription(
             replace(self.location, options=options),

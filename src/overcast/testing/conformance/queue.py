@@ -364,6 +364,11 @@ class TopicSuite(ConformanceSuite):
         letter = await _receive_one(dead, what="the dead letter")
         assert letter.id == sent
 
+    async def test_subscription_max_attempts_is_checked(self, topic: Topic) -> None:
+        for bad in (0, -1, True, 2.5, "3"):
+            with pytest.raises(InvalidArgument, match=r"max_attempts of subscription 'audit' must be a positive int"):
+                topic.subscription("audit", max_attempts=bad)  # type: ignore[arg-type]
+
     async def test_publish_without_subscriptions(self, topic: Topic) -> None:
         first = await topic.publish({"n": 1})
         second = topic.sync.publish({"n": 2})
