@@ -162,7 +162,8 @@ async def deliver(
     Args:
         max_attempts: the queue's limit, to report the last failure as ``dead-letter``
             (default: the subscription's).
-        retry_delay: seconds before the next delivery after a failed attempt.
+        retry_delay: seconds before the next delivery after a failed attempt (unused for a
+            :class:`PlatformSettled` queue, whose platform decides).
         original: what the platform delivered (a trigger's message), kept as the event's
             ``original`` instead of ``message``.
     """
@@ -187,24 +188,7 @@ async def deliver(
             await call_handler(subscription.handler, event)
     except Exception as exc:
         duration = time.perf_counter() - started
-        last = message.attempts >= limit
-        delay = 0.0 if last else retry_delay(message.attempts)
-        await queue.nack(message, delay=min(delay, queue.limits.max_visibility_timeout))
-        outcome: Outcome = "dead-letter" if last else "retry"
-        log.warning(
-            "%s: %s failed on message %s (attempt %d/%d): %r; %s",
-            label,
-            subscription.name,
-            message.id,
-            message.attempts,
-            limit,
-            exc,
-            "moved to dead letters" if last else f"retrying in {delay:g}s",
-            exc_info=exc,
-        )
-        return Delivery(
-            label, subscription.name, message.id, message.attempts, outcome, duration, exc, None if last else delay
-        )
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
     duration = time.perf_counter() - started
     await queue.ack(message)
     log.info(
@@ -216,6 +200,40 @@ async def deliver(
         duration,
     )
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
+
+
+async def _given_back(
+    handler: str,
+    label: str,
+    queue: Queue,
+    message: Message,
+    limit: int,
+    retry_delay: Callable[[int], float],
+    exc: Exception,
+    duration: float,
+) -> Delivery:
+    """Nack a message whose handler raised: again after the backoff, or, on its last attempt,
+    to the dead letters. A platform-settled message comes again when the platform says."""
+    last = message.attempts >= limit
+    here = not isinstance(queue, PlatformSettled)
+    delay = retry_delay(message.attempts) if here and not last else 0.0
+    await queue.nack(message, delay=min(delay, queue.limits.max_visibility_timeout))
+    again = f"retrying in {delay:g}s" if here else "the platform delivers it again"
+    then = "moved to dead letters" if last else again
+    log.warning(
+        "%s: %s failed on message %s (attempt %d/%d): %r; %s",
+        label,
+        handler,
+        message.id,
+        message.attempts,
+        limit,
+        exc,
+        then,
+        exc_info=exc,
+    )
+    outcome: Outcome = "dead-letter" if last else "retry"
+    retry_in = delay if here and not last else None
+    return Delivery(label, handler, message.id, message.attempts, outcome, duration, exc, retry_in)
 
 
 async def _traced(handler_name: str, label: str, message: Message, event: CloudEvent, handler: Any) -> None:
