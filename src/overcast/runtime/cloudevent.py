@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from ..errors import InvalidArgument
 
 __all__ = ["CloudEvent"]
 
@@ -29,6 +32,25 @@ class CloudEvent:
     specversion: str = "1.0"
     extensions: dict[str, Any] = field(default_factory=dict)
     original: Any = field(default=None, compare=False, repr=False)
+
+    def checked(self) -> CloudEvent:
+        """This event, if it holds to CloudEvents 1.0 (what the ``cloudevents`` SDK checks);
+        else :class:`InvalidArgument` naming the attribute and the event."""
+        problems = [f"{name} must be a non-empty string" for name in _REQUIRED if not _text(getattr(self, name))]
+        if self.specversion != "1.0":
+            problems.append(f"specversion must be '1.0', not {self.specversion!r}")
+        for name in ("subject", "datacontenttype", "dataschema"):
+            value = getattr(self, name)
+            if value is not None and not _text(value):
+                problems.append(f"{name} must be a non-empty string or absent")
+        if self.time is not None and (not isinstance(self.time, datetime) or self.time.tzinfo is None):
+            problems.append(f"time must be a datetime with a time zone, not {self.time!r}")
+        for name in self.extensions:
+            if name in _ATTRIBUTES or not _EXTENSION.fullmatch(name):
+                problems.append(f"extension {name!r} must be lower-case letters and digits, and no attribute's name")
+        if problems:
+            raise InvalidArgument(f"CloudEvent {self.type!r} from {self.source!r}: {'; '.join(problems)}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Structured-mode JSON form (``data`` inline), without ``original``."""
@@ -89,3 +111,12 @@ def _new_id() -> str:
     import uuid  # on first use: uuid imports platform, which ``import overcast`` need not pay for
 
     return str(uuid.uuid4())
+
+
+_REQUIRED = ("type", "source", "id")
+_ATTRIBUTES = frozenset((*_CORE, "data"))
+_EXTENSION = re.compile(r"[a-z0-9]+")
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)

@@ -1,10 +1,13 @@
-"""Deliver queue and topic messages and schedule firings to the app's handlers.
+"""Deliver queue and topic messages, schedule firings and routed events to the app's handlers.
 
 Provider neutral: the local dev server, the Lambda, Cloud Run and Azure Functions
-runtimes all turn what they receive into a :class:`CloudEvent`, call the handler
-here, and settle the message from the outcome: success acks it; an exception
-gives it back with a backoff delay, so the queue delivers it again and, after its
-``max_attempts``, moves it to the dead letters.
+runtimes all turn what they receive into a :class:`Message` (or a :class:`CloudEvent`
+for an event that is not a message of the app's own), hand it over here, and turn the
+:class:`Delivery` into the platform's reply. A message is settled from the outcome:
+success acks it; an exception gives it back with a backoff delay, so the queue delivers
+it again and, after its ``max_attempts``, moves it to the dead letters. Where the
+platform settles messages itself (Lambda's batch response, a push's HTTP status, the
+Functions host), the queue is :class:`PlatformSettled` and the runtime replies instead.
 """
 
 from __future__ import annotations
@@ -21,19 +24,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..resources.queue import Message, Queue
 from ..telemetry import _state as _telemetry
 from .cloudevent import CloudEvent
+from .router import takes_event
 
 if TYPE_CHECKING:
     from ..app import ScheduledJob, Subscription
+    from .router import Target
 
 __all__ = [
     "QUEUE_MESSAGE",
     "SCHEDULE",
     "TOPIC_MESSAGE",
     "Delivery",
+    "PlatformSettled",
     "backoff",
     "call_handler",
     "deliver",
     "message_event",
+    "run_event",
     "run_schedule",
     "schedule_event",
 ]
@@ -54,7 +61,8 @@ class Delivery:
     Attributes:
         outcome: ``ok`` (acked), ``retry`` (given back, will come again),
             ``dead-letter`` (failed its last attempt; the queue moves it aside),
-            ``failed`` (a schedule firing raised; nothing to retry).
+            ``failed`` (a schedule firing or a routed event raised; the platform's own
+            rules, if any, bring it again).
     """
 
     resource: str
@@ -125,13 +133,18 @@ async def call_handler(handler: Callable[..., Any], event: CloudEvent | None) ->
     return result
 
 
-def _takes_event(handler: Callable[..., Any]) -> bool:
-    """Whether a schedule handler wants the event: it has a positional parameter (or ``*args``)."""
-    try:
-        params = inspect.signature(handler).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+class PlatformSettled(Queue):
+    """Stands for a queue whose messages the platform settles from the runtime's reply (a
+    partial batch response, a push's HTTP status, the Functions host's retry): acks and
+    nacks here are no-ops."""
+
+    offload = False
+
+    async def _ack(self, message: Message) -> None:
+        return None
+
+    async def _nack(self, message: Message, delay: float) -> None:
+        return None
 
 
 async def deliver(
@@ -149,7 +162,8 @@ async def deliver(
     Args:
         max_attempts: the queue's limit, to report the last failure as ``dead-letter``
             (default: the subscription's).
-        retry_delay: seconds before the next delivery after a failed attempt.
+        retry_delay: seconds before the next delivery after a failed attempt (unused for a
+            :class:`PlatformSettled` queue, whose platform decides).
         original: what the platform delivered (a trigger's message), kept as the event's
             ``original`` instead of ``message``.
     """
@@ -174,24 +188,7 @@ async def deliver(
             await call_handler(subscription.handler, event)
     except Exception as exc:
         duration = time.perf_counter() - started
-        last = message.attempts >= limit
-        delay = 0.0 if last else retry_delay(message.attempts)
-        await queue.nack(message, delay=min(delay, queue.limits.max_visibility_timeout))
-        outcome: Outcome = "dead-letter" if last else "retry"
-        log.warning(
-            "%s: %s failed on message %s (attempt %d/%d): %r; %s",
-            label,
-            subscription.name,
-            message.id,
-            message.attempts,
-            limit,
-            exc,
-            "moved to dead letters" if last else f"retrying in {delay:g}s",
-            exc_info=exc,
-        )
-        return Delivery(
-            label, subscription.name, message.id, message.attempts, outcome, duration, exc, None if last else delay
-        )
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
     duration = time.perf_counter() - started
     await queue.ack(message)
     log.info(
@@ -203,6 +200,40 @@ async def deliver(
         duration,
     )
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
+
+
+async def _given_back(
+    handler: str,
+    label: str,
+    queue: Queue,
+    message: Message,
+    limit: int,
+    retry_delay: Callable[[int], float],
+    exc: Exception,
+    duration: float,
+) -> Delivery:
+    """Nack a message whose handler raised: again after the backoff, or, on its last attempt,
+    to the dead letters. A platform-settled message comes again when the platform says."""
+    last = message.attempts >= limit
+    here = not isinstance(queue, PlatformSettled)
+    delay = retry_delay(message.attempts) if here and not last else 0.0
+    await queue.nack(message, delay=min(delay, queue.limits.max_visibility_timeout))
+    again = f"retrying in {delay:g}s" if here else "the platform delivers it again"
+    then = "moved to dead letters" if last else again
+    log.warning(
+        "%s: %s failed on message %s (attempt %d/%d): %r; %s",
+        label,
+        handler,
+        message.id,
+        message.attempts,
+        limit,
+        exc,
+        then,
+        exc_info=exc,
+    )
+    outcome: Outcome = "dead-letter" if last else "retry"
+    retry_in = delay if here and not last else None
+    return Delivery(label, handler, message.id, message.attempts, outcome, duration, exc, retry_in)
 
 
 async def _traced(handler_name: str, label: str, message: Message, event: CloudEvent, handler: Any) -> None:
@@ -224,16 +255,22 @@ async def _traced(handler_name: str, label: str, message: Message, event: CloudE
         raise
 
 
-async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = None) -> Delivery:
-    """Fire ``job`` once (its handler gets the event if it takes an argument); never raises."""
+async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = None, original: Any = None) -> Delivery:
+    """Fire ``job`` once (its handler gets the event if it takes an argument); never raises.
+
+    Args:
+        original: what the platform delivered (a scheduler's event), kept as the event's ``original``.
+    """
     event = schedule_event(job, app=app, at=at)
+    if original is not None:
+        event = replace(event, original=original)
     started = time.perf_counter()
     try:
         if _telemetry.ENABLED:
             from ..telemetry import count
 
             count("invocations", handler=job.name)
-        await call_handler(job.handler, event if _takes_event(job.handler) else None)
+        await call_handler(job.handler, event if takes_event(job.handler) else None)
     except Exception as exc:
         if _telemetry.ENABLED:
             from ..telemetry import count
@@ -245,3 +282,23 @@ async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = Non
     duration = time.perf_counter() - started
     log.info("schedule %s ran in %.3fs", job.name, duration)
     return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "ok", duration)
+
+
+async def run_event(target: Target, event: CloudEvent) -> Delivery:
+    """Run ``target``'s handler on a routed event (a storage notification, a stream record, an
+    Event Grid event: not a message of the app's own queues); never raises. The platform's
+    own rules bring a failed event again; the runtime turns ``error`` into its reply."""
+    started = time.perf_counter()
+    attempt = event.extensions.get("attempts")
+    attempt = attempt if isinstance(attempt, int) else 1
+    try:
+        await call_handler(target.handler, event if target.takes_event else None)
+    except Exception as exc:
+        duration = time.perf_counter() - started
+        log.warning(
+            "%s failed on %s %s from %s: %r", target.name, event.type, event.id, event.source, exc, exc_info=exc
+        )
+        return Delivery(event.source, target.name, event.id, attempt, "failed", duration, exc)
+    duration = time.perf_counter() - started
+    log.info("%s handled %s %s from %s in %.3fs", target.name, event.type, event.id, event.source, duration)
+    return Delivery(event.source, target.name, event.id, attempt, "ok", duration)

@@ -18,11 +18,12 @@ from collections.abc import Callable, Mapping
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
 
+from ...runtime.http import run_http
 from ...runtime.lifespan import Lifespan, LifespanFailure
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import mark_warm, request_id
-from ...telemetry.runtime import after_invocation, counts, http_error, invocation
-from .lambda_http import Headers, HttpAdapter, Scope, adapter_for
+from ...telemetry.runtime import after_invocation, counts, invocation
+from .lambda_http import Headers, HttpAdapter, adapter_for
 
 # asyncio is imported on the first invocation, not here: the handler module's import is
 # part of every cold start, and an HTTP app's framework usually brings asyncio anyway.
@@ -36,8 +37,6 @@ __all__ = ["LambdaHandler", "lambda_handler"]
 
 log = logging.getLogger("overcast.aws.lambda")
 
-_ERROR_BODY = b"Internal Server Error"
-_ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 _BAD_BODY = b"Bad Request"
 _BAD_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"11")]
 _cold = {"start": True}
@@ -167,7 +166,9 @@ class LambdaHandler:
         state = self._lifespan.state if self._lifespan is not None else None
         if state:
             scope["state"] = state.copy()
-        status, headers, payload = loop.run_until_complete(_run_http(asgi or self.app.asgi, scope, body, rid, errors))
+        status, headers, payload = loop.run_until_complete(
+            run_http(asgi or self.app.asgi, scope, body, rid, log=log, errors=errors)
+        )
         return adapter.response(event, status, headers, payload)
 
     def close(self) -> None:
@@ -202,65 +203,3 @@ class LambdaHandler:
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     if not loop.is_closed() and not loop.is_running():
         loop.close()
-
-
-async def _run_http(
-    asgi: Any, scope: Scope, body: bytes, rid: str | None, errors: deque[int] | None = None
-) -> tuple[int, Headers, bytes]:
-    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the
-    request id, and counted in ``errors`` (else as the invocation under way's error)."""
-    status = 0
-    headers: Headers = []
-    chunks: list[bytes] = []
-    complete = False
-    disconnected: asyncio.Future[None] | None = None
-    requested = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal requested, disconnected
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        # After the body, a client stays connected until the response is complete.
-        if not complete:
-            if disconnected is None:
-                import asyncio
-
-                disconnected = asyncio.get_running_loop().create_future()
-            await disconnected
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, headers, complete
-        kind = message["type"]
-        if kind == "http.response.body":
-            if status == 0 or complete:
-                raise RuntimeError(f"unexpected ASGI message {kind!r}")
-            chunk = message.get("body", b"")
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                complete = True
-                if disconnected is not None and not disconnected.done():
-                    disconnected.set_result(None)
-        elif kind == "http.response.start" and status == 0:
-            status = message["status"]
-            headers = message.get("headers") or []
-        else:
-            raise RuntimeError(f"unexpected ASGI message {kind!r}")
-
-    try:
-        await asgi(scope, receive, send)
-    except Exception:
-        log.exception("%s %s failed (request %s)", scope["method"], scope["path"], rid, extra={"request_id": rid})
-        if errors is not None:
-            errors.append(1)
-        elif _telemetry.ENABLED:
-            http_error()
-        if not complete:
-            return 500, list(_ERROR_HEADERS), _ERROR_BODY
-    if not complete and status == 0:
-        log.error("%s %s sent no response (request %s)", scope["method"], scope["path"], rid)
-        return 500, list(_ERROR_HEADERS), _ERROR_BODY
-    body_out = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return status, headers, body_out

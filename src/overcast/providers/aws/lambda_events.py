@@ -3,10 +3,12 @@
 Each record of an SQS, SNS, S3, DynamoDB-stream or Kinesis event, and each EventBridge
 event, becomes one :class:`~overcast.CloudEvent` whose ``original`` is the record as
 Lambda gave it. A record from one of the app's own queues or topics (or a topic's
-subscription queue) becomes exactly the event the app gets everywhere else
-(``overcast.queue.message`` / ``overcast.topic.message``, the decoded body as data); a
-scheduled rule fires the matching ``@app.schedule``; anything else goes where the
-handler's ``routes`` send it, as an AWS event built with the ``cloudevents`` SDK:
+subscription queue) becomes a :class:`~overcast.resources.queue.Message` handed to
+:func:`overcast.runtime.dispatch.deliver`, so the app gets exactly the event it gets
+everywhere else (``overcast.queue.message`` / ``overcast.topic.message``, the decoded
+body as data); a scheduled rule fires the matching ``@app.schedule`` through
+:func:`~overcast.runtime.dispatch.run_schedule`; anything else goes where the handler's
+``routes`` send it (:class:`overcast.runtime.router.Router`), as an AWS event:
 
 ==============  ================================  ==================================
 record          type                              source
@@ -21,7 +23,8 @@ EventBridge     its ``detail-type``               its ``source`` (AWS's own mapp
 
 Failures: an SQS, DynamoDB or Kinesis batch answers ``batchItemFailures`` (only the
 records that failed come back; on FIFO queues and streams, the first failure and all
-after it, to keep order). An SNS, S3 or EventBridge invocation raises, so Lambda retries it.
+after it, to keep order), and SQS's redrive policy moves a message to the dead letters
+after its attempts. An SNS, S3 or EventBridge invocation raises, so Lambda retries it.
 """
 
 from __future__ import annotations
@@ -30,23 +33,19 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import inspect
 import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
-
-from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
 
 from ...errors import ConfigError
 from ...handles import QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
-from ...runtime.dispatch import call_handler, message_event, schedule_event
+from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
+from ...runtime.router import Handler, Router, UnroutedEvent
 
 if TYPE_CHECKING:
     from ...app import App, ScheduledJob, Subscription
@@ -55,37 +54,11 @@ __all__ = ["EventRouter", "UnroutedEvent", "to_cloudevents"]
 
 log = logging.getLogger("overcast.aws.lambda")
 
-Handler = Callable[..., Any]
-
-
-class UnroutedEvent(ConfigError):
-    """An event no subscription, schedule or route claims."""
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where one event goes: a handler, and whether it takes the event (schedules may not)."""
-
-    name: str
-    handler: Handler
-    takes_event: bool = True
-
-    async def run(self, event: CloudEvent) -> None:
-        await call_handler(self.handler, event if self.takes_event else None)
-
-
-def _takes_event(handler: Handler) -> bool:
-    try:
-        params = inspect.signature(handler).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
-
 
 # -- records to CloudEvents ----------------------------------------------------------------
 
 
-def _sdk_event(
+def _event(
     type_: str,
     source: str,
     id_: str,
@@ -97,17 +70,18 @@ def _sdk_event(
     extensions: Mapping[str, Any] | None = None,
     original: Any = None,
 ) -> CloudEvent:
-    """Build the event through the ``cloudevents`` SDK (which validates it) and return ours."""
-    attributes: dict[str, Any] = {"type": type_, "source": source, "id": id_, "specversion": "1.0"}
-    if time is not None:
-        attributes["time"] = time
-    if subject:
-        attributes["subject"] = subject
-    if datacontenttype:
-        attributes["datacontenttype"] = datacontenttype
-    if extensions:
-        attributes.update(extensions)
-    return CloudEvent.from_sdk(SDKCloudEvent(attributes, data), original=original)
+    """An AWS record as a CloudEvent, checked against CloudEvents 1.0 (no time: now)."""
+    return CloudEvent(
+        type=type_,
+        source=source,
+        id=id_,
+        data=data,
+        time=time or datetime.now(UTC),
+        subject=subject or None,
+        datacontenttype=datacontenttype or None,
+        extensions=dict(extensions or {}),
+        original=original,
+    ).checked()
 
 
 def _decoded(text: str | None) -> Any:
@@ -201,7 +175,7 @@ def sqs_event(record: Mapping[str, Any]) -> CloudEvent:
     if envelope is not None:
         return _sns_cloudevent(envelope, original=record, attempts=attempts)
     data = _decoded(record.get("body"))
-    return _sdk_event(
+    return _event(
         "aws.sqs.message",
         record.get("eventSourceARN") or "aws:sqs",
         record["messageId"],
@@ -215,7 +189,7 @@ def sqs_event(record: Mapping[str, Any]) -> CloudEvent:
 
 def _sns_cloudevent(sns: Mapping[str, Any], *, original: Any, attempts: int | None = None) -> CloudEvent:
     data = _decoded(sns.get("Message"))
-    return _sdk_event(
+    return _event(
         "aws.sns.Notification",
         sns.get("TopicArn") or "aws:sns",
         sns["MessageId"],
@@ -238,7 +212,7 @@ def s3_event(record: Mapping[str, Any]) -> CloudEvent:
     obj = s3.get("object") or {}
     key = unquote_plus(obj.get("key", ""))
     marker = obj.get("sequencer") or (record.get("responseElements") or {}).get("x-amz-request-id") or ""
-    return _sdk_event(
+    return _event(
         f"aws.s3.{record.get('eventName', 'event')}",
         f"arn:aws:s3:::{bucket}",
         f"{bucket}/{key}@{marker or record.get('eventTime', '')}",
@@ -251,7 +225,7 @@ def s3_event(record: Mapping[str, Any]) -> CloudEvent:
 
 def dynamodb_event(record: Mapping[str, Any]) -> CloudEvent:
     change = record.get("dynamodb") or {}
-    return _sdk_event(
+    return _event(
         f"aws.dynamodb.{record.get('eventName', 'event')}",
         record.get("eventSourceARN") or "aws:dynamodb",
         record.get("eventID") or str(change.get("SequenceNumber", "")),
@@ -270,7 +244,7 @@ def kinesis_event(record: Mapping[str, Any]) -> CloudEvent:
     data: Any = raw
     with contextlib.suppress(ValueError):
         data = json.loads(raw)
-    return _sdk_event(
+    return _event(
         "aws.kinesis.record",
         record.get("eventSourceARN") or "aws:kinesis",
         record.get("eventID") or kinesis.get("sequenceNumber", ""),
@@ -285,7 +259,7 @@ def kinesis_event(record: Mapping[str, Any]) -> CloudEvent:
 def eventbridge_event(event: Mapping[str, Any]) -> CloudEvent:
     """AWS's own CloudEvents mapping: id, source, type = detail-type, time, data = detail."""
     resources = event.get("resources") or []
-    return _sdk_event(
+    return _event(
         str(event["detail-type"]),
         str(event["source"]),
         str(event.get("id") or ""),
@@ -329,35 +303,56 @@ def to_cloudevents(event: Mapping[str, Any]) -> list[CloudEvent]:
     return [eventbridge_event(event)]
 
 
+# -- records to messages of the app's own queues and topics ------------------------------
+
+
+def _attempts(record: Mapping[str, Any]) -> int:
+    return int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
+
+
+def _sqs_message(record: Mapping[str, Any]) -> Message:
+    """An SQS record of one of the app's queues as the message its provider would receive."""
+    return Message(
+        record["messageId"],
+        _decoded(record.get("body")),
+        _sqs_attributes(record),
+        _attempts(record),
+        record.get("receiptHandle") or record["messageId"],
+    )
+
+
+def _subscription_message(record: Mapping[str, Any]) -> Message:
+    """An SQS record of a topic subscription's queue: the SNS notification inside, if any."""
+    envelope = _sns_envelope(record.get("body") or "")
+    if envelope is None:
+        return _sqs_message(record)
+    return Message(
+        envelope["MessageId"],
+        _decoded(envelope["Message"]),
+        _sns_attributes(envelope),
+        _attempts(record),
+        record.get("receiptHandle") or envelope["MessageId"],
+    )
+
+
+def _sns_message(sns: Mapping[str, Any]) -> Message:
+    return Message(sns["MessageId"], _decoded(sns.get("Message")), _sns_attributes(sns), 1, sns["MessageId"])
+
+
 # -- routing -------------------------------------------------------------------------------
 
 
 class EventRouter:
-    """Finds the handler of each event and runs it; built on the first non-HTTP event."""
+    """Finds the handler of each event and hands it over; built on the first non-HTTP event."""
 
     def __init__(self, app: App, routes: Mapping[str, str | Handler]) -> None:
         self.app = app
-        self.routes: list[tuple[str, _Target]] = [
-            (pattern, self._target(pattern, to)) for pattern, to in routes.items()
-        ]
+        self.router = Router(app, routes, owner="lambda_handler")
+        self.routes = self.router.routes
+        self._settled = PlatformSettled("memory://lambda-event-source", name="lambda-event-source")
         self._queues: dict[str, Subscription] | None = None
         self._subscription_queues: dict[str, Subscription] | None = None
         self._topics: dict[str, list[Subscription]] = {}
-
-    def _target(self, pattern: str, to: str | Handler) -> _Target:
-        if callable(to):
-            return _Target(getattr(to, "__name__", repr(to)), to)
-        for sub in self.app.subscriptions:
-            if sub.name == to:
-                return _Target(sub.name, sub.handler)
-        for job in self.app.schedules:
-            if job.name == to:
-                return _Target(job.name, job.handler, _takes_event(job.handler))
-        names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
-        raise ConfigError(
-            f"lambda_handler routes: {pattern!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
-            f"(there are: {', '.join(names) or 'none'})"
-        )
 
     # The app's queues and topics by their AWS names, resolved once from the target's URLs.
     def _index(self) -> dict[str, Subscription]:
@@ -382,13 +377,6 @@ class EventRouter:
             }
         return self._subscription_queues.get(name)
 
-    def _route(self, *names: str | None) -> _Target | None:
-        for pattern, target in self.routes:
-            for name in names:
-                if name and fnmatchcase(name, pattern):
-                    return target
-        return None
-
     def kind_of(self, event: Any) -> str:
         return event_kind(event)
 
@@ -399,102 +387,54 @@ class EventRouter:
         if kind in ("dynamodb", "kinesis"):
             return await self._stream(event["Records"], kind)
         if kind == "sns":
-            await self._all([self._sns(record) for record in event["Records"]])
+            await _all(self._sns(record) for record in event["Records"])
             return None
         if kind == "s3":
-            await self._all([self._direct(s3_event(r), r["s3"]["bucket"]["name"]) for r in event["Records"]])
+            await _all(self._routed(s3_event(r), r["s3"]["bucket"]["name"]) for r in event["Records"])
             return None
         if kind == "schedule":
             await self._schedule(event)
             return None
         if kind == "eventbridge":
             ce = eventbridge_event(event)
-            await self._direct(ce, ce.type, *(event.get("resources") or []))
+            await self._routed(ce, ce.type, *(event.get("resources") or []))
             return None
         raise UnroutedEvent(
             f"{self.app.name}: the Lambda handler does not know this event "
             f"(keys: {', '.join(sorted(event)) if isinstance(event, dict) else type(event).__name__})"
         )
 
-    @staticmethod
-    async def _all(jobs: list[Any]) -> None:
-        """Run every delivery; if any failed, raise the first error (Lambda retries the invocation)."""
-        results = await asyncio.gather(*jobs, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
-
-    async def _direct(self, event: CloudEvent, *names: str | None) -> None:
-        target = self._route(event.source, *names)
+    async def _routed(self, event: CloudEvent, *names: str | None) -> None:
+        """An event for a route: raise if nothing takes it or its handler failed (Lambda retries)."""
+        target = self.router.match(event.source, *names)
         if target is None:
-            raise UnroutedEvent(
-                f"{self.app.name}: no handler for {event.type} from {event.source}; "
-                f"add lambda_handler(app, routes={{{event.source!r}: 'handler_name'}})"
-            )
-        await self._run(target, event)
-
-    async def _run(self, target: _Target, event: CloudEvent) -> None:
-        try:
-            await target.run(event)
-        except Exception as exc:
-            log.warning("%s failed on %s %s: %r", target.name, event.type, event.id, exc, exc_info=exc)
-            raise
+            what = f"no handler for {event.type} from {event.source}"
+            raise self.router.unrouted(what, self.router.hint(event.source))
+        _succeeded(await run_event(target, event))
 
     # -- SQS -----------------------------------------------------------------------------
 
-    def _sqs_delivery(self, record: Mapping[str, Any]) -> tuple[_Target, CloudEvent]:
+    async def _sqs_delivery(self, record: Mapping[str, Any]) -> Delivery:
         arn = str(record.get("eventSourceARN") or "")
         name = _arn_name(arn)
-        target = self._route(arn, name)
+        target = self.router.match(arn, name)
         if target is not None:
-            return target, sqs_event(record)
-        queues = self._index()
-        attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
-        sub = queues.get(name)
+            return await run_event(target, sqs_event(record))
+        sub = self._index().get(name)
         if sub is not None:
-            message = Message(
-                record["messageId"],
-                _decoded(record.get("body")),
-                _sqs_attributes(record),
-                attempts,
-                record.get("receiptHandle", ""),
-            )
-            event = message_event(message, app=self.app.name, kind="queue", resource=sub.source.resource_name)
-            return _Target(sub.name, sub.handler), replace(event, original=record)
+            return await deliver(sub, self._settled, _sqs_message(record), app=self.app.name, original=record)
         sub = self._subscription_queue(name)
         if sub is not None:
-            body = record.get("body") or ""
-            envelope = _sns_envelope(body)
-            if envelope is not None:
-                message = Message(
-                    envelope["MessageId"],
-                    _decoded(envelope["Message"]),
-                    _sns_attributes(envelope),
-                    attempts,
-                    record.get("receiptHandle", ""),
-                )
-            else:
-                message = Message(
-                    record["messageId"],
-                    _decoded(body),
-                    _sqs_attributes(record),
-                    attempts,
-                    record.get("receiptHandle", ""),
-                )
-            event = message_event(
-                message, app=self.app.name, kind="topic", resource=sub.source.resource_name, subscription=sub.name
-            )
-            return _Target(sub.name, sub.handler), replace(event, original=record)
-        raise UnroutedEvent(
-            f"{self.app.name}: no subscription consumes SQS queue {name!r} ({arn}); "
-            f"subscribe to it or add lambda_handler(app, routes={{{name!r}: 'handler_name'}})"
+            return await deliver(sub, self._settled, _subscription_message(record), app=self.app.name, original=record)
+        raise self.router.unrouted(
+            f"no subscription consumes SQS queue {name!r} ({arn})", "subscribe to it or " + self.router.hint(name)
         )
 
     async def _sqs_record(self, record: Mapping[str, Any]) -> bool:
+        """Deliver one record; whether it succeeded (a failed one is listed in the batch response)."""
         try:
-            target, event = self._sqs_delivery(record)
-            await target.run(event)
-        except Exception as exc:
+            delivery = await self._sqs_delivery(record)
+        except Exception as exc:  # unrouted or malformed: it comes back, then goes to the DLQ
             log.warning(
                 "SQS message %s from %s failed: %r",
                 record.get("messageId"),
@@ -503,7 +443,7 @@ class EventRouter:
                 exc_info=exc,
             )
             return False
-        return True
+        return delivery.error is None
 
     async def _sqs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         failed: list[str] = []
@@ -522,27 +462,24 @@ class EventRouter:
 
     async def _stream(self, records: list[dict[str, Any]], kind: str) -> dict[str, Any]:
         """Records in order; the first failure stops the batch (Lambda resumes from it)."""
-        convert = dynamodb_event if kind == "dynamodb" else kinesis_event
         for record in records:
-            arn = str(record.get("eventSourceARN") or "")
-            sequence = (
-                (record.get("dynamodb") or {}).get("SequenceNumber")
-                if kind == "dynamodb"
-                else ((record.get("kinesis") or {}).get("sequenceNumber"))
-            )
-            try:
-                event = convert(record)
-                target = self._route(arn, _arn_name(arn))
-                if target is None:
-                    raise UnroutedEvent(
-                        f"{self.app.name}: no handler for {kind} stream {arn}; "
-                        f"add lambda_handler(app, routes={{{_arn_name(arn)!r}: 'handler_name'}})"
-                    )
-                await target.run(event)
-            except Exception as exc:
-                log.warning("%s record %s from %s failed: %r", kind, sequence, arn, exc, exc_info=exc)
+            change = record.get("dynamodb") if kind == "dynamodb" else record.get("kinesis")
+            sequence = (change or {}).get("SequenceNumber" if kind == "dynamodb" else "sequenceNumber")
+            if not await self._stream_record(record, kind):
                 return {"batchItemFailures": [{"itemIdentifier": str(sequence or "")}]}
         return {"batchItemFailures": []}
+
+    async def _stream_record(self, record: Mapping[str, Any], kind: str) -> bool:
+        arn = str(record.get("eventSourceARN") or "")
+        try:
+            event = dynamodb_event(record) if kind == "dynamodb" else kinesis_event(record)
+            target = self.router.match(arn, _arn_name(arn))
+            if target is None:
+                raise self.router.unrouted(f"no handler for {kind} stream {arn}", self.router.hint(_arn_name(arn)))
+        except Exception as exc:
+            log.warning("%s record from %s failed: %r", kind, arn, exc, exc_info=exc)
+            return False
+        return (await run_event(target, event)).error is None
 
     # -- SNS -----------------------------------------------------------------------------
 
@@ -550,44 +487,55 @@ class EventRouter:
         sns = record["Sns"]
         arn = str(sns.get("TopicArn") or "")
         name = _arn_name(arn)
-        target = self._route(arn, name)
+        target = self.router.match(arn, name)
         if target is not None:
-            await self._run(target, sns_event(record))
+            _succeeded(await run_event(target, sns_event(record)))
             return
         self._index()
         subs = self._topics.get(name)
         if not subs:
-            raise UnroutedEvent(
-                f"{self.app.name}: no subscription on SNS topic {name!r} ({arn}); "
-                f"subscribe to it or add lambda_handler(app, routes={{{name!r}: 'handler_name'}})"
+            raise self.router.unrouted(
+                f"no subscription on SNS topic {name!r} ({arn})", "subscribe to it or " + self.router.hint(name)
             )
-        message = Message(sns["MessageId"], _decoded(sns.get("Message")), _sns_attributes(sns), 1, "")
-        jobs = []
-        for sub in subs:
-            event = message_event(
-                message, app=self.app.name, kind="topic", resource=sub.source.resource_name, subscription=sub.name
-            )
-            jobs.append(self._run(_Target(sub.name, sub.handler), replace(event, original=record)))
-        await self._all(jobs)
+        message = _sns_message(sns)
+        deliveries = await asyncio.gather(
+            *(deliver(sub, self._settled, message, app=self.app.name, original=record) for sub in subs)
+        )
+        for delivery in deliveries:
+            _succeeded(delivery)
 
     # -- schedules -----------------------------------------------------------------------
 
     async def _schedule(self, event: Mapping[str, Any]) -> None:
         rules = [r for r in event.get("resources") or [] if isinstance(r, str)]
         names = [_arn_name(r) for r in rules]
-        target = self._route(*rules, *names)
+        target = self.router.match(*rules, *names)
         ce = eventbridge_event(event)
         if target is not None:
-            await self._run(target, ce)
+            _succeeded(await run_event(target, ce))
             return
         job = _schedule_for(self.app.schedules, names, self.app.name)
         if job is None:
-            raise UnroutedEvent(
-                f"{self.app.name}: no schedule matches rule {', '.join(names) or '(none)'}; name the rule after "
-                f"the schedule ('{self.app.name}-<schedule>') or add lambda_handler(app, routes={{'RULE': 'schedule'}})"
+            raise self.router.unrouted(
+                f"no schedule matches rule {', '.join(names) or '(none)'}",
+                f"name the rule after the schedule ('{self.app.name}-<schedule>') or "
+                + self.router.hint("RULE", "schedule"),
             )
-        fired = schedule_event(job, app=self.app.name, at=ce.time)
-        await self._run(_Target(job.name, job.handler, _takes_event(job.handler)), replace(fired, original=event))
+        _succeeded(await run_schedule(job, app=self.app.name, at=ce.time, original=event))
+
+
+async def _all(jobs: Iterable[Any]) -> None:
+    """Run every delivery; if any failed, raise the first error (Lambda retries the invocation)."""
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+
+
+def _succeeded(delivery: Delivery) -> None:
+    """Raise what the handler raised, so Lambda retries the invocation."""
+    if delivery.error is not None:
+        raise delivery.error
 
 
 def _schedule_for(jobs: list[ScheduledJob], rules: list[str], app: str) -> ScheduledJob | None:

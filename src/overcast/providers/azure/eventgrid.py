@@ -5,7 +5,8 @@ Event Grid delivers in one of two schemas. The Event Grid schema (a JSON array o
 the way Azure maps it itself: ``source`` = topic, ``type`` = eventType, ``time`` =
 eventTime, ``subject`` and ``data`` kept (``dataVersion`` as the extension
 ``dataversion``). The CloudEvents schema (structured, batched or binary mode) is parsed
-by the ``cloudevents`` SDK. Either way the event's ``original`` is what was delivered.
+by the ``cloudevents`` SDK; the Event Grid schema's events are built here and checked
+against CloudEvents 1.0. Either way the event's ``original`` is what was delivered.
 
 A webhook endpoint must prove it wants the events before Event Grid sends any:
 
@@ -26,7 +27,6 @@ from typing import Any
 
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
 
 from ...errors import InvalidArgument
 from ...runtime.cloudevent import CloudEvent
@@ -81,27 +81,23 @@ def _content_type(data: Any) -> str:
 
 
 def cloudevent_from_eventgrid(event: Mapping[str, Any], *, original: Any = None) -> CloudEvent:
-    """One Event Grid schema event as a CloudEvent (validated by the ``cloudevents`` SDK)."""
+    """One Event Grid schema event as a CloudEvent (checked against CloudEvents 1.0)."""
     try:
-        attributes: dict[str, Any] = {
-            "specversion": "1.0",
-            "id": str(event["id"]),
-            "source": str(event.get("topic") or _DEFAULT_SOURCE),
-            "type": str(event["eventType"]),
-        }
+        id_, type_ = str(event["id"]), str(event["eventType"])
     except KeyError as exc:
         raise InvalidArgument(f"Event Grid event without {exc.args[0]!r}: {dict(event)!r:.200}") from exc
-    moment = _time(event.get("eventTime"))
-    if moment is not None:
-        attributes["time"] = moment
-    if event.get("subject"):
-        attributes["subject"] = str(event["subject"])
     data = event.get("data")
-    if data is not None:
-        attributes["datacontenttype"] = _content_type(data)
-    if event.get("dataVersion"):
-        attributes["dataversion"] = str(event["dataVersion"])
-    return CloudEvent.from_sdk(SDKCloudEvent(attributes, data), original=event if original is None else original)
+    return CloudEvent(
+        type=type_,
+        source=str(event.get("topic") or _DEFAULT_SOURCE),
+        id=id_,
+        data=data,
+        time=_time(event.get("eventTime")) or datetime.now(UTC),
+        subject=str(event["subject"]) if event.get("subject") else None,
+        datacontenttype=None if data is None else _content_type(data),
+        extensions={"dataversion": str(event["dataVersion"])} if event.get("dataVersion") else {},
+        original=event if original is None else original,
+    ).checked()
 
 
 def _cloudevent_from_dict(event: Mapping[str, Any], *, original: Any = None) -> CloudEvent:
@@ -168,18 +164,20 @@ def from_function_event(event: Any) -> CloudEvent:
             "dataVersion": event.data_version,
         }
         return cloudevent_from_eventgrid(fields, original=event)
-    attributes: dict[str, Any] = {
-        "specversion": event.specversion or "1.0",
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-    }
-    for name in ("time", "subject", "datacontenttype", "dataschema"):
-        value = getattr(event, name, None)
-        if value is not None:
-            attributes[name] = value
-    attributes.update(getattr(event, "extension_attrs", {}) or {})
-    return CloudEvent.from_sdk(SDKCloudEvent(attributes, event.get_json()), original=event)
+    time = getattr(event, "time", None)
+    return CloudEvent(
+        type=event.type,
+        source=event.source,
+        id=event.id,
+        data=event.get_json(),
+        time=datetime.now(UTC) if time is None else time,
+        subject=getattr(event, "subject", None),
+        datacontenttype=getattr(event, "datacontenttype", None),
+        dataschema=getattr(event, "dataschema", None),
+        specversion=event.specversion or "1.0",
+        extensions=dict(getattr(event, "extension_attrs", {}) or {}),
+        original=event,
+    ).checked()
 
 
 def handshake(method: str, headers: Mapping[str, str], body: bytes) -> Handshake | None:

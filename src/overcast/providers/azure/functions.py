@@ -21,12 +21,10 @@ host: a handler that raises makes the host deliver the message again, and after
 import asyncio
 import contextlib
 import importlib
-import inspect
 import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +34,8 @@ from ...errors import ConfigError, MissingDependency, NotFound
 from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message, Queue
 from ...runtime.cloudevent import CloudEvent
-from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...runtime.dispatch import PlatformSettled, deliver, run_event, run_schedule
+from ...runtime.router import Router, Target
 from ...runtime.schedule import year_matches
 from ...telemetry import _state as _telemetry
 from ...telemetry.logs import request_id
@@ -96,39 +95,6 @@ def function_app(
     ).build()
 
 
-@dataclass(frozen=True)
-class _Target:
-    """Where an event goes: a handler, and whether it takes the event (a schedule's may not)."""
-
-    name: str
-    handler: Callable[..., Any]
-    takes_event: bool = True
-
-    async def run(self, event: CloudEvent) -> None:
-        await call_handler(self.handler, event if self.takes_event else None)
-
-
-def _takes_event(handler: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(handler).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
-
-
-class _HostSettled(Queue):
-    """Stands for a queue whose messages the Functions host settles: acks and nacks are no-ops;
-    a failed delivery is re-raised so the host delivers it again."""
-
-    offload = False
-
-    async def _ack(self, message: Message) -> None:
-        return None
-
-    async def _nack(self, message: Message, delay: float) -> None:
-        return None
-
-
 def function_name(*parts: str) -> str:
     """A valid function name (letters, digits, ``_``; a letter first) from ``parts``."""
     text = "_".join(re.sub(r"[^A-Za-z0-9_]", "_", part) for part in parts if part)
@@ -151,6 +117,7 @@ class OvercastFunctions:
         lifespan: Literal["auto", "on", "off"] = "auto",
     ) -> None:
         self.app = app
+        self.router = Router(app, owner="function_app", option="")
         self.connection = connection
         self.http_auth_level = _auth_level(http_auth_level)
         self.webhook_auth_level = _auth_level(webhook_auth_level)
@@ -166,7 +133,8 @@ class OvercastFunctions:
         }
         self.max_dequeue_count = queue_max_attempts(app)
         self.http = AsgiHttpFunction(lambda: app.asgi, base_path=base_path, lifespan=lifespan)
-        self._settled = _HostSettled("memory://azure-functions-host", name="azure-functions-host")
+        # the Functions host settles queue messages: a failed delivery is re-raised so it delivers again
+        self._settled = PlatformSettled("memory://azure-functions-host", name="azure-functions-host")
 
     # -- declarations -----------------------------------------------------------------------
 
@@ -177,20 +145,8 @@ class OvercastFunctions:
             )
         return name
 
-    def _target(self, key: str, to: Route) -> _Target:
-        if callable(to):
-            return _Target(getattr(to, "__name__", repr(to)), to)
-        for sub in self.app.subscriptions:
-            if sub.name == to:
-                return _Target(sub.name, sub.handler)
-        for job in self.app.schedules:
-            if job.name == to:
-                return _Target(job.name, job.handler, _takes_event(job.handler))
-        names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
-        raise ConfigError(
-            f"function_app: {key!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
-            f"(there are: {', '.join(names) or 'none'})"
-        )
+    def _target(self, key: str, to: Route) -> Target:
+        return self.router.target(to, key=key)
 
     def _blob_path(self, key: str) -> str:
         handle = self.app.resources.get(key)
@@ -409,12 +365,11 @@ class OvercastFunctions:
             return _text(500, f"{len(failed)} of {len(events)} events failed")
         return func.HttpResponse(b"", status_code=200)
 
-    async def _run(self, target: _Target, event: CloudEvent) -> None:
-        try:
-            await target.run(event)
-        except Exception as exc:
-            log.warning("%s failed on %s %s: %r", target.name, event.type, event.id, exc, exc_info=exc)
-            raise
+    async def _run(self, target: Target, event: CloudEvent) -> None:
+        """Run a routed event; raise what its handler raised, so the host or Event Grid retries."""
+        delivery = await run_event(target, event)
+        if delivery.error is not None:
+            raise delivery.error
 
 
 async def _send_dead(poison: Queue, message: Message, raw: bytes) -> None:
@@ -486,8 +441,6 @@ def blob_event(blob: Any, *, key_prefix: str | None = None) -> CloudEvent:
     in ``original``, the stream), and for a bucket's blob its Overcast ``key`` (the blob
     name under the bucket's prefix, as the ``azblob://`` provider encodes it).
     """
-    from cloudevents.core.v1.event import CloudEvent as SDKCloudEvent
-
     name = str(blob.name or "")
     container, _, path = name.partition("/")
     props = dict(blob.blob_properties or {})
@@ -510,17 +463,12 @@ def blob_event(blob: Any, *, key_prefix: str | None = None) -> CloudEvent:
 
         data["key"] = decode_name(path[len(key_prefix) :])
     moment = props.get("LastModified") or props.get("Created")
-    attributes: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": f"{name}@{etag}" if etag else name,
-        "source": base or f"/blobServices/default/containers/{container}",
-        "type": "Microsoft.Storage.BlobCreated",
-        "subject": f"/blobServices/default/containers/{container}/blobs/{path}",
-        "datacontenttype": "application/json",
-    }
-    parsed = eventgrid._time(moment)
-    if parsed is not None:
-        attributes["time"] = parsed
-    return CloudEvent.from_sdk(
-        SDKCloudEvent(attributes, {k: v for k, v in data.items() if v is not None}), original=blob
-    )
+    return CloudEvent(
+        type="Microsoft.Storage.BlobCreated",
+        source=base or f"/blobServices/default/containers/{container}",
+        id=f"{name}@{etag}" if etag else name,
+        data={k: v for k, v in data.items() if v is not None},
+        time=eventgrid._time(moment) or datetime.now(UTC),
+        subject=f"/blobServices/default/containers/{container}/blobs/{path}",
+        original=blob,
+    ).checked()

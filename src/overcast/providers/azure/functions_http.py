@@ -21,16 +21,14 @@ from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
+from ...runtime.http import Headers, run_http
 from ...runtime.lifespan import Lifespan
-from ...telemetry.runtime import http_error
 
 __all__ = ["AsgiHttpFunction"]
 
 log = logging.getLogger("overcast.azure.functions")
 
-Headers = list[tuple[bytes, bytes]]
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
-_ERROR = (500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error")
 
 
 def _server(host: str | None, scheme: str) -> tuple[str, int]:
@@ -124,7 +122,7 @@ class AsgiHttpFunction:
         if body and "content-length" not in req.headers and "transfer-encoding" not in req.headers:
             # WSGI apps (through a2wsgi) read only as much body as Content-Length says.
             scope["headers"].append((b"content-length", str(len(body)).encode()))
-        status, headers, payload = await run_http(asgi, scope, body, rid)
+        status, headers, payload = await run_http(asgi, scope, body, rid, log=log)
         return _response(status, headers, payload)
 
     async def _start(self, asgi: Any) -> Lifespan:
@@ -164,54 +162,3 @@ def _response(status: int, headers: Headers, body: bytes) -> func.HttpResponse:
     for cookie in cookies:
         response.headers.add("Set-Cookie", cookie)
     return response
-
-
-async def run_http(asgi: Any, scope: dict[str, Any], body: bytes, rid: str | None) -> tuple[int, Headers, bytes]:
-    """Run one request through ``asgi``; an unhandled error becomes a bare 500, logged with the invocation id."""
-    status = 0
-    out_headers: Headers = []
-    chunks: list[bytes] = []
-    complete = False
-    requested = False
-    done: asyncio.Future[None] | None = None
-
-    async def receive() -> dict[str, Any]:
-        nonlocal requested, done
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        if not complete:  # the client stays until the response is complete
-            if done is None:
-                done = asyncio.get_running_loop().create_future()
-            await done
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, out_headers, complete
-        kind = message["type"]
-        if kind == "http.response.body" and status and not complete:
-            chunk = message.get("body", b"")
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                complete = True
-                if done is not None and not done.done():
-                    done.set_result(None)
-        elif kind == "http.response.start" and status == 0:
-            status = message["status"]
-            out_headers = list(message.get("headers") or [])
-        else:
-            raise RuntimeError(f"unexpected ASGI message {kind!r}")
-
-    try:
-        await asgi(scope, receive, send)
-    except Exception:
-        log.exception("%s %s failed (invocation %s)", scope["method"], scope["path"], rid)
-        http_error()
-        if not complete:
-            return _ERROR[0], list(_ERROR[1]), _ERROR[2]
-    if status == 0:
-        http_error()
-        log.error("%s %s sent no response (invocation %s)", scope["method"], scope["path"], rid)
-        return _ERROR[0], list(_ERROR[1]), _ERROR[2]
-    return status, out_headers, chunks[0] if len(chunks) == 1 else b"".join(chunks)

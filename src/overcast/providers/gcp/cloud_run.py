@@ -36,27 +36,25 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, InvalidArgument
 from ...handles import QueueHandle, TopicHandle
-from ...resources.queue import Message, Queue
+from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
-from ...runtime.dispatch import call_handler, deliver, run_schedule
+from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
+from ...runtime.router import Handler, Router, Target, UnroutedEvent, subscription_target
 from ...telemetry.runtime import cold_start, counted, mark_warm
 from . import events
 from .oidc import GoogleOIDCVerifier, Unauthorized
 
 if TYPE_CHECKING:
-    from ...app import App, ScheduledJob, Subscription
+    from ...app import App, Subscription
 
 __all__ = ["CloudRunApp", "UnroutedEvent", "cloud_run_app", "create_asgi"]
 
 log = logging.getLogger("overcast.gcp.cloud_run")
 
-Handler = Callable[..., Any]
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -64,10 +62,6 @@ Send = Callable[[dict[str, Any]], Any]
 PREFIX = "/_overcast"
 #: Pub/Sub's own limit on a message is 10 MB; its push body is that, base64-encoded, plus the envelope
 MAX_BODY = 16 * 1024 * 1024
-
-
-class UnroutedEvent(ConfigError):
-    """An event no subscription, schedule or route claims."""
 
 
 def cloud_run_app(
@@ -107,27 +101,6 @@ def create_asgi() -> CloudRunApp:
     return cloud_run_app(load_app(os.environ.get("OVERCAST_APP") or None, cwd=Path(folder) if folder else None))
 
 
-@dataclass(frozen=True)
-class _Target:
-    name: str
-    handler: Handler
-    subscription: Subscription | None = None
-    job: ScheduledJob | None = None
-
-
-class _PushSettled(Queue):
-    """Stands for the Pub/Sub subscription that pushed: the HTTP status settles the message,
-    so acks and nacks here are no-ops."""
-
-    offload = False
-
-    async def _ack(self, message: Message) -> None:
-        return None
-
-    async def _nack(self, message: Message, delay: float) -> None:
-        return None
-
-
 class CloudRunApp:
     """See :func:`cloud_run_app`."""
 
@@ -145,27 +118,14 @@ class CloudRunApp:
         self.verifier = verifier
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
-        self.routes = [(pattern, self._target(pattern, to)) for pattern, to in routes.items()]
-        self._settled = _PushSettled("memory://pubsub-push", name="pubsub-push")
+        self.router = Router(app, routes, owner="cloud_run_app")
+        self.routes = self.router.routes
+        # the Pub/Sub subscription that pushed: the HTTP status settles the message
+        self._settled = PlatformSettled("memory://pubsub-push", name="pubsub-push")
         self._by_subscription: dict[str, Subscription] | None = None
         self._cold = True
 
     # -- routing --------------------------------------------------------------------------------
-
-    def _target(self, pattern: str, to: str | Handler) -> _Target:
-        if callable(to):
-            return _Target(getattr(to, "__name__", repr(to)), to)
-        for sub in self.app.subscriptions:
-            if sub.name == to:
-                return _Target(sub.name, sub.handler, subscription=sub)
-        for job in self.app.schedules:
-            if job.name == to:
-                return _Target(job.name, job.handler, job=job)
-        names = [s.name for s in self.app.subscriptions] + [j.name for j in self.app.schedules]
-        raise ConfigError(
-            f"cloud_run_app routes: {pattern!r} -> {to!r} names no subscription or schedule of {self.app.name!r} "
-            f"(there are: {', '.join(names) or 'none'})"
-        )
 
     def _index(self) -> dict[str, Subscription]:
         """The app's subscriptions by every Pub/Sub subscription id they may have on this target."""
@@ -177,7 +137,7 @@ class CloudRunApp:
             self._by_subscription = index
         return self._by_subscription
 
-    def _by_path(self, parts: list[str]) -> _Target | None:
+    def _by_path(self, parts: list[str]) -> Target | None:
         """``RESOURCE/SUBSCRIPTION``, ``RESOURCE`` (a queue, or a topic with one subscriber) or a route name."""
         if not parts:
             return None
@@ -189,26 +149,19 @@ class CloudRunApp:
             if len(found) != 1:
                 found = [s for s in subs if s.name == parts[0]] or found
             if not found:
-                for pattern, target in self.routes:
-                    if pattern == parts[0] or target.name == parts[0]:
-                        return target
+                routed = self.router.by_key(parts[0])
+                if routed is not None:
+                    return routed
         else:
             found = []
         if len(found) == 1:
-            return _Target(found[0].name, found[0].handler, subscription=found[0])
+            return subscription_target(found[0])
         where = "/".join(parts)
         if found:
             raise UnroutedEvent(
                 f"{self.app.name}: {where!r} names {len(found)} subscriptions; use RESOURCE/SUBSCRIPTION"
             )
         raise UnroutedEvent(f"{self.app.name}: no subscription or route {where!r}")
-
-    def _by_event(self, event: CloudEvent) -> _Target | None:
-        for pattern, target in self.routes:
-            for value in (event.type, event.source, event.subject):
-                if value and fnmatchcase(value, pattern):
-                    return target
-        return None
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -310,16 +263,14 @@ class CloudRunApp:
         job = next((j for j in self.app.schedules if j.name == name), None)
         if job is None:
             raise UnroutedEvent(f"{self.app.name}: no schedule {name!r}")
-        delivery = await run_schedule(job, app=self.app.name)
-        if delivery.error is not None:
-            raise delivery.error
+        _succeeded(await run_schedule(job, app=self.app.name))
 
-    async def _push(self, envelope: Mapping[str, Any], target: _Target | None) -> None:
+    async def _push(self, envelope: Mapping[str, Any], target: Target | None) -> None:
         subscription = str(envelope["subscription"])
         if target is None and not events.storage_notification(envelope):
             sub = self._index().get(subscription.rsplit("/", 1)[-1])
             if sub is not None:
-                target = _Target(sub.name, sub.handler, subscription=sub)
+                target = subscription_target(sub)
         if target is not None and target.subscription is not None and not events.storage_notification(envelope):
             await self._deliver_message(target.subscription, envelope)
             return
@@ -339,9 +290,7 @@ class CloudRunApp:
         )
         if msg.attempts > 1 and await self._dead_letter(sub, message, msg.attempts):
             return
-        delivery = await deliver(sub, self._settled, msg, app=self.app.name, original=envelope)
-        if delivery.error is not None:
-            raise delivery.error
+        _succeeded(await deliver(sub, self._settled, msg, app=self.app.name, original=envelope))
 
     async def _dead_letter(self, sub: Subscription, message: Mapping[str, Any], attempts: int) -> bool:
         """Past the queue's ``max_attempts``: move the message to the dead letters, as a pull does.
@@ -372,7 +321,7 @@ class CloudRunApp:
         )
         return True
 
-    async def _run_event(self, event: CloudEvent, target: _Target | None) -> None:
+    async def _run_event(self, event: CloudEvent, target: Target | None) -> None:
         data = event.data
         if (
             event.type == events.PUBSUB_PUBLISHED
@@ -386,43 +335,34 @@ class CloudRunApp:
                 await self._deliver_message(target.subscription, data)
                 return
         if target is None:
-            target = self._by_event(event)
+            target = self.router.match(event.type, event.source, event.subject)
         if target is None:
-            raise UnroutedEvent(
-                f"{self.app.name}: no route for event {event.type} from {event.source}"
-                + (f" ({event.subject})" if event.subject else "")
-                + "; add one to cloud_run_app(routes=...) or post it to "
-                f"{self.prefix}/events/SUBSCRIPTION"
+            raise self.router.unrouted(
+                f"no route for event {event.type} from {event.source}"
+                + (f" ({event.subject})" if event.subject else ""),
+                f"add one to cloud_run_app(routes=...) or post it to {self.prefix}/events/SUBSCRIPTION",
             )
-        if target.job is not None:
-            delivery = await run_schedule(target.job, app=self.app.name)
-            if delivery.error is not None:
-                raise delivery.error
+        if target.job is not None:  # a scheduler's event fires the schedule
+            _succeeded(await run_schedule(target.job, app=self.app.name))
             return
-        try:
-            await call_handler(target.handler, event)
-        except Exception as exc:
-            counted(target.name, failed=True)
-            log.warning(
-                "%s: %s failed on event %s (%s): %r",
-                self.app.name,
-                target.name,
-                event.id,
-                event.type,
-                exc,
-                exc_info=exc,
-            )
-            raise
-        counted(target.name, failed=False)
+        delivery = await run_event(target, event)
+        counted(target.name, failed=delivery.error is not None)
+        _succeeded(delivery)
 
-    def _by_topic(self, source: str) -> _Target | None:
+    def _by_topic(self, source: str) -> Target | None:
         topic = source.rsplit("/topics/", 1)[-1] if "/topics/" in source else None
         if not topic:
             return None
         found = [s for s in self.app.subscriptions if topic in _topic_ids(s)]
         if len(found) == 1:
-            return _Target(found[0].name, found[0].handler, subscription=found[0])
+            return subscription_target(found[0])
         return None
+
+
+def _succeeded(delivery: Delivery) -> None:
+    """Raise what the handler raised: the delivery answers 500 and Pub/Sub pushes it again."""
+    if delivery.error is not None:
+        raise delivery.error
 
 
 # -- names on Pub/Sub ------------------------------------------------------------------------
