@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..resources.queue import Message, Queue
-from ..telemetry import _state as _telemetry
+from ..telemetry import runtime as telemetry_runtime
 from .cloudevent import CloudEvent
 from .router import takes_event
 
@@ -182,7 +182,7 @@ async def deliver(
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
     started = time.perf_counter()
     try:
-        if _telemetry.ENABLED:
+        if telemetry_runtime.active():
             await _traced(subscription.name, label, message, event, subscription.handler)
         else:
             await call_handler(subscription.handler, event)
@@ -266,13 +266,13 @@ async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = Non
         event = replace(event, original=original)
     started = time.perf_counter()
     try:
-        if _telemetry.ENABLED:
+        if telemetry_runtime.active():
             from ..telemetry import count
 
             count("invocations", handler=job.name)
         await call_handler(job.handler, event if takes_event(job.handler) else None)
     except Exception as exc:
-        if _telemetry.ENABLED:
+        if telemetry_runtime.active():
             from ..telemetry import count
 
             count("errors", handler=job.name)

@@ -10,6 +10,7 @@ invocation and error counts, and a flush before the platform may freeze the proc
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from collections import deque
@@ -18,7 +19,21 @@ from typing import Any
 from . import _state
 from .logs import mark_warm, request_id
 
-__all__ = ["after_invocation", "cold_start", "counted", "counts", "http_error", "invocation", "is_cold", "mark_warm"]
+__all__ = [
+    "active",
+    "after_invocation",
+    "cold_start",
+    "counted",
+    "counts",
+    "enter_invocation",
+    "flush_if_due",
+    "http_error",
+    "invocation",
+    "is_cold",
+    "leave_invocation",
+    "mark_warm",
+    "traces_requests",
+]
 
 _cold = {"start": True}
 _last_flush = {"at": time.monotonic()}
@@ -26,6 +41,34 @@ _last_flush = {"at": time.monotonic()}
 
 def is_cold() -> bool:
     return _cold["start"]
+
+
+def active() -> bool:
+    """Whether telemetry is on: a runtime takes its observed path only then."""
+    return _state.ENABLED
+
+
+def traces_requests() -> bool:
+    """Whether an HTTP request needs the telemetry middleware (a tracer or a request
+    listener is set); otherwise counting the invocation is all there is to do."""
+    return _state.instruments.tracer is not None or _state.request_listener is not None
+
+
+def enter_invocation(handler: str) -> contextvars.Token[str | None]:
+    """Mark ``handler``'s invocation as under way (its errors are counted under it);
+    :func:`leave_invocation` with the token ends it. For a runtime that keeps the request
+    id and the cold start itself; the others use :class:`invocation`."""
+    return _state.invocation.set(handler)
+
+
+def leave_invocation(token: contextvars.Token[str | None]) -> None:
+    _state.invocation.reset(token)
+
+
+def flush_if_due() -> None:
+    """:func:`after_invocation` when its interval has passed: one comparison otherwise."""
+    if _state.ENABLED and time.monotonic() >= _state.flush_due:
+        after_invocation()
 
 
 class invocation:
@@ -97,7 +140,7 @@ def counts(handler: str) -> tuple[deque[int], deque[int], deque[int]]:
     """Count one invocation of ``handler`` (and the process's cold start, the first time)
     and return its (cold start, invocation, error) series: for a runtime that keeps the
     request id and the log lines' cold start itself (Lambda's), the cheapest way in. The
-    runtime sets :data:`_state.invocation` and appends to the error series itself."""
+    runtime calls :func:`enter_invocation` and appends to the error series itself."""
     cold_start(handler)
     series = _series(handler)
     series[1].append(1)

@@ -15,14 +15,13 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from time import monotonic
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...runtime.http import run_http
 from ...runtime.lifespan import Lifespan, LifespanFailure
-from ...telemetry import _state as _telemetry
+from ...telemetry import runtime as telemetry_runtime
 from ...telemetry.logs import mark_warm, request_id
-from ...telemetry.runtime import after_invocation, counts, invocation
+from ...telemetry.runtime import counts, invocation
 from .lambda_http import Headers, HttpAdapter, adapter_for
 
 # asyncio is imported on the first invocation, not here: the handler module's import is
@@ -107,7 +106,7 @@ class LambdaHandler:
         try:
             adapter = adapter_for(event)
             if adapter is not None:
-                if _telemetry.ENABLED:
+                if telemetry_runtime.active():
                     return self._observed_http(adapter, event, context, rid)
                 return self._http(adapter, event, context, rid)
             return self._event(event, context, rid)
@@ -117,8 +116,7 @@ class LambdaHandler:
                 _cold["start"] = False
                 mark_warm()
             # a frozen sandbox exports nothing: flush now and then
-            if _telemetry.ENABLED and monotonic() >= _telemetry.flush_due:
-                after_invocation()
+            telemetry_runtime.flush_if_due()
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -128,14 +126,14 @@ class LambdaHandler:
         """:meth:`_http`, counted (the request id is already set: no second context)."""
         series = counts("http")
         try:
-            if _telemetry.instruments.tracer is None and _telemetry.request_listener is None:
+            if not telemetry_runtime.traces_requests():
                 # nothing for the middleware to do: the app itself, its errors counted here
                 return self._http(adapter, event, context, rid, self.app.plain_asgi, series[2])
-            turn = _telemetry.invocation.set("http")
+            turn = telemetry_runtime.enter_invocation("http")
             try:
                 return self._http(adapter, event, context, rid)
             finally:
-                _telemetry.invocation.reset(turn)
+                telemetry_runtime.leave_invocation(turn)
         except BaseException:
             series[2].append(1)
             raise

@@ -37,7 +37,7 @@ from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import PlatformSettled, deliver, run_event, run_schedule
 from ...runtime.router import Router, Target
 from ...runtime.schedule import year_matches
-from ...telemetry import _state as _telemetry
+from ...telemetry import runtime as telemetry_runtime
 from ...telemetry.logs import request_id
 from ...telemetry.runtime import invocation
 from . import eventgrid
@@ -189,7 +189,7 @@ class OvercastFunctions:
         adapter = self.http
 
         async def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-            if _telemetry.ENABLED:
+            if telemetry_runtime.active():
                 with invocation(handler="http", request=_invocation_id(context)):
                     return await adapter(req, context)
             token = request_id.set(_invocation_id(context))  # the warm path: only the log lines' id

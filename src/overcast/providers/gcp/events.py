@@ -108,17 +108,39 @@ def legacy_event(body: Mapping[str, Any]) -> CloudEvent:
     Raises:
         BadEvent: the type has no CloudEvent equivalent, or a field the mapping needs is missing.
     """
-    context = body.get("context")
-    ctx: Mapping[str, Any] = context if isinstance(context, Mapping) else body
+    ctx = _context(body)
     event_type = ctx.get("eventType")
     event_id = ctx.get("eventId")
     timestamp = ctx.get("timestamp")
-    resource = ctx.get("resource")
     if not isinstance(event_type, str) or not isinstance(event_id, str):
         raise BadEvent("legacy event: eventType and eventId must be strings")
     ce_type = LEGACY_TYPES.get(event_type)
     if ce_type is None:
         raise BadEvent(f"legacy event: no CloudEvent type is known for eventType {event_type!r}")
+    service, name = _service_and_name(ctx.get("resource"), event_type, event_id)
+    subject: str | None = None
+    split = _RESOURCE_SPLIT.get(service)
+    if split is not None:
+        match = split.fullmatch(name)
+        if match is None:
+            raise BadEvent(f"legacy event {event_id}: resource {name!r} is not a {service} resource name")
+        name, subject = match.group(1), match.group(2)
+    data, name, subject = _per_service(service, body, copy.deepcopy(body.get("data")), name, subject, event_id)
+    return CloudEvent(
+        type=ce_type,
+        source=f"//{service}/{name}",
+        id=event_id,
+        time=_time(timestamp),
+        subject=subject,
+        data=data,
+        datacontenttype="application/json",
+        original=body,
+    )
+
+
+def _service_and_name(resource: Any, event_type: str, event_id: str) -> tuple[str, str]:
+    """The service and resource name of a background event's ``resource`` (a mapping, or the
+    name alone with the service known from the event type's prefix)."""
     service = ""
     if isinstance(resource, Mapping):
         service = str(resource.get("service") or "")
@@ -131,17 +153,17 @@ def legacy_event(body: Mapping[str, Any]) -> CloudEvent:
         service = next((svc for prefix, svc in _SERVICE_BY_PREFIX if event_type.startswith(prefix)), "")
         if not service:
             raise BadEvent(f"legacy event {event_id}: no service is known for eventType {event_type!r}")
-    data = copy.deepcopy(body.get("data"))
-    subject: str | None = None
-    split = _RESOURCE_SPLIT.get(service)
-    if split is not None:
-        match = split.fullmatch(name)
-        if match is None:
-            raise BadEvent(f"legacy event {event_id}: resource {name!r} is not a {service} resource name")
-        name, subject = match.group(1), match.group(2)
+    return service, name
+
+
+def _per_service(
+    service: str, body: Mapping[str, Any], data: Any, name: str, subject: str | None, event_id: str
+) -> tuple[Any, str, str | None]:
+    """What the CloudEvent form of each service changes: the data, the source's name, the subject."""
     if service == "pubsub.googleapis.com":
         message = dict(data) if isinstance(data, Mapping) else {"data": data}
         message.setdefault("messageId", event_id)
+        timestamp = _context(body).get("timestamp")
         if timestamp is not None:
             message.setdefault("publishTime", timestamp)
         data = {"message": message}
@@ -161,16 +183,12 @@ def legacy_event(body: Mapping[str, Any]) -> CloudEvent:
         app_id = _path(data, "userDim", "appInfo", "appId")
         if isinstance(app_id, str):
             name = f"{name}/apps/{app_id}"
-    return CloudEvent(
-        type=ce_type,
-        source=f"//{service}/{name}",
-        id=event_id,
-        time=_time(timestamp),
-        subject=subject,
-        data=data,
-        datacontenttype="application/json",
-        original=body,
-    )
+    return data, name, subject
+
+
+def _context(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    context = body.get("context")
+    return context if isinstance(context, Mapping) else body
 
 
 def _path(data: Any, *keys: str) -> Any:
