@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from .handles import (
     SecretHandle,
     TopicHandle,
 )
+from .resources.records import record
 from .resources.url import ResourceURL
 from .runtime.schedule import Schedule, parse_schedule
 
@@ -33,7 +33,7 @@ Handler = Callable[..., Awaitable[Any] | Any]
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Subscription:
     """A handler bound to a queue or a topic.
 
@@ -48,7 +48,7 @@ class Subscription:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ScheduledJob:
     name: str
     schedule: Schedule

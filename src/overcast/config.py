@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .resources.records import field, record
 from .resources.registry import KINDS
 from .resources.url import ResourceURL, hide_userinfo
 
@@ -63,7 +63,7 @@ def env_var(kind: str, name: str) -> str:
     return f"OVERCAST_{kind.upper()}_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """One ``[targets.NAME]`` table."""
 
@@ -112,7 +112,7 @@ class Target:
         return family.cloud if family else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """A loaded ``overcast.toml`` (or the empty default when there is none)."""
 

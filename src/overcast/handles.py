@@ -9,7 +9,6 @@ handle keeps the access the code asked for (``allow``) and the access it used
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import telemetry
@@ -23,6 +22,7 @@ from .resources.forwarding import (
     ForwardingSecretStore,
     ForwardingTopic,
 )
+from .resources.records import replace
 from .resources.registry import open_resource
 from .resources.secrets import Secret
 from .resources.url import ResourceURL

@@ -40,6 +40,23 @@ for _name in ("put_item", "update_item", "delete_item", "transact_write_items"):
 for _name in ("put_object", "delete_object", "complete_multipart_upload"):
     if hasattr(s3_responses.S3Response, _name):
         setattr(s3_responses.S3Response, _name, _atomic(getattr(s3_responses.S3Response, _name)))
+# SQS's receive checks that a message is visible, then marks it received, unlocked: two
+# consumers can both take one message, which a FIFO queue never allows. Each scan runs under
+# the lock; the long poll waits outside it (a receive never holds up another queue).
+import time
+import moto.sqs.models as sqs
+_receive = sqs.SQSBackend.receive_message
+def _receive_once(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names=None):
+    end = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        with _writes:
+            found = _receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+        left = end - time.monotonic()
+        if found or left <= 0:
+            return found
+        self.get_queue(queue_name).wait_for_messages(min(1.0, left))
+sqs.SQSBackend.receive_message = _receive_once
+sqs.SQSBackend.delete_message = _atomic(sqs.SQSBackend.delete_message)
 from moto.server import main
 sys.argv[0] = "moto_server"
 main()

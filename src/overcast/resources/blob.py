@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -18,6 +17,7 @@ from ..errors import InvalidArgument, NotSupported
 from . import bridge
 from .base import Resource
 from .keys import check_key
+from .records import field, record
 
 __all__ = ["BlobLimits", "BlobStore", "ListPage", "ObjectInfo", "SyncBlobStore"]
 
@@ -28,7 +28,7 @@ SyncBody = Body | Iterable[bytes]
 _META_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ObjectInfo:
     """What is known of a stored object without reading it."""
 
@@ -40,13 +40,13 @@ class ObjectInfo:
     last_modified: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ListPage:
     objects: list[ObjectInfo]
     cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class BlobLimits:
     """Checked before any call. Metadata follows the strictest cloud (S3's 2 KB,
     Azure's identifier names): lowercase names of letters, digits and ``_``."""

@@ -8,7 +8,6 @@ from 0 when the key is absent.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -16,11 +15,12 @@ from ..errors import InvalidArgument
 from . import bridge
 from .base import Resource
 from .keys import check_key
+from .records import record
 
 __all__ = ["Cache", "CacheLimits", "SyncCache"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CacheLimits:
     """Checked before any call; Momento's 1 MB item is the strictest of the services."""
 

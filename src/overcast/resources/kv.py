@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ from ..errors import InvalidArgument
 from . import bridge
 from .base import Resource
 from .keys import check_key
+from .records import record
 
 __all__ = [
     "Item",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Item:
     """One stored document.
 
@@ -48,7 +48,7 @@ class Item:
     expires_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Page:
     """One page of a scan: its items and the cursor to pass for the next page (None at the end)."""
 
@@ -56,7 +56,7 @@ class Page:
     cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class KVLimits:
     """Limits checked before any call. The embedded defaults are the smallest of the clouds'
     (DynamoDB's 400 KB item), so an app that runs locally fits everywhere."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from ..errors import InvalidArgument, NotSupported
 from . import bridge
 from .base import Resource
 from .keys import check_key
+from .records import field, record
 
 __all__ = [
     "Message",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Message:
     """One delivery of a message.
 
@@ -56,7 +56,7 @@ class Message:
     receipt: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class QueueLimits:
     """Checked before any call; the SQS limits, the strictest of the clouds but Azure's 64 KB."""
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MissingDependency
+from .records import field, record
 from .url import ResourceURL
 
 __all__ = [
@@ -44,7 +44,7 @@ ENTRY_POINT_GROUP = "overcast.providers"
 _PROVIDERS = __name__.rsplit(".", 2)[0] + ".providers"  # the package of Overcast's own families
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NativeMetrics:
     """The metrics exporter a cloud uses when ``OTEL_METRICS_EXPORTER`` is unset.
 
@@ -56,7 +56,7 @@ class NativeMetrics:
     requires_env: str | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Family:
     """What a provider family states about itself, in its own folder, without importing an SDK.
 
@@ -84,7 +84,7 @@ class Family:
     semantic_conventions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Provider:
     """A registry entry: the class behind ``scheme`` for ``kind`` and how to install it."""
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ..errors import ConfigError
+from .records import field, record
 
 __all__ = ["ResourceURL"]
 
@@ -36,7 +36,7 @@ _DURATION = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(ms|s|m|h|d)?$", re.
 _DURATION_FORMS = "seconds, or a number with a unit: 500ms, 30s, 5m, 2h, 1d"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResourceURL:
     """A parsed provider URL.
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..resources.records import field, record
 
 __all__ = ["CloudEvent"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CloudEvent:
     """A CloudEvent 1.0 (required attributes, the common optional ones, extensions).
 

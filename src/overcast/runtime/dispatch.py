@@ -17,11 +17,11 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..resources.queue import Message, Queue
+from ..resources.records import record, replace
 from ..telemetry import runtime as telemetry_runtime
 from .cloudevent import CloudEvent
 from .router import takes_event
@@ -54,7 +54,7 @@ log = logging.getLogger("overcast.dispatch")
 Outcome = Literal["ok", "retry", "dead-letter", "failed"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Delivery:
     """What became of one delivery, for logs and the dev server's output.
 

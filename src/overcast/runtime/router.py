@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..resources.records import record
 
 if TYPE_CHECKING:
     from ..app import App, ScheduledJob, Subscription
@@ -42,7 +42,7 @@ def takes_event(handler: Handler) -> bool:
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """Where an event goes: a function, or one of the app's subscriptions or schedules.
 

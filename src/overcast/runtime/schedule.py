@@ -9,10 +9,10 @@ one of day-of-month and day-of-week is ``?`` and day-of-week counts 1-7 from Sun
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ..errors import ConfigError
+from ..resources.records import record
 
 __all__ = ["Schedule", "parse_schedule"]
 
@@ -22,7 +22,7 @@ _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 _DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Schedule:
     """A parsed schedule: either a fixed ``interval`` or a cron expression."""
 

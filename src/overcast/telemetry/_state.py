@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
+
+from ..resources.records import field, record
 
 #: True once telemetry is configured; read on every instrumented call.
 ENABLED = False
 
 
-@dataclass
+@record
 class Instruments:
     """The OpenTelemetry instruments and tracer, set by ``configure``."""
 

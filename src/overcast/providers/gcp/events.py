@@ -378,12 +378,12 @@ def _lowercase_extensions(body: bytes) -> bytes | None:
 
 
 def _with_time(event: CloudEvent, time: datetime) -> CloudEvent:
-    from dataclasses import replace
+    from ...resources.records import replace
 
     return replace(event, time=time)
 
 
 def _with_original(event: CloudEvent, original: Any) -> CloudEvent:
-    from dataclasses import replace
+    from ...resources.records import replace
 
     return replace(event, original=original)

@@ -6,12 +6,12 @@ import bisect
 import hashlib
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from ...errors import Conflict, NotFound
 from ...resources.blob import BlobStore, ListPage, ObjectInfo
+from ...resources.records import replace
 from ...resources.url import ResourceURL
 from ._memory import _after_cursor, _drop_key, _state
 

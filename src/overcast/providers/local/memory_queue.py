@@ -7,11 +7,12 @@ import heapq
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ...errors import InvalidArgument
 from ...resources.queue import Message, Queue, Topic, decode_body, poll
+from ...resources.records import replace
 from ...resources.url import ResourceURL
 from ._memory import _POLL_FIRST, _POLL_MAX, _state, _versions
 

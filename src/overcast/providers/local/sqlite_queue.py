@@ -30,11 +30,11 @@ import json
 import sqlite3
 import time
 import uuid
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from ...errors import InvalidArgument, ProviderError
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
+from ...resources.records import replace
 from ...resources.url import ResourceURL
 from ._sqlite import ProcessConnection, SQLiteFile, immediate
 

@@ -15,7 +15,6 @@ same statements.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -23,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from ...errors import InvalidArgument
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
+from ...resources.records import replace
 from ...resources.url import ResourceURL
 from ._db import PostgresResource, resource_name
 

@@ -23,7 +23,6 @@ import json
 import os
 import time
 import uuid
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from redis import exceptions as redis_errors
@@ -31,6 +30,7 @@ from redis import exceptions as redis_errors
 from ...errors import InvalidArgument
 from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, Topic, decode_body, poll_blocking
+from ...resources.records import replace
 from ...resources.url import ResourceURL
 from ._client import client, error, namespace
 
