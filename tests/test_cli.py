@@ -71,7 +71,7 @@ def test_module_runs_as_python_m_overcast() -> None:
     assert done.stdout.strip() == f"overcast {overcast.__version__}"
 
 
-@pytest.mark.parametrize("command", [["doctor"], ["provision", "--app", "."], ["run"], ["dev"]])
+@pytest.mark.parametrize("command", [["doctor"], ["provision", "."], ["run"], ["dev"]])
 def test_errors_are_one_red_line_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
@@ -89,7 +89,7 @@ def test_unknown_target_is_refused_before_serving(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["dev", str(tmp_path)], env={"OVERCAST_TARGET": "nowhere"})
     assert result.exit_code == 1
     assert "unknown target 'nowhere'" in result.stderr
-    result = runner.invoke(cli, ["provision", "nowhere", "--app", str(tmp_path)])
+    result = runner.invoke(cli, ["provision", str(tmp_path), "--target", "nowhere"])
     assert result.exit_code == 1
     assert "unknown target 'nowhere'" in result.stderr
     assert "known targets: local" in result.stderr
@@ -130,8 +130,8 @@ def test_doctor_and_provision_on_the_embedded_defaults(tmp_path: Path) -> None:
     _project(tmp_path, "")
     before = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
     assert before.exit_code == 1  # the bucket's folder is not there yet
-    assert "run: overcast provision local" in before.output
-    provisioned = runner.invoke(cli, ["provision", "--app", str(tmp_path)], env={"COLUMNS": "250"})
+    assert "run: overcast provision --target local" in before.output
+    provisioned = runner.invoke(cli, ["provision", str(tmp_path)], env={"COLUMNS": "250"})
     assert provisioned.exit_code == 0, provisioned.output
     assert (tmp_path / ".overcast" / "kv" / "users.db").is_file()
     assert (tmp_path / ".overcast" / "buckets" / "avatars").is_dir()
@@ -154,9 +154,10 @@ def test_doctor_names_the_extra_to_install_for_another_target(tmp_path: Path) ->
         'bucket.avatars = "elsewhere://avatars"\nsecret.mail-key = "elsewhere://mail"\n'
     )
     _project(tmp_path, targets)
-    result = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "--target", "other"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    assert "target other" in result.output
+    assert "target other" in result.output and "target local" not in result.output
+    assert "every resource is reachable (4 not checked: extra not installed)" in result.output
     urls = ("elsewhere://users", "elsewhere://jobs", "elsewhere://avatars", "elsewhere://mail")
     rows = [line for line in result.output.splitlines() if any(url in line for url in urls)]
     assert len(rows) == 4
@@ -165,7 +166,7 @@ def test_doctor_names_the_extra_to_install_for_another_target(tmp_path: Path) ->
 
 def test_doctor_fails_when_a_target_has_no_provider_for_a_resource(tmp_path: Path) -> None:
     _project(tmp_path, _memory_targets() + '\n[targets.gcp]\nkv.users = "memory://x"\n')
-    result = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "--all-targets"], env={"COLUMNS": "250"})
     assert result.exit_code == 1
     assert "✗ queue 'jobs' has no provider on target 'gcp'" in result.output
     assert "✓ reachable" in result.output
@@ -182,13 +183,13 @@ def test_provision_creates_every_resource_idempotently(tmp_path: Path) -> None:
         'bucket.avatars = "file:///state/avatars"\n'
     )
     _project(tmp_path, targets)
-    first = runner.invoke(cli, ["provision", "files", "--app", str(tmp_path)], env={"COLUMNS": "200"})
+    first = runner.invoke(cli, ["provision", str(tmp_path), "-t", "files"], env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
     assert (tmp_path / "state" / "jobs.db").is_file()
     assert (tmp_path / "state" / "avatars").is_dir()
     assert "provisioned target files" in first.output
     assert "sqlite:///" in first.output and "jobs" in first.output
-    second = runner.invoke(cli, ["provision", "files", "--app", str(tmp_path)], env={"COLUMNS": "200"})
+    second = runner.invoke(cli, ["provision", str(tmp_path), "-t", "files"], env={"COLUMNS": "200"})
     assert second.exit_code == 0, second.output
     assert second.output == first.output
     assert "OVERCAST_TARGET" not in os.environ or os.environ["OVERCAST_TARGET"] != "files"
@@ -255,7 +256,7 @@ def test_doctor_names_each_targets_cloud_and_refuses_a_mixed_one(tmp_path: Path)
     targets = _memory_targets() + '[targets.prod]\nkv.users = "dynamodb://users"\nbucket.avatars = "gs://avatars"\n'
     targets += '[targets.fixed]\ncloud = "gcp"\ndefaults.kv = "memory://{name}"\n'
     _project(tmp_path, targets)
-    result = runner.invoke(cli, ["doctor", str(tmp_path), "--timeout", "0.5"], env={"COLUMNS": "200"})
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "--all-targets", "--timeout", "0.5"], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "target fixed, cloud gcp" in result.output
     assert "[targets.prod] mixes clouds" in result.stderr
@@ -270,7 +271,7 @@ def test_doctor_never_shows_credentials_from_the_environment(tmp_path: Path) -> 
     targets += 'kv.users = "${OVERCAST_TEST_CLI_DB}"\n'
     _project(tmp_path, targets)
     env = {"COLUMNS": "200", "OVERCAST_TEST_CLI_DB": "memory://alice:hunter2@users"}
-    result = runner.invoke(cli, ["doctor", str(tmp_path)], env=env)
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "-t", "prod"], env=env)
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if " users " in line and "memory://users" in line)
     assert "✓ reachable" in row

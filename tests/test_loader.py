@@ -76,8 +76,12 @@ def test_clear_errors(tmp_path: Path, setup: str, spec: str | None, message: str
 
 def test_an_import_error_inside_the_app_is_not_disguised(tmp_path: Path) -> None:
     (tmp_path / "broken_app.py").write_text("import a_dependency_that_is_not_installed\n")
-    with pytest.raises(ModuleNotFoundError, match="a_dependency_that_is_not_installed"):
+    with pytest.raises(
+        ConfigError, match="imports 'a_dependency_that_is_not_installed', which is not installed"
+    ) as err:
         load_app("broken_app:app", cwd=tmp_path)
+    assert "pip install a_dependency_that_is_not_installed" in str(err.value)
+    assert isinstance(err.value.__cause__, ModuleNotFoundError)  # the original, for a traceback
 
 
 def test_parse_entry() -> None:

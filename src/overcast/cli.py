@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import ConfigError, MissingDependency, NotFound, OvercastError
+from .errors import ConfigError, NotFound, OvercastError
 
 if TYPE_CHECKING:
     from .app import App
@@ -52,7 +52,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 AppArg = Annotated[
     str | None,
-    typer.Argument(help="module:attribute, or a folder holding overcast.toml (default: the current folder)."),
+    typer.Argument(
+        metavar="APP", help="module:attribute, or a folder holding overcast.toml (default: the current folder)."
+    ),
+]
+
+
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", "-t", help="Target to use (default: $OVERCAST_TARGET, else local).", show_default=False),
 ]
 
 
@@ -102,6 +110,60 @@ def _target(name: str | None) -> Iterator[None]:
             os.environ["OVERCAST_TARGET"] = before
 
 
+def _load(app_spec: str | None, command: str) -> App:
+    """Load the app, or say how to name it when the argument is a target's name (the old form)."""
+    from .loader import load_app
+
+    try:
+        return load_app(app_spec)
+    except ConfigError:
+        if app_spec and _names_a_target(app_spec):
+            raise ConfigError(
+                f"{app_spec!r} is a target, not an app: the app comes first and the target is an option, "
+                f"as for every command: overcast {command} [APP] --target {app_spec}"
+            ) from None
+        raise
+
+
+def _names_a_target(text: str) -> bool:
+    """Whether ``text`` is no folder or module but a target of the current folder's overcast.toml."""
+    import tomllib
+
+    from .config import CONFIG_FILE, DEFAULT_TARGET
+
+    if ":" in text or Path(text).exists():
+        return False
+    if text == DEFAULT_TARGET:
+        return True
+    try:
+        data = tomllib.loads((Path.cwd() / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    targets = data.get("targets")
+    return isinstance(targets, dict) and text in targets
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before any banner, a port that another process listens on."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use (another overcast dev or server?); "
+                    f"pass another one, e.g. --port {port + 1}, or stop what listens there"
+                ) from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port"
+            ) from None
+
+
 def _app_env(app_spec: str | None) -> dict[str, str]:
     """The environment that lets a server process (a reloader's child) load the same app."""
     env = {"OVERCAST_APP_DIR": str(Path.cwd())}
@@ -125,23 +187,27 @@ def _app_folder(app: App, app_spec: str | None) -> Path:
 @_friendly
 def dev(
     app: AppArg = None,
+    target: TargetOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when a .py file changes.")] = True,
 ) -> None:
     """Serve the app locally on embedded providers, delivering messages and schedules in-process."""
-    import uvicorn
+    with _target(target):
+        loaded = _load(app, "dev")
+        loaded.config.target()  # an unknown target fails here, before the server starts
+        _check_port(host, port)
+        folder = _app_folder(loaded, app)
+        os.environ.update(_app_env(app))
+        _dev_banner(loaded, host, port, folder if reload else None)
+        _serve_dev(loaded, host, port, folder if reload else None)
 
-    from .loader import load_app
 
-    loaded = load_app(app)
-    loaded.config.target()  # an unknown OVERCAST_TARGET fails here, before the server starts
-    folder = _app_folder(loaded, app)
-    os.environ.update(_app_env(app))
+def _dev_banner(loaded: App, host: str, port: int, reload_folder: Path | None) -> None:
     _out().print(
         f"[bold]overcast dev[/] {escape(loaded.name)} on target [cyan]{escape(loaded.target)}[/] "
         f"at http://{host}:{port} — {len(loaded.subscriptions)} subscriber(s), {len(loaded.schedules)} schedule(s)"
-        + (f", reloading on changes in {escape(str(folder))}" if reload else ""),
+        + (f", reloading on changes in {escape(str(reload_folder))}" if reload_folder else ""),
         soft_wrap=True,
     )
     for sub in loaded.subscriptions:
@@ -152,23 +218,28 @@ def dev(
         _out().print(
             f"  [dim]schedule[/] {escape(job.name)} {escape(job.schedule.expression)}, next at {due}", soft_wrap=True
         )
-    if reload:
+
+
+def _serve_dev(loaded: App, host: str, port: int, reload_folder: Path | None) -> None:
+    import uvicorn
+
+    if reload_folder is not None:
         uvicorn.run(
             "overcast.providers.local.devserver:create_dev_asgi",
             factory=True,
             host=host,
             port=port,
             reload=True,
-            reload_dirs=[str(folder)],
+            reload_dirs=[str(reload_folder)],
             reload_includes=["*.py", "overcast.toml"],
             lifespan="on",
             access_log=False,  # the dev server prints each request with its upstream calls
         )
-    else:
-        from .providers.local.devserver import dev_asgi, watch_requests
+        return
+    from .providers.local.devserver import dev_asgi, watch_requests
 
-        watch_requests(loaded)
-        uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on", access_log=False)
+    watch_requests(loaded)
+    uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on", access_log=False)
 
 
 def _default_port() -> int:
@@ -185,6 +256,7 @@ def _default_port() -> int:
 @_friendly
 def run(
     app: AppArg = None,
+    target: TargetOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "0.0.0.0",
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: $PORT, else 8080).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
@@ -196,40 +268,44 @@ def run(
     """Serve the app in production (a container's command): no reload, no in-process workers by default."""
     import uvicorn
 
-    from .loader import load_app
-
     if workers > 1 and with_workers:
         raise ConfigError(
             "--with-workers delivers messages and fires schedules in the server process: with "
             f"--workers {workers} every schedule would fire {workers} times; use --workers 1 with --with-workers"
         )
     listen = port if port is not None else _default_port()
-    loaded = load_app(app)
-    runtimes = _runtimes(loaded.config.target())
-    asgi: Any = loaded.asgi
-    if "serve" in runtimes and not with_workers:
-        # the cloud's own server (Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls over HTTP)
-        from .resources.registry import load_attribute
+    with _target(target):
+        loaded = _load(app, "run")
+        runtimes = _runtimes(loaded.config.target())
+        _check_port(host, listen)
+        options: dict[str, Any] = {
+            "host": host,
+            "port": listen,
+            "access_log": access_log,
+            "proxy_headers": True,
+            "forwarded_allow_ips": "*",
+            "server_header": False,
+        }
+        if workers > 1:
+            os.environ.update(_app_env(app))
+            factory = runtimes.get("serve_factory", "overcast.loader:create_asgi")
+            uvicorn.run(factory, factory=True, workers=workers, **options)
+            return
+        uvicorn.run(_production_asgi(loaded, runtimes, with_workers), **options)
 
-        asgi = load_attribute(runtimes["serve"])(loaded)
-    options: dict[str, Any] = {
-        "host": host,
-        "port": listen,
-        "access_log": access_log,
-        "proxy_headers": True,
-        "forwarded_allow_ips": "*",
-        "server_header": False,
-    }
-    if workers > 1:
-        os.environ.update(_app_env(app))
-        factory = runtimes.get("serve_factory", "overcast.loader:create_asgi")
-        uvicorn.run(factory, factory=True, workers=workers, **options)
-        return
+
+def _production_asgi(loaded: App, runtimes: dict[str, str], with_workers: bool) -> Any:
+    """The app's routes, the cloud's own server (Cloud Run's endpoints), or the dev server's workers too."""
     if with_workers:
         from .providers.local.devserver import dev_asgi
 
-        asgi = dev_asgi(loaded)
-    uvicorn.run(asgi, **options)
+        return dev_asgi(loaded)
+    if "serve" in runtimes:
+        # the cloud's own server (Cloud Run: Pub/Sub pushes, Eventarc events and scheduler calls over HTTP)
+        from .resources.registry import load_attribute
+
+        return load_attribute(runtimes["serve"])(loaded)
+    return loaded.asgi
 
 
 def _runtimes(target: Any) -> dict[str, str]:
@@ -268,8 +344,6 @@ async def _ping(kind: str, name: str, url: Any, timeout: float) -> tuple[bool, s
 
 
 async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
-    from .resources.registry import resolve
-
     checks: list[_Check] = []
     for handle in app.resources.values():
         kind, name = handle.kind, handle.resource_name
@@ -278,22 +352,43 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
         except ConfigError as exc:
             checks.append(_Check(kind, name, "—", str(exc), ok=False))
             continue
-        try:
-            resolve(kind, url.scheme, resource=name)
-            ok, status = await _ping(kind, name, url, timeout)
-        except MissingDependency as exc:
-            _, hint, install = str(exc).partition("run: ")
-            status = f"not checked: {install}" if hint else str(exc)
-            checks.append(_Check(kind, name, str(url), status, ok=True, warning=True))
-            continue
-        except NotFound as exc:
-            ok, status = False, f"{exc} (run: overcast provision {target})"
-        except OvercastError as exc:
-            ok, status = False, str(exc)
-        except Exception as exc:
-            ok, status = False, f"{type(exc).__name__}: {exc}"
-        checks.append(_Check(kind, name, str(url), status, ok=ok))
+        checks.append(await _check_one(kind, name, url, target, timeout))
     return checks
+
+
+async def _check_one(kind: str, name: str, url: Any, target: str, timeout: float) -> _Check:
+    from .resources.registry import resolve
+
+    try:
+        resolve(kind, url.scheme, resource=name)
+        ok, status = await _ping(kind, name, url, timeout)
+    except NotFound as exc:
+        ok, status = False, f"{exc} (run: overcast provision --target {target})"
+    except Exception as exc:
+        install = _missing_extra(exc, kind, url.scheme)
+        if install is not None:
+            return _Check(kind, name, str(url), f"not checked: {install}", ok=True, warning=True)
+        ok, status = False, str(exc) if isinstance(exc, OvercastError) else f"{type(exc).__name__}: {exc}"
+    return _Check(kind, name, str(url), status, ok=ok)
+
+
+def _missing_extra(exc: BaseException, kind: str, scheme: str) -> str | None:
+    """The install line when ``exc``, or what it was raised from, is a module that is not installed.
+
+    One rule for every family, however its provider reports it: a ``MissingDependency``
+    from the registry, one raised later by the provider's client, or a plain
+    ``ModuleNotFoundError`` wrapped in a provider error.
+    """
+    from .resources.registry import install_hint
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; a cycle must not loop
+        if seen is None:
+            return None
+        if isinstance(seen, ImportError):
+            return install_hint(kind, scheme) or f"install the module {seen.name or str(seen)!r}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _cloud_of(app: App, target: str) -> tuple[str | None, str | None]:
@@ -304,45 +399,66 @@ def _cloud_of(app: App, target: str) -> tuple[str | None, str | None]:
         return None, str(exc)
 
 
+def _doctor_targets(app: App, targets: list[str] | None, all_targets: bool) -> list[str]:
+    from .config import DEFAULT_TARGET
+
+    if all_targets and targets:
+        raise ConfigError("pass --target or --all-targets, not both")
+    if all_targets:
+        return list(dict.fromkeys([app.target, DEFAULT_TARGET, *app.config.targets]))
+    chosen = list(dict.fromkeys(targets or [app.target]))
+    for name in chosen:
+        if name != DEFAULT_TARGET and name not in app.config.targets:
+            app.config.target(name)  # raises: unknown target, with the known ones
+    return chosen
+
+
+def _doctor_table(app: App, target: str, checks: list[_Check]) -> Table:
+    title = f"target [bold]{escape(target)}[/]" + (" (current)" if target == app.target else "")
+    cloud, _ = _cloud_of(app, target)
+    title += f", cloud {escape(cloud)}" if cloud else ""
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("kind", "name", "provider", "status"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        style = "yellow" if check.warning else ("green" if check.ok else "red")
+        mark = "!" if check.warning else ("✓" if check.ok else "✗")
+        table.add_row(check.kind, escape(check.name), escape(check.url), f"[{style}]{mark} {escape(check.status)}[/]")
+    if not checks:
+        table.add_row("—", "—", "—", "no resources declared")
+    return table
+
+
 @cli.command()
 @_friendly
 def doctor(
     app: AppArg = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Target to check; repeat for several (default: the current one)."),
+    ] = None,
+    all_targets: Annotated[
+        bool, typer.Option("--all-targets", help="Check local and every target in overcast.toml.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each resource to answer.")] = 5.0,
 ) -> None:
-    """For each target, every resource's provider URL and whether it is reachable now."""
-    from .config import DEFAULT_TARGET
-    from .loader import load_app
-
-    loaded = load_app(app)
-    current = loaded.target
-    targets = list(dict.fromkeys([current, DEFAULT_TARGET, *loaded.config.targets]))
-    failed = 0
-    for target in targets:
-        checks = asyncio.run(_check_target(loaded, target, timeout))
-        title = f"target [bold]{escape(target)}[/]" + (" (current)" if target == current else "")
-        cloud, problem = _cloud_of(loaded, target)
-        title += f", cloud {escape(cloud)}" if cloud else ""
+    """Every resource's provider URL and whether it answers now. Exit 0: all reachable; 1: not."""
+    loaded = _load(app, "doctor")
+    failed = not_checked = 0
+    for name in _doctor_targets(loaded, target, all_targets):
+        checks = asyncio.run(_check_target(loaded, name, timeout))
+        _, problem = _cloud_of(loaded, name)
         if problem:
-            _err().print(f"[red]{escape(problem)}[/]")
+            _err().print(f"[red]{escape(problem)}[/]", soft_wrap=True)
             failed += 1
-        table = Table(title=title, title_justify="left", expand=False)
-        for column in ("kind", "name", "provider", "status"):
-            table.add_column(column, overflow="fold")
-        for check in checks:
-            style = "yellow" if check.warning else ("green" if check.ok else "red")
-            mark = "!" if check.warning else ("✓" if check.ok else "✗")
-            table.add_row(
-                check.kind, escape(check.name), escape(check.url), f"[{style}]{mark} {escape(check.status)}[/]"
-            )
-            failed += not check.ok
-        if not checks:
-            table.add_row("—", "—", "—", "no resources declared")
-        _out().print(table)
+        _out().print(_doctor_table(loaded, name, checks))
+        failed += sum(not check.ok for check in checks)
+        not_checked += sum(check.warning for check in checks)
     if failed:
         _err().print(f"[red]{failed} resource check(s) failed[/]")
         raise typer.Exit(1)
-    _out().print("[green]every resource is reachable[/]")
+    skipped = f" ({not_checked} not checked: extra not installed)" if not_checked else ""
+    _out().print(f"[green]every resource is reachable[/]{skipped}")
 
 
 # -- provision ---------------------------------------------------------------------------
@@ -351,18 +467,19 @@ def doctor(
 @cli.command()
 @_friendly
 def provision(
-    target: Annotated[
-        str | None, typer.Argument(help="Target to provision (default: $OVERCAST_TARGET or local).")
-    ] = None,
-    app: Annotated[
-        str | None, typer.Option("--app", help="module:attribute, or a folder holding overcast.toml.")
-    ] = None,
+    app: AppArg = None,
+    target: TargetOpt = None,
+    old_app: Annotated[str | None, typer.Option("--app", hidden=True)] = None,
 ) -> None:
-    """Create what backs every resource of TARGET, idempotently (dev, tests, emulators)."""
-    from .loader import load_app
-
-    loaded = load_app(app)
+    """Create what backs every resource of the target, idempotently (dev, tests, emulators)."""
+    if old_app is not None:
+        named = f" --target {app}" if app else ""
+        raise ConfigError(
+            "the app is provision's argument now, as for dev and doctor, and the target an option: "
+            f"overcast provision {old_app}{named}"
+        )
     with _target(target):
+        loaded = _load(app, "provision")
         name = loaded.config.target().name
         loaded.reset()
         try:

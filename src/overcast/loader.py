@@ -69,6 +69,13 @@ def _import_app(module_name: str, attribute: str, folder: Path, *, origin: str) 
     except ModuleNotFoundError as exc:
         if exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise ConfigError(f"app {origin}: cannot import module {module_name!r} from {folder}") from exc
+        if exc.name is not None and not exc.name.startswith("overcast."):
+            top = exc.name.partition(".")[0]
+            raise ConfigError(
+                f"app {origin}: {module_name!r} imports {exc.name!r}, which is not installed in {sys.prefix}; "
+                f"install the package that provides it (often: pip install {top}) or add it to the "
+                "project's dependencies"
+            ) from exc
         raise
     target: object = module
     for part in attribute.split("."):

@@ -29,6 +29,7 @@ __all__ = [
     "families",
     "family_of_cloud",
     "family_of_scheme",
+    "install_hint",
     "known_schemes",
     "open_resource",
     "load_attribute",
@@ -199,6 +200,13 @@ def load_attribute(target: str) -> Any:
     """Import ``module:attribute`` and return the attribute."""
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def install_hint(kind: str, scheme: str) -> str | None:
+    """The ``pip install`` line for the extra behind ``kind``/``scheme``, if it has one."""
+    _load_entry_points()
+    provider = _registry.get((kind, scheme))
+    return provider.install if provider else None
 
 
 def known_schemes(kind: str) -> list[str]:
