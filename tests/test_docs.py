@@ -50,6 +50,7 @@ def test_the_docs_have_examples() -> None:
         "clouds/redis.md",
         "clouds/postgres.md",
         "telemetry.md",
+        "http_errors.md",
     ]:
         assert page in pages, f"{page} has no runnable example"
 

@@ -162,6 +162,9 @@ def _user_frames(error: BaseException) -> TracebackType | None:
 class DevWorkers:
     """The consumers and schedulers of one App, started and stopped together.
 
+    What ``overcast dev`` and ``overcast run --with-workers`` run beside the HTTP app; a
+    plain script runs them with ``async with DevWorkers(app): ...``.
+
     Args:
         on_delivery: called after each delivery (default: print it with Rich).
         provision: create every resource first (the embedded ones cost nothing).
@@ -249,6 +252,13 @@ class DevWorkers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.queues = []
+
+    async def __aenter__(self) -> DevWorkers:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
