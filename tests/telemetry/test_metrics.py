@@ -231,3 +231,29 @@ def test_durations_nobody_collects_stay_bounded(recorded: Recorded) -> None:
         kv.sync.get("k")
     assert max(len(d) for d in _state.pending.values()) < _instrument.MAX_PENDING
     assert recorded.upstream(resource="bounded", operation="get") == _instrument.MAX_PENDING + 10
+
+
+def test_collections_while_threads_record_lose_and_repeat_nothing(recorded: Recorded) -> None:
+    import threading
+
+    kv = overcast.open_kv("memory://racing-" + uuid.uuid4().hex[:6], name="racing")
+    calls, threads = 3000, 4
+    start = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(calls):
+            kv.sync.get("k")
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    collections = 0
+    while any(worker.is_alive() for worker in workers):
+        recorded.upstream(resource="racing")  # a collection: drains what is pending so far
+        collections += 1
+    for worker in workers:
+        worker.join()
+    assert collections > 1
+    assert recorded.upstream(resource="racing", operation="get") == calls * threads

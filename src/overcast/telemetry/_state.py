@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from array import array
 from collections import deque
 from typing import Any
 
@@ -70,8 +71,13 @@ def redact_text(text: str) -> str:
 # The hot path only appends here; OpenTelemetry reads it when a reader collects (an
 # OpenTelemetry ``record``/``add`` costs microseconds, an append a tenth of one).
 
-#: (upstream, operation, resource, outcome) -> durations not yet handed to the histogram.
-pending: dict[tuple[str, str, str, str], deque[float]] = {}
+#: (upstream, operation, resource, outcome) -> durations not yet handed to the histogram,
+#: as C doubles (8 bytes each: a bound of 65,536 per series is 512 KiB at most).
+pending: dict[tuple[str, str, str, str], array[float]] = {}
+
+#: Held while durations move from ``pending`` to the histogram (the reader's collection
+#: and a series at its bound may drain at once); appends never take it.
+draining = threading.Lock()
 
 #: (resource, replica) -> replication lags (seconds) not yet handed to their histogram.
 lags: dict[tuple[str, str], deque[float]] = {}

@@ -62,8 +62,9 @@ def _sync_hook(hook: str) -> Callable[..., Any]:
         call = getattr(self._inner, hook)
         if not _state.ENABLED or _state.in_upstream.get() is not None:
             return call(*args, **kwargs)
-        token = _state.in_upstream.set((*self._telemetry_key, operation))
-        span = _instrument.start_span(self, operation)
+        key = self._telemetry_key
+        token = _state.in_upstream.set((*key, operation))
+        span = None if _state.instruments.tracer is None else _instrument.start_span(self, operation)
         start = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -72,8 +73,9 @@ def _sync_hook(hook: str) -> Callable[..., Any]:
             error = exc
             raise
         finally:
-            _instrument.record(self, operation, time.perf_counter() - start, error)
-            _instrument.end_span(span, error)
+            _instrument.record_call(key, operation, time.perf_counter() - start, error)
+            if span is not None:
+                _instrument.end_span(span, error)
             _state.in_upstream.reset(token)
 
     forward.__name__ = forward.__qualname__ = hook
@@ -83,12 +85,18 @@ def _sync_hook(hook: str) -> Callable[..., Any]:
 def _async_hook(hook: str) -> Callable[..., Any]:
     operation = _operation(hook)
 
-    async def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Not a coroutine function: while telemetry is off (or inside another timed call) the
+        # provider's own coroutine is returned for the caller to await, one frame fewer.
         call = getattr(self._inner, hook)
         if not _state.ENABLED or _state.in_upstream.get() is not None:
-            return await call(*args, **kwargs)
-        token = _state.in_upstream.set((*self._telemetry_key, operation))
-        span = _instrument.start_span(self, operation)
+            return call(*args, **kwargs)
+        return timed_call(self, call, args, kwargs)
+
+    async def timed_call(self: Any, call: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        key = self._telemetry_key
+        token = _state.in_upstream.set((*key, operation))
+        span = None if _state.instruments.tracer is None else _instrument.start_span(self, operation)
         start = time.perf_counter()
         error: BaseException | None = None
         try:
@@ -97,8 +105,9 @@ def _async_hook(hook: str) -> Callable[..., Any]:
             error = exc
             raise
         finally:
-            _instrument.record(self, operation, time.perf_counter() - start, error)
-            _instrument.end_span(span, error)
+            _instrument.record_call(key, operation, time.perf_counter() - start, error)
+            if span is not None:
+                _instrument.end_span(span, error)
             _state.in_upstream.reset(token)
 
     forward.__name__ = forward.__qualname__ = hook

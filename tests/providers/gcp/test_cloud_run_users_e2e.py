@@ -47,7 +47,7 @@ def served(
     }
     env.pop("OVERCAST_GCP_PUSH_AUDIENCE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "overcast", "provision", "gcp", "--app", "."],
+        [sys.executable, "-m", "overcast", "provision", ".", "--target", "gcp"],
         cwd=folder,
         env=env,
         capture_output=True,
