@@ -251,7 +251,12 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "")
             for rname, url in value.items():
                 where = f"{path}: [targets.{tname}] {key}.{rname}"
                 if isinstance(url, dict):
-                    raise ConfigError(f"{where}: replicated resources (primary/replicas) are not available yet")
+                    url = _replicated(
+                        key,
+                        rname,
+                        url,
+                        f"{path}:{_line_of_key(text, tname, f'{key}.{rname}')}: [targets.{tname}] {key}.{rname}",
+                    )
                 if not isinstance(url, str):
                     raise ConfigError(f"{where} must be a provider URL string")
                 if not _VARIABLE.search(url):
@@ -273,6 +278,15 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "")
                 _check_option(key, tname, path, text)
             options[key] = value
     return Target(tname, resources, defaults, options, path)
+
+
+def _replicated(kind: str, name: str, table: dict[str, Any], where: str) -> str:
+    """A replicated resource's table form as its URL (one string per resource everywhere)."""
+    from .resilience.spec import replicated_url  # only when a file holds one
+
+    if kind != "kv":
+        raise ConfigError(f"{where}: replication is available for kv resources (buckets are next), not {kind}")
+    return replicated_url(name, table, where)
 
 
 def _check_option(key: str, tname: str, path: Path, text: str) -> None:

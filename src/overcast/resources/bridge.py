@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 # and declaring an App needs none of it.
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -61,6 +62,16 @@ def run_sync(awaitable: Awaitable[T]) -> T:
     import asyncio
 
     return asyncio.run_coroutine_threadsafe(wrap(), loop).result()
+
+
+def submit(awaitable: Awaitable[T]) -> concurrent.futures.Future[T]:
+    """Run ``awaitable`` in the background on the portal loop; its future, to cancel or wait on."""
+    import asyncio
+
+    async def wrap() -> T:
+        return await awaitable
+
+    return asyncio.run_coroutine_threadsafe(wrap(), _portal())
 
 
 def iterate_sync(iterator: AsyncIterator[T]) -> Iterator[T]:

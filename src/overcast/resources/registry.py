@@ -100,7 +100,10 @@ class Provider:
         return f"pip install 'overcast[{self.extra}]'" if self.extra else None
 
 
-_registry: dict[tuple[str, str], Provider] = {}
+_registry: dict[tuple[str, str], Provider] = {
+    # Not a family: a wrapper over other providers (overcast.resilience), built into the core.
+    ("kv", "replicated"): Provider("kv", "replicated", "overcast.resilience.replicated_kv:ReplicatedKeyValueStore"),
+}
 _families: dict[str, Family] = {}
 _entry_points_loaded = False
 

@@ -1,0 +1,369 @@
+"""A key-value store replicated over stores of other providers, with failover.
+
+Writes carry a hybrid logical clock (:mod:`.clock`) inside an envelope (:mod:`._envelope`)
+and are applied to a member only if their clock is newer than what it holds, so members
+converge by last-writer-wins whatever order writes arrive in. Each write is recorded in
+a change log beside the member that took it, concurrently with the write; a replicator
+ships the logged keys' current state to the other members, retrying while one is down.
+A circuit breaker per member moves reads and writes to the next healthy member when one
+is unavailable. ``docs/resilience.md`` states what each ``ack`` mode guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from .. import telemetry
+from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
+from ..resources.kv import Item, KeyValueStore, KVLimits, Page
+from ..resources.registry import open_resource
+from ..resources.url import ResourceURL
+from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, Stored, open_item, tombstone, wrap
+from .breaker import Breaker, breaker_for, counts_as_down
+from .clock import HybridClock, wall_ms
+from .replicator import Replicator
+from .spec import ReplicaSpec
+
+__all__ = ["Member", "ReplicatedKeyValueStore"]
+
+T = TypeVar("T")
+log = logging.getLogger("overcast.resilience")
+_KNOWN_MAX = 10_000
+_CONTENDED = 16
+
+
+class Member:
+    """One store of a replicated resource, its breaker, and its observed latency."""
+
+    __slots__ = ("breaker", "latency", "role", "store", "url")
+
+    def __init__(self, store: KeyValueStore, url: ResourceURL, role: str, breaker: Breaker) -> None:
+        self.store, self.url, self.role, self.breaker = store, url, role, breaker
+        self.latency = 0.0
+
+    def __repr__(self) -> str:
+        return f"{self.role} {self.url}"
+
+
+class ReplicatedKeyValueStore(KeyValueStore):
+    """``replicated://NAME?primary=URL&replicas=URL ...``: one KV store over several providers."""
+
+    offload = False
+
+    def __init__(self, url: ResourceURL, *, name: str | None = None) -> None:
+        super().__init__(url, name=name or url.host)
+        self.spec = ReplicaSpec.from_url(self.location)
+        self.members = [
+            Member(open_resource("kv", u, name=self.name), u, "primary" if i == 0 else f"replica {i}", breaker_for(u))
+            for i, u in enumerate(self.spec.members)
+        ]
+        self.clock = HybridClock()
+        #: (member, key) -> (native version, clock, live) of what this process last wrote or read there
+        self._known: dict[tuple[int, str], tuple[str, str, bool]] = {}
+        self.replicator = Replicator(self)
+
+    def __repr__(self) -> str:
+        replicas = ", ".join(str(m.url) for m in self.members[1:])
+        members = f"primary={self.members[0].url} replicas=[{replicas}] ack={self.spec.ack}"
+        return f"<{type(self).__name__} {self.name!r} {members}>"
+
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset.intersection(*(frozenset(m.store.capabilities) for m in self.members))
+
+    @property
+    def limits(self) -> KVLimits:  # type: ignore[override]
+        each = [m.store.limits for m in self.members]
+        return KVLimits(
+            max_key_bytes=min(x.max_key_bytes for x in each) - LOG_ROOM,
+            max_value_bytes=min(x.max_value_bytes for x in each) - OVERHEAD,
+            max_page=min(x.max_page for x in each),
+        )
+
+    def _check_key(self, key: str) -> None:
+        super()._check_key(key)
+        if key.startswith(LOG_PREFIX):
+            raise InvalidArgument(
+                f"{self.name}: keys starting with {LOG_PREFIX!r} are the change log's", resource=self.name
+            )
+        for member in self.members:
+            member.store._check_key(key)
+
+    # -- one member call: deadline, breaker, latency ---------------------------------------
+
+    async def _on(self, member: Member, call: Awaitable[T]) -> T:
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(call, self.spec.timeout)
+        except TimeoutError as exc:
+            member.breaker.failed(exc)
+            raise Unavailable(
+                f"{self.name}: {member} did not answer within {self.spec.timeout:g}s", resource=self.name
+            ) from exc
+        except Exception as exc:
+            member.breaker.failed(exc)
+            raise
+        member.breaker.succeeded()
+        elapsed = time.perf_counter() - start
+        member.latency = elapsed if not member.latency else 0.8 * member.latency + 0.2 * elapsed
+        return result
+
+    def _order(self) -> list[Member]:
+        if self.spec.mode == "read-nearest":
+            return sorted(self.members, key=lambda m: m.latency)
+        return self.members
+
+    async def _read(self, what: str, call: Callable[[KeyValueStore], Awaitable[T]]) -> tuple[int, T]:
+        """``call`` on the first member that answers, in read order; (its index, the result)."""
+        missed: list[str] = []
+        for member in self._order():
+            if not member.breaker.allows():
+                missed.append(f"{member}: circuit open")
+                continue
+            try:
+                return self.members.index(member), await self._on(member, call(member.store))
+            except ProviderError as exc:
+                if not counts_as_down(exc):
+                    raise
+                missed.append(f"{member}: {exc}")
+        raise Unavailable(f"{self.name}: no member could {what} ({'; '.join(missed)})", resource=self.name)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def _get(self, key: str) -> Item | None:
+        index, item = await self._read("get", lambda store: store._get(key))
+        if item is not None:
+            stored = Stored(item)
+            self.clock.observe(stored.clock)
+            self._remember(index, key, stored.native, stored.clock, stored.value is not None)
+        return open_item(key, item)
+
+    async def _get_many(self, keys: list[str]) -> dict[str, Item]:
+        _, found = await self._read("get_many", lambda store: store._get_many(keys))
+        items = {key: open_item(key, item) for key, item in found.items()}
+        return {key: item for key, item in items.items() if item is not None}
+
+    async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
+        """A page from one member; the cursor names it, so a scan goes on where it started."""
+        if cursor is not None:
+            where, _, inner = cursor.partition(":")
+            if not where.isdigit() or int(where) >= len(self.members):
+                raise InvalidArgument(
+                    f"{self.name}: cursor {cursor!r} is not one this store returned", resource=self.name
+                )
+            index, member = int(where), self.members[int(where)]
+            page = await self._on(member, member.store._scan_page(prefix, limit, inner or None))
+        else:
+            index, page = await self._read("scan", lambda store: store._scan_page(prefix, limit, None))
+        items = [open_item(i.key, i) for i in page.items if not i.key.startswith(LOG_PREFIX)]
+        return Page([i for i in items if i is not None], None if page.cursor is None else f"{index}:{page.cursor}")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def _put(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> str:
+        clock, _ = await self._write(key, lambda clock: wrap(value, data, clock), if_version, if_absent, expires_at)
+        return clock
+
+    async def _delete(self, key: str, if_version: str | None) -> bool:
+        expires = datetime.now(UTC) + timedelta(seconds=self.spec.horizon)
+        _, existed = await self._write(
+            key, tombstone, if_version, False, expires if "ttl" in self.capabilities else None
+        )
+        return existed
+
+    async def _put_many(
+        self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
+    ) -> dict[str, str]:
+        versions = await asyncio.gather(*(self._put(k, v, d, None, False, expires_at) for k, v, d in entries))
+        return {key: version for (key, _, _), version in zip(entries, versions, strict=True)}
+
+    async def _write(
+        self,
+        key: str,
+        make: Callable[[str], tuple[dict[str, Any], bytes]],
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> tuple[str, bool]:
+        """Write what ``make(clock)`` builds; return (clock, whether a live item was there)."""
+        if if_version is not None or if_absent:
+            return await self._write_conditional(key, make, if_version, if_absent, expires_at)
+        clock = self.clock.now()
+        value, data = make(clock)
+        live = await self._write_members(key, value, data, clock, expires_at, range(len(self.members)))
+        return clock, live
+
+    async def _write_conditional(
+        self,
+        key: str,
+        make: Callable[[str], tuple[dict[str, Any], bytes]],
+        if_version: str | None,
+        if_absent: bool,
+        expires_at: datetime | None,
+    ) -> tuple[str, bool]:
+        """Checked and written on the primary alone (atomically, by its native version)."""
+        primary = self.members[0]
+        refused = (
+            f"{self.name}: conditional writes (if_version, if_absent) need the primary {primary.url}, "
+            "which is unavailable; they are refused while failed over rather than risk a lost update"
+        )
+        if not primary.breaker.allows():
+            raise Unavailable(refused, resource=self.name)
+        try:
+            item = await self._on(primary, primary.store._get(key))
+        except ProviderError as exc:
+            raise (Unavailable(refused, resource=self.name) if counts_as_down(exc) else exc) from exc
+        current = None if item is None else Stored(item)
+        live = current is not None and current.value is not None
+        if if_absent and live:
+            raise Conflict(f"{self.name}: key {key!r} exists", resource=self.name)
+        if if_version is not None and (current is None or not live or current.clock != if_version):
+            raise Conflict(f"{self.name}: key {key!r} is not at version {if_version!r}", resource=self.name)
+        if current is not None:
+            self.clock.observe(current.clock)
+        clock = self.clock.now()
+        value, data = make(clock)
+        native = current.native if current is not None else None
+        put = primary.store._put(key, value, data, native, native is None, expires_at)
+        version = await self._logged(0, key, clock, self._on(primary, put))
+        self._remember(0, key, version, clock, "v" in value)
+        if self.spec.ack == "all":
+            await self._write_members(key, value, data, clock, expires_at, range(1, len(self.members)), needed=1)
+        return clock, live
+
+    async def _write_members(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        clock: str,
+        expires_at: datetime | None,
+        order: range,
+        needed: int | None = None,
+    ) -> bool:
+        """Apply to members in ``order`` until ``needed`` (by ``ack``) hold it, the first ones at once.
+
+        A member that is down is passed over with the same clock, so the write converges
+        whichever members applied it. Returns whether the first member held a live item.
+        """
+        needed = needed or (1 if self.spec.ack == "primary" else 2)
+        candidates = [i for i in order if self.members[i].breaker.allows()]
+        missed = [f"{self.members[i]}: circuit open" for i in order if i not in candidates]
+        held: list[bool] = []
+        while candidates and len(held) < needed:
+            batch, candidates = candidates[: needed - len(held)], candidates[needed - len(held) :]
+            outcomes = await asyncio.gather(
+                *(self._apply_logged(i, key, value, data, clock, expires_at) for i in batch), return_exceptions=True
+            )
+            for index, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, ProviderError) or not counts_as_down(outcome):
+                        raise outcome
+                    missed.append(f"{self.members[index]}: {outcome}")
+                else:
+                    held.append(outcome)
+        if len(held) < needed:
+            raise Unavailable(
+                f"{self.name}: write of key {key!r} not acknowledged: {len(held)} of the {needed} members "
+                f"ack={self.spec.ack!r} needs hold it ({'; '.join(missed)})",
+                resource=self.name,
+            )
+        self.replicator.wake()
+        return held[0]
+
+    async def _apply_logged(
+        self, index: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
+    ) -> bool:
+        return await self._logged(index, key, clock, self.apply(index, key, value, data, clock, expires_at))
+
+    async def _logged(self, index: int, key: str, clock: str, write: Awaitable[T]) -> T:
+        """Run ``write`` on member ``index`` and record ``key`` in the change log beside it, at once."""
+        member = self.members[index]
+        mark = {"c": clock}
+        entry = member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None)
+        result, _ = await asyncio.gather(write, self._on(member, entry))
+        return result
+
+    async def apply(
+        self, index: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
+    ) -> bool:
+        """Put an envelope on member ``index`` only if ``clock`` is newer than what it holds.
+
+        Never a blind put: the member's native version conditions the write (the one this
+        process last saw there, else one read now), and a Conflict reads again. Returns
+        whether a live item was there.
+        """
+        member = self.members[index]
+        known = self._known.get((index, key))
+        for _ in range(_CONTENDED):
+            if known is None:
+                item = await self._on(member, member.store._get(key))
+                stored = None if item is None else Stored(item)
+                known = None if stored is None else (stored.native, stored.clock, stored.value is not None)
+            if known is not None and known[1] >= clock:
+                return known[2]
+            native = None if known is None else known[0]
+            try:
+                put = member.store._put(key, value, data, native, native is None, expires_at)
+                version = await self._on(member, put)
+            except Conflict:
+                known = None
+                continue
+            self._remember(index, key, version, clock, "v" in value)
+            return False if known is None else known[2]
+        raise Unavailable(
+            f"{self.name}: key {key!r} on {member} kept moving; gave up after {_CONTENDED} tries", resource=self.name
+        )
+
+    def _remember(self, index: int, key: str, native: str, clock: str, live: bool) -> None:
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[(index, key)] = (native, clock, live)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def create(self) -> None:
+        await asyncio.gather(*(m.store.create() for m in self.members))
+
+    async def ping(self) -> None:
+        """Raise if no member answers; a replica down is reported by ``health()``, not here."""
+        await self._read("ping", lambda store: store.ping())
+
+    async def replicate(self) -> int:
+        """Ship every change logged beside any member to the others, once; return the keys shipped."""
+        return await self.replicator.run_once()
+
+    def health(self) -> list[dict[str, Any]]:
+        """Each member's role, URL, breaker state and transitions, for doctor and health endpoints."""
+        return [
+            {"role": m.role, "url": str(m.url), "breaker": m.breaker.state, "transitions": dict(m.breaker.transitions)}
+            for m in self.members
+        ]
+
+    def close(self) -> None:
+        self.replicator.stop()
+        for member in self.members:
+            member.store.close()
+
+
+def lag_of(clock: str) -> float:
+    """Seconds from a clock's wall time to now."""
+    return max(0.0, time.time() - wall_ms(clock) / 1000)
+
+
+def record_lag(store: ReplicatedKeyValueStore, index: int, clock: str) -> None:
+    telemetry.replication_lag(store.name, store.members[index].role, lag_of(clock))

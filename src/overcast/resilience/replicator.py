@@ -1,0 +1,175 @@
+"""Ships a replicated store's change log: for each dirty key, the source's current state.
+
+State, not operations: the replicator reads the key's item where it was logged and
+applies it by clock to every other member, so shipping is idempotent and needs no
+order. A log entry is removed (conditionally on its version, so a newer mark stays)
+only once every other member holds the state or something newer; while a member is
+down its entries wait. In-process it runs on the portal loop, woken by each write and
+otherwise every ``idle`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Conflict, ProviderError
+from ..resources import bridge
+from ..resources.kv import Item
+from ._envelope import LOG_PREFIX, Stored
+from .breaker import counts_as_down
+
+if TYPE_CHECKING:
+    from .replicated_kv import ReplicatedKeyValueStore
+
+__all__ = ["Replicator"]
+
+log = logging.getLogger("overcast.resilience")
+_PAGE = 100
+
+
+class Replicator:
+    """The change-log shipper of one replicated store."""
+
+    def __init__(self, store: ReplicatedKeyValueStore, *, idle: float = 1.0) -> None:
+        self.store = store
+        self.idle = idle
+        self.shipped = 0
+        self._future: Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    async def run_once(self) -> int:
+        """One pass over every reachable member's log; the number of keys shipped."""
+        shipped = 0
+        for index, member in enumerate(self.store.members):
+            if not member.breaker.allows():
+                continue
+            try:
+                shipped += await self._ship_log(index)
+            except ProviderError as exc:
+                if not counts_as_down(exc):
+                    raise
+                log.debug("replication from %s waits: %s", member, exc)
+        self.shipped += shipped
+        return shipped
+
+    async def pending(self) -> int:
+        """How many log entries wait beside the members that answer (for doctor and tests)."""
+        total = 0
+        for member in self.store.members:
+            cursor: str | None = None
+            while True:
+                page = await self.store._on(member, member.store._scan_page(LOG_PREFIX, _PAGE, cursor))
+                total += len(page.items)
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+        return total
+
+    async def _ship_log(self, index: int) -> int:
+        member, cursor, shipped = self.store.members[index], None, 0
+        while True:
+            page = await self.store._on(member, member.store._scan_page(LOG_PREFIX, _PAGE, cursor))
+            for entry in page.items:
+                if self._stopped and self._in_background():
+                    return shipped
+                shipped += await self._ship(index, entry)
+            if page.cursor is None:
+                return shipped
+            cursor = page.cursor
+
+    async def _ship(self, index: int, entry: Item) -> int:
+        """Apply the logged key's current state to every other member; drop the entry when all hold it."""
+        store = self.store
+        source, key = store.members[index], entry.key[len(LOG_PREFIX) :]
+        item = await store._on(source, source.store._get(key))
+        if item is not None:
+            stored, data = Stored(item), json.dumps(item.value, separators=(",", ":"), ensure_ascii=False).encode()
+            everywhere = True
+            for other in range(len(store.members)):
+                if other == index:
+                    continue
+                if not await self._apply(other, key, item, stored, data):
+                    everywhere = False
+            if not everywhere:
+                return 0
+        with contextlib.suppress(Conflict):  # marked again meanwhile: the newer mark ships next pass
+            await store._on(source, source.store._delete(entry.key, entry.version))
+        return 1
+
+    async def _apply(self, other: int, key: str, item: Item, stored: Stored, data: bytes) -> bool:
+        from .replicated_kv import record_lag
+
+        member = self.store.members[other]
+        if not member.breaker.allows():
+            return False
+        try:
+            await self.store.apply(other, key, item.value, data, stored.clock, item.expires_at)
+        except ProviderError as exc:
+            if not counts_as_down(exc):
+                raise
+            return False
+        record_lag(self.store, other, stored.clock)
+        return True
+
+    # -- in the background -------------------------------------------------------------------
+
+    def _in_background(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def wake(self) -> None:
+        """Ship soon: start the background loop on first use, else wake it."""
+        if self._stopped:
+            return
+        with self._lock:
+            if self._future is None:
+                self._future = bridge.submit(self._run())
+                return
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    async def _run(self) -> None:
+        self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+        while not self._stopped:
+            self._event.clear()
+            try:
+                shipped = await self.run_once()
+            except Exception as exc:  # a bug or a refusal: keep shipping the rest later
+                log.warning("replication of %s failed: %s", self.store.name, exc)
+                shipped = 0
+            if shipped:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), self.idle)
+
+    def stop(self, wait: float = 10.0) -> None:
+        """Stop the background loop and wait (at most ``wait`` s) for its pass to end, so the
+        members can be closed under it: a connection closed while a worker thread uses it
+        is not safe for every driver."""
+        self._stopped = True
+        future, self._future = self._future, None
+        if future is None:
+            return
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+        with contextlib.suppress(Exception):
+            future.result(timeout=wait)
+
+    def __repr__(self) -> str:
+        return f"<Replicator of {self.store.name!r}: {self.shipped} shipped>"
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a Replicator belongs to one process")

@@ -1,0 +1,62 @@
+"""The KV conformance suite, unchanged, on replicated stores over pairs of real providers,
+directly and through an App handle, in both ack modes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from overcast.resilience.replicated_kv import ReplicatedKeyValueStore
+from overcast.resources.registry import resolve
+from overcast.testing.conformance import KeyValueStoreSuite
+
+from conformance.providers import open_through_app
+from resilience.pairs import KV_PAIRS, MEMBERS, member_urls, replicated_url
+
+
+def _suite(pair: tuple[str, str], ack: str, via_app: bool) -> type[Any]:
+    capabilities = frozenset.intersection(
+        *(frozenset(resolve("kv", scheme, resource="conformance").capabilities) for scheme in pair)
+    )
+
+    def make_url(self: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], str]:
+        for scheme in pair:
+            server = MEMBERS[scheme][0]
+            if server is not None:
+                request.getfixturevalue(server)
+        return lambda: replicated_url(*_split(member_urls(pair, tmp_path)), ack=ack)
+
+    body: dict[str, Any] = {
+        "provider": ReplicatedKeyValueStore,
+        "capabilities": capabilities,
+        "make_url": pytest.fixture(make_url),
+    }
+    if via_app:
+
+        def open_store(self: Any, tmp_path: Path) -> Callable[[str], Any]:
+            return lambda url: open_through_app("kv", url, tmp_path)
+
+        body["open_store"] = pytest.fixture(open_store)
+    return type("Suite", (KeyValueStoreSuite,), body)
+
+
+def _split(urls: list[str]) -> tuple[str, list[str]]:
+    return urls[0], urls[1:]
+
+
+def _title(scheme: str) -> str:
+    return {"dynamodb": "DynamoDB", "azuretables": "AzureTables", "postgresql": "Postgres"}.get(
+        scheme, scheme.capitalize()
+    )
+
+
+for _pair in KV_PAIRS:
+    for _ack in ("primary", "all"):
+        _name = f"TestReplicated{_title(_pair[0])}{_title(_pair[1])}Ack{_ack.capitalize()}"
+        globals()[_name] = type(_name, (_suite(_pair, _ack, False),), {})
+    # through an App handle (the toml's table form), once per pair
+    _name = f"TestReplicated{_title(_pair[0])}{_title(_pair[1])}ViaApp"
+    globals()[_name] = type(_name, (_suite(_pair, "primary", True),), {})
