@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from conformance.providers import open_through_app
 from overcast.resilience.replicated_kv import ReplicatedKeyValueStore
 from overcast.resources.registry import resolve
 from overcast.testing.conformance import KeyValueStoreSuite
-
-from conformance.providers import open_through_app
 from resilience.pairs import KV_PAIRS, MEMBERS, member_urls, replicated_url
 
 
@@ -34,6 +33,10 @@ def _suite(pair: tuple[str, str], ack: str, via_app: bool) -> type[Any]:
         "capabilities": capabilities,
         "make_url": pytest.fixture(make_url),
     }
+    if any(MEMBERS[scheme][0] is not None for scheme in pair):
+        # every write is a read, a conditional put and a log entry on two servers: the
+        # pagination test's item count is halved to keep CI's time (2,500 still spans pages)
+        body["many"] = 2500
     if via_app:
 
         def open_store(self: Any, tmp_path: Path) -> Callable[[str], Any]:
@@ -53,10 +56,14 @@ def _title(scheme: str) -> str:
     )
 
 
+#: ack = "all" on one embedded and one cross-cloud pair; through an App handle on two pairs
+_ACK_ALL = {("sqlite", "sqlite"), ("dynamodb", "firestore")}
+_VIA_APP = {("memory", "sqlite"), ("redis", "sqlite")}
+
 for _pair in KV_PAIRS:
-    for _ack in ("primary", "all"):
-        _name = f"TestReplicated{_title(_pair[0])}{_title(_pair[1])}Ack{_ack.capitalize()}"
-        globals()[_name] = type(_name, (_suite(_pair, _ack, False),), {})
-    # through an App handle (the toml's table form), once per pair
-    _name = f"TestReplicated{_title(_pair[0])}{_title(_pair[1])}ViaApp"
-    globals()[_name] = type(_name, (_suite(_pair, "primary", True),), {})
+    _stem = f"TestReplicated{_title(_pair[0])}{_title(_pair[1])}"
+    globals()[f"{_stem}AckPrimary"] = type(f"{_stem}AckPrimary", (_suite(_pair, "primary", False),), {})
+    if _pair in _ACK_ALL:
+        globals()[f"{_stem}AckAll"] = type(f"{_stem}AckAll", (_suite(_pair, "all", False),), {})
+    if _pair in _VIA_APP:
+        globals()[f"{_stem}ViaApp"] = type(f"{_stem}ViaApp", (_suite(_pair, "primary", True),), {})

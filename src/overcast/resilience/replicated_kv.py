@@ -24,7 +24,7 @@ from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
 from ..resources.kv import Item, KeyValueStore, KVLimits, Page
 from ..resources.registry import open_resource
 from ..resources.url import ResourceURL
-from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, Stored, open_item, tombstone, wrap
+from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, ZERO, Stored, open_item, tombstone, wrap
 from .breaker import Breaker, breaker_for, counts_as_down
 from .clock import HybridClock, wall_ms
 from .replicator import Replicator
@@ -36,6 +36,7 @@ T = TypeVar("T")
 log = logging.getLogger("overcast.resilience")
 _KNOWN_MAX = 10_000
 _CONTENDED = 16
+_BATCH = 32
 
 
 class Member:
@@ -64,8 +65,9 @@ class ReplicatedKeyValueStore(KeyValueStore):
             for i, u in enumerate(self.spec.members)
         ]
         self.clock = HybridClock()
-        #: (member, key) -> (native version, clock, live) of what this process last wrote or read there
-        self._known: dict[tuple[int, str], tuple[str, str, bool]] = {}
+        #: (member, key) -> (native version or None when absent, clock, live) of what this
+        #: process last wrote or read there
+        self._known: dict[tuple[int, str], tuple[str | None, str, bool]] = {}
         self.replicator = Replicator(self)
 
     def __repr__(self) -> str:
@@ -188,8 +190,36 @@ class ReplicatedKeyValueStore(KeyValueStore):
     async def _put_many(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
-        versions = await asyncio.gather(*(self._put(k, v, d, None, False, expires_at) for k, v, d in entries))
+        """Each entry as one put, at most ``_BATCH`` at once, after one batched read per member."""
+        await self._prefetch([key for key, _, _ in entries])
+        gate = asyncio.Semaphore(_BATCH)
+
+        async def put(key: str, value: dict[str, Any], data: bytes) -> str:
+            async with gate:
+                return await self._put(key, value, data, None, False, expires_at)
+
+        versions = await asyncio.gather(*(put(k, v, d) for k, v, d in entries))
         return {key: version for (key, _, _), version in zip(entries, versions, strict=True)}
+
+    async def _prefetch(self, keys: list[str]) -> None:
+        """Learn what the members that will take writes hold for ``keys``, one batched read each."""
+        wanted = 1 if self.spec.ack == "primary" else 2
+        for index, member in enumerate(self.members[:wanted]):
+            if not member.breaker.allows():
+                return
+            try:
+                found = await self._on(member, member.store._get_many(keys))
+            except ProviderError as exc:
+                if counts_as_down(exc):
+                    return
+                raise
+            for key in keys:
+                item = found.get(key)
+                stored = None if item is None else Stored(item)
+                if stored is None:
+                    self._remember(index, key, None, ZERO, False)
+                else:
+                    self._remember(index, key, stored.native, stored.clock, stored.value is not None)
 
     async def _write(
         self,
@@ -329,7 +359,7 @@ class ReplicatedKeyValueStore(KeyValueStore):
             f"{self.name}: key {key!r} on {member} kept moving; gave up after {_CONTENDED} tries", resource=self.name
         )
 
-    def _remember(self, index: int, key: str, native: str, clock: str, live: bool) -> None:
+    def _remember(self, index: int, key: str, native: str | None, clock: str, live: bool) -> None:
         if len(self._known) >= _KNOWN_MAX:
             self._known.clear()
         self._known[(index, key)] = (native, clock, live)

@@ -1,0 +1,95 @@
+"""Replicated KV stores under faults on real servers: proxy faults (refuse, blackhole, cut) and
+kill -9 of a server whose data survives it, while writers run; then every store is checked
+against the acknowledged writes. Short in CI; OVERCAST_CHAOS_SECONDS=300 for a long run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import overcast
+from chaos.harness import Fault, run
+from chaos.proxy import BLACKHOLE, PASS, REFUSE, FaultProxy
+from resilience.pairs import replicated_url
+from servers import Server, free_port, port_open, spawn
+from servers.redis import _program as redis_program
+
+SECONDS = float(os.environ.get("OVERCAST_CHAOS_SECONDS", "12"))
+
+
+class PersistentRedis:
+    """redis-server with every write fsynced to its append-only file, so kill -9 keeps acked data."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.server: Server = self._start()
+
+    def _start(self) -> Server:
+        command = [redis_program(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                   "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)]  # fmt: skip
+        return spawn("redis-aof", command, self.port)
+
+    async def kill_and_restart(self, down: float) -> None:
+        assert self.server.process is not None
+        os.killpg(self.server.process.pid, signal.SIGKILL)
+        self.server.process.wait()
+        await asyncio.sleep(down)
+        self.server = await asyncio.to_thread(self._start)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def redis_aof(tmp_path: Path) -> Iterator[PersistentRedis]:
+    server = PersistentRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+def _proxy_faults(proxy: FaultProxy, label: str) -> list[Fault]:
+    async def hold(mode: str) -> str:
+        proxy.set(mode)
+        await asyncio.sleep(1.5)
+        proxy.set(PASS)
+        return f"{label} {mode} 1.5 s"
+
+    async def cut() -> str:
+        proxy.cut()
+        return f"{label} connections reset"
+
+    return [lambda: hold(REFUSE), lambda: hold(BLACKHOLE), cut]
+
+
+@pytest.mark.parametrize("ack", ["primary", "all"])
+def test_redis_primary_sqlite_replica_loses_no_acknowledged_write(
+    ack: str, redis_aof: PersistentRedis, tmp_path: Path
+) -> None:
+    proxy = FaultProxy(redis_aof.port)
+    prefix = f"chaos-{ack}"
+    direct = [f"redis://127.0.0.1:{redis_aof.port}/0?prefix={prefix}", f"sqlite:///{tmp_path}/replica.db"]
+    through = [f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}", direct[1]]
+
+    async def kill() -> str:
+        await redis_aof.kill_and_restart(1.0)
+        return "redis kill -9, restarted after 1 s"
+
+    faults = [*_proxy_faults(proxy, "redis"), kill]
+    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], ack=ack, timeout="500ms"))
+    try:
+        report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.0))
+    finally:
+        store.close()
+        proxy.close()
+    print(f"\nredis + sqlite, ack={ack}: {report}")
+    assert port_open(redis_aof.port)
+    assert report.acknowledged > 100 and len(report.faults) >= 3, report
+    assert not report.lost, report.lost[:5]
+    assert not report.foreign, report.foreign[:5]
+    assert not report.disagree, report.disagree[:5]
