@@ -93,3 +93,46 @@ def test_redis_primary_sqlite_replica_loses_no_acknowledged_write(
     assert not report.lost, report.lost[:5]
     assert not report.foreign, report.foreign[:5]
     assert not report.disagree, report.disagree[:5]
+
+
+def _pause_faults(server: Server, label: str) -> list[Fault]:
+    """SIGSTOP a server for a while (its data stays in memory), then SIGCONT."""
+
+    async def pause() -> str:
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(1.5)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        return f"{label} SIGSTOP 1.5 s"
+
+    return [pause]
+
+
+def test_dynamodb_primary_firestore_replica_loses_no_acknowledged_write(
+    moto_server: Server, firestore_emulator: Server, tmp_path: Path
+) -> None:
+    """Across clouds: DynamoDB (moto) through the proxy, Firestore (Google's emulator); faults on
+    both: proxy refuse/blackhole/reset on DynamoDB, SIGSTOP of either server."""
+    proxy = FaultProxy(moto_server.port)
+    name = f"chaos{os.getpid()}"
+    direct = [f"dynamodb://{name}?client=lite", f"firestore://{name}"]
+    through = [f"dynamodb://{name}?client=lite&endpoint=http://127.0.0.1:{proxy.port}&retries=1", direct[1]]
+    faults = [
+        *_proxy_faults(proxy, "dynamodb"),
+        *_pause_faults(moto_server, "moto"),
+        *_pause_faults(firestore_emulator, "firestore emulator"),
+    ]
+    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="1s"))
+    store.sync.create()
+    try:
+        report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
+    finally:
+        store.close()
+        proxy.close()
+    print(f"\ndynamodb + firestore, ack=primary: {report}")
+    assert report.acknowledged > 50 and len(report.faults) >= 3, report
+    assert not report.lost, report.lost[:5]
+    assert not report.foreign, report.foreign[:5]
+    assert not report.disagree, report.disagree[:5]

@@ -26,7 +26,8 @@ def _suite(pair: tuple[str, str], ack: str, via_app: bool) -> type[Any]:
             server = MEMBERS[scheme][0]
             if server is not None:
                 request.getfixturevalue(server)
-        return lambda: replicated_url(*_split(member_urls(pair, tmp_path)), ack=ack)
+        # a generous deadline: these tests check semantics; a loaded CI machine must not fail over
+        return lambda: replicated_url(*_split(member_urls(pair, tmp_path)), ack=ack, timeout="10s")
 
     body: dict[str, Any] = {
         "provider": ReplicatedKeyValueStore,

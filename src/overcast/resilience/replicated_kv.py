@@ -102,7 +102,8 @@ class ReplicatedKeyValueStore(KeyValueStore):
     async def _on(self, member: Member, call: Awaitable[T]) -> T:
         start = time.perf_counter()
         try:
-            result = await asyncio.wait_for(call, self.spec.timeout)
+            async with asyncio.timeout(self.spec.timeout):
+                result = await call
         except TimeoutError as exc:
             member.breaker.failed(exc)
             raise Unavailable(
@@ -291,13 +292,17 @@ class ReplicatedKeyValueStore(KeyValueStore):
         whichever members applied it. Returns whether the first member held a live item.
         """
         needed = needed or (1 if self.spec.ack == "primary" else 2)
+        # when every member takes the write at once nothing is left to ship: no log entry,
+        # unless some member missed it (then beside those that hold it, before raising)
+        logged = needed < len(order)
         candidates = [i for i in order if self.members[i].breaker.allows()]
         missed = [f"{self.members[i]}: circuit open" for i in order if i not in candidates]
-        held: list[bool] = []
+        held: dict[int, bool] = {}
         while candidates and len(held) < needed:
             batch, candidates = candidates[: needed - len(held)], candidates[needed - len(held) :]
             outcomes = await asyncio.gather(
-                *(self._apply_logged(i, key, value, data, clock, expires_at) for i in batch), return_exceptions=True
+                *(self._apply_to(i, key, value, data, clock, expires_at, logged) for i in batch),
+                return_exceptions=True,
             )
             for index, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
@@ -305,28 +310,57 @@ class ReplicatedKeyValueStore(KeyValueStore):
                         raise outcome
                     missed.append(f"{self.members[index]}: {outcome}")
                 else:
-                    held.append(outcome)
+                    held[index] = outcome
         if len(held) < needed:
+            if not logged and held:
+                await self._log_beside(list(held), key, clock)
             raise Unavailable(
                 f"{self.name}: write of key {key!r} not acknowledged: {len(held)} of the {needed} members "
                 f"ack={self.spec.ack!r} needs hold it ({'; '.join(missed)})",
                 resource=self.name,
             )
-        self.replicator.wake()
-        return held[0]
+        if logged:
+            self.replicator.wake()
+        return next(iter(held.values()))
 
-    async def _apply_logged(
-        self, index: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
+    async def _apply_to(
+        self,
+        index: int,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        clock: str,
+        expires_at: datetime | None,
+        logged: bool,
     ) -> bool:
-        return await self._logged(index, key, clock, self.apply(index, key, value, data, clock, expires_at))
+        write = self.apply(index, key, value, data, clock, expires_at)
+        return await (self._logged(index, key, clock, write) if logged else write)
+
+    def _log_entry(self, index: int, key: str, clock: str) -> Awaitable[str]:
+        member, mark = self.members[index], {"c": clock}
+        return self._on(member, member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None))
 
     async def _logged(self, index: int, key: str, clock: str, write: Awaitable[T]) -> T:
         """Run ``write`` on member ``index`` and record ``key`` in the change log beside it, at once."""
-        member = self.members[index]
-        mark = {"c": clock}
-        entry = member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None)
-        result, _ = await asyncio.gather(write, self._on(member, entry))
+        entry = asyncio.ensure_future(self._log_entry(index, key, clock))
+        try:
+            result = await write
+        except BaseException:
+            await asyncio.wait([entry])
+            if not entry.cancelled():
+                entry.exception()  # retrieved: the write's own error is the one to raise
+            raise
+        await entry  # the write is acknowledged only once its log entry is held too
         return result
+
+    async def _log_beside(self, indexes: list[int], key: str, clock: str) -> None:
+        """Best effort: log ``key`` beside members that hold a write others missed."""
+        outcomes = await asyncio.gather(*(self._log_entry(i, key, clock) for i in indexes), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                log.warning(
+                    "%s: key %r is not logged for replication (%s): its next write ships it", self.name, key, outcome
+                )
 
     async def apply(
         self, index: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
@@ -395,5 +429,8 @@ def lag_of(clock: str) -> float:
     return max(0.0, time.time() - wall_ms(clock) / 1000)
 
 
-def record_lag(store: ReplicatedKeyValueStore, index: int, clock: str) -> None:
-    telemetry.replication_lag(store.name, store.members[index].role, lag_of(clock))
+def record_lag(store: ReplicatedKeyValueStore, index: int, clock: str) -> float:
+    """Record in ``overcast.replication.lag`` that member ``index`` applied ``clock`` now; the lag."""
+    lag = lag_of(clock)
+    telemetry.replication_lag(store.name, store.members[index].role, lag)
+    return lag

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ class Replicator:
         self.store = store
         self.idle = idle
         self.shipped = 0
+        #: the last lags (seconds from a write's clock to a member applying it), for doctor and benchmarks
+        self.lags: deque[float] = deque(maxlen=10_000)
         self._future: Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
@@ -117,7 +120,7 @@ class Replicator:
             if not counts_as_down(exc):
                 raise
             return False
-        record_lag(self.store, other, stored.clock)
+        self.lags.append(record_lag(self.store, other, stored.clock))
         return True
 
     # -- in the background -------------------------------------------------------------------

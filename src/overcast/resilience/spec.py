@@ -41,7 +41,7 @@ class ReplicaSpec:
     replicas: tuple[ResourceURL, ...]
     ack: str = "primary"
     mode: str = "active-passive"
-    timeout: float = 5.0
+    timeout: float = 0.75
     horizon: float = 7 * 86400.0
 
     @property
@@ -70,7 +70,7 @@ class ReplicaSpec:
             tuple(members[1:]),
             url.option_choice("ack", ACKS, "primary"),
             url.option_choice("mode", MODES, "active-passive"),
-            url.option_seconds("timeout", 5.0, positive=True),
+            url.option_seconds("timeout", 0.75, positive=True),
             url.option_seconds("horizon", 7 * 86400.0, positive=True),
         )
 

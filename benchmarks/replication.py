@@ -1,0 +1,169 @@
+"""Replicated KV stores on two real Redis servers (Debian's redis-server, started here).
+
+Three measurements, each against its baseline in the same run:
+- a replicated write against a plain write on the same primary (``ack = "primary"``,
+  goal <= 1.3x), and ``ack = "all"`` against the slower member's plain write (goal <= 1.1x),
+  both from async code, rounds alternating;
+- replication lag (a write's clock to the replica applying it) at 200 writes/s, p50/p99
+  (goal p99 < 500 ms);
+- failover time with the default deadline: the primary killed (connections refused) or
+  stopped with SIGSTOP (nothing answers), time from the fault to the first acknowledged
+  write, p50/p99 (goal p99 < 1 s).
+
+    .venv/bin/python benchmarks/replication.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from typing import Any
+from urllib.parse import quote
+
+from _common import Result, arguments, report
+
+import overcast
+
+DOC = {"id": "u-1", "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["a", "b"]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    def __init__(self, folder: str) -> None:
+        self.port, self.folder = free_port(), folder
+        self.start()
+
+    def start(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [server, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", self.folder],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+
+    def url(self, prefix: str) -> str:
+        return f"redis://127.0.0.1:{self.port}/0?prefix={prefix}"
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def replicated(primary: str, replica: str, **options: str) -> str:
+    query = {"primary": primary, "replicas": replica, **options}
+    return "replicated://bench?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+
+
+async def per_write_us(store: Any, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        await store.put(f"k{i % 50}", DOC)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+async def write_ratios(a: Redis, b: Redis, n: int, rounds: int) -> list[tuple[str, Result, Result, str]]:
+    plain_a, plain_b = overcast.open_kv(a.url("plain")), overcast.open_kv(b.url("plain"))
+    one = overcast.open_kv(replicated(a.url("r1"), b.url("r1")))
+    both = overcast.open_kv(replicated(a.url("r2"), b.url("r2"), ack="all"))
+    results = {name: Result(name, "µs") for name in ("plain", "slower", "primary", "all")}
+    for store in (plain_a, plain_b, one, both):  # connections open, versions known
+        await per_write_us(store, 100)
+    for _ in range(rounds):
+        results["plain"].samples.append(await per_write_us(plain_a, n))
+        results["primary"].samples.append(await per_write_us(one, n))
+        results["slower"].samples.append(max(await per_write_us(plain_a, n), await per_write_us(plain_b, n)))
+        results["all"].samples.append(await per_write_us(both, n))
+    one.close()
+    both.close()
+    return [
+        ("replicated write, ack=primary", results["primary"], results["plain"], "<= 1.3x of a plain write"),
+        ("replicated write, ack=all", results["all"], results["slower"], "<= 1.1x of the slower member"),
+    ]
+
+
+async def lag(a: Redis, b: Redis, seconds: float) -> list[float]:
+    store: Any = overcast.open_kv(replicated(a.url("lag"), b.url("lag")))
+    until = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < until:
+        await store.put(f"k{i % 500}", {**DOC, "i": i})
+        i += 1
+        await asyncio.sleep(1 / 200)
+    await asyncio.sleep(0.5)
+    lags = sorted(store.replicator.lags)
+    store.close()
+    return lags
+
+
+async def failover(a: Redis, b: Redis, how: str, times: int) -> list[float]:
+    """Seconds from the fault to the first acknowledged write, ``times`` times."""
+    found = []
+    for attempt in range(times):
+        store: Any = overcast.open_kv(replicated(a.url(f"fo-{how}-{attempt}"), b.url(f"fo-{how}-{attempt}")))
+        await store.put("warm", DOC)
+        if how == "kill":
+            a.stop()
+        else:
+            os.kill(a.process.pid, signal.SIGSTOP)
+        start = time.perf_counter()
+        while True:
+            try:
+                await store.put("k", DOC)
+                break
+            except overcast.errors.Unavailable:
+                continue
+        found.append(time.perf_counter() - start)
+        if how == "kill":
+            a.start()
+        else:
+            os.kill(a.process.pid, signal.SIGCONT)
+        store.close()
+    return found
+
+
+def pct(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main() -> None:
+    args = arguments(__doc__ or "")
+    n, rounds = (100, 3) if args.quick else (500, 15)
+    with tempfile.TemporaryDirectory() as folder:
+        a, b = Redis(folder + "/a" if os.makedirs(folder + "/a") is None else folder), Redis(folder)
+        try:
+            rows = asyncio.run(write_ratios(a, b, n, rounds))
+            report("Replicated writes against plain writes (Redis + Redis, async, µs per write)", rows)
+            lags = asyncio.run(lag(a, b, 2.0 if args.quick else 20.0))
+            print(f"\nreplication lag at 200 writes/s over {len(lags)} applied writes: "
+                  f"p50 {pct(lags, 0.5) * 1000:.1f} ms, p99 {pct(lags, 0.99) * 1000:.1f} ms (goal p99 < 500 ms)")  # fmt: skip
+            times = 3 if args.quick else 20
+            for how in ("kill", "sigstop"):
+                spent = asyncio.run(failover(a, b, how, times))
+                print(f"failover, primary {how}: p50 {statistics.median(spent) * 1000:.0f} ms, "
+                      f"p99 {pct(spent, 0.99) * 1000:.0f} ms over {times} faults (goal p99 < 1 s)")  # fmt: skip
+        finally:
+            a.stop()
+            b.stop()
+
+
+if __name__ == "__main__":
+    main()
