@@ -165,9 +165,11 @@ def test_no_config_uses_the_embedded_defaults(tmp_path: Path, monkeypatch: pytes
         assert config.url_for(kind, "thing", app="d").scheme == scheme
 
 
-def test_replicated_resources_are_refused_clearly(tmp_path: Path) -> None:
+def test_replicated_resources_are_one_url_and_other_kinds_are_refused_clearly(tmp_path: Path) -> None:
     path = write(tmp_path, '[targets.multi]\nkv.users = { primary = "memory://a", replicas = ["memory://b"] }\n')
-    with pytest.raises(ConfigError, match=r"kv\.users.*replicated"):
+    assert load_config(path).url_for("kv", "users", app="a", target="multi").scheme == "replicated"
+    path = write(tmp_path, '[targets.multi]\nqueue.jobs = { primary = "memory://a", replicas = ["memory://b"] }\n')
+    with pytest.raises(ConfigError, match=r"queue\.jobs: replication is available for kv resources"):
         load_config(path)
 
 

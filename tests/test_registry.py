@@ -230,6 +230,7 @@ def test_a_bundle_without_metadata_still_finds_overcasts_own_families(tmp_path: 
         [sys.executable, "-S", "-c", code, str(tmp_path)], check=True, capture_output=True, text=True, env={}
     )
     assert done.stdout.strip() == (
-        "True ['azuretables', 'dynamodb', 'firestore', 'memory', 'postgresql', 'redis', 'rediss', 'sqlite'] "
+        "True ['azuretables', 'dynamodb', 'firestore', 'memory', 'postgresql', 'redis', 'rediss', 'replicated', "
+        "'sqlite'] "
         "['aws', 'azure', 'gcp', 'local', 'momento', 'postgres', 'redis']"
     )

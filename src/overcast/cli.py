@@ -494,6 +494,64 @@ def provision(
     _out().print(table)
 
 
+@cli.command()
+@_friendly
+def repair(
+    app: AppArg = None,
+    target: TargetOpt = None,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option("--resource", "-r", help="A replicated kv resource to repair (repeatable); default: every one."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what drifted; change nothing.")] = False,
+) -> None:
+    """Compare every member of the target's replicated resources and repair what drifted."""
+    from .resilience.repair import repair as repair_store
+    from .resources.registry import open_resource
+
+    with _target(target):
+        loaded = _load(app, "repair")
+        name = loaded.config.target().name
+        stores = _replicated_stores(loaded, name, resource or [])
+        table = Table(title=f"repaired target [bold]{escape(name)}[/]" + (" (dry run)" if dry_run else ""))
+        for column in ("resource", "member", "items read", "dry run: would repair" if dry_run else "repaired"):
+            table.add_column(column, overflow="fold")
+        for rname, url in stores:
+            store = open_resource("kv", url, name=rname)
+            try:
+                report = asyncio.run(repair_store(store, dry_run=dry_run))
+            finally:
+                store.close()
+            for member in store.members:
+                shown = f"{member.role} {member.url}"
+                table.add_row(
+                    escape(rname), escape(shown), str(report.read[member.role]), str(report.repaired[member.role])
+                )
+    _out().print(table)
+
+
+def _replicated_stores(app: App, target: str, wanted: list[str]) -> list[tuple[str, Any]]:
+    """(name, URL) of each replicated kv resource of ``app`` on the current target (or of ``wanted``)."""
+    found = []
+    for handle in app.resources.values():
+        if handle.kind != "kv" or (wanted and handle.resource_name not in wanted):
+            continue
+        url = handle.resolved_url()
+        if url.scheme == "replicated":
+            found.append((handle.resource_name, url))
+        elif wanted:
+            raise ConfigError(
+                f"kv {handle.resource_name!r} is not replicated on target {target!r} (its provider is {url}); "
+                "replicate it in overcast.toml: kv.NAME = { primary = ..., replicas = [...] }"
+            )
+    missing = sorted(set(wanted) - {name for name, _ in found})
+    if missing:
+        raise ConfigError(f"no kv resource named {', '.join(map(repr, missing))} in the app")
+    if not found:
+        raise ConfigError(f"target {target!r} has no replicated resource: nothing to repair")
+    return found
+
+
 def main() -> None:
     """Entry point of the ``overcast`` console script."""
     cli()

@@ -73,6 +73,12 @@ class _Declared(Generic[R]):
         """The provider URL this resource resolves to on the app's current target."""
         return self.app.url_for(self.kind, self.resource_name)
 
+    @property
+    def provider(self) -> R:
+        """The store this handle reaches on the current target, opened on first use: for what
+        only that provider has (a replicated store's ``repair()`` and ``health()``)."""
+        return self._target()
+
     def _target(self) -> R:
         opened = self._opened
         if opened is None:

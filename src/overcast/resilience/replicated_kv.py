@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import telemetry
 from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
@@ -29,6 +29,9 @@ from .breaker import Breaker, breaker_for, counts_as_down
 from .clock import HybridClock, wall_ms
 from .replicator import Replicator
 from .spec import ReplicaSpec
+
+if TYPE_CHECKING:
+    from .repair import RepairReport
 
 __all__ = ["Member", "ReplicatedKeyValueStore"]
 
@@ -410,6 +413,12 @@ class ReplicatedKeyValueStore(KeyValueStore):
     async def replicate(self) -> int:
         """Ship every change logged beside any member to the others, once; return the keys shipped."""
         return await self.replicator.run_once()
+
+    async def repair(self, *, dry_run: bool = False) -> RepairReport:
+        """Compare every member's keys and clocks and repair what drifted (see :mod:`.repair`)."""
+        from .repair import repair
+
+        return await repair(self, dry_run=dry_run)
 
     def health(self) -> list[dict[str, Any]]:
         """Each member's role, URL, breaker state and transitions, for doctor and health endpoints."""

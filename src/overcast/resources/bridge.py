@@ -46,7 +46,15 @@ def _close_portal() -> None:
     global _loop
     loop = _loop
     if loop is not None and not loop.is_closed():
-        loop.call_soon_threadsafe(loop.stop)
+
+        def stop() -> None:  # background work (a replicator) is cancelled, not left pending
+            import asyncio
+
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.call_soon(loop.stop)
+
+        loop.call_soon_threadsafe(stop)
     _loop = None
 
 
