@@ -273,7 +273,7 @@ class ReplicatedKeyValueStore(KeyValueStore):
         value, data = make(clock)
         native = current.native if current is not None else None
         put = primary.store._put(key, value, data, native, native is None, expires_at)
-        version = await self._logged(0, key, clock, self._on(primary, put))
+        version = await self._logged(0, key, value, data, clock, expires_at, self._on(primary, put))
         self._remember(0, key, version, clock, "v" in value)
         if self.spec.ack == "all":
             await self._write_members(key, value, data, clock, expires_at, range(1, len(self.members)), needed=1)
@@ -337,14 +337,24 @@ class ReplicatedKeyValueStore(KeyValueStore):
         logged: bool,
     ) -> bool:
         write = self.apply(index, key, value, data, clock, expires_at)
-        return await (self._logged(index, key, clock, write) if logged else write)
+        return await (self._logged(index, key, value, data, clock, expires_at, write) if logged else write)
 
     def _log_entry(self, index: int, key: str, clock: str) -> Awaitable[str]:
         member, mark = self.members[index], {"c": clock}
         return self._on(member, member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None))
 
-    async def _logged(self, index: int, key: str, clock: str, write: Awaitable[T]) -> T:
-        """Run ``write`` on member ``index`` and record ``key`` in the change log beside it, at once."""
+    async def _logged(
+        self,
+        index: int,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        clock: str,
+        expires_at: datetime | None,
+        write: Awaitable[T],
+    ) -> T:
+        """Run ``write`` on member ``index`` and record ``key`` in the change log beside it, at
+        once; then hand the write to the replicator to ship from memory."""
         entry = asyncio.ensure_future(self._log_entry(index, key, clock))
         try:
             result = await write
@@ -353,7 +363,8 @@ class ReplicatedKeyValueStore(KeyValueStore):
             if not entry.cancelled():
                 entry.exception()  # retrieved: the write's own error is the one to raise
             raise
-        await entry  # the write is acknowledged only once its log entry is held too
+        entry_version = await entry  # the write is acknowledged only once its log entry is held too
+        self.replicator.written(index, key, value, data, clock, expires_at, entry_version)
         return result
 
     async def _log_beside(self, indexes: list[int], key: str, clock: str) -> None:

@@ -15,13 +15,16 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, ProviderError
 from ..resources import bridge
 from ..resources.kv import Item
+from ..resources.records import record
 from ._envelope import LOG_PREFIX, Stored
 from .breaker import counts_as_down
 
@@ -32,6 +35,19 @@ __all__ = ["Replicator"]
 
 log = logging.getLogger("overcast.resilience")
 _PAGE = 100
+#: writes kept in memory for shipping; past it they ship from the log on the next scan
+_DIRECT_MAX = 10_000
+
+
+@record(frozen=True, slots=True)
+class _Written:
+    index: int
+    key: str
+    value: dict[str, Any]
+    data: bytes
+    clock: str
+    expires_at: datetime | None
+    entry_version: str
 
 
 class Replicator:
@@ -48,9 +64,59 @@ class Replicator:
         self._event: asyncio.Event | None = None
         self._stopped = False
         self._lock = threading.Lock()
+        self._direct: deque[_Written] = deque()
 
-    async def run_once(self) -> int:
-        """One pass over every reachable member's log; the number of keys shipped."""
+    def written(
+        self,
+        index: int,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        clock: str,
+        expires_at: datetime | None,
+        entry_version: str,
+    ) -> None:
+        """A write this process just logged beside member ``index``: ship it from memory, without
+        reading the log or the source (the log still has it if this process dies first)."""
+        if len(self._direct) < _DIRECT_MAX:
+            self._direct.append(_Written(index, key, value, data, clock, expires_at, entry_version))
+        self.wake()
+
+    async def run_once(self, *, scan: bool = True) -> int:
+        """Ship the writes made here, then (with ``scan``, or if one of them could not be
+        shipped) every reachable member's log; the number of keys shipped."""
+        shipped, complete = await self._ship_written()
+        if scan or not complete:
+            shipped += await self._ship_logs()
+        self.shipped += shipped
+        return shipped
+
+    async def _ship_written(self) -> tuple[int, bool]:
+        shipped, complete = 0, True
+        while self._direct:
+            if self._stopped and self._in_background():
+                return shipped, False
+            written = self._direct.popleft()
+            w = written
+            others = [i for i in range(len(self.store.members)) if i != w.index]
+            applied = [await self._apply(i, w.key, w.value, w.data, w.clock, w.expires_at) for i in others]
+            if not all(applied):
+                complete = False  # the log entry stays: a scan ships it when the member answers
+                continue
+            source = self.store.members[written.index]
+            try:
+                await self.store._on(source, source.store._delete(LOG_PREFIX + written.key, written.entry_version))
+            except Conflict:
+                pass  # marked again by a newer write, which ships too
+            except ProviderError as exc:
+                if not counts_as_down(exc):
+                    raise
+                complete = False
+                continue
+            shipped += 1
+        return shipped, complete
+
+    async def _ship_logs(self) -> int:
         shipped = 0
         for index, member in enumerate(self.store.members):
             if not member.breaker.allows():
@@ -61,7 +127,6 @@ class Replicator:
                 if not counts_as_down(exc):
                     raise
                 log.debug("replication from %s waits: %s", member, exc)
-        self.shipped += shipped
         return shipped
 
     async def pending(self) -> int:
@@ -100,7 +165,7 @@ class Replicator:
             for other in range(len(store.members)):
                 if other == index:
                     continue
-                if not await self._apply(other, key, item, stored, data):
+                if not await self._apply(other, key, item.value, data, stored.clock, item.expires_at):
                     everywhere = False
             if not everywhere:
                 return 0
@@ -108,19 +173,21 @@ class Replicator:
             await store._on(source, source.store._delete(entry.key, entry.version))
         return 1
 
-    async def _apply(self, other: int, key: str, item: Item, stored: Stored, data: bytes) -> bool:
+    async def _apply(
+        self, other: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
+    ) -> bool:
         from .replicated_kv import record_lag
 
         member = self.store.members[other]
         if not member.breaker.allows():
             return False
         try:
-            await self.store.apply(other, key, item.value, data, stored.clock, item.expires_at)
+            await self.store.apply(other, key, value, data, clock, expires_at)
         except ProviderError as exc:
             if not counts_as_down(exc):
                 raise
             return False
-        self.lags.append(record_lag(self.store, other, stored.clock))
+        self.lags.append(record_lag(self.store, other, clock))
         return True
 
     # -- in the background -------------------------------------------------------------------
@@ -144,15 +211,21 @@ class Replicator:
             loop.call_soon_threadsafe(event.set)
 
     async def _run(self) -> None:
+        """Ship what is written here as it comes; scan the logs every ``idle`` seconds (for
+        writes of other processes and those a member down made wait)."""
         self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+        scanned = 0.0
         while not self._stopped:
             self._event.clear()
+            scan = time.monotonic() - scanned >= self.idle
             try:
-                shipped = await self.run_once()
+                shipped = await self.run_once(scan=scan)
             except Exception as exc:  # a bug or a refusal: keep shipping the rest later
                 log.warning("replication of %s failed: %s", self.store.name, exc)
                 shipped = 0
-            if shipped:
+            if scan:
+                scanned = time.monotonic()
+            if shipped or self._direct:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event.wait(), self.idle)
