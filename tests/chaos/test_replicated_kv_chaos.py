@@ -136,3 +136,45 @@ def test_dynamodb_primary_firestore_replica_loses_no_acknowledged_write(
     assert not report.lost, report.lost[:5]
     assert not report.foreign, report.foreign[:5]
     assert not report.disagree, report.disagree[:5]
+
+
+def test_azure_tables_primary_postgres_replica_loses_no_acknowledged_write(
+    azurite: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Azure Tables (Azurite) through the proxy, a durable PostgreSQL (synchronous commit) as
+    the replica, killed with -9 and restarted on its data; proxy faults on Azure Tables."""
+    from servers.azure import connection_string
+    from servers.postgres import restart, start_postgres
+
+    table_port = int(azurite.env["AZURE_STORAGE_CONNECTION_STRING"].split("TableEndpoint=http://127.0.0.1:")[1][:5])
+    proxy = FaultProxy(table_port)
+    monkeypatch.setenv("OVERCAST_CHAOS_TABLES", connection_string(1, 1, proxy.port))
+    postgres = start_postgres(durable=True)
+    monkeypatch.setenv("PGUSER", postgres.env["PGUSER"])
+    pg_url = f"postgresql://127.0.0.1:{postgres.port}/postgres?store=chaos"
+    name = f"chaos{os.getpid()}"
+    direct = [f"azuretables://{name}", pg_url]
+    through = [f"azuretables://{name}?connection_env=OVERCAST_CHAOS_TABLES", pg_url]
+
+    async def kill() -> str:
+        nonlocal postgres
+        assert postgres.process is not None
+        os.killpg(postgres.process.pid, signal.SIGKILL)
+        postgres.process.wait()
+        await asyncio.sleep(1.0)
+        postgres = await asyncio.to_thread(restart, postgres)
+        return "postgresql kill -9, restarted on its data after 1 s"
+
+    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="1s"))
+    store.sync.create()
+    try:
+        report = asyncio.run(run(store, direct, [*_proxy_faults(proxy, "azure tables"), kill], seconds=SECONDS))
+    finally:
+        store.close()
+        proxy.close()
+        postgres.stop()
+    print(f"\nazure tables + postgresql, ack=primary: {report}")
+    assert report.acknowledged > 50 and len(report.faults) >= 3, report
+    assert not report.lost, report.lost[:5]
+    assert not report.foreign, report.foreign[:5]
+    assert not report.disagree, report.disagree[:5]

@@ -46,13 +46,17 @@ def _bindir() -> Path | None:
     return None
 
 
-def start_postgres() -> Server:
+def start_postgres(*, durable: bool = False, port: int | None = None) -> Server:
+    """A new cluster; ``durable`` keeps PostgreSQL's own settings (fsync, synchronous commit),
+    so a kill -9 loses no committed transaction, for the chaos tests; :func:`restart` brings
+    it back on the same port and data."""
     bindir = _bindir()
     if bindir is None:
         missing("PostgreSQL", "apt-get install -y postgresql")
-    port = free_port()
+    port = port or free_port()
     data = workdir() / f"pg-{port}"
-    data.mkdir()
+    fresh = not data.exists()
+    data.mkdir(exist_ok=True)
     demote = None
     user = pwd.getpwuid(os.getuid()).pw_name
     if os.getuid() == 0:
@@ -64,13 +68,15 @@ def start_postgres() -> Server:
             os.setuid(pg.pw_uid)
 
         user = "postgres"
-    subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        preexec_fn=demote,
-        cwd="/",
-    )
+    if fresh:
+        subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            preexec_fn=demote,
+            cwd="/",
+        )
+    fast = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     server = spawn(
         "postgres",
         [
@@ -83,12 +89,7 @@ def start_postgres() -> Server:
             str(port),
             "-k",
             str(data),
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
+            *([] if durable else fast),
             "-c",
             "max_connections=200",
         ],
@@ -100,6 +101,11 @@ def start_postgres() -> Server:
         server_env={"OVERCAST_TEST_POSTGRES_URL": f"postgresql://127.0.0.1:{port}/postgres", "PGUSER": user},
     )
     return PostgresServer(**vars(server))
+
+
+def restart(server: Server) -> Server:
+    """Start a durable cluster again on its port and data (after a kill -9)."""
+    return start_postgres(durable=True, port=server.port)
 
 
 #: The session fixtures tests/conftest.py makes from this module: fixture name -> start function.
