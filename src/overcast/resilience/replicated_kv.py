@@ -12,6 +12,7 @@ is unavailable. ``docs/resilience.md`` states what each ``ack`` mode guarantees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import telemetry
 from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
 from ..resources.kv import Item, KeyValueStore, KVLimits, Page
+from ..resources.records import record
 from ..resources.registry import open_resource
 from ..resources.url import ResourceURL
 from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, ZERO, Stored, open_item, tombstone, wrap
@@ -40,6 +42,17 @@ log = logging.getLogger("overcast.resilience")
 _KNOWN_MAX = 10_000
 _CONTENDED = 16
 _BATCH = 32
+_LOG_PAGE = 100
+
+
+@record(frozen=True, slots=True)
+class KVState:
+    """One member's envelope for a key, as the replicator ships it."""
+
+    value: dict[str, Any]
+    data: bytes
+    clock: str
+    expires_at: datetime | None
 
 
 class Member:
@@ -364,7 +377,7 @@ class ReplicatedKeyValueStore(KeyValueStore):
                 entry.exception()  # retrieved: the write's own error is the one to raise
             raise
         entry_version = await entry  # the write is acknowledged only once its log entry is held too
-        self.replicator.written(index, key, value, data, clock, expires_at, entry_version)
+        self.replicator.written(index, key, KVState(value, data, clock, expires_at), entry_version)
         return result
 
     async def _log_beside(self, indexes: list[int], key: str, clock: str) -> None:
@@ -430,6 +443,32 @@ class ReplicatedKeyValueStore(KeyValueStore):
         from .repair import repair
 
         return await repair(self, dry_run=dry_run)
+
+    # -- what the replicator needs (see replicator.Replicated) --------------------------------
+
+    async def log_page(self, index: int, cursor: str | None) -> tuple[list[tuple[str, str]], str | None]:
+        member = self.members[index]
+        page = await self._on(member, member.store._scan_page(LOG_PREFIX, _LOG_PAGE, cursor))
+        return [(item.key[len(LOG_PREFIX) :], item.version) for item in page.items], page.cursor
+
+    async def read_state(self, index: int, key: str) -> KVState | None:
+        member = self.members[index]
+        item = await self._on(member, member.store._get(key))
+        if item is None:
+            return None
+        data = json.dumps(item.value, separators=(",", ":"), ensure_ascii=False).encode()
+        return KVState(item.value, data, Stored(item).clock, item.expires_at)
+
+    async def apply_state(self, index: int, key: str, state: KVState) -> bool:
+        return await self.apply(index, key, state.value, state.data, state.clock, state.expires_at)
+
+    async def drop_log(self, index: int, key: str, entry_version: str) -> None:
+        member = self.members[index]
+        with contextlib.suppress(Conflict):  # marked again by a newer write, which ships too
+            await self._on(member, member.store._delete(LOG_PREFIX + key, entry_version))
+
+    def lag_recorded(self, index: int, clock: str) -> float:
+        return record_lag(self, index, clock)
 
     def health(self) -> list[dict[str, Any]]:
         """Each member's role, URL, breaker state and transitions, for doctor and health endpoints."""

@@ -1,59 +1,78 @@
 """Ships a replicated store's change log: for each dirty key, the source's current state.
 
-State, not operations: the replicator reads the key's item where it was logged and
-applies it by clock to every other member, so shipping is idempotent and needs no
-order. A log entry is removed (conditionally on its version, so a newer mark stays)
-only once every other member holds the state or something newer; while a member is
-down its entries wait. In-process it runs on the portal loop, woken by each write and
-otherwise every ``idle`` seconds.
+State, not operations: the replicator reads the key's state where it was logged (or
+takes it from memory for a write this process made) and applies it by clock to every
+other member, so shipping is idempotent and needs no order. A log entry is removed
+(conditionally on its version, so a newer mark stays) only once every other member
+holds the state or something newer; while a member is down its entries wait. In-process
+it runs on the portal loop, woken by each write, and scans the logs every ``idle``
+seconds. It serves any replicated kind through :class:`Replicated`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..errors import Conflict, ProviderError
+from ..errors import ProviderError
 from ..resources import bridge
-from ..resources.kv import Item
 from ..resources.records import record
-from ._envelope import LOG_PREFIX, Stored
 from .breaker import counts_as_down
 
-if TYPE_CHECKING:
-    from .replicated_kv import ReplicatedKeyValueStore
-
-__all__ = ["Replicator"]
+__all__ = ["Replicated", "Replicator", "State"]
 
 log = logging.getLogger("overcast.resilience")
-_PAGE = 100
 #: writes kept in memory for shipping; past it they ship from the log on the next scan
 _DIRECT_MAX = 10_000
+
+
+class State(Protocol):
+    """What a member holds for one key, as a replicated store ships it."""
+
+    @property
+    def clock(self) -> str: ...
+
+
+class Replicated(Protocol):
+    """What the replicator needs of a replicated store, whatever its kind."""
+
+    name: str
+    members: list[Any]
+
+    async def log_page(self, index: int, cursor: str | None) -> tuple[list[tuple[str, str]], str | None]:
+        """One page of member ``index``'s log: (key, entry version) pairs and the next cursor."""
+
+    async def read_state(self, index: int, key: str) -> State | None:
+        """The state member ``index`` holds for ``key`` now (None: nothing, e.g. expired)."""
+
+    async def apply_state(self, index: int, key: str, state: Any) -> bool:
+        """Apply ``state`` to member ``index`` only if newer; whether a live value was there."""
+
+    async def drop_log(self, index: int, key: str, entry_version: str) -> None:
+        """Remove ``key``'s log entry beside member ``index`` if it is still ``entry_version``."""
+
+    def lag_recorded(self, index: int, clock: str) -> float:
+        """Record that member ``index`` applied ``clock`` now; the lag in seconds."""
 
 
 @record(frozen=True, slots=True)
 class _Written:
     index: int
     key: str
-    value: dict[str, Any]
-    data: bytes
-    clock: str
-    expires_at: datetime | None
+    state: Any
     entry_version: str
 
 
 class Replicator:
     """The change-log shipper of one replicated store."""
 
-    def __init__(self, store: ReplicatedKeyValueStore, *, idle: float = 1.0) -> None:
+    def __init__(self, store: Replicated, *, idle: float = 1.0) -> None:
         self.store = store
         self.idle = idle
         self.shipped = 0
@@ -66,20 +85,11 @@ class Replicator:
         self._lock = threading.Lock()
         self._direct: deque[_Written] = deque()
 
-    def written(
-        self,
-        index: int,
-        key: str,
-        value: dict[str, Any],
-        data: bytes,
-        clock: str,
-        expires_at: datetime | None,
-        entry_version: str,
-    ) -> None:
+    def written(self, index: int, key: str, state: Any, entry_version: str) -> None:
         """A write this process just logged beside member ``index``: ship it from memory, without
         reading the log or the source (the log still has it if this process dies first)."""
         if len(self._direct) < _DIRECT_MAX:
-            self._direct.append(_Written(index, key, value, data, clock, expires_at, entry_version))
+            self._direct.append(_Written(index, key, state, entry_version))
         self.wake()
 
     async def run_once(self, *, scan: bool = True) -> int:
@@ -91,29 +101,28 @@ class Replicator:
         self.shipped += shipped
         return shipped
 
+    async def pending(self) -> int:
+        """How many log entries wait beside the members that answer (for doctor and tests)."""
+        total = 0
+        for index in range(len(self.store.members)):
+            cursor: str | None = None
+            while True:
+                entries, cursor = await self.store.log_page(index, cursor)
+                total += len(entries)
+                if cursor is None:
+                    break
+        return total
+
     async def _ship_written(self) -> tuple[int, bool]:
         shipped, complete = 0, True
         while self._direct:
             if self._stopped and self._in_background():
                 return shipped, False
-            written = self._direct.popleft()
-            w = written
-            others = [i for i in range(len(self.store.members)) if i != w.index]
-            applied = [await self._apply(i, w.key, w.value, w.data, w.clock, w.expires_at) for i in others]
-            if not all(applied):
+            w = self._direct.popleft()
+            if await self._ship(w.index, w.key, w.state, w.entry_version):
+                shipped += 1
+            else:
                 complete = False  # the log entry stays: a scan ships it when the member answers
-                continue
-            source = self.store.members[written.index]
-            try:
-                await self.store._on(source, source.store._delete(LOG_PREFIX + written.key, written.entry_version))
-            except Conflict:
-                pass  # marked again by a newer write, which ships too
-            except ProviderError as exc:
-                if not counts_as_down(exc):
-                    raise
-                complete = False
-                continue
-            shipped += 1
         return shipped, complete
 
     async def _ship_logs(self) -> int:
@@ -129,65 +138,42 @@ class Replicator:
                 log.debug("replication from %s waits: %s", member, exc)
         return shipped
 
-    async def pending(self) -> int:
-        """How many log entries wait beside the members that answer (for doctor and tests)."""
-        total = 0
-        for member in self.store.members:
-            cursor: str | None = None
-            while True:
-                page = await self.store._on(member, member.store._scan_page(LOG_PREFIX, _PAGE, cursor))
-                total += len(page.items)
-                if page.cursor is None:
-                    break
-                cursor = page.cursor
-        return total
-
     async def _ship_log(self, index: int) -> int:
-        member, cursor, shipped = self.store.members[index], None, 0
+        cursor, shipped = None, 0
         while True:
-            page = await self.store._on(member, member.store._scan_page(LOG_PREFIX, _PAGE, cursor))
-            for entry in page.items:
+            entries, cursor = await self.store.log_page(index, cursor)
+            for key, entry_version in entries:
                 if self._stopped and self._in_background():
                     return shipped
-                shipped += await self._ship(index, entry)
-            if page.cursor is None:
+                state = await self.store.read_state(index, key)
+                shipped += await self._ship(index, key, state, entry_version)
+            if cursor is None:
                 return shipped
-            cursor = page.cursor
 
-    async def _ship(self, index: int, entry: Item) -> int:
-        """Apply the logged key's current state to every other member; drop the entry when all hold it."""
-        store = self.store
-        source, key = store.members[index], entry.key[len(LOG_PREFIX) :]
-        item = await store._on(source, source.store._get(key))
-        if item is not None:
-            stored, data = Stored(item), json.dumps(item.value, separators=(",", ":"), ensure_ascii=False).encode()
-            everywhere = True
-            for other in range(len(store.members)):
-                if other == index:
-                    continue
-                if not await self._apply(other, key, item.value, data, stored.clock, item.expires_at):
-                    everywhere = False
-            if not everywhere:
-                return 0
-        with contextlib.suppress(Conflict):  # marked again meanwhile: the newer mark ships next pass
-            await store._on(source, source.store._delete(entry.key, entry.version))
-        return 1
-
-    async def _apply(
-        self, other: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
-    ) -> bool:
-        from .replicated_kv import record_lag
-
-        member = self.store.members[other]
-        if not member.breaker.allows():
-            return False
+    async def _ship(self, index: int, key: str, state: State | None, entry_version: str) -> bool:
+        """Apply ``state`` to every other member; drop the log entry once all hold it."""
+        if state is not None:
+            others = [i for i in range(len(self.store.members)) if i != index]
+            if not all([await self._apply(i, key, state) for i in others]):
+                return False
         try:
-            await self.store.apply(other, key, value, data, clock, expires_at)
+            await self.store.drop_log(index, key, entry_version)
         except ProviderError as exc:
             if not counts_as_down(exc):
                 raise
             return False
-        self.lags.append(record_lag(self.store, other, clock))
+        return True
+
+    async def _apply(self, other: int, key: str, state: State) -> bool:
+        if not self.store.members[other].breaker.allows():
+            return False
+        try:
+            await self.store.apply_state(other, key, state)
+        except ProviderError as exc:
+            if not counts_as_down(exc):
+                raise
+            return False
+        self.lags.append(self.store.lag_recorded(other, state.clock))
         return True
 
     # -- in the background -------------------------------------------------------------------
@@ -246,6 +232,3 @@ class Replicator:
 
     def __repr__(self) -> str:
         return f"<Replicator of {self.store.name!r}: {self.shipped} shipped>"
-
-    def __getstate__(self) -> Any:
-        raise TypeError("a Replicator belongs to one process")
