@@ -284,8 +284,8 @@ def _replicated(kind: str, name: str, table: dict[str, Any], where: str) -> str:
     """A replicated resource's table form as its URL (one string per resource everywhere)."""
     from .resilience.spec import replicated_url  # only when a file holds one
 
-    if kind != "kv":
-        raise ConfigError(f"{where}: replication is available for kv resources (buckets are next), not {kind}")
+    if kind not in ("kv", "bucket"):
+        raise ConfigError(f"{where}: replication is available for kv and bucket resources, not {kind}")
     return replicated_url(name, table, where)
 
 

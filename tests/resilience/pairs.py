@@ -38,3 +38,11 @@ def replicated_url(primary: str, replicas: list[str], **options: str) -> str:
 def member_urls(pair: tuple[str, ...], tmp: Path, name: str | None = None) -> list[str]:
     name = name or f"kv-{uuid.uuid4().hex[:10]}"
     return [MEMBERS[scheme][1](tmp, f"{name}-{i}") for i, scheme in enumerate(pair)]
+
+#: bucket scheme -> (server fixture or None, (tmp, name) -> member URL)
+BUCKETS: dict[str, tuple[str | None, Callable[[Path, str], str]]] = {
+    "memory": (None, lambda tmp, name: f"memory://{name}"),
+    "file": (None, lambda tmp, name: f"file:///{tmp / name}"),
+    "s3": ("moto_server", lambda tmp, name: f"s3://{name}/some/prefix"),
+    "gs": ("gcs_emulator", lambda tmp, name: f"gs://{name}/some/prefix"),
+}

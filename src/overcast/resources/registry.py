@@ -102,7 +102,8 @@ class Provider:
 
 _registry: dict[tuple[str, str], Provider] = {
     # Not a family: a wrapper over other providers (overcast.resilience), built into the core.
-    ("kv", "replicated"): Provider("kv", "replicated", "overcast.resilience.replicated_kv:ReplicatedKeyValueStore"),
+    (kind, "replicated"): Provider(kind, "replicated", f"overcast.resilience.replicated_{module}:Replicated{cls}Store")
+    for kind, module, cls in (("kv", "kv", "KeyValue"), ("bucket", "blob", "Blob"))
 }
 _families: dict[str, Family] = {}
 _entry_points_loaded = False
