@@ -44,7 +44,7 @@ def test_reads_and_writes_fail_over_to_the_replica(moto_server: Server, tmp_path
     bucket: Any = overcast.open_bucket(replicated_url(dead, [f"file:///{tmp_path}/b"], timeout="2s"))
     info = bucket.sync.put("k", b"v")  # the primary refuses connections: the replica takes it
     assert bucket.sync.get("k") == b"v" and info.size == 1
-    with pytest.raises(Unavailable, match="conditional writes .* refused while failed over"):
+    with pytest.raises(Unavailable, match=r"conditional writes .* refused while failed over"):
         bucket.sync.put("k", b"w", if_etag=info.etag)
     assert [m["breaker"] for m in bucket.health()] == ["open", "closed"]
     bucket.close()
