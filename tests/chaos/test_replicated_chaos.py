@@ -124,7 +124,7 @@ def test_dynamodb_primary_firestore_replica_loses_no_acknowledged_write(
         *_pause_faults(moto_server, "moto"),
         *_pause_faults(firestore_emulator, "firestore emulator"),
     ]
-    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="1s"))
+    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="2s"))
     store.sync.create()
     try:
         report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
@@ -165,7 +165,7 @@ def test_azure_tables_primary_postgres_replica_loses_no_acknowledged_write(
         postgres = await asyncio.to_thread(restart, postgres)
         return "postgresql kill -9, restarted on its data after 1 s"
 
-    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="1s"))
+    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="2s"))
     store.sync.create()
     try:
         report = asyncio.run(run(store, direct, [*_proxy_faults(proxy, "azure tables"), kill], seconds=SECONDS))
@@ -174,6 +174,34 @@ def test_azure_tables_primary_postgres_replica_loses_no_acknowledged_write(
         proxy.close()
         postgres.stop()
     print(f"\nazure tables + postgresql, ack=primary: {report}")
+    assert report.acknowledged > 50 and len(report.faults) >= 3, report
+    assert not report.lost, report.lost[:5]
+    assert not report.foreign, report.foreign[:5]
+    assert not report.disagree, report.disagree[:5]
+
+
+def test_s3_primary_gcs_replica_bucket_loses_no_acknowledged_write(
+    moto_server: Server, gcs_emulator: Server, tmp_path: Path
+) -> None:
+    """Objects across clouds: S3 (moto) through the proxy, GCS (fake-gcs-server); proxy faults on
+    S3, SIGSTOP of either server."""
+    proxy = FaultProxy(moto_server.port)
+    name = f"chaos{os.getpid()}"
+    direct = [f"s3://{name}/p", f"gs://{name}/p"]
+    through = [f"s3://{name}/p?endpoint=http://127.0.0.1:{proxy.port}&retries=1", direct[1]]
+    faults = [
+        *_proxy_faults(proxy, "s3"),
+        *_pause_faults(moto_server, "moto"),
+        *_pause_faults(gcs_emulator, "fake-gcs-server"),
+    ]
+    store: Any = overcast.open_bucket(replicated_url(through[0], through[1:], timeout="2s"))
+    store.sync.create()
+    try:
+        report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
+    finally:
+        store.close()
+        proxy.close()
+    print(f"\ns3 + gcs bucket, ack=primary: {report}")
     assert report.acknowledged > 50 and len(report.faults) >= 3, report
     assert not report.lost, report.lost[:5]
     assert not report.foreign, report.foreign[:5]
