@@ -11,14 +11,14 @@ shipped from the primary's cloud at that cloud's egress rate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, InvalidArgument
 from ..resources.registry import families, load_attribute
-from .model import GB, LineItem, Offer, PriceTable, Pricing, ResourceUsage, Workload
+from .model import GB, LineItem, Offer, Price, PriceTable, Pricing, ResourceUsage, Workload
 
-__all__ = ["Comparison", "Placement", "compare", "pricings"]
+__all__ = ["CloudPlan", "Comparison", "Placement", "compare", "configured", "pricings"]
 
 #: Operations that carry the item's bytes to the service, and those that bring them back.
 WRITES = frozenset({"put", "put_conditional", "put_absent", "send", "publish", "set"})
@@ -98,6 +98,10 @@ class _Tables:
         if key not in self._loaded:
             self._loaded[key] = self._by_family[family].prices(cloud, self._regions.get(cloud))
         return self._loaded[key]
+
+    def retrieved(self) -> dict[str, str]:
+        """When each price table used was read, by ``family/cloud``."""
+        return {f"{family}/{cloud}": t.retrieved for (family, cloud), t in self._loaded.items()}
 
     def egress(self, cloud: str) -> Pricing:
         pricing = next((p for p in self._by_family.values() if p.egress and cloud in p.clouds), None)
@@ -183,9 +187,9 @@ def _plan(
     compute: Pricing,
     cloud: str,
     free_tier: bool,
-    anywhere: bool,
+    allowed: Callable[[ResourceUsage, Offer], bool],
 ) -> CloudPlan:
-    """Compute on ``cloud``; each resource on its cheapest offer there (or anywhere, for the mix)."""
+    """Compute on ``cloud``; each resource on the cheapest of the offers ``allowed`` for it."""
     assert compute.compute is not None
     compute_items = list(compute.compute.price(workload, tables.table(compute.family, cloud), free_tier))
     egress_gb = workload.requests * workload.response_bytes / GB
@@ -194,7 +198,7 @@ def _plan(
     placements: list[Placement] = []
     missing: list[str] = []
     for usage in workload.resources.values():
-        candidates = [o for o in offers if o.kind == usage.kind and (anywhere or o.cloud == cloud)]
+        candidates = [o for o in offers if o.kind == usage.kind and allowed(usage, o)]
         replicas = {c: _cheapest_native(tables, workload, usage, offers, c, free_tier) for c in usage.replicas}
         options = [
             place(tables, workload, usage, o, cloud, {c: r for c, r in replicas.items() if r}, free_tier)
@@ -204,7 +208,23 @@ def _plan(
             missing.append(usage.name)
             continue
         placements.append(min(options, key=lambda p: (p.total, p.offer.cloud != cloud, p.offer.service)))
+    if free_tier:
+        compute_items, placements = _share_free(compute_items, placements)
     return CloudPlan(cloud, compute_items, placements, missing)
+
+
+def _share_free(compute: list[LineItem], placements: list[Placement]) -> tuple[list[LineItem], list[Placement]]:
+    """Free tiers are a month's allowance per account, not per resource: each price's free
+    units go to its line items in order (compute first), so two queues share SQS's million."""
+    left: dict[Price, float] = {}
+
+    def share(item: LineItem) -> LineItem:
+        free = min(item.quantity, left.setdefault(item.price, item.price.free))
+        left[item.price] -= free
+        return replace(item, free_units=free, cost=(item.quantity - free) * item.price.rate / item.price.per)
+
+    shared = [share(i) for i in compute]
+    return shared, [replace(p, items=[share(i) for i in p.items]) for p in placements]
 
 
 def _cheapest_native(
@@ -218,6 +238,25 @@ def _cheapest_native(
     )
 
 
+def _setup(workload: Workload, all_pricings: Sequence[Pricing] | None) -> tuple[_Tables, list[Offer], list[Pricing]]:
+    found = list(all_pricings) if all_pricings is not None else pricings()
+    offers = [replace(o, family=p.family) for p in found for o in p.offers]
+    computes = [p for p in found if p.compute is not None]
+    known = [c for p in computes for c in p.clouds]
+    for cloud in workload.regions:
+        if cloud not in known:
+            raise InvalidArgument(f"region given for unknown cloud {cloud!r}; clouds: {', '.join(known)}")
+    return _Tables(found, workload.regions), offers, computes
+
+
+def _on(cloud: str) -> Callable[[ResourceUsage, Offer], bool]:
+    return lambda usage, offer: offer.cloud == cloud
+
+
+def _anywhere(usage: ResourceUsage, offer: Offer) -> bool:
+    return True
+
+
 def compare(
     workload: Workload,
     *,
@@ -226,26 +265,33 @@ def compare(
     all_pricings: Sequence[Pricing] | None = None,
 ) -> Comparison:
     """Price ``workload`` on every cloud with compute, and find the cheapest mix."""
-    found = list(all_pricings) if all_pricings is not None else pricings()
-    tables = _Tables(found, workload.regions)
-    offers = [replace(o, family=p.family) for p in found for o in p.offers]
-    computes = [p for p in found if p.compute is not None]
-    for cloud in workload.regions:
-        if not any(cloud in p.clouds for p in computes):
-            raise InvalidArgument(
-                f"region given for unknown cloud {cloud!r}; clouds: {', '.join(c for p in computes for c in p.clouds)}"
-            )
-    plans: list[CloudPlan] = []
-    for pricing in computes:
-        for cloud in pricing.clouds:
-            if clouds is None or cloud in clouds:
-                plans.append(_plan(tables, workload, offers, pricing, cloud, free_tier, anywhere=False))
-    mixes = [
-        _plan(tables, workload, offers, p, cloud, free_tier, anywhere=True)
-        for p in computes
-        for cloud in p.clouds
-        if clouds is None or cloud in clouds
-    ]
+    tables, offers, computes = _setup(workload, all_pricings)
+    chosen = [(p, cloud) for p in computes for cloud in p.clouds if clouds is None or cloud in clouds]
+    plans = [_plan(tables, workload, offers, p, cloud, free_tier, _on(cloud)) for p, cloud in chosen]
+    mixes = [_plan(tables, workload, offers, p, cloud, free_tier, _anywhere) for p, cloud in chosen]
     mix = min((m for m in mixes if not m.missing), key=lambda m: m.total, default=None)
-    retrieved = {f"{family}/{cloud}": t.retrieved for (family, cloud), t in tables._loaded.items()}
-    return Comparison(plans, mix, retrieved)
+    return Comparison(plans, mix, tables.retrieved())
+
+
+def configured(
+    workload: Workload,
+    schemes: Mapping[str, str],
+    cloud: str,
+    *,
+    free_tier: bool = True,
+    all_pricings: Sequence[Pricing] | None = None,
+) -> CloudPlan:
+    """The app as a target configures it: compute on ``cloud``, each resource on the service
+    of its URL scheme (``schemes``: name → scheme); one with no priced service is ``missing``."""
+    tables, offers, computes = _setup(workload, all_pricings)
+    compute = next((p for p in computes if cloud in p.clouds), None)
+    if compute is None:
+        raise InvalidArgument(f"no installed family prices compute on cloud {cloud!r}")
+
+    def allowed(usage: ResourceUsage, offer: Offer) -> bool:
+        if offer.scheme != schemes.get(usage.name):
+            return False
+        same = [o for o in offers if o.kind == usage.kind and o.scheme == offer.scheme and o.cloud == cloud]
+        return offer.cloud == cloud or not same  # a neutral service runs on the target's cloud when it can
+
+    return _plan(tables, workload, offers, compute, cloud, free_tier, allowed)
