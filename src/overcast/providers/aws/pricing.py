@@ -67,7 +67,8 @@ S3_RULES = {
     "put": lambda size: [Call("PutObject", {"tier1": 1})],
     "get": lambda size: [Call("GetObject", {"tier2": 1})],
     "head": lambda size: [Call("HeadObject", {"tier2": 1})],
-    "delete": lambda size: [Call("DeleteObject")],  # DELETE requests are free
+    # delete() says whether the object was there: a HEAD (billed), then the DELETE (free)
+    "delete": lambda size: [Call("HeadObject", {"tier2": 1}), Call("DeleteObject")],
     "list": lambda size: [Call("ListObjectsV2", {"tier1": 1})],
 }
 
