@@ -58,8 +58,8 @@ QUEUE_RULES = {
 }
 
 TOPIC_RULES: dict[str, Rule] = {
-    # a topic is one queue per subscription: a publish sends to each (see _fanout)
-    "publish": lambda size: [],
+    # a topic is one queue per subscription: a publish lists them, then sends to each (_fanout)
+    "publish": lambda size: [Call("GET queues", {"transactions": 1})],
 }
 
 KEYVAULT_RULES = {
