@@ -68,14 +68,14 @@ def queue_op(store: Any, op: str, size: int, take: Callable[[], list[Any]]) -> l
     if op in ("receive", "ack"):
         queue.send("x" * size)
     messages: list[Any] = []
-    if op == "ack":
-        messages = queue.receive(max_messages=1, wait=1)
+    if op == "ack":  # a long wait: a pull that times out on the client leaves the message leased
+        messages = queue.receive(max_messages=1, wait=10)
         assert messages
     take()
     if op == "send":
         queue.send("x" * size)
     elif op == "receive":
-        assert queue.receive(max_messages=1, wait=1)
+        assert queue.receive(max_messages=1, wait=10)
     elif op == "ack":
         queue.ack(messages[0])
     return take()

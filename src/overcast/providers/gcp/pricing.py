@@ -36,7 +36,7 @@ VCPU = 1.0  # Cloud Run's default CPU for a service
 
 
 FIRESTORE_RULES = {
-    "get": lambda size: [Call("BatchGetDocuments", {"reads": 1})],
+    "get": lambda size: [Call("GetDocument", {"reads": 1})],
     "put": lambda size: [Call("Commit", {"writes": 1})],
     "put_absent": lambda size: [Call("Commit", {"writes": 1})],  # create(): a precondition, not a read
     "put_conditional": lambda size: [Call("BatchGetDocuments", {"reads": 1}), Call("Commit", {"writes": 1})],
