@@ -48,7 +48,7 @@ def aws_api(seen: Seen) -> str:
 
 
 def _attribute_bytes(value: dict[str, Any]) -> int:
-    (kind, raw), = value.items()
+    ((kind, raw),) = value.items()
     if kind == "S":
         return len(raw.encode())
     if kind == "N":
@@ -69,13 +69,18 @@ STORES = {
     "queue": ["sqs://q-{u}?endpoint={e}"],
     "topic": ["sns://t-{u}?endpoint={e}"],
 }
-OPS = {"kv": ["get", "put", "put_conditional", "put_absent", "delete", "scan"],
-       "bucket": ["put", "get", "head", "delete", "list"], "queue": ["send", "receive", "ack"], "topic": ["publish"]}
+OPS = {
+    "kv": ["get", "put", "put_conditional", "put_absent", "delete", "scan"],
+    "bucket": ["put", "get", "head", "delete", "list"],
+    "queue": ["send", "receive", "ack"],
+    "topic": ["publish"],
+}
 CASES = [(kind, url, op) for kind, urls in STORES.items() for url in urls for op in OPS[kind]]
 
 
-@pytest.mark.parametrize(("kind", "url", "op"), CASES, ids=[f"{u.split(':')[0]}-{u.split('client=')[-1][:4]}-{o}"
-                                                            for _, u, o in CASES])
+@pytest.mark.parametrize(
+    ("kind", "url", "op"), CASES, ids=[f"{u.split(':')[0]}-{u.split('client=')[-1][:4]}-{o}" for _, u, o in CASES]
+)
 def test_each_operation_sends_what_its_rule_prices(proxy: CountingProxy, kind: str, url: str, op: str) -> None:
     store = getattr(overcast, f"open_{kind}")(url.format(u=uuid.uuid4().hex[:10], e=proxy.endpoint))
     store.sync.create()

@@ -24,9 +24,16 @@ CONN_ENV = "OVERCAST_COST_TEST_AZURE"
 @pytest.fixture(scope="module")
 def proxies(azurite: Any) -> Iterator[dict[str, CountingProxy]]:
     """One recording proxy per Azurite service, and a connection string naming them."""
-    ports = dict(re.findall(r"(Blob|Queue|Table)Endpoint=http://127\.0\.0\.1:(\d+)", azurite.env["AZURE_STORAGE_CONNECTION_STRING"]))
-    with counting(f"127.0.0.1:{ports['Blob']}") as blob, counting(f"127.0.0.1:{ports['Queue']}") as queue, \
-            counting(f"127.0.0.1:{ports['Table']}") as table:
+    ports = dict(
+        re.findall(
+            r"(Blob|Queue|Table)Endpoint=http://127\.0\.0\.1:(\d+)", azurite.env["AZURE_STORAGE_CONNECTION_STRING"]
+        )
+    )
+    with (
+        counting(f"127.0.0.1:{ports['Blob']}") as blob,
+        counting(f"127.0.0.1:{ports['Queue']}") as queue,
+        counting(f"127.0.0.1:{ports['Table']}") as table,
+    ):
         conn = azurite.env["AZURE_STORAGE_CONNECTION_STRING"]
         for service, proxy in (("Blob", blob), ("Queue", queue), ("Table", table)):
             conn = conn.replace(f"127.0.0.1:{ports[service]}", f"127.0.0.1:{proxy.port}")
@@ -61,8 +68,12 @@ STORES = {
     "queue": "azqueue://q-{u}?connection_env=" + CONN_ENV,
     "topic": "azqueue://t-{u}?connection_env=" + CONN_ENV,
 }
-OPS = {"kv": ["get", "put", "put_conditional", "put_absent", "delete", "scan"],
-       "bucket": ["put", "get", "head", "delete", "list"], "queue": ["send", "receive", "ack"], "topic": ["publish"]}
+OPS = {
+    "kv": ["get", "put", "put_conditional", "put_absent", "delete", "scan"],
+    "bucket": ["put", "get", "head", "delete", "list"],
+    "queue": ["send", "receive", "ack"],
+    "topic": ["publish"],
+}
 CASES = [(kind, op) for kind in STORES for op in OPS[kind]]
 
 

@@ -20,8 +20,12 @@ from rules_support import apis, offer
 import overcast
 
 
-class Recorder(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamUnaryClientInterceptor,
-               grpc.StreamStreamClientInterceptor):
+class Recorder(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
     """Every RPC the client starts on an intercepted channel, by method name (``Commit``)."""
 
     def __init__(self) -> None:
@@ -67,7 +71,9 @@ FIRESTORE_OPS = ["get", "put", "put_conditional", "put_absent", "delete", "scan"
 
 
 @pytest.mark.parametrize("op", FIRESTORE_OPS)
-def test_firestore_operations_make_the_calls_their_rule_prices(firestore_emulator: Any, recorder: Recorder, op: str) -> None:
+def test_firestore_operations_make_the_calls_their_rule_prices(
+    firestore_emulator: Any, recorder: Recorder, op: str
+) -> None:
     project = f"cost-{uuid.uuid4().hex[:8]}"  # a new project: a new client, on an intercepted channel
     store = overcast.open_kv(f"firestore://c{uuid.uuid4().hex[:8]}?project={project}")
     rule = offer("gcp", "kv", "firestore")
@@ -90,7 +96,9 @@ def test_pubsub_operations_make_the_calls_their_rule_prices(
 
     monkeypatch.setattr(pubsub, "_clients", {})  # new clients, on intercepted channels
     name = f"t{uuid.uuid4().hex[:8]}"
-    store = getattr(overcast, f"open_{kind}")(f"pubsub://{name}" + (f"?subscription=s{name}" if kind == "queue" else ""))
+    store = getattr(overcast, f"open_{kind}")(
+        f"pubsub://{name}" + (f"?subscription=s{name}" if kind == "queue" else "")
+    )
     store.sync.create()
     rule = offer("gcp", kind, "pubsub")
     sent = DRIVERS[kind](store, op, 3000, recorder.take)
@@ -119,7 +127,9 @@ def gcs_api(seen: Seen) -> str:
 
 
 @pytest.mark.parametrize("op", ["put", "get", "head", "delete", "list"])
-def test_gcs_operations_send_what_their_rule_prices(gcs_proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch, op: str) -> None:
+def test_gcs_operations_send_what_their_rule_prices(
+    gcs_proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch, op: str
+) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_proxy.endpoint)
     project = f"cost-{uuid.uuid4().hex[:8]}"  # a new client, reading the proxy's address
     store = overcast.open_bucket(f"gs://b-{uuid.uuid4().hex[:10]}?project={project}")
