@@ -509,7 +509,7 @@ def _declared(app: App) -> tuple[dict[str, str], dict[str, int]]:
 
 def _qty(item: Any) -> str:
     def fmt(x: float) -> str:
-        return f"{x:,.2f}" if x >= 1 or x == 0 else f"{x:.3g}"
+        return f"{x:,.0f}" if x >= 1000 else f"{x:,.2f}" if x >= 1 or x == 0 else f"{x:.3g}"
 
     return fmt(item.quantity) + (f" ({fmt(item.free_units)} free)" if item.free_units else "")
 
@@ -563,7 +563,11 @@ def _configured(loaded: App, target: str | None, workload: Any, free_tier: bool)
         return None
     schemes = {name: loaded.config.url_for(h.kind, name, app=loaded.name, target=target).scheme
                for name, h in loaded.resources.items()}
-    return configured(workload, schemes, cloud, free_tier=free_tier)
+    plan = configured(workload, schemes, cloud, free_tier=free_tier)
+    for name in plan.missing:
+        _err().print(f"[yellow]target {escape(target)}: {escape(name)} uses {escape(schemes[name])}://, "
+                     "which no installed family prices; its cost is left out[/]", soft_wrap=True)
+    return plan
 
 
 @cli.command()
@@ -578,6 +582,7 @@ def cost(
     response_bytes: Annotated[int | None, typer.Option(help="Bytes answered a request.", show_default=False)] = None,
     free_tier: Annotated[bool, typer.Option("--free-tier/--no-free-tier", help="Count free tiers.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    lines: Annotated[bool, typer.Option("--lines", help="Every line item of every cloud.")] = False,
 ) -> None:
     """What the app costs a month on each cloud, and the cheapest placement per resource."""
     import json
@@ -602,17 +607,42 @@ def cost(
         }
         typer.echo(json.dumps(out, indent=2))
         return
-    _print_cost(loaded.name, workload, result, mine, target)
+    _print_cost(loaded.name, workload, result, mine, target, lines)
 
 
-def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | None) -> None:
+def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
+    """One row per resource (and compute), one column per plan: the monthly cost and the service."""
+    plans = [(f"target {target}", mine)] if mine is not None else []
+    plans += [(f"all on {p.cloud}", p) for p in sorted(result.clouds, key=lambda p: p.total)]
+    plans += [("cheapest mix", result.mix)] if result.mix is not None else []
+    table = Table(title="monthly cost per resource", title_justify="left", expand=False)
+    table.add_column("resource")
+    for title, _ in plans:
+        table.add_column(escape(title), justify="right", overflow="fold")
+    compute = [f"{_money(sum(i.cost for i in p.compute))}\n[dim]{escape(p.cloud)}[/]" for _, p in plans]
+    table.add_row("compute + egress", *compute)
+    names = list(dict.fromkeys(pl.resource for _, p in plans for pl in p.placements))
+    for name in names:
+        cells = []
+        for _, plan in plans:
+            found = next((pl for pl in plan.placements if pl.resource == name), None)
+            where = f"{found.offer.service} ({found.offer.cloud})" if found else ""
+            cells.append(f"{_money(found.total)}\n[dim]{escape(where)}[/]" if found else "[red]not priced[/]")
+        table.add_row(escape(name), *cells)
+    table.add_row("[bold]total[/]", *[f"[bold]{_money(p.total)}[/]" for _, p in plans])
+    return table
+
+
+def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | None, lines: bool) -> None:
     out = _out()
     out.print(f"[bold]{escape(name)}[/]: {workload.requests:,.0f} requests a month, {workload.duration_ms:g} ms, "
               f"{workload.memory_mb:g} MB; prices of {', '.join(sorted(set(result.retrieved.values())))}")
-    if mine is not None:
-        out.print(_plan_table(mine, f"target [bold]{escape(target or '')}[/] as configured ({mine.cloud})"))
-    for plan in sorted(result.clouds, key=lambda p: p.total):
-        out.print(_plan_table(plan, f"all on [bold]{escape(plan.cloud)}[/]"))
+    out.print(_summary_table(result, mine, target))
+    if lines:
+        if mine is not None:
+            out.print(_plan_table(mine, f"target [bold]{escape(target or '')}[/] as configured ({mine.cloud})"))
+        for plan in sorted(result.clouds, key=lambda p: p.total):
+            out.print(_plan_table(plan, f"all on [bold]{escape(plan.cloud)}[/]"))
     if result.mix is not None:
         out.print(_plan_table(result.mix, f"cheapest mix (compute on [bold]{escape(result.mix.cloud)}[/])"))
         single = result.cheapest_single

@@ -107,8 +107,31 @@ def test_the_table_names_each_cloud_and_the_saving(tmp_path: Path) -> None:
     app = _project(tmp_path / "app")
     result = runner.invoke(cli, ["cost", str(app), "--requests", "500000"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
-    for text in ("all on aws", "all on gcp", "all on azure", "cheapest mix", "cheapest single cloud", "DynamoDB"):
+    for text in (
+        "monthly cost per resource",
+        "all on aws",
+        "all on gcp",
+        "all on azure",
+        "cheapest mix",
+        "cheapest single cloud",
+        "DynamoDB",
+        "Firestore",
+        "Table storage",
+    ):
         assert text in result.output
+    assert "read request unit" not in result.output and "wru" not in result.output  # line items: --lines
+    detailed = runner.invoke(cli, ["cost", str(app), "--requests", "500000", "--lines"], env={"COLUMNS": "160"})
+    assert "wru" in detailed.output and "vCPU-seconds" in detailed.output
+
+
+def test_a_target_resource_no_family_prices_is_named(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    toml = (app / "overcast.toml").read_text().replace('kv.users = "dynamodb://users"', 'kv.users = "memory://users"')
+    (app / "overcast.toml").write_text(toml)
+    result = runner.invoke(cli, ["cost", str(app), "-t", "aws", "--requests", "1000", "--json"])
+    assert result.exit_code == 0
+    assert "users uses memory://, which no installed family prices" in result.stderr
+    assert json.loads(result.stdout)["target"]["missing"] == ["users"]
 
 
 def test_a_profile_naming_a_resource_the_app_lacks_is_refused(tmp_path: Path) -> None:
