@@ -145,3 +145,9 @@ def test_without_requests_it_says_how_to_give_them(tmp_path: Path) -> None:
     app = _project(tmp_path / "app")
     result = runner.invoke(cli, ["cost", str(app)])
     assert result.exit_code == 1 and "--requests" in result.output
+
+
+def test_cost_takes_the_app_first_and_the_target_as_an_option(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["cost", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "cost [OPTIONS] [APP]" in result.output
+    assert "--target" in result.output and "-t" in result.output and "--profile" in result.output
