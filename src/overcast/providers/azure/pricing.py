@@ -32,6 +32,7 @@ __all__ = ["PRICING"]
 SCAN_PAGE = 25
 CHUNK = 64 * 1024  # a queue message is at most 64 KB: one transaction
 SECRET_CACHE_TTL = 300.0
+MAX_MEMORY_MB = 1536  # memory is measured up to this on the consumption plan
 
 
 TABLE_RULES = {
@@ -79,9 +80,9 @@ def _cached(workload: Workload, usage: ResourceUsage, units: dict[str, float]) -
 
 
 def _functions(workload: Workload, table: PriceTable, free_tier: bool) -> list[LineItem]:
-    """Consumption plan: executions, and GB-s with memory rounded up to 128 MB and at least
-    100 ms and 128 MB an execution."""
-    memory_gb = max(128, math.ceil(workload.memory_mb / 128) * 128) / 1024
+    """Consumption plan: executions, and GB-s with memory rounded up to 128 MB (at most
+    1,536 MB, the plan's largest) and at least 100 ms and 128 MB an execution."""
+    memory_gb = min(MAX_MEMORY_MB, max(128, math.ceil(workload.memory_mb / 128) * 128)) / 1024
     seconds = max(100.0, workload.duration_ms) / 1000
     return [
         LineItem.of("executions", workload.requests, table["functions.executions"], free_tier=free_tier),
