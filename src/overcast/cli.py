@@ -583,6 +583,9 @@ def cost(
     free_tier: Annotated[bool, typer.Option("--free-tier/--no-free-tier", help="Count free tiers.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     lines: Annotated[bool, typer.Option("--lines", help="Every line item of every cloud.")] = False,
+    chart: Annotated[
+        Path | None, typer.Option(help="Also draw cost against request volume (a .png or .svg file).")
+    ] = None,
 ) -> None:
     """What the app costs a month on each cloud, and the cheapest placement per resource."""
     import json
@@ -595,6 +598,13 @@ def cost(
     workload = load_profile(profile, declared, subscriptions=subscriptions, overrides=flags)
     result = compare(workload, free_tier=free_tier)
     mine = _configured(loaded, target, workload, free_tier)
+    if chart is not None:
+        from .cost.chart import chart as draw
+        from .cost.chart import series, volumes_around
+
+        drawn = draw(series(workload, volumes_around(workload.requests), free_tier=free_tier), chart,
+                     title=f"{loaded.name}: monthly cost by request volume")
+        _err().print(f"chart written to {escape(str(drawn))}")
     if as_json:
         single = result.cheapest_single
         out = {
