@@ -586,12 +586,17 @@ def cost(
     chart: Annotated[
         Path | None, typer.Option(help="Also draw cost against request volume (a .png or .svg file).")
     ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="First read current prices from the clouds' price APIs.")
+    ] = False,
 ) -> None:
     """What the app costs a month on each cloud, and the cheapest placement per resource."""
     import json
 
     from .cost import compare, load_profile
 
+    if refresh:
+        _refresh_prices()
     loaded = _load(app, "cost")
     declared, subscriptions = _declared(loaded)
     flags = {"requests": requests, "duration_ms": duration_ms, "memory_mb": memory_mb, "response_bytes": response_bytes}
@@ -618,6 +623,22 @@ def cost(
         typer.echo(json.dumps(out, indent=2))
         return
     _print_cost(loaded.name, workload, result, mine, target, lines)
+
+
+def _refresh_prices() -> None:
+    """Read current prices from every family that can, and say what changed and what could not be read."""
+    from .cost import pricings
+    from .cost.refresh import refresh_all
+
+    for done in refresh_all([p.refresh for p in pricings() if p.refresh is not None]):
+        if done.skipped:
+            _err().print(f"[yellow]{escape(done.family)}: not refreshed: {escape(done.skipped)}[/]", soft_wrap=True)
+            continue
+        kept = f"; kept as shipped: {', '.join(done.kept)}" if done.kept else ""
+        _err().print(
+            f"{escape(done.family)}: {len(done.updated)} price(s) changed{escape(kept)} → {escape(str(done.path))}",
+            soft_wrap=True,
+        )
 
 
 def _summary_table(result: Any, mine: Any, target: str | None) -> Table:

@@ -220,6 +220,8 @@ class Pricing:
     compute: ComputeOffer | None = None
     egress: Callable[[float, PriceTable, bool], LineItem] | None = None
     clouds: tuple[str, ...] = ()
+    #: reads current prices from the family's price API: ``(fetch, environment) -> Refreshed``
+    refresh: Callable[[Any, Mapping[str, str]], Any] | None = None
 
 
 def units_of(rules: Mapping[str, Rule], workload: Workload, usage: ResourceUsage) -> dict[str, float]:
@@ -269,7 +271,10 @@ def price_file(folder: Path, name: str) -> Callable[[str, str | None], PriceTabl
     hosted on several clouds) in ``folder``, for a cloud and region."""
 
     def prices(cloud: str, region: str | None) -> PriceTable:
-        path = folder / name.format(cloud=cloud)
+        from .refresh import prices_dir  # a refreshed copy (overcast cost --refresh) wins
+
+        refreshed = prices_dir() / name.format(cloud=cloud)
+        path = refreshed if refreshed.is_file() else folder / name.format(cloud=cloud)
         if not path.is_file():
             raise InvalidArgument(f"no price file {path.name} for cloud {cloud!r}")
         return load_prices(path, region)

@@ -9,7 +9,9 @@ each operation sends to moto and compares them with these rules. Prices are in
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ...cost.model import (
     SECONDS_PER_MONTH,
@@ -153,6 +155,14 @@ OFFERS = [
     ),
 ]
 
+
+def _refresh(fetch: Any, env: Mapping[str, str]) -> Any:
+    """Current prices from the price API (imported only for ``overcast cost --refresh``)."""
+    from .price_list import refresh
+
+    return refresh(fetch, env)
+
+
 PRICING = Pricing(
     family="aws",
     offers=OFFERS,
@@ -160,4 +170,5 @@ PRICING = Pricing(
     compute=ComputeOffer("Lambda (x86)", _lambda),
     egress=_egress,
     clouds=("aws",),
+    refresh=_refresh,
 )

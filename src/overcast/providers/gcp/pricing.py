@@ -10,7 +10,9 @@ Prices are in ``prices-gcp.json`` beside this file.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ...cost.model import (
     SECONDS_PER_MONTH,
@@ -148,6 +150,14 @@ OFFERS = [
     ),
 ]
 
+
+def _refresh(fetch: Any, env: Mapping[str, str]) -> Any:
+    """Current prices from the price API (imported only for ``overcast cost --refresh``)."""
+    from .billing_catalog import refresh
+
+    return refresh(fetch, env)
+
+
 PRICING = Pricing(
     family="gcp",
     offers=OFFERS,
@@ -155,4 +165,5 @@ PRICING = Pricing(
     compute=ComputeOffer("Cloud Run (request-based)", _cloud_run),
     egress=_egress,
     clouds=("gcp",),
+    refresh=_refresh,
 )
