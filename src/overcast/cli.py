@@ -518,8 +518,15 @@ def _money(value: float) -> str:
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
+def _cost_table(title: str) -> Table:
+    """A Rich table on a terminal; plain columns (no box drawing) when the output is piped."""
+    from rich import box
+
+    return Table(title=title, title_justify="left", expand=False, box=box.HEAVY_HEAD if _out().is_terminal else None)
+
+
 def _plan_table(plan: Any, title: str) -> Table:
-    table = Table(title=title, title_justify="left", expand=False)
+    table = _cost_table(title)
     for column in ("resource", "service", "line", "quantity", "monthly"):
         table.add_column(column, overflow="fold", justify="right" if column in ("quantity", "monthly") else "left")
     for item in plan.compute:
@@ -646,7 +653,7 @@ def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
     plans = [(f"target {target}", mine)] if mine is not None else []
     plans += [(f"all on {p.cloud}", p) for p in sorted(result.clouds, key=lambda p: p.total)]
     plans += [("cheapest mix", result.mix)] if result.mix is not None else []
-    table = Table(title="monthly cost per resource", title_justify="left", expand=False)
+    table = _cost_table("monthly cost per resource")
     table.add_column("resource")
     for title, _ in plans:
         table.add_column(escape(title), justify="right", overflow="fold")

@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from overcast.cli import cli
@@ -151,3 +152,19 @@ def test_cost_takes_the_app_first_and_the_target_as_an_option(tmp_path: Path) ->
     result = runner.invoke(cli, ["cost", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "cost [OPTIONS] [APP]" in result.output
     assert "--target" in result.output and "-t" in result.output and "--profile" in result.output
+
+
+def test_the_docs_show_what_the_example_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cost.md's table is the users example's output, to the character."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "cost.md").read_text(encoding="utf-8")
+    command = "$ overcast cost examples/users --profile examples/users/cost-profile.toml\n"
+    shown = page[page.index(command) + len(command) :].split("```", 1)[0]
+    monkeypatch.setenv("OVERCAST_PRICES_DIR", str(tmp_path))  # the shipped prices, not a refreshed copy
+    monkeypatch.chdir(root)
+    result = runner.invoke(
+        cli, ["cost", "examples/users", "--profile", "examples/users/cost-profile.toml"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    printed = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
+    assert printed == shown
