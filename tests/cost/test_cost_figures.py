@@ -177,3 +177,28 @@ def test_an_unknown_region_names_the_known_ones() -> None:
     assert "unknown region 'mars-north-1' for aws" in str(info.value) and "us-east-1" in str(info.value)
     with pytest.raises(InvalidArgument, match="unknown cloud 'ibm'"):
         compare(workload_from({"workload": {"requests": 10}, "regions": {"ibm": "x"}}, {}))
+
+
+@pytest.mark.parametrize(("subscriptions", "expected"), [(1, 200.0), (2, 300.0)])
+def test_pubsubs_pricing_table_to_the_dollar(subscriptions: int, expected: float) -> None:
+    """cloud.google.com/pubsub/pricing, pricing examples: 2.5 TiB published a month and 2.5 TiB
+    received per subscription cost $200 with one subscription, $300 with two ($40 per TiB)."""
+    mib_messages = 2.5 * 2**40 / 2**20  # 1 MiB messages, one per request
+    workload = workload_from(
+        {
+            "workload": {"requests": mib_messages},
+            "resources": {"events": {"publish": 1, "item_bytes": 2**20, "subscriptions": subscriptions}},
+        },
+        {"events": "topic"},
+    )
+    offer = next(o for o in gcp_pricing.OFFERS if o.kind == "topic")
+    items = offer.price(workload, workload.resources["events"], _table(gcp_pricing, "prices-gcp.json"), False)
+    assert sum(i.cost for i in items) == pytest.approx(expected)
+
+
+def test_sqs_bills_each_64_kb_of_a_message_as_a_request() -> None:
+    """aws.amazon.com/sqs/pricing/: a 256 KB payload is billed as four requests."""
+    offer = next(o for o in aws_pricing.OFFERS if o.scheme == "sqs")
+    assert offer.calls("send", 256 * 1024)[0].units == {"requests": 4}
+    assert offer.calls("send", 64 * 1024 + 1)[0].units == {"requests": 2}
+    assert offer.calls("send", 100)[0].units == {"requests": 1}
