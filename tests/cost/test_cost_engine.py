@@ -70,3 +70,20 @@ def test_a_replica_on_a_cloud_without_the_kind_is_refused() -> None:
     )
     with pytest.raises(InvalidArgument, match="no kv service is priced on replica cloud 'nowhere'"):
         compare(workload)
+
+
+def test_a_secret_is_read_once_per_instance_per_cache_ttl_as_secret_stores_do() -> None:
+    """The model's cache TTL is the secret stores' own default, and caps both the priced reads
+    and the bytes a secret on another cloud sends back."""
+    from overcast.cost.model import SECONDS_PER_MONTH, SECRET_CACHE_TTL
+    from overcast.resources.secrets import SecretStore
+
+    assert SecretStore.default_cache_ttl == SECRET_CACHE_TTL
+    workload = workload_from(
+        {"workload": {"requests": 1e7, "instances": 3}, "resources": {"key": {"get": 2}}}, {"key": "secret"}
+    )
+    misses = 3 * SECONDS_PER_MONTH / SECRET_CACHE_TTL
+    assert workload.secret_reads(workload.resources["key"]) == misses
+    plan = next(p for p in compare(workload, free_tier=False).clouds if p.cloud == "aws")
+    calls = next(i for i in plan.placements[0].items if i.label == "api_calls")
+    assert calls.quantity == misses

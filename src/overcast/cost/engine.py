@@ -111,8 +111,8 @@ class _Tables:
 
 
 def _transfer(tables: _Tables, source: str, gb: float, label: str, free_tier: bool) -> LineItem | None:
-    """``gb`` leaving cloud ``source`` for another cloud, at ``source``'s internet egress rate
-    (no free tier: the monthly free allowance is counted once, on the app's own egress)."""
+    """``gb`` leaving cloud ``source`` for another cloud, at ``source``'s internet egress rate.
+    Priced whole here; the plan then shares the month's free allowance among all its items."""
     if gb <= 0:
         return None
     pricing = tables.egress(source)
@@ -125,6 +125,8 @@ def _transfer(tables: _Tables, source: str, gb: float, label: str, free_tier: bo
 def _bytes(workload: Workload, usage: ResourceUsage, ops: frozenset[str]) -> float:
     """GB a month carried by ``ops``; a topic's published messages come back once per subscription."""
     count = sum(workload.monthly(usage, op) for op in usage.ops if op in ops)
+    if usage.kind == "secret" and ops is READS:  # cached: only the reads that reach the store
+        count = workload.secret_reads(usage)
     if usage.kind == "topic" and ops is READS:
         count = workload.monthly(usage, "publish") * usage.subscriptions
     return count * usage.item_bytes / GB

@@ -36,6 +36,8 @@ HOURS_PER_MONTH = 730.0
 DAYS_PER_MONTH = 30.0
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 GB = 1024**3  # the clouds' "GB" for storage and transfer is a GiB (2**30 bytes)
+#: ``app.secret`` caches a value this long (SecretStore's default ``cache_ttl``): one read per instance per TTL
+SECRET_CACHE_TTL = 300.0
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ class Workload:
     def monthly(self, usage: ResourceUsage, op: str) -> float:
         """How many times ``op`` runs on ``usage``'s resource in the month."""
         return self.requests * usage.ops.get(op, 0.0)
+
+    def secret_reads(self, usage: ResourceUsage) -> float:
+        """The reads of a secret that reach its store: at most one per instance per cache TTL."""
+        return min(self.monthly(usage, "get"), self.instances * SECONDS_PER_MONTH / SECRET_CACHE_TTL)
 
 
 @dataclass(frozen=True)

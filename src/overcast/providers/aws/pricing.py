@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ...cost.model import (
-    SECONDS_PER_MONTH,
     Call,
     ComputeOffer,
     LineItem,
@@ -36,7 +35,6 @@ PARTITION = "kv"
 VERSION_BYTES = 20
 SCAN_PAGE = 25  # items a priced ``scan`` operation reads (one Query page)
 CHUNK = 64 * 1024  # SQS and SNS bill each 64 KB of a payload as one request
-SECRET_CACHE_TTL = 300.0  # seconds: SecretStore's default cache_ttl
 
 
 def number_bytes(text: str) -> int:
@@ -99,8 +97,7 @@ def _deliveries(workload: Workload, usage: ResourceUsage, units: dict[str, float
 
 def _cached(workload: Workload, usage: ResourceUsage, units: dict[str, float]) -> None:
     """A value read through ``app.secret`` is fetched at most once per cache TTL per instance."""
-    misses = workload.instances * SECONDS_PER_MONTH / SECRET_CACHE_TTL
-    units["api_calls"] = min(units.get("api_calls", 0.0), misses)
+    units["api_calls"] = workload.secret_reads(usage)
     units["secrets"] = 1.0
 
 

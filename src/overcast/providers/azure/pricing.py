@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ...cost.model import (
-    SECONDS_PER_MONTH,
     Call,
     ComputeOffer,
     LineItem,
@@ -33,7 +32,6 @@ __all__ = ["PRICING"]
 
 SCAN_PAGE = 25
 CHUNK = 64 * 1024  # a queue message is at most 64 KB: one transaction
-SECRET_CACHE_TTL = 300.0
 MAX_MEMORY_MB = 1536  # memory is measured up to this on the consumption plan
 
 
@@ -77,8 +75,7 @@ def _fanout(workload: Workload, usage: ResourceUsage, units: dict[str, float]) -
 
 
 def _cached(workload: Workload, usage: ResourceUsage, units: dict[str, float]) -> None:
-    misses = workload.instances * SECONDS_PER_MONTH / SECRET_CACHE_TTL
-    units["operations"] = min(units.get("operations", 0.0), misses)
+    units["operations"] = workload.secret_reads(usage)
 
 
 def _functions(workload: Workload, table: PriceTable, free_tier: bool) -> list[LineItem]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ...cost.model import (
-    SECONDS_PER_MONTH,
     Call,
     ComputeOffer,
     LineItem,
@@ -33,7 +32,6 @@ __all__ = ["PRICING"]
 SCAN_PAGE = 25
 PUBSUB_MINIMUM = 1000  # bytes billed at least per publish, pull or push request
 TIB = 1024**4
-SECRET_CACHE_TTL = 300.0
 VCPU = 1.0  # Cloud Run's default CPU for a service
 
 
@@ -81,8 +79,7 @@ def _deliveries(workload: Workload, usage: ResourceUsage, units: dict[str, float
 
 
 def _cached(workload: Workload, usage: ResourceUsage, units: dict[str, float]) -> None:
-    misses = workload.instances * SECONDS_PER_MONTH / SECRET_CACHE_TTL
-    units["accesses"] = min(units.get("accesses", 0.0), misses)
+    units["accesses"] = workload.secret_reads(usage)
     units["versions"] = 1.0
 
 
