@@ -596,18 +596,21 @@ def cost(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="First read current prices from the clouds' price APIs.")
     ] = False,
+    from_metrics: Annotated[
+        Path | None, typer.Option(help="Operations per request measured by telemetry (an OTLP/JSON export).")
+    ] = None,
 ) -> None:
     """What the app costs a month on each cloud, and the cheapest placement per resource."""
     import json
 
-    from .cost import compare, load_profile
+    from .cost import compare
 
     if refresh:
         _refresh_prices()
     loaded = _load(app, "cost")
     declared, subscriptions = _declared(loaded)
     flags = {"requests": requests, "duration_ms": duration_ms, "memory_mb": memory_mb, "response_bytes": response_bytes}
-    workload = load_profile(profile, declared, subscriptions=subscriptions, overrides=flags)
+    workload = _workload(profile, from_metrics, declared, subscriptions, flags)
     result = compare(workload, free_tier=free_tier)
     mine = _configured(loaded, target, workload, free_tier)
     if chart is not None:
@@ -630,6 +633,27 @@ def cost(
         typer.echo(json.dumps(out, indent=2))
         return
     _print_cost(loaded.name, workload, result, mine, target, lines)
+
+
+def _workload(
+    profile: Path | None, from_metrics: Path | None, declared: dict[str, str], subscriptions: dict[str, int],
+    flags: dict[str, Any],
+) -> Any:
+    """The profile's workload, with the operations telemetry measured when ``--from-metrics`` names an export."""
+    from .cost.metrics import merge_measured, read_metrics
+    from .cost.profile import read_profile, workload_from
+
+    data = read_profile(profile)
+    if from_metrics is not None:
+        measured = read_metrics(from_metrics)
+        data = merge_measured(data, measured, declared)
+        _err().print(
+            f"measured: {measured.invocations:,.0f} invocations; operations per request "
+            f"from {escape(str(from_metrics))}"
+        )
+        for call, count in sorted(measured.unpriced.items()):
+            _err().print(f"[yellow]not priced: {escape(call)} ({count:,.0f} calls)[/]")
+    return workload_from(data, declared, subscriptions=subscriptions, overrides=flags)
 
 
 def _refresh_prices() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from .model import ResourceUsage, Workload
 
-__all__ = ["DEFAULT_OPS", "OPERATIONS", "load_profile", "workload_from"]
+__all__ = ["DEFAULT_OPS", "OPERATIONS", "load_profile", "read_profile", "workload_from"]
 
 #: The operations each kind's rules price (what a profile may name).
 OPERATIONS: dict[str, tuple[str, ...]] = {
@@ -137,6 +137,19 @@ def workload_from(
     return Workload(resources=resources, regions=dict(regions), **values)
 
 
+def read_profile(path: str | Path | None) -> dict[str, Any]:
+    """The tables of the TOML profile at ``path`` (none when ``None``)."""
+    if path is None:
+        return {}
+    file = Path(path)
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidArgument(f"profile {file}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"profile {file}: not valid TOML: {exc}") from None
+
+
 def load_profile(
     path: str | Path | None,
     declared: Mapping[str, str],
@@ -145,13 +158,4 @@ def load_profile(
     overrides: Mapping[str, Any] | None = None,
 ) -> Workload:
     """The workload of the TOML file at ``path`` (flags alone when ``None``)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidArgument(f"profile {file}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise InvalidArgument(f"profile {file}: not valid TOML: {exc}") from None
-    return workload_from(data, declared, subscriptions=subscriptions, overrides=overrides)
+    return workload_from(read_profile(path), declared, subscriptions=subscriptions, overrides=overrides)
