@@ -1,4 +1,4 @@
-"""The ``overcast`` command: dev, run, doctor, provision.
+"""The ``overcast`` command: dev, run, doctor, provision, cost.
 
 Parsing and printing only; the work is done by the App, the loader and the dev
 server. Imported by the console script alone, so ``import overcast`` never pays
@@ -550,6 +550,225 @@ def _replicated_stores(app: App, target: str, wanted: list[str]) -> list[tuple[s
     if not found:
         raise ConfigError(f"target {target!r} has no replicated resource: nothing to repair")
     return found
+
+
+# -- cost --------------------------------------------------------------------------------
+
+
+def _declared(app: App) -> tuple[dict[str, str], dict[str, int]]:
+    """The app's resources (name → kind) and how many subscriptions each topic has."""
+    declared = {name: handle.kind for name, handle in app.resources.items()}
+    subscriptions: dict[str, int] = {}
+    for sub in app.subscriptions:
+        name = sub.source.resource_name
+        subscriptions[name] = subscriptions.get(name, 0) + 1
+    return declared, subscriptions
+
+
+def _qty(item: Any) -> str:
+    def fmt(x: float) -> str:
+        return f"{x:,.0f}" if x >= 1000 else f"{x:,.2f}" if x >= 1 or x == 0 else f"{x:.3g}"
+
+    return fmt(item.quantity) + (f" ({fmt(item.free_units)} free)" if item.free_units else "")
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:,.4f}"
+
+
+def _cost_table(title: str) -> Table:
+    """A Rich table on a terminal; plain columns (no box drawing) when the output is piped."""
+    from rich import box
+
+    return Table(title=title, title_justify="left", expand=False, box=box.HEAVY_HEAD if _out().is_terminal else None)
+
+
+def _plan_table(plan: Any, title: str) -> Table:
+    table = _cost_table(title)
+    for column in ("resource", "service", "line", "quantity", "monthly"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("quantity", "monthly") else "left")
+    for item in plan.compute:
+        table.add_row("compute", escape(plan.cloud), escape(item.label), _qty(item), _money(item.cost))
+    for placement in plan.placements:
+        where = f"{placement.offer.service} ({placement.offer.cloud})"
+        for item in placement.items:
+            table.add_row(escape(placement.resource), escape(where), escape(item.label), _qty(item), _money(item.cost))
+    for name in plan.missing:
+        table.add_row(escape(name), "[red]no priced service[/]", "", "", "")
+    table.add_row("[bold]total[/]", "", "", "", f"[bold]{_money(plan.total)}[/]")
+    return table
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    def item(i: Any) -> dict[str, Any]:
+        return {"label": i.label, "quantity": i.quantity, "free": i.free_units, "unit": i.price.unit,
+                "rate": i.price.rate, "per": i.price.per, "cost": round(i.cost, 6), "source": i.price.source}
+
+    return {
+        "cloud": plan.cloud,
+        "total": round(plan.total, 6),
+        "compute": [item(i) for i in plan.compute],
+        "resources": {
+            p.resource: {"service": p.offer.service, "cloud": p.offer.cloud, "scheme": p.offer.scheme,
+                         "total": round(p.total, 6), "items": [item(i) for i in p.items]}
+            for p in plan.placements
+        },
+        "missing": list(plan.missing),
+    }
+
+
+def _configured(loaded: App, target: str | None, workload: Any, free_tier: bool) -> Any:
+    """The target's own placement, when a target is named and runs on a priced cloud."""
+    from .cost.engine import configured
+
+    if target is None:
+        return None
+    cloud = loaded.config.target(target).cloud
+    if cloud is None:
+        return None
+    schemes = {name: loaded.config.url_for(h.kind, name, app=loaded.name, target=target).scheme
+               for name, h in loaded.resources.items()}
+    plan = configured(workload, schemes, cloud, free_tier=free_tier)
+    for name in plan.missing:
+        _err().print(f"[yellow]target {escape(target)}: {escape(name)} uses {escape(schemes[name])}://, "
+                     "which no installed family prices; its cost is left out[/]", soft_wrap=True)
+    return plan
+
+
+@cli.command()
+@_friendly
+def cost(
+    app: AppArg = None,
+    target: TargetOpt = None,
+    profile: Annotated[Path | None, typer.Option("--profile", "-p", help="Workload profile (TOML).")] = None,
+    requests: Annotated[float | None, typer.Option(help="Requests a month.", show_default=False)] = None,
+    duration_ms: Annotated[float | None, typer.Option(help="Run time of a request (ms).", show_default=False)] = None,
+    memory_mb: Annotated[float | None, typer.Option(help="Memory of an instance (MB).", show_default=False)] = None,
+    response_bytes: Annotated[int | None, typer.Option(help="Bytes answered a request.", show_default=False)] = None,
+    free_tier: Annotated[bool, typer.Option("--free-tier/--no-free-tier", help="Count free tiers.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    lines: Annotated[bool, typer.Option("--lines", help="Every line item of every cloud.")] = False,
+    chart: Annotated[
+        Path | None, typer.Option(help="Also draw cost against request volume (a .png or .svg file).")
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="First read current prices from the clouds' price APIs.")
+    ] = False,
+    from_metrics: Annotated[
+        Path | None, typer.Option(help="Operations per request measured by telemetry (an OTLP/JSON export).")
+    ] = None,
+) -> None:
+    """What the app costs a month on each cloud, and the cheapest placement per resource."""
+    import json
+
+    from .cost import compare
+
+    if refresh:
+        _refresh_prices()
+    loaded = _load(app, "cost")
+    declared, subscriptions = _declared(loaded)
+    flags = {"requests": requests, "duration_ms": duration_ms, "memory_mb": memory_mb, "response_bytes": response_bytes}
+    workload = _workload(profile, from_metrics, declared, subscriptions, flags)
+    result = compare(workload, free_tier=free_tier)
+    mine = _configured(loaded, target, workload, free_tier)
+    if chart is not None:
+        from .cost.chart import chart as draw
+        from .cost.chart import series, volumes_around
+
+        drawn = draw(series(workload, volumes_around(workload.requests), free_tier=free_tier), chart,
+                     title=f"{loaded.name}: monthly cost by request volume")
+        _err().print(f"chart written to {escape(str(drawn))}")
+    if as_json:
+        single = result.cheapest_single
+        out = {
+            "app": loaded.name, "requests": workload.requests, "free_tier": free_tier,
+            "clouds": [_plan_json(p) for p in result.clouds],
+            "cheapest_single_cloud": single.cloud if single else None,
+            "mix": _plan_json(result.mix) if result.mix else None,
+            "saving": round(result.saving, 6), "prices_retrieved": result.retrieved,
+            "target": {"name": target, **_plan_json(mine)} if mine else None,
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    _print_cost(loaded.name, workload, result, mine, target, lines)
+
+
+def _workload(
+    profile: Path | None, from_metrics: Path | None, declared: dict[str, str], subscriptions: dict[str, int],
+    flags: dict[str, Any],
+) -> Any:
+    """The profile's workload, with the operations telemetry measured when ``--from-metrics`` names an export."""
+    from .cost.metrics import merge_measured, read_metrics
+    from .cost.profile import read_profile, workload_from
+
+    data = read_profile(profile)
+    if from_metrics is not None:
+        measured = read_metrics(from_metrics)
+        data = merge_measured(data, measured, declared)
+        _err().print(
+            f"measured: {measured.invocations:,.0f} invocations; operations per request "
+            f"from {escape(str(from_metrics))}"
+        )
+        for call, count in sorted(measured.unpriced.items()):
+            _err().print(f"[yellow]not priced: {escape(call)} ({count:,.0f} calls)[/]")
+    return workload_from(data, declared, subscriptions=subscriptions, overrides=flags)
+
+
+def _refresh_prices() -> None:
+    """Read current prices from every family that can, and say what changed and what could not be read."""
+    from .cost import pricings
+    from .cost.refresh import refresh_all
+
+    for done in refresh_all([p.refresh for p in pricings() if p.refresh is not None]):
+        if done.skipped:
+            _err().print(f"[yellow]{escape(done.family)}: not refreshed: {escape(done.skipped)}[/]", soft_wrap=True)
+            continue
+        kept = f"; kept as shipped: {', '.join(done.kept)}" if done.kept else ""
+        _err().print(
+            f"{escape(done.family)}: {len(done.updated)} price(s) changed{escape(kept)} → {escape(str(done.path))}",
+            soft_wrap=True,
+        )
+
+
+def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
+    """One row per resource (and compute), one column per plan: the monthly cost and the service."""
+    plans = [(f"target {target}", mine)] if mine is not None else []
+    plans += [(f"all on {p.cloud}", p) for p in sorted(result.clouds, key=lambda p: p.total)]
+    plans += [("cheapest mix", result.mix)] if result.mix is not None else []
+    table = _cost_table("monthly cost per resource")
+    table.add_column("resource")
+    for title, _ in plans:
+        table.add_column(escape(title), justify="right", overflow="fold")
+    compute = [f"{_money(sum(i.cost for i in p.compute))}\n[dim]{escape(p.cloud)}[/]" for _, p in plans]
+    table.add_row("compute + egress", *compute)
+    names = list(dict.fromkeys(pl.resource for _, p in plans for pl in p.placements))
+    for name in names:
+        cells = []
+        for _, plan in plans:
+            found = next((pl for pl in plan.placements if pl.resource == name), None)
+            where = f"{found.offer.service} ({found.offer.cloud})" if found else ""
+            cells.append(f"{_money(found.total)}\n[dim]{escape(where)}[/]" if found else "[red]not priced[/]")
+        table.add_row(escape(name), *cells)
+    table.add_row("[bold]total[/]", *[f"[bold]{_money(p.total)}[/]" for _, p in plans])
+    return table
+
+
+def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | None, lines: bool) -> None:
+    out = _out()
+    out.print(f"[bold]{escape(name)}[/]: {workload.requests:,.0f} requests a month, {workload.duration_ms:g} ms, "
+              f"{workload.memory_mb:g} MB; prices of {', '.join(sorted(set(result.retrieved.values())))}")
+    out.print(_summary_table(result, mine, target))
+    if lines:
+        if mine is not None:
+            out.print(_plan_table(mine, f"target [bold]{escape(target or '')}[/] as configured ({mine.cloud})"))
+        for plan in sorted(result.clouds, key=lambda p: p.total):
+            out.print(_plan_table(plan, f"all on [bold]{escape(plan.cloud)}[/]"))
+    if result.mix is not None:
+        out.print(_plan_table(result.mix, f"cheapest mix (compute on [bold]{escape(result.mix.cloud)}[/])"))
+        single = result.cheapest_single
+        if single is not None:
+            out.print(f"cheapest single cloud: {single.cloud} {_money(single.total)}; the mix saves "
+                      f"{_money(result.saving)} a month")
 
 
 def main() -> None:

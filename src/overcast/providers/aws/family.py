@@ -31,4 +31,5 @@ FAMILY = Family(
         "secretsmanager": {"rpc.system": "aws-api", "rpc.service": "SecretsManager"},
         "ssm": {"rpc.system": "aws-api", "rpc.service": "SSM"},
     },
+    pricing="overcast.providers.aws.pricing:PRICING",
 )

@@ -25,4 +25,5 @@ FAMILY = Family(
         "azuretables": {"db.system": "azure.tables"},
         "azqueue": {"messaging.system": "azure.storage.queue"},
     },
+    pricing="overcast.providers.azure.pricing:PRICING",
 )

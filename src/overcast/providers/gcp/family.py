@@ -42,4 +42,5 @@ FAMILY = Family(
         "firestore": {"db.system": "firestore"},
         "pubsub": {"messaging.system": "gcp_pubsub"},
     },
+    pricing="overcast.providers.gcp.pricing:PRICING",
 )

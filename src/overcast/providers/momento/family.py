@@ -8,4 +8,5 @@ FAMILY = Family(
     name="momento",
     extra="momento",
     schemes={"cache": {"momento": "overcast.providers.momento.cache:MomentoCache"}},
+    pricing="overcast.providers.momento.pricing:PRICING",
 )

@@ -18,4 +18,5 @@ FAMILY = Family(
     semantic_conventions={
         "postgresql": {"db.system": "postgresql", "server.address": "{host}", "server.port": "{port}"}
     },
+    pricing="overcast.providers.postgres.pricing:PRICING",
 )

@@ -20,4 +20,5 @@ FAMILY = Family(
         scheme: {"db.system": "redis", "server.address": "{host}", "server.port": "{port}"}
         for scheme in ("redis", "rediss")
     },
+    pricing="overcast.providers.redis.pricing:PRICING",
 )

@@ -1,0 +1,170 @@
+"""``overcast cost``: the app as its argument and the target as --target, a profile file and
+flags, tables per cloud and the mix, JSON for machines, clear errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from overcast.cli import cli
+
+runner = CliRunner()
+
+APP = """
+import overcast
+
+app = overcast.App({name!r})
+users = app.kv("users")
+signups = app.topic("signups")
+key = app.secret("mail-key")
+
+
+@app.subscribe(signups)
+async def welcome(event):
+    pass
+
+
+@app.subscribe(signups)
+async def count(event):
+    pass
+"""
+
+TOML = """[app]
+entry = "app:app"
+
+[targets.aws]
+kv.users = "dynamodb://users"
+topic.signups = "sns://signups"
+secret.mail-key = "secretsmanager://demo"
+"""
+
+PROFILE = """
+[workload]
+requests = 1_000_000
+duration_ms = 80
+memory_mb = 256
+
+[resources.users]
+get = 1
+put = 0.2
+item_bytes = 800
+stored_gb = 3
+
+[resources.signups]
+publish = 0.05
+item_bytes = 400
+"""
+
+
+def _project(folder: Path, profile: str = PROFILE) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(APP.format(name=f"cost{uuid.uuid4().hex[:6]}"))
+    (folder / "overcast.toml").write_text(TOML)
+    (folder / "profile.toml").write_text(profile)
+    return folder
+
+
+def test_json_has_every_cloud_the_mix_and_the_target(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    result = runner.invoke(cli, ["cost", str(app), "-t", "aws", "--profile", str(app / "profile.toml"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    clouds = {plan["cloud"]: plan for plan in out["clouds"]}
+    assert set(clouds) == {"aws", "gcp", "azure"}
+    for plan in clouds.values():
+        assert set(plan["resources"]) == {"users", "signups", "mail-key"} and not plan["missing"]
+        parts = sum(i["cost"] for i in plan["compute"]) + sum(r["total"] for r in plan["resources"].values())
+        assert abs(parts - plan["total"]) < 1e-4
+    target = out["target"]
+    assert target["name"] == "aws" and target["cloud"] == "aws"
+    assert target["resources"]["users"]["service"] == "DynamoDB on-demand"
+    assert target["resources"]["signups"]["scheme"] == "sns"
+    # two subscriptions: each receives and deletes each of the 50,000 published messages
+    sqs = next(i for i in target["resources"]["signups"]["items"] if i["label"] == "requests")
+    assert sqs["quantity"] == 2 * 2 * 50_000
+    assert out["mix"]["total"] <= min(plan["total"] for plan in out["clouds"]) + 1e-9
+    assert out["saving"] >= 0 and out["prices_retrieved"]
+    every_item = [i for p in out["clouds"] for r in p["resources"].values() for i in r["items"]]
+    assert all(i["source"].startswith("https://") for i in every_item)
+
+
+def test_flags_override_the_profile_and_free_tiers_can_be_left_out(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    base = ["cost", str(app), "--profile", str(app / "profile.toml"), "--json"]
+    more = json.loads(runner.invoke(cli, [*base, "--requests", "10000000"]).output)
+    less = json.loads(runner.invoke(cli, base).output)
+    assert more["requests"] == 10_000_000 and less["requests"] == 1_000_000
+    paid = json.loads(runner.invoke(cli, [*base, "--no-free-tier"]).output)
+    for cheap, full in zip(less["clouds"], paid["clouds"], strict=True):
+        assert full["total"] > cheap["total"]
+        assert all(i["free"] == 0 for i in full["compute"])
+
+
+def test_the_table_names_each_cloud_and_the_saving(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    result = runner.invoke(cli, ["cost", str(app), "--requests", "500000"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    for text in (
+        "monthly cost per resource",
+        "all on aws",
+        "all on gcp",
+        "all on azure",
+        "cheapest mix",
+        "cheapest single cloud",
+        "DynamoDB",
+        "Firestore",
+        "Table storage",
+    ):
+        assert text in result.output
+    assert "read request unit" not in result.output and "wru" not in result.output  # line items: --lines
+    detailed = runner.invoke(cli, ["cost", str(app), "--requests", "500000", "--lines"], env={"COLUMNS": "160"})
+    assert "wru" in detailed.output and "vCPU-seconds" in detailed.output
+
+
+def test_a_target_resource_no_family_prices_is_named(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    toml = (app / "overcast.toml").read_text().replace('kv.users = "dynamodb://users"', 'kv.users = "memory://users"')
+    (app / "overcast.toml").write_text(toml)
+    result = runner.invoke(cli, ["cost", str(app), "-t", "aws", "--requests", "1000", "--json"])
+    assert result.exit_code == 0
+    assert "users uses memory://, which no installed family prices" in result.stderr
+    assert json.loads(result.stdout)["target"]["missing"] == ["users"]
+
+
+def test_a_profile_naming_a_resource_the_app_lacks_is_refused(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app", PROFILE + "\n[resources.orders]\nget = 1\n")
+    result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml")])
+    assert result.exit_code == 1
+    assert "declares no resource 'orders'" in result.output and "users" in result.output
+
+
+def test_without_requests_it_says_how_to_give_them(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    result = runner.invoke(cli, ["cost", str(app)])
+    assert result.exit_code == 1 and "--requests" in result.output
+
+
+def test_cost_takes_the_app_first_and_the_target_as_an_option(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["cost", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "cost [OPTIONS] [APP]" in result.output
+    assert "--target" in result.output and "-t" in result.output and "--profile" in result.output
+
+
+def test_the_docs_show_what_the_example_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cost.md's table is the users example's output, to the character."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "cost.md").read_text(encoding="utf-8")
+    command = "$ overcast cost examples/users --profile examples/users/cost-profile.toml\n"
+    shown = page[page.index(command) + len(command) :].split("```", 1)[0]
+    monkeypatch.setenv("OVERCAST_PRICES_DIR", str(tmp_path))  # the shipped prices, not a refreshed copy
+    monkeypatch.chdir(root)
+    result = runner.invoke(
+        cli, ["cost", "examples/users", "--profile", "examples/users/cost-profile.toml"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    printed = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
+    assert printed == shown
