@@ -8,6 +8,7 @@ import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis  # noqa: F401  # imported (and assertion-rewritten) now, not by its plugin at session end
 import pytest
 
 import servers

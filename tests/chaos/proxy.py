@@ -66,8 +66,15 @@ class FaultProxy:
 
     def close(self) -> None:
         self.cut()
-        self._loop.call_soon_threadsafe(self._loop.stop)
+
+        def shutdown() -> None:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.call_later(0.05, self._loop.stop)  # the cancelled tasks end first
+
+        self._loop.call_soon_threadsafe(shutdown)
         self._thread.join(5)
+        self._loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == REFUSE:
