@@ -211,7 +211,7 @@ def test_http_takes_one_app(app: overcast.App) -> None:
     async def asgi(scope: object, receive: object, send: object) -> None: ...
 
     app.http(asgi)
-    assert app.asgi is asgi
+    assert app.asgi.app is asgi  # as given, behind only the health route (/_overcast/health)
     with pytest.raises(ConfigError, match="already"):
         app.http(asgi)
 

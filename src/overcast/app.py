@@ -166,8 +166,9 @@ class App:
         counts its invocations itself calls while nothing traces or summarizes requests."""
         if self._asgi is None:
             from .runtime.asgi import as_asgi
+            from .runtime.health import HealthRoute
 
-            self._asgi = as_asgi(self.http_app, name=self.name)
+            self._asgi = HealthRoute(as_asgi(self.http_app, name=self.name), self.resources)
         return self._asgi
 
     @property

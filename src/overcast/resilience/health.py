@@ -1,0 +1,83 @@
+"""What the health endpoint and ``overcast doctor`` say of replicated resources.
+
+``snapshot`` is what this process knows now and costs nothing: each member's breaker,
+the replicator's recent lag and the writes it holds in memory; it is what
+``GET /_overcast/health`` serves. ``inspect`` asks the members themselves (a ping each
+and the depth of the change log beside it), for ``overcast doctor``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import OvercastError
+from .breaker import OPEN
+
+__all__ = ["inspect", "replicated_of", "snapshot"]
+
+
+def replicated_of(store: Any) -> Any | None:
+    """The replicated store behind ``store`` (an App handle, a timed wrapper), or None."""
+    opened = getattr(store, "provider", store)
+    return opened if hasattr(opened, "replicator") and hasattr(opened, "members") else None
+
+
+def _p99(values: list[float]) -> float | None:
+    return sorted(values)[int(0.99 * (len(values) - 1))] if values else None
+
+
+def snapshot(resources: dict[str, Any]) -> dict[str, Any]:
+    """``{"status": "ok" | "degraded" | "down", "resources": {...}}`` for the replicated ones among
+    ``resources`` (name -> handle) that this process has opened. ``degraded``: a member's
+    breaker is open but each resource has one that is not; ``down``: one has none."""
+    found: dict[str, Any] = {}
+    status = "ok"
+    for name, handle in resources.items():
+        if getattr(handle, "_opened", True) is None:
+            continue  # not used yet in this process: nothing known, nothing opened to find out
+        store = replicated_of(handle)
+        if store is None:
+            continue
+        members = [
+            {
+                "role": m.role,
+                "provider": m.url.scheme,
+                "breaker": m.breaker.state,
+                "latency_ms": round(m.latency * 1000, 2),
+            }
+            for m in store.members
+        ]
+        lag = _p99(list(store.replicator.lags))
+        found[name] = {
+            "kind": store.kind,
+            "ack": store.spec.ack,
+            "members": members,
+            "replication_lag_p99_ms": None if lag is None else round(lag * 1000, 1),
+            "unshipped_in_memory": len(store.replicator._direct),
+        }
+        states = [m["breaker"] for m in members]
+        if all(state == OPEN for state in states):
+            status = "down"
+        elif OPEN in states and status == "ok":
+            status = "degraded"
+    return {"status": status, "resources": found}
+
+
+async def inspect(store: Any) -> list[dict[str, Any]]:
+    """Ping each member of a replicated store and count the log entries beside it."""
+    report = []
+    for index, member in enumerate(store.members):
+        row: dict[str, Any] = {"role": member.role, "url": str(member.url), "breaker": member.breaker.state}
+        try:
+            await store._on(member, member.store.ping())
+            depth, cursor = 0, None
+            while True:
+                entries, cursor = await store.log_page(index, cursor)
+                depth += len(entries)
+                if cursor is None:
+                    break
+            row.update(reachable=True, log_depth=depth)
+        except OvercastError as exc:
+            row.update(reachable=False, error=str(exc))
+        report.append(row)
+    return report
