@@ -1,0 +1,107 @@
+"""The console's event feed: the last HTTP requests, deliveries and schedule runs of ``overcast dev``.
+
+Events are kept in a ring (the newest :data:`KEEP`) with increasing ids, so a feed that
+reconnects with ``Last-Event-ID`` misses nothing still kept. Each connected feed has a
+bounded queue; a feed too slow to keep up loses events rather than slowing the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ....runtime.dispatch import Delivery
+    from ....telemetry.http import RequestSummary
+
+__all__ = ["KEEP", "EventLog"]
+
+#: events kept for a page opened later or a feed that reconnects
+KEEP = 500
+#: events waiting for one slow feed before it starts losing them
+BACKLOG = 1000
+
+Event = dict[str, Any]
+
+
+class EventLog:
+    """Events of one dev server, in order, with the feeds that follow them."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.events: deque[Event] = deque(maxlen=keep)
+        self.feeds: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = set()
+        self.last_runs: dict[str, Event] = {}
+        self._ids = itertools.count(1)
+
+    def request(self, summary: RequestSummary) -> None:
+        """Record one HTTP request of the app (a :func:`overcast.telemetry.summarize_requests` listener)."""
+        calls = [
+            {"upstream": u, "operation": op, "resource": r, "outcome": o, "ms": round(s * 1000, 2)}
+            for u, op, r, o, s in summary.calls
+        ]
+        outcome = "ok" if summary.status < 400 else ("client-error" if summary.status < 500 else "error")
+        self._add(
+            {
+                "type": "http",
+                "title": f"{summary.method} {summary.path}",
+                "status": summary.status,
+                "outcome": outcome,
+                "ms": round(summary.seconds * 1000, 2),
+                "calls": calls,
+            }
+        )
+
+    def delivery(self, delivery: Delivery) -> None:
+        """Record one delivery or schedule run (a dev workers' ``on_delivery`` listener)."""
+        kind = "schedule" if delivery.resource.startswith("schedule/") else "delivery"
+        event: Event = {
+            "type": kind,
+            "title": f"{delivery.resource} → {delivery.handler}",
+            "resource": delivery.resource,
+            "handler": delivery.handler,
+            "event_id": delivery.event_id,
+            "attempt": delivery.attempt,
+            "outcome": delivery.outcome,
+            "ms": round(delivery.duration * 1000, 2),
+            "error": None if delivery.error is None else f"{type(delivery.error).__name__}: {delivery.error}",
+            "retry_in": delivery.retry_in,
+        }
+        self._add(event)
+        if kind == "schedule":
+            self.last_runs[delivery.handler] = event
+
+    def _add(self, event: Event) -> None:
+        event["id"] = next(self._ids)
+        event["at"] = time.time()
+        self.events.append(event)
+        for loop, queue in list(self.feeds):
+            try:
+                loop.call_soon_threadsafe(_offer, queue, event)
+            except RuntimeError:  # that feed's loop is closed
+                self.feeds.discard((loop, queue))
+
+    def since(self, last_id: int) -> Iterator[Event]:
+        """The kept events after ``last_id``, oldest first."""
+        return (event for event in list(self.events) if event["id"] > last_id)
+
+    def recent(self, count: int = 100) -> list[Event]:
+        """The newest ``count`` events, newest first."""
+        return list(itertools.islice(reversed(self.events), count))
+
+    def follow(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]:
+        """Start a feed on the running loop; pass what it returns to :meth:`unfollow` when done."""
+        feed = (asyncio.get_running_loop(), asyncio.Queue[Event](BACKLOG))
+        self.feeds.add(feed)
+        return feed
+
+    def unfollow(self, feed: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]) -> None:
+        self.feeds.discard(feed)
+
+
+def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
+    if not queue.full():
+        queue.put_nowait(event)
