@@ -78,7 +78,16 @@ class EventLog:
         event["id"] = next(self._ids)
         event["at"] = time.time()
         self.events.append(event)
+        if not self.feeds:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a WSGI app's worker thread
+            running = None
         for loop, queue in list(self.feeds):
+            if loop is running:
+                _offer(queue, event)  # no wake-up write: the loop is this thread's
+                continue
             try:
                 loop.call_soon_threadsafe(_offer, queue, event)
             except RuntimeError:  # that feed's loop is closed
