@@ -284,3 +284,32 @@ def test_no_console_flag_and_overcast_run_never_serve_it(tmp_path: Path) -> None
         assert "console http" not in log.read_text()
     with overcast_process(folder, "run", "--with-workers", ready_path="/users") as (base, _):
         assert httpx.get(f"{base}/_overcast/").status_code == 404
+
+
+def test_latency_percentiles_are_nearest_rank_over_the_window() -> None:
+    from overcast.providers.local.console.latency import LatencyBook, percentile
+
+    ordered = [float(n) for n in range(1, 101)]
+    assert (percentile(ordered, 0.5), percentile(ordered, 0.95), percentile(ordered, 0.99)) == (50.0, 95.0, 99.0)
+    assert percentile([7.0], 0.99) == 7.0
+    book = LatencyBook(window=60)
+    book.add(("sqlite", "get", "users"), 1000.0, 500.0, False)  # outside the window by then
+    for n in range(1, 21):
+        book.add(("sqlite", "get", "users"), 1100.0 + n, float(n), True)
+    (row,) = book.rows(now=1121.0)
+    assert (row["count"], row["errors"], row["p50"], row["p95"], row["p99"]) == (20, 0, 10.0, 19.0, 20.0)
+    assert row["chart"]["points"] and row["chart"]["top"] == 20.0
+
+
+def test_the_latency_view_shows_each_upstream_operation(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    for n in range(5):
+        client.post("/users", json={"id": f"lat-{n}", "name": "L"}).raise_for_status()
+    page = client.get("/_overcast/latency").text
+    row = re.search(r'<tr data-key="sqlite put users">(.*?)</tr>', page, re.S)
+    assert row, page
+    count = int(re.search(r'class="count">(\d+)<', row.group(1)).group(1))  # type: ignore[union-attr]
+    assert count >= 5
+    p50, p95, p99 = (float(v) for v in re.findall(r'class="p\d\d">([\d.]+) ms', row.group(1)))
+    assert 0 < p50 <= p95 <= p99
+    assert "<polyline" in row.group(1)

@@ -114,6 +114,16 @@ def test_run_a_schedule_from_its_button(page: Any, server: str, shots: Path) -> 
     assert "No item at this key" not in item
 
 
+def test_latency_per_upstream_operation(page: Any, server: str, shots: Path) -> None:
+    for n in range(3):
+        httpx.post(f"{server}/users", json={"id": f"latency-{n}", "name": "L"}).raise_for_status()
+    page.goto(f"{server}/_overcast/latency")
+    row = page.locator("#latency tr[data-key='sqlite put users']")
+    assert int(row.locator(".count").inner_text()) >= 3
+    assert row.locator("svg polyline").count() == 1
+    page.screenshot(path=shots / "latency.png")
+
+
 def _dead_letters(page: Any, server: str) -> str:
     page.goto(f"{server}/_overcast/queues")
     text: str = page.inner_text("#queues tr[data-source='queue:jobs'] .dead")

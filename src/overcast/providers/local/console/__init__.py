@@ -76,6 +76,7 @@ class Console:
             Route("/secrets", pages.secrets),
             Route("/events", pages.events),
             Route("/events/stream", pages.events_stream),
+            Route("/latency", pages.latency),
             Route("/schedules", pages.schedules),
             Route("/schedules/{name}/run", pages.run_now, methods=["POST"]),
             Route("/kv/{name}", data.kv_list),

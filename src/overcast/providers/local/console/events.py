@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .latency import LatencyBook
+
 if TYPE_CHECKING:
     from ....runtime.dispatch import Delivery
     from ....telemetry.http import RequestSummary
@@ -35,6 +37,7 @@ class EventLog:
         self.events: deque[Event] = deque(maxlen=keep)
         self.feeds: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = set()
         self.last_runs: dict[str, Event] = {}
+        self.latency = LatencyBook()
         self._ids = itertools.count(1)
 
     def request(self, summary: RequestSummary) -> None:
@@ -43,6 +46,10 @@ class EventLog:
             {"upstream": u, "operation": op, "resource": r, "outcome": o, "ms": round(s * 1000, 2)}
             for u, op, r, o, s in summary.calls
         ]
+        now = time.time()
+        for call in calls:
+            key = (call["upstream"], call["operation"], call["resource"])
+            self.latency.add(key, now, call["ms"], call["outcome"] == "ok")
         outcome = "ok" if summary.status < 400 else ("client-error" if summary.status < 500 else "error")
         self._add(
             {

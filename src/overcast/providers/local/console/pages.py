@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from ....runtime.dispatch import run_schedule
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
-__all__ = ["events", "events_stream", "resources", "run_now", "schedules", "secrets"]
+__all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
 
 #: seconds a health check may take before it is shown as not answering
 PING_TIMEOUT = 2.0
@@ -123,6 +123,12 @@ def _drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _sse(event: dict[str, Any]) -> str:
     return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+
+
+async def latency(request: Request) -> Response:
+    """Upstream latency per operation over the last minutes, from the requests' upstream calls."""
+    book = console_of(request).events.latency
+    return page(request, "latency.html", {"rows": book.rows(time.time()), "minutes": book.window / 60})
 
 
 async def schedules(request: Request) -> Response:
