@@ -17,6 +17,7 @@ import httpx
 import pytest
 from console_support import eventually, overcast_process, write_demo
 
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "users"
 CHROMIUM = os.environ.get("OVERCAST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -80,6 +81,33 @@ def test_a_user_created_through_the_api_appears_in_the_feed_and_the_data(page: A
     page.click("#items >> text=ada")
     assert '"Ada Lovelace"' in page.input_value("#value")
     page.screenshot(path=shots / "kv-item.png")
+
+
+def test_the_example_app_in_the_console(browser: Any, tmp_path: Path, shots: Path) -> None:
+    """examples/users under ``overcast dev``: a user created through its API shows in the feed,
+    in the users store, and (by its subscriber) as a welcome object in the bucket."""
+    folder = tmp_path / "users"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns(".overcast", "__pycache__"))
+    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        with overcast_process(folder, "dev", "--no-reload") as (base, _):
+            page.goto(f"{base}/_overcast/events")
+            page.wait_for_selector("#feed-state.live")
+            user = {"id": "ada", "name": "Ada", "email": "ada@example.com"}
+            httpx.post(f"{base}/users", json=user).raise_for_status()
+            page.locator("#events tbody tr.http", has_text="POST /users").first.wait_for()
+            page.locator("#events tbody tr.delivery", has_text="signups/send_welcome").first.wait_for()
+            page.screenshot(path=shots / "example-events.png")
+            page.goto(f"{base}/_overcast/kv/users")
+            page.click("#items >> text=ada")
+            assert '"ada@example.com"' in page.input_value("#value")
+            page.goto(f"{base}/_overcast/bucket/welcome?prefix=welcome/")
+            assert page.locator("#objects >> text=welcome/ada.txt").count() == 1
+            page.screenshot(path=shots / "example-bucket.png")
+    finally:
+        context.close()
 
 
 def test_an_edit_saves_and_a_change_underneath_is_a_conflict(page: Any, server: str, shots: Path) -> None:
