@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -313,3 +314,33 @@ def test_the_latency_view_shows_each_upstream_operation(dev: tuple[httpx.Client,
     p50, p95, p99 = (float(v) for v in re.findall(r'class="p\d\d">([\d.]+) ms', row.group(1)))
     assert 0 < p50 <= p95 <= p99
     assert "<polyline" in row.group(1)
+
+
+def _welcome_of(client: httpx.Client, after: int, user: str) -> dict[str, Any]:
+    """The first delivery to ``welcome`` after event ``after`` whose message is about ``user``."""
+    marker = f'"data": {{"id": "{user}"}}'
+    events = _feed(client, after=after, until=marker)
+    return next(e for e in events if e["type"] == "delivery" and e["cloudevent"]["data"] == {"id": user})  # type: ignore[index]
+
+
+def test_a_delivery_shows_its_cloudevent_and_replays_to_its_handler_only(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    token = _console(client)
+    last = int(re.search(r'data-last-id="(\d+)"', client.get("/_overcast/events").text).group(1))  # type: ignore[union-attr]
+    client.post("/users", json={"id": "replay-1", "name": "R"}).raise_for_status()
+    first = _welcome_of(client, last, "replay-1")
+    assert "_message" not in first  # what is kept for replay never leaves the server
+    cloudevent = first["cloudevent"]
+    assert cloudevent["source"] == "overcast://console-demo/topic/signups"  # type: ignore[index]
+    assert cloudevent["subscription"] == "welcome" and cloudevent["attempts"] == 1  # type: ignore[index]
+    detail = client.get(f"/_overcast/events/{first['id']}").text
+    assert "overcast://console-demo/topic/signups" in detail and 'id="replay"' in detail
+    assert client.post(f"/_overcast/events/{first['id']}/replay", data={}).status_code == 403
+    again = client.post(f"/_overcast/events/{first['id']}/replay", data={"token": token})
+    assert again.status_code == 303 and "replayed=" in again.headers["location"]
+    second = _welcome_of(client, int(first["id"]), "replay-1")  # type: ignore[call-overload]
+    assert second["outcome"] == "ok" and second["event_id"] != first["event_id"]
+    request = next(e for e in _feed(client, after=last, until="POST /users") if e["type"] == "http")
+    refused = client.post(f"/_overcast/events/{request['id']}/replay", data={"token": token})
+    assert refused.status_code == 400 and "only those can be replayed" in refused.text
+    assert client.get("/_overcast/events/999999").status_code == 404

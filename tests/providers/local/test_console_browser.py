@@ -110,6 +110,23 @@ def test_the_example_app_in_the_console(browser: Any, tmp_path: Path, shots: Pat
         context.close()
 
 
+def test_open_a_delivery_from_the_feed_and_replay_it(page: Any, server: str, shots: Path) -> None:
+    page.goto(f"{server}/_overcast/events")
+    page.wait_for_selector("#feed-state.live")
+    welcomes = page.locator("#events tbody tr.delivery", has_text="signups/welcome")
+    before = welcomes.count()
+    httpx.post(f"{server}/users", json={"id": "lin", "name": "Lin"}).raise_for_status()
+    eventually(lambda: welcomes.count() == before + 1)
+    welcomes.first.locator("a").click()  # the newest is on top
+    assert '"id": "lin"' in page.inner_text("#cloudevent")
+    assert '"subscription": "welcome"' in page.inner_text("#cloudevent")
+    page.screenshot(path=shots / "event.png")
+    page.click("#replay")
+    page.wait_for_selector("#replayed")
+    page.goto(f"{server}/_overcast/events")
+    eventually(lambda: welcomes.count() == before + 2)
+
+
 def test_an_edit_saves_and_a_change_underneath_is_a_conflict(page: Any, server: str, shots: Path) -> None:
     httpx.post(f"{server}/users", json={"id": "grace", "name": "Grace"}).raise_for_status()
     page.goto(f"{server}/_overcast/kv/users/item?key=grace")

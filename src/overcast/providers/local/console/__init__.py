@@ -76,6 +76,8 @@ class Console:
             Route("/secrets", pages.secrets),
             Route("/events", pages.events),
             Route("/events/stream", pages.events_stream),
+            Route("/events/{event_id}", queues.event_detail),
+            Route("/events/{event_id}/replay", queues.replay, methods=["POST"]),
             Route("/latency", pages.latency),
             Route("/schedules", pages.schedules),
             Route("/schedules/{name}/run", pages.run_now, methods=["POST"]),

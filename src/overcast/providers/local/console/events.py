@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ....resources.queue import Message
 from .latency import LatencyBook
 
 if TYPE_CHECKING:
+    from ....runtime.cloudevent import CloudEvent
     from ....runtime.dispatch import Delivery
     from ....telemetry.http import RequestSummary
 
@@ -26,6 +29,8 @@ __all__ = ["KEEP", "EventLog"]
 KEEP = 500
 #: events waiting for one slow feed before it starts losing them
 BACKLOG = 1000
+#: characters of a CloudEvent's data shown in the feed (the rest is cut)
+MAX_DATA_SHOWN = 4000
 
 Event = dict[str, Any]
 
@@ -47,9 +52,8 @@ class EventLog:
             for u, op, r, o, s in summary.calls
         ]
         now = time.time()
-        for call in calls:
-            key = (call["upstream"], call["operation"], call["resource"])
-            self.latency.add(key, now, call["ms"], call["outcome"] == "ok")
+        for upstream, operation, resource, result, seconds in summary.calls:
+            self.latency.add((upstream, operation, resource), now, seconds * 1000, result == "ok")
         outcome = "ok" if summary.status < 400 else ("client-error" if summary.status < 500 else "error")
         self._add(
             {
@@ -77,6 +81,11 @@ class EventLog:
             "error": None if delivery.error is None else f"{type(delivery.error).__name__}: {delivery.error}",
             "retry_in": delivery.retry_in,
         }
+        if delivery.event is not None:
+            event["cloudevent"] = cloudevent_of(delivery.event)
+            original = delivery.event.original
+            if kind == "delivery" and isinstance(original, Message):
+                event["_message"] = (original.body, dict(original.attributes))  # for replay; never sent
         self._add(event)
         if kind == "schedule":
             self.last_runs[delivery.handler] = event
@@ -104,6 +113,10 @@ class EventLog:
         """The kept events after ``last_id``, oldest first."""
         return (event for event in list(self.events) if event["id"] > last_id)
 
+    def find(self, event_id: int) -> Event | None:
+        """A kept event by id."""
+        return next((event for event in list(self.events) if event["id"] == event_id), None)
+
     def recent(self, count: int = 100) -> list[Event]:
         """The newest ``count`` events, newest first."""
         return list(itertools.islice(reversed(self.events), count))
@@ -116,6 +129,30 @@ class EventLog:
 
     def unfollow(self, feed: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]) -> None:
         self.feeds.discard(feed)
+
+
+def cloudevent_of(event: CloudEvent) -> dict[str, Any]:
+    """A CloudEvent as its JSON form (structured mode), its data cut at :data:`MAX_DATA_SHOWN` characters."""
+    data = json.dumps(event.data, default=str, ensure_ascii=False)
+    shown: dict[str, Any] = {
+        "specversion": event.specversion,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+    }
+    for name in ("subject", "datacontenttype", "dataschema"):
+        if getattr(event, name) is not None:
+            shown[name] = getattr(event, name)
+    if event.time is not None:
+        shown["time"] = event.time.isoformat()
+    shown.update({k: v for k, v in event.extensions.items() if k not in shown})
+    shown["data"] = event.data if len(data) <= MAX_DATA_SHOWN else data[:MAX_DATA_SHOWN] + "…"
+    return shown
+
+
+def public(event: Event) -> Event:
+    """What of an event may leave the server (its ``_`` keys are kept for replay only)."""
+    return {k: v for k, v in event.items() if not k.startswith("_")}
 
 
 def _offer(queue: asyncio.Queue[Event], event: Event) -> None:

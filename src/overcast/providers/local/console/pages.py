@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ....runtime.dispatch import run_schedule
+from .events import public
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
 __all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
@@ -122,7 +123,7 @@ def _drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _sse(event: dict[str, Any]) -> str:
-    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(public(event), default=str)}\n\n"
 
 
 async def latency(request: Request) -> Response:

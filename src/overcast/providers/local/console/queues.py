@@ -14,7 +14,7 @@ from ....handles import TopicHandle
 from .data import depth_of, handle_of
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
-__all__ = ["publish", "queues", "redrive"]
+__all__ = ["event_detail", "publish", "queues", "redrive", "replay"]
 
 #: dead letters moved back by one click at most (the rest stay for the next)
 REDRIVE_MAX = 1000
@@ -94,3 +94,47 @@ async def publish(request: Request) -> Response:
         return error_page(request, exc)
     notice = f"{message_id} to {topic.resource_name}"
     return RedirectResponse(f"{BASE}/queues?" + urlencode({"published": notice}), status_code=303)
+
+
+def _event_of(request: Request) -> dict[str, Any]:
+    raw = request.path_params["event_id"]
+    found = console_of(request).events.find(int(raw)) if raw.isdigit() else None
+    if found is None:
+        raise Refused(404, f"no event {raw!r} among the last kept (the feed keeps the newest 500)")
+    return found
+
+
+async def event_detail(request: Request) -> Response:
+    """One event of the feed: its fields, its CloudEvent, and replay for a message delivery."""
+    try:
+        event = _event_of(request)
+    except Exception as exc:
+        return error_page(request, exc)
+    cloudevent = json.dumps(event.get("cloudevent"), indent=2, ensure_ascii=False, default=str)
+    context = {
+        "event": event,
+        "cloudevent": cloudevent if "cloudevent" in event else None,
+        "replayable": "_message" in event,
+        "replayed": request.query_params.get("replayed"),
+    }
+    return page(request, "event.html", context)
+
+
+async def replay(request: Request) -> Response:
+    """Send a delivered message again to the queue its handler consumes (a topic subscription's
+    own queue, so only that handler gets it again), with its body and attributes."""
+    try:
+        await form_of(request)
+        event = _event_of(request)
+        if "_message" not in event:
+            raise Refused(400, f"event {event['id']} is not a message delivery; only those can be replayed")
+        resource = event["resource"]
+        key = f"subscription:{resource}" if "/" in resource else f"queue:{resource}"
+        found = _sources(request).get(key)
+        if found is None:
+            raise Refused(404, f"{resource} is no longer a queue or subscription of this app")
+        body, attributes = event["_message"]
+        message_id = await found[1].send(body, attributes=attributes)
+    except Exception as exc:
+        return error_page(request, exc)
+    return RedirectResponse(f"{BASE}/events/{event['id']}?" + urlencode({"replayed": message_id}), status_code=303)

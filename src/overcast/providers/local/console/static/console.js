@@ -35,7 +35,13 @@ function eventRow(e) {
   row.className = e.type;
   cell(row, clock(e.at), null).className = "time";
   cell(row, e.type, null);
-  cell(row, e.title, null);
+  const what = cell(row, e.type === "http" ? e.title : "", null);
+  if (e.type !== "http") {
+    const link = document.createElement("a");
+    link.href = `${document.querySelector('meta[name="overcast-base"]').content}/events/${e.id}`;
+    link.textContent = e.title;
+    what.appendChild(link);
+  }
   cell(row, e.type === "http" ? String(e.status) : e.outcome, "outcome " + e.outcome);
   cell(row, `${e.ms} ms`, null);
   cell(row, detail(e), null);
