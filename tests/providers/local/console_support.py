@@ -80,6 +80,22 @@ async def nightly():
 """
 
 
+DEMO_TOML = """
+[app]
+entry = "app:app"
+
+[targets.local]
+
+[targets.aws]
+region = "us-east-1"
+kv.users = "dynamodb://demo-users"
+bucket.files = "s3://demo-files"
+queue.jobs = "sqs://demo-jobs"
+topic.signups = "sns://demo-signups"
+secret.api-token = "secretsmanager://demo"
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,7 +105,7 @@ def free_port() -> int:
 
 def write_demo(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "overcast.toml").write_text('[app]\nentry = "app:app"\n')
+    (folder / "overcast.toml").write_text(DEMO_TOML)
     (folder / "app.py").write_text(textwrap.dedent(DEMO_APP))
     return folder
 

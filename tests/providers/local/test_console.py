@@ -42,11 +42,14 @@ def test_resources_show_kind_provider_url_and_health_but_no_secret_value(dev: tu
     client, _ = dev
     page = client.get("/_overcast/resources")
     assert page.status_code == 200
-    rows = dict(re.findall(r'<tr data-name="([^"]+)">(.*?)</tr>', page.text, re.S))
+    table = re.search(r'<table id="resources">(.*?)</table>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    rows = dict(re.findall(r'<tr data-name="([^"]+)">(.*?)</tr>', table, re.S))
     assert set(rows) == {"users", "switches", "files", "jobs", "signups", "api-token"}
     assert "sqlite:///.overcast/kv/users.db" in rows["users"] and ">sqlite<" in rows["users"]
     assert ">file<" in rows["files"] and ">env<" in rows["api-token"]
     assert all('class="health ok"' in row for row in rows.values()), page.text
+    targets = re.search(r'<table id="targets">(.*?)</table>', page.text, re.S)
+    assert targets and "<th>aws</th>" in targets.group(1) and "dynamodb://demo-users" in targets.group(1)
     for path in ("/_overcast/resources", "/_overcast/secrets"):
         text = client.get(path).text
         assert "api-token" in text and SECRET_VALUE not in text

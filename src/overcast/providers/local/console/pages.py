@@ -64,7 +64,22 @@ async def resources(request: Request) -> Response:
         {"source": s.source.resource_name, "kind": s.source.kind, "name": s.name, "critical": s.critical}
         for s in console.app.subscriptions
     ]
-    return page(request, "resources.html", {"rows": rows, "subscriptions": subscriptions})
+    others = sorted(t for t in console.app.config.targets if t != console.app.target)
+    elsewhere = [{**_row(h), "urls": [_url_on(console.app, h, t) for t in others]} for h in handles]
+    context = {"rows": rows, "subscriptions": subscriptions, "others": others, "elsewhere": elsewhere}
+    return page(request, "resources.html", context)
+
+
+def _url_on(app: Any, handle: Any, target: str) -> dict[str, Any]:
+    """Where ``handle`` would be on another target (not checked: only this one is served here)."""
+    try:
+        return {
+            "ok": True,
+            "text": str(app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)),
+        }
+    except Exception as exc:
+        path = app.config.path
+        return {"ok": False, "text": str(exc).replace(f" in {path}", "") if path else str(exc)}
 
 
 async def secrets(request: Request) -> Response:
