@@ -110,9 +110,10 @@ def write_demo(folder: Path) -> Path:
     return folder
 
 
-@contextmanager
-def overcast_process(folder: Path, *args: str, ready_path: str = "/_overcast/") -> Iterator[tuple[str, Path]]:
-    """``overcast ARGS FOLDER --port P`` as a real process; yields its base URL and its log file."""
+def start_overcast(
+    folder: Path, *args: str, ready_path: str = "/_overcast/"
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start ``overcast ARGS FOLDER --port P`` and wait until it answers; the caller stops it."""
     port = free_port()
     out = folder / f"server-{port}.log"
     env = {**os.environ, "OVERCAST_DEV_RETRY_DELAY": "0.05", "PYTHONUNBUFFERED": "1", "API_TOKEN": SECRET_VALUE}
@@ -127,15 +128,33 @@ def overcast_process(folder: Path, *args: str, ready_path: str = "/_overcast/") 
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(proc, base + ready_path, out)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base, out
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Ctrl-C the process group, then kill it if it does not end in ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+@contextmanager
+def overcast_process(folder: Path, *args: str, ready_path: str = "/_overcast/") -> Iterator[tuple[str, Path]]:
+    """``overcast ARGS FOLDER --port P`` as a real process; yields its base URL and its log file."""
+    proc, base, out = start_overcast(folder, *args, ready_path=ready_path)
+    try:
         yield base, out
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            stop(proc)
 
 
 def _wait(proc: subprocess.Popen[bytes], url: str, out: Path) -> None:

@@ -12,7 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from console_support import SECRET_VALUE, eventually, overcast_process, token_of, write_demo
+from console_support import (
+    SECRET_VALUE,
+    eventually,
+    overcast_process,
+    start_overcast,
+    stop,
+    token_of,
+    write_demo,
+)
 
 from overcast.providers.local.console.guard import is_loopback_host, refusal
 
@@ -347,3 +355,16 @@ def test_a_delivery_shows_its_cloudevent_and_replays_to_its_handler_only(dev: tu
     refused = client.post(f"/_overcast/events/{request['id']}/replay", data={"token": token})
     assert refused.status_code == 400 and "only those can be replayed" in refused.text
     assert client.get("/_overcast/events/999999").status_code == 404
+
+
+def test_ctrl_c_with_the_feed_open_ends_the_server_cleanly(tmp_path: Path) -> None:
+    folder = write_demo(tmp_path / "demo")
+    proc, base, log = start_overcast(folder, "dev", "--no-reload")
+    with httpx.Client(base_url=base, timeout=30) as client, client.stream("GET", "/_overcast/events/stream") as feed:
+        lines = feed.iter_lines()
+        assert next(lines).startswith("retry:")
+        stop(proc, timeout=20)  # raises if it has not ended by then
+        assert list(lines) == [""] or all(not line.startswith("data:") for line in lines)
+    text = log.read_text()
+    assert "Application shutdown complete" in text
+    assert "Traceback" not in text and "graceful shutdown exceeded" not in text

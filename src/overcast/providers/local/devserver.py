@@ -332,8 +332,11 @@ class DevASGI:
             await self.workers.stop()
             await send({"type": "lifespan.startup.failed", "message": failure})
             return
+        undo = self.console.follow_signals() if self.console is not None else None
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
+        if undo is not None:
+            undo()
         await self.workers.stop()
         await inner.shutdown()
         self.app.reset()

@@ -59,6 +59,37 @@ class Console:
             self._queues[id(subscription)] = queue
         return queue
 
+    def follow_signals(self) -> Callable[[], None]:
+        """Close the open feeds as soon as the server is told to stop (SIGINT, SIGTERM), so an
+        open Events page holds up neither Ctrl-C nor a reload; returns what undoes it.
+
+        Chains to the handlers already set (uvicorn's, set with ``signal.signal``)."""
+        import asyncio
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        loop = asyncio.get_running_loop()
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old = signal.getsignal(sig)
+            if not callable(old):
+                continue  # default or ignored: not ours to wrap
+
+            def closing(signum: int, frame: Any, old: Any = old) -> None:
+                loop.call_soon_threadsafe(self.events.close_feeds)
+                old(signum, frame)
+
+            previous[sig] = old
+            signal.signal(sig, closing)
+
+        def undo() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return undo
+
     def _build(self) -> Any:
         from pathlib import Path
 

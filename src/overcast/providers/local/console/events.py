@@ -33,6 +33,8 @@ BACKLOG = 1000
 MAX_DATA_SHOWN = 4000
 
 Event = dict[str, Any]
+#: what a feed receives when the server stops
+CLOSE: Event = {"type": "close", "id": 0}
 
 
 class EventLog:
@@ -126,6 +128,13 @@ class EventLog:
         feed = (asyncio.get_running_loop(), asyncio.Queue[Event](BACKLOG))
         self.feeds.add(feed)
         return feed
+
+    def close_feeds(self) -> None:
+        """End every open feed now (the server is stopping): each gets :data:`CLOSE`."""
+        for _, queue in list(self.feeds):
+            while queue.full():
+                queue.get_nowait()
+            queue.put_nowait(CLOSE)
 
     def unfollow(self, feed: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]) -> None:
         self.feeds.discard(feed)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ....runtime.dispatch import run_schedule
-from .events import public
+from .events import CLOSE, public
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
 __all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
@@ -117,8 +117,12 @@ async def events_stream(request: Request) -> Response:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if first is CLOSE:
+                    return
                 await asyncio.sleep(FEED_BATCH)
                 batch = [first, *_drain(feed[1])]
+                if any(event is CLOSE for event in batch):
+                    return
                 chunk = "".join(_sse(event) for event in batch if event["id"] > last)
                 last = max(last, batch[-1]["id"])
                 if chunk:
