@@ -238,6 +238,8 @@ def test_the_event_feed_streams_requests_and_deliveries(dev: tuple[httpx.Client,
     later = _feed(client, after=int(request["id"]), until='"handler": "welcome"')  # type: ignore[call-overload]
     assert all(int(e["id"]) > int(request["id"]) for e in later)  # type: ignore[call-overload]
     assert "POST /users" in client.get("/_overcast/events").text
+    bad = client.get("/_overcast/events/stream", headers={"last-event-id": "<x>"})
+    assert bad.status_code == 400 and "Last-Event-ID must be an event id" in bad.text
 
 
 def test_schedules_show_next_run_and_run_now(dev: tuple[httpx.Client, Path]) -> None:

@@ -99,10 +99,9 @@ async def events_stream(request: Request) -> Response:
     """The feed as server-sent events: every event after ``Last-Event-ID`` (or ``?after=``), then live ones."""
     log = console_of(request).events
     raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    try:
-        after = int(raw)
-    except ValueError:
-        raise Refused(400, f"Last-Event-ID must be an event id, got {raw!r}") from None
+    if not raw.isdigit():
+        return error_page(request, Refused(400, f"Last-Event-ID must be an event id, got {raw!r}"))
+    after = int(raw)
 
     async def stream() -> AsyncIterator[str]:
         feed = log.follow()
