@@ -370,3 +370,13 @@ def test_ctrl_c_with_the_feed_open_ends_the_server_cleanly(tmp_path: Path) -> No
     text = log.read_text()
     assert "Application shutdown complete" in text
     assert "Traceback" not in text and "graceful shutdown exceeded" not in text
+
+
+def test_the_reloading_server_serves_the_console_too(tmp_path: Path) -> None:
+    """``overcast dev`` with reload (the default) runs the app in a child process: it has the console and its feed."""
+    folder = write_demo(tmp_path / "demo")
+    with overcast_process(folder, "dev") as (base, log), httpx.Client(base_url=base, timeout=10) as client:
+        assert "reloading on changes" in log.read_text()
+        client.post("/users", json={"id": "reloaded", "name": "R"}).raise_for_status()
+        events = _feed(client, until="POST /users")
+        assert any(e["title"] == "POST /users" and e["status"] == 201 for e in events)
