@@ -191,6 +191,9 @@ def dev(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when a .py file changes.")] = True,
+    console: Annotated[
+        bool, typer.Option("--console/--no-console", help="Serve the local console at /_overcast/.")
+    ] = True,
 ) -> None:
     """Serve the app locally on embedded providers, delivering messages and schedules in-process."""
     with _target(target):
@@ -199,7 +202,11 @@ def dev(
         _check_port(host, port)
         folder = _app_folder(loaded, app)
         os.environ.update(_app_env(app))
+        console = console and _console_available()
+        os.environ["OVERCAST_DEV_CONSOLE"] = "1" if console else "0"
         _dev_banner(loaded, host, port, folder if reload else None)
+        if console:
+            _console_banner(host, port)
         _serve_dev(loaded, host, port, folder if reload else None)
 
 
@@ -234,12 +241,35 @@ def _serve_dev(loaded: App, host: str, port: int, reload_folder: Path | None) ->
             reload_includes=["*.py", "overcast.toml"],
             lifespan="on",
             access_log=False,  # the dev server prints each request with its upstream calls
+            timeout_graceful_shutdown=3,  # an open console feed must not hold up Ctrl-C or a reload
         )
         return
     from .providers.local.devserver import dev_asgi, watch_requests
 
-    watch_requests(loaded)
-    uvicorn.run(dev_asgi(loaded), host=host, port=port, lifespan="on", access_log=False)
+    served = dev_asgi(loaded, console=os.environ.get("OVERCAST_DEV_CONSOLE") == "1")
+    watch_requests(loaded, also=served.console.events.request if served.console else None)
+    uvicorn.run(served, host=host, port=port, lifespan="on", access_log=False, timeout_graceful_shutdown=3)
+
+
+def _console_available() -> bool:
+    """Whether the console's extra is installed; if not, say how to get it and serve without."""
+    import importlib.util
+
+    missing = [name for name in ("starlette", "jinja2") if importlib.util.find_spec(name) is None]
+    if missing:
+        _err().print(
+            f"[yellow]console off[/]: it needs {', '.join(missing)}; pip install 'overcast[console]'", soft_wrap=True
+        )
+    return not missing
+
+
+def _console_banner(host: str, port: int) -> None:
+    from .providers.local.console.guard import is_loopback_host
+
+    shown = host if is_loopback_host(host) else "127.0.0.1"
+    shown = f"[{shown}]" if ":" in shown else shown
+    note = "" if is_loopback_host(host) else " (answers this machine only)"
+    _out().print(f"  [dim]console[/] http://{shown}:{port}/_overcast/{note}", soft_wrap=True)
 
 
 def _default_port() -> int:

@@ -63,6 +63,7 @@ class Delivery:
             ``dead-letter`` (failed its last attempt; the queue moves it aside),
             ``failed`` (a schedule firing or a routed event raised; the platform's own
             rules, if any, bring it again).
+        event: the CloudEvent the handler was given (for the dev console's feed and replay).
     """
 
     resource: str
@@ -73,6 +74,7 @@ class Delivery:
     duration: float
     error: BaseException | None = None
     retry_in: float | None = None
+    event: CloudEvent | None = None
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -188,7 +190,7 @@ async def deliver(
             await call_handler(subscription.handler, event)
     except Exception as exc:
         duration = time.perf_counter() - started
-        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration, event)
     duration = time.perf_counter() - started
     await queue.ack(message)
     log.info(
@@ -199,7 +201,7 @@ async def deliver(
         message.attempts,
         duration,
     )
-    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
+    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration, event=event)
 
 
 async def _given_back(
@@ -211,6 +213,7 @@ async def _given_back(
     retry_delay: Callable[[int], float],
     exc: Exception,
     duration: float,
+    event: CloudEvent | None = None,
 ) -> Delivery:
     """Nack a message whose handler raised: again after the backoff, or, on its last attempt,
     to the dead letters. A platform-settled message comes again when the platform says."""
@@ -233,7 +236,7 @@ async def _given_back(
     )
     outcome: Outcome = "dead-letter" if last else "retry"
     retry_in = delay if here and not last else None
-    return Delivery(label, handler, message.id, message.attempts, outcome, duration, exc, retry_in)
+    return Delivery(label, handler, message.id, message.attempts, outcome, duration, exc, retry_in, event)
 
 
 async def _traced(handler_name: str, label: str, message: Message, event: CloudEvent, handler: Any) -> None:
@@ -278,10 +281,10 @@ async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = Non
             count("errors", handler=job.name)
         duration = time.perf_counter() - started
         log.warning("schedule %s failed: %r", job.name, exc, exc_info=exc)
-        return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc)
+        return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc, event=event)
     duration = time.perf_counter() - started
     log.info("schedule %s ran in %.3fs", job.name, duration)
-    return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "ok", duration)
+    return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "ok", duration, event=event)
 
 
 async def run_event(target: Target, event: CloudEvent) -> Delivery:
@@ -298,7 +301,7 @@ async def run_event(target: Target, event: CloudEvent) -> Delivery:
         log.warning(
             "%s failed on %s %s from %s: %r", target.name, event.type, event.id, event.source, exc, exc_info=exc
         )
-        return Delivery(event.source, target.name, event.id, attempt, "failed", duration, exc)
+        return Delivery(event.source, target.name, event.id, attempt, "failed", duration, exc, event=event)
     duration = time.perf_counter() - started
     log.info("%s handled %s %s from %s in %.3fs", target.name, event.type, event.id, event.source, duration)
-    return Delivery(event.source, target.name, event.id, attempt, "ok", duration)
+    return Delivery(event.source, target.name, event.id, attempt, "ok", duration, event=event)

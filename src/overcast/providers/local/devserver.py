@@ -5,7 +5,8 @@ the queue itself) and hands each message to :func:`overcast.runtime.dispatch.del
 so the clouds' rules hold: a message stays hidden for its visibility timeout, a
 failure comes back after a backoff, and after ``max_attempts`` it goes to the dead
 letters. A scheduler task per ``@app.schedule`` fires on :meth:`Schedule.next_after`.
-Each delivery is printed. :class:`DevASGI` starts all of it on the ASGI lifespan.
+Each delivery is printed. :class:`DevASGI` starts all of it on the ASGI lifespan, and
+serves the local console under ``/_overcast/`` when ``overcast dev`` asks for it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ log = logging.getLogger("overcast.dev")
 APP_ENV = "OVERCAST_APP"
 APP_DIR_ENV = "OVERCAST_APP_DIR"
 RETRY_ENV = "OVERCAST_DEV_RETRY_DELAY"
+#: ``1``: serve the console (set by ``overcast dev`` for its reloading server process)
+CONSOLE_ENV = "OVERCAST_DEV_CONSOLE"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -288,15 +291,28 @@ async def _no_http_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class DevASGI:
-    """The app's ASGI callable with its workers started on lifespan startup and stopped on shutdown."""
+    """The app's ASGI callable with its workers started on lifespan startup and stopped on shutdown,
+    and the console (if given) answering under ``/_overcast/``."""
 
-    def __init__(self, app: App, workers: DevWorkers | None = None) -> None:
+    def __init__(self, app: App, workers: DevWorkers | None = None, console: Any = None) -> None:
         self.app = app
-        self.inner = app.asgi if app.http_app is not None else _no_http_app
+        self._inner: Any = None
         self.workers = workers or DevWorkers(app)
+        self.console = console
+
+    @property
+    def inner(self) -> Any:
+        """The app's ASGI callable, resolved on first use: after :func:`watch_requests` has
+        turned telemetry on, so requests pass through its middleware."""
+        if self._inner is None:
+            self._inner = self.app.asgi if self.app.http_app is not None else _no_http_app
+        return self._inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
+            if self.console is not None and _console_path(scope["path"]):
+                await self.console(scope, receive, send)
+                return
             await self.inner(scope, receive, send)
             return
         message = await receive()
@@ -316,16 +332,24 @@ class DevASGI:
             await self.workers.stop()
             await send({"type": "lifespan.startup.failed", "message": failure})
             return
+        undo = self.console.follow_signals() if self.console is not None else None
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
+        if undo is not None:
+            undo()
         await self.workers.stop()
         await inner.shutdown()
         self.app.reset()
         await send({"type": "lifespan.shutdown.complete"})
 
 
+def _console_path(path: str) -> bool:
+    return path == "/_overcast" or path.startswith("/_overcast/")
+
+
 def create_dev_asgi() -> DevASGI:
-    """Uvicorn factory for ``overcast dev``: the App named by ``OVERCAST_APP`` with its workers."""
+    """Uvicorn factory for ``overcast dev``: the App named by ``OVERCAST_APP`` with its workers
+    (and the console if ``OVERCAST_DEV_CONSOLE=1``)."""
     from ...loader import load_app
 
     spec = os.environ.get(APP_ENV) or None
@@ -333,13 +357,17 @@ def create_dev_asgi() -> DevASGI:
     app = load_app(spec, cwd=Path(folder) if folder else None)
     from rich.console import Console
 
-    watch_requests(app, Console(stderr=True))
-    return dev_asgi(app)
+    served = dev_asgi(app, console=os.environ.get(CONSOLE_ENV) == "1")
+    watch_requests(app, Console(stderr=True), also=served.console.events.request if served.console else None)
+    return served
 
 
-def watch_requests(app: App, console: Console | None = None) -> None:
+def watch_requests(
+    app: App, console: Console | None = None, *, also: Callable[[RequestSummary], None] | None = None
+) -> None:
     """Print one line per request (method, path, status, time, and every upstream call with
-    its time), and turn on OpenTelemetry too if the environment asks (``OTEL_*``)."""
+    its time), hand it to ``also`` (the console's feed), and turn on OpenTelemetry too if
+    the environment asks (``OTEL_*``)."""
     from ... import telemetry
 
     if telemetry.configure_from_env(target=app.target, cloud="local"):
@@ -348,7 +376,17 @@ def watch_requests(app: App, console: Console | None = None) -> None:
         from rich.console import Console
 
         console = Console(stderr=True)
-    telemetry.summarize_requests(print_request(console))
+    printer = print_request(console)
+    if also is None:
+        telemetry.summarize_requests(printer)
+        return
+    record = also
+
+    def both(summary: RequestSummary) -> None:
+        printer(summary)
+        record(summary)
+
+    telemetry.summarize_requests(both)
 
 
 def print_request(console: Console) -> Callable[[RequestSummary], None]:
@@ -371,12 +409,28 @@ def print_request(console: Console) -> Callable[[RequestSummary], None]:
     return show
 
 
-def dev_asgi(app: App, *, provision: bool = True) -> DevASGI:
-    """``app`` served with its workers; ``OVERCAST_DEV_RETRY_DELAY`` sets the first retry's backoff (seconds)."""
+def dev_asgi(app: App, *, provision: bool = True, console: bool = False) -> DevASGI:
+    """``app`` served with its workers; ``OVERCAST_DEV_RETRY_DELAY`` sets the first retry's backoff (seconds).
+
+    With ``console``, the local console answers under ``/_overcast/`` and sees every delivery
+    and schedule run (and the requests :func:`watch_requests` hands it). ``overcast run``
+    never asks for it."""
     raw = os.environ.get(RETRY_ENV) or "1"
     try:
         base = float(raw)
     except ValueError:
         raise ConfigError(f"{RETRY_ENV} must be a number of seconds, got {raw!r}") from None
     workers = DevWorkers(app, provision=provision, retry_delay=lambda attempt: backoff(attempt, base=base))
-    return DevASGI(app, workers)
+    if not console:
+        return DevASGI(app, workers)
+    from .console import Console as LocalConsole
+
+    printer = workers.on_delivery
+    served = LocalConsole(app, subscription_queue=workers.queue_for)
+
+    def report(delivery: Delivery) -> None:
+        printer(delivery)
+        served.events.delivery(delivery)
+
+    workers.on_delivery = served.report = report
+    return DevASGI(app, workers, served)
