@@ -41,6 +41,12 @@ def _console(client: httpx.Client) -> str:
     return token_of(client.get("/_overcast/").text)
 
 
+def test_the_health_endpoint_is_the_apps_beside_the_console(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    reply = client.get("/_overcast/health")
+    assert reply.status_code == 200 and reply.json()["status"] == "ok"
+
+
 def test_the_banner_prints_the_console_url(dev: tuple[httpx.Client, Path]) -> None:
     client, log = dev
     assert f"console {client.base_url}/_overcast/" in log.read_text()

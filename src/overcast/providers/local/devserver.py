@@ -344,7 +344,8 @@ class DevASGI:
 
 
 def _console_path(path: str) -> bool:
-    return path == "/_overcast" or path.startswith("/_overcast/")
+    """The console's paths; ``/_overcast/health`` is the app's own, as on every runtime."""
+    return path == "/_overcast" or (path.startswith("/_overcast/") and path != "/_overcast/health")
 
 
 def create_dev_asgi() -> DevASGI:
