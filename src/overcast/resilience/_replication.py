@@ -175,6 +175,7 @@ class Replication:
     async def _log_beside(self, indexes: list[int], key: str, clock: str) -> None:
         """Best effort: log ``key`` beside members that hold a write others missed."""
         outcomes = await asyncio.gather(*(self._log_entry(i, key, clock) for i in indexes), return_exceptions=True)
+        self.replicator.wake()  # the log scan ships them once the member that missed answers
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 log.warning(
