@@ -494,6 +494,42 @@ def provision(
     _out().print(table)
 
 
+# -- plan, deploy, destroy -----------------------------------------------------------------
+
+
+def _plan(app: str | None, target: str | None, command: str) -> Path:
+    """Make and write the plan of ``target``; print what was written and the package's size."""
+    import time
+
+    from .deploy.plan import make_plan, write_plan
+
+    if not target:
+        raise ConfigError(f"{command} needs the target to deploy: overcast {command} [APP] --target TARGET")
+    started = time.perf_counter()
+    with _target(target):
+        loaded = _load(app, command)
+        plan = make_plan(loaded, target)
+    folder = write_plan(plan)
+    elapsed = time.perf_counter() - started
+    resources = sum(len(v) for v in plan.documents["main.tf.json"].get("resource", {}).values())
+    shown = os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+    _out().print(
+        f"plan of [bold]{escape(plan.deployment.app)}[/] on target [bold]{escape(target)}[/]: "
+        f"{resources} resources in {escape(shown)} ({elapsed:.2f}s)"
+    )
+    _out().print(f"package.zip: {plan.package.size / 1e6:.2f} MB, {len(plan.package.files)} files, sha256 {plan.package.sha256[:16]}…")
+    for warning in plan.warnings():
+        _err().print(f"[yellow]warning:[/] {escape(warning)}")
+    return folder
+
+
+@cli.command()
+@_friendly
+def plan(app: AppArg = None, target: TargetOpt = None) -> None:
+    """Write the target's Terraform JSON and the package it deploys to .overcast/build/TARGET/."""
+    _plan(app, target, "plan")
+
+
 def main() -> None:
     """Entry point of the ``overcast`` console script."""
     cli()

@@ -70,7 +70,9 @@ class Family:
     platform calls (``"lambda": "overcast.providers.aws:lambda_handler"``);
     ``target_options`` the ``[targets.*]`` keys its providers or deploy read;
     ``semantic_conventions`` maps a scheme to the OpenTelemetry semantic-convention
-    attributes naming its service on spans (``{"dynamodb": {"db.system": "dynamodb"}}``).
+    attributes naming its service on spans (``{"dynamodb": {"db.system": "dynamodb"}}``);
+    ``deploy`` the ``module:function`` that renders a deployment plan for the cloud
+    (``overcast plan``), imported only when a plan is made.
     """
 
     name: str
@@ -83,6 +85,7 @@ class Family:
     runtimes: Mapping[str, str] = field(default_factory=dict)
     target_options: tuple[str, ...] = ()
     semantic_conventions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    deploy: str | None = None
 
 
 @record(frozen=True)

@@ -1,0 +1,109 @@
+"""``overcast plan``: the deployment model rendered by the target cloud's family, written to
+``.overcast/build/TARGET/`` with the package it deploys.
+
+The renderer is found through the family's declaration (``Family.deploy``), so the core
+names no cloud. Everything is checked and rendered in memory first: on an error nothing
+is written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import ConfigError
+from ..resources.registry import family_of_cloud, family_of_scheme, load_attribute
+from .model import Deployment, build
+from .package import Package, build_package, package_files
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["LAMBDA_ZIP_LIMIT", "Plan", "Renderer", "make_plan", "renderer_for", "write_plan"]
+
+BUILD_DIR = Path(".overcast") / "build"
+PACKAGE = "package.zip"
+#: Lambda's limit on a zip uploaded directly (bytes); above it the plan warns
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
+
+
+class Renderer(Protocol):
+    """What a cloud family's ``deploy`` entry provides."""
+
+    def entry_point(self, deployment: Deployment) -> dict[str, str]:
+        """Files (archive name -> source) that the platform calls, added to the package."""
+        ...
+
+    def render(self, deployment: Deployment, package: Package) -> dict[str, Any]:
+        """File name -> JSON document of the plan; raises ConfigError on what the cloud rejects."""
+        ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    deployment: Deployment
+    package: Package
+    documents: dict[str, Any]
+
+    def files(self) -> dict[str, bytes]:
+        """File name -> bytes, as written: sorted keys, two-space indent, a final newline."""
+        out = {name: (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode() for name, doc in self.documents.items()}
+        out[PACKAGE] = self.package.data
+        return out
+
+    def warnings(self) -> list[str]:
+        if self.package.size > LAMBDA_ZIP_LIMIT:
+            return [f"the package is {self.package.size / 1e6:.1f} MB, above Lambda's 50 MB for a direct upload"]
+        return []
+
+
+def renderer_for(deployment: Deployment) -> Renderer:
+    family = family_of_cloud(deployment.cloud)
+    if family is None:
+        raise ConfigError(f"target {deployment.target!r}: no installed provider family is the cloud {deployment.cloud!r}")
+    if family.deploy is None:
+        raise ConfigError(
+            f"target {deployment.target!r}: the {family.name} family cannot make a deployment plan yet "
+            "(overcast plan supports aws)"
+        )
+    renderer: Renderer = load_attribute(family.deploy)
+    return renderer
+
+
+def _families(deployment: Deployment) -> set[str]:
+    """The provider families the package needs: the cloud's and every resource's."""
+    names = {family.name for family in [family_of_cloud(deployment.cloud)] if family is not None}
+    for resource in deployment.resources:
+        family = family_of_scheme(resource.url.scheme)
+        if family is not None:
+            names.add(family.name)
+    return names
+
+
+def make_plan(app: App, target: str) -> Plan:
+    """Build the model, the package and the plan's documents, in memory."""
+    deployment = build(app, target)
+    renderer = renderer_for(deployment)
+    files = package_files(deployment.source_dir, _families(deployment))
+    clash = sorted(set(files) & set(renderer.entry_point(deployment)))
+    if clash:
+        raise ConfigError(f"the app's folder has {', '.join(clash)}, which the generated entry point needs; rename it")
+    package = build_package(files, renderer.entry_point(deployment))
+    return Plan(deployment, package, renderer.render(deployment, package))
+
+
+def write_plan(plan: Plan, out_dir: Path | None = None) -> Path:
+    """Write the plan to ``out_dir`` (default ``.overcast/build/TARGET`` beside overcast.toml),
+    replacing the files a previous plan wrote; Terraform's own state there is kept."""
+    folder = out_dir or plan.deployment.source_dir / BUILD_DIR / plan.deployment.target
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.tf.json"):
+        old.unlink()
+    for name, data in plan.files().items():
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(data)
+        shutil.move(temporary, folder / name)
+    return folder
