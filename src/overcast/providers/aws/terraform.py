@@ -45,7 +45,7 @@ ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ),
     ("queue", "write"): ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
     ("topic", "write"): ("sns:GetTopicAttributes", "sns:Publish"),
-    ("secretsmanager", "read"): ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
+    ("secretsmanager", "read"): ("secretsmanager:GetSecretValue",),
     ("ssm", "read"): ("ssm:GetParameter",),
     ("logs", "write"): ("logs:CreateLogStream", "logs:PutLogEvents"),
 }
