@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Package", "build_package", "package_files"]
+__all__ = ["Package", "build_package", "install_requirements", "package_files"]
 
 #: folders never packaged from the app's folder
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test", "node_modules", "venv", "build", "dist"})
@@ -82,6 +82,42 @@ def package_files(app_dir: Path, families: Iterable[str]) -> dict[str, Path]:
         relative = path.relative_to(providers)
         if len(relative.parts) == 1 or relative.parts[0] in wanted:
             files["overcast/providers/" + relative.as_posix()] = path
+    return files
+
+
+#: what pip leaves that would make two builds differ, or that a function never reads
+_PIP_NOISE = ("direct_url.json", "INSTALLER", "REQUESTED")
+
+
+def install_requirements(requirements: Path, platforms: tuple[str, ...], python: str, into: Path) -> dict[str, Path]:
+    """Install ``requirements.txt`` as wheels for the function's platform (``pip install
+    --platform ... --only-binary=:all: --target``) and return archive name -> file.
+
+    pip's own options come from its environment (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, ...).
+    Overcast itself is skipped: the package carries its source.
+    """
+    import subprocess
+    import sys
+
+    from ..errors import ConfigError
+
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"]
+    command += [f"--platform={platform}" for platform in platforms]
+    command += ["--implementation=cp", f"--python-version={python}", "--only-binary=:all:"]
+    command += ["--target", str(into), "-r", str(requirements)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigError(
+            f"{requirements}: pip could not install wheels for {', '.join(platforms)} (Python {python}): "
+            f"{done.stderr.strip()[-1500:]}"
+        )
+    files: dict[str, Path] = {}
+    for path in _walk(into, frozenset({"__pycache__", "bin"})):
+        name = path.relative_to(into).as_posix()
+        top = name.split("/", 1)[0]
+        if top == "overcast" or top.startswith("overcast-") or path.name in _PIP_NOISE:
+            continue
+        files[name] = path
     return files
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ConfigError
 from ..resources.registry import family_of_cloud, family_of_scheme, load_attribute
 from .model import Deployment, build
-from .package import Package, build_package, package_files
+from .package import Package, build_package, install_requirements, package_files
 
 if TYPE_CHECKING:
     from ..app import App
@@ -26,6 +27,8 @@ __all__ = ["LAMBDA_ZIP_LIMIT", "Plan", "Renderer", "make_plan", "renderer_for", 
 
 BUILD_DIR = Path(".overcast") / "build"
 PACKAGE = "package.zip"
+#: in the app's folder: the function's third-party dependencies, installed as wheels for its platform
+REQUIREMENTS = "requirements.txt"
 #: Lambda's limit on a zip uploaded directly (bytes); above it the plan warns
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
 
@@ -39,6 +42,10 @@ class Renderer(Protocol):
 
     def render(self, deployment: Deployment, package: Package) -> dict[str, Any]:
         """File name -> JSON document of the plan; raises ConfigError on what the cloud rejects."""
+        ...
+
+    def wheel_platform(self, deployment: Deployment) -> tuple[tuple[str, ...], str]:
+        """The pip platform tags and Python version the function's wheels must be built for."""
         ...
 
 
@@ -87,7 +94,20 @@ def make_plan(app: App, target: str) -> Plan:
     """Build the model, the package and the plan's documents, in memory."""
     deployment = build(app, target)
     renderer = renderer_for(deployment)
+    renderer.render(deployment, Package(b"", ()))  # what the cloud would reject, before any packaging
     files = package_files(deployment.source_dir, _families(deployment))
+    requirements = deployment.source_dir / REQUIREMENTS
+    if requirements.is_file():
+        platforms, python = renderer.wheel_platform(deployment)
+        staging = Path(tempfile.mkdtemp(prefix="overcast-wheels-"))
+        try:
+            return _finish(deployment, renderer, {**install_requirements(requirements, platforms, python, staging), **files})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return _finish(deployment, renderer, files)
+
+
+def _finish(deployment: Deployment, renderer: Renderer, files: dict[str, Path]) -> Plan:
     clash = sorted(set(files) & set(renderer.entry_point(deployment)))
     if clash:
         raise ConfigError(f"the app's folder has {', '.join(clash)}, which the generated entry point needs; rename it")

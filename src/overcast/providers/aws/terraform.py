@@ -585,6 +585,12 @@ class TerraformRenderer:
     def entry_point(self, deployment: Deployment) -> dict[str, str]:
         return {f"{HANDLER_MODULE}.py": _ENTRY_POINT.format(module=HANDLER_MODULE, target=deployment.target)}
 
+    def wheel_platform(self, deployment: Deployment) -> tuple[tuple[str, ...], str]:
+        """Wheels Lambda's Amazon Linux 2023 (glibc 2.34) runs on the function's architecture."""
+        machine = "aarch64" if deployment.function.architecture == "arm64" else "x86_64"
+        tags = tuple(f"manylinux_{glibc}_{machine}" for glibc in ("2_17", "2_28", "2_34"))
+        return ("manylinux2014_" + machine, *tags), deployment.function.runtime.removeprefix("python")
+
     def render(self, deployment: Deployment, package: Package) -> dict[str, Any]:
         """``main.tf.json``, ``variables.tf.json`` and ``outputs.tf.json``; a ConfigError on
         anything AWS would reject, before anything is written."""
