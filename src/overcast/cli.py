@@ -1,4 +1,4 @@
-"""The ``overcast`` command: dev, run, doctor, provision.
+"""The ``overcast`` command: dev, run, doctor, provision, plan, deploy, destroy.
 
 Parsing and printing only; the work is done by the App, the loader and the dev
 server. Imported by the console script alone, so ``import overcast`` never pays
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -504,7 +504,7 @@ def _plan(app: str | None, target: str | None, command: str) -> Path:
     from .deploy.plan import make_plan, write_plan
 
     if not target:
-        raise ConfigError(f"{command} needs the target to deploy: overcast {command} [APP] --target TARGET")
+        _need_target(app, command)
     started = time.perf_counter()
     with _target(target):
         loaded = _load(app, command)
@@ -517,10 +517,20 @@ def _plan(app: str | None, target: str | None, command: str) -> Path:
         f"plan of [bold]{escape(plan.deployment.app)}[/] on target [bold]{escape(target)}[/]: "
         f"{resources} resources in {escape(shown)} ({elapsed:.2f}s)"
     )
-    _out().print(f"package.zip: {plan.package.size / 1e6:.2f} MB, {len(plan.package.files)} files, sha256 {plan.package.sha256[:16]}…")
+    package = plan.package
+    _out().print(f"package.zip: {package.size / 1e6:.2f} MB, {len(package.files)} files, sha256 {package.sha256[:16]}…")
     for warning in plan.warnings():
         _err().print(f"[yellow]warning:[/] {escape(warning)}")
     return folder
+
+
+def _need_target(app: str | None, command: str) -> NoReturn:
+    if app and _names_a_target(app):
+        raise ConfigError(
+            f"{app!r} is a target, not an app: the app comes first and the target is an option, "
+            f"as for every command: overcast {command} [APP] --target {app}"
+        )
+    raise ConfigError(f"{command} needs a target: overcast {command} [APP] --target TARGET")
 
 
 @cli.command()
@@ -528,6 +538,40 @@ def _plan(app: str | None, target: str | None, command: str) -> Path:
 def plan(app: AppArg = None, target: TargetOpt = None) -> None:
     """Write the target's Terraform JSON and the package it deploys to .overcast/build/TARGET/."""
     _plan(app, target, "plan")
+
+
+AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Do not ask before changing anything (for CI).")]
+
+
+@cli.command()
+@_friendly
+def deploy(app: AppArg = None, target: TargetOpt = None, auto_approve: AutoApprove = False) -> None:
+    """Plan, then run tofu/terraform init and apply on .overcast/build/TARGET/."""
+    from .deploy.runner import apply
+
+    folder = _plan(app, target, "deploy")
+    code = apply(folder, auto_approve=auto_approve)
+    if code:
+        raise typer.Exit(code)
+
+
+@cli.command()
+@_friendly
+def destroy(app: AppArg = None, target: TargetOpt = None, auto_approve: AutoApprove = False) -> None:
+    """Run tofu/terraform destroy on the target's plan (written first if there is none)."""
+    from .deploy.plan import BUILD_DIR
+    from .deploy.runner import destroy as run_destroy
+
+    if not target:
+        _need_target(app, "destroy")
+    with _target(target):
+        loaded = _load(app, "destroy")
+        folder = loaded.config.base_dir / BUILD_DIR / target
+    if not (folder / "main.tf.json").is_file():
+        folder = _plan(app, target, "destroy")
+    code = run_destroy(folder, auto_approve=auto_approve)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

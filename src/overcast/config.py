@@ -364,7 +364,7 @@ def function_settings(target: Target) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(FUNCTION_KEYS))}")
         if isinstance(value, bool) or not isinstance(value, types):
             raise ConfigError(f"{where} {key} must be a {types[0].__name__}, got {value!r}")
-        if types == (int,) and value < 1:
+        if isinstance(value, int) and value < 1:
             raise ConfigError(f"{where} {key} must be at least 1, got {value}")
     for name, value in raw.get("environment", {}).items():
         if not isinstance(value, str):

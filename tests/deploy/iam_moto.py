@@ -103,7 +103,8 @@ def start_moto_iam() -> Server:
 def enforce(server: Server, on: bool) -> None:
     """Evaluate IAM policies on every call from now on (``on``), or on none."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{server.port}/moto-api/reset-auth", data=b"0" if on else b"inf",
+        f"http://127.0.0.1:{server.port}/moto-api/reset-auth",
+        data=b"0" if on else b"inf",
         method="POST",
         headers={"Content-Type": "text/plain"},  # not a form: moto reads the raw body
     )

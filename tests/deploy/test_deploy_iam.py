@@ -69,7 +69,10 @@ def _set_up(server: Server) -> None:
     _client(server, "secretsmanager").create_secret(Name="other/key", SecretString="other")
     _client(server, "dynamodb").create_table(
         TableName="other-table",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         BillingMode="PAY_PER_REQUEST",
     )
@@ -84,7 +87,9 @@ def _role_credentials(server: Server, document: dict[str, Any]) -> dict[str, str
     iam = _client(server, "iam")
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
     }
     role = iam.create_role(RoleName="shop", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
     iam.put_role_policy(RoleName="shop", PolicyName="least-privilege", PolicyDocument=json.dumps(document))

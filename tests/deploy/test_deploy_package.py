@@ -61,7 +61,10 @@ def test_entries_are_sorted_with_fixed_times_and_only_what_the_function_imports(
     assert "overcast/cli.py" not in names and not [n for n in names if n.startswith("overcast/deploy/")]
     families = {n.split("/")[2] for n in names if n.startswith("overcast/providers/") and n.count("/") > 2}
     assert families == {"aws", "local"}  # the target's cloud, and memory:// for the cache
-    assert "overcast_handler.handler" == plan.documents["main.tf.json"]["resource"]["aws_lambda_function"]["function"]["handler"]
+    assert (
+        plan.documents["main.tf.json"]["resource"]["aws_lambda_function"]["function"]["handler"]
+        == "overcast_handler.handler"
+    )
 
 
 def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +110,7 @@ def _wheel(folder: Path) -> Path:
     files = {
         "tinydep/__init__.py": "VALUE = 42\n",
         "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
-        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = [f"{name},," for name in files] + ["tinydep-1.0.dist-info/RECORD,,"]
     files["tinydep-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"

@@ -68,7 +68,11 @@ def test_the_schema_check_finds_what_terraform_would_reject(shop: Path) -> None:
 def test_tables_queues_and_topics_are_what_the_providers_use(shop: Path) -> None:
     resources = main_tf(shop)["resource"]
     table = resources["aws_dynamodb_table"]["kv_orders"]
-    assert (table["hash_key"], table["range_key"], table["ttl"]) == ("pk", "sk", {"attribute_name": "ttl", "enabled": True})
+    assert (table["hash_key"], table["range_key"], table["ttl"]) == (
+        "pk",
+        "sk",
+        {"attribute_name": "ttl", "enabled": True},
+    )
     assert table["billing_mode"] == "PAY_PER_REQUEST"
     assert "kv_catalog" not in resources["aws_dynamodb_table"]  # existing: referenced, not created
     queues = resources["aws_sqs_queue"]
@@ -162,23 +166,25 @@ def test_declarations_make_the_model(shop: Path) -> None:
 
 BAD = [
     ('kv.orders = "dynamodb://shop-orders"', 'kv.orders = "sqlite:///orders.db"', "embedded provider on Lambda"),
-    ('kv.orders = "dynamodb://shop-orders"', 'cloud = "aws"\nkv.orders = "firestore://orders"', "a gcp provider on an AWS target"),
+    (
+        'kv.orders = "dynamodb://shop-orders"',
+        'cloud = "aws"\nkv.orders = "firestore://orders"',
+        "a gcp provider on an AWS target",
+    ),
     ('"s3://shop-uploads-example/data"', '"s3://Shop_Uploads/data"', "S3 bucket name 'Shop_Uploads'"),
     ("visibility_timeout=180", "visibility_timeout=10", "visibility_timeout=10s, below the function's timeout"),
     ("memory = 1024", 'memory = 1024\nruntime = "python3.9"', "runtime 'python3.9': Lambda takes python3.12"),
     ("memory = 1024", "memory = 64", "memory 64: Lambda takes 128-10240 MB"),
     ("memory = 1024", 'memory = 1024\nname = "' + "f" * 70 + '"', "a Lambda function name is 1-64"),
     ('existing = ["kv.catalog"]', 'existing = ["kv.catalogue"]', "existing names kv.catalogue"),
-    ('existing = ["kv.catalog"]', 'existing = ["catalog"]', "is not \"kind.name\""),
+    ('existing = ["kv.catalog"]', 'existing = ["catalog"]', 'is not "kind.name"'),
     ("memory = 1024", "memroy = 1024", "unknown key 'memroy'"),
     ('queue.jobs = "sqs://shop-jobs', 'queue.extra = "sqs://shop-jobs"\nqueue.jobs = "sqs://shop-jobs', "both use"),
 ]
 
 
 @pytest.mark.parametrize(("old", "new", "message"), BAD)
-def test_bad_input_is_an_error_naming_it_and_nothing_is_written(
-    shop: Path, old: str, new: str, message: str
-) -> None:
+def test_bad_input_is_an_error_naming_it_and_nothing_is_written(shop: Path, old: str, new: str, message: str) -> None:
     toml = shop / "overcast.toml"
     text = toml.read_text()
     assert old in text
@@ -192,8 +198,12 @@ def test_bad_input_is_an_error_naming_it_and_nothing_is_written(
 
 def test_a_schedule_name_too_long_for_a_rule_is_refused(shop: Path) -> None:
     source = shop / "shop.py"
-    source.write_text(source.read_text().replace('@app.schedule("cron(0 3 * * ? *)")', '@app.schedule("rate(1 day)", name="' + "n" * 60 + '")'))
-    with pytest.raises(ConfigError, match="its EventBridge rule 'shop-n+' is over 64 characters"):
+    source.write_text(
+        source.read_text().replace(
+            '@app.schedule("cron(0 3 * * ? *)")', '@app.schedule("rate(1 day)", name="' + "n" * 60 + '")'
+        )
+    )
+    with pytest.raises(ConfigError, match=r"its EventBridge rule 'shop-n+' is over 64 characters"):
         plan_of(shop)
 
 

@@ -113,7 +113,9 @@ def build(app: App, target_name: str) -> Deployment:
     declared = {(h.kind, h.resource_name) for h in app.resources.values()}
     unknown = sorted(f"{k}.{n}" for k, n in existing - declared)
     if unknown:
-        raise ConfigError(f"[targets.{target.name}] existing names {', '.join(unknown)}, which the app does not declare")
+        raise ConfigError(
+            f"[targets.{target.name}] existing names {', '.join(unknown)}, which the app does not declare"
+        )
     resources = tuple(_resource(app, handle, target.name, existing) for handle in app.resources.values())
     by_name = {r.name: r for r in resources}
     subscriptions = tuple(

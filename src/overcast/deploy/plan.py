@@ -57,7 +57,9 @@ class Plan:
 
     def files(self) -> dict[str, bytes]:
         """File name -> bytes, as written: sorted keys, two-space indent, a final newline."""
-        out = {name: (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode() for name, doc in self.documents.items()}
+        out = {
+            name: (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode() for name, doc in self.documents.items()
+        }
         out[PACKAGE] = self.package.data
         return out
 
@@ -70,7 +72,9 @@ class Plan:
 def renderer_for(deployment: Deployment) -> Renderer:
     family = family_of_cloud(deployment.cloud)
     if family is None:
-        raise ConfigError(f"target {deployment.target!r}: no installed provider family is the cloud {deployment.cloud!r}")
+        raise ConfigError(
+            f"target {deployment.target!r}: no installed provider family is the cloud {deployment.cloud!r}"
+        )
     if family.deploy is None:
         raise ConfigError(
             f"target {deployment.target!r}: the {family.name} family cannot make a deployment plan yet "
@@ -101,7 +105,9 @@ def make_plan(app: App, target: str) -> Plan:
         platforms, python = renderer.wheel_platform(deployment)
         staging = Path(tempfile.mkdtemp(prefix="overcast-wheels-"))
         try:
-            return _finish(deployment, renderer, {**install_requirements(requirements, platforms, python, staging), **files})
+            return _finish(
+                deployment, renderer, {**install_requirements(requirements, platforms, python, staging), **files}
+            )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return _finish(deployment, renderer, files)

@@ -266,13 +266,19 @@ def _core(doc: _Doc, deployment: Deployment, package: Package, names: _Names) ->
     fn = deployment.function
     assume = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
     }
     doc.add("aws_iam_role", "function", {"name": fn.name, "assume_role_policy": json.dumps(assume, sort_keys=True)})
     doc.add(
         "aws_iam_role_policy",
         "function",
-        {"name": "least-privilege", "role": _ref("aws_iam_role", "function", "id"), "policy": json.dumps(policy(deployment))},
+        {
+            "name": "least-privilege",
+            "role": _ref("aws_iam_role", "function", "id"),
+            "policy": json.dumps(policy(deployment)),
+        },
     )
     doc.add(
         "aws_cloudwatch_log_group",
@@ -465,10 +471,10 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
             _check_visibility(deployment, f"subscription {sub.name!r}", queue)
             label = _label("queue", source.name)
             if source.existing:
-                arn, depends = _arn("sqs", _region(source, REGION), queue.queue_name), []
+                arn = _arn("sqs", _region(source, REGION), queue.queue_name)
             else:
-                arn, depends = _ref("aws_sqs_queue", label, "arn"), []
-            _mapping(doc, label, arn, depends)
+                arn = _ref("aws_sqs_queue", label, "arn")
+            _mapping(doc, label, arn, [])
             continue
         queue = names.subscription_queues[sub.name]
         _check_visibility(deployment, f"subscription {sub.name!r}", queue)
@@ -521,7 +527,11 @@ def _schedules(doc: _Doc, deployment: Deployment) -> None:
         target = {"rule": _ref("aws_cloudwatch_event_rule", label, "name"), "target_id": "function"}
         target["arn"] = _ref("aws_lambda_function", "function", "arn")
         doc.add("aws_cloudwatch_event_target", label, target)
-        doc.add("aws_lambda_permission", label, _invoke("events.amazonaws.com", _ref("aws_cloudwatch_event_rule", label, "arn")))
+        doc.add(
+            "aws_lambda_permission",
+            label,
+            _invoke("events.amazonaws.com", _ref("aws_cloudwatch_event_rule", label, "arn")),
+        )
 
 
 def _invoke(principal: str, source_arn: str) -> dict[str, Any]:
@@ -541,7 +551,9 @@ def _bucket_events(doc: _Doc, deployment: Deployment, names: _Names) -> None:
     by_bucket: dict[str, list[Any]] = {}
     for route in deployment.bucket_events:
         if route.bucket.name not in names.buckets:
-            raise ConfigError(f"event handler {route.name!r}: bucket {route.bucket.name!r} is not on S3 ({route.bucket.url})")
+            raise ConfigError(
+                f"event handler {route.name!r}: bucket {route.bucket.name!r} is not on S3 ({route.bucket.url})"
+            )
         by_bucket.setdefault(route.bucket.name, []).append(route)
     for name, routes in by_bucket.items():
         bucket = names.buckets[name][0]
