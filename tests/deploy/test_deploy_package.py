@@ -11,6 +11,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,21 @@ import pytest
 from overcast.deploy.plan import make_plan, write_plan
 from overcast.loader import load_app
 from servers import Server
+from servers.aws import start_moto
 
 HERE = Path(__file__).resolve().parent
 SHOP = HERE / "apps" / "shop"
 ROOT = HERE.parents[1]
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Server]:
+    """moto of its own: the shared fixture points this whole process at it (os.environ)."""
+    server = start_moto()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _copy(to: Path, stamp: int) -> Path:
@@ -74,13 +86,13 @@ def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch: py
         assert {info.date_time for info in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 
 
-def test_the_unzipped_package_serves_without_the_cli_dependencies(moto_server: Server, tmp_path: Path) -> None:
+def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, tmp_path: Path) -> None:
     folder = write_plan(make_plan(load_app(_copy(tmp_path / "shop", 1)), "aws"))
     unzipped = tmp_path / "function"
     with zipfile.ZipFile(folder / "package.zip") as archive:
         archive.extractall(unzipped)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OVERCAST_", "PYTHON"))}
-    env.update(moto_server.env, AWS_REGION="eu-west-1", AWS_DEFAULT_REGION="eu-west-1")
+    env.update(moto.env, AWS_REGION="eu-west-1", AWS_DEFAULT_REGION="eu-west-1")
     subprocess.run(
         [sys.executable, "-m", "overcast", "provision", str(unzipped), "--target", "aws"],
         env={**env, "PYTHONPATH": str(ROOT / "src")},
