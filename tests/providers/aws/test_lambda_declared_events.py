@@ -57,7 +57,7 @@ def test_bucket_events_reach_the_handler_declared_for_their_kind_and_prefix(
     handler(_s3("ObjectCreated:Put", "incoming/a.jpg"), None)
     handler(_s3("ObjectRemoved:Delete", "old/b.jpg"), None)
     assert seen == [("created", "incoming/a.jpg"), ("deleted", "old/b.jpg")]
-    with pytest.raises(UnroutedEvent, match="no handler for aws.s3.ObjectCreated:Put"):
+    with pytest.raises(UnroutedEvent, match=r"no handler for aws\.s3\.ObjectCreated:Put"):
         handler(_s3("ObjectCreated:Put", "elsewhere/c.jpg"), None)  # outside the prefix
 
 
