@@ -123,11 +123,10 @@ def _finish(deployment: Deployment, renderer: Renderer, files: dict[str, Path]) 
 
 def write_plan(plan: Plan, out_dir: Path | None = None) -> Path:
     """Write the plan to ``out_dir`` (default ``.overcast/build/TARGET`` beside overcast.toml),
-    replacing the files a previous plan wrote; Terraform's own state there is kept."""
+    replacing the files a previous plan wrote; anything else there (Terraform's state, a
+    ``backend.tf.json`` of the user's) is kept."""
     folder = out_dir or plan.deployment.source_dir / BUILD_DIR / plan.deployment.target
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.tf.json"):
-        old.unlink()
     for name, data in plan.files().items():
         temporary = folder / f".{name}.tmp"
         temporary.write_bytes(data)
