@@ -90,7 +90,7 @@ def test_tables_queues_and_topics_are_what_the_providers_use(shop: Path) -> None
 
 def test_buckets_are_private_and_encrypted_and_notify_the_function(shop: Path) -> None:
     resources = main_tf(shop)["resource"]
-    assert resources["aws_s3_bucket"]["bucket_uploads"] == {"bucket": "shop-uploads-example"}
+    assert resources["aws_s3_bucket"]["bucket_uploads"]["bucket"] == "shop-uploads-example"
     block = resources["aws_s3_bucket_public_access_block"]["bucket_uploads"]
     assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls"))
     sse = resources["aws_s3_bucket_server_side_encryption_configuration"]["bucket_uploads"]["rule"][0]

@@ -50,6 +50,49 @@ ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("logs", "write"): ("logs:CreateLogStream", "logs:PutLogEvents"),
 }
 
+#: checkov checks that do not fit a serverless app by default, per resource type, with the
+#: reason written next to each such resource (a ``//`` comment); docs/deploy.md lists them
+SUPPRESSIONS: dict[str, dict[str, str]] = {
+    "aws_lambda_function": {
+        "CKV_AWS_117": "it calls AWS APIs at their public endpoints; a VPC needs NAT or endpoints, an account's choice",
+        "CKV_AWS_272": "the package is reproducible, pinned by source_code_hash; code signing needs a signing profile",
+        "CKV_AWS_173": "its environment holds no secrets; Lambda encrypts it with an AWS managed key",
+        "CKV_AWS_50": "telemetry goes through OpenTelemetry; X-Ray adds cost and an xray grant on every resource",
+        "CKV_AWS_115": "no reserved concurrency unless the target sets function.concurrency (taken from the account)",
+    },
+    "aws_cloudwatch_log_group": {
+        "CKV_AWS_158": "CloudWatch Logs encrypts log data at rest; a customer managed key is an account's choice",
+        "CKV_AWS_338": "logs are kept log_retention_days (30 by default) for cost; 365 or more passes",
+    },
+    "aws_dynamodb_table": {
+        "CKV_AWS_119": "encrypted at rest with the AWS owned key; a customer managed key is an account's choice",
+    },
+    "aws_secretsmanager_secret": {
+        "CKV_AWS_149": "encrypted with the AWS managed key; a customer managed key is an account's choice",
+        "CKV2_AWS_57": "its value is set outside the plan; rotation needs a rotation function for that secret",
+    },
+    "aws_s3_bucket": {
+        "CKV_AWS_18": "server access logs need a second bucket; CloudTrail data events are the account's choice",
+        "CKV_AWS_144": "cross-region replication doubles the storage; Overcast replicates across providers itself",
+        "CKV2_AWS_61": "objects are the app's data, kept until the app deletes them",
+        "CKV_AWS_145": "encrypted with SSE-S3 (AES256); SSE-KMS adds a KMS request per object request",
+    },
+    "aws_apigatewayv2_route": {
+        "CKV_AWS_309": "the HTTP API is the app's public entry; the app authenticates its requests itself",
+    },
+    "aws_apigatewayv2_stage": {
+        "CKV_AWS_76": "the function logs every request it serves to its own log group",
+    },
+    "aws_lambda_function_url": {
+        "CKV_AWS_258": "the function URL is the app's public entry; the app authenticates its requests itself",
+    },
+    "aws_lambda_permission.function_url": {
+        "CKV_AWS_301": "anyone may call the function URL, as an HTTP API's callers; the app authenticates them",
+    },
+}
+#: checkov's CKV2_AWS_62 (event notifications), where a bucket has no @app.on handler
+NO_NOTIFICATIONS = "CKV2_AWS_62: the bucket notifies the function only when the app declares @app.on(bucket)"
+
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -126,7 +169,7 @@ class _Names:
         self.external.append(resource.name)
 
     def _check_clashes(self) -> None:
-        seen: dict[str, str] = {}
+        seen: dict[str, str] = {async_dead_letters(self.deployment): "the function's own dead letters"}
         queues = [(f"queue {n!r}", q) for n, q in self.queues.items()]
         queues += [(f"subscription {n!r}", q) for n, q in self.subscription_queues.items()]
         for who, queue in queues:
@@ -139,6 +182,12 @@ class _Names:
             if bucket in buckets:
                 raise ConfigError(f"buckets {buckets[bucket]!r} and {name!r} both use the S3 bucket {bucket!r}")
             buckets[bucket] = name
+
+
+def async_dead_letters(deployment: Deployment) -> str:
+    """The SQS queue where Lambda puts an asynchronous event (a schedule's, a bucket's) that
+    failed every retry."""
+    return f"{deployment.function.name}-async-dlq"
 
 
 def _open(resource: Resource) -> Any:
@@ -212,6 +261,8 @@ def policy(deployment: Deployment, *, account: str = ACCOUNT, region: str = REGI
     if names.subscription_queues:
         arns = [_queue_arn(q, region, account) for _, q in sorted(names.subscription_queues.items())]
         statements.append(_statement("subscription queues", set(ACTIONS[("queue", "read")]), arns))
+    dead_letters = f"arn:aws:sqs:{region}:{account}:{async_dead_letters(deployment)}"
+    statements.append(_statement("async dead letters", {"sqs:SendMessage"}, [dead_letters]))
     group = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{deployment.function.name}"
     statements.append(_statement("logs", set(ACTIONS[("logs", "write")]), [f"{group}:*"]))
     return {"Version": "2012-10-17", "Statement": statements}
@@ -301,6 +352,9 @@ def _core(doc: _Doc, deployment: Deployment, package: Package, names: _Names) ->
     }
     if fn.concurrency is not None:
         body["reserved_concurrent_executions"] = fn.concurrency
+    retained = {"message_retention_seconds": 1209600, "sqs_managed_sse_enabled": True}
+    doc.add("aws_sqs_queue", "function_async_dlq", {"name": async_dead_letters(deployment), **retained})
+    body["dead_letter_config"] = {"target_arn": _ref("aws_sqs_queue", "function_async_dlq", "arn")}
     doc.add("aws_lambda_function", "function", body)
     doc.outputs["function_name"] = {"value": _ref("aws_lambda_function", "function", "function_name")}
     doc.outputs["role_arn"] = {"value": _ref("aws_iam_role", "function", "arn")}
@@ -576,6 +630,24 @@ def _bucket_events(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         doc.add("aws_s3_bucket_notification", label, body)
 
 
+def _annotate(doc: _Doc, deployment: Deployment) -> None:
+    """Each suppressed checkov check's reason, as a ``//`` comment in the resource it concerns."""
+    passing = set()
+    if deployment.function.concurrency is not None:
+        passing.add("CKV_AWS_115")
+    if deployment.function.log_retention_days >= 365:
+        passing.add("CKV_AWS_338")
+    for where, checks in SUPPRESSIONS.items():
+        kind, _, only = where.partition(".")
+        reasons = [f"{check}: {why}" for check, why in sorted(checks.items()) if check not in passing]
+        for label, body in doc.resources.get(kind, {}).items():
+            extra = []
+            if kind == "aws_s3_bucket" and label not in doc.resources.get("aws_s3_bucket_notification", {}):
+                extra.append(NO_NOTIFICATIONS)
+            if reasons and (not only or label == only):
+                body["//"] = "checkov " + "; ".join(reasons + extra)
+
+
 _ENTRY_POINT = """\
 \"\"\"Generated by `overcast plan`: the Lambda entry point (handler = {module}.handler).\"\"\"
 
@@ -616,15 +688,12 @@ class TerraformRenderer:
         _schedules(doc, deployment)
         _bucket_events(doc, deployment, names)
         main = {
-            "//": f"Generated by overcast plan for app {deployment.app!r}, target {deployment.target!r}.",
-            "terraform": {
-                "required_version": ">= 1.6",
-                "required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}},
-            },
+            "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}}},
             "provider": {"aws": {"region": REGION}},
             "data": {"aws_caller_identity": {"current": {}}},
             "resource": doc.resources,
         }
+        _annotate(doc, deployment)
         region = deployment.region or "us-east-1"
         variables = {"variable": {"region": {"type": "string", "default": region, "description": "AWS region"}}}
         if names.external:
