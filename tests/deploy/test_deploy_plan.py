@@ -4,6 +4,7 @@ determinism, and bad input refused with nothing written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,31 @@ def test_a_schedule_name_too_long_for_a_rule_is_refused(shop: Path) -> None:
 def test_a_target_without_a_cloud_has_nothing_to_deploy(shop: Path) -> None:
     with pytest.raises(ConfigError, match="target 'local' runs on no cloud"):
         plan_of(shop, "local")
+
+
+SNAPSHOT = HERE / "snapshots" / "users-aws.json"
+
+
+def test_the_example_plan_matches_its_snapshot() -> None:
+    """The example's whole plan, its package hash aside (it changes with Overcast's source).
+    After an intended change: OVERCAST_UPDATE_SNAPSHOTS=1 pytest tests/deploy -k snapshot."""
+    documents = json.loads(json.dumps(plan_of(EXAMPLE).documents))
+    function = documents["main.tf.json"]["resource"]["aws_lambda_function"]["function"]
+    function["source_code_hash"] = "<base64 sha256 of package.zip>"
+    text = json.dumps(documents, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("OVERCAST_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(text)
+    assert text == SNAPSHOT.read_text()
+
+
+def test_a_package_over_lambdas_limits_is_warned_about(shop: Path) -> None:
+    from overcast.deploy.package import Package
+    from overcast.deploy.plan import LAMBDA_ZIP_LIMIT, Plan
+
+    plan = Plan(build(load_app(shop), "aws"), Package(b"\0" * (LAMBDA_ZIP_LIMIT + 1), (), 300 * 2**20), {})
+    assert plan.warnings() == [
+        "the package is 52.4 MB, above Lambda's 50 MB for a direct upload",
+        "the package unzips to 314.6 MB, above Lambda's 250 MB; trim requirements.txt (boto3 is in Lambda's runtime)",
+    ]
+    assert make_plan(load_app(shop), "aws").warnings() == []

@@ -34,6 +34,7 @@ class Package:
 
     data: bytes
     files: tuple[str, ...]
+    unzipped_size: int = 0
 
     @property
     def sha256(self) -> str:
@@ -135,4 +136,4 @@ def build_package(files: dict[str, Path], extra: dict[str, str] | None = None) -
             info.create_system = 3  # Unix, whatever builds it
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name], compresslevel=9)
-    return Package(buffer.getvalue(), tuple(sorted(entries)))
+    return Package(buffer.getvalue(), tuple(sorted(entries)), sum(len(data) for data in entries.values()))

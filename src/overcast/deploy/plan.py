@@ -31,6 +31,7 @@ PACKAGE = "package.zip"
 REQUIREMENTS = "requirements.txt"
 #: Lambda's limit on a zip uploaded directly (bytes); above it the plan warns
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 
 class Renderer(Protocol):
@@ -64,9 +65,16 @@ class Plan:
         return out
 
     def warnings(self) -> list[str]:
+        """Lambda's limits the package is over: 50 MB zipped for a direct upload, 250 MB unzipped."""
+        found = []
         if self.package.size > LAMBDA_ZIP_LIMIT:
-            return [f"the package is {self.package.size / 1e6:.1f} MB, above Lambda's 50 MB for a direct upload"]
-        return []
+            found.append(f"the package is {self.package.size / 1e6:.1f} MB, above Lambda's 50 MB for a direct upload")
+        if self.package.unzipped_size > LAMBDA_UNZIPPED_LIMIT:
+            found.append(
+                f"the package unzips to {self.package.unzipped_size / 1e6:.1f} MB, above Lambda's 250 MB; "
+                "trim requirements.txt (boto3 is in Lambda's runtime)"
+            )
+        return found
 
 
 def renderer_for(deployment: Deployment) -> Renderer:
