@@ -71,7 +71,8 @@ def packages(tmp: Path) -> tuple[Path, Path, dict[str, int]]:
 def probe(folder: Path, module: str, env: dict[str, str]) -> float:
     event = json.dumps(_event("aws-lambda-go/events/apigw-v2-request-no-authorizer.json", "/users/u1"))
     code = PROBE.format(folder=str(folder), module=module, event=event)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=folder, timeout=120)
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=folder, timeout=120)
     if done.returncode != 0:
         raise SystemExit(f"{module} failed:\n{done.stderr}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["ms"])
