@@ -43,12 +43,12 @@ def _client(server: Server, service: str, **credentials: str) -> Any:
     return boto3.client(service, endpoint_url=server.endpoint, region_name=REGION, **keys)
 
 
-def _environment(server: Server, credentials: dict[str, str]) -> dict[str, str]:
+def _environment(server: Server, credentials: dict[str, str], region: str = REGION) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OVERCAST_"))}
     env.update(
         AWS_ENDPOINT_URL=server.endpoint,
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
         OVERCAST_TARGET="aws",
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
         **credentials,
@@ -83,7 +83,7 @@ def _set_up(server: Server) -> None:
     _client(server, "sns").create_topic(Name="other-topic")
 
 
-def _role_credentials(server: Server, document: dict[str, Any]) -> dict[str, str]:
+def _role_credentials(server: Server, document: dict[str, Any], name: str = "shop") -> dict[str, str]:
     iam = _client(server, "iam")
     trust = {
         "Version": "2012-10-17",
@@ -91,8 +91,8 @@ def _role_credentials(server: Server, document: dict[str, Any]) -> dict[str, str
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
     }
-    role = iam.create_role(RoleName="shop", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    iam.put_role_policy(RoleName="shop", PolicyName="least-privilege", PolicyDocument=json.dumps(document))
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.put_role_policy(RoleName=name, PolicyName="least-privilege", PolicyDocument=json.dumps(document))
     found = _client(server, "sts").assume_role(RoleArn=role["Arn"], RoleSessionName="function")["Credentials"]
     return {
         "AWS_ACCESS_KEY_ID": found["AccessKeyId"],
@@ -126,3 +126,36 @@ def test_the_planned_policy_allows_the_apps_operations_and_nothing_else(moto_iam
     assert len(denied) == 9
     passing = {name: outcome for name, outcome in denied.items() if not outcome.startswith("PermissionDenied")}
     assert not passing, json.dumps(passing, indent=1)
+
+
+EXAMPLE = ROOT / "examples" / "users"
+
+
+def test_the_example_serves_its_users_with_the_planned_role_only(moto_iam: Server) -> None:
+    admin = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    subprocess.run(
+        [sys.executable, "-m", "overcast", "provision", str(EXAMPLE), "--target", "aws"],
+        env=_environment(moto_iam, admin, "us-east-1"),
+        check=True,
+        capture_output=True,
+    )
+    document = policy(build(load_app(EXAMPLE), "aws"), account=ACCOUNT, region="us-east-1")
+    credentials = _role_credentials(moto_iam, document, "users-demo")
+    enforce(moto_iam, True)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(HERE / "iam_example.py"), str(EXAMPLE)],
+            env=_environment(moto_iam, credentials, "us-east-1"),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        enforce(moto_iam, False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (report["create"], report["again"], report["read"]) == (201, 409, 200), done.stderr[-3000:]
+    assert report["welcome"] == {"received": 1, "result": {"batchItemFailures": []}}, done.stderr[-3000:]
+    assert report["count"] is None
+    welcome = _client(moto_iam, "s3").get_object(Bucket="users-demo-welcome", Key="welcome/u1.txt")
+    assert welcome["Body"].read().startswith(b"Welcome, Ada!")
