@@ -239,3 +239,35 @@ def test_a_package_over_lambdas_limits_is_warned_about(shop: Path) -> None:
         "the package unzips to 314.6 MB, above Lambda's 250 MB; trim requirements.txt (boto3 is in Lambda's runtime)",
     ]
     assert make_plan(load_app(shop), "aws").warnings() == []
+
+
+def test_fifo_queues_shared_tables_and_external_providers(shop: Path) -> None:
+    source = shop / "shop.py"
+    source.write_text(
+        source.read_text()
+        + '\nsessions = app.kv("sessions")\nticks = app.queue("ticks")\nbus = app.topic("bus")\n'
+        + '@app.subscribe(bus)\nasync def fan(event): ...\n'
+    )
+    toml = shop / "overcast.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[targets.aws.function]",
+            'kv.sessions = "dynamodb://shop-orders?partition=sessions"\n'
+            'queue.ticks = "sqs://shop-ticks.fifo?deduplication=content"\n'
+            'topic.bus = "sns://shop-bus.fifo"\n'
+            'cache.cache = "redis://cache.internal:6379"\n\n[targets.aws.function]',
+        ).replace('cache.cache = "memory://cache"\n', "")
+    )
+    plan = plan_of(shop)
+    resources = plan.documents["main.tf.json"]["resource"]
+    assert tf_schema.validate(plan.documents["main.tf.json"], tf_schema.load("aws")) == []
+    assert list(resources["aws_dynamodb_table"]) == ["kv_orders"]  # one table, two partitions
+    queues = resources["aws_sqs_queue"]
+    assert queues["queue_ticks"]["fifo_queue"] is True and queues["queue_ticks"]["content_based_deduplication"]
+    assert queues["queue_ticks_dlq"]["name"] == "shop-ticks-dlq.fifo"
+    assert queues["subscription_bus_fan"]["name"] == "shop-bus-fan.fifo"
+    assert resources["aws_sns_topic"]["topic_bus"]["fifo_topic"] is True
+    assert plan.documents["outputs.tf.json"]["output"]["not_created"] == {"value": ["cache"]}
+    statements = json.loads(resources["aws_iam_role_policy"]["function"]["policy"])["Statement"]
+    tables = [s["Resource"] for s in statements if s["Sid"] in ("KvOrders", "KvSessions")]
+    assert tables[0] == tables[1]
