@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 
 sys.path.insert(0, sys.argv[1])  # examples/users
-from lambda_function import handler  # noqa: E402
+from lambda_function import handler
 
 
 def http(method: str, path: str, body: dict[str, Any] | None = None) -> int:
