@@ -71,6 +71,8 @@ def test_entries_are_sorted_with_fixed_times_and_only_what_the_function_imports(
     assert {"overcast_handler.py", "shop.py", "overcast.toml", "overcast/providers/aws/lambda_.py"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/") or n.endswith(".pyc")]
     assert "overcast/cli.py" not in names and not [n for n in names if n.startswith("overcast/deploy/")]
+    assert "croniter/croniter.py" in names and "dateutil/rrule.py" in names  # the cron schedule parses at import
+    assert not [n for n in names if n.startswith("croniter/tests/")]
     families = {n.split("/")[2] for n in names if n.startswith("overcast/providers/") and n.count("/") > 2}
     assert families == {"aws", "local"}  # the target's cloud, and memory:// for the cache
     assert (
@@ -86,6 +88,19 @@ def test_source_date_epoch_sets_the_entries_time(tmp_path: Path, monkeypatch: py
         assert {info.date_time for info in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 
 
+#: what Lambda's Python runtime has besides the standard library
+LAMBDA_RUNTIME = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil", "six.py")
+
+
+def _lambda_runtime(folder: Path) -> Path:
+    """A folder holding only what Lambda's runtime has, linked from this environment."""
+    folder.mkdir()
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in LAMBDA_RUNTIME:
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
 def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, tmp_path: Path) -> None:
     folder = write_plan(make_plan(load_app(_copy(tmp_path / "shop", 1)), "aws"))
     unzipped = tmp_path / "function"
@@ -99,7 +114,7 @@ def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, 
         check=True,
         capture_output=True,
     )
-    site = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    site = [str(_lambda_runtime(tmp_path / "runtime"))]
     done = subprocess.run(
         [sys.executable, "-I", str(HERE / "package_run.py"), str(unzipped), *site],
         env=env,
@@ -160,3 +175,24 @@ def test_a_requirement_without_a_wheel_for_the_platform_is_an_error(
     with pytest.raises(ConfigError, match=r"requirements.txt: pip could not install wheels for manylinux2014_aarch64"):
         write_plan(make_plan(load_app(app), "aws"))
     assert not (app / ".overcast").exists()
+
+
+def test_a_wsgi_app_gets_a2wsgi_and_requirements_naming_overcast_are_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(_wheel(tmp_path / "wheels")))
+    app = tmp_path / "wsgi"
+    app.mkdir()
+    (app / "wsgi_site.py").write_text(
+        "import overcast\n\napp = overcast.App('wsgi-site')\n\n"
+        "def wsgi(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hi']\n\n"
+        "app.http(wsgi)\n"
+    )
+    (app / "overcast.toml").write_text('[app]\nentry = "wsgi_site:app"\n\n[targets.aws]\ncloud = "aws"\n')
+    (app / "requirements.txt").write_text("# the app's\novercast[aws]>=0.1\ntinydep==1.0\n")
+    plan = make_plan(load_app(app), "aws")
+    assert plan.deployment.runtime_packages == ("a2wsgi",)
+    names = set(plan.package.files)
+    assert "a2wsgi/__init__.py" in names and "tinydep/__init__.py" in names
+    assert not [n for n in names if n.startswith(("croniter", "typer", "rich", "uvicorn", "watchfiles", "dotenv"))]

@@ -246,17 +246,19 @@ def test_fifo_queues_shared_tables_and_external_providers(shop: Path) -> None:
     source.write_text(
         source.read_text()
         + '\nsessions = app.kv("sessions")\nticks = app.queue("ticks")\nbus = app.topic("bus")\n'
-        + '@app.subscribe(bus)\nasync def fan(event): ...\n'
+        + "@app.subscribe(bus)\nasync def fan(event): ...\n"
     )
     toml = shop / "overcast.toml"
     toml.write_text(
-        toml.read_text().replace(
+        toml.read_text()
+        .replace(
             "[targets.aws.function]",
             'kv.sessions = "dynamodb://shop-orders?partition=sessions"\n'
             'queue.ticks = "sqs://shop-ticks.fifo?deduplication=content"\n'
             'topic.bus = "sns://shop-bus.fifo"\n'
             'cache.cache = "redis://cache.internal:6379"\n\n[targets.aws.function]',
-        ).replace('cache.cache = "memory://cache"\n', "")
+        )
+        .replace('cache.cache = "memory://cache"\n', "")
     )
     plan = plan_of(shop)
     resources = plan.documents["main.tf.json"]["resource"]

@@ -92,6 +92,8 @@ class Deployment:
     schedules: tuple[Schedule, ...] = ()
     bucket_events: tuple[BucketEvents, ...] = ()
     routes: tuple[str, ...] = ()
+    #: third-party packages Overcast's runtime imports for this app (beside the cloud's SDK)
+    runtime_packages: tuple[str, ...] = ()
 
     def resource(self, kind: str, name: str) -> Resource:
         for found in self.resources:
@@ -141,6 +143,7 @@ def build(app: App, target_name: str) -> Deployment:
         schedules=schedules,
         bucket_events=bucket_events,
         routes=routes,
+        runtime_packages=_runtime_packages(app),
     )
 
 
@@ -167,6 +170,18 @@ def _function(app: App, options: dict[str, Any], settings: dict[str, Any]) -> Fu
     if reserved:
         raise ConfigError(f"function environment sets {', '.join(reserved)}: deploy sets OVERCAST_* itself")
     return Function(name=settings.pop("name", app.name), environment=environment, **settings)
+
+
+def _runtime_packages(app: App) -> tuple[str, ...]:
+    """croniter parses a cron schedule when the app is imported; a2wsgi serves a WSGI app."""
+    from ..runtime.asgi import is_asgi
+
+    needed = []
+    if any(job.schedule.cron is not None for job in app.schedules):
+        needed.append("croniter")
+    if app.http_app is not None and not is_asgi(app.http_app):
+        needed.append("a2wsgi")
+    return tuple(needed)
 
 
 def _text(value: object) -> str | None:

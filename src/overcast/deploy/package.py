@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Package", "build_package", "install_requirements", "package_files"]
+__all__ = ["Package", "build_package", "install_requirements", "package_files", "runtime_distributions"]
 
 #: folders never packaged from the app's folder
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test", "node_modules", "venv", "build", "dist"})
@@ -113,12 +113,65 @@ def install_requirements(requirements: Path, platforms: tuple[str, ...], python:
             f"{done.stderr.strip()[-1500:]}"
         )
     files: dict[str, Path] = {}
-    for path in _walk(into, frozenset({"__pycache__", "bin"})):
+    for path in _walk(into, frozenset({"__pycache__", "bin", "tests", "test"})):
         name = path.relative_to(into).as_posix()
         top = name.split("/", 1)[0]
         if top == "overcast" or top.startswith("overcast-") or path.name in _PIP_NOISE:
             continue
         files[name] = path
+    return files
+
+
+def _applies(requirement: str, python: str) -> bool:
+    """Whether a ``Requires-Dist`` entry applies on the function: never an extra's, and a
+    ``python_version`` marker compared with the function's Python."""
+    _, _, marker = requirement.partition(";")
+    if "extra" in marker:
+        return False
+    import operator
+    import re
+
+    compare = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+    compare["!="] = operator.ne
+    for op, version in re.findall(r"python_version\s*(<=|>=|==|!=|<|>)\s*[\"']([\d.]+)[\"']", marker):
+        if not compare[op](tuple(map(int, python.split("."))), tuple(map(int, version.split(".")))):
+            return False
+    return True
+
+
+def runtime_distributions(names: Iterable[str], python: str) -> dict[str, Path]:
+    """Archive name -> file of the installed distributions ``names`` and what they require:
+    the pure-Python packages Overcast's runtime imports (croniter for a cron schedule, a2wsgi
+    for a WSGI app), copied from the environment that makes the plan."""
+    import re
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from ..errors import ConfigError
+
+    files: dict[str, Path] = {}
+    pending, seen = list(names), set()
+    while pending:
+        name = pending.pop()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            found = distribution(name)
+        except PackageNotFoundError:
+            raise ConfigError(f"the function needs {name!r}, which is not installed here: pip install {name}") from None
+        for entry in found.files or ():
+            relative = str(entry)
+            parts = set(relative.split("/")[:-1])
+            if relative.startswith("..") or parts & _SKIP_DIRS or relative.endswith((".pyc", *_PIP_NOISE)):
+                continue
+            if relative.endswith((".so", ".pyd", ".dylib")):
+                raise ConfigError(
+                    f"{name} is not pure Python; list it in requirements.txt to get wheels for the function"
+                )
+            files[relative] = Path(str(found.locate_file(entry)))
+        requires = [r for r in found.requires or () if _applies(r, python)]
+        pending += [re.match(r"[A-Za-z0-9._-]+", r).group(0) for r in requires]  # type: ignore[union-attr]
     return files
 
 

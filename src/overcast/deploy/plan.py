@@ -9,6 +9,7 @@ is written.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ConfigError
 from ..resources.registry import family_of_cloud, family_of_scheme, load_attribute
 from .model import Deployment, build
-from .package import Package, build_package, install_requirements, package_files
+from .package import Package, build_package, install_requirements, package_files, runtime_distributions
 
 if TYPE_CHECKING:
     from ..app import App
@@ -107,18 +108,31 @@ def make_plan(app: App, target: str) -> Plan:
     deployment = build(app, target)
     renderer = renderer_for(deployment)
     renderer.render(deployment, Package(b"", ()))  # what the cloud would reject, before any packaging
-    files = package_files(deployment.source_dir, _families(deployment))
-    requirements = deployment.source_dir / REQUIREMENTS
-    if requirements.is_file():
-        platforms, python = renderer.wheel_platform(deployment)
-        staging = Path(tempfile.mkdtemp(prefix="overcast-wheels-"))
-        try:
-            return _finish(
-                deployment, renderer, {**install_requirements(requirements, platforms, python, staging), **files}
-            )
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return _finish(deployment, renderer, files)
+    platforms, python = renderer.wheel_platform(deployment)
+    files = {
+        **runtime_distributions(deployment.runtime_packages, python),
+        **package_files(deployment.source_dir, _families(deployment)),
+    }
+    requirements = _requirements(deployment.source_dir / REQUIREMENTS)
+    if not requirements:
+        return _finish(deployment, renderer, files)
+    staging = Path(tempfile.mkdtemp(prefix="overcast-wheels-"))
+    try:
+        (staging / REQUIREMENTS).write_text("\n".join(requirements) + "\n")
+        wheels = install_requirements(staging / REQUIREMENTS, platforms, python, staging / "site")
+        return _finish(deployment, renderer, {**wheels, **files})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _requirements(path: Path) -> list[str]:
+    """The lines of ``requirements.txt`` but Overcast itself (the package carries its source,
+    and its command line's dependencies stay out)."""
+    if not path.is_file():
+        return []
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    named = [line for line in lines if line and not line.startswith("#")]
+    return [line for line in named if re.split(r"[\s\[<>=!~;@]", line, maxsplit=1)[0].lower() != "overcast"]
 
 
 def _finish(deployment: Deployment, renderer: Renderer, files: dict[str, Path]) -> Plan:
