@@ -511,7 +511,7 @@ def _plan(app: str | None, target: str | None, command: str) -> Path:
         plan = make_plan(loaded, target)
     folder = write_plan(plan)
     elapsed = time.perf_counter() - started
-    resources = sum(len(v) for v in plan.documents["main.tf.json"].get("resource", {}).values())
+    resources = plan.resource_count
     shown = os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
     _out().print(
         f"plan of [bold]{escape(plan.deployment.app)}[/] on target [bold]{escape(target)}[/]: "

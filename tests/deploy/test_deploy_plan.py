@@ -147,6 +147,7 @@ def test_plan_writes_into_the_build_folder(shop: Path) -> None:
     outputs = json.loads((folder / "outputs.tf.json").read_text())
     assert outputs["output"]["url"] == {"value": "${aws_apigatewayv2_api.http.api_endpoint}"}
     assert outputs["output"]["not_created"] == {"value": ["cache"]}
+    assert outputs["output"]["outside_sources"] == {"value": ["arn:aws:dynamodb:*:*:table/legacy-catalog/stream/*"]}
 
 
 def test_declarations_make_the_model(shop: Path) -> None:

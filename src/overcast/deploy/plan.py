@@ -65,6 +65,11 @@ class Plan:
         out[PACKAGE] = self.package.data
         return out
 
+    @property
+    def resource_count(self) -> int:
+        """How many resources the plan's documents declare (every ``resource`` block)."""
+        return sum(len(labelled) for doc in self.documents.values() for labelled in doc.get("resource", {}).values())
+
     def warnings(self) -> list[str]:
         """Lambda's limits the package is over: 50 MB zipped for a direct upload, 250 MB unzipped."""
         found = []

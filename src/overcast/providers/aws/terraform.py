@@ -698,6 +698,8 @@ class TerraformRenderer:
         variables = {"variable": {"region": {"type": "string", "default": region, "description": "AWS region"}}}
         if names.external:
             doc.outputs["not_created"] = {"value": sorted(names.external)}
+        if deployment.routes:  # @app.on("pattern"): a source outside the app, wired by its owner
+            doc.outputs["outside_sources"] = {"value": list(deployment.routes)}
         return {"main.tf.json": main, "variables.tf.json": variables, "outputs.tf.json": {"output": doc.outputs}}
 
 
