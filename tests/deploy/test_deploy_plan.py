@@ -274,3 +274,18 @@ def test_fifo_queues_shared_tables_and_external_providers(shop: Path) -> None:
     statements = json.loads(resources["aws_iam_role_policy"]["function"]["policy"])["Statement"]
     tables = [s["Resource"] for s in statements if s["Sid"] in ("KvOrders", "KvSessions")]
     assert tables[0] == tables[1]
+
+
+def test_a_topics_visibility_timeout_reaches_its_subscription_queues(shop: Path) -> None:
+    toml = shop / "overcast.toml"
+    text = toml.read_text().replace("memory = 1024", "memory = 1024\ntimeout = 120")
+    toml.write_text(text)
+    with pytest.raises(
+        ConfigError, match=r"'shop-events-audit' has visibility_timeout=30s.*raise it in the topic's URL"
+    ):
+        plan_of(shop)
+    toml.write_text(text.replace('"sns://shop-events"', '"sns://shop-events?visibility_timeout=720"'))
+    app = load_app(shop)
+    app.use_config(toml)  # the same module as above: read the file again
+    queue = make_plan(app, "aws").documents["main.tf.json"]["resource"]["aws_sqs_queue"]["subscription_events_audit"]
+    assert queue["visibility_timeout_seconds"] == 720

@@ -507,12 +507,12 @@ def _mapping(doc: _Doc, label: str, queue_arn: str, depends: list[str]) -> None:
     doc.add("aws_lambda_event_source_mapping", label, body)
 
 
-def _check_visibility(deployment: Deployment, who: str, queue: Any) -> None:
+def _check_visibility(deployment: Deployment, who: str, queue: Any, url: str = "queue's") -> None:
     timeout = deployment.function.timeout
     if queue.visibility_timeout < timeout:
         raise ConfigError(
             f"{who}: SQS queue {queue.queue_name!r} has visibility_timeout={queue.visibility_timeout}s, below the "
-            f"function's timeout of {timeout}s (Lambda refuses the event source); raise it in the queue's URL "
+            f"function's timeout of {timeout}s (Lambda refuses the event source); raise it in the {url} URL "
             f"(?visibility_timeout={timeout * 6}) or lower [targets.{deployment.target}.function] timeout"
         )
 
@@ -531,7 +531,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
             _mapping(doc, label, arn, [])
             continue
         queue = names.subscription_queues[sub.name]
-        _check_visibility(deployment, f"subscription {sub.name!r}", queue)
+        _check_visibility(deployment, f"subscription {sub.name!r}", queue, "topic's")
         topic = names.topics[source.name]
         topic_arn = (
             _arn("sns", _region(source, REGION), topic.topic_name)
