@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import existing_resources, function_settings
 from ..errors import ConfigError
-from ..handles import BucketHandle, QueueHandle, TopicHandle
+from ..handles import BucketHandle, QueueHandle
 from ..resources.records import replace
 from ..resources.url import ResourceURL
 
@@ -95,12 +95,6 @@ class Deployment:
     #: third-party packages Overcast's runtime imports for this app (beside the cloud's SDK)
     runtime_packages: tuple[str, ...] = ()
 
-    def resource(self, kind: str, name: str) -> Resource:
-        for found in self.resources:
-            if found.kind == kind and found.name == name:
-                return found
-        raise KeyError(f"{kind} {name!r}")
-
 
 def build(app: App, target_name: str) -> Deployment:
     """The deployment of ``app`` on ``target_name``; a :class:`ConfigError` names what is missing."""
@@ -158,10 +152,8 @@ def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str,
                 f"for max_attempts={wanted}; keep one"
             )
         url = replace(url, options={**url.options, "max_attempts": wanted})
-    allow = frozenset(handle.allow)
-    if isinstance(handle, TopicHandle) and any(s.source is handle for s in app.subscriptions):
-        allow |= {"subscribe"}
-    return Resource(handle.kind, handle.resource_name, url, allow, (handle.kind, handle.resource_name) in existing)
+    existing_one = (handle.kind, handle.resource_name) in existing
+    return Resource(handle.kind, handle.resource_name, url, frozenset(handle.allow), existing_one)
 
 
 def _function(app: App, options: dict[str, Any], settings: dict[str, Any]) -> Function:
@@ -186,8 +178,3 @@ def _runtime_packages(app: App) -> tuple[str, ...]:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def app_root(deployment: Deployment) -> Path:
-    """The folder packaged as the function's code: where ``overcast.toml`` sits."""
-    return deployment.source_dir
