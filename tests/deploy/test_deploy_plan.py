@@ -181,6 +181,7 @@ BAD = [
     ('existing = ["kv.catalog"]', 'existing = ["kv.catalogue"]', "existing names kv.catalogue"),
     ('existing = ["kv.catalog"]', 'existing = ["catalog"]', 'is not "kind.name"'),
     ("memory = 1024", "memroy = 1024", "unknown key 'memroy'"),
+    ('"secretsmanager://shop"', '"secretsmanager://shop%20prod"', "secretsmanager name 'shop prod/payment-key'"),
     ('queue.jobs = "sqs://shop-jobs', 'queue.extra = "sqs://shop-jobs"\nqueue.jobs = "sqs://shop-jobs', "both use"),
 ]
 

@@ -95,6 +95,7 @@ NO_NOTIFICATIONS = "CKV2_AWS_62: the bucket notifies the function only when the 
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SECRET_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_+=.@-]{1,512}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LABEL = re.compile(r"[^A-Za-z0-9_]")
 _RATE_UNITS = ("minute", "minutes", "hour", "hours", "day", "days")
@@ -150,7 +151,12 @@ class _Names:
         elif resource.kind == "topic":
             self.topics[resource.name] = provider
         elif resource.kind == "secret":
-            self.secrets[resource.name] = (url.scheme, provider.secret_id(resource.name))
+            secret_id = provider.secret_id(resource.name)
+            if not _SECRET_NAME.match(secret_id):
+                raise ConfigError(
+                    f"{where}: {url.scheme} name {secret_id!r} must be 1-512 letters, digits or /_+=.@- (and no '//')"
+                )
+            self.secrets[resource.name] = (url.scheme, secret_id)
         else:
             raise ConfigError(f"{where}: AWS has no {resource.kind} this plan can create; use another provider")
 
