@@ -290,3 +290,33 @@ def test_a_topics_visibility_timeout_reaches_its_subscription_queues(shop: Path)
     app.use_config(toml)  # the same module as above: read the file again
     queue = make_plan(app, "aws").documents["main.tf.json"]["resource"]["aws_sqs_queue"]["subscription_events_audit"]
     assert queue["visibility_timeout_seconds"] == 720
+
+
+def test_outside_sources_named_by_their_arn_are_polled_with_just_their_grants(shop: Path) -> None:
+    stream = "arn:aws:dynamodb:eu-west-1:123456789012:table/legacy-catalog/stream/2026-01-01T00:00:00.000"
+    kinesis = "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks"
+    queue = "arn:aws:sqs:eu-west-1:123456789012:billing-events"
+    source = shop / "shop.py"
+    extra = "".join(
+        f'\n@app.on("{arn}", name="s{i}")\nasync def s{i}(event): ...\n'
+        for i, arn in enumerate([stream, kinesis, queue])
+    )
+    source.write_text(source.read_text() + extra)
+    plan = plan_of(shop)
+    document = plan.documents["main.tf.json"]
+    assert tf_schema.validate(document, tf_schema.load("aws")) == []
+    mappings = document["resource"]["aws_lambda_event_source_mapping"]
+    assert mappings["source_1_dynamodb"]["event_source_arn"] == stream
+    assert mappings["source_1_dynamodb"]["starting_position"] == "LATEST"
+    assert mappings["source_2_kinesis"]["function_response_types"] == ["ReportBatchItemFailures"]
+    assert "starting_position" not in mappings["source_3_sqs"]
+    statements = {
+        s["Sid"]: s for s in json.loads(document["resource"]["aws_iam_role_policy"]["function"]["policy"])["Statement"]
+    }
+    assert statements["Source1Dynamodb"]["Resource"] == [stream]
+    assert "dynamodb:GetRecords" in statements["Source1Dynamodb"]["Action"]
+    assert statements["Source3Sqs"]["Action"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    # the wildcard pattern of the shop app stays for its owner to wire
+    assert plan.documents["outputs.tf.json"]["output"]["outside_sources"] == {
+        "value": ["arn:aws:dynamodb:*:*:table/legacy-catalog/stream/*"]
+    }

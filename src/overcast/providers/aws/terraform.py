@@ -93,6 +93,37 @@ SUPPRESSIONS: dict[str, dict[str, str]] = {
 #: checkov's CKV2_AWS_62 (event notifications), where a bucket has no @app.on handler
 NO_NOTIFICATIONS = "CKV2_AWS_62: the bucket notifies the function only when the app declares @app.on(bucket)"
 
+#: an outside event source named by its exact ARN in @app.on(...): what Lambda polls it with
+_SOURCES = {
+    "dynamodb": (
+        re.compile(r"^arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]+/stream/[^*?\[\]]+$"),
+        ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"),
+    ),
+    "kinesis": (
+        re.compile(r"^arn:aws:kinesis:[a-z0-9-]+:\d{12}:stream/[A-Za-z0-9_.-]+$"),
+        (
+            "kinesis:DescribeStream",
+            "kinesis:DescribeStreamSummary",
+            "kinesis:GetRecords",
+            "kinesis:GetShardIterator",
+            "kinesis:ListShards",
+        ),
+    ),
+    "sqs": (
+        re.compile(r"^arn:aws:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,75}(\.fifo)?$"),
+        ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"),
+    ),
+}
+
+
+def outside_source(pattern: str) -> str | None:
+    """The service of an ``@app.on`` source named by an exact ARN Lambda can poll, else None."""
+    for service, (shape, _) in _SOURCES.items():
+        if shape.match(pattern):
+            return service
+    return None
+
+
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_+=.@-]{1,512}$")
@@ -264,6 +295,10 @@ def policy(deployment: Deployment, *, account: str = ACCOUNT, region: str = REGI
     statements: list[dict[str, Any]] = []
     for resource in deployment.resources:
         statements += _resource_statements(resource, names, account, region, resource.name in consumed)
+    for number, pattern in enumerate(deployment.routes):
+        service = outside_source(pattern)
+        if service is not None:
+            statements.append(_statement(f"source {number} {service}", set(_SOURCES[service][1]), [pattern]))
     if names.subscription_queues:
         arns = [_queue_arn(q, region, account) for _, q in sorted(names.subscription_queues.items())]
         statements.append(_statement("subscription queues", set(ACTIONS[("queue", "read")]), arns))
@@ -513,6 +548,23 @@ def _mapping(doc: _Doc, label: str, queue_arn: str, depends: list[str]) -> None:
     doc.add("aws_lambda_event_source_mapping", label, body)
 
 
+def _outside_sources(doc: _Doc, deployment: Deployment) -> list[str]:
+    """An event source mapping per ``@app.on`` source named by its exact ARN (a DynamoDB or
+    Kinesis stream, another's SQS queue); the patterns left, for their owners to wire."""
+    left = []
+    for number, pattern in enumerate(deployment.routes):
+        service = outside_source(pattern)
+        if service is None:
+            left.append(pattern)
+            continue
+        label = _label("source", str(number), service)
+        _mapping(doc, label, pattern, [])
+        if service != "sqs":  # a stream: from new records, a failed one retried 5 times, then skipped
+            body = doc.resources["aws_lambda_event_source_mapping"][label]
+            body.update(starting_position="LATEST", batch_size=100, maximum_retry_attempts=5)
+    return left
+
+
 def _check_visibility(deployment: Deployment, who: str, queue: Any, url: str = "queue's") -> None:
     timeout = deployment.function.timeout
     if queue.visibility_timeout < timeout:
@@ -693,6 +745,7 @@ class TerraformRenderer:
         _subscriptions(doc, deployment, names)
         _schedules(doc, deployment)
         _bucket_events(doc, deployment, names)
+        unwired = _outside_sources(doc, deployment)
         main = {
             "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}}},
             "provider": {"aws": {"region": REGION}},
@@ -704,8 +757,8 @@ class TerraformRenderer:
         variables = {"variable": {"region": {"type": "string", "default": region, "description": "AWS region"}}}
         if names.external:
             doc.outputs["not_created"] = {"value": sorted(names.external)}
-        if deployment.routes:  # @app.on("pattern"): a source outside the app, wired by its owner
-            doc.outputs["outside_sources"] = {"value": list(deployment.routes)}
+        if unwired:  # @app.on("pattern"): a source outside the app, wired by its owner
+            doc.outputs["outside_sources"] = {"value": unwired}
         return {"main.tf.json": main, "variables.tf.json": variables, "outputs.tf.json": {"output": doc.outputs}}
 
 
