@@ -23,7 +23,7 @@ from .resources.records import record
 from .resources.url import ResourceURL
 from .runtime.schedule import Schedule, parse_schedule
 
-__all__ = ["App", "Schedule", "ScheduledJob", "Subscription"]
+__all__ = ["App", "EventRoute", "Schedule", "ScheduledJob", "Subscription"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[..., Awaitable[Any] | Any]
@@ -55,6 +55,26 @@ class ScheduledJob:
     handler: Handler
 
 
+#: what ``@app.on(bucket, events=...)`` takes: objects created or deleted
+BUCKET_EVENTS = ("created", "deleted")
+
+
+@record(frozen=True)
+class EventRoute:
+    """A handler for events from a source that is not one of the app's queues or topics.
+
+    ``source`` is a bucket of the app (its object events, filtered by ``prefix``) or a
+    pattern naming an outside source (an ARN, a name, an event type: a runtime's ``routes``
+    key). Declared, so a deployment plan can wire the source to the function.
+    """
+
+    name: str
+    source: BucketHandle | str
+    handler: Handler
+    events: tuple[str, ...] = ()
+    prefix: str = ""
+
+
 class App:
     """A portable serverless application.
 
@@ -73,6 +93,7 @@ class App:
         self.resources: dict[str, Any] = {}
         self.subscriptions: list[Subscription] = []
         self.schedules: list[ScheduledJob] = []
+        self.events: list[EventRoute] = []
         self.http_app: Any = None
         self._asgi: Any = None
         self._observed_asgi: Any = None
@@ -234,6 +255,39 @@ class App:
             if any(j.name == job_name for j in self.schedules):
                 raise ConfigError(f"{self.name}: two schedules are named {job_name!r}")
             self.schedules.append(ScheduledJob(job_name, parsed, func))
+            return func
+
+        return decorate
+
+    def on(
+        self,
+        source: BucketHandle | str,
+        *,
+        events: tuple[str, ...] = ("created",),
+        prefix: str = "",
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Run the decorated function (it takes a :class:`~overcast.CloudEvent`) for each event
+        of ``source``: a bucket of this app (``events``: ``created``, ``deleted``; keys under
+        ``prefix``), or a pattern naming an outside source (``"arn:aws:dynamodb:*:table/orders/*"``)."""
+        if isinstance(source, BucketHandle):
+            if source.app is not self:
+                raise ConfigError(f"{self.name}: on() takes a bucket declared on this app, got {source!r}")
+            bad = [e for e in events if e not in BUCKET_EVENTS]
+            if bad or not events:
+                raise ConfigError(
+                    f"{self.name}: on({source.resource_name!r}) events must be some of {BUCKET_EVENTS}, got {events!r}"
+                )
+        elif not isinstance(source, str) or not source:
+            raise ConfigError(f"{self.name}: on() takes a bucket of this app or a source pattern, got {source!r}")
+
+        def decorate(func: F) -> F:
+            route_name = name or func.__name__
+            check_resource_name("event handler", route_name)
+            if any(r.name == route_name for r in self.events):
+                raise ConfigError(f"{self.name}: two event handlers are named {route_name!r}")
+            kinds = tuple(events) if isinstance(source, BucketHandle) else ()
+            self.events.append(EventRoute(route_name, source, func, kinds, prefix))
             return func
 
         return decorate

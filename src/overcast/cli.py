@@ -1,4 +1,4 @@
-"""The ``overcast`` command: dev, run, doctor, provision, cost.
+"""The ``overcast`` command: dev, run, doctor, provision, repair, cost, plan, deploy, destroy.
 
 Parsing and printing only; the work is done by the App, the loader and the dev
 server. Imported by the console script alone, so ``import overcast`` never pays
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -631,16 +631,29 @@ def _plan_table(plan: Any, title: str) -> Table:
 
 def _plan_json(plan: Any) -> dict[str, Any]:
     def item(i: Any) -> dict[str, Any]:
-        return {"label": i.label, "quantity": i.quantity, "free": i.free_units, "unit": i.price.unit,
-                "rate": i.price.rate, "per": i.price.per, "cost": round(i.cost, 6), "source": i.price.source}
+        return {
+            "label": i.label,
+            "quantity": i.quantity,
+            "free": i.free_units,
+            "unit": i.price.unit,
+            "rate": i.price.rate,
+            "per": i.price.per,
+            "cost": round(i.cost, 6),
+            "source": i.price.source,
+        }
 
     return {
         "cloud": plan.cloud,
         "total": round(plan.total, 6),
         "compute": [item(i) for i in plan.compute],
         "resources": {
-            p.resource: {"service": p.offer.service, "cloud": p.offer.cloud, "scheme": p.offer.scheme,
-                         "total": round(p.total, 6), "items": [item(i) for i in p.items]}
+            p.resource: {
+                "service": p.offer.service,
+                "cloud": p.offer.cloud,
+                "scheme": p.offer.scheme,
+                "total": round(p.total, 6),
+                "items": [item(i) for i in p.items],
+            }
             for p in plan.placements
         },
         "missing": list(plan.missing),
@@ -656,13 +669,57 @@ def _configured(loaded: App, target: str | None, workload: Any, free_tier: bool)
     cloud = loaded.config.target(target).cloud
     if cloud is None:
         return None
-    schemes = {name: loaded.config.url_for(h.kind, name, app=loaded.name, target=target).scheme
-               for name, h in loaded.resources.items()}
+    schemes = {
+        name: loaded.config.url_for(h.kind, name, app=loaded.name, target=target).scheme
+        for name, h in loaded.resources.items()
+    }
     plan = configured(workload, schemes, cloud, free_tier=free_tier)
     for name in plan.missing:
-        _err().print(f"[yellow]target {escape(target)}: {escape(name)} uses {escape(schemes[name])}://, "
-                     "which no installed family prices; its cost is left out[/]", soft_wrap=True)
+        _err().print(
+            f"[yellow]target {escape(target)}: {escape(name)} uses {escape(schemes[name])}://, "
+            "which no installed family prices; its cost is left out[/]",
+            soft_wrap=True,
+        )
     return plan
+
+
+# -- plan, deploy, destroy -----------------------------------------------------------------
+
+
+def _plan(app: str | None, target: str | None, command: str) -> Path:
+    """Make and write the plan of ``target``; print what was written and the package's size."""
+    import time
+
+    from .deploy.plan import make_plan, write_plan
+
+    if not target:
+        _need_target(app, command)
+    started = time.perf_counter()
+    with _target(target):
+        loaded = _load(app, command)
+        plan = make_plan(loaded, target)
+    folder = write_plan(plan)
+    elapsed = time.perf_counter() - started
+    resources = plan.resource_count
+    shown = os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+    _out().print(
+        f"plan of [bold]{escape(plan.deployment.app)}[/] on target [bold]{escape(target)}[/]: "
+        f"{resources} resources in {escape(shown)} ({elapsed:.2f}s)"
+    )
+    package = plan.package
+    _out().print(f"package.zip: {package.size / 1e6:.2f} MB, {len(package.files)} files, sha256 {package.sha256[:16]}…")
+    for warning in plan.warnings():
+        _err().print(f"[yellow]warning:[/] {escape(warning)}")
+    return folder
+
+
+def _need_target(app: str | None, command: str) -> NoReturn:
+    if app and _names_a_target(app):
+        raise ConfigError(
+            f"{app!r} is a target, not an app: the app comes first and the target is an option, "
+            f"as for every command: overcast {command} [APP] --target {app}"
+        )
+    raise ConfigError(f"{command} needs a target: overcast {command} [APP] --target TARGET")
 
 
 @cli.command()
@@ -705,17 +762,23 @@ def cost(
         from .cost.chart import chart as draw
         from .cost.chart import series, volumes_around
 
-        drawn = draw(series(workload, volumes_around(workload.requests), free_tier=free_tier), chart,
-                     title=f"{loaded.name}: monthly cost by request volume")
+        drawn = draw(
+            series(workload, volumes_around(workload.requests), free_tier=free_tier),
+            chart,
+            title=f"{loaded.name}: monthly cost by request volume",
+        )
         _err().print(f"chart written to {escape(str(drawn))}")
     if as_json:
         single = result.cheapest_single
         out = {
-            "app": loaded.name, "requests": workload.requests, "free_tier": free_tier,
+            "app": loaded.name,
+            "requests": workload.requests,
+            "free_tier": free_tier,
             "clouds": [_plan_json(p) for p in result.clouds],
             "cheapest_single_cloud": single.cloud if single else None,
             "mix": _plan_json(result.mix) if result.mix else None,
-            "saving": round(result.saving, 6), "prices_retrieved": result.retrieved,
+            "saving": round(result.saving, 6),
+            "prices_retrieved": result.retrieved,
             "target": {"name": target, **_plan_json(mine)} if mine else None,
         }
         typer.echo(json.dumps(out, indent=2))
@@ -724,7 +787,10 @@ def cost(
 
 
 def _workload(
-    profile: Path | None, from_metrics: Path | None, declared: dict[str, str], subscriptions: dict[str, int],
+    profile: Path | None,
+    from_metrics: Path | None,
+    declared: dict[str, str],
+    subscriptions: dict[str, int],
     flags: dict[str, Any],
 ) -> Any:
     """The profile's workload, with the operations telemetry measured when ``--from-metrics`` names an export."""
@@ -785,8 +851,10 @@ def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
 
 def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | None, lines: bool) -> None:
     out = _out()
-    out.print(f"[bold]{escape(name)}[/]: {workload.requests:,.0f} requests a month, {workload.duration_ms:g} ms, "
-              f"{workload.memory_mb:g} MB; prices of {', '.join(sorted(set(result.retrieved.values())))}")
+    out.print(
+        f"[bold]{escape(name)}[/]: {workload.requests:,.0f} requests a month, {workload.duration_ms:g} ms, "
+        f"{workload.memory_mb:g} MB; prices of {', '.join(sorted(set(result.retrieved.values())))}"
+    )
     out.print(_summary_table(result, mine, target))
     if lines:
         if mine is not None:
@@ -797,8 +865,49 @@ def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | 
         out.print(_plan_table(result.mix, f"cheapest mix (compute on [bold]{escape(result.mix.cloud)}[/])"))
         single = result.cheapest_single
         if single is not None:
-            out.print(f"cheapest single cloud: {single.cloud} {_money(single.total)}; the mix saves "
-                      f"{_money(result.saving)} a month")
+            out.print(
+                f"cheapest single cloud: {single.cloud} {_money(single.total)}; the mix saves "
+                f"{_money(result.saving)} a month"
+            )
+
+
+def plan(app: AppArg = None, target: TargetOpt = None) -> None:
+    """Write the target's Terraform JSON and the package it deploys to .overcast/build/TARGET/."""
+    _plan(app, target, "plan")
+
+
+AutoApprove = Annotated[bool, typer.Option("--auto-approve", help="Do not ask before changing anything (for CI).")]
+
+
+@cli.command()
+@_friendly
+def deploy(app: AppArg = None, target: TargetOpt = None, auto_approve: AutoApprove = False) -> None:
+    """Plan, then run tofu/terraform init and apply on .overcast/build/TARGET/."""
+    from .deploy.runner import apply
+
+    folder = _plan(app, target, "deploy")
+    code = apply(folder, auto_approve=auto_approve)
+    if code:
+        raise typer.Exit(code)
+
+
+@cli.command()
+@_friendly
+def destroy(app: AppArg = None, target: TargetOpt = None, auto_approve: AutoApprove = False) -> None:
+    """Run tofu/terraform destroy on the target's plan (written first if there is none)."""
+    from .deploy.plan import BUILD_DIR
+    from .deploy.runner import destroy as run_destroy
+
+    if not target:
+        _need_target(app, "destroy")
+    with _target(target):
+        loaded = _load(app, "destroy")
+        folder = loaded.config.base_dir / BUILD_DIR / target
+    if not (folder / "main.tf.json").is_file():
+        folder = _plan(app, target, "destroy")
+    code = run_destroy(folder, auto_approve=auto_approve)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

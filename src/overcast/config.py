@@ -55,7 +55,7 @@ LOCAL_DEFAULTS: dict[str, str] = {
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: Target keys every target may hold; families add the options their providers read.
-_CORE_KEYS = frozenset({"cloud", "region", "defaults", *KINDS})
+_CORE_KEYS = frozenset({"cloud", "region", "defaults", *KINDS, "existing", "function"})
 
 
 def env_var(kind: str, name: str) -> str:
@@ -333,3 +333,54 @@ def check_resource_name(kind: str, name: object) -> str:
             "(at most 63 characters)"
         )
     return name
+
+
+# -- deployment settings (read by ``overcast plan``; the runtime ignores them) ---------------
+
+#: ``[targets.NAME.function]`` keys and the types they take.
+FUNCTION_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "memory": (int,),
+    "timeout": (int,),
+    "runtime": (str,),
+    "architecture": (str,),
+    "http": (str,),
+    "log_retention_days": (int,),
+    "concurrency": (int,),
+    "environment": (dict,),
+}
+
+
+def existing_resources(target: Target) -> frozenset[tuple[str, str]]:
+    """``existing = ["kv.users", ...]``: resources the deployment references but does not create."""
+    raw = target.options.get("existing", [])
+    where = f"{target.path or CONFIG_FILE}: [targets.{target.name}] existing"
+    if not isinstance(raw, list):
+        raise ConfigError(f'{where} must be a list of "kind.name", e.g. existing = ["kv.users"]')
+    found: set[tuple[str, str]] = set()
+    for entry in raw:
+        kind, dot, name = str(entry).partition(".")
+        if not isinstance(entry, str) or not dot or kind not in KINDS or not name:
+            raise ConfigError(f'{where}: {entry!r} is not "kind.name" with a kind of {", ".join(KINDS)}')
+        found.add((kind, name))
+    return frozenset(found)
+
+
+def function_settings(target: Target) -> dict[str, Any]:
+    """``[targets.NAME.function]``: memory, timeout, runtime, ... of the deployed function, checked."""
+    raw = target.options.get("function", {})
+    where = f"{target.path or CONFIG_FILE}: [targets.{target.name}.function]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in raw.items():
+        types = FUNCTION_KEYS.get(key)
+        if types is None:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(FUNCTION_KEYS))}")
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ConfigError(f"{where} {key} must be a {types[0].__name__}, got {value!r}")
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"{where} {key} must be at least 1, got {value}")
+    for name, value in raw.get("environment", {}).items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} environment.{name} must be a string, got {value!r}")
+    return dict(raw)

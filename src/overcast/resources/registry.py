@@ -73,6 +73,8 @@ class Family:
     attributes naming its service on spans (``{"dynamodb": {"db.system": "dynamodb"}}``);
     ``pricing`` a ``module:attribute`` naming the family's prices and unit rules for
     ``overcast cost`` (an ``overcast.cost.model.Pricing``).
+    ``deploy`` the ``module:function`` that renders a deployment plan for the cloud
+    (``overcast plan``), imported only when a plan is made.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Family:
     target_options: tuple[str, ...] = ()
     semantic_conventions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     pricing: str | None = None
+    deploy: str | None = None
 
 
 @record(frozen=True)
@@ -142,7 +145,12 @@ def _load_entry_points() -> None:
             if kind in KINDS and scheme:
                 _registry.setdefault((kind, scheme), Provider(kind, scheme, ep.value))
             continue
-        declared = ep.load()
+        try:
+            declared = ep.load()
+        except ModuleNotFoundError as exc:
+            if _left_out(ep.value, exc):
+                continue
+            raise
         if not isinstance(declared, Family):
             raise ConfigError(
                 f"entry point {ep.name!r} = {ep.value!r} in group {ENTRY_POINT_GROUP!r} "
@@ -151,6 +159,13 @@ def _load_entry_points() -> None:
         register_family(declared)
     if not any(provider.target.startswith(f"{_PROVIDERS}.") for provider in _registry.values()):
         _load_bundled_families()
+
+
+def _left_out(value: str, exc: ModuleNotFoundError) -> bool:
+    """Whether an entry names one of Overcast's own families that a deployment package left
+    out (it packages only the families its target uses)."""
+    missing = exc.name or ""
+    return value.startswith(f"{_PROVIDERS}.") and missing.startswith(f"{_PROVIDERS}.") and value.startswith(missing)
 
 
 def _load_bundled_families() -> None:

@@ -390,3 +390,20 @@ def test_the_event_grid_original_is_not_shared(setup: Any) -> None:
     before = copy.deepcopy(raw)
     parse_delivery({"content-type": "application/json"}, json.dumps(raw).encode())
     assert raw == before
+
+
+def test_a_bucket_declared_with_app_on_gets_its_blob_trigger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    app = make_app(tmp_path)
+    avatars = app.bucket("avatars")
+    seen = Recorder()
+    app.on(avatars, name="avatar")(seen.handler("avatar"))
+    worker = Worker(function_app(app))
+    try:
+        bindings = {name: json.loads(fn.get_function_json())["bindings"][0] for name, fn in worker.functions.items()}
+        assert bindings["blob_avatars"]["path"] == "demo-avatars/files/{name}"
+    finally:
+        worker.close()
+    app.on(avatars, events=("deleted",), name="gone")(seen.handler("gone"))
+    with pytest.raises(ConfigError, match=r"a blob trigger fires on created blobs only"):
+        function_app(app)

@@ -325,3 +325,22 @@ def test_overcast_run_picks_cloud_run_on_a_gcp_target(
     monkeypatch.setenv("OVERCAST_APP", "app:app")
     built = create_asgi()
     assert isinstance(built, CloudRunApp) and built.app.name == "factory"
+
+
+def test_a_pattern_declared_with_app_on_routes_without_routes(setup: Any) -> None:
+    app, seen = setup
+    app.on("google.cloud.storage.object.v1.*", name="uploads")(seen.handler("uploads"))
+    asgi = cloud_run_app(app)
+    attributes = {
+        "eventType": "OBJECT_FINALIZE",
+        "bucketId": "avatars",
+        "objectId": "a.png",
+        "objectGeneration": "1",
+        "eventTime": "2026-01-02T03:04:05Z",
+        "payloadFormat": "JSON_API_V1",
+    }
+    resource = {"bucket": "avatars", "name": "a.png", "generation": "1"}
+    body = envelope(resource, subscription=SUB + "avatars-uploads", attributes=attributes)
+    assert post_json(asgi, "/_overcast/pubsub", body)[0] == 204
+    ((_, event),) = seen.events
+    assert event.type == "google.cloud.storage.object.v1.finalized"

@@ -22,6 +22,7 @@ FAMILY = Family(
     },
     native_metrics=NativeMetrics("emf"),
     runtimes={"lambda": f"{_m}.lambda_:lambda_handler"},
+    deploy=f"{_m}.terraform:RENDERER",
     target_options=("region", "account"),
     semantic_conventions={
         "dynamodb": {"db.system": "dynamodb"},

@@ -58,6 +58,8 @@ def lambda_handler(
             source's ARN or name (``"arn:aws:s3:::uploads"``, ``"uploads"``,
             ``"orders-*"``) mapped to a subscription or schedule name, or to a function
             taking a :class:`~overcast.CloudEvent`. Routes are tried before the app's own.
+            Prefer declaring them on the app, ``@app.on(bucket)`` or ``@app.on("pattern")``,
+            which this handler reads too and ``overcast plan`` wires up.
         base_path: a prefix to strip from request paths (an API mapped under ``/v1``).
         lifespan: run the ASGI lifespan's startup once per execution environment
             (``auto``: if the app supports it; ``on``: fail when it does not).

@@ -41,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from ...errors import ConfigError
-from ...handles import QueueHandle, TopicHandle
+from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
-from ...runtime.router import Handler, Router, UnroutedEvent
+from ...runtime.router import Handler, Router, Target, UnroutedEvent
 
 if TYPE_CHECKING:
-    from ...app import App, ScheduledJob, Subscription
+    from ...app import App, EventRoute, ScheduledJob, Subscription
 
 __all__ = ["EventRouter", "UnroutedEvent", "to_cloudevents"]
 
@@ -347,7 +347,9 @@ class EventRouter:
 
     def __init__(self, app: App, routes: Mapping[str, str | Handler]) -> None:
         self.app = app
-        self.router = Router(app, routes, owner="lambda_handler")
+        # routes given to lambda_handler come first, then the app's @app.on("pattern") handlers
+        declared = {r.source: r.handler for r in app.events if isinstance(r.source, str) and r.source not in routes}
+        self.router = Router(app, {**routes, **declared}, owner="lambda_handler")
         self.routes = self.router.routes
         self._settled = PlatformSettled("memory://lambda-event-source", name="lambda-event-source")
         self._queues: dict[str, Subscription] | None = None
@@ -390,7 +392,7 @@ class EventRouter:
             await _all(self._sns(record) for record in event["Records"])
             return None
         if kind == "s3":
-            await _all(self._routed(s3_event(r), r["s3"]["bucket"]["name"]) for r in event["Records"])
+            await _all(self._s3(r) for r in event["Records"])
             return None
         if kind == "schedule":
             await self._schedule(event)
@@ -403,6 +405,17 @@ class EventRouter:
             f"{self.app.name}: the Lambda handler does not know this event "
             f"(keys: {', '.join(sorted(event)) if isinstance(event, dict) else type(event).__name__})"
         )
+
+    async def _s3(self, record: Mapping[str, Any]) -> None:
+        """A bucket notification: a ``routes`` entry first, else the app's ``@app.on(bucket)``."""
+        event = s3_event(record)
+        bucket = str(record["s3"]["bucket"]["name"])
+        if self.router.match(event.source, bucket) is None:
+            route = declared_bucket_route(self.app, bucket, str(record.get("eventName") or ""), event.subject or "")
+            if route is not None:
+                _succeeded(await run_event(Target(route.name, route.handler), event))
+                return
+        await self._routed(event, bucket)
 
     async def _routed(self, event: CloudEvent, *names: str | None) -> None:
         """An event for a route: raise if nothing takes it or its handler failed (Lambda retries)."""
@@ -575,3 +588,27 @@ def _subscription_queue_name(sub: Subscription) -> str:
     if location is not None and location.scheme == "sqs" and location.host:
         return str(location.host).rsplit("/", 1)[-1]
     return fallback
+
+
+#: S3 event names (``ObjectCreated:Put``) by the kind ``@app.on(bucket, events=...)`` names
+_S3_KINDS = {"created": "ObjectCreated:", "deleted": "ObjectRemoved:"}
+
+
+def declared_bucket_route(app: App, bucket: str, event_name: str, key: str) -> EventRoute | None:
+    """The app's ``@app.on(bucket)`` handler for this S3 event: its bucket, kind and key prefix."""
+    for route in app.events:
+        source = route.source
+        if not isinstance(source, BucketHandle) or _aws_bucket(source) != bucket or not key.startswith(route.prefix):
+            continue
+        if any(event_name.startswith(_S3_KINDS[kind]) for kind in route.events):
+            return route
+    return None
+
+
+def _aws_bucket(handle: BucketHandle) -> str:
+    """The S3 bucket a handle resolves to (its declared name off AWS)."""
+    try:
+        url = handle.resolved_url()
+    except ConfigError:
+        return handle.resource_name
+    return url.host if url.scheme == "s3" and url.host else handle.resource_name

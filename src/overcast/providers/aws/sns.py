@@ -14,7 +14,9 @@ which keep order within a group and have no per-message ``delay``. The topic's o
 FIFO queue do (:class:`~overcast.providers.aws.sqs.FifoIds`; by default one group,
 ``default``, and a fresh deduplication id per publish).
 
-URL options: ``region``, ``endpoint``; the FIFO options above.
+URL options: ``region``, ``endpoint``; the FIFO options above; ``visibility_timeout``
+(seconds), given to every subscription's queue (at least the consuming function's timeout
+on Lambda).
 
 IAM: ``sns:Publish`` on the topic; ``sns:CreateTopic`` and ``sns:Subscribe`` (and the
 SQS actions of :mod:`.sqs`, with ``sqs:SetQueueAttributes``) for ``create()``.
@@ -129,7 +131,8 @@ class SNSTopic(Topic):
         return wanted + suffix
 
     def _subscription(self, name: str, max_attempts: int | None) -> Queue:
-        options = {k: v for k, v in self.location.options.items() if k in ("region", "endpoint")}
+        shared = ("region", "endpoint", "visibility_timeout")
+        options = {k: v for k, v in self.location.options.items() if k in shared}
         options["envelope"] = "sns"
         if max_attempts is not None:
             options["max_attempts"] = str(max_attempts)

@@ -101,6 +101,27 @@ def function_name(*parts: str) -> str:
     return text if text[:1].isalpha() else f"f_{text}"
 
 
+def declared_blobs(app: "App") -> dict[str, Route]:
+    """``@app.on(bucket)`` as blob triggers: bucket name -> handler. A blob trigger fires for
+    new and updated blobs of the bucket's container and prefix, nothing else."""
+    found: dict[str, Route] = {}
+    for route in app.events:
+        if not isinstance(route.source, BucketHandle):
+            continue
+        where = f"function_app: @app.on({route.source.resource_name!r}) {route.name!r}"
+        if route.events != ("created",):
+            raise ConfigError(
+                f"{where}: a blob trigger fires on created blobs only, not {route.events}; "
+                "take deletions from an Event Grid subscription (function_app(event_grid=...))"
+            )
+        if route.prefix:
+            raise ConfigError(
+                f"{where}: a blob trigger watches the bucket's own prefix; for prefix={route.prefix!r} "
+                "give function_app(blobs={'CONTAINER/PREFIX{name}': handler})"
+            )
+        found[route.source.resource_name] = route.handler
+    return found
+
 class OvercastFunctions:
     """Builds the ``FunctionApp`` of an Overcast app; see :func:`function_app`."""
 
@@ -126,6 +147,7 @@ class OvercastFunctions:
         }
         self._blob_connections: dict[str, str] = {}
         self._bucket_prefixes: dict[str, str] = {}
+        blobs = {**declared_blobs(app), **(blobs or {})}  # blobs given here win over @app.on(bucket)
         self.blobs = {self._blob_path(key): self._target(key, to) for key, to in (blobs or {}).items()}
         self._blob_names = {
             self._blob_path(key): function_name("blob", *re.findall(r"[A-Za-z0-9]+", key.split("{")[0]))

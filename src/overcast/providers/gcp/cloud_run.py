@@ -118,7 +118,9 @@ class CloudRunApp:
         self.verifier = verifier
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
-        self.router = Router(app, routes, owner="cloud_run_app")
+        # routes given here come first, then the app's @app.on("pattern") handlers
+        declared = {r.source: r.handler for r in app.events if isinstance(r.source, str) and r.source not in routes}
+        self.router = Router(app, {**routes, **declared}, owner="cloud_run_app")
         self.routes = self.router.routes
         # the Pub/Sub subscription that pushed: the HTTP status settles the message
         self._settled = PlatformSettled("memory://pubsub-push", name="pubsub-push")
