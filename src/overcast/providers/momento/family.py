@@ -7,5 +7,6 @@ from ...resources.registry import Family
 FAMILY = Family(
     name="momento",
     extra="momento",
+    requires=("momento",),
     schemes={"cache": {"momento": "overcast.providers.momento.cache:MomentoCache"}},
 )
