@@ -115,8 +115,8 @@ def test_the_old_provision_form_names_the_new_one(tmp_path: Path) -> None:
 
 
 def test_provision_and_doctor_take_the_same_target_option(tmp_path: Path) -> None:
-    folder = tmp_path / "state" / "avatars"  # absolute: file:/// + /tmp/...
-    _project(tmp_path, f'[targets.staging]\nkv.users = "memory://u"\nbucket.avatars = "file:///{folder}"\n')
+    folder = tmp_path / "state" / "avatars"  # absolute: file:// + /tmp/...
+    _project(tmp_path, f'[targets.staging]\nkv.users = "memory://u"\nbucket.avatars = "file://{folder}"\n')
     (tmp_path / "app.py").write_text(APP.format(name="prov") + 'avatars = app.bucket("avatars")\n')
     before = runner.invoke(cli, ["doctor", str(tmp_path), "-t", "staging"], env={"COLUMNS": "200"})
     assert before.exit_code == 1, before.output
