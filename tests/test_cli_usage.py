@@ -201,6 +201,9 @@ def test_a_missing_extra_is_one_not_checked_line_for_every_family_fake_uninstall
         assert f"! not checked: pip install 'overcast[{extra}]'" in rows[0]
     assert "Traceback" not in result.stderr and "ModuleNotFoundError" not in result.stdout
     assert "every resource is reachable (6 not checked: extra not installed)" in result.stdout
+    # URLs as written in overcast.toml: the port's colon is not %3A
+    assert "redis://cache.internal:6379/0" in result.stdout
+    assert "postgresql://db.internal:5432/app" in result.stdout
 
 
 def test_an_app_that_imports_a_package_not_installed_names_it(tmp_path: Path) -> None:

@@ -127,3 +127,13 @@ def test_unavailable_says_its_prefix_once(
     assert failures, f"nothing failed on {moved}"
     for exc in failures:
         _check(str(exc), moved)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_repr_shows_the_url_as_written(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = _url(case, tmp_path, request)  # ports, emulator hosts, endpoints, absolute paths
+    resource = _OPEN[case.kind](url)
+    try:
+        assert url in repr(resource), (url, repr(resource))
+    finally:
+        resource.close()
