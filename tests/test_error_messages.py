@@ -137,3 +137,13 @@ def test_repr_shows_the_url_as_written(case: Case, tmp_path: Path, request: pyte
         assert url in repr(resource), (url, repr(resource))
     finally:
         resource.close()
+
+
+def test_an_azure_endpoint_the_sdk_refuses_is_a_config_error_naming_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from overcast.errors import ConfigError
+
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    url = "azuretables://users?endpoint=http://127.0.0.1:10002/devstoreaccount1"  # a token over plain HTTP
+    with pytest.raises(ConfigError, match="HTTPS") as raised:
+        open_resource("kv", url, name="users")
+    assert url in str(raised.value)
