@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,15 @@ _OPEN = {
 }
 
 
-async def _use(kind: str, resource: Any) -> None:
-    """One ordinary call on ``resource`` of ``kind``."""
-    if kind == "kv" or kind == "bucket":
-        await resource.get("k")
-    elif kind == "queue":
-        await resource.send({"a": 1})
-    elif kind == "topic":
-        await resource.publish({"a": 1})
-    elif kind == "cache":
-        await resource.get("k")
-    else:
-        await resource.get("missing-secret")
+def _calls(kind: str, resource: Any) -> list[Callable[[], Awaitable[Any]]]:
+    """Ordinary calls on ``resource`` of ``kind``, after ``ping``."""
+    if kind == "queue":
+        return [lambda: resource.send({"a": 1}), lambda: resource.receive(wait=0)]
+    if kind == "topic":
+        return [lambda: resource.publish({"a": 1})]
+    if kind == "secret":
+        return [lambda: resource.get("missing-secret")]
+    return [lambda: resource.get("k")]  # kv, bucket, cache
 
 
 def _repeats(message: str) -> list[str] | None:
@@ -75,7 +73,7 @@ def _failures(kind: str, url: str) -> list[OvercastError]:
     except OvercastError as exc:  # a client that connects when it is made (Redis Cluster's)
         return [exc]
     found = []
-    for call in (lambda: resource.ping(), lambda: _use(kind, resource)):
+    for call in [resource.ping, *_calls(kind, resource)]:
         try:
             asyncio.run(asyncio.wait_for(call(), 60))
         except OvercastError as exc:
