@@ -113,7 +113,7 @@ def test_doctor_fails_when_a_resource_is_unreachable(tmp_path: Path) -> None:
         "[targets.local]\n"
         f'kv.users = "memory://{uuid.uuid4().hex}"\n'
         f'queue.jobs = "sqlite:///{blocker}/jobs.db"\n'
-        f'bucket.avatars = "file:///{blocker}/avatars"\n'
+        f'bucket.avatars = "file://{blocker}/avatars"\n'
     )
     _project(tmp_path / "proj", targets)
     result = runner.invoke(cli, ["doctor", str(tmp_path / "proj")], env={"COLUMNS": "200"})
@@ -137,7 +137,7 @@ def test_doctor_and_provision_on_the_embedded_defaults(tmp_path: Path) -> None:
     assert (tmp_path / ".overcast" / "buckets" / "avatars").is_dir()
     after = runner.invoke(cli, ["doctor", str(tmp_path)], env={"COLUMNS": "250"})
     assert after.exit_code == 0, after.output
-    checks = (("users", "sqlite:///"), ("jobs", "sqlite:///"), ("avatars", "file:///"), ("mail-key", "env://"))
+    checks = (("users", "sqlite:///"), ("jobs", "sqlite:///"), ("avatars", "file://.overcast/"), ("mail-key", "env://"))
     for name, scheme in checks:
         row = next(line for line in after.output.splitlines() if f" {name} " in line)
         assert scheme in row and "✓ reachable" in row
@@ -180,7 +180,7 @@ def test_provision_creates_every_resource_idempotently(tmp_path: Path) -> None:
         'kv.users = "memory://users"\n'
         'queue.jobs = "sqlite:///state/jobs.db"\n'
         'defaults.secret = "env://"\n'
-        'bucket.avatars = "file:///state/avatars"\n'
+        'bucket.avatars = "file://state/avatars"\n'
     )
     _project(tmp_path, targets)
     first = runner.invoke(cli, ["provision", str(tmp_path), "-t", "files"], env={"COLUMNS": "200"})

@@ -121,7 +121,7 @@ def test_env_override_of_a_name_with_a_dash(tmp_path: Path, monkeypatch: pytest.
 def test_relative_paths_resolve_against_the_toml_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    write(project, '[targets.local]\nkv.users = "sqlite:///data/users.db"\nbucket.files = "file:///blobs"\n')
+    write(project, '[targets.local]\nkv.users = "sqlite:///data/users.db"\nbucket.files = "file://blobs"\n')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -288,3 +288,23 @@ def test_credentials_from_the_environment_reach_the_postgres_and_redis_clients(
     monkeypatch.setenv("OVERCAST_CACHE_SESSIONS", "redis://app:other@cache.internal:6379/0")
     changed = load_config(write(tmp_path, '[targets.prod]\n')).url_for("cache", "sessions", app="x", target="prod")
     assert _identity(other)[0] != _identity(changed)[0]
+
+
+def test_file_urls_are_read_as_rfc_8089_and_sqlite_urls_as_sqlalchemy(tmp_path: Path) -> None:
+    """``file:///srv/x`` is absolute everywhere else (RFC 8089, fsspec, obstore), so here too;
+    ``file://rel/x`` is relative, as fsspec reads it; ``sqlite:`` keeps SQLAlchemy's slashes."""
+    from overcast.resources.url import ResourceURL
+
+    def path(url: str) -> Path:
+        return ResourceURL.parse(url, base_dir=tmp_path).local_path()
+
+    assert path("file:///srv/avatars") == Path("/srv/avatars")
+    assert path("file:////srv/avatars") == Path("/srv/avatars")  # the old absolute form still is
+    assert path("file://localhost/srv/avatars") == Path("/srv/avatars")
+    assert path("file://data/avatars") == tmp_path / "data" / "avatars"
+    assert path("file://avatars") == tmp_path / "avatars"
+    assert path("sqlite:///data/app.db") == tmp_path / "data" / "app.db"
+    assert path("sqlite:////srv/app.db") == Path("/srv/app.db")
+    bucket = overcast.open_bucket(f"file://{tmp_path}/abs", base_dir=tmp_path / "elsewhere")
+    bucket.sync.put("k", b"v")
+    assert (tmp_path / "abs").is_dir() and not (tmp_path / "elsewhere").exists()

@@ -107,7 +107,7 @@ def test_reads_come_from_the_cache(example: ModuleType) -> None:
     anyio.run(main)
 
 
-def test_signup_event_reaches_the_welcome_bucket(example: ModuleType) -> None:
+def test_signup_event_reaches_the_welcome_bucket(example: ModuleType, tmp_path: Path) -> None:
     async def main() -> None:
         await example.app.provision()
         (subscription,) = [s for s in example.app.subscriptions if s.name == "send_welcome"]
@@ -125,6 +125,10 @@ def test_signup_event_reaches_the_welcome_bucket(example: ModuleType) -> None:
         text = (await example.welcome.get("welcome/ada.txt")).decode()
         assert "Ada Lovelace" in text
         assert await queue.receive(wait=0) == []
+        # What the README's `ls` and `cat` show: the message as a plain file
+        on_disk = tmp_path / ".overcast" / "buckets" / "welcome" / "welcome" / "ada.txt"
+        assert on_disk.read_text() == text
+        assert "cat .overcast/buckets/welcome/welcome/ada.txt" in (EXAMPLE / "README.md").read_text()
 
     anyio.run(main)
 

@@ -97,7 +97,7 @@ def open_kv(url: str, *, name: str | None = None, base_dir: Path | None = None) 
 
 
 def open_bucket(url: str, *, name: str | None = None, base_dir: Path | None = None) -> BlobStore:
-    """Open an object store from its URL (``file:///dir``, ``s3://bucket/prefix``, ...)."""
+    """Open an object store from its URL (``file://dir``, ``file:///abs/dir``, ``s3://bucket/prefix``, ...)."""
     store: BlobStore = _open("bucket", url, name, base_dir)
     return store
 

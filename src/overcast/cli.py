@@ -387,8 +387,10 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
 
 
 async def _check_one(kind: str, name: str, url: Any, target: str, timeout: float) -> _Check:
-    from .resources.registry import resolve
+    from .resources.registry import install_hint, missing_module, resolve
 
+    if missing_module(kind, url.scheme) is not None:  # the extra, not whether some client half works
+        return _Check(kind, name, str(url), f"not checked: {install_hint(kind, url.scheme)}", ok=True, warning=True)
     try:
         resolve(kind, url.scheme, resource=name)
         ok, status = await _ping(kind, name, url, timeout)

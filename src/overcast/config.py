@@ -45,7 +45,7 @@ DEFAULT_TARGET = "local"
 #: Embedded providers: what a resource uses on the local target unless named.
 LOCAL_DEFAULTS: dict[str, str] = {
     "kv": "sqlite:///.overcast/kv/{name}.db",
-    "bucket": "file:///.overcast/buckets/{name}",
+    "bucket": "file://.overcast/buckets/{name}",
     "queue": "sqlite:///.overcast/queues/{name}.db",
     "topic": "sqlite:///.overcast/topics/{name}.db",
     "cache": "memory://{name}",

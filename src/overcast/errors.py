@@ -83,3 +83,13 @@ class PermissionDenied(ProviderError):
 
 class NotSupported(ProviderError):
     """This provider cannot perform the operation (declared in its capabilities)."""
+
+
+def rewrapped(exc: ProviderError) -> ProviderError:
+    """A copy of ``exc`` (same class, message and resource) for a provider to raise ``from exc``
+    when a call it wraps raised an error it had already mapped: the message says its prefix
+    once, and the chain keeps both (raising ``exc`` from itself would lose the SDK's error)."""
+    copy = type(exc).__new__(type(exc))
+    copy.args = exc.args
+    copy.__dict__.update(exc.__dict__)
+    return copy

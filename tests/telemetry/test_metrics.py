@@ -59,7 +59,7 @@ def test_a_call_through_an_app_handle_counts_once_under_the_resource_name(record
 
 
 def test_spans_name_the_upstream_and_operation(recorded: Recorded, tmp_path: Path) -> None:
-    bucket = overcast.open_bucket(f"file:///{tmp_path}/b", name="files")
+    bucket = overcast.open_bucket(f"file://{tmp_path}/b", name="files")
     bucket.sync.put("x.txt", b"hello")
     names = [span.name for span in recorded.spans.get_finished_spans()]
     assert "files put" in names

@@ -33,6 +33,7 @@ __all__ = [
     "known_schemes",
     "open_resource",
     "load_attribute",
+    "missing_module",
     "register",
     "register_family",
     "resolve",
@@ -75,6 +76,9 @@ class Family:
     ``overcast cost`` (an ``overcast.cost.model.Pricing``).
     ``deploy`` the ``module:function`` that renders a deployment plan for the cloud
     (``overcast plan``), imported only when a plan is made.
+    ``requires`` the top-level modules its extra installs, which every provider of the
+    family may need: where one is missing the extra counts as not installed (see
+    :func:`missing_module`), even if a provider imports and half works without it.
     """
 
     name: str
@@ -89,6 +93,7 @@ class Family:
     semantic_conventions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     pricing: str | None = None
     deploy: str | None = None
+    requires: tuple[str, ...] = ()
 
 
 @record(frozen=True)
@@ -229,6 +234,26 @@ def install_hint(kind: str, scheme: str) -> str | None:
     _load_entry_points()
     provider = _registry.get((kind, scheme))
     return provider.install if provider else None
+
+
+def missing_module(kind: str, scheme: str) -> str | None:
+    """The first module that ``scheme``'s family requires (``Family.requires``) and cannot be found.
+
+    Found without importing it, so a check costs no SDK import. A DynamoDB store can run
+    without botocore (its lite client), but not everywhere nor for every operation: the
+    extra is what a user installs, so it is what is checked."""
+    import importlib.util
+
+    _load_entry_points()
+    provider = _registry.get((kind, scheme))
+    family = _families.get(provider.family) if provider and provider.family else None
+    for module in family.requires if family else ():
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except (ImportError, ValueError):  # a parent package missing, or a broken one
+            return module
+    return None
 
 
 def known_schemes(kind: str) -> list[str]:

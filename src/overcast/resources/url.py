@@ -1,8 +1,10 @@
 """Provider URLs: ``scheme://name/path?option=value``.
 
-Paths follow SQLAlchemy's convention: ``sqlite:///relative.db`` is relative to the
-working directory (or the app's folder, see :meth:`ResourceURL.local_path`) and
-``sqlite:////absolute/path.db`` is absolute. Credentials never belong in a URL written
+Paths in ``sqlite:`` URLs follow SQLAlchemy's convention: ``sqlite:///relative.db`` is
+relative to the working directory (or the app's folder, see :meth:`ResourceURL.local_path`)
+and ``sqlite:////absolute/path.db`` is absolute. ``file:`` URLs mean what they mean
+everywhere else (RFC 8089, fsspec, obstore): ``file:///srv/data`` is absolute, and
+``file://data/avatars`` (no third slash) is relative, as fsspec reads it. Credentials never belong in a URL written
 in ``overcast.toml``; a URL a hosting platform hands over in an environment variable
 (``DATABASE_URL``, ``REDIS_URL``) may carry them: they are kept apart from the rest and
 never shown by ``str()``, ``repr()`` or an error.
@@ -34,6 +36,14 @@ _FALSE = frozenset({"false", "0", "no", "off"})
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(ms|s|m|h|d)?$", re.IGNORECASE)
 _DURATION_FORMS = "seconds, or a number with a unit: 500ms, 30s, 5m, 2h, 1d"
+# What str() leaves as written (RFC 3986's characters allowed there): ':' before a port and
+# IPv6 brackets in the host; '@' and ':' in a path; an endpoint URL in an option's value. A
+# '/', '?', '#', '@' or '%' in a host, '?' or '#' in a path, '&' or '+' in the query stay
+# encoded, so parsing str() gives the same URL back.
+_SUB_DELIMS = "!$'()*,;"
+_HOST_SAFE = _SUB_DELIMS + "&+=:[]"
+_PATH_SAFE = _SUB_DELIMS + "&+=:@/"
+_QUERY_SAFE = _SUB_DELIMS + ":@/"
 
 
 @record(frozen=True)
@@ -45,7 +55,8 @@ class ResourceURL:
         host: the part after ``//`` up to the next ``/``: usually the table,
             bucket or queue name.
         path: the rest, without its leading ``/`` (``sqlite:///a.db`` → ``a.db``,
-            ``sqlite:////abs.db`` → ``/abs.db``).
+            ``sqlite:////abs.db`` → ``/abs.db``; :meth:`local_path` reads ``file:`` URLs
+            as RFC 8089 does).
         options: the query string, one value per option.
         base_dir: folder that relative paths are resolved against.
     """
@@ -102,8 +113,12 @@ class ResourceURL:
         return self.username is not None or self.password is not None
 
     def local_path(self) -> Path:
-        """The filesystem path of a ``sqlite:`` or ``file:`` URL, made absolute."""
-        raw = self.host + ("/" + self.path if self.host and self.path else self.path)
+        """The filesystem path of a ``sqlite:`` or ``file:`` URL, made absolute (relative
+        paths against ``base_dir``, else the working directory)."""
+        if self.scheme == "file" and self.host in ("", "localhost"):
+            raw = "/" + self.path.lstrip("/") if self.path else ""  # RFC 8089: file:///srv/x is /srv/x
+        else:
+            raw = self.host + ("/" + self.path if self.host and self.path else self.path)
         if not raw:
             raise ConfigError(f"provider URL {self} names no path")
         path = Path(raw)
@@ -293,10 +308,14 @@ class ResourceURL:
         return ConfigError(f"{who}option {name} must be {allowed}, got {raw!r} in {self}")
 
     def __str__(self) -> str:
-        query = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.options.items())
-        text = f"{self.scheme}://{quote(self.host)}"
+        """The URL as a user writes it (``redis://cache.internal:6379/0``), never its credentials:
+        only what would be read back differently is percent-encoded."""
+        query = "&".join(
+            f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE + '=')}" for k, v in self.options.items()
+        )
+        text = f"{self.scheme}://{quote(self.host, safe=_HOST_SAFE)}"
         if self.path:
-            text += "/" + quote(self.path)
+            text += "/" + quote(self.path, safe=_PATH_SAFE)
         return text + (f"?{query}" if query else "")
 
 

@@ -13,7 +13,7 @@ def _sqlite(tmp: Path, name: str) -> str:
 
 
 def _file(tmp: Path, name: str) -> str:
-    return f"file:///{tmp / name}"
+    return f"file://{tmp / name}"
 
 
 def _memory(tmp: Path, name: str) -> str:

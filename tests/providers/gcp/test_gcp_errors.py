@@ -50,5 +50,11 @@ def test_google_errors_map_onto_overcast_errors(google: BaseException, ours: typ
 def test_unknown_errors_stay_provider_errors() -> None:
     error = google_error(RuntimeError("odd"), "bucket 'b'", resource="b")
     assert type(error) is errors.ProviderError and "RuntimeError: odd" in str(error)
-    ours = errors.Conflict("already mapped")
-    assert google_error(ours, "x", resource="x") is ours
+    ours = errors.Conflict("already mapped", resource="x")
+    try:
+        raise ours from RuntimeError("the SDK's")
+    except errors.Conflict:
+        pass
+    again = google_error(ours, "x", resource="x")  # raised ``from ours``: the chain keeps the SDK's error
+    assert type(again) is errors.Conflict and str(again) == "already mapped" and again.resource == "x"
+    assert again is not ours and isinstance(ours.__cause__, RuntimeError)

@@ -1,4 +1,6 @@
-"""What is particular to the file blob store: its layout, names, atomic replace, locks across processes.
+"""What is particular to the file blob store: an ordinary folder (keys as paths, bytes as they
+are, metadata in sidecars), keys that cannot be paths, the old layout, atomic replace, locks
+across processes.
 
 ETags, conditions, ranges, metadata and listing rules are in the conformance suite.
 """
@@ -6,9 +8,12 @@ ETags, conditions, ranges, metadata and listing rules are in the conformance sui
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import multiprocessing
 import os
 import signal
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +24,7 @@ import pytest
 
 import overcast
 from overcast.errors import Conflict, NotSupported, ProviderError
+from overcast.providers.local import files
 from overcast.providers.local.files import FileBlobStore
 from overcast.resources.blob import BlobLimits
 
@@ -30,7 +36,7 @@ class _SmallChunks(FileBlobStore):
 
 
 def _url(path: Path) -> str:
-    return f"file:///{path}"  # absolute: file:////tmp/...
+    return f"file://{path}"  # absolute: file:///tmp/...
 
 
 def _files_under(path: Path) -> set[Path]:
@@ -70,7 +76,7 @@ def _increment_in_process(url: str, key: str, times: int, start: Any, results: A
 
 
 def test_opened_by_the_registry_and_created_on_first_write(tmp_path: Path) -> None:
-    bucket = overcast.open_bucket("file:///data/avatars", base_dir=tmp_path)
+    bucket = overcast.open_bucket("file://data/avatars", base_dir=tmp_path)
     assert isinstance(bucket, FileBlobStore)
     assert bucket.capabilities == {"conditional", "multiprocess"}
     assert bucket.root == tmp_path / "data" / "avatars"
@@ -108,19 +114,111 @@ def test_awkward_keys_stay_inside_the_root(tmp_path: Path) -> None:
     for key in AWKWARD_KEYS:
         bucket.sync.put(key, key.encode())
     assert _files_under(tmp_path) == _files_under(root)
-    assert {p.parent for p in _files_under(root) if p.suffix == ".o"} == {root}
+    in_tree = {p.relative_to(root).as_posix() for p in _files_under(root) if ".overcast" not in p.parts}
+    assert in_tree == {"~41", "a\\b", "x.o"}  # the keys that are paths; the others are escaped
+    assert len(list((root / ".overcast" / "keys").iterdir())) == len(AWKWARD_KEYS) - 3
     for key in AWKWARD_KEYS:
         assert bucket.sync.get(key) == key.encode()
     assert [info.key for info in bucket.sync.list()] == sorted(AWKWARD_KEYS)
 
 
-def test_keys_differing_only_in_case_are_distinct_files(tmp_path: Path) -> None:
+def test_the_folder_is_keys_as_paths_and_bytes_as_they_are(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    bucket = FileBlobStore(_url(root))
+    bucket.sync.put("welcome/ada.txt", b"Welcome, Ada!\n", content_type="text/plain", metadata={"lang": "en"})
+    bucket.sync.put("photos/2024/cat.jpg", b"\xff\xd8 jpeg")
+    assert sorted(p.name for p in root.iterdir()) == [".overcast", "photos", "welcome"]
+    assert (root / "welcome" / "ada.txt").read_bytes() == b"Welcome, Ada!\n"  # what `cat` prints
+    assert (root / "photos" / "2024" / "cat.jpg").read_bytes() == b"\xff\xd8 jpeg"
+    sidecar = json.loads((root / ".overcast" / "meta" / "welcome" / "ada.txt.json").read_text())
+    assert sidecar["key"] == "welcome/ada.txt"
+    assert sidecar["versions"][0]["content_type"] == "text/plain"
+    assert sidecar["versions"][0]["metadata"] == {"lang": "en"}
+    assert bucket.sync.delete("photos/2024/cat.jpg")
+    assert not (root / "photos").exists()  # folders left empty go, as prefixes do in S3
+    assert not (root / ".overcast" / "meta" / "photos").exists()
+
+
+def test_files_another_program_writes_are_objects(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    bucket = FileBlobStore(_url(root))
+    bucket.sync.create()
+    (root / "docs").mkdir()
+    (root / "docs" / "README.txt").write_text("hello")
+    (root / "empty-folder").mkdir()
+    info = bucket.sync.head("docs/README.txt")
+    assert info is not None and info.size == 5 and info.content_type == "text/plain"
+    assert info.etag == hashlib.md5(b"hello").hexdigest()
+    assert [i.key for i in bucket.sync.list()] == ["docs/README.txt"]
+    bucket.sync.put("docs/README.txt", b"again", if_etag=info.etag)
+    (root / "docs" / "README.txt").write_text("edited by hand")  # the sidecar no longer describes it
+    edited = bucket.sync.head("docs/README.txt")
+    assert edited is not None and edited.etag == hashlib.md5(b"edited by hand").hexdigest()
+
+
+def test_a_key_moves_between_the_tree_and_the_escaped_folder(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    bucket = FileBlobStore(_url(root))
+    bucket.sync.put("a/b", b"inner")
+    bucket.sync.put("a", b"outer")  # a folder is at a: the key is escaped
+    assert (root / "a").is_dir() and bucket.sync.get("a") == b"outer"
+    assert [i.key for i in bucket.sync.list()] == ["a", "a/b"]
+    assert bucket.sync.delete("a/b")
+    bucket.sync.put("a", b"outer again")  # the folder went: now a plain file, the escaped copy gone
+    assert (root / "a").read_bytes() == b"outer again"
+    assert not any((root / ".overcast" / "keys").glob("*"))
+    bucket.sync.put("a/c", b"under a file")  # a is a file: a/c is escaped
+    assert sorted((i.key, bucket.sync.get(i.key)) for i in bucket.sync.list()) == [
+        ("a", b"outer again"),
+        ("a/c", b"under a file"),
+    ]
+
+
+def test_a_crash_between_the_sidecar_and_the_file_leaves_the_old_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bucket = FileBlobStore(_url(tmp_path / "b"))
-    bucket.sync.put("Key", b"upper")
-    bucket.sync.put("key", b"lower")
-    names = [p.name for p in (tmp_path / "b").iterdir() if p.suffix == ".o"]
-    assert len({name.lower() for name in names}) == 2  # safe on case-insensitive file systems
-    assert bucket.sync.get("Key") == b"upper" and bucket.sync.get("key") == b"lower"
+    old = bucket.sync.put("k", b"old", content_type="text/plain", metadata={"v": "1"})
+    real_replace = os.replace
+
+    def crash(source: Any, target: Any) -> None:
+        if Path(target) == tmp_path / "b" / "k":
+            raise KeyboardInterrupt  # the process dies after the sidecar was replaced
+        real_replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        bucket.sync.put("k", b"new", content_type="image/png", metadata={"v": "2"})
+    monkeypatch.undo()
+    assert bucket.sync.get("k") == b"old"
+    assert bucket.sync.head("k") == old  # its content type and metadata too
+
+
+def test_a_folder_in_the_old_layout_is_refused_then_converted_by_create(tmp_path: Path) -> None:
+    root = tmp_path / "b"
+    root.mkdir()
+    for key, data in (("welcome/ada.txt", b"Hi Ada"), ("../x", b"escaped")):
+        trailer = json.dumps(
+            {
+                "key": key,
+                "size": len(data),
+                "etag": hashlib.md5(data).hexdigest(),
+                "content_type": "text/plain",
+                "metadata": {"m": "1"},
+                "modified": 1.0,
+            }
+        ).encode()
+        name = "".join(c if c.isalnum() or c in "._-" else f"~{ord(c):02x}" for c in key)
+        (root / f"{name}.o").write_bytes(data + trailer + struct.pack(">Q", len(trailer)) + b"OVCBLOB1")
+    bucket = FileBlobStore(_url(root))
+    with pytest.raises(ProviderError, match=r"old layout .*`overcast provision`"):
+        bucket.sync.get("welcome/ada.txt")
+    bucket.sync.create()
+    assert (root / "welcome" / "ada.txt").read_bytes() == b"Hi Ada"
+    assert not list(root.glob("*.o"))
+    info = FileBlobStore(_url(root)).sync.head("../x")
+    assert info is not None and (info.content_type, info.metadata) == ("text/plain", {"m": "1"})
+    assert FileBlobStore(_url(root)).sync.get("../x") == b"escaped"
 
 
 def test_keys_longer_than_a_file_name(tmp_path: Path) -> None:
@@ -129,23 +227,10 @@ def test_keys_longer_than_a_file_name(tmp_path: Path) -> None:
     bucket.sync.put(long_a, b"a")
     bucket.sync.put(long_b, b"b")
     bucket.sync.put("é", b"short")
-    assert all(len(p.name.encode()) <= 255 for p in (tmp_path / "b").iterdir())
+    assert all(len(p.name.encode()) <= 255 for p in (tmp_path / "b").rglob("*"))
     assert bucket.sync.get(long_a) == b"a" and bucket.sync.get(long_b) == b"b"
     assert [i.key for i in bucket.sync.list("é" * 300)] == [long_a, long_b]
     assert [i.key for i in bucket.sync.list("é")] == ["é", long_a, long_b]
-
-
-def test_files_that_are_not_objects_are_ignored(tmp_path: Path) -> None:
-    root = tmp_path / "b"
-    bucket = FileBlobStore(_url(root))
-    bucket.sync.put("real", b"v")
-    (root / "README.txt").write_text("hello")
-    (root / "junk.o").write_bytes(b"not an object")
-    (root / "BAD~zz.o").write_bytes(b"bad name")
-    (root / "sub").mkdir()
-    assert [i.key for i in bucket.sync.list()] == ["real"]
-    with pytest.raises(ProviderError, match="not an object file"):
-        bucket.sync.get("junk")
 
 
 def test_a_stream_reads_one_version_while_the_object_is_replaced(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from ...errors import (
     ProviderError,
     Throttled,
     Unavailable,
+    rewrapped,
 )
 from ...resources.url import ResourceURL
 
@@ -186,6 +187,8 @@ def error_code(exc: BaseException) -> str:
 
 def aws_error(exc: BaseException, about: str, *, resource: str) -> ProviderError:
     """Map a botocore exception onto :mod:`overcast.errors` (raise it ``from exc``)."""
+    if isinstance(exc, ProviderError):  # mapped already, by a helper the caller wrapped (queue_url, topic_arn)
+        return rewrapped(exc)
     code = error_code(exc)
     message = f"{about}: {code + ': ' if code else ''}{_detail(exc)}"
     if code in _THROTTLED:

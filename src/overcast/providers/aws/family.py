@@ -10,6 +10,7 @@ FAMILY = Family(
     name="aws",
     cloud="aws",
     extra="aws",
+    requires=("botocore", "boto3"),
     schemes={
         "kv": {"dynamodb": f"{_m}.dynamodb:DynamoDBKeyValueStore"},
         "bucket": {"s3": f"{_m}.s3:S3BlobStore"},

@@ -102,8 +102,9 @@ class SNSTopic(Topic):
             raise self._error(exc) from exc
 
     def _ping_blocking(self) -> None:
+        arn = self.topic_arn()  # raises its own mapped error: not wrapped a second time
         try:
-            self.client.get_topic_attributes(TopicArn=self.topic_arn())
+            self.client.get_topic_attributes(TopicArn=arn)
         except Exception as exc:
             raise self._error(exc) from exc
 

@@ -135,11 +135,14 @@ def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
         found = _clients.get(key)
         if found is None:
             options = _client_options(location, service)
-            found = (
-                factory.from_connection_string(conn, **options)
-                if conn is not None
-                else factory(url, credential=default_credential(), **options)
-            )
+            try:
+                found = (
+                    factory.from_connection_string(conn, **options)
+                    if conn is not None
+                    else factory(url, credential=default_credential(), **options)
+                )
+            except ValueError as exc:  # the SDK's word on the URL (a token over plain HTTP, ...)
+                raise ConfigError(f"{location}: {exc}") from exc
             _clients[key] = found
         return found
 

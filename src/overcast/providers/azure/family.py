@@ -10,6 +10,7 @@ FAMILY = Family(
     name="azure",
     cloud="azure",
     extra="azure",
+    requires=("azure.core",),
     schemes={
         "kv": {"azuretables": f"{_m}.tables:AzureTableKeyValueStore"},
         "bucket": {"azblob": f"{_m}.blob:AzureBlobStore"},

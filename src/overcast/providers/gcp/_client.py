@@ -19,6 +19,7 @@ from ...errors import (
     ProviderError,
     Throttled,
     Unavailable,
+    rewrapped,
 )
 from ...resources.url import ResourceURL
 
@@ -71,8 +72,8 @@ def _error_table() -> list[tuple[type[BaseException], type[ProviderError]]]:
 
 def google_error(exc: BaseException, about: str, *, resource: str) -> ProviderError:
     """The :mod:`overcast.errors` exception for a Google client error (raise it ``from exc``)."""
-    if isinstance(exc, ProviderError):
-        return exc
+    if isinstance(exc, ProviderError):  # mapped already: the prefix once, the chain kept
+        return rewrapped(exc)
     for google_type, ours in _error_table():
         if isinstance(exc, google_type):
             return ours(f"{about}: {_message(exc)}", resource=resource)

@@ -24,6 +24,7 @@ FAMILY = Family(
     name="gcp",
     cloud="gcp",
     extra="gcp",
+    requires=("google.api_core",),
     schemes={
         "kv": {"firestore": f"{_m}.firestore:FirestoreKeyValueStore"},
         "bucket": {"gs": f"{_m}.gcs:GCSBlobStore"},

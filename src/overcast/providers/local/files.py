@@ -1,27 +1,35 @@
-"""Objects as files in a folder: ``file:///data/avatars`` (relative) or ``file:////srv/avatars``.
+"""Objects as files in an ordinary folder: ``file://data/avatars`` (relative) or ``file:///srv/avatars``.
 
-Layout of the root folder:
+The folder is what a person and a tool expect (as in fsspec's and obstore's local stores):
 
-* ``<name>.o``: one file per object. It holds the object's bytes followed by a
-  trailer (its key, size, ETag, content type, metadata and write time as JSON, the
-  JSON's length and a magic word), so bytes and metadata are replaced together by
-  one ``os.replace`` and a reader that opened the file sees one write, never a mix.
-  ``<name>`` is the key's UTF-8 bytes with ``[a-z0-9._-]`` kept and every other
-  byte written ``~hh``: no name can climb out of the root (``../x`` is the file
-  ``..~2fx.o``), a key may be a prefix of another (``a`` and ``a/b``), and names
-  stay distinct on case-insensitive file systems. Names too long for the file
-  system keep a readable head and end in a hash of the key.
-* ``.overcast/tmp/``: files being written. A write goes to a temporary file, is
-  flushed to disk (``fsync``) and renamed over the object, so a crash leaves the
-  old object or the new one, never part of one.
-* ``.overcast/locks/``: lock files (``fcntl.flock``) that serialize the writes of
-  one object across threads and processes, so ``if_absent`` and ``if_etag`` are
-  checked and applied atomically. Reads take no lock.
+* the object at key ``photos/2024/cat.jpg`` is the file ``photos/2024/cat.jpg``, holding
+  its bytes as they are (``cat`` prints them, ``cp`` copies them); a file put there by
+  another program is an object too, with the content type its name suggests;
+* its metadata (content type, user metadata, ETag) is a JSON sidecar beside the tree, in
+  ``.overcast/meta/photos/2024/cat.jpg.json``;
+* a key that cannot be a relative path (an empty, ``.`` or ``..`` segment, a leading or
+  trailing ``/``, a NUL byte, a segment over 250 bytes, a first segment ``.overcast``),
+  or that clashes with the tree (``a`` while ``a/b`` exists, or ``a/b`` while ``a`` is a
+  file), is stored under ``.overcast/keys/`` with its name escaped: UTF-8 bytes, with
+  ``[a-z0-9._-]`` kept and every other byte written ``~hh`` (so names stay distinct on a
+  case-insensitive file system), long names ending in a hash of the key.
 
-ETags are the MD5 of the content, as S3 gives for single-part uploads. Because each
-object file carries a trailer it is not the object's bytes as they are, so this store
-does not hand out ``file://`` URLs: :meth:`url` raises ``NotSupported``. POSIX only
-(it needs ``fcntl``).
+Writes are atomic and conditional writes exact, across threads and processes:
+
+* a write goes to ``.overcast/tmp/``, is flushed to disk (``fsync``) and renamed over the
+  object, so a crash leaves the old bytes or the new ones;
+* the sidecar is replaced first, and names each version it describes by the file's
+  identity (inode, size, modification time): it describes the new file and the one it
+  replaces, so a reader that opened either version finds its metadata, and a crash
+  between the two renames leaves the old object whole;
+* writes of one key are serialized by lock files in ``.overcast/locks/`` (``fcntl.flock``),
+  so ``if_absent`` and ``if_etag`` are checked and applied atomically. Reads take no lock.
+
+ETags are the MD5 of the content, as S3 gives for single-part uploads (computed on first
+read for a file another program wrote). A folder written by Overcast before this layout
+(``<escaped key>.o`` files ending in a metadata trailer) is converted by :meth:`create`
+(``overcast provision``); any other call on it raises an error saying so. :meth:`url`
+raises ``NotSupported``. POSIX only (it needs ``fcntl``).
 """
 
 from __future__ import annotations
@@ -32,7 +40,6 @@ import hashlib
 import json
 import os
 import secrets
-import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Generator, Iterator
@@ -43,89 +50,53 @@ from typing import IO, Any, ClassVar
 from ...errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ProviderError, Unavailable
 from ...resources.blob import BlobStore, ListPage, ObjectInfo
 from ...resources.url import ResourceURL
+from . import _files_legacy
 
 __all__ = ["FileBlobStore"]
 
-_SUFFIX = ".o"
 _SYSTEM = ".overcast"
-_MAGIC = b"OVCBLOB1"
-_TAIL = struct.Struct(">Q")
-_TAIL_SIZE = _TAIL.size + len(_MAGIC)
+_KEYS = f"{_SYSTEM}/keys"
+_META = "meta"
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_.")
 _HEX = "0123456789abcdef"
 _MAX_NAME = 200
 _HEAD = 120
-_LONG = "~~"
+_MAX_SEGMENT = 250  # bytes: the sidecar adds ".json" within the usual 255
 _LOCK_STRIPES = 64
 _STALE_TEMP_SECONDS = 24 * 3600
+_READ_TRIES = 5
 
 
-def _encode_name(key: str) -> str:
-    """The file name (without suffix) for ``key``; reversible unless too long (then hashed)."""
+def escaped_name(key: str) -> str:
+    """The file name under ``.overcast/keys/`` for ``key``: reversible unless too long (then hashed)."""
     raw = key.encode("utf-8")
     name = "".join(chr(b) if b in _SAFE else "~" + _HEX[b >> 4] + _HEX[b & 15] for b in raw)
+    if name in ("", ".", ".."):
+        return "~" + name.replace(".", "~2e")  # never the folder itself or its parent
     if len(name) <= _MAX_NAME:
         return name
-    return name[:_HEAD] + _LONG + hashlib.sha256(raw).hexdigest()
+    return name[:_HEAD] + "~~" + hashlib.sha256(raw).hexdigest()
 
 
-def _encode_prefix(prefix: str) -> str:
-    raw = prefix.encode("utf-8")
-    return "".join(chr(b) if b in _SAFE else "~" + _HEX[b >> 4] + _HEX[b & 15] for b in raw)
-
-
-def _decode_name(name: str) -> str | None:
-    """The key of a file name, or None when the name is hashed (the key is in the trailer)."""
-    if _LONG in name:
+def tree_path(key: str) -> str | None:
+    """``key`` as a relative path in the tree, or None when it cannot be one."""
+    segments = key.split("/")
+    if "\x00" in key or segments[0] == _SYSTEM:
         return None
-    out = bytearray()
-    i = 0
-    while i < len(name):
-        if name[i] == "~":
-            out.append(int(name[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(name[i]))
-            i += 1
-    return out.decode("utf-8")
+    for segment in segments:
+        if segment in ("", ".", "..") or len(segment.encode("utf-8")) > _MAX_SEGMENT:
+            return None
+    return key
 
 
-def _may_match(name: str, encoded_prefix: str) -> bool:
-    if _LONG not in name:
-        return name.startswith(encoded_prefix)
-    head = name[: name.index(_LONG)]
-    n = min(len(head), len(encoded_prefix))
-    return head[:n] == encoded_prefix[:n]
+def _identity(stat: os.stat_result) -> list[int]:
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
-def _read_trailer(fh: IO[bytes]) -> dict[str, Any]:
-    fh.seek(0, os.SEEK_END)
-    total = fh.tell()
-    if total < _TAIL_SIZE:
-        raise ValueError("file too short for an object trailer")
-    fh.seek(total - _TAIL_SIZE)
-    tail = fh.read(_TAIL_SIZE)
-    if tail[_TAIL.size :] != _MAGIC:
-        raise ValueError("no object trailer")
-    (length,) = _TAIL.unpack(tail[: _TAIL.size])
-    if length > total - _TAIL_SIZE:
-        raise ValueError("object trailer length is out of range")
-    fh.seek(total - _TAIL_SIZE - length)
-    trailer: dict[str, Any] = json.loads(fh.read(length))
-    if trailer.get("size") != total - _TAIL_SIZE - length:
-        raise ValueError("object trailer size does not match the file")
-    return trailer
+def _guess_type(key: str) -> str:
+    import mimetypes
 
-
-def _info(trailer: dict[str, Any]) -> ObjectInfo:
-    return ObjectInfo(
-        trailer["key"],
-        trailer["size"],
-        trailer["etag"],
-        trailer["content_type"],
-        dict(trailer["metadata"]),
-        datetime.fromtimestamp(trailer["modified"], UTC),
-    )
+    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
 
 
 class _Upload:
@@ -153,25 +124,22 @@ class _Upload:
         self.size += len(chunk)
 
     def finish(self, key: str, content_type: str, metadata: dict[str, str]) -> dict[str, Any]:
-        """Append the trailer and flush everything to disk; return the trailer."""
-        trailer = {
-            "key": key,
-            "size": self.size,
+        """Flush the bytes to disk; return the sidecar entry describing them."""
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            stat = os.fstat(self.fh.fileno())
+            self.fh.close()
+        except OSError as exc:
+            self.abort()
+            raise self.store._os_error(exc, key) from exc
+        return {
+            "file": _identity(stat),
             "etag": self.md5.hexdigest(),
             "content_type": content_type,
             "metadata": metadata,
             "modified": time.time(),
         }
-        data = json.dumps(trailer, ensure_ascii=True, separators=(",", ":")).encode()
-        try:
-            self.fh.write(data + _TAIL.pack(len(data)) + _MAGIC)
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-        except OSError as exc:
-            self.abort()
-            raise self.store._os_error(exc, key) from exc
-        return trailer
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -193,11 +161,20 @@ class FileBlobStore(BlobStore):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self.root: Path = self.location.local_path()
+        self._layout_checked = False
+
+    # -- where a key lives ---------------------------------------------------------------
+
+    def _places(self, key: str) -> list[str]:
+        """The relative paths ``key`` may be stored at, in the order they are looked up."""
+        escaped = f"{_KEYS}/{escaped_name(key)}"
+        tree = tree_path(key)
+        return [escaped] if tree is None else [tree, escaped]
+
+    def _sidecar(self, place: str) -> Path:
+        return self.root / _SYSTEM / _META / (place + ".json")
 
     # -- paths, locks, errors ------------------------------------------------------------
-
-    def _path(self, key: str) -> Path:
-        return self.root / (_encode_name(key) + _SUFFIX)
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
@@ -228,32 +205,102 @@ class FileBlobStore(BlobStore):
             return Unavailable(message, resource=self.name)
         return ProviderError(message, resource=self.name)
 
-    def _corrupt(self, path: Path, key: str, exc: Exception) -> ProviderError:
-        return ProviderError(f"{self.name}: {path} for key {key!r} is not an object file: {exc}", resource=self.name)
-
-    def _current(self, key: str) -> dict[str, Any] | None:
-        """The trailer of the stored object, or None if there is none."""
-        path = self._path(key)
-        try:
-            with open(path, "rb") as fh:
-                trailer = _read_trailer(fh)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._os_error(exc, key) from exc
-        except ValueError as exc:
-            raise self._corrupt(path, key, exc) from exc
-        return trailer if trailer.get("key") == key else None
-
-    def _check_condition(self, key: str, if_absent: bool, if_etag: str | None) -> None:
-        if not if_absent and if_etag is None:
+    def _check_layout(self) -> None:
+        """Refuse, once per store, a folder in the layout before this one (until :meth:`create` converts it)."""
+        if self._layout_checked:
             return
-        current = self._current(key)
+        if _files_legacy.holds_legacy_objects(self.root):
+            raise ProviderError(
+                f"{self.name}: folder {self.root} holds objects in Overcast's old layout (files ending "
+                "in .o with a metadata trailer); convert it once with `overcast provision` or "
+                "`await bucket.create()`, which rewrites them as plain files",
+                resource=self.name,
+            )
+        self._layout_checked = True
+
+    # -- reading one object --------------------------------------------------------------
+
+    def _entry(self, place: str, stat: os.stat_result) -> dict[str, Any] | None:
+        """The sidecar's entry for the file version ``stat`` describes, if it has one."""
+        try:
+            data = json.loads(self._sidecar(place).read_bytes())
+        except (OSError, ValueError):
+            return None
+        wanted = _identity(stat)
+        for entry in data.get("versions", []) if isinstance(data, dict) else []:
+            if isinstance(entry, dict) and entry.get("file") == wanted:
+                return entry
+        return None
+
+    def _derived(self, key: str, fh: IO[bytes], stat: os.stat_result) -> dict[str, Any]:
+        """The entry of a file no sidecar describes (another program wrote it): its MD5, a guessed type."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        fh.seek(0)
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            md5.update(chunk)
+        return {"file": _identity(stat), "etag": md5.hexdigest(), "content_type": _guess_type(key), "metadata": {}}
+
+    def _open(self, key: str) -> tuple[IO[bytes], str, dict[str, Any]] | None:
+        """The object's open file, where it is and its entry; None if there is none."""
+        self._check_layout()
+        for place in self._places(key):
+            for attempt in range(_READ_TRIES):
+                try:
+                    fh = open(self.root / place, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.ENAMETOOLONG:
+                        break
+                    raise self._os_error(exc, key) from exc
+                try:
+                    stat = os.fstat(fh.fileno())
+                    entry = self._entry(place, stat)
+                    if entry is not None:
+                        return fh, place, entry
+                    if attempt + 1 == _READ_TRIES or not self._sidecar(place).exists():
+                        return fh, place, self._derived(key, fh, stat)
+                except OSError as exc:
+                    fh.close()
+                    raise self._os_error(exc, key) from exc
+                fh.close()  # replaced twice since it was opened: open the file now there
+        return None
+
+    def _current(self, key: str) -> tuple[str, dict[str, Any]] | None:
+        found = self._open(key)
+        if found is None:
+            return None
+        fh, place, entry = found
+        fh.close()
+        return place, entry
+
+    def _info(self, key: str, entry: dict[str, Any]) -> ObjectInfo:
+        modified = entry.get("modified")
+        if modified is None:
+            modified = entry["file"][2] / 1e9
+        return ObjectInfo(
+            key,
+            entry["file"][1],
+            entry["etag"],
+            entry["content_type"],
+            dict(entry["metadata"]),
+            datetime.fromtimestamp(modified, UTC),
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _check_condition(self, key: str, current: dict[str, Any] | None, if_absent: bool, if_etag: str | None) -> None:
         if if_absent and current is not None:
             raise Conflict(f"{self.name}: an object exists at key {key!r}", resource=self.name)
         if if_etag is not None and (current is None or current["etag"] != if_etag):
             found = "no object" if current is None else f"ETag {current['etag']}"
             raise Conflict(f"{self.name}: key {key!r} has {found}, not ETag {if_etag}", resource=self.name)
+
+    def _precheck(self, key: str, if_absent: bool, if_etag: str | None) -> None:
+        """Refuse a conditional write early, before its bytes are uploaded (checked again under the lock)."""
+        if if_absent or if_etag is not None:
+            current = self._current(key)
+            self._check_condition(key, None if current is None else current[1], if_absent, if_etag)
 
     def _commit(
         self,
@@ -264,23 +311,91 @@ class FileBlobStore(BlobStore):
         if_absent: bool,
         if_etag: str | None,
     ) -> ObjectInfo:
-        trailer = upload.finish(key, content_type, metadata)
+        entry = upload.finish(key, content_type, metadata)
         try:
             with self._locked(key):
-                self._check_condition(key, if_absent, if_etag)
-                os.replace(upload.path, self._path(key))
+                current = self._current(key)
+                self._check_condition(key, None if current is None else current[1], if_absent, if_etag)
+                place = self._install(key, upload.path, entry, current)
+                if current is not None and current[0] != place:
+                    self._remove(key, current[0])  # the key moved between the tree and .overcast/keys
         except BaseException:
             upload.abort()
             raise
-        self._sync_root(key)
-        return _info(trailer)
+        return self._info(key, entry)
 
-    def _sync_root(self, key: str) -> None:
-        """Make the rename itself durable."""
+    def _install(
+        self, key: str, source: Path, entry: dict[str, Any], current: tuple[str, dict[str, Any]] | None
+    ) -> str:
+        """Put the sidecar, then the file, at the first place that can hold ``key``; return it."""
+        places = self._places(key)
+        for place in places:
+            target = self.root / place
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.is_dir():
+                    continue  # ``a`` while ``a/b`` exists: the escaped place
+            except (FileExistsError, NotADirectoryError):
+                continue  # ``a/b`` while ``a`` is a file
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG and place != places[-1]:
+                    continue
+                raise self._os_error(exc, key) from exc
+            previous = [current[1]] if current is not None and current[0] == place else []
+            self._write_sidecar(key, place, [entry, *previous])
+            try:
+                os.replace(source, target)
+            except (IsADirectoryError, NotADirectoryError, FileNotFoundError):
+                if place == places[-1]:
+                    raise
+                continue  # the tree changed under us; the escaped place cannot
+            except OSError as exc:
+                raise self._os_error(exc, key) from exc
+            self._sync_folder(target.parent)
+            return place
+        raise AssertionError("the escaped place always takes the key")
+
+    def _write_sidecar(self, key: str, place: str, versions: list[dict[str, Any]]) -> None:
+        path = self._sidecar(place)
+        data = json.dumps({"key": key, "versions": versions}, ensure_ascii=False, separators=(",", ":")).encode()
+        tmp = self.root / _SYSTEM / "tmp" / f"{secrets.token_hex(12)}.json"
         try:
-            fd = os.open(self.root, os.O_RDONLY)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise self._os_error(exc, key) from exc
+
+    def _remove(self, key: str, place: str) -> None:
+        """Delete the file at ``place``, then its sidecar, then the folders left empty."""
+        try:
+            (self.root / place).unlink()
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             raise self._os_error(exc, key) from exc
+        with contextlib.suppress(FileNotFoundError):
+            self._sidecar(place).unlink()
+        for top, path in ((self.root, self.root / place), (self.root / _SYSTEM / _META, self._sidecar(place))):
+            folder = path.parent
+            while folder != top and top in folder.parents and folder.name != _SYSTEM:
+                try:
+                    folder.rmdir()  # only when empty; a concurrent write may fill it again
+                except OSError:
+                    break
+                folder = folder.parent
+
+    def _sync_folder(self, folder: Path) -> None:
+        """Make the rename itself durable."""
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:
+            return
         try:
             os.fsync(fd)
         except OSError:
@@ -288,32 +403,10 @@ class FileBlobStore(BlobStore):
         finally:
             os.close(fd)
 
-    # -- life cycle ----------------------------------------------------------------------
-
-    def _create_blocking(self) -> None:
-        try:
-            (self.root / _SYSTEM / "tmp").mkdir(parents=True, exist_ok=True)
-            (self.root / _SYSTEM / "locks").mkdir(parents=True, exist_ok=True)
-            stale = time.time() - _STALE_TEMP_SECONDS
-            for entry in os.scandir(self.root / _SYSTEM / "tmp"):
-                if entry.stat().st_mtime < stale:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-        except OSError as exc:
-            raise self._os_error(exc, None) from exc
-
-    def _ping_blocking(self) -> None:
-        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
-            if not self.root.exists():
-                raise NotFound(f"{self.name}: folder {self.root} does not exist", resource=self.name)
-            raise PermissionDenied(f"{self.name}: folder {self.root} is not readable and writable", resource=self.name)
-
-    # -- writes --------------------------------------------------------------------------
-
     def _put_blocking(
         self, key: str, data: bytes, content_type: str, metadata: dict[str, str], if_absent: bool, if_etag: str | None
     ) -> ObjectInfo:
-        self._check_condition(key, if_absent, if_etag)
+        self._precheck(key, if_absent, if_etag)
         upload = _Upload(self)
         upload.write(data)
         return self._commit(upload, key, content_type, metadata, if_absent, if_etag)
@@ -327,7 +420,7 @@ class FileBlobStore(BlobStore):
         if_absent: bool,
         if_etag: str | None,
     ) -> ObjectInfo:
-        self._check_condition(key, if_absent, if_etag)
+        self._precheck(key, if_absent, if_etag)
         upload = _Upload(self)
         try:
             for chunk in chunks:
@@ -346,7 +439,7 @@ class FileBlobStore(BlobStore):
         if_absent: bool,
         if_etag: str | None,
     ) -> ObjectInfo:
-        await self._call(self._check_condition, key, if_absent, if_etag)
+        await self._call(self._precheck, key, if_absent, if_etag)
         upload = await self._call(_Upload, self)
         try:
             async for chunk in chunks:
@@ -364,46 +457,51 @@ class FileBlobStore(BlobStore):
         return bytes(chunk)
 
     def _delete_blocking(self, key: str) -> bool:
-        path = self._path(key)
         with self._locked(key):
-            if self._current(key) is None:
+            current = self._current(key)
+            if current is None:
                 return False
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                return False
-            except OSError as exc:
-                raise self._os_error(exc, key) from exc
+            self._remove(key, current[0])
         return True
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def _create_blocking(self) -> None:
+        try:
+            for folder in ("tmp", "locks", _META):
+                (self.root / _SYSTEM / folder).mkdir(parents=True, exist_ok=True)
+            stale = time.time() - _STALE_TEMP_SECONDS
+            for entry in os.scandir(self.root / _SYSTEM / "tmp"):
+                if entry.stat().st_mtime < stale:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+        except OSError as exc:
+            raise self._os_error(exc, None) from exc
+        for key, data, content_type, metadata, legacy in _files_legacy.legacy_objects(self.root):
+            self._layout_checked = True  # converting: the old files are read here, not refused
+            upload = _Upload(self)
+            upload.write(data)
+            with contextlib.suppress(Conflict):  # a newer write of the key wins
+                self._commit(upload, key, content_type, metadata, True, None)
+            legacy.unlink()
+        self._layout_checked = False
+
+    def _ping_blocking(self) -> None:
+        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            if not self.root.exists():
+                raise NotFound(f"{self.name}: folder {self.root} does not exist", resource=self.name)
+            raise PermissionDenied(f"{self.name}: folder {self.root} is not readable and writable", resource=self.name)
+        self._check_layout()
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _open(self, key: str) -> tuple[IO[bytes], dict[str, Any]]:
-        """Open the object and read its trailer; the open file stays one version even if replaced."""
-        path = self._path(key)
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-        except FileNotFoundError:
-            raise self._missing(key) from None
-        except OSError as exc:
-            raise self._os_error(exc, key) from exc
-        try:
-            trailer = _read_trailer(fh)
-        except OSError as exc:
-            fh.close()
-            raise self._os_error(exc, key) from exc
-        except ValueError as exc:
-            fh.close()
-            raise self._corrupt(path, key, exc) from exc
-        if trailer.get("key") != key:
-            fh.close()
-            raise self._missing(key)
-        return fh, trailer
-
     def _get_blocking(self, key: str, start: int | None, end: int | None) -> bytes:
-        fh, trailer = self._open(key)
+        found = self._open(key)
+        if found is None:
+            raise self._missing(key)
+        fh, _, entry = found
         with fh:
-            size: int = trailer["size"]
+            size: int = entry["file"][1]
             first = min(start or 0, size)
             last = size if end is None else min(end, size)
             try:
@@ -413,8 +511,11 @@ class FileBlobStore(BlobStore):
                 raise self._os_error(exc, key) from exc
 
     def _stream_blocking(self, key: str) -> Generator[bytes, None, None]:
-        fh, trailer = self._open(key)
-        return self._chunks(fh, trailer["size"], key)
+        found = self._open(key)
+        if found is None:
+            raise self._missing(key)
+        fh, _, entry = found
+        return self._chunks(fh, entry["file"][1], key)
 
     def _chunks(self, fh: IO[bytes], size: int, key: str) -> Generator[bytes, None, None]:
         with fh:
@@ -444,63 +545,52 @@ class FileBlobStore(BlobStore):
             chunks.close()
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
-        trailer = self._current(key)
-        return None if trailer is None else _info(trailer)
+        current = self._current(key)
+        return None if current is None else self._info(key, current[1])
 
     def _list_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
-        encoded = _encode_prefix(prefix)
-        found: list[tuple[str, str]] = []
+        self._check_layout()
+        keys = sorted(k for k in self._keys(prefix) if k.startswith(prefix) and (cursor is None or k > cursor))
+        objects: list[ObjectInfo] = []
+        for key in keys:
+            if len(objects) == limit:
+                return ListPage(objects, objects[-1].key)
+            current = self._current(key)  # None if it vanished meanwhile
+            if current is not None:
+                objects.append(self._info(key, current[1]))
+        return ListPage(objects, None)
+
+    def _keys(self, prefix: str) -> Iterator[str]:
+        """Every key whose file may match ``prefix``: the tree below its folder, and the escaped keys."""
+        folder = prefix.rpartition("/")[0]
+        start = self.root / folder if folder and tree_path(folder) is not None else self.root
+        for top, dirs, files in os.walk(start, onerror=self._walk_error):
+            relative = os.path.relpath(top, self.root)
+            if relative == ".":
+                dirs[:] = [d for d in dirs if d != _SYSTEM]
+                relative = ""
+            for file in files:
+                yield f"{relative}/{file}" if relative else file
+        yield from self._escaped_keys()
+
+    def _walk_error(self, exc: OSError) -> None:
+        if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            raise self._os_error(exc, None) from exc
+
+    def _escaped_keys(self) -> Iterator[str]:
+        meta = self.root / _SYSTEM / _META / _KEYS
         try:
-            entries = list(os.scandir(self.root))
-        except FileNotFoundError:
-            return ListPage([], None)
+            entries = list(os.scandir(self.root / _KEYS))
+        except (FileNotFoundError, NotADirectoryError):
+            return
         except OSError as exc:
             raise self._os_error(exc, None) from exc
         for entry in entries:
-            name = entry.name
-            if not name.endswith(_SUFFIX) or not entry.is_file():
-                continue
-            stem = name[: -len(_SUFFIX)]
-            if not _may_match(stem, encoded):
-                continue
             try:
-                key = _decode_name(stem) if _LONG not in stem else self._key_of(entry.path)
-            except ValueError:
-                continue  # not a name this store writes
-            if key is None or not key.startswith(prefix) or (cursor is not None and key <= cursor):
-                continue
-            found.append((key, entry.path))
-        found.sort()
-        objects: list[ObjectInfo] = []
-        more = False
-        for key, path in found:
-            if len(objects) == limit:
-                more = True
-                break
-            info = self._info_at(path, key)
-            if info is not None:
-                objects.append(info)
-        return ListPage(objects, objects[-1].key if more and objects else None)
-
-    def _key_of(self, path: str) -> str | None:
-        try:
-            with open(path, "rb") as fh:
-                key = _read_trailer(fh).get("key")
-        except (OSError, ValueError):
-            return None
-        return key if isinstance(key, str) else None
-
-    def _info_at(self, path: str, key: str) -> ObjectInfo | None:
-        """The object's info, or None if it vanished or is not an object file."""
-        try:
-            with open(path, "rb") as fh:
-                trailer = _read_trailer(fh)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._os_error(exc, key) from exc
-        except ValueError:
-            return None
-        return _info(trailer) if trailer.get("key") == key else None
+                key = json.loads((meta / (entry.name + ".json")).read_bytes())["key"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # no sidecar: not a file this store wrote
+            if isinstance(key, str) and f"{_KEYS}/{escaped_name(key)}" == f"{_KEYS}/{entry.name}":
+                yield key

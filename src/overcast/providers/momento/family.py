@@ -7,6 +7,7 @@ from ...resources.registry import Family
 FAMILY = Family(
     name="momento",
     extra="momento",
+    requires=("momento",),
     schemes={"cache": {"momento": "overcast.providers.momento.cache:MomentoCache"}},
     pricing="overcast.providers.momento.pricing:PRICING",
 )

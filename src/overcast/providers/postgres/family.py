@@ -9,6 +9,7 @@ _m = "overcast.providers.postgres"
 FAMILY = Family(
     name="postgres",
     extra="postgres",
+    requires=("psycopg", "psycopg_pool"),
     schemes={
         "kv": {"postgresql": f"{_m}.kv:PostgresKeyValueStore"},
         "queue": {"postgresql": f"{_m}.queue:PostgresQueue"},

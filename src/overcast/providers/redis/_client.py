@@ -145,8 +145,12 @@ def client(location: ResourceURL) -> redis.Redis:
             if cluster:
                 from redis.cluster import RedisCluster
 
+                try:  # it asks a node for the cluster's layout now
+                    made = RedisCluster.from_url(server_url(location), **options)
+                except REDIS_ERRORS as exc:
+                    raise error(exc, str(location), "cluster discovery") from exc
                 # Same commands for single-slot keys; typed as the plain client the providers use.
-                found = cast(redis.Redis, RedisCluster.from_url(server_url(location), **options))
+                found = cast(redis.Redis, made)
             else:
                 found = redis.Redis.from_url(server_url(location), **options)
             _clients[key] = found
@@ -223,8 +227,15 @@ async def run_script(aclient: aioredis.Redis, script: Script, keys: list[str], a
         return await aclient.eval(cast(str, script.script), len(keys), *keys, *args)
 
 
-def error(exc: redis_errors.RedisError, resource: str, what: str) -> ProviderError:
+#: What a Redis call may raise: redis-py's errors, and its cluster client's own, which are not
+#: ``RedisError`` (no reachable node is ``RedisClusterUnreachableError``).
+REDIS_ERRORS: tuple[type[Exception], ...] = (redis_errors.RedisError, redis_errors.RedisClusterException)
+
+
+def error(exc: Exception, resource: str, what: str) -> ProviderError:
     message = f"{resource}: Redis {what}: {exc}"
+    if isinstance(exc, redis_errors.RedisClusterUnreachableError):
+        return Unavailable(message, resource=resource)
     if isinstance(exc, (redis_errors.AuthenticationError, redis_errors.NoPermissionError)):
         return PermissionDenied(message, resource=resource)  # before ConnectionError, its base
     if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError)):

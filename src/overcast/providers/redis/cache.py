@@ -9,7 +9,7 @@ from redis import exceptions as redis_errors
 from ...errors import InvalidArgument
 from ...resources.cache import Cache
 from ...resources.url import ResourceURL
-from ._client import LoopClient, client, error, namespace
+from ._client import REDIS_ERRORS, LoopClient, client, error, namespace
 
 __all__ = ["RedisCache"]
 
@@ -37,7 +37,7 @@ class RedisCache(Cache):
     def _ping_blocking(self) -> None:
         try:
             self._client.ping()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "PING") from exc
 
     # -- async callers: redis.asyncio on the running loop (no worker thread) -------------
@@ -45,20 +45,20 @@ class RedisCache(Cache):
     async def _get(self, key: str) -> bytes | None:
         try:
             data: bytes | None = await self._async().get(self._prefix + key)  # type: ignore[assignment]
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"GET {key!r}") from exc
         return data
 
     async def _set(self, key: str, data: bytes, ttl: float | None) -> None:
         try:
             await self._async().set(self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000)))
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"SET {key!r}") from exc
 
     async def _delete(self, key: str) -> bool:
         try:
             return bool(await self._async().delete(self._prefix + key))
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"DEL {key!r}") from exc
 
     async def _incr(self, key: str, by: int) -> int:
@@ -70,7 +70,7 @@ class RedisCache(Cache):
                 pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
                 value, _ = await pipe.execute()
             return int(value)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self._incr_error(exc, key) from exc
 
     # -- blocking callers: the shared thread-safe client ------------------------------
@@ -78,20 +78,20 @@ class RedisCache(Cache):
     def _get_blocking(self, key: str) -> bytes | None:
         try:
             data: bytes | None = self._client.get(self._prefix + key)  # type: ignore[assignment]
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"GET {key!r}") from exc
         return data
 
     def _set_blocking(self, key: str, data: bytes, ttl: float | None) -> None:
         try:
             self._client.set(self._prefix + key, data, px=None if ttl is None else max(1, int(ttl * 1000)))
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"SET {key!r}") from exc
 
     def _delete_blocking(self, key: str) -> bool:
         try:
             return bool(self._client.delete(self._prefix + key))
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"DEL {key!r}") from exc
 
     def _incr_blocking(self, key: str, by: int) -> int:
@@ -103,10 +103,10 @@ class RedisCache(Cache):
                 pipe.pexpire(self._prefix + key, max(1, int(self.default_ttl * 1000)), nx=True)
                 value, _ = pipe.execute()
             return int(value)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise self._incr_error(exc, key) from exc
 
-    def _incr_error(self, exc: redis_errors.RedisError, key: str) -> Exception:
+    def _incr_error(self, exc: Exception, key: str) -> Exception:
         if isinstance(exc, redis_errors.ResponseError) and ("not an integer" in str(exc) or "out of range" in str(exc)):
             return InvalidArgument(
                 f"{self.name}: cannot increment {key!r}: it does not hold an integer", resource=self.name

@@ -9,6 +9,7 @@ _m = "overcast.providers.redis"
 FAMILY = Family(
     name="redis",
     extra="redis",
+    requires=("redis",),
     schemes={
         "cache": {"redis": f"{_m}.cache:RedisCache", "rediss": f"{_m}.cache:RedisCache"},
         "kv": {"redis": f"{_m}.kv:RedisKeyValueStore", "rediss": f"{_m}.kv:RedisKeyValueStore"},

@@ -19,12 +19,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from redis import exceptions as redis_errors
-
 from ...errors import Conflict
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
-from ._client import LoopClient, client, error, namespace, run_script
+from ._client import REDIS_ERRORS, LoopClient, client, error, namespace, run_script
 
 __all__ = ["RedisKeyValueStore"]
 
@@ -94,7 +92,7 @@ class RedisKeyValueStore(KeyValueStore):
     def _ping_blocking(self) -> None:
         try:
             self._client.ping()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "PING") from exc
 
     def close(self) -> None:
@@ -112,7 +110,7 @@ class RedisKeyValueStore(KeyValueStore):
     def _get_blocking(self, key: str) -> Item | None:
         try:
             fields = self._client.hmget(self._items + key, ["v", "ver", "exp"])
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"HMGET key {key!r}") from exc
         return self._item(key, fields)
 
@@ -128,7 +126,7 @@ class RedisKeyValueStore(KeyValueStore):
         version, keys, args = self._put_request(key, data, if_version, if_absent, expires_at)
         try:
             done, current = self._put_script(keys=keys, args=args)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"put of key {key!r}") from exc
         return self._put_outcome(key, version, done, current, if_version, if_absent)
 
@@ -153,7 +151,7 @@ class RedisKeyValueStore(KeyValueStore):
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         try:
             outcome, current = self._delete_script(keys=[self._items + key, self._index], args=[if_version or "", key])
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"delete of key {key!r}") from exc
         return self._delete_outcome(key, outcome, current, if_version)
 
@@ -168,7 +166,7 @@ class RedisKeyValueStore(KeyValueStore):
     async def _get(self, key: str) -> Item | None:
         try:
             fields = await self._async().hmget(self._items + key, ["v", "ver", "exp"])
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"HMGET key {key!r}") from exc
         return self._item(key, fields)
 
@@ -184,7 +182,7 @@ class RedisKeyValueStore(KeyValueStore):
         version, keys, args = self._put_request(key, data, if_version, if_absent, expires_at)
         try:
             done, current = await run_script(self._async(), self._put_script, keys, args)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"put of key {key!r}") from exc
         return self._put_outcome(key, version, done, current, if_version, if_absent)
 
@@ -196,7 +194,7 @@ class RedisKeyValueStore(KeyValueStore):
                 [self._items + key, self._index],
                 [if_version or "", key],
             )
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"delete of key {key!r}") from exc
         return self._delete_outcome(key, outcome, current, if_version)
 
@@ -228,7 +226,7 @@ class RedisKeyValueStore(KeyValueStore):
                 low = b"(" + members[-1]
                 if len(members) < want:
                     return Page(items, None)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"scan of prefix {prefix!r}") from exc
         return Page(items, items[-1].key)
 
@@ -238,7 +236,7 @@ class RedisKeyValueStore(KeyValueStore):
                 for key in keys:
                     pipe.hmget(self._items + key, ["v", "ver", "exp"])
                 rows = pipe.execute()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"get_many of {len(keys)} keys") from exc
         found = {}
         for key, fields in zip(keys, rows, strict=True):
@@ -265,6 +263,6 @@ class RedisKeyValueStore(KeyValueStore):
                         pipe.pexpireat(item, exp)
                     pipe.zadd(self._index, {key: 0})
                 pipe.execute()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"put_many of {len(entries)} keys") from exc
         return versions

@@ -32,7 +32,7 @@ from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, Topic, decode_body, poll_blocking
 from ...resources.records import replace
 from ...resources.url import ResourceURL
-from ._client import client, error, namespace
+from ._client import REDIS_ERRORS, client, error, namespace
 
 __all__ = ["RedisQueue", "RedisTopic"]
 
@@ -168,7 +168,7 @@ class RedisQueue(Queue):
     def _ping_blocking(self) -> None:
         try:
             self._client.ping()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "PING") from exc
 
     def _create_blocking(self) -> None:
@@ -177,7 +177,7 @@ class RedisQueue(Queue):
         except redis_errors.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise error(exc, self.name, "XGROUP CREATE") from exc
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "XGROUP CREATE") from exc
         self._grouped = True
 
@@ -192,7 +192,7 @@ class RedisQueue(Queue):
                     pipe.execute()
             else:
                 self._client.xadd(self._stream, {"id": message_id, "b": data, "a": attrs})
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "send") from exc
         return message_id
 
@@ -223,7 +223,7 @@ class RedisQueue(Queue):
                 raise error(exc, self.name, "receive") from exc
             self._create_blocking()  # the stream was deleted (FLUSHDB): make it again
             rows = self._receive_script(keys=keys, args=args)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "receive") from exc
         return [self._message(row) for row in rows]
 
@@ -251,7 +251,7 @@ class RedisQueue(Queue):
         entry, receipt = self._split(message)
         try:
             self._ack_script(keys=[self._stream, self._flight, self._attempts, self._receipts], args=[entry, receipt])
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"ack of message {message.id}") from exc
 
     def _nack_blocking(self, message: Message, delay: float) -> None:
@@ -260,13 +260,13 @@ class RedisQueue(Queue):
             self._nack_script(
                 keys=[self._flight, self._receipts], args=[entry, receipt, int((time.time() + delay) * 1000)]
             )
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"nack of message {message.id}") from exc
 
     def _depth_blocking(self) -> int:
         try:
             return int(self._depth_script(keys=[self._stream, self._flight], args=[int(time.time() * 1000)]))
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "depth") from exc
 
 
@@ -290,7 +290,7 @@ class _Subscription(RedisQueue):
         super()._create_blocking()
         try:
             self._client.sadd(self._subscriptions, self._stream)
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "SADD subscription") from exc
 
 
@@ -320,7 +320,7 @@ class RedisTopic(Topic):
     def _ping_blocking(self) -> None:
         try:
             self._client.ping()
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "PING") from exc
 
     def _subscription(self, name: str, max_attempts: int | None) -> Queue:
@@ -340,7 +340,7 @@ class RedisTopic(Topic):
         attrs = json.dumps(attributes, separators=(",", ":")) if attributes else "{}"
         try:
             self._publish_script(keys=[self._subscriptions], args=[message_id, data, attrs])
-        except redis_errors.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise error(exc, self.name, "publish") from exc
         return message_id
 
