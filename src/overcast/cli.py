@@ -382,8 +382,39 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
         except ConfigError as exc:
             checks.append(_Check(kind, name, "—", str(exc), ok=False))
             continue
-        checks.append(await _check_one(kind, name, url, target, timeout))
+        if url.scheme == "replicated":
+            checks.extend(await _check_replicated(kind, name, url, target, timeout))
+        else:
+            checks.append(await _check_one(kind, name, url, target, timeout))
     return checks
+
+
+async def _check_replicated(kind: str, name: str, url: Any, target: str, timeout: float) -> list[_Check]:
+    """A row for the replicated resource and one per member, with the log entries waiting beside it."""
+    from .resilience.health import inspect
+    from .resilience.spec import ReplicaSpec
+    from .resources.registry import open_resource
+
+    spec = ReplicaSpec.from_url(url)
+    roles = ["primary"] + [f"replica {i}" for i in range(1, len(spec.members))]
+    members = [
+        await _check_one(kind, f"{name} · {role}", m, target, timeout)
+        for role, m in zip(roles, spec.members, strict=True)
+    ]
+    summary = f"replicated, ack={spec.ack}, {spec.mode}"
+    if all(m.ok and not m.warning for m in members):
+        store = open_resource(kind, url, name=name)
+        try:
+            rows = await asyncio.wait_for(inspect(store), timeout * len(members))
+            depths = ", ".join(f"{r['role']} {r.get('log_depth', '?')}" for r in rows)
+            summary += f"; change log entries waiting: {depths}"
+        except Exception as exc:
+            summary += f"; the change logs could not be read: {exc}"
+        finally:
+            store.close()
+    shown = f"replicated://{name}"
+    head = _Check(kind, name, shown, summary, ok=any(m.ok for m in members))
+    return [head, *members]
 
 
 async def _check_one(kind: str, name: str, url: Any, target: str, timeout: float) -> _Check:

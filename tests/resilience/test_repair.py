@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -95,3 +96,25 @@ def test_an_app_handle_reaches_the_replicated_store_for_repair(tmp_path: Path) -
         assert report.keys == 1
         assert [m["role"] for m in users.provider.health()] == ["primary", "replica 1"]
         app.reset()
+
+
+def test_doctor_shows_each_member_and_the_log_entries_waiting(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    toml = '[app]\nentry = "app:app"\n[targets.multi]\nkv.users = {{ primary = "sqlite:///a.db", replicas = [{}] }}\n'
+    (tmp_path / "overcast.toml").write_text(toml.format('"sqlite:///b.db"'))
+    store: Any = overcast.open_kv(replicated_url(f"sqlite:///{tmp_path}/a.db", [f"sqlite:///{tmp_path}/b.db"]))
+    store.replicator.stop()  # nothing ships: the write waits in the primary's log
+    store.sync.put("k", {"n": 1})
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["doctor", str(tmp_path), "-t", "multi"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "users · primary" in result.output and "users · replica 1" in result.output
+    assert "change log entries waiting: primary 1, replica 1 0" in result.output
+
+    other = tmp_path / "other"  # another folder: the app module of the first is imported already
+    other.mkdir()
+    (other / "app.py").write_text(APP.replace("repair-demo", "repair-demo-2"))
+    (other / "overcast.toml").write_text(toml.format('"sqlite:///b.db", "redis://127.0.0.1:1/0"'))
+    result = runner.invoke(cli, ["doctor", str(other), "-t", "multi"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "users · replica 2" in result.output and "✗" in result.output
