@@ -904,6 +904,8 @@ def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | 
             )
 
 
+@cli.command()
+@_friendly
 def plan(app: AppArg = None, target: TargetOpt = None) -> None:
     """Write the target's Terraform JSON and the package it deploys to .overcast/build/TARGET/."""
     _plan(app, target, "plan")

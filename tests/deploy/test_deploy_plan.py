@@ -320,3 +320,40 @@ def test_outside_sources_named_by_their_arn_are_polled_with_just_their_grants(sh
     assert plan.documents["outputs.tf.json"]["output"]["outside_sources"] == {
         "value": ["arn:aws:dynamodb:*:*:table/legacy-catalog/stream/*"]
     }
+
+
+def test_a_replicated_resource_plans_its_aws_member_and_grants_it(shop: Path) -> None:
+    source = shop / "shop.py"
+    source.write_text(source.read_text() + '\nprofiles = app.kv("profiles")\nsnapshots = app.kv("snapshots")\n')
+    toml = shop / "overcast.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[targets.aws.function]",
+            'kv.profiles = { primary = "dynamodb://shop-profiles", replicas = ["firestore://profiles"] }\n'
+            'kv.snapshots = { primary = "firestore://snaps", replicas = ["postgresql://db.internal:5432/app"] }\n\n'
+            "[targets.aws.function]",
+        )
+    )
+    plan = plan_of(shop)
+    resources = plan.documents["main.tf.json"]["resource"]
+    assert tf_schema.validate(plan.documents["main.tf.json"], tf_schema.load("aws")) == []
+    assert resources["aws_dynamodb_table"]["kv_profiles"]["name"] == "shop-profiles"
+    statements = json.loads(resources["aws_iam_role_policy"]["function"]["policy"])["Statement"]
+    profiles = next(s for s in statements if s["Sid"] == "KvProfiles")
+    assert profiles["Resource"][0].endswith(":table/shop-profiles") and "dynamodb:PutItem" in profiles["Action"]
+    assert "snapshots" in plan.documents["outputs.tf.json"]["output"]["not_created"]["value"]  # no AWS member
+
+
+def test_a_replicated_resource_with_two_aws_members_is_refused(shop: Path) -> None:
+    source = shop / "shop.py"
+    source.write_text(source.read_text() + '\nprofiles = app.kv("profiles")\n')
+    toml = shop / "overcast.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[targets.aws.function]",
+            'kv.profiles = { primary = "dynamodb://a", replicas = ["dynamodb://b?region=eu-west-1"] }\n\n'
+            "[targets.aws.function]",
+        )
+    )
+    with pytest.raises(ConfigError, match="2 AWS members"):
+        plan_of(shop)

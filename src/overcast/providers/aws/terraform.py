@@ -163,6 +163,9 @@ class _Names:
 
     def _add(self, resource: Resource) -> None:
         url, where = resource.url, f"{resource.kind} {resource.name!r} ({resource.url})"
+        if url.scheme == "replicated":
+            self._add_replicated(resource)
+            return
         family = family_of_scheme(url.scheme)
         if family is None or family.cloud != "aws":
             self._not_aws(resource, family.name if family else None, family.cloud if family else None)
@@ -190,6 +193,25 @@ class _Names:
             self.secrets[resource.name] = (url.scheme, secret_id)
         else:
             raise ConfigError(f"{where}: AWS has no {resource.kind} this plan can create; use another provider")
+
+    def _add_replicated(self, resource: Resource) -> None:
+        """A replicated resource's AWS members are planned (table or bucket, and the function's
+        access to it); members on other clouds are theirs to create (the multi-cloud plan)."""
+        from dataclasses import replace
+
+        from ...resilience.spec import ReplicaSpec
+
+        members = ReplicaSpec.from_url(resource.url).members
+        aws = [m for m in members if (f := family_of_scheme(m.scheme)) is not None and f.cloud == "aws"]
+        if len(aws) > 1:
+            raise ConfigError(
+                f"{resource.kind} {resource.name!r}: {len(aws)} AWS members ({', '.join(map(str, aws))}); "
+                "a plan creates one per replicated resource"
+            )
+        if aws:
+            self._add(replace(resource, url=aws[0]))
+        else:
+            self.external.append(resource.name)
 
     def _not_aws(self, resource: Resource, family: str | None, cloud: str | None) -> None:
         where = f"{resource.kind} {resource.name!r} ({resource.url})"
