@@ -21,6 +21,8 @@ from servers import Server, free_port, port_open, spawn
 from servers.redis import _program as redis_program
 
 SECONDS = float(os.environ.get("OVERCAST_CHAOS_SECONDS", "12"))
+#: the run, convergence and the checks; the suite's own per-test limit is for short tests
+pytestmark = pytest.mark.timeout(SECONDS * 2 + 240)
 
 
 class PersistentRedis:
