@@ -55,6 +55,15 @@ def redis_aof(tmp_path: Path) -> Iterator[PersistentRedis]:
     server.stop()
 
 
+def _converged(label: str, report: Any, *, minimum: int) -> None:
+    """Print the run's figures; every acknowledged write is in every store, nothing else is, all agree."""
+    print(f"\n{label}: {report}")
+    assert report.acknowledged > minimum and len(report.faults) >= 3, report
+    assert not report.lost, report.lost[:5]
+    assert not report.foreign, report.foreign[:5]
+    assert not report.disagree, report.disagree[:5]
+
+
 def _proxy_faults(proxy: FaultProxy, label: str) -> list[Fault]:
     async def hold(mode: str) -> str:
         proxy.set(mode)
@@ -89,12 +98,8 @@ def test_redis_primary_sqlite_replica_loses_no_acknowledged_write(
     finally:
         store.close()
         proxy.close()
-    print(f"\nredis + sqlite, ack={ack}: {report}")
     assert port_open(redis_aof.port)
-    assert report.acknowledged > 100 and len(report.faults) >= 3, report
-    assert not report.lost, report.lost[:5]
-    assert not report.foreign, report.foreign[:5]
-    assert not report.disagree, report.disagree[:5]
+    _converged(f"redis + sqlite, ack={ack}", report, minimum=100)
 
 
 def _pause_faults(server: Server, label: str) -> list[Fault]:
@@ -133,11 +138,7 @@ def test_dynamodb_primary_firestore_replica_loses_no_acknowledged_write(
     finally:
         store.close()
         proxy.close()
-    print(f"\ndynamodb + firestore, ack=primary: {report}")
-    assert report.acknowledged > 50 and len(report.faults) >= 3, report
-    assert not report.lost, report.lost[:5]
-    assert not report.foreign, report.foreign[:5]
-    assert not report.disagree, report.disagree[:5]
+    _converged("dynamodb + firestore, ack=primary", report, minimum=50)
 
 
 def test_azure_tables_primary_postgres_replica_loses_no_acknowledged_write(
@@ -175,11 +176,7 @@ def test_azure_tables_primary_postgres_replica_loses_no_acknowledged_write(
         store.close()
         proxy.close()
         postgres.stop()
-    print(f"\nazure tables + postgresql, ack=primary: {report}")
-    assert report.acknowledged > 50 and len(report.faults) >= 3, report
-    assert not report.lost, report.lost[:5]
-    assert not report.foreign, report.foreign[:5]
-    assert not report.disagree, report.disagree[:5]
+    _converged("azure tables + postgresql, ack=primary", report, minimum=50)
 
 
 def test_s3_primary_gcs_replica_bucket_loses_no_acknowledged_write(
@@ -203,8 +200,4 @@ def test_s3_primary_gcs_replica_bucket_loses_no_acknowledged_write(
     finally:
         store.close()
         proxy.close()
-    print(f"\ns3 + gcs bucket, ack=primary: {report}")
-    assert report.acknowledged > 50 and len(report.faults) >= 3, report
-    assert not report.lost, report.lost[:5]
-    assert not report.foreign, report.foreign[:5]
-    assert not report.disagree, report.disagree[:5]
+    _converged("s3 + gcs bucket, ack=primary", report, minimum=50)
