@@ -73,6 +73,7 @@ class App:
         self.resources: dict[str, Any] = {}
         self.subscriptions: list[Subscription] = []
         self.schedules: list[ScheduledJob] = []
+        self.deferrables: dict[str, Any] = {}
         self.http_app: Any = None
         self._asgi: Any = None
         self._observed_asgi: Any = None
@@ -236,6 +237,28 @@ class App:
             return func
 
         return decorate
+
+    def deferrable(self, func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+        """Declare a non-critical function of JSON arguments (``@app.deferrable``).
+
+        Awaiting a call runs it now and returns its result while its dependency answers;
+        while it does not (the function raised ``Unavailable``, ``Throttled`` or a timeout,
+        or its breaker is open) the call is recorded in the backlog ``NAME-deferred`` and a
+        :class:`~overcast.runtime.deferral.Receipt` is returned at once; ``overcast dev`` /
+        ``run`` replay it later. Arguments that are not JSON-serializable are refused.
+        """
+
+        def decorate(target: Callable[..., Any]) -> Any:
+            from .runtime.deferral import Deferrable
+
+            fn_name = name or target.__name__
+            check_resource_name("deferrable", fn_name)
+            if fn_name in self.deferrables:
+                raise ConfigError(f"{self.name}: two deferrable functions are named {fn_name!r}")
+            found = self.deferrables[fn_name] = Deferrable(self, fn_name, target)
+            return found
+
+        return decorate if func is None else decorate(func)
 
     # -- operations -------------------------------------------------------------------
 

@@ -20,10 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..resilience.breaker import counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
 from ..telemetry import runtime as telemetry_runtime
 from .cloudevent import CloudEvent
+from .deferral import Deferral, event_work, subscription_deferral
 from .router import takes_event
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ SCHEDULE = "overcast.schedule"
 
 log = logging.getLogger("overcast.dispatch")
 
-Outcome = Literal["ok", "retry", "dead-letter", "failed"]
+Outcome = Literal["ok", "retry", "dead-letter", "failed", "deferred"]
 
 
 @record(frozen=True)
@@ -62,7 +64,9 @@ class Delivery:
         outcome: ``ok`` (acked), ``retry`` (given back, will come again),
             ``dead-letter`` (failed its last attempt; the queue moves it aside),
             ``failed`` (a schedule firing or a routed event raised; the platform's own
-            rules, if any, bring it again).
+            rules, if any, bring it again), ``deferred`` (a non-critical handler's
+            dependency is down: the event was parked in its backlog and the delivery acked).
+        cause: why a delivery was deferred (the handler's error; None when its breaker was open).
     """
 
     resource: str
@@ -73,6 +77,7 @@ class Delivery:
     duration: float
     error: BaseException | None = None
     retry_in: float | None = None
+    cause: BaseException | None = None
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -181,15 +186,23 @@ async def deliver(
     label = f"{resource}/{subscription.name}" if kind == "topic" else resource
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
     started = time.perf_counter()
+    deferral = None if subscription.critical else subscription_deferral(subscription, app)
+    early = deferral is not None and deferral.open()  # its dependency is down: do not even call it
+    parked = await _deferred(deferral, subscription.name, queue, message, event, None, started) if early else None
+    if parked is not None:
+        return parked
     try:
-        if telemetry_runtime.active():
-            await _traced(subscription.name, label, message, event, subscription.handler)
-        else:
-            await call_handler(subscription.handler, event)
+        await _call_subscriber(subscription, label, message, event)
     except Exception as exc:
+        down = deferral is not None and counts_as_down(exc)
+        parked = await _deferred(deferral, subscription.name, queue, message, event, exc, started) if down else None
+        if parked is not None:
+            return parked
         duration = time.perf_counter() - started
         return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
     duration = time.perf_counter() - started
+    if deferral is not None:
+        deferral.succeeded()
     await queue.ack(message)
     log.info(
         "%s: %s handled message %s (attempt %d) in %.3fs",
@@ -200,6 +213,45 @@ async def deliver(
         duration,
     )
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
+
+
+async def _call_subscriber(subscription: Subscription, label: str, message: Message, event: CloudEvent) -> None:
+    if telemetry_runtime.active():
+        await _traced(subscription.name, label, message, event, subscription.handler)
+    else:
+        await call_handler(subscription.handler, event)
+
+
+async def _deferred(
+    deferral: Deferral | None,
+    handler: str,
+    queue: Queue,
+    message: Message,
+    event: CloudEvent,
+    exc: Exception | None,
+    started: float,
+) -> Delivery | None:
+    """Park a non-critical delivery whose dependency is down and ack it; None when it could
+    not be parked (the delivery then fails as any other, and the platform brings it again)."""
+    assert deferral is not None
+    if exc is not None:
+        deferral.breaker.failed(exc)
+    item = await deferral.park("event", event_work(event, message), exc)
+    if item is None:
+        return None
+    await queue.ack(message)
+    duration = time.perf_counter() - started
+    why = "its breaker is open" if exc is None else repr(exc)
+    log.info(
+        "%s: %s deferred message %s (%s); parked as %s in %s",
+        deferral.label,
+        handler,
+        message.id,
+        why,
+        item,
+        deferral.name,
+    )
+    return Delivery(deferral.label, handler, message.id, message.attempts, "deferred", duration, None, None, exc)
 
 
 async def _given_back(

@@ -1,0 +1,264 @@
+"""A durable backlog of work parked while a dependency is down, and its replay.
+
+A backlog is an ordinary queue of the app's provider family (``<subscription>-deferred``
+beside the subscription it serves): each item is one JSON envelope holding the work as it
+first arrived (the CloudEvent of a delivery, or the arguments of a deferrable call), when
+it was parked and why. Nothing here knows what the work is: the runtime hands
+:class:`Replayer` a coroutine that runs one envelope.
+
+Replay is one item at a time, oldest first, at most ``rate`` items a second, and only
+while the breaker of the work's dependencies lets calls through (a half-open breaker lets
+one item through as its probe). An item is acknowledged only after it ran, so a process
+killed in the middle of a replay loses nothing: the item comes back after its visibility
+timeout. While the dependency is down again the item is kept in hand and retried when the
+breaker allows, so the items behind it do not overtake it. An item that fails for another
+reason is retried ``max_failures`` times with a backoff, then moved to the backlog's dead
+letters (``redrive`` puts it back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import NotFound, OvercastError
+from ..resources.queue import Message, Queue
+from ..resources.records import field, record
+from .breaker import CLOSED, OPEN, Breaker, counts_as_down
+
+__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "envelope"]
+
+log = logging.getLogger("overcast.backlog")
+
+#: a backlog queue is the name of what it serves with this suffix
+BACKLOG_SUFFIX = "-deferred"
+#: deliveries a backlog queue allows before its provider would dead-letter by itself: never in
+#: practice, since the replayer counts failures itself (those during an outage do not count)
+QUEUE_MAX_ATTEMPTS = 1000
+ENVELOPE_VERSION = 1
+
+_sequence = itertools.count(1)
+
+
+def envelope(kind: str, target: str, work: dict[str, Any], reason: BaseException | None) -> dict[str, Any]:
+    """The JSON body parked for one piece of work: ``kind`` (``event`` or ``call``), the
+    ``target`` it is for, the ``work`` itself, and when (wall clock, and an order within
+    the process) and why it was parked."""
+    return {
+        "v": ENVELOPE_VERSION,
+        "kind": kind,
+        "target": target,
+        "work": work,
+        "parked_at": time.time(),
+        "seq": next(_sequence),
+        "reason": "" if reason is None else f"{type(reason).__name__}: {reason}"[:500],
+    }
+
+
+@record
+class BacklogStats:
+    """What one process did with a backlog since it started (``overcast backlog`` shows the
+    depths; these are the counts of a running replayer)."""
+
+    parked: int = 0
+    replayed: int = 0
+    replay_failures: int = 0
+    dead_lettered: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Backlog:
+    """The queue holding one target's parked work, created on first use."""
+
+    def __init__(self, queue: Queue, target: str) -> None:
+        self.queue = queue
+        self.target = target
+        self.stats = BacklogStats()
+        self._created = False
+
+    async def park(self, body: dict[str, Any]) -> str:
+        """Append ``body``; the id of the backlog item. Raises what the queue raises."""
+        try:
+            item = await self.queue.send(body)
+        except NotFound:
+            if self._created:
+                raise
+            await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
+            self._created = True
+            item = await self.queue.send(body)
+        self.stats.parked += 1
+        return item
+
+    async def dead_letter(self, message: Message) -> None:
+        """Move an item that keeps failing to the backlog's dead letters (send, then ack)."""
+        await self.queue.dead_letters().send(message.body, attributes=message.attributes or None)
+        await self.queue.ack(message)
+        self.stats.dead_lettered += 1
+
+    async def redrive(self, *, limit: int | None = None) -> int:
+        """Put dead letters back at the end of the backlog; how many moved."""
+        dead = self.queue.dead_letters()
+        moved = 0
+        while limit is None or moved < limit:
+            got = await dead.receive(max_messages=1, visibility_timeout=60)
+            if not got:
+                return moved
+            body = dict(got[0].body) if isinstance(got[0].body, dict) else got[0].body
+            await self.queue.send(body, attributes=got[0].attributes or None)
+            await dead.ack(got[0])
+            moved += 1
+        return moved
+
+
+Run = Callable[[dict[str, Any], int], Awaitable[None]]
+Probe = Callable[[], Awaitable[None]]
+
+
+class Replayer:
+    """Replays one backlog through ``run(body, replay_number)`` as described in the module.
+
+    Args:
+        breaker: the breaker of the work's dependencies; live deliveries feed it too.
+        rate: items a second at most.
+        max_failures: failures (other than the dependency being down) before an item goes
+            to the dead letters.
+        probe: called when the breaker is half-open, before an item is risked (a ``ping()``
+            of the dependencies); without one the first item is the probe.
+        visibility: seconds an item in hand stays hidden from other replayers.
+    """
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        run: Run,
+        *,
+        breaker: Breaker,
+        rate: float = 20.0,
+        max_failures: int = 5,
+        probe: Probe | None = None,
+        visibility: float = 300.0,
+        wait: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or max_failures < 1:
+            raise ValueError("rate must be positive and max_failures at least 1")
+        self.backlog = backlog
+        self.run = run
+        self.breaker = breaker
+        self.interval = 1.0 / rate
+        self.max_failures = max_failures
+        self.probe = probe
+        self.visibility = visibility
+        self.wait = wait
+        self.sleep = sleep
+        self._next_at = 0.0
+
+    async def forever(self) -> None:
+        """Replay whenever there is work and the dependency answers, until cancelled."""
+        while True:
+            try:
+                if not await self.step() and self.breaker.state != CLOSED:
+                    await self.sleep(min(self.breaker.cooldown, 0.5))
+            except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
+                log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
+                await self.sleep(max(self.breaker.cooldown, 1.0))
+
+    async def drain(self, *, timeout: float = 30.0) -> BacklogStats:
+        """Replay until the backlog is empty (or ``timeout`` seconds pass); the stats."""
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline and idle < 2:
+            handled = await self.step()
+            idle = 0 if handled else idle + 1
+            if not handled and self.breaker.state == OPEN:
+                idle = 0
+                await self.sleep(min(self.breaker.cooldown, 0.2))
+        return self.backlog.stats
+
+    async def step(self) -> bool:
+        """Replay the oldest item if the dependency answers; whether one was settled."""
+        if not await self._healthy():
+            return False
+        got = await self.backlog.queue.receive(max_messages=1, visibility_timeout=self.visibility, wait=self.wait)
+        if not got:
+            return False
+        await self._pace()
+        await self._settle(got[0])
+        return True
+
+    async def _healthy(self) -> bool:
+        """Whether the breaker lets the next item through (a half-open one: after the probe)."""
+        state = self.breaker.state
+        if state == CLOSED:
+            return True
+        if state == OPEN or not self.breaker.allows():
+            return False
+        if self.probe is None:
+            return True  # the next item is the probe
+        try:
+            await self.probe()
+        except Exception as exc:
+            self.breaker.failed(exc if counts_as_down(exc) else TimeoutError(str(exc)))
+            return False
+        self.breaker.succeeded()
+        return True
+
+    async def _pace(self) -> None:
+        now = time.monotonic()
+        if self._next_at > now:
+            await self.sleep(self._next_at - now)
+        self._next_at = max(now, self._next_at) + self.interval
+
+    async def _settle(self, message: Message) -> None:
+        """Run one item until it succeeds, is dead-lettered, or must be given back."""
+        held_since = time.monotonic()
+        stats = self.backlog.stats
+        while True:
+            failures = stats.failures.get(message.id, 0)
+            try:
+                await self.run(message.body, failures + 1)
+            except Exception as exc:
+                if counts_as_down(exc):
+                    self.breaker.failed(exc)
+                    if not await self._await_recovery(held_since):
+                        await self.backlog.queue.nack(message)  # held too long: let it come again
+                        return
+                    continue
+                stats.replay_failures += 1
+                stats.failures[message.id] = failures = failures + 1
+                log.warning(
+                    "%s: replay of %s failed (%d/%d): %r",
+                    self.backlog.target,
+                    message.id,
+                    failures,
+                    self.max_failures,
+                    exc,
+                )
+                if failures >= self.max_failures:
+                    await self.backlog.dead_letter(message)
+                    stats.failures.pop(message.id, None)
+                    return
+                await self.sleep(min(30.0, 0.1 * 2 ** (failures - 1)))
+                continue
+            self._succeeded()
+            await self.backlog.queue.ack(message)
+            stats.replayed += 1
+            stats.failures.pop(message.id, None)
+            return
+
+    def _succeeded(self) -> None:
+        if self.breaker.failures or self.breaker.opened_at is not None:
+            self.breaker.succeeded()
+
+    async def _await_recovery(self, held_since: float) -> bool:
+        """Wait, item in hand, until the breaker lets a probe through; False once the item
+        was held for most of its visibility timeout."""
+        while time.monotonic() - held_since < self.visibility * 0.8:
+            if await self._healthy():
+                return True
+            await self.sleep(min(self.breaker.cooldown, 0.2))
+        return False

@@ -1,0 +1,283 @@
+"""Deferred processing: non-critical work waits out its dependency's outage in a backlog.
+
+A ``critical=False`` subscription whose handler raises ``Unavailable``, ``Throttled`` or a
+timeout (or whose breaker is open, so it is not even called) has the delivery's CloudEvent
+parked in its backlog and the delivery acknowledged: the platform's attempts are not
+spent. :func:`subscription_replayer` replays the backlog once the dependency answers again
+(see :mod:`overcast.resilience.backlog`). A :class:`Deferrable` function runs at once while
+its dependency answers, and is recorded in its backlog with a :class:`Receipt` while not.
+
+Backlogs are queues of the app, named after what they serve (:func:`backlog_name`) and
+resolved like any queue of the target (``queue.NAME``, else ``defaults.queue``, else the
+embedded default), so they live with the app's other queues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidArgument
+from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, Replayer, envelope
+from ..resilience.breaker import OPEN, Breaker, breaker_named, counts_as_down
+from ..resources.queue import Message, Queue
+from ..resources.records import record, replace
+from .cloudevent import CloudEvent
+
+if TYPE_CHECKING:
+    from ..app import Subscription
+
+__all__ = [
+    "Deferrable",
+    "Deferral",
+    "Receipt",
+    "backlog_name",
+    "event_from_work",
+    "event_work",
+    "open_backlog",
+    "subscription_deferral",
+    "subscription_replayer",
+]
+
+log = logging.getLogger("overcast.deferred")
+
+_MAX_NAME = 63
+
+
+def backlog_name(resource: str, subscription: str | None = None) -> str:
+    """The backlog queue of queue ``resource``'s consumer (``jobs-deferred``), of topic
+    ``resource``'s subscription (``signups-send_welcome-deferred``), or of a deferrable
+    function (``resource`` is its name); shortened with a hash past 63 characters."""
+    base = resource if subscription is None else f"{resource}-{subscription}"
+    if len(base) + len(BACKLOG_SUFFIX) <= _MAX_NAME:
+        return base + BACKLOG_SUFFIX
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return f"{base[: _MAX_NAME - len(BACKLOG_SUFFIX) - 9]}-{digest}{BACKLOG_SUFFIX}"
+
+
+def open_backlog(app: Any, name: str) -> Queue:
+    """The backlog queue ``name`` on ``app``'s target; it never dead-letters by itself."""
+    from .. import telemetry
+    from ..resources.registry import open_resource
+
+    url = app.url_for("queue", name)
+    if url.option("max_attempts") is None:
+        url = replace(url, options={**url.options, "max_attempts": str(QUEUE_MAX_ATTEMPTS)})
+    queue: Queue = telemetry.timed(open_resource("queue", url, name=name))
+    return queue
+
+
+class Deferral:
+    """The deferral state of one non-critical target in this process: its breaker and,
+    opened on first use, its backlog."""
+
+    def __init__(self, app: Any, label: str, name: str, *, threshold: int = 2, cooldown: float = 1.0) -> None:
+        self.app = app
+        self.label = label
+        self.name = name
+        self.breaker: Breaker = breaker_named(f"deferred:{app.name}/{label}", threshold=threshold, cooldown=cooldown)
+        self._backlog: Backlog | None = None
+
+    @property
+    def backlog(self) -> Backlog:
+        found = self._backlog
+        if found is None:
+            found = self._backlog = Backlog(open_backlog(self.app, self.name), self.label)
+        return found
+
+    def open(self) -> bool:
+        """Whether the breaker is open (calls would fail: park at once)."""
+        return self.breaker.opened_at is not None and self.breaker.state == OPEN
+
+    def succeeded(self) -> None:
+        """A call succeeded; touches the breaker's lock only if it had seen failures."""
+        breaker = self.breaker
+        if breaker.failures or breaker.opened_at is not None:
+            breaker.succeeded()
+
+    async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str | None:
+        """Park ``work``; the backlog item's id, or None (logged) when it could not be parked."""
+        try:
+            return await self.backlog.park(envelope(kind, self.label, work, reason))
+        except Exception as exc:  # the backlog is down too, misconfigured or the item too big
+            log.warning("%s: could not park work in backlog %s: %r", self.label, self.name, exc)
+            return None
+
+
+_deferrals: dict[tuple[str, int], tuple[Any, Deferral]] = {}
+
+
+def subscription_deferral(subscription: Subscription, app: str) -> Deferral:
+    """The process's deferral state of a non-critical subscription (made on first use)."""
+    key = (app, id(subscription))
+    found = _deferrals.get(key)
+    if found is not None and found[0] is subscription:
+        return found[1]
+    source = subscription.source
+    topic = source.kind == "topic"
+    label = f"{source.resource_name}/{subscription.name}" if topic else source.resource_name
+    name = backlog_name(source.resource_name, subscription.name if topic else None)
+    deferral = Deferral(source.app, label, name)
+    _deferrals[key] = (subscription, deferral)
+    return deferral
+
+
+def event_work(event: CloudEvent, message: Message | None = None) -> dict[str, Any]:
+    """What is parked of a delivery: the CloudEvent (structured JSON) and the message's attributes."""
+    work: dict[str, Any] = {"event": event.to_dict()}
+    if message is not None and message.attributes:
+        work["attributes"] = dict(message.attributes)
+    return work
+
+
+def event_from_work(work: dict[str, Any], *, original: Any = None, replay: int | None = None) -> CloudEvent:
+    """The CloudEvent parked in ``work``, as first delivered (id, time, source, data, attempts),
+    with the extension ``replay`` (1 on the first replay) when given."""
+    fields = dict(work["event"])
+    core = {name: fields.pop(name, None) for name in ("type", "source", "id", "subject", "datacontenttype")}
+    stamp = fields.pop("time", None)
+    schema = fields.pop("dataschema", None)
+    specversion = fields.pop("specversion", "1.0")
+    data = fields.pop("data", None)
+    if replay is not None:
+        fields["replay"] = replay
+    return CloudEvent(
+        type=core["type"],
+        source=core["source"],
+        data=data,
+        id=core["id"],
+        time=datetime.fromisoformat(stamp) if isinstance(stamp, str) else None,
+        subject=core["subject"],
+        datacontenttype=core["datacontenttype"],
+        dataschema=schema,
+        specversion=specversion,
+        extensions=fields,
+        original=original,
+    )
+
+
+def subscription_replayer(subscription: Subscription, *, app: str, **options: Any) -> Replayer:
+    """The replayer of a non-critical subscription's backlog: each item's CloudEvent goes to
+    its handler (options: those of :class:`~overcast.resilience.backlog.Replayer`)."""
+    from .dispatch import call_handler
+
+    deferral = subscription_deferral(subscription, app)
+
+    async def run(body: dict[str, Any], replay: int) -> None:
+        if body.get("kind") != "event":
+            raise InvalidArgument(f"{deferral.label}: backlog item of kind {body.get('kind')!r} is not an event")
+        event = event_from_work(body["work"], original=body, replay=replay)
+        await call_handler(subscription.handler, event)
+
+    return Replayer(deferral.backlog, run, breaker=deferral.breaker, **options)
+
+
+# -- deferrable calls -------------------------------------------------------------------------
+
+
+@record(frozen=True)
+class Receipt:
+    """What a deferred call returns at once: the call was recorded and runs later.
+
+    Attributes:
+        id: the backlog item's id.
+        function: the deferrable function's name.
+        backlog: the backlog queue's name.
+        reason: why it was deferred (the error, or that the breaker was open).
+    """
+
+    id: str
+    function: str
+    backlog: str
+    reason: str
+
+
+class Deferrable:
+    """A named non-critical function of JSON arguments (``@app.deferrable``).
+
+    Calling it (always awaited) checks every argument is JSON-serializable, then runs the
+    function if its dependency answers and returns its result; while the dependency is
+    down (the function raised ``Unavailable``, ``Throttled`` or a timeout, or its breaker
+    is open) the call is recorded in the backlog and a :class:`Receipt` returned at once.
+    """
+
+    def __init__(self, app: Any, name: str, func: Callable[..., Any]) -> None:
+        self.app = app
+        self.name = name
+        self.func = func
+        self.signature = inspect.signature(func)
+        self.deferral = Deferral(app, name, backlog_name(name))
+        self.__name__ = name
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name; InvalidArgument naming one that is not JSON."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgument(f"{self.name}: {exc}") from None
+        for param, value in bound.arguments.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument(
+                    f"{self.name}: argument {param!r} is not JSON-serializable ({exc}); a deferrable call's "
+                    "arguments are recorded as JSON when it is deferred"
+                ) from None
+        return dict(bound.arguments)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        arguments = self.arguments(args, kwargs)
+        deferral = self.deferral
+        if deferral.open():
+            receipt = await self._record(arguments, None)
+            if receipt is not None:
+                return receipt
+        try:
+            result = await self._run(arguments)
+        except Exception as exc:
+            if not counts_as_down(exc):
+                raise
+            deferral.breaker.failed(exc)
+            receipt = await self._record(arguments, exc)
+            if receipt is None:
+                raise
+            return receipt
+        deferral.succeeded()
+        return result
+
+    async def _run(self, arguments: dict[str, Any]) -> Any:
+        from .dispatch import call_handler
+
+        bound = self.signature.bind_partial()
+        bound.arguments.update(arguments)
+        if inspect.iscoroutinefunction(self.func):
+            return await self.func(*bound.args, **bound.kwargs)
+        return await call_handler(lambda: self.func(*bound.args, **bound.kwargs), None)
+
+    async def _record(self, arguments: dict[str, Any], reason: BaseException | None) -> Receipt | None:
+        item = await self.deferral.park("call", {"arguments": arguments}, reason)
+        if item is None:
+            return None
+        why = "breaker open" if reason is None else f"{type(reason).__name__}: {reason}"
+        log.info("%s: call deferred as %s in %s (%s)", self.name, item, self.deferral.name, why)
+        return Receipt(item, self.name, self.deferral.name, why)
+
+    def replayer(self, **options: Any) -> Replayer:
+        """The replayer of this function's backlog: each recorded call runs with its arguments."""
+
+        async def run(body: dict[str, Any], replay: int) -> None:
+            if body.get("kind") != "call":
+                raise InvalidArgument(f"{self.name}: backlog item of kind {body.get('kind')!r} is not a call")
+            await self._run(dict(body["work"]["arguments"]))
+
+        return Replayer(self.deferral.backlog, run, breaker=self.deferral.breaker, **options)
+
+    def __repr__(self) -> str:
+        return f"<overcast deferrable {self.name!r}>"
