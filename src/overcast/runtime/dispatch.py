@@ -187,9 +187,7 @@ async def deliver(
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
     started = time.perf_counter()
     deferral = None if subscription.critical else subscription_deferral(subscription, app)
-    early = deferral is not None and deferral.open()  # its dependency is down: do not even call it
-    parked = await _deferred(deferral, subscription.name, queue, message, event, None, started) if early else None
-    if parked is not None:
+    if (parked := await _park_if_open(deferral, subscription.name, queue, message, event, started)) is not None:
         return parked
     try:
         await _call_subscriber(subscription, label, message, event)
@@ -220,6 +218,15 @@ async def _call_subscriber(subscription: Subscription, label: str, message: Mess
         await _traced(subscription.name, label, message, event, subscription.handler)
     else:
         await call_handler(subscription.handler, event)
+
+
+async def _park_if_open(
+    deferral: Deferral | None, handler: str, queue: Queue, message: Message, event: CloudEvent, started: float
+) -> Delivery | None:
+    """Park a non-critical delivery without calling its handler while its breaker is open."""
+    if deferral is None or not deferral.open():
+        return None
+    return await _deferred(deferral, handler, queue, message, event, None, started)
 
 
 async def _deferred(
