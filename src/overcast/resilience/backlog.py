@@ -22,6 +22,7 @@ import asyncio
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -79,19 +80,33 @@ class Backlog:
         self.target = target
         self.stats = BacklogStats()
         self._created = False
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
-    async def park(self, body: dict[str, Any]) -> str:
-        """Append ``body``; the id of the backlog item. Raises what the queue raises."""
-        try:
-            item = await self.queue.send(body)
-        except NotFound:
-            if self._created:
-                raise
-            await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
-            self._created = True
-            item = await self.queue.send(body)
+    async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str:
+        """Append one piece of work (see :func:`envelope`); the id of the backlog item.
+
+        Parks of one process go one at a time, so the backlog holds them in the order of
+        their ``seq``. Raises what the queue raises."""
+        async with self._lock():
+            body = envelope(kind, self.target, work, reason)
+            try:
+                item = await self.queue.send(body)
+            except NotFound:
+                if self._created:
+                    raise
+                await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
+                self._created = True
+                item = await self.queue.send(body)
         self.stats.parked += 1
         return item
+
+    def _lock(self) -> asyncio.Lock:
+        """This event loop's lock (a Lambda may run each invocation on a loop of its own)."""
+        loop = asyncio.get_running_loop()
+        found = self._locks.get(loop)
+        if found is None:
+            found = self._locks[loop] = asyncio.Lock()
+        return found
 
     async def dead_letter(self, message: Message) -> None:
         """Move an item that keeps failing to the backlog's dead letters (send, then ack)."""

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
-from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, Replayer, envelope
+from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, Replayer
 from ..resilience.breaker import OPEN, Breaker, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
@@ -103,7 +103,7 @@ class Deferral:
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str | None:
         """Park ``work``; the backlog item's id, or None (logged) when it could not be parked."""
         try:
-            return await self.backlog.park(envelope(kind, self.label, work, reason))
+            return await self.backlog.park(kind, work, reason)
         except Exception as exc:  # the backlog is down too, misconfigured or the item too big
             log.warning("%s: could not park work in backlog %s: %r", self.label, self.name, exc)
             return None

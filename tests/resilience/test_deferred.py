@@ -1,0 +1,282 @@
+"""Deferred processing on real servers: a non-critical subscriber whose dependency is cut
+parks its events and acknowledges them, and gets every one of them, once, when it answers again.
+
+The dependency is a Redis server of its own (``SIGSTOP`` freezes it: calls time out, which
+counts as the dependency being down); the app's queues and backlogs live on SQLite, Redis or
+PostgreSQL, each a real server (or file) that stays up throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import overcast
+from overcast.errors import InvalidArgument, Unavailable
+from overcast.providers.local.devserver import DevWorkers
+from overcast.resilience.breaker import breakers
+from overcast.runtime.cloudevent import CloudEvent
+from overcast.runtime.deferral import Receipt, backlog_name, subscription_deferral, subscription_replayer
+from overcast.runtime.dispatch import Delivery
+from servers import Server
+from servers.redis import start_redis
+
+EVENTS_BEFORE, EVENTS_DURING, EVENTS_AFTER = 5, 20, 5
+
+
+@pytest.fixture
+def dependency() -> Iterator[Server]:
+    """A Redis server the handler needs, to freeze and thaw; its own, so the queues stay up."""
+    server = start_redis()
+    yield server
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+def freeze(server: Server, frozen: bool) -> None:
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+
+def dependency_url(server: Server) -> str:
+    return f"redis://{server.address}/0?socket_timeout=0.3&socket_connect_timeout=0.3&retries=0"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers() -> Iterator[None]:
+    yield
+    for breaker in breakers().values():
+        breaker.succeeded()
+
+
+def queue_template(family: str, request: pytest.FixtureRequest) -> str:
+    """``defaults.queue``/``defaults.topic`` for the family: every queue, backlogs included, on it."""
+    if family == "sqlite":
+        return ""  # the embedded defaults: a SQLite file per queue and topic under .overcast/
+    if family == "redis":
+        server = request.getfixturevalue("redis_server")
+        return f"redis://{server.address}/0"
+    server = request.getfixturevalue("postgres_server")
+    return server.env["OVERCAST_TEST_POSTGRES_URL"]
+
+
+class Recorder:
+    """What the handler did: each event it completed (its dependency took the write)."""
+
+    def __init__(self) -> None:
+        self.completed: list[CloudEvent] = []
+        self.deliveries: list[Delivery] = []
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.completed]
+
+
+def make_app(tmp_path: Path, family: str, template: str, dep: Server, recorder: Recorder) -> overcast.App:
+    suffix = uuid.uuid4().hex[:8]
+    lines = ["[targets.local]", f'kv.mail = "{dependency_url(dep)}"']
+    if template:
+        lines += [f'defaults.queue = "{template}"', f'defaults.topic = "{template}"']
+    (tmp_path / "overcast.toml").write_text("\n".join(lines) + "\n")
+    app = overcast.App(f"defer{suffix}", config=tmp_path / "overcast.toml")
+    signups = app.topic(f"signups{suffix}")
+    mail = app.kv("mail")
+
+    @app.subscribe(signups, critical=False)
+    async def send_welcome(event: CloudEvent) -> None:
+        await mail.put(event.id, {"n": event.data["n"]})
+        recorder.completed.append(event)
+
+    return app
+
+
+def local_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> overcast.App:
+    """An app on the embedded target: its queues and backlogs are SQLite files under tmp_path."""
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    return overcast.App(name, config=tmp_path / "overcast.toml")
+
+
+async def wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("family", ["sqlite", "redis", "postgres"])
+def test_outage_of_a_non_critical_dependency_loses_nothing(
+    family: str, tmp_path: Path, dependency: Server, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    recorder = Recorder()
+    app = make_app(tmp_path, family, queue_template(family, request), dependency, recorder)
+    topic = next(iter(app.resources.values()))
+    asyncio.run(_outage(app, topic, dependency, recorder))
+
+
+async def _outage(app: overcast.App, topic: Any, dep: Server, recorder: Recorder) -> None:
+    workers = DevWorkers(app, on_delivery=recorder.deliveries.append, wait=0.2, retry_delay=lambda attempt: 0.2)
+    sub = app.subscriptions[0]
+    async with workers:
+        published = [await topic.publish({"n": n}) for n in range(EVENTS_BEFORE)]
+        await wait_for(lambda: len(recorder.completed) == EVENTS_BEFORE, 20, "the healthy deliveries")
+        freeze(dep, True)
+        published += [await topic.publish({"n": n}) for n in range(EVENTS_BEFORE, EVENTS_BEFORE + EVENTS_DURING)]
+        deferred = lambda: [d for d in recorder.deliveries if d.outcome == "deferred"]  # noqa: E731
+        await wait_for(lambda: len(deferred()) >= EVENTS_DURING, 60, "every delivery of the outage parked")
+        backlog = subscription_deferral(sub, app.name).backlog
+        assert len(recorder.completed) == EVENTS_BEFORE
+        # the platform's attempts were not spent: nothing was given back or dead-lettered
+        assert {d.outcome for d in recorder.deliveries} == {"ok", "deferred"}
+        assert all(d.attempt == 1 for d in recorder.deliveries)
+        assert any(d.cause is None for d in deferred()), "once the breaker opened, the handler is not even called"
+        freeze(dep, False)
+        total = EVENTS_BEFORE + EVENTS_DURING + EVENTS_AFTER
+        published += [await topic.publish({"n": n}) for n in range(EVENTS_BEFORE + EVENTS_DURING, total)]
+        await wait_for(lambda: len(recorder.completed) >= total, 60, "the backlog replayed")
+        await asyncio.sleep(0.5)  # anything handled twice would show now
+        assert backlog.stats.dead_lettered == 0
+        assert not await backlog.queue.dead_letters().receive(max_messages=10)
+        assert not await backlog.queue.receive(max_messages=10, wait=0.2)
+    ids = recorder.ids()
+    assert sorted(ids) == sorted(published), "every event handled exactly once, none lost"
+    assert len(set(ids)) == len(ids)
+    replayed = [e for e in recorder.completed if "replay" in e.extensions]
+    assert len(replayed) == backlog.stats.replayed == len(deferred())
+    order = [e.original["seq"] for e in replayed]
+    assert order == sorted(order), "replayed in the order parked"
+    data = sorted(e.data["n"] for e in replayed)
+    assert data == sorted(e.data["n"] for e in recorder.completed if e.data["n"] in data)
+    first = {e.id: e for e in recorder.completed}
+    for event in replayed:  # the original CloudEvent: id, source, time, attempts
+        assert event.source.startswith(f"overcast://{app.name}/topic/")
+        assert event.extensions["attempts"] == 1 and event.time is not None
+        assert event.id in published and first[event.id] is event
+
+
+def test_critical_handlers_and_other_errors_keep_their_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a non-critical handler's dependency being down defers; a critical handler, or any
+    other error, is given back for the platform (here the SQLite queue) to deliver again."""
+    app = local_app(tmp_path, monkeypatch, "deferkinds")
+    seen: dict[str, int] = {}
+
+    def declare(name: str, critical: bool, error: Exception) -> None:
+        @app.subscribe(app.queue(name), critical=critical, name=f"on_{name}")
+        async def handler(event: CloudEvent) -> None:
+            seen[name] = seen.get(name, 0) + 1
+            raise error
+
+    declare("crit", True, Unavailable("mail server down"))
+    declare("bug", False, ValueError("bad template"))
+    declare("down", False, Unavailable("mail server down"))
+    declare("slow", False, TimeoutError())
+
+    async def run() -> dict[str, set[str]]:
+        outcomes: dict[str, set[str]] = {}
+        workers = DevWorkers(
+            app,
+            on_delivery=lambda d: outcomes.setdefault(d.resource, set()).add(d.outcome),
+            wait=0.1,
+            retry_delay=lambda attempt: 0.05,
+        )
+        async with workers:
+            for name in ("crit", "bug", "down", "slow"):
+                await app.resources[name].send({"n": 1})
+            await wait_for(lambda: {"crit", "bug", "down", "slow"} <= set(outcomes), 20, "every queue delivered")
+            await asyncio.sleep(0.5)
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    assert outcomes["crit"] >= {"retry"} and "deferred" not in outcomes["crit"]
+    assert outcomes["bug"] >= {"retry"} and "deferred" not in outcomes["bug"]
+    assert outcomes["down"] == {"deferred"} and outcomes["slow"] == {"deferred"}
+    assert seen["crit"] > 1 and seen["bug"] > 1  # delivered again by the queue
+    assert (tmp_path / ".overcast" / "queues" / f"{backlog_name('down')}.db").exists()
+
+
+def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings_it_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = local_app(tmp_path, monkeypatch, "deferbad")
+    jobs = app.queue("jobs")
+    state = {"down": True, "reject": True, "replays": 0, "done": []}
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: CloudEvent) -> None:
+        if state["down"]:
+            raise Unavailable("the dependency is down")
+        if state["reject"]:
+            state["replays"] += 1
+            raise ValueError(f"cannot handle {event.data}")
+        state["done"].append(event.id)
+
+    async def run() -> None:
+        from overcast.resources.queue import Message
+
+        sub = app.subscriptions[0]
+        await jobs.create()
+        message_id = await jobs.send({"n": 1})
+        got = await jobs.receive(max_messages=1)
+        from overcast.runtime.dispatch import deliver
+
+        delivery = await deliver(sub, jobs, got[0], app=app.name)
+        assert delivery.outcome == "deferred" and isinstance(delivery.cause, Unavailable)
+        assert not await jobs.receive(max_messages=1, wait=0.2), "the original delivery was acknowledged"
+        state["down"] = False
+        subscription_deferral(sub, app.name).breaker.succeeded()
+        replayer = subscription_replayer(sub, app=app.name, max_failures=3, wait=0.1, sleep=_no_wait)
+        stats = await replayer.drain(timeout=20)
+        assert state["replays"] == 3 and stats.dead_lettered == 1 and state["done"] == []
+        dead = await replayer.backlog.queue.dead_letters().receive(max_messages=1, visibility_timeout=0.01)
+        assert isinstance(dead[0], Message) and dead[0].body["work"]["event"]["id"] == message_id
+        await asyncio.sleep(0.05)
+        assert await replayer.backlog.redrive() == 1
+        state["reject"] = False
+        await replayer.drain(timeout=20)
+        assert state["done"] == [message_id]
+
+    asyncio.run(run())
+
+
+async def _no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def test_deferrable_calls_run_now_or_return_a_receipt_and_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = local_app(tmp_path, monkeypatch, "deferfn")
+    state: dict[str, Any] = {"down": False, "sent": []}
+
+    @app.deferrable
+    async def send_mail(to: str, *, subject: str = "hi") -> str:
+        if state["down"]:
+            raise Unavailable("smtp down")
+        state["sent"].append((to, subject))
+        return f"sent to {to}"
+
+    async def run() -> None:
+        assert await send_mail("a@example.com") == "sent to a@example.com"
+        with pytest.raises(InvalidArgument, match="argument 'subject' is not JSON-serializable"):
+            await send_mail("b@example.com", subject=object())
+        state["down"] = True
+        receipt = await send_mail("c@example.com", subject="later")
+        assert isinstance(receipt, Receipt) and receipt.backlog == "send_mail-deferred"
+        assert "Unavailable" in receipt.reason
+        state["down"] = False
+        send_mail.deferral.breaker.succeeded()
+        stats = await send_mail.replayer(wait=0.1).drain(timeout=20)
+        assert stats.replayed == 1
+
+    asyncio.run(run())
+    assert state["sent"] == [("a@example.com", "hi"), ("c@example.com", "later")]
