@@ -9,6 +9,8 @@ PostgreSQL, each a real server (or file) that stays up throughout.
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import os
 import signal
 import time
@@ -30,6 +32,7 @@ from servers import Server
 from servers.redis import start_redis
 
 EVENTS_BEFORE, EVENTS_DURING, EVENTS_AFTER = 5, 20, 5
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws"
 
 
 @pytest.fixture
@@ -280,3 +283,58 @@ def test_deferrable_calls_run_now_or_return_a_receipt_and_replay(
 
     asyncio.run(run())
     assert state["sent"] == [("a@example.com", "hi"), ("c@example.com", "later")]
+
+
+# -- Lambda: SQS records through lambda_handler, the backlog an SQS queue on moto ---------------
+
+
+class LambdaContext:
+    aws_request_id = "req-deferred"
+
+
+def sqs_record(arn: str, n: int, attempt: int = 1) -> dict[str, Any]:
+    template = json.loads((FIXTURES / "powertools-lambda-python/events/sqsEvent.json").read_text())["Records"][0]
+    record = copy.deepcopy(template)
+    record.update({"messageId": f"m-{n}", "eventSourceARN": arn, "body": json.dumps({"n": n}), "messageAttributes": {}})
+    record["attributes"]["ApproximateReceiveCount"] = str(attempt)
+    return dict(record)
+
+
+def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
+    tmp_path: Path, dependency: Server, moto_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overcast.providers.aws import lambda_handler
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("OVERCAST_TARGET", "aws")
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.aws]\nqueue.jobs = "sqs://jobs-{suffix}"\ndefaults.queue = "sqs://{{name}}-{suffix}"\n'
+        f'kv.mail = "{dependency_url(dependency)}"\n'
+    )
+    app = overcast.App(f"deferaws{suffix}", config=tmp_path / "overcast.toml")
+    jobs, mail = app.queue("jobs"), app.kv("mail")
+    completed: list[CloudEvent] = []
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: CloudEvent) -> None:
+        await mail.put(event.id, event.data)
+        completed.append(event)
+
+    handler = lambda_handler(app)
+    arn = f"arn:aws:sqs:us-east-1:123456789012:jobs-{suffix}"
+    assert handler({"Records": [sqs_record(arn, 0)]}, LambdaContext()) == {"batchItemFailures": []}
+    freeze(dependency, True)
+    reply = handler({"Records": [sqs_record(arn, n, attempt=2) for n in range(1, 6)]}, LambdaContext())
+    assert reply == {"batchItemFailures": []}, "parked deliveries are acknowledged: SQS's attempts are not spent"
+    assert [e.id for e in completed] == ["m-0"]
+    sub = app.subscriptions[0]
+    backlog = subscription_deferral(sub, app.name).backlog
+    assert backlog.queue.location.host == f"jobs-deferred-{suffix}"
+    freeze(dependency, False)
+    subscription_deferral(sub, app.name).breaker.succeeded()
+    stats = asyncio.run(subscription_replayer(sub, app=app.name, wait=0).drain(timeout=30))
+    assert stats.replayed == 5 and stats.dead_lettered == 0
+    replayed = completed[1:]
+    assert sorted(e.id for e in replayed) == [f"m-{n}" for n in range(1, 6)]
+    assert all(e.extensions["attempts"] == 2 and e.data == {"n": int(e.id[2:])} for e in replayed)
+    assert all(e.source == f"overcast://{app.name}/queue/jobs" for e in replayed)
