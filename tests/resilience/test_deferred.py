@@ -338,3 +338,50 @@ def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
     assert sorted(e.id for e in replayed) == [f"m-{n}" for n in range(1, 6)]
     assert all(e.extensions["attempts"] == 2 and e.data == {"n": int(e.id[2:])} for e in replayed)
     assert all(e.source == f"overcast://{app.name}/queue/jobs" for e in replayed)
+
+
+def test_lambda_routed_s3_events_for_a_non_critical_subscription_are_parked(
+    tmp_path: Path, dependency: Server, moto_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that is not a message of the app's own (an S3 notification) routed to a
+    non-critical subscription: parked while the dependency is down, the invocation succeeds,
+    and the replay hands the handler the same CloudEvent."""
+    from overcast.providers.aws import lambda_handler
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("OVERCAST_TARGET", "aws")
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.aws]\ndefaults.queue = "sqs://{{name}}-{suffix}"\nkv.mail = "{dependency_url(dependency)}"\n'
+    )
+    app = overcast.App(f"defers3{suffix}", config=tmp_path / "overcast.toml")
+    uploads, mail = app.queue("uploads"), app.kv("mail")
+    completed: list[CloudEvent] = []
+
+    @app.subscribe(uploads, critical=False)
+    async def tag_image(event: CloudEvent) -> None:
+        await mail.put("last", {"id": event.id})
+        completed.append(event)
+
+    handler = lambda_handler(app, routes={"*": "tag_image"})
+    event = json.loads((FIXTURES / "powertools-lambda-python/events/s3Event.json").read_text())
+    freeze(dependency, True)
+    assert handler(copy.deepcopy(event), LambdaContext()) is None  # not raised: Lambda does not retry it
+    assert completed == []
+    freeze(dependency, False)
+    sub = app.subscriptions[0]
+    subscription_deferral(sub, app.name).breaker.succeeded()
+    stats = asyncio.run(subscription_replayer(sub, app=app.name, wait=0).drain(timeout=30))
+    assert stats.replayed == len(event["Records"]) == len(completed)
+    from overcast.providers.aws.lambda_events import s3_event
+
+    first = s3_event(event["Records"][0])  # what the handler would have got at once
+    got = completed[0]
+    assert (got.id, got.type, got.source, got.subject, got.time, got.data) == (
+        first.id,
+        first.type,
+        first.source,
+        first.subject,
+        first.time,
+        first.data,
+    )
+    assert got.extensions == {**first.extensions, "replay": 1}

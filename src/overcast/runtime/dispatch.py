@@ -350,9 +350,15 @@ async def run_event(target: Target, event: CloudEvent) -> Delivery:
     started = time.perf_counter()
     attempt = event.extensions.get("attempts")
     attempt = attempt if isinstance(attempt, int) else 1
+    sub = target.subscription
+    deferral = None if sub is None or sub.critical else subscription_deferral(sub, sub.source.app.name)
+    if deferral is not None and (parked := await _park_routed(deferral, target.name, event, attempt, None, started)):
+        return parked
     try:
         await call_handler(target.handler, event if target.takes_event else None)
     except Exception as exc:
+        if deferral is not None and (parked := await _park_routed(deferral, target.name, event, attempt, exc, started)):
+            return parked
         duration = time.perf_counter() - started
         log.warning(
             "%s failed on %s %s from %s: %r", target.name, event.type, event.id, event.source, exc, exc_info=exc
@@ -361,3 +367,22 @@ async def run_event(target: Target, event: CloudEvent) -> Delivery:
     duration = time.perf_counter() - started
     log.info("%s handled %s %s from %s in %.3fs", target.name, event.type, event.id, event.source, duration)
     return Delivery(event.source, target.name, event.id, attempt, "ok", duration)
+
+
+async def _park_routed(
+    deferral: Deferral, handler: str, event: CloudEvent, attempt: int, exc: Exception | None, started: float
+) -> Delivery | None:
+    """Park a routed event for a non-critical subscription whose dependency is down; None
+    when it could not be parked or need not be (it then runs, or fails, as any other)."""
+    if not (deferral.open() if exc is None else counts_as_down(exc)):
+        return None
+    if exc is not None:
+        deferral.breaker.failed(exc)
+    item = await deferral.park("event", event_work(event), exc)
+    if item is None:
+        return None
+    duration = time.perf_counter() - started
+    log.info(
+        "%s: %s deferred %s %s from %s; parked as %s", deferral.label, handler, event.type, event.id, event.source, item
+    )
+    return Delivery(event.source, handler, event.id, attempt, "deferred", duration, None, None, exc)
