@@ -385,3 +385,97 @@ def test_lambda_routed_s3_events_for_a_non_critical_subscription_are_parked(
         first.data,
     )
     assert got.extensions == {**first.extensions, "replay": 1}
+
+
+# -- kill -9 of the app in the middle of a replay ---------------------------------------------
+
+KILL_APP = """
+import os
+import overcast
+from overcast.errors import Unavailable
+
+app = overcast.App("killreplay", config=os.path.join(os.path.dirname(__file__), "overcast.toml"))
+jobs = app.queue("jobs")
+
+
+@app.subscribe(jobs, critical=False)
+async def work(event):
+    if os.environ.get("DEPENDENCY_DOWN"):
+        raise Unavailable("the dependency is down")
+    with open(os.environ["SEEN"], "a") as seen:
+        seen.write(event.id + "\\n")
+"""
+
+KILL_RUNNER = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from killapp import app
+from overcast.runtime.deferral import subscription_replayer
+
+replayer = subscription_replayer(app.subscriptions[0], app=app.name, rate=25, wait=0.1, visibility=1.5)
+asyncio.run(replayer.forever())
+"""
+
+
+def test_kill_9_in_the_middle_of_a_replay_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    (tmp_path / "killapp.py").write_text(KILL_APP)
+    (tmp_path / "runner.py").write_text(KILL_RUNNER)
+    seen = tmp_path / "seen.txt"
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    monkeypatch.setenv("DEPENDENCY_DOWN", "1")
+    spec = importlib.util.spec_from_file_location("killapp_parent", tmp_path / "killapp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.app
+    parked = asyncio.run(_park_all(app, 40))
+    env = {**os.environ, "SEEN": str(seen), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("DEPENDENCY_DOWN")
+
+    def replay() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(tmp_path)], env=env)
+
+    def lines() -> list[str]:
+        return seen.read_text().split() if seen.exists() else []
+
+    first = replay()
+    try:
+        _wait_sync(lambda: len(lines()) >= 10, 30, "the first replayer's progress")
+    finally:
+        first.kill()  # SIGKILL: no clean-up, an item may be in hand
+        first.wait()
+    assert len(lines()) < len(parked), "killed in the middle"
+    second = replay()
+    try:
+        _wait_sync(lambda: set(lines()) >= set(parked), 60, "the second replayer to finish the backlog")
+    finally:
+        second.kill()
+        second.wait()
+    handled = lines()
+    assert set(handled) == set(parked), "none lost"
+    assert len(handled) - len(set(handled)) <= 1, "at most the item in hand when killed runs twice"
+
+
+async def _park_all(app: overcast.App, count: int) -> list[str]:
+    from overcast.runtime.dispatch import deliver
+
+    jobs, sub = app.resources["jobs"], app.subscriptions[0]
+    await jobs.create()
+    ids = [await jobs.send({"n": n}) for n in range(count)]
+    while got := await jobs.receive(max_messages=10):
+        for message in got:
+            assert (await deliver(sub, jobs, message, app=app.name)).outcome == "deferred"
+    return ids
+
+
+def _wait_sync(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
