@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import NotFound, OvercastError
+from ..errors import NotFound, NotSupported, OvercastError
 from ..resources.queue import Message, Queue
 from ..resources.records import field, record
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
@@ -56,7 +56,7 @@ def envelope(kind: str, target: str, work: dict[str, Any], reason: BaseException
         "work": work,
         "parked_at": time.time(),
         "seq": next(_sequence),
-        "reason": "" if reason is None else f"{type(reason).__name__}: {reason}"[:500],
+        "reason": "breaker open" if reason is None else f"{type(reason).__name__}: {reason}"[:500],
     }
 
 
@@ -127,6 +127,38 @@ class Backlog:
             await dead.ack(got[0])
             moved += 1
         return moved
+
+    async def peek(self, limit: int = 10, *, dead: bool = False) -> list[Message]:
+        """Up to ``limit`` items, oldest first, given back at once (they are read as a consumer
+        reads them: each read counts a delivery, which a backlog never dead-letters on)."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        found: list[Message] = []
+        while len(found) < limit:
+            got = await queue.receive(max_messages=min(10, limit - len(found)), visibility_timeout=30)
+            if not got:
+                break
+            found += got
+        for message in found:
+            await queue.nack(message)
+        return found
+
+    async def purge(self, *, dead: bool = False) -> int:
+        """Delete every item (of the dead letters with ``dead``); how many."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        removed = 0
+        while got := await queue.receive(max_messages=10, visibility_timeout=30):
+            for message in got:
+                await queue.ack(message)
+            removed += len(got)
+        return removed
+
+    async def depth(self, *, dead: bool = False) -> int | None:
+        """Items waiting (of the dead letters with ``dead``); None where the provider cannot count."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        try:
+            return await queue.depth()
+        except NotSupported:
+            return None
 
 
 Run = Callable[[dict[str, Any], int], Awaitable[None]]

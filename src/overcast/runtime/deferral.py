@@ -36,6 +36,7 @@ __all__ = [
     "Deferrable",
     "Deferral",
     "Receipt",
+    "app_backlogs",
     "backlog_name",
     "event_from_work",
     "event_work",
@@ -175,6 +176,19 @@ def subscription_replayer(subscription: Subscription, *, app: str, **options: An
         await call_handler(subscription.handler, event)
 
     return Replayer(deferral.backlog, run, breaker=deferral.breaker, **options)
+
+
+def app_backlogs(app: Any) -> dict[str, Backlog]:
+    """Every backlog of ``app`` by what it serves (``topic/subscription``, ``queue``, or a
+    deferrable function's name): what ``overcast backlog`` shows and re-drives."""
+    found: dict[str, Backlog] = {}
+    for sub in app.subscriptions:
+        if not sub.critical:
+            deferral = subscription_deferral(sub, app.name)
+            found[deferral.label] = deferral.backlog
+    for func in app.deferrables.values():
+        found[func.name] = func.deferral.backlog
+    return found
 
 
 # -- deferrable calls -------------------------------------------------------------------------

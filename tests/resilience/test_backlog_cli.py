@@ -1,0 +1,97 @@
+"""``overcast backlog list|show|redrive|purge [APP] --target T`` on an app whose backlogs are
+SQLite files, filled through the real delivery path."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from overcast.cli import cli
+from overcast.loader import load_app
+from overcast.runtime.deferral import app_backlogs
+from overcast.runtime.dispatch import deliver
+
+runner = CliRunner()
+
+APP = """
+import overcast
+from overcast.errors import Unavailable
+
+app = overcast.App({name!r})
+jobs = app.queue("jobs")
+signups = app.topic("signups")
+
+
+@app.subscribe(jobs, critical=False)
+async def work(event):
+    raise Unavailable("the image service is down")
+
+
+@app.subscribe(signups, critical=False)
+async def send_welcome(event):
+    pass
+
+
+@app.deferrable
+async def send_mail(to: str) -> None:
+    pass
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / f"proj{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    (folder / "app.py").write_text(APP.format(name=f"cli{uuid.uuid4().hex[:6]}"))
+    (folder / "overcast.toml").write_text('[app]\nentry = "app:app"\n\n[targets.local]\n')
+    monkeypatch.delenv("OVERCAST_TARGET", raising=False)
+    monkeypatch.syspath_prepend(str(folder))
+    app = load_app(str(folder))
+
+    async def park() -> None:
+        jobs, sub = app.resources["jobs"], app.subscriptions[0]
+        await jobs.create()
+        for n in range(3):
+            await jobs.send({"n": n})
+        while got := await jobs.receive(max_messages=10):
+            for message in got:
+                assert (await deliver(sub, jobs, message, app=app.name)).outcome == "deferred"
+        backlog = app_backlogs(app)["jobs"]
+        oldest = await backlog.queue.receive(max_messages=1)
+        await backlog.dead_letter(oldest[0])
+
+    asyncio.run(park())
+    app.reset()
+    return folder
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(cli, list(args), env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_show_redrive_purge(project: Path) -> None:
+    listed = invoke("backlog", "list", str(project), "--target", "local")
+    rows = {line.split("│")[1].strip(): line for line in listed.splitlines() if line.count("│") >= 5}
+    assert set(rows) >= {"jobs", "signups/send_welcome", "send_mail"}
+    cells = [cell.strip() for cell in rows["jobs"].split("│")[1:-1]]
+    assert cells[:4] == ["jobs", "jobs-deferred", "2", "1"] and cells[4].endswith(" s")
+    assert [cell.strip() for cell in rows["send_mail"].split("│")[1:-1]][2:4] == ["0", "0"]
+    shown = invoke("backlog", "show", str(project), "--name", "jobs")
+    # the first two deliveries failed; the breaker then opened and the third was parked at once
+    assert "Unavailable: the image service is down" in shown and "breaker open" in shown and "{'n': 2}" in shown
+    dead = invoke("backlog", "show", str(project), "--name", "jobs", "--dead")
+    assert "{'n': 0}" in dead and "{'n': 1}" not in dead
+    assert "jobs: 1 item(s) re-driven" in invoke("backlog", "redrive", str(project), "--name", "jobs")
+    listed = invoke("backlog", "list", str(project), "-n", "jobs")
+    assert [c.strip() for c in listed.splitlines()[-2].split("│")[1:-1]][2:4] == ["3", "0"]
+    assert "jobs: 3 item(s) deleted" in invoke("backlog", "purge", str(project), "-n", "jobs", "--yes")
+    refused = runner.invoke(cli, ["backlog", "purge", str(project), "-n", "jobs"])
+    assert refused.exit_code == 1 and "--yes" in refused.output
+    unknown = runner.invoke(cli, ["backlog", "list", str(project), "-n", "nope"], env={"COLUMNS": "250"})
+    assert unknown.exit_code == 1 and "no backlog 'nope'" in unknown.output and "send_mail" in unknown.output
