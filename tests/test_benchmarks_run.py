@@ -18,7 +18,15 @@ RATIO = re.compile(r"\s(\d+\.\d\d)x\s")
 
 @pytest.mark.parametrize(
     "script",
-    ["kv_sqlite.py", "http_serve.py", "azure_functions.py", "gcp_cloud_run.py", "handle_overhead.py", "replication.py"],
+    [
+        "kv_sqlite.py",
+        "http_serve.py",
+        "azure_functions.py",
+        "gcp_cloud_run.py",
+        "handle_overhead.py",
+        "replication.py",
+        "deferred.py",
+    ],
 )
 def test_ratio_benchmark_reports_every_row(script: str) -> None:
     done = subprocess.run(

@@ -6,7 +6,8 @@ first arrived (the CloudEvent of a delivery, or the arguments of a deferrable ca
 it was parked and why. Nothing here knows what the work is: the runtime hands
 :class:`Replayer` a coroutine that runs one envelope.
 
-Replay is one item at a time, oldest first, at most ``rate`` items a second, and only
+Replay is one item at a time (taken up to ten at once and held in order), oldest first, at
+most ``rate`` items a second, and only
 while the breaker of the work's dependencies lets calls through (a half-open breaker lets
 one item through as its probe). An item is acknowledged only after it ran, so a process
 killed in the middle of a replay loses nothing: the item comes back after its visibility
@@ -197,6 +198,8 @@ class Replayer:
         self.run = run
         self.breaker = breaker
         self.interval = 1.0 / rate
+        #: items taken at once (held in order; fewer when the rate is low, so few wait in hand)
+        self.batch = max(1, min(10, int(rate)))
         self.max_failures = max_failures
         self.probe = probe
         self.visibility = visibility
@@ -230,12 +233,15 @@ class Replayer:
         """Replay the oldest item if the dependency answers; whether one was settled."""
         if not await self._healthy():
             return False
-        got = await self.backlog.queue.receive(max_messages=1, visibility_timeout=self.visibility, wait=self.wait)
-        if not got:
-            return False
-        await self._pace()
-        await self._settle(got[0])
-        return True
+        queue = self.backlog.queue
+        got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
+        for index, message in enumerate(got):
+            await self._pace()
+            if not await self._settle(message):  # held too long: it and those behind it come again
+                for later in got[index + 1 :]:
+                    await queue.nack(later)
+                break
+        return bool(got)
 
     async def _healthy(self) -> bool:
         """Whether the breaker lets the next item through (a half-open one: after the probe)."""
@@ -260,8 +266,8 @@ class Replayer:
             await self.sleep(self._next_at - now)
         self._next_at = max(now, self._next_at) + self.interval
 
-    async def _settle(self, message: Message) -> None:
-        """Run one item until it succeeds, is dead-lettered, or must be given back."""
+    async def _settle(self, message: Message) -> bool:
+        """Run one item until it succeeds or is dead-lettered (True), or must be given back (False)."""
         held_since = time.monotonic()
         stats = self.backlog.stats
         while True:
@@ -273,7 +279,7 @@ class Replayer:
                     self.breaker.failed(exc)
                     if not await self._await_recovery(held_since):
                         await self.backlog.queue.nack(message)  # held too long: let it come again
-                        return
+                        return False
                     continue
                 stats.replay_failures += 1
                 stats.failures[message.id] = failures = failures + 1
@@ -288,14 +294,14 @@ class Replayer:
                 if failures >= self.max_failures:
                     await self.backlog.dead_letter(message)
                     stats.failures.pop(message.id, None)
-                    return
+                    return True
                 await self.sleep(min(30.0, 0.1 * 2 ** (failures - 1)))
                 continue
             self._succeeded()
             await self.backlog.queue.ack(message)
             stats.replayed += 1
             stats.failures.pop(message.id, None)
-            return
+            return True
 
     def _succeeded(self) -> None:
         if self.breaker.failures or self.breaker.opened_at is not None:

@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,16 @@ def app_backlogs(app: Any) -> dict[str, Backlog]:
 
 # -- deferrable calls -------------------------------------------------------------------------
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+async def call_in_thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A blocking function off the event loop (an awaitable it returns is awaited)."""
+    import asyncio
+
+    result = await asyncio.to_thread(func, *args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
 
 @record(frozen=True)
 class Receipt:
@@ -225,41 +236,58 @@ class Deferrable:
         self.name = name
         self.func = func
         self.signature = inspect.signature(func)
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._positional = [p.name for p in self.signature.parameters.values() if p.kind in kinds]
+        self._is_async = inspect.iscoroutinefunction(func)
         self.deferral = Deferral(app, name, backlog_name(name))
         self.__name__ = name
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The call's arguments by parameter name; InvalidArgument naming one that is not JSON."""
+        """The call's arguments by parameter name (what is recorded when it is deferred)."""
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgument(f"{self.name}: {exc}") from None
-        for param, value in bound.arguments.items():
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgument(
-                    f"{self.name}: argument {param!r} is not JSON-serializable ({exc}); a deferrable call's "
-                    "arguments are recorded as JSON when it is deferred"
-                ) from None
         return dict(bound.arguments)
 
+    def check(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """InvalidArgument naming the first argument that is not JSON-serializable (scalars
+        pass on their type alone: the healthy path stays cheap)."""
+        for index, value in enumerate(args):
+            if type(value) not in _SCALARS or (type(value) is float and not math.isfinite(value)):
+                self._check_one(self._positional[index] if index < len(self._positional) else f"*args[{index}]", value)
+        for key, value in kwargs.items():
+            if type(value) not in _SCALARS or (type(value) is float and not math.isfinite(value)):
+                self._check_one(key, value)
+
+    def _check_one(self, param: str, value: Any) -> None:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"{self.name}: argument {param!r} is not JSON-serializable ({exc}); a deferrable call's "
+                "arguments are recorded as JSON when it is deferred"
+            ) from None
+
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        arguments = self.arguments(args, kwargs)
+        self.check(args, kwargs)
         deferral = self.deferral
         if deferral.open():
-            receipt = await self._record(arguments, None)
+            receipt = await self._record(self.arguments(args, kwargs), None)
             if receipt is not None:
                 return receipt
         try:
-            result = await self._run(arguments)
+            if self._is_async:
+                result = await self.func(*args, **kwargs)
+            else:
+                result = await call_in_thread(self.func, args, kwargs)
         except Exception as exc:
             if not counts_as_down(exc):
                 raise
             deferral.breaker.failed(exc)
-            receipt = await self._record(arguments, exc)
+            receipt = await self._record(self.arguments(args, kwargs), exc)
             if receipt is None:
                 raise
             return receipt
@@ -267,13 +295,12 @@ class Deferrable:
         return result
 
     async def _run(self, arguments: dict[str, Any]) -> Any:
-        from .dispatch import call_handler
-
+        """Run a recorded call (its arguments by parameter name)."""
         bound = self.signature.bind_partial()
         bound.arguments.update(arguments)
-        if inspect.iscoroutinefunction(self.func):
+        if self._is_async:
             return await self.func(*bound.args, **bound.kwargs)
-        return await call_handler(lambda: self.func(*bound.args, **bound.kwargs), None)
+        return await call_in_thread(self.func, bound.args, bound.kwargs)
 
     async def _record(self, arguments: dict[str, Any], reason: BaseException | None) -> Receipt | None:
         item = await self.deferral.park("call", {"arguments": arguments}, reason)
