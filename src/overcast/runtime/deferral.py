@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument
-from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, Replayer
+from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Replayer
 from ..resilience.breaker import OPEN, Breaker, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
@@ -38,6 +38,8 @@ __all__ = [
     "Deferral",
     "Receipt",
     "app_backlogs",
+    "app_replayers",
+    "drain_backlogs",
     "backlog_name",
     "event_from_work",
     "event_work",
@@ -190,6 +192,33 @@ def app_backlogs(app: Any) -> dict[str, Backlog]:
     for func in app.deferrables.values():
         found[func.name] = func.deferral.backlog
     return found
+
+
+def app_replayers(app: Any, **options: Any) -> dict[str, Replayer]:
+    """A replayer per backlog of ``app`` (options: those of :class:`Replayer`); each backlog's
+    queue is watched by telemetry (``overcast.queue.backlog``, its depth)."""
+    from .. import telemetry
+
+    found: dict[str, Replayer] = {}
+    for sub in app.subscriptions:
+        if not sub.critical:
+            replayer = subscription_replayer(sub, app=app.name, **options)
+            found[replayer.backlog.target] = replayer
+    for func in app.deferrables.values():
+        found[func.name] = func.replayer(**options)
+    telemetry.watch_backlog(*(replayer.backlog.queue for replayer in found.values()))
+    return found
+
+
+async def drain_backlogs(app: Any, *, timeout: float = 30.0, **options: Any) -> dict[str, BacklogStats]:
+    """Replay every backlog of ``app`` whose dependency answers, until each is empty or
+    ``timeout`` seconds pass: what a scheduled handler calls where no process stays up
+    (Lambda, Cloud Run, Functions); ``overcast dev``/``run`` replay continuously instead."""
+    import asyncio
+
+    replayers = app_replayers(app, **{"wait": 0.0, **options})
+    results = await asyncio.gather(*(r.drain(timeout=timeout) for r in replayers.values()))
+    return dict(zip(replayers, results, strict=True))
 
 
 # -- deferrable calls -------------------------------------------------------------------------

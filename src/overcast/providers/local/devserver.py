@@ -268,17 +268,12 @@ class DevWorkers:
 def start_replayers(app: App, **options: Any) -> list[asyncio.Task[None]]:
     """A task per backlog of ``app`` (each non-critical subscription, each deferrable
     function) replaying it whenever its dependency answers (options: the Replayer's)."""
-    from ...runtime.deferral import subscription_replayer
+    from ...runtime.deferral import app_replayers
 
-    tasks: list[asyncio.Task[None]] = []
-    for sub in app.subscriptions:
-        if not sub.critical:
-            replayer = subscription_replayer(sub, app=app.name, **options)
-            name = f"overcast replay {replayer.backlog.target}"
-            tasks.append(asyncio.create_task(replayer.forever(), name=name))
-    for func in app.deferrables.values():
-        tasks.append(asyncio.create_task(func.replayer(**options).forever(), name=f"overcast replay {func.name}"))
-    return tasks
+    return [
+        asyncio.create_task(replayer.forever(), name=f"overcast replay {label}")
+        for label, replayer in app_replayers(app, **options).items()
+    ]
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
