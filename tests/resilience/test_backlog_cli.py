@@ -83,10 +83,10 @@ def test_list_show_redrive_purge(project: Path) -> None:
     assert cells[:4] == ["jobs", "jobs-deferred", "2", "1"] and cells[4].endswith(" s")
     assert [cell.strip() for cell in rows["send_mail"].split("│")[1:-1]][2:4] == ["0", "0"]
     shown = invoke("backlog", "show", str(project), "--name", "jobs")
-    # the first two deliveries failed; the breaker then opened and the third was parked at once
-    assert "Unavailable: the image service is down" in shown and "breaker open" in shown and "{'n': 2}" in shown
+    # the first delivery failed and opened the breaker: the next two were parked without a call
+    assert shown.count("breaker open") == 2 and "{'n': 1}" in shown and "{'n': 2}" in shown
     dead = invoke("backlog", "show", str(project), "--name", "jobs", "--dead")
-    assert "{'n': 0}" in dead and "{'n': 1}" not in dead
+    assert "{'n': 0}" in dead and "Unavailable: the image service is down" in dead and "{'n': 1}" not in dead
     assert "jobs: 1 item(s) re-driven" in invoke("backlog", "redrive", str(project), "--name", "jobs")
     listed = invoke("backlog", "list", str(project), "-n", "jobs")
     assert [c.strip() for c in listed.splitlines()[-2].split("│")[1:-1]][2:4] == ["3", "0"]

@@ -483,3 +483,47 @@ def _wait_sync(check: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def test_subscribers_depending_on_a_store_share_its_breaker_and_replay_after_a_ping(
+    tmp_path: Path, dependency: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two subscribers ``depends_on=[mail]``: once the mail store's breaker opened, neither is
+    called (both park at once); after the thaw a ``ping()`` of the store, not an item, is the probe."""
+    app = local_app(tmp_path, monkeypatch, f"deferdeps{uuid.uuid4().hex[:6]}")
+    (tmp_path / "overcast.toml").write_text(f'[targets.local]\nkv.mail = "{dependency_url(dependency)}"\n')
+    app.use_config(tmp_path / "overcast.toml")
+    signups, mail = app.topic("signups"), app.kv("mail")
+    calls: dict[str, list[str]] = {"welcome": [], "newsletter": []}
+    done: dict[str, list[str]] = {"welcome": [], "newsletter": []}
+
+    def declare(name: str) -> None:
+        @app.subscribe(signups, critical=False, depends_on=[mail], name=name)
+        async def handler(event: CloudEvent) -> None:
+            calls[name].append(event.id)
+            await mail.put(f"{name}-{event.id}", {"n": event.data["n"]})
+            done[name].append(event.id)
+
+    declare("welcome")
+    declare("newsletter")
+
+    async def run() -> None:
+        deliveries: list[Delivery] = []
+        async with DevWorkers(app, on_delivery=deliveries.append, wait=0.2):
+            freeze(dependency, True)
+            first = await signups.publish({"n": 0})
+            await wait_for(lambda: len(deliveries) == 2, 30, "both subscribers' first delivery")
+            assert calls == {"welcome": [first], "newsletter": [first]}
+            deferral = subscription_deferral(app.subscriptions[0], app.name)
+            assert any(b.state != "closed" for b in deferral.dependency_breakers()), "the store's breaker opened"
+            later = [await signups.publish({"n": n}) for n in range(1, 4)]
+            await wait_for(lambda: len(deliveries) == 8, 30, "every delivery parked")
+            assert all(d.outcome == "deferred" for d in deliveries)
+            assert calls == {"welcome": [first], "newsletter": [first]}, "not called while the store is down"
+            freeze(dependency, False)
+            await wait_for(lambda: all(len(ids) == 4 for ids in done.values()), 30, "both backlogs replayed")
+            for name in ("welcome", "newsletter"):
+                assert done[name] == [first, *later], "in the order parked"
+                assert calls[name] == [first, first, *later], "one failed call each: the probe was a ping"
+
+    asyncio.run(run())

@@ -176,6 +176,7 @@ class Replayer:
             to the dead letters.
         probe: called when the breaker is half-open, before an item is risked (a ``ping()``
             of the dependencies); without one the first item is the probe.
+        state: the state of the breakers the work depends on, combined (default: ``breaker``'s).
         visibility: seconds an item in hand stays hidden from other replayers.
     """
 
@@ -188,6 +189,7 @@ class Replayer:
         rate: float = 20.0,
         max_failures: int = 5,
         probe: Probe | None = None,
+        state: Callable[[], str] | None = None,
         visibility: float = 300.0,
         wait: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -202,6 +204,7 @@ class Replayer:
         self.batch = max(1, min(10, int(rate)))
         self.max_failures = max_failures
         self.probe = probe
+        self.state = state or (lambda: breaker.state)
         self.visibility = visibility
         self.wait = wait
         self.sleep = sleep
@@ -211,7 +214,7 @@ class Replayer:
         """Replay whenever there is work and the dependency answers, until cancelled."""
         while True:
             try:
-                if not await self.step() and self.breaker.state != CLOSED:
+                if not await self.step() and self.state() != CLOSED:
                     await self.sleep(min(self.breaker.cooldown, 0.5))
             except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
                 log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
@@ -224,7 +227,7 @@ class Replayer:
         while time.monotonic() < deadline and idle < 2:
             handled = await self.step()
             idle = 0 if handled else idle + 1
-            if not handled and self.breaker.state == OPEN:
+            if not handled and self.state() == OPEN:
                 idle = 0
                 await self.sleep(min(self.breaker.cooldown, 0.2))
         return self.backlog.stats
@@ -245,7 +248,7 @@ class Replayer:
 
     async def _healthy(self) -> bool:
         """Whether the breaker lets the next item through (a half-open one: after the probe)."""
-        state = self.breaker.state
+        state = self.state()
         if state == CLOSED:
             return True
         if state == OPEN or not self.breaker.allows():
@@ -271,15 +274,16 @@ class Replayer:
         held_since = time.monotonic()
         stats = self.backlog.stats
         while True:
+            # the breaker may have opened while the receive waited: hold the item until it lets calls through
+            if not await self._await_recovery(held_since):
+                await self.backlog.queue.nack(message)  # held too long: let it come again
+                return False
             failures = stats.failures.get(message.id, 0)
             try:
                 await self.run(message.body, failures + 1)
             except Exception as exc:
                 if counts_as_down(exc):
                     self.breaker.failed(exc)
-                    if not await self._await_recovery(held_since):
-                        await self.backlog.queue.nack(message)  # held too long: let it come again
-                        return False
                     continue
                 stats.replay_failures += 1
                 stats.failures[message.id] = failures = failures + 1
@@ -308,8 +312,8 @@ class Replayer:
             self.breaker.succeeded()
 
     async def _await_recovery(self, held_since: float) -> bool:
-        """Wait, item in hand, until the breaker lets a probe through; False once the item
-        was held for most of its visibility timeout."""
+        """Wait, item in hand, until the breaker lets calls (or a probe) through; False once
+        the item was held for most of its visibility timeout."""
         while time.monotonic() - held_since < self.visibility * 0.8:
             if await self._healthy():
                 return True

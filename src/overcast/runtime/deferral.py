@@ -23,9 +23,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, Unavailable
 from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Replayer
-from ..resilience.breaker import OPEN, Breaker, breaker_named, counts_as_down
+from ..resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, breaker_for, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
 from .cloudevent import CloudEvent
@@ -77,15 +77,29 @@ def open_backlog(app: Any, name: str) -> Queue:
 
 
 class Deferral:
-    """The deferral state of one non-critical target in this process: its breaker and,
-    opened on first use, its backlog."""
+    """The deferral state of one non-critical target in this process: its breaker, the
+    breakers of the resources it depends on, and (opened on first use) its backlog.
 
-    def __init__(self, app: Any, label: str, name: str, *, threshold: int = 2, cooldown: float = 1.0) -> None:
+    Its own breaker opens at the first failure (``threshold=1``): the work was parked, so
+    nothing is gained by calling again before the ``cooldown``."""
+
+    def __init__(
+        self,
+        app: Any,
+        label: str,
+        name: str,
+        *,
+        depends_on: tuple[Any, ...] = (),
+        threshold: int = 1,
+        cooldown: float = 1.0,
+    ) -> None:
         self.app = app
         self.label = label
         self.name = name
+        self.depends_on = depends_on
         self.breaker: Breaker = breaker_named(f"deferred:{app.name}/{label}", threshold=threshold, cooldown=cooldown)
         self._backlog: Backlog | None = None
+        self._needs: list[Breaker] | None = None
 
     @property
     def backlog(self) -> Backlog:
@@ -94,15 +108,60 @@ class Deferral:
             found = self._backlog = Backlog(open_backlog(self.app, self.name), self.label)
         return found
 
+    def dependency_breakers(self) -> list[Breaker]:
+        """The breakers of ``depends_on`` (one per store URL, shared with every other user of it)."""
+        found = self._needs
+        if found is None:
+            found = self._needs = [breaker_for(handle.resolved_url()) for handle in self.depends_on]
+        return found
+
     def open(self) -> bool:
-        """Whether the breaker is open (calls would fail: park at once)."""
-        return self.breaker.opened_at is not None and self.breaker.state == OPEN
+        """Whether its breaker, or that of a resource it depends on, is open: park at once."""
+        own = self.breaker
+        if own.opened_at is not None and own.state == OPEN:
+            return True
+        return bool(self.depends_on) and any(
+            b.opened_at is not None and b.state == OPEN for b in self.dependency_breakers()
+        )
+
+    def state(self) -> str:
+        """Its breaker's and its dependencies' states combined: open if one is, else half-open
+        if one is (time for a probe), else closed."""
+        states = {self.breaker.state, *(breaker.state for breaker in self.dependency_breakers())}
+        return OPEN if OPEN in states else HALF_OPEN if HALF_OPEN in states else CLOSED
+
+    def failed(self, exc: BaseException) -> None:
+        """The work failed with its dependency down: count it, and against the resource it names."""
+        self.breaker.failed(exc)
+        named = getattr(exc, "resource", None)
+        for handle, breaker in zip(self.depends_on, self.dependency_breakers(), strict=True):
+            if named is not None and named == handle.resource_name:
+                breaker.failed(exc)
 
     def succeeded(self) -> None:
         """A call succeeded; touches the breaker's lock only if it had seen failures."""
         breaker = self.breaker
         if breaker.failures or breaker.opened_at is not None:
             breaker.succeeded()
+
+    async def probe(self) -> None:
+        """``ping()`` every resource it depends on, feeding their breakers; raises if one is down."""
+        for handle, breaker in zip(self.depends_on, self.dependency_breakers(), strict=True):
+            if not breaker.allows():  # open, or another caller is probing it now
+                raise Unavailable(f"{self.label}: {handle.resource_name} is down (its breaker is open)")
+            try:
+                await handle.ping()
+            except Exception as exc:
+                breaker.failed(exc)
+                raise
+            breaker.succeeded()
+
+    def replayer(self, run: Any, **options: Any) -> Replayer:
+        """A replayer of this backlog through ``run``, probing with ``ping()`` when it has dependencies."""
+        if self.depends_on:
+            options.setdefault("probe", self.probe)
+            options.setdefault("state", self.state)
+        return Replayer(self.backlog, run, breaker=self.breaker, **options)
 
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str | None:
         """Park ``work``; the backlog item's id, or None (logged) when it could not be parked."""
@@ -126,7 +185,7 @@ def subscription_deferral(subscription: Subscription, app: str) -> Deferral:
     topic = source.kind == "topic"
     label = f"{source.resource_name}/{subscription.name}" if topic else source.resource_name
     name = backlog_name(source.resource_name, subscription.name if topic else None)
-    deferral = Deferral(source.app, label, name)
+    deferral = Deferral(source.app, label, name, depends_on=tuple(getattr(subscription, "depends_on", ())))
     _deferrals[key] = (subscription, deferral)
     return deferral
 
@@ -178,7 +237,7 @@ def subscription_replayer(subscription: Subscription, *, app: str, **options: An
         event = event_from_work(body["work"], original=body, replay=replay)
         await call_handler(subscription.handler, event)
 
-    return Replayer(deferral.backlog, run, breaker=deferral.breaker, **options)
+    return deferral.replayer(run, **options)
 
 
 def app_backlogs(app: Any) -> dict[str, Backlog]:
@@ -260,7 +319,7 @@ class Deferrable:
     is open) the call is recorded in the backlog and a :class:`Receipt` returned at once.
     """
 
-    def __init__(self, app: Any, name: str, func: Callable[..., Any]) -> None:
+    def __init__(self, app: Any, name: str, func: Callable[..., Any], *, depends_on: tuple[Any, ...] = ()) -> None:
         self.app = app
         self.name = name
         self.func = func
@@ -268,7 +327,7 @@ class Deferrable:
         kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self._positional = [p.name for p in self.signature.parameters.values() if p.kind in kinds]
         self._is_async = inspect.iscoroutinefunction(func)
-        self.deferral = Deferral(app, name, backlog_name(name))
+        self.deferral = Deferral(app, name, backlog_name(name), depends_on=depends_on)
         self.__name__ = name
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
@@ -315,7 +374,7 @@ class Deferrable:
         except Exception as exc:
             if not counts_as_down(exc):
                 raise
-            deferral.breaker.failed(exc)
+            deferral.failed(exc)
             receipt = await self._record(self.arguments(args, kwargs), exc)
             if receipt is None:
                 raise
@@ -347,7 +406,7 @@ class Deferrable:
                 raise InvalidArgument(f"{self.name}: backlog item of kind {body.get('kind')!r} is not a call")
             await self._run(dict(body["work"]["arguments"]))
 
-        return Replayer(self.deferral.backlog, run, breaker=self.deferral.breaker, **options)
+        return self.deferral.replayer(run, **options)
 
     def __repr__(self) -> str:
         return f"<overcast deferrable {self.name!r}>"

@@ -242,7 +242,7 @@ async def _deferred(
     not be parked (the delivery then fails as any other, and the platform brings it again)."""
     assert deferral is not None
     if exc is not None:
-        deferral.breaker.failed(exc)
+        deferral.failed(exc)
     item = await deferral.park("event", event_work(event, message), exc)
     if item is None:
         return None
@@ -377,7 +377,7 @@ async def _park_routed(
     if not (deferral.open() if exc is None else counts_as_down(exc)):
         return None
     if exc is not None:
-        deferral.breaker.failed(exc)
+        deferral.failed(exc)
     item = await deferral.park("event", event_work(event), exc)
     if item is None:
         return None
