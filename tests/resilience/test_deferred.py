@@ -9,10 +9,12 @@ PostgreSQL, each a real server (or file) that stays up throughout.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -527,3 +529,92 @@ def test_subscribers_depending_on_a_store_share_its_breaker_and_replay_after_a_p
                 assert calls[name] == [first, first, *later], "one failed call each: the probe was a ping"
 
     asyncio.run(run())
+
+
+# -- Azure Functions' queue trigger (backlog on Azurite) and Cloud Run's push (Pub/Sub) --------
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "providers" / "azure"))  # azf_support: the worker's converters
+
+
+def declare_jobs(app: overcast.App, completed: list[CloudEvent]) -> None:
+    jobs, mail = app.queue("jobs"), app.kv("mail")
+
+    @app.subscribe(jobs, critical=False, depends_on=[mail])
+    async def work(event: CloudEvent) -> None:
+        await mail.put(event.id, event.data)
+        completed.append(event)
+
+
+def replay_all(app: overcast.App, expected: int) -> None:
+    stats = asyncio.run(drain_backlogs(app, timeout=60))["jobs"]
+    assert stats.replayed == expected and stats.dead_lettered == 0
+
+
+def test_azure_queue_trigger_parks_on_an_azurite_backlog(
+    tmp_path: Path,
+    dependency: Server,
+    azurite: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from azf_support import Context, Worker, queue_message
+
+    from overcast.providers.azure import function_app
+
+    name = f"defaz{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.azure]\ndefaults.queue = "azqueue://{{app}}-{{name}}"\nkv.mail = "{dependency_url(dependency)}"\n'
+    )
+    app = overcast.App(name, config=tmp_path / "overcast.toml")
+    completed: list[CloudEvent] = []
+    declare_jobs(app, completed)
+    worker = Worker(function_app(app))
+    try:
+        freeze(dependency, True)
+        for n in range(3):  # the trigger returns: the host deletes the message, its dequeue count unspent
+            worker.call("queue_jobs", queue_message(json.dumps({"n": n}), id=f"m-{n}"), Context("queue_jobs"))
+        assert completed == []
+        freeze(dependency, False)
+        replay_all(app, 3)
+    finally:
+        worker.close()
+    assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
+    assert all(e.data == {"n": int(e.id[2:])} and e.extensions["replay"] == 1 for e in completed)
+
+
+def test_cloud_run_push_parks_on_a_pubsub_backlog(
+    tmp_path: Path,
+    dependency: Server,
+    pubsub_emulator: Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asgi_support import call
+    from overcast.providers.gcp import cloud_run_app
+
+    name = f"defgcp{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("OVERCAST_TARGET", "gcp")
+    monkeypatch.delenv("OVERCAST_GCP_PUSH_AUDIENCE", raising=False)
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.gcp]\nqueue.jobs = "pubsub://{name}-jobs"\ndefaults.queue = "pubsub://{{app}}-{{name}}"\n'
+        f'kv.mail = "{dependency_url(dependency)}"\n'
+    )
+    app = overcast.App(name, config=tmp_path / "overcast.toml")
+    completed: list[CloudEvent] = []
+    declare_jobs(app, completed)
+    asyncio.run(app.provision())
+    asgi = cloud_run_app(app)
+    project = os.environ["GOOGLE_CLOUD_PROJECT"]
+
+    def push(n: int) -> int:
+        message = {"data": base64.b64encode(json.dumps({"n": n}).encode()).decode(), "messageId": f"m-{n}"}
+        body: dict[str, Any] = {"message": message, "subscription": f"projects/{project}/subscriptions/{name}-jobs-sub"}
+        body["deliveryAttempt"] = 1
+        headers = {"content-type": "application/json"}
+        return int(call(asgi, "POST", "/_overcast/pubsub/jobs", json.dumps(body).encode(), headers)[0])
+
+    freeze(dependency, True)
+    assert [push(n) for n in range(3)] == [204, 204, 204], "acknowledged: Pub/Sub does not push them again"
+    assert completed == []
+    freeze(dependency, False)
+    replay_all(app, 3)
+    assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]

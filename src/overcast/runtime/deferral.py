@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgument, Unavailable
+from ..errors import ConfigError, InvalidArgument, Unavailable
 from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Replayer
 from ..resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, breaker_for, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
@@ -70,10 +70,16 @@ def open_backlog(app: Any, name: str) -> Queue:
     from ..resources.registry import open_resource
 
     url = app.url_for("queue", name)
-    if url.option("max_attempts") is None:
-        url = replace(url, options={**url.options, "max_attempts": str(QUEUE_MAX_ATTEMPTS)})
-    queue: Queue = telemetry.timed(open_resource("queue", url, name=name))
-    return queue
+    if url.option("max_attempts") is not None:
+        return telemetry.timed(open_resource("queue", url, name=name))  # type: ignore[no-any-return]
+    # the most deliveries the provider takes, else 0 where that means "never" (Pub/Sub, Azure)
+    for limit in (str(QUEUE_MAX_ATTEMPTS), "0"):
+        try:
+            queue = open_resource("queue", replace(url, options={**url.options, "max_attempts": limit}), name=name)
+        except ConfigError:
+            continue
+        return telemetry.timed(queue)  # type: ignore[no-any-return]
+    return telemetry.timed(open_resource("queue", url, name=name))  # type: ignore[no-any-return]
 
 
 class Deferral:
