@@ -618,3 +618,28 @@ def test_cloud_run_push_parks_on_a_pubsub_backlog(
     freeze(dependency, False)
     replay_all(app, 3)
     assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
+
+
+# -- the users example: the welcome is parked while its bucket is down ---------------------------
+
+
+def test_users_example_parks_the_welcome_while_its_bucket_is_down(moto_server: Server) -> None:
+    """examples/users with its bucket on S3 (moto) behind the chaos tests' TCP proxy: refused,
+    the signup is still answered 201 and the welcome parked; passed again, it is written.
+    (In a process of its own: see users_outage.py.)"""
+    import subprocess
+
+    env = {**os.environ, "AWS_MAX_ATTEMPTS": "1", "OVERCAST_TARGET": "local", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("users_outage.py"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "signup 201",  # the critical path is unaffected
+        "outcomes deferred",  # parked, the delivery acknowledged
+        "welcome Welcome, Ada Lovelace! Your account ada is ready.",  # written once the bucket answered
+    ]
