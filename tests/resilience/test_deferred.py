@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import overcast
+from metrics_support import total
 from overcast.errors import InvalidArgument, Unavailable
 from overcast.providers.local.devserver import DevWorkers
 from overcast.resilience.breaker import breakers
@@ -41,6 +42,7 @@ from servers.redis import start_redis
 
 EVENTS_BEFORE, EVENTS_DURING, EVENTS_AFTER = 5, 20, 5
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "aws"
+COUNTED = ("parked", "replay_failures", "dead_letters", "replayed")
 
 
 @pytest.fixture
@@ -216,7 +218,7 @@ def test_critical_handlers_and_other_errors_keep_their_retries(tmp_path: Path, m
 
 
 def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings_it_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any
 ) -> None:
     app = local_app(tmp_path, monkeypatch, "deferbad")
     jobs = app.queue("jobs")
@@ -257,6 +259,8 @@ def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings
         assert state["done"] == [message_id]
 
     asyncio.run(run())
+    counted = {name: total(metric_reader, f"overcast.deferred.{name}", backlog="jobs") for name in COUNTED}
+    assert counted == {"parked": 1, "replay_failures": 3, "dead_letters": 1, "replayed": 1}
 
 
 async def _no_wait(seconds: float) -> None:

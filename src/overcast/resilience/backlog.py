@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import NotFound, NotSupported, OvercastError
 from ..resources.queue import Message, Queue
 from ..resources.records import field, record
+from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
 
 __all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "envelope"]
@@ -99,6 +100,7 @@ class Backlog:
                 self._created = True
                 item = await self.queue.send(body)
         self.stats.parked += 1
+        count("deferred.parked", backlog=self.target)
         return item
 
     def _lock(self) -> asyncio.Lock:
@@ -114,6 +116,7 @@ class Backlog:
         await self.queue.dead_letters().send(message.body, attributes=message.attributes or None)
         await self.queue.ack(message)
         self.stats.dead_lettered += 1
+        count("deferred.dead_letters", backlog=self.target)
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Put dead letters back at the end of the backlog; how many moved."""
@@ -286,6 +289,7 @@ class Replayer:
                     self.breaker.failed(exc)
                     continue
                 stats.replay_failures += 1
+                count("deferred.replay_failures", backlog=self.backlog.target)
                 stats.failures[message.id] = failures = failures + 1
                 log.warning(
                     "%s: replay of %s failed (%d/%d): %r",
@@ -304,6 +308,7 @@ class Replayer:
             self._succeeded()
             await self.backlog.queue.ack(message)
             stats.replayed += 1
+            count("deferred.replayed", backlog=self.backlog.target)
             stats.failures.pop(message.id, None)
             return True
 
