@@ -241,9 +241,10 @@ class Replayer:
             return False
         queue = self.backlog.queue
         got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
+        received = time.monotonic()
         for index, message in enumerate(got):
             await self._pace()
-            if not await self._settle(message):  # held too long: it and those behind it come again
+            if not await self._settle(message, received):  # held too long: it and those behind it come again
                 for later in got[index + 1 :]:
                     await queue.nack(later)
                 break
@@ -272,9 +273,8 @@ class Replayer:
             await self.sleep(self._next_at - now)
         self._next_at = max(now, self._next_at) + self.interval
 
-    async def _settle(self, message: Message) -> bool:
+    async def _settle(self, message: Message, held_since: float) -> bool:
         """Run one item until it succeeds or is dead-lettered (True), or must be given back (False)."""
-        held_since = time.monotonic()
         stats = self.backlog.stats
         while True:
             # the breaker may have opened while the receive waited: hold the item until it lets calls through
