@@ -178,15 +178,16 @@ class Deferral:
             return None
 
 
-_deferrals: dict[tuple[str, int], tuple[Any, Deferral]] = {}
+_deferrals: dict[int, tuple[Any, Deferral]] = {}
 
 
 def subscription_deferral(subscription: Subscription, app: str) -> Deferral:
-    """The process's deferral state of a non-critical subscription (made on first use)."""
-    key = (app, id(subscription))
-    found = _deferrals.get(key)
+    """The process's deferral state of a non-critical subscription of app ``app`` (made on
+    first use; a subscription belongs to one app, so it is found by identity alone)."""
+    found = _deferrals.get(id(subscription))
     if found is not None and found[0] is subscription:
         return found[1]
+    key = id(subscription)
     source = subscription.source
     topic = source.kind == "topic"
     label = f"{source.resource_name}/{subscription.name}" if topic else source.resource_name
