@@ -194,26 +194,37 @@ def test_critical_handlers_and_other_errors_keep_their_retries(tmp_path: Path, m
     declare("down", False, Unavailable("mail server down"))
     declare("slow", False, TimeoutError())
 
+    deliveries: list[Delivery] = []
+
     async def run() -> dict[str, set[str]]:
         outcomes: dict[str, set[str]] = {}
+
+        def record(d: Delivery) -> None:
+            deliveries.append(d)
+            outcomes.setdefault(d.resource, set()).add(d.outcome)
+
         workers = DevWorkers(
             app,
-            on_delivery=lambda d: outcomes.setdefault(d.resource, set()).add(d.outcome),
+            on_delivery=record,
             wait=0.1,
             retry_delay=lambda attempt: 0.05,
+            visibility_timeout=0.3,  # a delivery left unacknowledged would come again at once
         )
         async with workers:
             for name in ("crit", "bug", "down", "slow"):
                 await app.resources[name].send({"n": 1})
             await wait_for(lambda: {"crit", "bug", "down", "slow"} <= set(outcomes), 20, "every queue delivered")
-            await asyncio.sleep(0.5)
+            await wait_for(lambda: seen["crit"] > 1 and seen["bug"] > 1, 20, "the failed ones delivered again")
+            await asyncio.sleep(0.8)  # past the visibility timeout: an unacknowledged one would be back
         return outcomes
 
     outcomes = asyncio.run(run())
+    # parked and acknowledged: the queue never delivered them again (replays are not deliveries)
+    assert [d.resource for d in deliveries].count("down") == 1
+    assert [d.resource for d in deliveries].count("slow") == 1
     assert outcomes["crit"] >= {"retry"} and "deferred" not in outcomes["crit"]
     assert outcomes["bug"] >= {"retry"} and "deferred" not in outcomes["bug"]
     assert outcomes["down"] == {"deferred"} and outcomes["slow"] == {"deferred"}
-    assert seen["crit"] > 1 and seen["bug"] > 1  # delivered again by the queue
     assert (tmp_path / ".overcast" / "queues" / f"{backlog_name('down')}.db").exists()
 
 
