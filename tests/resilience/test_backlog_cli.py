@@ -95,3 +95,27 @@ def test_list_show_redrive_purge(project: Path) -> None:
     assert refused.exit_code == 1 and "--yes" in refused.output
     unknown = runner.invoke(cli, ["backlog", "list", str(project), "-n", "nope"], env={"COLUMNS": "250"})
     assert unknown.exit_code == 1 and "no backlog 'nope'" in unknown.output and "send_mail" in unknown.output
+
+
+def test_backlog_names_are_declared_without_opening_anything(project: Path) -> None:
+    from overcast.runtime.deferral import backlog_names
+
+    app = load_app(str(project))
+    assert backlog_names(app) == {
+        "jobs": "jobs-deferred",
+        "signups/send_welcome": "signups-send_welcome-deferred",
+        "send_mail": "send_mail-deferred",
+    }
+    assert set(backlog_names(app)) == set(app_backlogs(app))
+    assert {label: b.queue.name for label, b in app_backlogs(app).items()} == backlog_names(app)
+
+
+def test_long_backlog_names_are_shortened_with_a_hash() -> None:
+    from overcast.config import check_resource_name
+    from overcast.runtime.deferral import backlog_name
+
+    long_topic, other = "t" * 60, "t" * 59 + "u"
+    name = backlog_name(long_topic, "send_welcome")
+    assert len(name) == 63 and name.endswith("-deferred") and check_resource_name("queue", name) == name
+    assert name == backlog_name(long_topic, "send_welcome") != backlog_name(other, "send_welcome")
+    assert backlog_name("jobs") == "jobs-deferred"

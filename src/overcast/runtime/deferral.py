@@ -39,6 +39,7 @@ __all__ = [
     "Receipt",
     "app_backlogs",
     "app_replayers",
+    "backlog_names",
     "drain_backlogs",
     "backlog_name",
     "event_from_work",
@@ -245,6 +246,20 @@ def subscription_replayer(subscription: Subscription, *, app: str, **options: An
         await call_handler(subscription.handler, event)
 
     return deferral.replayer(run, **options)
+
+
+def backlog_names(app: Any) -> dict[str, str]:
+    """The backlog queue each non-critical subscription and deferrable function of ``app``
+    parks in, by what it serves, without opening anything: what a deployment plan declares."""
+    found: dict[str, str] = {}
+    for sub in app.subscriptions:
+        if not sub.critical:
+            topic = sub.source.kind == "topic"
+            label = f"{sub.source.resource_name}/{sub.name}" if topic else sub.source.resource_name
+            found[label] = backlog_name(sub.source.resource_name, sub.name if topic else None)
+    for name in app.deferrables:
+        found[name] = backlog_name(name)
+    return found
 
 
 def app_backlogs(app: Any) -> dict[str, Backlog]:
