@@ -157,6 +157,7 @@ async def _outage(app: overcast.App, topic: Any, dep: Server, recorder: Recorder
         total = EVENTS_BEFORE + EVENTS_DURING + EVENTS_AFTER
         published += [await topic.publish({"n": n}) for n in range(EVENTS_BEFORE + EVENTS_DURING, total)]
         await wait_for(lambda: len(recorder.completed) >= total, 60, "the backlog replayed")
+        await wait_for(lambda: backlog.stats.replayed >= len(deferred()), 30, "every replay acknowledged")
         await asyncio.sleep(0.5)  # anything handled twice would show now
         assert backlog.stats.dead_lettered == 0
         assert not await backlog.queue.dead_letters().receive(max_messages=10)
