@@ -185,22 +185,19 @@ async def deliver(
         event = replace(event, original=original)
     label = f"{resource}/{subscription.name}" if kind == "topic" else resource
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
+    if not subscription.critical:  # its dependency being down parks the delivery instead
+        deferral = subscription_deferral(subscription, app)
+        return await _deliver_non_critical(deferral, subscription, queue, message, event, label, limit, retry_delay)
     started = time.perf_counter()
-    deferral = None if subscription.critical else subscription_deferral(subscription, app)
-    if (parked := await _park_if_open(deferral, subscription.name, queue, message, event, started)) is not None:
-        return parked
     try:
-        await _call_subscriber(subscription, label, message, event)
+        if telemetry_runtime.active():
+            await _traced(subscription.name, label, message, event, subscription.handler)
+        else:
+            await call_handler(subscription.handler, event)
     except Exception as exc:
-        down = deferral is not None and counts_as_down(exc)
-        parked = await _deferred(deferral, subscription.name, queue, message, event, exc, started) if down else None
-        if parked is not None:
-            return parked
         duration = time.perf_counter() - started
         return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
     duration = time.perf_counter() - started
-    if deferral is not None:
-        deferral.succeeded()
     await queue.ack(message)
     log.info(
         "%s: %s handled message %s (attempt %d) in %.3fs",
@@ -213,24 +210,51 @@ async def deliver(
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
 
 
-async def _call_subscriber(subscription: Subscription, label: str, message: Message, event: CloudEvent) -> None:
-    if telemetry_runtime.active():
-        await _traced(subscription.name, label, message, event, subscription.handler)
-    else:
-        await call_handler(subscription.handler, event)
-
-
-async def _park_if_open(
-    deferral: Deferral | None, handler: str, queue: Queue, message: Message, event: CloudEvent, started: float
-) -> Delivery | None:
-    """Park a non-critical delivery without calling its handler while its breaker is open."""
-    if deferral is None or not deferral.open():
-        return None
-    return await _deferred(deferral, handler, queue, message, event, None, started)
+async def _deliver_non_critical(
+    deferral: Deferral,
+    subscription: Subscription,
+    queue: Queue,
+    message: Message,
+    event: CloudEvent,
+    label: str,
+    limit: int,
+    retry_delay: Callable[[int], float],
+) -> Delivery:
+    """:func:`deliver` for a ``critical=False`` subscriber: parked without a call while its
+    breaker is open, parked when the handler finds its dependency down, else as any other."""
+    started = time.perf_counter()
+    if deferral.open() and (
+        parked := await _deferred(deferral, subscription.name, queue, message, event, None, started)
+    ):
+        return parked
+    try:
+        if telemetry_runtime.active():
+            await _traced(subscription.name, label, message, event, subscription.handler)
+        else:
+            await call_handler(subscription.handler, event)
+    except Exception as exc:
+        if counts_as_down(exc) and (
+            parked := await _deferred(deferral, subscription.name, queue, message, event, exc, started)
+        ):
+            return parked
+        duration = time.perf_counter() - started
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
+    duration = time.perf_counter() - started
+    deferral.succeeded()
+    await queue.ack(message)
+    log.info(
+        "%s: %s handled message %s (attempt %d) in %.3fs",
+        label,
+        subscription.name,
+        message.id,
+        message.attempts,
+        duration,
+    )
+    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration)
 
 
 async def _deferred(
-    deferral: Deferral | None,
+    deferral: Deferral,
     handler: str,
     queue: Queue,
     message: Message,
@@ -240,7 +264,6 @@ async def _deferred(
 ) -> Delivery | None:
     """Park a non-critical delivery whose dependency is down and ack it; None when it could
     not be parked (the delivery then fails as any other, and the platform brings it again)."""
-    assert deferral is not None
     if exc is not None:
         deferral.failed(exc)
     item = await deferral.park("event", event_work(event, message), exc)
