@@ -119,3 +119,19 @@ def test_long_backlog_names_are_shortened_with_a_hash() -> None:
     assert len(name) == 63 and name.endswith("-deferred") and check_resource_name("queue", name) == name
     assert name == backlog_name(long_topic, "send_welcome") != backlog_name(other, "send_welcome")
     assert backlog_name("jobs") == "jobs-deferred"
+
+
+def test_the_dev_server_prints_a_deferred_delivery_with_its_cause() -> None:
+    from rich.console import Console
+
+    from overcast.errors import Unavailable
+    from overcast.providers.local.devserver import print_delivery
+    from overcast.runtime.dispatch import Delivery
+
+    console = Console(record=True, width=200)
+    show = print_delivery(console)
+    show(Delivery("signups/send_welcome", "send_welcome", "m-1", 1, "deferred", 0.01, cause=Unavailable("bucket down")))
+    show(Delivery("signups/send_welcome", "send_welcome", "m-2", 1, "deferred", 0.0))
+    text = console.export_text()
+    assert "deferred" in text and "(Unavailable: bucket down; parked until it answers again)" in text
+    assert "(breaker open; parked until it answers again)" in text
