@@ -26,6 +26,7 @@ RATIO = re.compile(r"\s(\d+\.\d\d)x\s")
         "handle_overhead.py",
         "console_overhead.py",
         "replication.py",
+        "deferred.py",
     ],
 )
 def test_ratio_benchmark_reports_every_row(script: str) -> None:

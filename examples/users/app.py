@@ -56,7 +56,9 @@ async def get_user(user_id: str) -> User:
     return User(**cached)
 
 
-@app.subscribe(signups, critical=False)
+# Not critical: while the bucket is down, signups are parked in the backlog
+# signups-send_welcome-deferred and replayed when it answers again (docs/resilience.md).
+@app.subscribe(signups, critical=False, depends_on=[welcome])
 async def send_welcome(event: overcast.CloudEvent) -> None:
     user = event.data
     text = f"Welcome, {user['name']}! Your account {user['id']} is ready.\n"

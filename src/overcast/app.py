@@ -46,6 +46,8 @@ class Subscription:
     handler: Handler
     critical: bool = True
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: resources a non-critical handler needs: their breakers open, it is not called
+    depends_on: tuple[Any, ...] = ()
 
 
 @record(frozen=True)
@@ -94,6 +96,7 @@ class App:
         self.subscriptions: list[Subscription] = []
         self.schedules: list[ScheduledJob] = []
         self.events: list[EventRoute] = []
+        self.deferrables: dict[str, Any] = {}
         self.http_app: Any = None
         self._asgi: Any = None
         self._observed_asgi: Any = None
@@ -212,6 +215,7 @@ class App:
         critical: bool = True,
         name: str | None = None,
         max_attempts: int | None = None,
+        depends_on: tuple[Any, ...] | list[Any] = (),
     ) -> Callable[[F], F]:
         """Run the decorated function for each message on ``source`` (a queue or topic handle).
 
@@ -219,7 +223,9 @@ class App:
         message come back later; after ``max_attempts`` deliveries (default 5) it goes
         to the dead-letter queue. On a topic the limit is the subscription's; on a
         queue it becomes the queue's ``max_attempts`` option, so a queue URL that sets
-        another value is an error.
+        another value is an error. ``critical=False`` parks deliveries while the handler's
+        dependency is down (see ``docs/resilience.md``); ``depends_on`` names the resources
+        it needs, whose breakers it shares and which are pinged before a replay.
         """
         if not isinstance(source, (QueueHandle, TopicHandle)) or source.app is not self:
             raise ConfigError(f"{self.name}: subscribe() takes a queue or topic declared on this app, got {source!r}")
@@ -240,7 +246,8 @@ class App:
             limit = max_attempts if max_attempts is not None else DEFAULT_MAX_ATTEMPTS
             if isinstance(source, QueueHandle) and max_attempts is not None:
                 source.consumer_max_attempts = max_attempts
-            self.subscriptions.append(Subscription(sub_name, source, func, critical, limit))
+            needs = self._dependencies(depends_on)
+            self.subscriptions.append(Subscription(sub_name, source, func, critical, limit, needs))
             return func
 
         return decorate
@@ -291,6 +298,37 @@ class App:
             return func
 
         return decorate
+
+    def _dependencies(self, depends_on: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
+        for handle in depends_on:
+            if getattr(handle, "app", None) is not self or not hasattr(handle, "ping"):
+                raise ConfigError(f"{self.name}: depends_on takes resources declared on this app, got {handle!r}")
+        return tuple(depends_on)
+
+    def deferrable(
+        self, func: Callable[..., Any] | None = None, *, name: str | None = None, depends_on: tuple[Any, ...] = ()
+    ) -> Any:
+        """Declare a non-critical function of JSON arguments (``@app.deferrable``).
+
+        Awaiting a call runs it now and returns its result while its dependency answers;
+        while it does not (the function raised ``Unavailable``, ``Throttled`` or a timeout,
+        or its breaker is open) the call is recorded in the backlog ``NAME-deferred`` and a
+        :class:`~overcast.runtime.deferral.Receipt` is returned at once; ``overcast dev`` /
+        ``run`` replay it later. Arguments that are not JSON-serializable are refused.
+        """
+
+        def decorate(target: Callable[..., Any]) -> Any:
+            from .runtime.deferral import Deferrable
+
+            fn_name = name or target.__name__
+            check_resource_name("deferrable", fn_name)
+            if fn_name in self.deferrables:
+                raise ConfigError(f"{self.name}: two deferrable functions are named {fn_name!r}")
+            needs = self._dependencies(depends_on)
+            found = self.deferrables[fn_name] = Deferrable(self, fn_name, target, depends_on=needs)
+            return found
+
+        return decorate if func is None else decorate(func)
 
     # -- operations -------------------------------------------------------------------
 

@@ -948,3 +948,130 @@ def destroy(app: AppArg = None, target: TargetOpt = None, auto_approve: AutoAppr
 def main() -> None:
     """Entry point of the ``overcast`` console script."""
     cli()
+
+
+# -- backlog -----------------------------------------------------------------------------
+
+backlog_cli = typer.Typer(
+    help="The backlogs of non-critical subscribers and deferrable functions: depth, items, re-drive, purge.",
+    no_args_is_help=True,
+)
+cli.add_typer(backlog_cli, name="backlog")
+
+BacklogOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Only this backlog (as `list` names it: topic/subscription, queue, function)."),
+]
+DeadOpt = Annotated[bool, typer.Option("--dead", help="The dead letters instead of the backlog itself.")]
+
+
+def _backlogs(app_spec: str | None, only: str | None, command: str) -> tuple[App, dict[str, Any]]:
+    from .runtime.deferral import app_backlogs
+
+    loaded = _load(app_spec, f"backlog {command}")
+    found = app_backlogs(loaded)
+    if only is not None:
+        if only not in found:
+            known = ", ".join(sorted(found)) or "none: the app has no critical=False subscriber or deferrable function"
+            raise ConfigError(f"{loaded.name}: no backlog {only!r}; backlogs: {known}")
+        found = {only: found[only]}
+    return loaded, found
+
+
+@backlog_cli.command("list")
+@_friendly
+def backlog_list(app: AppArg = None, target: TargetOpt = None, name: BacklogOpt = None) -> None:
+    """Each backlog: its queue, items waiting, dead letters, and the age of the oldest item."""
+    with _target(target):
+        loaded, found = _backlogs(app, name, "list")
+        rows = asyncio.run(_backlog_rows(found))
+        loaded.reset()
+    table = Table(title=f"backlogs of [bold]{escape(loaded.name)}[/]", title_justify="left")
+    for column in ("for", "queue", "waiting", "dead letters", "oldest"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    _out().print(table)
+
+
+async def _backlog_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for label, backlog in found.items():
+        waiting, dead = await backlog.depth(), await backlog.depth(dead=True)
+        oldest = await backlog.peek(1)
+        age = f"{time_since(oldest[0].body.get('parked_at')):.0f} s" if oldest else "-"
+        rows.append((label, backlog.queue.name, _count(waiting), _count(dead), age))
+    return rows
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def time_since(stamp: Any) -> float:
+    return max(0.0, datetime.now(UTC).timestamp() - float(stamp)) if isinstance(stamp, (int, float)) else 0.0
+
+
+@backlog_cli.command("show")
+@_friendly
+def backlog_show(
+    app: AppArg = None,
+    target: TargetOpt = None,
+    name: BacklogOpt = None,
+    dead: DeadOpt = False,
+    limit: Annotated[int, typer.Option(help="Items to show per backlog.")] = 10,
+) -> None:
+    """The oldest items of each backlog (what was parked, when and why)."""
+    with _target(target):
+        loaded, found = _backlogs(app, name, "show")
+        shown = {label: asyncio.run(backlog.peek(limit, dead=dead)) for label, backlog in found.items()}
+        loaded.reset()
+    for label, items in shown.items():
+        table = Table(title=f"{escape(label)}{' (dead letters)' if dead else ''}", title_justify="left")
+        for column in ("item", "id", "age", "why", "what"):
+            table.add_column(column, overflow="fold")
+        for item in items:
+            body = item.body if isinstance(item.body, dict) else {}
+            work = body.get("work", {})
+            what = work.get("event", {}).get("data") if body.get("kind") == "event" else work.get("arguments")
+            event_id = work.get("event", {}).get("id", "") if body.get("kind") == "event" else ""
+            age = f"{time_since(body.get('parked_at')):.0f} s"
+            table.add_row(
+                escape(item.id),
+                escape(str(event_id)),
+                age,
+                escape(str(body.get("reason", ""))),
+                escape(str(what)[:200]),
+            )
+        _out().print(table)
+
+
+@backlog_cli.command("redrive")
+@_friendly
+def backlog_redrive(app: AppArg = None, target: TargetOpt = None, name: BacklogOpt = None) -> None:
+    """Move dead letters back into their backlog, to be replayed again."""
+    with _target(target):
+        loaded, found = _backlogs(app, name, "redrive")
+        moved = {label: asyncio.run(backlog.redrive()) for label, backlog in found.items()}
+        loaded.reset()
+    for label, count in moved.items():
+        _out().print(f"{escape(label)}: {count} item(s) re-driven")
+
+
+@backlog_cli.command("purge")
+@_friendly
+def backlog_purge(
+    app: AppArg = None,
+    target: TargetOpt = None,
+    name: Annotated[str, typer.Option("--name", "-n", help="The backlog to empty (as `list` names it).")] = "",
+    dead: DeadOpt = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete the items.")] = False,
+) -> None:
+    """Delete every item of one backlog (or of its dead letters with --dead)."""
+    if not name or not yes:
+        raise ConfigError("purge deletes parked work for good: name the backlog with --name and confirm with --yes")
+    with _target(target):
+        loaded, found = _backlogs(app, name, "purge")
+        removed = asyncio.run(found[name].purge(dead=dead))
+        loaded.reset()
+    _out().print(f"{escape(name)}: {removed} item(s) deleted{' from the dead letters' if dead else ''}")

@@ -112,3 +112,13 @@ def breakers() -> dict[str, Breaker]:
     """Every breaker of the process, by endpoint."""
     with _lock:
         return dict(_breakers)
+
+
+def breaker_named(key: str, *, threshold: int = 2, cooldown: float = 1.0) -> Breaker:
+    """The process's breaker for something that is not one store's URL (a non-critical
+    subscription's dependencies, a deferrable function's), made on first use."""
+    with _lock:
+        found = _breakers.get(key)
+        if found is None:
+            found = _breakers[key] = Breaker(key, threshold=threshold, cooldown=cooldown)
+        return found

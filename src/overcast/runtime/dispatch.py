@@ -20,10 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..resilience.breaker import counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
 from ..telemetry import runtime as telemetry_runtime
 from .cloudevent import CloudEvent
+from .deferral import Deferral, event_work, subscription_deferral
 from .router import takes_event
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ SCHEDULE = "overcast.schedule"
 
 log = logging.getLogger("overcast.dispatch")
 
-Outcome = Literal["ok", "retry", "dead-letter", "failed"]
+Outcome = Literal["ok", "retry", "dead-letter", "failed", "deferred"]
 
 
 @record(frozen=True)
@@ -62,7 +64,9 @@ class Delivery:
         outcome: ``ok`` (acked), ``retry`` (given back, will come again),
             ``dead-letter`` (failed its last attempt; the queue moves it aside),
             ``failed`` (a schedule firing or a routed event raised; the platform's own
-            rules, if any, bring it again).
+            rules, if any, bring it again), ``deferred`` (a non-critical handler's
+            dependency is down: the event was parked in its backlog and the delivery acked).
+        cause: why a delivery was deferred (the handler's error; None when its breaker was open).
         event: the CloudEvent the handler was given (for the dev console's feed and replay).
     """
 
@@ -75,6 +79,7 @@ class Delivery:
     error: BaseException | None = None
     retry_in: float | None = None
     event: CloudEvent | None = None
+    cause: BaseException | None = None
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -182,6 +187,9 @@ async def deliver(
         event = replace(event, original=original)
     label = f"{resource}/{subscription.name}" if kind == "topic" else resource
     limit = max_attempts if max_attempts is not None else subscription.max_attempts
+    if not subscription.critical:  # its dependency being down parks the delivery instead
+        deferral = subscription_deferral(subscription, app)
+        return await _deliver_non_critical(deferral, subscription, queue, message, event, label, limit, retry_delay)
     started = time.perf_counter()
     try:
         if telemetry_runtime.active():
@@ -202,6 +210,80 @@ async def deliver(
         duration,
     )
     return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration, event=event)
+
+
+async def _deliver_non_critical(
+    deferral: Deferral,
+    subscription: Subscription,
+    queue: Queue,
+    message: Message,
+    event: CloudEvent,
+    label: str,
+    limit: int,
+    retry_delay: Callable[[int], float],
+) -> Delivery:
+    """:func:`deliver` for a ``critical=False`` subscriber: parked without a call while its
+    breaker is open, parked when the handler finds its dependency down, else as any other."""
+    started = time.perf_counter()
+    if deferral.open() and (
+        parked := await _deferred(deferral, subscription.name, queue, message, event, None, started)
+    ):
+        return parked
+    try:
+        if telemetry_runtime.active():
+            await _traced(subscription.name, label, message, event, subscription.handler)
+        else:
+            await call_handler(subscription.handler, event)
+    except Exception as exc:
+        if counts_as_down(exc) and (
+            parked := await _deferred(deferral, subscription.name, queue, message, event, exc, started)
+        ):
+            return parked
+        duration = time.perf_counter() - started
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
+    duration = time.perf_counter() - started
+    deferral.succeeded()
+    await queue.ack(message)
+    log.info(
+        "%s: %s handled message %s (attempt %d) in %.3fs",
+        label,
+        subscription.name,
+        message.id,
+        message.attempts,
+        duration,
+    )
+    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration, event=event)
+
+
+async def _deferred(
+    deferral: Deferral,
+    handler: str,
+    queue: Queue,
+    message: Message,
+    event: CloudEvent,
+    exc: Exception | None,
+    started: float,
+) -> Delivery | None:
+    """Park a non-critical delivery whose dependency is down and ack it; None when it could
+    not be parked (the delivery then fails as any other, and the platform brings it again)."""
+    if exc is not None:
+        deferral.failed(exc)
+    item = await deferral.park("event", event_work(event, message), exc)
+    if item is None:
+        return None
+    await queue.ack(message)
+    duration = time.perf_counter() - started
+    why = "its breaker is open" if exc is None else repr(exc)
+    log.info(
+        "%s: %s deferred message %s (%s); parked as %s in %s",
+        deferral.label,
+        handler,
+        message.id,
+        why,
+        item,
+        deferral.name,
+    )
+    return Delivery(deferral.label, handler, message.id, message.attempts, "deferred", duration, event=event, cause=exc)
 
 
 async def _given_back(
@@ -294,9 +376,15 @@ async def run_event(target: Target, event: CloudEvent) -> Delivery:
     started = time.perf_counter()
     attempt = event.extensions.get("attempts")
     attempt = attempt if isinstance(attempt, int) else 1
+    sub = target.subscription
+    deferral = None if sub is None or sub.critical else subscription_deferral(sub, sub.source.app.name)
+    if deferral is not None and (parked := await _park_routed(deferral, target.name, event, attempt, None, started)):
+        return parked
     try:
         await call_handler(target.handler, event if target.takes_event else None)
     except Exception as exc:
+        if deferral is not None and (parked := await _park_routed(deferral, target.name, event, attempt, exc, started)):
+            return parked
         duration = time.perf_counter() - started
         log.warning(
             "%s failed on %s %s from %s: %r", target.name, event.type, event.id, event.source, exc, exc_info=exc
@@ -305,3 +393,22 @@ async def run_event(target: Target, event: CloudEvent) -> Delivery:
     duration = time.perf_counter() - started
     log.info("%s handled %s %s from %s in %.3fs", target.name, event.type, event.id, event.source, duration)
     return Delivery(event.source, target.name, event.id, attempt, "ok", duration, event=event)
+
+
+async def _park_routed(
+    deferral: Deferral, handler: str, event: CloudEvent, attempt: int, exc: Exception | None, started: float
+) -> Delivery | None:
+    """Park a routed event for a non-critical subscription whose dependency is down; None
+    when it could not be parked or need not be (it then runs, or fails, as any other)."""
+    if not (deferral.open() if exc is None else counts_as_down(exc)):
+        return None
+    if exc is not None:
+        deferral.failed(exc)
+    item = await deferral.park("event", event_work(event), exc)
+    if item is None:
+        return None
+    duration = time.perf_counter() - started
+    log.info(
+        "%s: %s deferred %s %s from %s; parked as %s", deferral.label, handler, event.type, event.id, event.source, item
+    )
+    return Delivery(event.source, handler, event.id, attempt, "deferred", duration, event=event, cause=exc)

@@ -22,7 +22,7 @@ Once on:
   (``db.system``, ``messaging.system``, ``server.address``, ``error.type``...);
 - counters ``overcast.retries``, ``overcast.throttles``, ``overcast.invocations``,
   ``overcast.errors``, ``overcast.cold_starts`` (and the resilience layer's
-  ``overcast.circuit.changes``), fed by :func:`count`;
+  ``overcast.circuit.changes`` and ``overcast.deferred.*``), fed by :func:`count`;
 - W3C trace context goes from the current span into every message sent or published
   (``traceparent`` / ``tracestate`` attributes) and back out into the subscriber's span;
 - values read through ``app.secret`` are replaced by ``[REDACTED]`` in logs (through
@@ -87,6 +87,10 @@ COUNTERS = {
     "errors": "Handler invocations that raised",
     "cold_starts": "First invocations of a process",
     "circuit.changes": "Circuit-breaker state changes",
+    "deferred.parked": "Non-critical work parked in a backlog while its dependency was down",
+    "deferred.replayed": "Backlog items replayed successfully",
+    "deferred.replay_failures": "Backlog replays that failed for another reason than the dependency being down",
+    "deferred.dead_letters": "Backlog items moved to their dead letters after failing every replay",
 }
 
 _providers: dict[str, Any] = {}

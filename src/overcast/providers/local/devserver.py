@@ -122,7 +122,7 @@ def print_delivery(console: Console) -> OnDelivery:
     """A delivery printer: one line per delivery with its resource, handler, id, attempt, outcome, duration."""
     from rich.markup import escape
 
-    styles = {"ok": "green", "retry": "yellow", "dead-letter": "bold red", "failed": "red"}
+    styles = {"ok": "green", "retry": "yellow", "dead-letter": "bold red", "failed": "red", "deferred": "magenta"}
 
     def show(d: Delivery) -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
@@ -136,6 +136,9 @@ def print_delivery(console: Console) -> OnDelivery:
             line += f" [red]{escape(type(d.error).__name__)}: {escape(str(d.error))}[/]"
         if d.retry_in is not None:
             line += f" [dim](again in {d.retry_in:g}s)[/]"
+        if d.outcome == "deferred":
+            why = "breaker open" if d.cause is None else f"{type(d.cause).__name__}: {d.cause}"
+            line += f" [magenta]({escape(why)}; parked until it answers again)[/]"
         console.print(line, highlight=False, soft_wrap=True)
         if d.error is not None and d.attempt == 1:  # the traceback once; retries print one line each
             from rich.traceback import Traceback
@@ -244,6 +247,7 @@ class DevWorkers:
                     name=f"overcast schedule {job.name}",
                 )
             )
+        self.tasks += start_replayers(self.app)
         for task in self.tasks:
             task.add_done_callback(_report_crash)
         log.info("started %d consumer(s) and %d schedule(s)", len(self.app.subscriptions), len(self.app.schedules))
@@ -262,6 +266,17 @@ class DevWorkers:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def start_replayers(app: App, **options: Any) -> list[asyncio.Task[None]]:
+    """A task per backlog of ``app`` (each non-critical subscription, each deferrable
+    function) replaying it whenever its dependency answers (options: the Replayer's)."""
+    from ...runtime.deferral import app_replayers
+
+    return [
+        asyncio.create_task(replayer.forever(), name=f"overcast replay {label}")
+        for label, replayer in app_replayers(app, **options).items()
+    ]
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

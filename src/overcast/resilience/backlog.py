@@ -1,0 +1,326 @@
+"""A durable backlog of work parked while a dependency is down, and its replay.
+
+A backlog is an ordinary queue of the app's provider family (``<subscription>-deferred``
+beside the subscription it serves): each item is one JSON envelope holding the work as it
+first arrived (the CloudEvent of a delivery, or the arguments of a deferrable call), when
+it was parked and why. Nothing here knows what the work is: the runtime hands
+:class:`Replayer` a coroutine that runs one envelope.
+
+Replay is one item at a time (taken up to ten at once and held in order), oldest first, at
+most ``rate`` items a second, and only
+while the breaker of the work's dependencies lets calls through (a half-open breaker lets
+one item through as its probe). An item is acknowledged only after it ran, so a process
+killed in the middle of a replay loses nothing: the item comes back after its visibility
+timeout. While the dependency is down again the item is kept in hand and retried when the
+breaker allows, so the items behind it do not overtake it. An item that fails for another
+reason is retried ``max_failures`` times with a backoff, then moved to the backlog's dead
+letters (``redrive`` puts it back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import NotFound, NotSupported, OvercastError
+from ..resources.queue import Message, Queue
+from ..resources.records import field, record
+from ..telemetry import count
+from .breaker import CLOSED, OPEN, Breaker, counts_as_down
+
+__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "envelope"]
+
+log = logging.getLogger("overcast.backlog")
+
+#: a backlog queue is the name of what it serves with this suffix
+BACKLOG_SUFFIX = "-deferred"
+#: deliveries a backlog queue allows before its provider would dead-letter by itself: never in
+#: practice, since the replayer counts failures itself (those during an outage do not count)
+QUEUE_MAX_ATTEMPTS = 1000
+ENVELOPE_VERSION = 1
+
+_sequence = itertools.count(1)
+
+
+def envelope(kind: str, target: str, work: dict[str, Any], reason: BaseException | None) -> dict[str, Any]:
+    """The JSON body parked for one piece of work: ``kind`` (``event`` or ``call``), the
+    ``target`` it is for, the ``work`` itself, and when (wall clock, and an order within
+    the process) and why it was parked."""
+    return {
+        "v": ENVELOPE_VERSION,
+        "kind": kind,
+        "target": target,
+        "work": work,
+        "parked_at": time.time(),
+        "seq": next(_sequence),
+        "reason": "breaker open" if reason is None else f"{type(reason).__name__}: {reason}"[:500],
+    }
+
+
+@record
+class BacklogStats:
+    """What one process did with a backlog since it started (``overcast backlog`` shows the
+    depths; these are the counts of a running replayer)."""
+
+    parked: int = 0
+    replayed: int = 0
+    replay_failures: int = 0
+    dead_lettered: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Backlog:
+    """The queue holding one target's parked work, created on first use."""
+
+    def __init__(self, queue: Queue, target: str) -> None:
+        self.queue = queue
+        self.target = target
+        self.stats = BacklogStats()
+        self._created = False
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str:
+        """Append one piece of work (see :func:`envelope`); the id of the backlog item.
+
+        Parks of one process go one at a time, so the backlog holds them in the order of
+        their ``seq``. Raises what the queue raises."""
+        async with self._lock():
+            body = envelope(kind, self.target, work, reason)
+            try:
+                item = await self.queue.send(body)
+            except NotFound:
+                if self._created:
+                    raise
+                await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
+                self._created = True
+                item = await self.queue.send(body)
+        self.stats.parked += 1
+        count("deferred.parked", backlog=self.target)
+        return item
+
+    def _lock(self) -> asyncio.Lock:
+        """This event loop's lock (a Lambda may run each invocation on a loop of its own)."""
+        loop = asyncio.get_running_loop()
+        found = self._locks.get(loop)
+        if found is None:
+            found = self._locks[loop] = asyncio.Lock()
+        return found
+
+    async def dead_letter(self, message: Message) -> None:
+        """Move an item that keeps failing to the backlog's dead letters (send, then ack)."""
+        await self.queue.dead_letters().send(message.body, attributes=message.attributes or None)
+        await self.queue.ack(message)
+        self.stats.dead_lettered += 1
+        count("deferred.dead_letters", backlog=self.target)
+
+    async def redrive(self, *, limit: int | None = None) -> int:
+        """Put dead letters back at the end of the backlog; how many moved."""
+        dead = self.queue.dead_letters()
+        moved = 0
+        while limit is None or moved < limit:
+            got = await dead.receive(max_messages=1, visibility_timeout=60)
+            if not got:
+                return moved
+            body = dict(got[0].body) if isinstance(got[0].body, dict) else got[0].body
+            await self.queue.send(body, attributes=got[0].attributes or None)
+            await dead.ack(got[0])
+            moved += 1
+        return moved
+
+    async def peek(self, limit: int = 10, *, dead: bool = False) -> list[Message]:
+        """Up to ``limit`` items, oldest first, given back at once (they are read as a consumer
+        reads them: each read counts a delivery, which a backlog never dead-letters on)."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        found: list[Message] = []
+        while len(found) < limit:
+            got = await queue.receive(max_messages=min(10, limit - len(found)), visibility_timeout=30)
+            if not got:
+                break
+            found += got
+        for message in found:
+            await queue.nack(message)
+        return found
+
+    async def purge(self, *, dead: bool = False) -> int:
+        """Delete every item (of the dead letters with ``dead``); how many."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        removed = 0
+        while got := await queue.receive(max_messages=10, visibility_timeout=30):
+            for message in got:
+                await queue.ack(message)
+            removed += len(got)
+        return removed
+
+    async def depth(self, *, dead: bool = False) -> int | None:
+        """Items waiting (of the dead letters with ``dead``); None where the provider cannot count."""
+        queue = self.queue.dead_letters() if dead else self.queue
+        try:
+            return await queue.depth()
+        except NotSupported:
+            return None
+
+
+Run = Callable[[dict[str, Any], int], Awaitable[None]]
+Probe = Callable[[], Awaitable[None]]
+
+
+class Replayer:
+    """Replays one backlog through ``run(body, replay_number)`` as described in the module.
+
+    Args:
+        breaker: the breaker of the work's dependencies; live deliveries feed it too.
+        rate: items a second at most.
+        max_failures: failures (other than the dependency being down) before an item goes
+            to the dead letters.
+        probe: called when the breaker is half-open, before an item is risked (a ``ping()``
+            of the dependencies); without one the first item is the probe.
+        state: the state of the breakers the work depends on, combined (default: ``breaker``'s).
+        visibility: seconds an item in hand stays hidden from other replayers.
+    """
+
+    def __init__(
+        self,
+        backlog: Backlog,
+        run: Run,
+        *,
+        breaker: Breaker,
+        rate: float = 20.0,
+        max_failures: int = 5,
+        probe: Probe | None = None,
+        state: Callable[[], str] | None = None,
+        visibility: float = 300.0,
+        wait: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or max_failures < 1:
+            raise ValueError("rate must be positive and max_failures at least 1")
+        self.backlog = backlog
+        self.run = run
+        self.breaker = breaker
+        self.interval = 1.0 / rate
+        #: items taken at once (held in order; fewer when the rate is low, so few wait in hand)
+        self.batch = max(1, min(10, int(rate)))
+        self.max_failures = max_failures
+        self.probe = probe
+        self.state = state or (lambda: breaker.state)
+        self.visibility = visibility
+        self.wait = wait
+        self.sleep = sleep
+        self._next_at = 0.0
+
+    async def forever(self) -> None:
+        """Replay whenever there is work and the dependency answers, until cancelled."""
+        while True:
+            try:
+                if not await self.step() and self.state() != CLOSED:
+                    await self.sleep(min(self.breaker.cooldown, 0.5))
+            except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
+                log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
+                await self.sleep(max(self.breaker.cooldown, 1.0))
+
+    async def drain(self, *, timeout: float = 30.0) -> BacklogStats:
+        """Replay until the backlog is empty (or ``timeout`` seconds pass); the stats."""
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline and idle < 2:
+            handled = await self.step()
+            idle = 0 if handled else idle + 1
+            if not handled and self.state() == OPEN:
+                idle = 0
+                await self.sleep(min(self.breaker.cooldown, 0.2))
+        return self.backlog.stats
+
+    async def step(self) -> bool:
+        """Replay the oldest item if the dependency answers; whether one was settled."""
+        if not await self._healthy():
+            return False
+        queue = self.backlog.queue
+        got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
+        received = time.monotonic()
+        for index, message in enumerate(got):
+            await self._pace()
+            if not await self._settle(message, received):  # held too long: it and those behind it come again
+                for later in got[index + 1 :]:
+                    await queue.nack(later)
+                break
+        return bool(got)
+
+    async def _healthy(self) -> bool:
+        """Whether the breaker lets the next item through (a half-open one: after the probe)."""
+        state = self.state()
+        if state == CLOSED:
+            return True
+        if state == OPEN or not self.breaker.allows():
+            return False
+        if self.probe is None:
+            return True  # the next item is the probe
+        try:
+            await self.probe()
+        except Exception as exc:
+            self.breaker.failed(exc if counts_as_down(exc) else TimeoutError(str(exc)))
+            return False
+        self.breaker.succeeded()
+        return True
+
+    async def _pace(self) -> None:
+        now = time.monotonic()
+        if self._next_at > now:
+            await self.sleep(self._next_at - now)
+        self._next_at = max(now, self._next_at) + self.interval
+
+    async def _settle(self, message: Message, held_since: float) -> bool:
+        """Run one item until it succeeds or is dead-lettered (True), or must be given back (False)."""
+        stats = self.backlog.stats
+        while True:
+            # the breaker may have opened while the receive waited: hold the item until it lets calls through
+            if not await self._await_recovery(held_since):
+                await self.backlog.queue.nack(message)  # held too long: let it come again
+                return False
+            failures = stats.failures.get(message.id, 0)
+            try:
+                await self.run(message.body, failures + 1)
+            except Exception as exc:
+                if counts_as_down(exc):
+                    self.breaker.failed(exc)
+                    continue
+                stats.replay_failures += 1
+                count("deferred.replay_failures", backlog=self.backlog.target)
+                stats.failures[message.id] = failures = failures + 1
+                log.warning(
+                    "%s: replay of %s failed (%d/%d): %r",
+                    self.backlog.target,
+                    message.id,
+                    failures,
+                    self.max_failures,
+                    exc,
+                )
+                if failures >= self.max_failures:
+                    await self.backlog.dead_letter(message)
+                    stats.failures.pop(message.id, None)
+                    return True
+                await self.sleep(min(30.0, 0.1 * 2 ** (failures - 1)))
+                continue
+            self._succeeded()
+            await self.backlog.queue.ack(message)
+            stats.replayed += 1
+            count("deferred.replayed", backlog=self.backlog.target)
+            stats.failures.pop(message.id, None)
+            return True
+
+    def _succeeded(self) -> None:
+        if self.breaker.failures or self.breaker.opened_at is not None:
+            self.breaker.succeeded()
+
+    async def _await_recovery(self, held_since: float) -> bool:
+        """Wait, item in hand, until the breaker lets calls (or a probe) through; False once
+        the item was held for most of its visibility timeout."""
+        while time.monotonic() - held_since < self.visibility * 0.8:
+            if await self._healthy():
+                return True
+            await self.sleep(min(self.breaker.cooldown, 0.2))
+        return False
