@@ -169,7 +169,7 @@ def test_replicated_resources_are_one_url_and_other_kinds_are_refused_clearly(tm
     path = write(tmp_path, '[targets.multi]\nkv.users = { primary = "memory://a", replicas = ["memory://b"] }\n')
     assert load_config(path).url_for("kv", "users", app="a", target="multi").scheme == "replicated"
     path = write(tmp_path, '[targets.multi]\nqueue.jobs = { primary = "memory://a", replicas = ["memory://b"] }\n')
-    with pytest.raises(ConfigError, match=r"queue\.jobs: replication is available for kv resources"):
+    with pytest.raises(ConfigError, match=r"queue\.jobs: replication is available for kv and bucket resources"):
         load_config(path)
 
 

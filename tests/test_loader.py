@@ -103,4 +103,4 @@ def test_create_asgi_factory_reads_the_app_from_the_environment(
     monkeypatch.setenv("OVERCAST_APP", "web:app")
     monkeypatch.setenv("OVERCAST_APP_DIR", str(tmp_path))
     served = create_asgi()
-    assert served is sys.modules["web"].asgi
+    assert served.app is sys.modules["web"].asgi  # behind only the health route
