@@ -60,7 +60,7 @@ class Replication:
         #: process last wrote or read there
         self._known: dict[tuple[int, str], tuple[str | None, str, bool]] = {}
         self.replicator = Replicator(self)  # type: ignore[arg-type]
-        self.replicator.wake()  # ship what earlier processes logged and left, without waiting for a write
+
 
     def __repr__(self) -> str:
         replicas = ", ".join(str(m.url) for m in self.members[1:])
@@ -74,6 +74,8 @@ class Replication:
     # -- one member call: deadline, breaker, latency ---------------------------------------
 
     async def _on(self, member: Member, call: Awaitable[T]) -> T:
+        if not self.replicator.started:  # first use: ship what earlier processes logged and left
+            self.replicator.start()
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.spec.timeout):

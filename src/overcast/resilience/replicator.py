@@ -184,6 +184,16 @@ class Replicator:
         except RuntimeError:
             return False
 
+    @property
+    def started(self) -> bool:
+        return self._future is not None or self._stopped
+
+    def start(self) -> None:
+        """Start the background loop if it is not running (it scans the logs at once)."""
+        with self._lock:
+            if self._future is None and not self._stopped:
+                self._future = bridge.submit(self._run())
+
     def wake(self) -> None:
         """Ship soon: start the background loop on first use, else wake it."""
         if self._stopped:
