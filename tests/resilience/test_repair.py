@@ -99,8 +99,8 @@ def test_an_app_handle_reaches_the_replicated_store_for_repair(tmp_path: Path) -
 
 
 def test_doctor_shows_each_member_and_the_log_entries_waiting(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(APP)
-    toml = '[app]\nentry = "app:app"\n[targets.multi]\nkv.users = {{ primary = "sqlite:///a.db", replicas = [{}] }}\n'
+    (tmp_path / "doctor_app.py").write_text(APP)  # a module name of its own: others' "app" may be imported
+    toml = '[app]\nentry = "doctor_app:app"\n[targets.multi]\nkv.users = {{ primary = "sqlite:///a.db", replicas = [{}] }}\n'
     (tmp_path / "overcast.toml").write_text(toml.format('"sqlite:///b.db"'))
     store: Any = overcast.open_kv(replicated_url(f"sqlite:///{tmp_path}/a.db", [f"sqlite:///{tmp_path}/b.db"]))
     store.replicator.stop()  # nothing ships: the write waits in the primary's log
@@ -112,9 +112,11 @@ def test_doctor_shows_each_member_and_the_log_entries_waiting(tmp_path: Path) ->
     assert "users · primary" in result.output and "users · replica 1" in result.output
     assert "change log entries waiting: primary 1, replica 1 0" in result.output
 
-    other = tmp_path / "other"  # another folder: the app module of the first is imported already
+    other = tmp_path / "other"
     other.mkdir()
-    (other / "app.py").write_text(APP.replace("repair-demo", "repair-demo-2"))
-    (other / "overcast.toml").write_text(toml.format('"sqlite:///b.db", "redis://127.0.0.1:1/0"'))
+    (other / "doctor_app_2.py").write_text(APP.replace("repair-demo", "repair-demo-2"))
+    (other / "overcast.toml").write_text(
+        toml.replace("doctor_app:", "doctor_app_2:").format('"sqlite:///b.db", "redis://127.0.0.1:1/0"')
+    )
     result = runner.invoke(cli, ["doctor", str(other), "-t", "multi"], env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "users · replica 2" in result.output and "✗" in result.output
