@@ -100,7 +100,10 @@ def test_an_app_handle_reaches_the_replicated_store_for_repair(tmp_path: Path) -
 
 def test_doctor_shows_each_member_and_the_log_entries_waiting(tmp_path: Path) -> None:
     (tmp_path / "doctor_app.py").write_text(APP)  # a module name of its own: others' "app" may be imported
-    toml = '[app]\nentry = "doctor_app:app"\n[targets.multi]\nkv.users = {{ primary = "sqlite:///a.db", replicas = [{}] }}\n'
+    toml = (
+        '[app]\nentry = "doctor_app:app"\n'
+        '[targets.multi]\nkv.users = {{ primary = "sqlite:///a.db", replicas = [{}] }}\n'
+    )
     (tmp_path / "overcast.toml").write_text(toml.format('"sqlite:///b.db"'))
     store: Any = overcast.open_kv(replicated_url(f"sqlite:///{tmp_path}/a.db", [f"sqlite:///{tmp_path}/b.db"]))
     store.replicator.stop()  # nothing ships: the write waits in the primary's log
