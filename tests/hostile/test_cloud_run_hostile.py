@@ -76,13 +76,21 @@ def _requests() -> list[dict[str, Any]]:
     for path in sorted((GCE / "binary" / "pubsub").glob("*.json")):
         out.append({"path": "/_overcast/pubsub", "headers": json_type, "body": load(path)})
     out += [
-        {"path": "/_overcast/pubsub", "headers": json_type, "body": _push({"n": 1}, "projects/demo/subscriptions/jobs")},
+        {
+            "path": "/_overcast/pubsub",
+            "headers": json_type,
+            "body": _push({"n": 1}, "projects/demo/subscriptions/jobs"),
+        },
         {
             "path": "/_overcast/pubsub",
             "headers": json_type,
             "body": _push({"n": 2}, "projects/demo/subscriptions/signups-welcome", attributes={"k": "v"}),
         },
-        {"path": "/_overcast/pubsub/jobs", "headers": json_type, "body": _push("text", "projects/demo/subscriptions/x")},
+        {
+            "path": "/_overcast/pubsub/jobs",
+            "headers": json_type,
+            "body": _push("text", "projects/demo/subscriptions/x"),
+        },
         {"path": "/_overcast/pubsub", "headers": json_type, "body": _storage_notification()},
         {"path": "/_overcast/schedule/tick", "headers": {}, "body": ""},
     ]
@@ -149,7 +157,7 @@ def _wire(request: dict[str, Any]) -> tuple[str, list[tuple[bytes, bytes]], byte
     path = path if isinstance(path, str) else json.dumps(path)
     headers = []
     given = request.get("headers")
-    for name, value in (given.items() if isinstance(given, dict) else ()):
+    for name, value in given.items() if isinstance(given, dict) else ():
         if value is None:
             continue
         text = value if isinstance(value, str) else json.dumps(value)

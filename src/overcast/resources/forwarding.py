@@ -76,6 +76,7 @@ class _Forwarding(Generic[R]):
     def supports(self, capability: str) -> bool:
         return self._target().supports(capability)
 
+
 class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]

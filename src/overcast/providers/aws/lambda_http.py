@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from ...runtime.http import forwarded_scheme, is_host
+
 __all__ = ["HTTP_ADAPTERS", "HttpAdapter", "MalformedEvent", "adapter_for", "is_text"]
 
 Headers = list[tuple[bytes, bytes]]
@@ -85,16 +87,12 @@ def _response_body(body: bytes, content_type: str | None, content_encoding: str 
     return base64.b64encode(body).decode(), True
 
 
-#: a Host: a name or an IPv4 address (printable ASCII but URL delimiters) or a bracketed IPv6 one, and a port
-_HOST = re.compile(r"(?:[A-Za-z0-9!$&'()*+,;=%<>\"{}|^`._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
-
-
 #: a client's IPv4 or IPv6 address
 _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 
 
 def _server(host: Any, port: str | None, scheme: str) -> tuple[str, int]:
-    if not host or not isinstance(host, str) or not _HOST.fullmatch(host):
+    if not host or not isinstance(host, str) or not is_host(host):
         return ("lambda", 443 if scheme == "https" else 80)
     name, sep, given = host.rpartition(":")
     if sep and given.isdigit() and "]" not in given:
@@ -120,11 +118,10 @@ def _finish_scope(
 ) -> Scope:
     if not isinstance(method, str) or not method.isascii() or not method.isalpha():
         raise MalformedEvent(f"HTTP method {method!r:.40} is not a method")
-    proto = (found.get(b"x-forwarded-proto") or b"").strip().lower()
-    scheme = "http" if proto == b"http" else "https"  # the load balancer's; anything else is not a scheme
+    scheme = forwarded_scheme(found.get(b"x-forwarded-proto"))
     raw = _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
-    if host_header is not None and not _HOST.fullmatch(host_header.decode()):
+    if host_header is not None and not is_host(host_header.decode()):
         raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
     host = host_header.decode() if host_header else event["requestContext"].get("domainName")
     port = found.get(b"x-forwarded-port")
