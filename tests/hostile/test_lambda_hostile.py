@@ -300,6 +300,20 @@ def test_an_sqs_record_without_a_message_id_is_logged_not_a_crash(caplog: pytest
     assert "without a messageId" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        ({"Records": [{"eventSource": "aws:codecommit"}]}, "records from aws:codecommit"),
+        ({"Records": [None, 7]}, "records from NoneType, int"),
+        ({"detail": {}}, "keys: detail"),
+        ([1, 2], "list"),
+    ],
+)
+def test_an_event_of_no_known_kind_is_named_in_its_error(event: Any, named: str) -> None:
+    with pytest.raises(UnroutedEvent, match=f"does not know this event \\({named}\\)"):
+        EVENTS(event, Context())
+
+
 def test_fixtures_are_loaded() -> None:
     """The strategies draw from the recorded events of every kind the handler takes."""
     kinds = {event_kind(e) for e in OTHER_EVENTS} | {adapter_for(e).name for e in HTTP_EVENTS}  # type: ignore[union-attr]

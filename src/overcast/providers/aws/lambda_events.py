@@ -452,10 +452,7 @@ class EventRouter:
             resources = event.get("resources")
             await self._routed(ce, ce.type, *(resources if isinstance(resources, list) else ()))
             return None
-        raise UnroutedEvent(
-            f"{self.app.name}: the Lambda handler does not know this event "
-            f"(keys: {', '.join(sorted(event)) if isinstance(event, dict) else type(event).__name__})"
-        )
+        raise UnroutedEvent(f"{self.app.name}: the Lambda handler does not know this event ({_described(event)})")
 
     async def _s3(self, record: Any) -> None:
         event = translated(s3_event, record)
@@ -597,6 +594,17 @@ async def _all(jobs: Iterable[Any]) -> None:
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         raise errors[0]
+
+
+def _described(event: Any) -> str:
+    """What an unknown event is, for its error: its records' sources, else its keys, else its type."""
+    if not isinstance(event, dict):
+        return type(event).__name__
+    records = event.get("Records")
+    if isinstance(records, list) and records:
+        sources = sorted({_record_source(r) if isinstance(r, dict) else type(r).__name__ for r in records})
+        return f"records from {', '.join(s or '(no eventSource)' for s in sources)[:200]}"
+    return f"keys: {', '.join(sorted(str(k) for k in event))[:200]}"
 
 
 def _failure_ids(records: list[Any]) -> list[str]:
