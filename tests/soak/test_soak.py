@@ -92,8 +92,18 @@ def served(
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OVERCAST_TARGET": "soak"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "overcast", "run", str(folder), "--host", "127.0.0.1", "--port", str(port)]
-            + ["--with-workers"],
+            [
+                sys.executable,
+                "-m",
+                "overcast",
+                "run",
+                str(folder),
+                "--with-workers",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=folder,
             env=env,
             stdout=out,
@@ -200,7 +210,9 @@ def test_soak_under_load(served: Any, backend: str, capsys: pytest.CaptureFixtur
     assert load.errors == [], load.errors[:5]
     assert load.unexpected == [], load.unexpected[:5]
     assert unreadable == [], f"{len(unreadable)} acknowledged writes not readable: {unreadable[:5]}"
-    assert undelivered == [], f"{len(undelivered)} signups never delivered: {undelivered[:5]}; {log.read_text()[-2000:]}"
+    assert undelivered == [], (
+        f"{len(undelivered)} signups never delivered: {undelivered[:5]}; {log.read_text()[-2000:]}"
+    )
     # bounded: flat memory after warm-up on the long run (a short one still settles its caches)
     assert report["rss_growth"] <= (0.10 if long_run() else 0.50), report
     fds_warm, fds_end, _ = report["fds_warm_end_max"]
