@@ -93,7 +93,7 @@ def _decoded(text: str | None) -> Any:
     if text is None:
         return None
     if not isinstance(text, str):
-        raise MalformedRecord(f"a message body is a {type(text).__name__}, not a string")
+        raise MalformedRecord(f"a record's message body is a {type(text).__name__}, not a string")
     try:
         return json.loads(text)
     except ValueError:
@@ -269,7 +269,8 @@ def kinesis_event(record: Mapping[str, Any]) -> CloudEvent:
 
 def eventbridge_event(event: Mapping[str, Any]) -> CloudEvent:
     """AWS's own CloudEvents mapping: id, source, type = detail-type, time, data = detail."""
-    resources = event.get("resources") or []
+    resources = event.get("resources")
+    resources = resources if isinstance(resources, list) else []
     return _event(
         str(event["detail-type"]),
         str(event["source"]),
@@ -335,9 +336,9 @@ def translated(convert: Callable[[Mapping[str, Any]], CloudEvent], record: Any) 
         raise MalformedRecord(f"a {kind} record is a {type(record).__name__}, not an object")
     try:
         return convert(record)
-    except InvalidArgument:
+    except MalformedRecord:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (InvalidArgument, KeyError, TypeError, ValueError, AttributeError) as exc:  # checked() raises the first
         raise MalformedRecord(f"malformed {kind} record: {exc!r:.300}") from exc
 
 
@@ -571,7 +572,8 @@ class EventRouter:
     # -- schedules -----------------------------------------------------------------------
 
     async def _schedule(self, event: Mapping[str, Any]) -> None:
-        rules = [r for r in event.get("resources") or [] if isinstance(r, str)]
+        given = event.get("resources")
+        rules = [r for r in given if isinstance(r, str)] if isinstance(given, list) else []
         names = [_arn_name(r) for r in rules]
         target = self.router.match(*rules, *names)
         ce = translated(eventbridge_event, event)
