@@ -145,15 +145,25 @@ async def _one(client: httpx.AsyncClient, load: Load, rng: random.Random, starte
 async def run_load(base: str, seconds: float, concurrency: int, load: Load, seed: int = 19) -> None:
     """``concurrency`` clients, each sending one request after another until ``seconds`` have passed."""
     started = time.monotonic()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # idle connections dropped by the client before uvicorn's keep-alive timeout (5 s) closes them:
+    # else a request sent as the server closes fails with ReadError, a race of HTTP/1.1, not the app's
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
         async def client_loop(n: int) -> None:
             rng = random.Random(seed * 1000 + n)
             while time.monotonic() - started < seconds:
-                await _one(client, load, rng, started)
+                await _guarded(client, load, rng, started)
 
         await asyncio.gather(*(client_loop(n) for n in range(concurrency)))
+
+
+async def _guarded(client: httpx.AsyncClient, load: Load, rng: random.Random, started: float) -> None:
+    """One request; a connection the server broke is an error of the run, counted, not a crash of the load."""
+    try:
+        await _one(client, load, rng, started)
+    except httpx.TransportError as exc:
+        load.errors.append(f"transport error at {time.monotonic() - started:.1f} s: {exc!r}")
 
 
 def p99(values: list[float]) -> float:
