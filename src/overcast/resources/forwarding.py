@@ -76,7 +76,6 @@ class _Forwarding(Generic[R]):
     def supports(self, capability: str) -> bool:
         return self._target().supports(capability)
 
-
 class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
