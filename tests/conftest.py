@@ -56,3 +56,8 @@ def metric_reader() -> Iterator[object]:
     telemetry.configure(service_name="overcast-tests", metric_readers=[found], span_processors=[], set_global=False)
     yield found
     telemetry.shutdown()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--long``: the long profiles of tests/hostile (more examples) and tests/soak (a longer soak)."""
+    parser.addoption("--long", action="store_true", default=False, help="run the long hostile-input and soak profiles")

@@ -9,6 +9,7 @@ request's id and counted as the invocation's error; so does an app that sends no
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -20,15 +21,44 @@ from ..telemetry.runtime import http_error
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["ERROR_BODY", "ERROR_HEADERS", "Headers", "run_http"]
+__all__ = [
+    "BAD_REQUEST_BODY",
+    "BAD_REQUEST_HEADERS",
+    "ERROR_BODY",
+    "ERROR_HEADERS",
+    "Headers",
+    "forwarded_scheme",
+    "is_host",
+    "run_http",
+]
 
 Headers = list[tuple[bytes, bytes]]
 Scope = dict[str, Any]
 
+BAD_REQUEST_BODY = b"Bad Request"
+BAD_REQUEST_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"11")]
 ERROR_BODY = b"Internal Server Error"
 ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")]
 
 _log = logging.getLogger("overcast.http")
+
+#: a Host: a name or IPv4 address (printable ASCII but URL delimiters) or a bracketed IPv6 one, and a port
+_HOST = re.compile(r"(?:[A-Za-z0-9!$&'()*+,;=%<>\"{}|^`._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?")
+
+
+def is_host(value: str) -> bool:
+    """Whether ``value`` can be a ``Host`` header (RFC 9112 answers 400 to a request whose Host is not):
+    frameworks build the request's URL from it, and one that is no host breaks URL parsing."""
+    return _HOST.fullmatch(value) is not None
+
+
+def forwarded_scheme(value: str | bytes | None, default: str = "https") -> str:
+    """The scheme a proxy's ``X-Forwarded-Proto`` names (its first value): ``http`` or ``https``;
+    anything else is no scheme (frameworks look its default port up) and gives ``default``."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    first = (value or "").split(",", 1)[0].strip().lower()
+    return first if first in ("http", "https") else default
 
 
 def _error() -> tuple[int, Headers, bytes]:

@@ -109,7 +109,7 @@ class Router:
         """The first route (in the order given) whose pattern matches one of ``names``."""
         for pattern, target in self.routes:
             for name in names:
-                if name and fnmatchcase(name, pattern):
+                if name and isinstance(name, str) and fnmatchcase(name, pattern):
                     return target
         return None
 

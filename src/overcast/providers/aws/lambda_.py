@@ -17,12 +17,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...runtime.http import run_http
+from ...runtime.http import BAD_REQUEST_BODY, BAD_REQUEST_HEADERS, run_http
 from ...runtime.lifespan import Lifespan, LifespanFailure
 from ...telemetry import runtime as telemetry_runtime
 from ...telemetry.logs import mark_warm, request_id
 from ...telemetry.runtime import counts, invocation
-from .lambda_http import Headers, HttpAdapter, adapter_for
+from .lambda_http import HttpAdapter, adapter_for
 
 # asyncio is imported on the first invocation, not here: the handler module's import is
 # part of every cold start, and an HTTP app's framework usually brings asyncio anyway.
@@ -36,8 +36,6 @@ __all__ = ["LambdaHandler", "lambda_handler"]
 
 log = logging.getLogger("overcast.aws.lambda")
 
-_BAD_BODY = b"Bad Request"
-_BAD_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"11")]
 _cold = {"start": True}
 
 Route = str | Callable[..., Any]
@@ -153,7 +151,7 @@ class LambdaHandler:
             scope, body = adapter.scope(event, self.base_path)
         except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
             log.warning("malformed %s event (request %s): %r", adapter.name, rid, exc)
-            return adapter.response(event, 400, list(_BAD_HEADERS), _BAD_BODY)
+            return adapter.response(event, 400, list(BAD_REQUEST_HEADERS), BAD_REQUEST_BODY)
         loop = self._loop or self.loop
         if self.lifespan != "off" and self._lifespan is None:
             started = Lifespan(self.app.asgi, mode="on" if self.lifespan == "on" else "auto")

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from ...errors import ConfigError
+from ...errors import ConfigError, InvalidArgument
 from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
@@ -50,9 +50,13 @@ from ...runtime.router import Handler, Router, Target, UnroutedEvent
 if TYPE_CHECKING:
     from ...app import App, EventRoute, ScheduledJob, Subscription
 
-__all__ = ["EventRouter", "UnroutedEvent", "to_cloudevents"]
+__all__ = ["EventRouter", "MalformedRecord", "UnroutedEvent", "to_cloudevents"]
 
 log = logging.getLogger("overcast.aws.lambda")
+
+
+class MalformedRecord(InvalidArgument):
+    """A record its event source could not have sent (a field missing or of the wrong type)."""
 
 
 # -- records to CloudEvents ----------------------------------------------------------------
@@ -88,6 +92,8 @@ def _decoded(text: str | None) -> Any:
     """A body as JSON when it is JSON, else the text itself."""
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise MalformedRecord(f"a record's message body is a {type(text).__name__}, not a string")
     try:
         return json.loads(text)
     except ValueError:
@@ -107,7 +113,10 @@ def _epoch(value: Any) -> datetime | None:
         return None
     if number > 1e11:  # milliseconds
         number /= 1000.0
-    return datetime.fromtimestamp(number, UTC)
+    try:
+        return datetime.fromtimestamp(number, UTC)
+    except (OverflowError, OSError, ValueError):  # out of datetime's range, or NaN
+        return None
 
 
 def _iso(value: Any) -> datetime | None:
@@ -140,8 +149,9 @@ def _decode_name(name: str) -> str:
 
 def _sqs_attributes(record: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, attr in (record.get("messageAttributes") or {}).items():
-        value = attr.get("stringValue")
+    given = record.get("messageAttributes")
+    for name, attr in given.items() if isinstance(given, Mapping) else ():
+        value = attr.get("stringValue") if isinstance(attr, Mapping) else None
         if isinstance(value, str):
             out[_decode_name(name)] = value
     return out
@@ -149,7 +159,7 @@ def _sqs_attributes(record: Mapping[str, Any]) -> dict[str, str]:
 
 def _sns_envelope(body: str) -> dict[str, Any] | None:
     """The SNS notification an SQS body carries (a subscription without raw delivery), if any."""
-    if not body.startswith("{") or '"TopicArn"' not in body:
+    if not isinstance(body, str) or not body.startswith("{") or '"TopicArn"' not in body:
         return None
     try:
         envelope = json.loads(body)
@@ -161,16 +171,17 @@ def _sns_envelope(body: str) -> dict[str, Any] | None:
 
 
 def _sns_attributes(sns: Mapping[str, Any]) -> dict[str, str]:
+    given = sns.get("MessageAttributes")
     return {
         _decode_name(name): attr["Value"]
-        for name, attr in (sns.get("MessageAttributes") or {}).items()
+        for name, attr in (given.items() if isinstance(given, Mapping) else ())
         if isinstance(attr, dict) and attr.get("Type", "String") == "String" and isinstance(attr.get("Value"), str)
     }
 
 
 def sqs_event(record: Mapping[str, Any]) -> CloudEvent:
     """An SQS record as an AWS CloudEvent (an SNS notification inside is unwrapped)."""
-    attempts = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
+    attempts = _attempts(record)
     envelope = _sns_envelope(record.get("body") or "")
     if envelope is not None:
         return _sns_cloudevent(envelope, original=record, attempts=attempts)
@@ -180,7 +191,7 @@ def sqs_event(record: Mapping[str, Any]) -> CloudEvent:
         record.get("eventSourceARN") or "aws:sqs",
         record["messageId"],
         data,
-        time=_epoch(record.get("attributes", {}).get("SentTimestamp")),
+        time=_epoch(_path(record, "attributes", "SentTimestamp")),
         datacontenttype=_content_type(data),
         extensions={"attempts": attempts},
         original=record,
@@ -258,7 +269,8 @@ def kinesis_event(record: Mapping[str, Any]) -> CloudEvent:
 
 def eventbridge_event(event: Mapping[str, Any]) -> CloudEvent:
     """AWS's own CloudEvents mapping: id, source, type = detail-type, time, data = detail."""
-    resources = event.get("resources") or []
+    resources = event.get("resources")
+    resources = resources if isinstance(resources, list) else []
     return _event(
         str(event["detail-type"]),
         str(event["source"]),
@@ -287,8 +299,13 @@ def event_kind(event: Any) -> str:
     """``sqs``, ``sns``, ``s3``, ``dynamodb``, ``kinesis``, ``schedule``, ``eventbridge`` or ``unknown``."""
     if isinstance(event, dict):
         records = event.get("Records")
-        if isinstance(records, list) and records and isinstance(records[0], dict):
-            return _record_source(records[0]).removeprefix("aws:") or "unknown"
+        if isinstance(records, list) and records:
+            # the first record that says (one odd record does not make the batch unknown)
+            for record in records:
+                source = _record_source(record) if isinstance(record, dict) else ""
+                if source in _RECORD_EVENTS:
+                    return source.removeprefix("aws:")
+            return "unknown"
         if "detail-type" in event and "source" in event:
             if event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event":
                 return "schedule"
@@ -299,25 +316,61 @@ def event_kind(event: Any) -> str:
 def to_cloudevents(event: Mapping[str, Any]) -> list[CloudEvent]:
     """Every record of a Lambda event as an AWS CloudEvent (no app needed; for tests and tools)."""
     if "Records" in event:
-        return [_RECORD_EVENTS[_record_source(r)](r) for r in event["Records"]]
-    return [eventbridge_event(event)]
+        return [translated(_RECORD_EVENTS[_record_source(r)], r) for r in event["Records"]]
+    return [translated(eventbridge_event, event)]
+
+
+def _path(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or None where a step is missing or not an object."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def translated(convert: Callable[[Mapping[str, Any]], CloudEvent], record: Any) -> CloudEvent:
+    """``convert(record)``; a record of the wrong shape is a :class:`MalformedRecord` naming its kind."""
+    kind = convert.__name__.removesuffix("_event")
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"a {kind} record is a {type(record).__name__}, not an object")
+    try:
+        return convert(record)
+    except MalformedRecord:
+        raise
+    except (InvalidArgument, KeyError, TypeError, ValueError, AttributeError) as exc:  # checked() raises the first
+        raise MalformedRecord(f"malformed {kind} record: {exc!r:.300}") from exc
 
 
 # -- records to messages of the app's own queues and topics ------------------------------
 
 
 def _attempts(record: Mapping[str, Any]) -> int:
-    return int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
+    """``ApproximateReceiveCount`` (1 when it is missing or not a count)."""
+    count = _path(record, "attributes", "ApproximateReceiveCount")
+    try:
+        return max(1, int(count)) if isinstance(count, int | str) else 1
+    except ValueError:
+        return 1
+
+
+def _message_id(record: Any, key: str = "messageId") -> str | None:
+    """A record's id (``messageId``, or ``key``) if it has a usable one: a non-empty string."""
+    value = record.get(key) if isinstance(record, Mapping) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _sqs_message(record: Mapping[str, Any]) -> Message:
     """An SQS record of one of the app's queues as the message its provider would receive."""
+    message_id = _message_id(record)
+    if message_id is None:
+        raise MalformedRecord("an SQS record without a messageId")
     return Message(
-        record["messageId"],
+        message_id,
         _decoded(record.get("body")),
         _sqs_attributes(record),
         _attempts(record),
-        record.get("receiptHandle") or record["messageId"],
+        str(record.get("receiptHandle") or message_id),
     )
 
 
@@ -326,17 +379,17 @@ def _subscription_message(record: Mapping[str, Any]) -> Message:
     envelope = _sns_envelope(record.get("body") or "")
     if envelope is None:
         return _sqs_message(record)
+    message = _sns_message(envelope)
     return Message(
-        envelope["MessageId"],
-        _decoded(envelope["Message"]),
-        _sns_attributes(envelope),
-        _attempts(record),
-        record.get("receiptHandle") or envelope["MessageId"],
+        message.id, message.body, message.attributes, _attempts(record), str(record.get("receiptHandle") or message.id)
     )
 
 
 def _sns_message(sns: Mapping[str, Any]) -> Message:
-    return Message(sns["MessageId"], _decoded(sns.get("Message")), _sns_attributes(sns), 1, sns["MessageId"])
+    message_id = _message_id(sns, "MessageId")
+    if message_id is None:
+        raise MalformedRecord("an SNS notification without a MessageId")
+    return Message(message_id, _decoded(sns.get("Message")), _sns_attributes(sns), 1, message_id)
 
 
 # -- routing -------------------------------------------------------------------------------
@@ -392,26 +445,26 @@ class EventRouter:
             await _all(self._sns(record) for record in event["Records"])
             return None
         if kind == "s3":
-            await _all(self._s3(r) for r in event["Records"])
+            await _all(self._s3(record) for record in event["Records"])
             return None
         if kind == "schedule":
             await self._schedule(event)
             return None
         if kind == "eventbridge":
-            ce = eventbridge_event(event)
-            await self._routed(ce, ce.type, *(event.get("resources") or []))
+            ce = translated(eventbridge_event, event)
+            resources = event.get("resources")
+            await self._routed(ce, ce.type, *(resources if isinstance(resources, list) else ()))
             return None
-        raise UnroutedEvent(
-            f"{self.app.name}: the Lambda handler does not know this event "
-            f"(keys: {', '.join(sorted(event)) if isinstance(event, dict) else type(event).__name__})"
-        )
+        raise UnroutedEvent(f"{self.app.name}: the Lambda handler does not know this event ({_described(event)})")
 
-    async def _s3(self, record: Mapping[str, Any]) -> None:
+    async def _s3(self, record: Any) -> None:
         """A bucket notification: a ``routes`` entry first, else the app's ``@app.on(bucket)``."""
-        event = s3_event(record)
-        bucket = str(record["s3"]["bucket"]["name"])
-        if self.router.match(event.source, bucket) is None:
-            route = declared_bucket_route(self.app, bucket, str(record.get("eventName") or ""), event.subject or "")
+        event = translated(s3_event, record)
+        found = _path(record, "s3", "bucket", "name")
+        bucket = found if isinstance(found, str) else None
+        if bucket is not None and self.router.match(event.source, bucket) is None:
+            kind = _path(record, "eventName")
+            route = declared_bucket_route(self.app, bucket, kind if isinstance(kind, str) else "", event.subject or "")
             if route is not None:
                 _succeeded(await run_event(Target(route.name, route.handler), event))
                 return
@@ -432,7 +485,7 @@ class EventRouter:
         name = _arn_name(arn)
         target = self.router.match(arn, name)
         if target is not None:
-            return await run_event(target, sqs_event(record))
+            return await run_event(target, translated(sqs_event, record))
         sub = self._index().get(name)
         if sub is not None:
             return await deliver(sub, self._settled, _sqs_message(record), app=self.app.name, original=record)
@@ -443,49 +496,56 @@ class EventRouter:
             f"no subscription consumes SQS queue {name!r} ({arn})", "subscribe to it or " + self.router.hint(name)
         )
 
-    async def _sqs_record(self, record: Mapping[str, Any]) -> bool:
+    async def _sqs_record(self, record: Any) -> bool:
         """Deliver one record; whether it succeeded (a failed one is listed in the batch response)."""
         try:
+            if not isinstance(record, Mapping):
+                raise MalformedRecord(f"an SQS record is a {type(record).__name__}, not an object")
             delivery = await self._sqs_delivery(record)
         except Exception as exc:  # unrouted or malformed: it comes back, then goes to the DLQ
             log.warning(
                 "SQS message %s from %s failed: %r",
-                record.get("messageId"),
-                record.get("eventSourceARN"),
+                _message_id(record),
+                _path(record, "eventSourceARN"),
                 exc,
                 exc_info=exc,
             )
             return False
         return delivery.error is None
 
-    async def _sqs(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        failed: list[str] = []
-        if any(str(r.get("eventSourceARN", "")).endswith(".fifo") for r in records):
+    async def _sqs(self, records: list[Any]) -> dict[str, Any]:
+        failed: list[Any] = []
+        if any(str(_path(r, "eventSourceARN") or "").endswith(".fifo") for r in records):
             # FIFO: after a failure, later messages must not overtake it; give them all back.
             for i, record in enumerate(records):
                 if not await self._sqs_record(record):
-                    failed.extend(str(r["messageId"]) for r in records[i:])
+                    failed = records[i:]
                     break
         else:
             outcomes = await asyncio.gather(*(self._sqs_record(r) for r in records))
-            failed = [str(r["messageId"]) for r, ok in zip(records, outcomes, strict=True) if not ok]
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+            failed = [r for r, ok in zip(records, outcomes, strict=True) if not ok]
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in _failure_ids(failed)]}
 
     # -- streams -------------------------------------------------------------------------
 
     async def _stream(self, records: list[dict[str, Any]], kind: str) -> dict[str, Any]:
         """Records in order; the first failure stops the batch (Lambda resumes from it)."""
-        for record in records:
-            change = record.get("dynamodb") if kind == "dynamodb" else record.get("kinesis")
-            sequence = (change or {}).get("SequenceNumber" if kind == "dynamodb" else "sequenceNumber")
-            if not await self._stream_record(record, kind):
-                return {"batchItemFailures": [{"itemIdentifier": str(sequence or "")}]}
+        for i, record in enumerate(records):
+            if await self._stream_record(record, kind):
+                continue
+            sequence = _path(
+                record, *(("dynamodb", "SequenceNumber") if kind == "dynamodb" else ("kinesis", "sequenceNumber"))
+            )
+            if isinstance(sequence, str) and sequence:
+                return {"batchItemFailures": [{"itemIdentifier": sequence}]}
+            # Lambda resumes a stream from a sequence number: one it cannot be given fails the batch whole
+            log.error("%s record #%d failed and has no sequence number to resume from: skipped", kind, i)
         return {"batchItemFailures": []}
 
-    async def _stream_record(self, record: Mapping[str, Any], kind: str) -> bool:
-        arn = str(record.get("eventSourceARN") or "")
+    async def _stream_record(self, record: Any, kind: str) -> bool:
+        arn = str(_path(record, "eventSourceARN") or "")
         try:
-            event = dynamodb_event(record) if kind == "dynamodb" else kinesis_event(record)
+            event = translated(dynamodb_event if kind == "dynamodb" else kinesis_event, record)
             target = self.router.match(arn, _arn_name(arn))
             if target is None:
                 raise self.router.unrouted(f"no handler for {kind} stream {arn}", self.router.hint(_arn_name(arn)))
@@ -496,13 +556,15 @@ class EventRouter:
 
     # -- SNS -----------------------------------------------------------------------------
 
-    async def _sns(self, record: Mapping[str, Any]) -> None:
-        sns = record["Sns"]
+    async def _sns(self, record: Any) -> None:
+        sns = _path(record, "Sns")
+        if not isinstance(sns, Mapping):
+            raise MalformedRecord("an SNS record without its 'Sns' object")
         arn = str(sns.get("TopicArn") or "")
         name = _arn_name(arn)
         target = self.router.match(arn, name)
         if target is not None:
-            _succeeded(await run_event(target, sns_event(record)))
+            _succeeded(await run_event(target, translated(sns_event, record)))
             return
         self._index()
         subs = self._topics.get(name)
@@ -520,10 +582,11 @@ class EventRouter:
     # -- schedules -----------------------------------------------------------------------
 
     async def _schedule(self, event: Mapping[str, Any]) -> None:
-        rules = [r for r in event.get("resources") or [] if isinstance(r, str)]
+        given = event.get("resources")
+        rules = [r for r in given if isinstance(r, str)] if isinstance(given, list) else []
         names = [_arn_name(r) for r in rules]
         target = self.router.match(*rules, *names)
-        ce = eventbridge_event(event)
+        ce = translated(eventbridge_event, event)
         if target is not None:
             _succeeded(await run_event(target, ce))
             return
@@ -543,6 +606,30 @@ async def _all(jobs: Iterable[Any]) -> None:
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         raise errors[0]
+
+
+def _described(event: Any) -> str:
+    """What an unknown event is, for its error: its records' sources, else its keys, else its type."""
+    if not isinstance(event, dict):
+        return type(event).__name__
+    records = event.get("Records")
+    if isinstance(records, list) and records:
+        sources = sorted({_record_source(r) if isinstance(r, dict) else type(r).__name__ for r in records})
+        return f"records from {', '.join(s or '(no eventSource)' for s in sources)[:200]}"
+    return f"keys: {', '.join(sorted(str(k) for k in event))[:200]}"
+
+
+def _failure_ids(records: list[Any]) -> list[str]:
+    """The ``messageId`` of each failed record; one without (never from SQS itself) is logged and left out,
+    since Lambda fails a whole batch whose response names an empty or unknown id."""
+    ids = []
+    for record in records:
+        message_id = _message_id(record)
+        if message_id is None:
+            log.error("an SQS record without a messageId failed; it cannot be given back alone: %.200r", record)
+        else:
+            ids.append(message_id)
+    return ids
 
 
 def _succeeded(delivery: Delivery) -> None:

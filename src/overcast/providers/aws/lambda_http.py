@@ -9,11 +9,14 @@ warm path: no per-request objects beyond the scope and the reply, nothing import
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
-__all__ = ["HTTP_ADAPTERS", "HttpAdapter", "adapter_for", "is_text"]
+from ...runtime.http import forwarded_scheme, is_host
+
+__all__ = ["HTTP_ADAPTERS", "HttpAdapter", "MalformedEvent", "adapter_for", "is_text"]
 
 Headers = list[tuple[bytes, bytes]]
 Scope = dict[str, Any]
@@ -41,13 +44,35 @@ def is_text(content_type: str | None, content_encoding: str | None) -> bool:
     return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
 
 
+class MalformedEvent(ValueError):
+    """An HTTP event its source could not have sent (a field of the wrong type): answered 400."""
+
+
+def _text(value: Any, what: str, default: str | None = None) -> str | None:
+    """``value`` if it is a string; ``default`` if it is absent (None); else :class:`MalformedEvent`."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{what} is a {type(value).__name__}, not a string")
+    return value
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object, ``{}`` if absent; else :class:`MalformedEvent`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedEvent(f"{what} is a {type(value).__name__}, not an object")
+    return value
+
+
 def _request_body(event: dict[str, Any]) -> bytes:
-    body = event.get("body")
+    body = _text(event.get("body"), "body")
     if not body:
         return b""
     if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode() if isinstance(body, str) else bytes(body)
+        return base64.b64decode(body, validate=True)  # binascii.Error is a ValueError: 400
+    return body.encode()
 
 
 def _response_body(body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[str, bool]:
@@ -62,13 +87,17 @@ def _response_body(body: bytes, content_type: str | None, content_encoding: str 
     return base64.b64encode(body).decode(), True
 
 
-def _server(host: str | None, port: str | None, scheme: str) -> tuple[str, int]:
-    if not host:
+#: a client's IPv4 or IPv6 address
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+
+
+def _server(host: Any, port: str | None, scheme: str) -> tuple[str, int]:
+    if not host or not isinstance(host, str) or not is_host(host):
         return ("lambda", 443 if scheme == "https" else 80)
     name, sep, given = host.rpartition(":")
     if sep and given.isdigit() and "]" not in given:
         return (name, int(given))
-    return (host, int(port) if port and port.isdigit() else (443 if scheme == "https" else 80))
+    return (host, int(port) if port and port.isascii() and port.isdigit() else (443 if scheme == "https" else 80))
 
 
 def _strip(path: str, base_path: str) -> str:
@@ -78,19 +107,22 @@ def _strip(path: str, base_path: str) -> str:
 
 
 def _finish_scope(
-    method: str,
-    raw_path: str,
+    method: Any,
+    raw_path: Any,
     query: bytes,
     headers: Headers,
     found: dict[bytes, bytes],
-    client_ip: str | None,
+    client_ip: Any,
     base_path: str,
     event: dict[str, Any],
 ) -> Scope:
-    proto = found.get(b"x-forwarded-proto")
-    scheme = proto.decode() if proto else "https"
-    raw = _strip(raw_path or "/", base_path)
+    if not isinstance(method, str) or not method.isascii() or not method.isalpha():
+        raise MalformedEvent(f"HTTP method {method!r:.40} is not a method")
+    scheme = forwarded_scheme(found.get(b"x-forwarded-proto"))
+    raw = _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
+    if host_header is not None and not is_host(host_header.decode()):
+        raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
     host = host_header.decode() if host_header else event["requestContext"].get("domainName")
     port = found.get(b"x-forwarded-port")
     return {
@@ -104,7 +136,7 @@ def _finish_scope(
         "query_string": query,
         "root_path": "",
         "headers": headers,
-        "client": (client_ip, 0) if client_ip else None,
+        "client": (client_ip, 0) if isinstance(client_ip, str) and _ADDRESS.fullmatch(client_ip) else None,
         "server": _server(host, port.decode() if port else None, scheme),
         "aws.event": event,
     }
@@ -121,12 +153,34 @@ def _found(headers: Headers) -> dict[bytes, bytes]:
 # -- API Gateway REST (v1) and HTTP API payload 1.0 ---------------------------------------
 
 
+def _header_pairs(given: Any, what: str, *, multi: bool) -> Headers:
+    """The (name, value) pairs of a ``headers`` or ``multiValueHeaders`` object; null values left out."""
+    pairs: Headers = []
+    for name, value in _object(given, what).items():
+        if value is None:
+            continue
+        key = name.lower().encode()
+        if not multi:
+            pairs.append((key, _header_value(value, what, name)))
+        elif isinstance(value, list):
+            pairs.extend((key, _header_value(v, what, name)) for v in value if v is not None)
+        else:
+            raise MalformedEvent(f"{what}[{name!r:.40}] is a {type(value).__name__}, not a list")
+    return pairs
+
+
+def _header_value(value: Any, what: str, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{what}[{name!r:.40}] holds a {type(value).__name__}, not a string")
+    return value.encode()
+
+
 def _v1_headers(event: dict[str, Any]) -> Headers:
     multi = event.get("multiValueHeaders")
-    single = event.get("headers") or {}
+    single = _header_pairs(event.get("headers"), "headers", multi=False)
     if not multi:
-        return [(name.lower().encode(), value.encode()) for name, value in single.items() if value is not None]
-    headers = [(name.lower().encode(), value.encode()) for name, values in multi.items() for value in values or ()]
+        return single
+    headers = _header_pairs(multi, "multiValueHeaders", multi=True)
     if len(headers) != len(multi):  # some header came more than once: browsers send one cookie header
         cookies = [value for name, value in headers if name == b"cookie"]
         if len(cookies) > 1:
@@ -134,10 +188,7 @@ def _v1_headers(event: dict[str, Any]) -> Headers:
             headers.append((b"cookie", b"; ".join(cookies)))
     if len(single) != len(multi):  # a header in one map but not the other
         known = {name for name, _ in headers}
-        for name, value in single.items():
-            key = name.lower().encode()
-            if key not in known and value is not None:
-                headers.append((key, value.encode()))
+        headers.extend((name, value) for name, value in single if name not in known)
     return headers
 
 
@@ -148,7 +199,7 @@ def _v1_query(event: dict[str, Any]) -> bytes:
 
 def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
     headers = _v1_headers(event)
-    identity = event["requestContext"].get("identity") or {}
+    identity = _object(event["requestContext"].get("identity"), "requestContext.identity")
     scope = _finish_scope(
         event["httpMethod"],
         event.get("path") or "/",
@@ -194,17 +245,18 @@ def _v1_response(event: dict[str, Any], status: int, headers: Headers, body: byt
 
 
 def _v2_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
-    http = event["requestContext"]["http"]
-    given = event.get("headers") or {}
-    headers: Headers = [(name.lower().encode(), value.encode()) for name, value in given.items()]
+    http = _object(event["requestContext"]["http"], "requestContext.http")
+    headers = _header_pairs(event.get("headers"), "headers", multi=False)
     cookies = event.get("cookies")
     if cookies:
+        if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
+            raise MalformedEvent("cookies is not a list of strings")
         headers.append((b"cookie", "; ".join(cookies).encode()))
     raw_path = event.get("rawPath") or http.get("path") or "/"
     scope = _finish_scope(
         http["method"],
         raw_path,
-        (event.get("rawQueryString") or "").encode(),
+        (_text(event.get("rawQueryString"), "rawQueryString") or "").encode(),
         headers,
         _found(headers),
         http.get("sourceIp"),
@@ -238,12 +290,17 @@ def _v2_response(event: dict[str, Any], status: int, headers: Headers, body: byt
 
 def _alb_query(event: dict[str, Any]) -> bytes:
     # ALB passes the query as the client sent it, still percent-encoded: keep it byte for byte.
-    multi = event.get("multiValueQueryStringParameters")
+    multi = _object(event.get("multiValueQueryStringParameters"), "multiValueQueryStringParameters")
     if multi:
-        return "&".join(f"{k}={v}" for k, values in multi.items() for v in values).encode()
-    single = event.get("queryStringParameters")
+        pairs = []
+        for k, values in multi.items():
+            if not isinstance(values, list):
+                raise MalformedEvent(f"multiValueQueryStringParameters[{k!r:.40}] is not a list")
+            pairs += [f"{k}={_text(v, 'a query parameter', '')}" for v in values]
+        return "&".join(pairs).encode()
+    single = _object(event.get("queryStringParameters"), "queryStringParameters")
     if single:
-        return "&".join(f"{k}={v}" for k, v in single.items()).encode()
+        return "&".join(f"{k}={_text(v, 'a query parameter', '')}" for k, v in single.items()).encode()
     return b""
 
 
@@ -330,7 +387,8 @@ def adapter_for(event: Any) -> HttpAdapter | None:
     if "http" in context and event.get("version") == "2.0":
         if "routeArn" in event:  # an authorizer's request, not the route's
             return None
-        return FUNCTION_URL if ".lambda-url." in context.get("domainName", "") else HTTP_API_V2
+        domain = context.get("domainName")
+        return FUNCTION_URL if isinstance(domain, str) and ".lambda-url." in domain else HTTP_API_V2
     if "elb" in context:
         return ALB
     if "httpMethod" in event and "methodArn" not in event and "connectionId" not in context:

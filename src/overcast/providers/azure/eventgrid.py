@@ -135,6 +135,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
     except ValueError as exc:
         raise InvalidArgument(f"Event Grid delivery is not JSON ({content_type or 'no content type'})") from exc
     items = payload if isinstance(payload, list) else [payload]
+    if not items:
+        raise InvalidArgument("Event Grid delivery holds no event")
     events = []
     for item in items:
         if not isinstance(item, dict):
@@ -208,7 +210,8 @@ def handshake(method: str, headers: Mapping[str, str], body: bytes) -> Handshake
         if validation:
             return Handshake(400, {"content-type": "application/json"}, {"error": "no SubscriptionValidationEvent"})
         return None
-    code = (first.get("data") or {}).get("validationCode")
+    data = first.get("data")
+    code = data.get("validationCode") if isinstance(data, Mapping) else None
     if not isinstance(code, str):
         return Handshake(400, {"content-type": "application/json"}, {"error": "validationCode missing"})
     return Handshake(200, {"content-type": "application/json"}, {"validationResponse": code})

@@ -425,7 +425,10 @@ def _auth_level(level: str) -> func.AuthLevel:
 
 
 def _text(status: int, text: str) -> func.HttpResponse:
-    return func.HttpResponse(text, status_code=status, mimetype="text/plain")
+    # the text may quote what was sent (lone surrogates and all): encoded here, never failing
+    return func.HttpResponse(
+        text.encode("utf-8", "replace"), status_code=status, mimetype="text/plain", charset="utf-8"
+    )
 
 
 def decode_queue_message(raw: bytes) -> tuple[Any, dict[str, str], str | None]:

@@ -17,11 +17,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
-from ...runtime.http import Headers, run_http
+from ...runtime.http import BAD_REQUEST_BODY, BAD_REQUEST_HEADERS, Headers, forwarded_scheme, is_host, run_http
 from ...runtime.lifespan import Lifespan
 
 __all__ = ["AsgiHttpFunction"]
@@ -33,12 +33,19 @@ _ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 def _server(host: str | None, scheme: str) -> tuple[str, int]:
     default = 443 if scheme == "https" else 80
-    if not host:
+    if not host or not is_host(host):
         return ("azurewebsites", default)
     name, sep, port = host.rpartition(":")
     if sep and port.isdigit() and "]" not in port:
         return (name, int(port))
     return (host, default)
+
+
+def _ascii(text: str) -> bytes:
+    """A URL part as ASGI wants it: ASCII, anything else percent-encoded as UTF-8 (``%`` kept as sent)."""
+    if text.isascii():
+        return text.encode()
+    return quote(text, safe="!#$%&'()*+,/:;=?@[]~", errors="replace").encode()
 
 
 def _client(forwarded: str) -> str | None:
@@ -81,6 +88,8 @@ class AsgiHttpFunction:
         """The ASGI scope of ``req``."""
         url = urlsplit(req.url)
         raw = url.path or "/"
+        if not raw.isascii():  # text the app can encode again (no lone surrogates)
+            raw = raw.encode("utf-8", "replace").decode()
         base = self.base_path
         if base and raw.startswith(base) and (len(raw) == len(base) or raw[len(base)] == "/"):
             raw = raw[len(base) :] or "/"
@@ -88,7 +97,7 @@ class AsgiHttpFunction:
         lookup = req.headers
         for name, value in lookup.items():
             headers.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
-        scheme = (lookup.get("x-forwarded-proto") or url.scheme or "https").split(",")[0].strip()
+        scheme = forwarded_scheme(lookup.get("x-forwarded-proto") or url.scheme)
         forwarded = lookup.get("x-forwarded-for")
         client = _client(forwarded) if forwarded else None
         return {
@@ -98,8 +107,8 @@ class AsgiHttpFunction:
             "method": req.method,
             "scheme": scheme,
             "path": unquote(raw) if "%" in raw else raw,
-            "raw_path": raw.encode("latin-1", "replace"),
-            "query_string": url.query.encode("latin-1", "replace"),
+            "raw_path": _ascii(raw),
+            "query_string": _ascii(url.query),
             "root_path": "",
             "headers": headers,
             "client": (client, 0) if client else None,
@@ -109,6 +118,10 @@ class AsgiHttpFunction:
         }
 
     async def __call__(self, req: func.HttpRequest, context: Any = None) -> func.HttpResponse:
+        host = req.headers.get("host")
+        if host is not None and not is_host(host):  # as the host's own server answers one (RFC 9112)
+            log.warning("request with Host %.60r answered 400", host)
+            return _response(400, list(BAD_REQUEST_HEADERS), BAD_REQUEST_BODY)
         asgi = self.asgi()
         scope = self.scope(req, context)
         if self.lifespan != "off":

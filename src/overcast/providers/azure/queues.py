@@ -90,8 +90,12 @@ def decode_message(raw: bytes | str) -> tuple[Any, dict[str, str], str | None]:
     if sep and head.startswith('{"id":'):
         try:
             envelope = json.loads(head)
-            return json.loads(body), dict(envelope.get("a") or {}), str(envelope["id"])
-        except (ValueError, KeyError):
+            message_id, given = envelope.get("id"), envelope.get("a")
+            if isinstance(message_id, str) and message_id and isinstance(given, dict | None):
+                # attributes as it wrote them, strings; anything else in the header is not its
+                attributes = {k: v for k, v in (given or {}).items() if isinstance(v, str)}
+                return json.loads(body), attributes, message_id
+        except ValueError:
             pass
     try:
         return json.loads(text), {}, None

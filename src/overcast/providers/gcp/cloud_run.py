@@ -447,7 +447,7 @@ async def _read(receive: Receive) -> bytes | None:
 
 
 async def _answer(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = text.encode()
+    body = text.encode("utf-8", "replace")  # the text may quote what was sent, lone surrogates and all
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
