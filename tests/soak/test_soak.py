@@ -14,6 +14,7 @@ minutes, ``OVERCAST_SOAK_SECONDS`` any length. See docs/robustness.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -57,6 +58,7 @@ def _urls(backend: str, folder: Path, request: pytest.FixtureRequest) -> tuple[d
             "cache.users-cache": "memory://users-cache",
             "topic.signups": f"sqlite:///{folder / 'signups.db'}",
             "bucket.welcome": bucket,
+            "defaults.queue": f"sqlite:///{folder}/{{name}}.db",  # the welcome's backlog (critical=False)
         }, None
     if backend == "redis":
         base = request.getfixturevalue("redis_server").env["OVERCAST_TEST_REDIS_URL"]
@@ -65,6 +67,7 @@ def _urls(backend: str, folder: Path, request: pytest.FixtureRequest) -> tuple[d
             "cache.users-cache": f"{base}?prefix=soak-cache-{run}",
             "topic.signups": f"{base}?prefix=soak-signups-{run}",
             "bucket.welcome": bucket,
+            "defaults.queue": f"{base}?prefix=soak-{{name}}-{run}",
         }, urlsplit(base).port
     base = request.getfixturevalue("postgres_server").env["OVERCAST_TEST_POSTGRES_URL"]
     return {
@@ -72,6 +75,7 @@ def _urls(backend: str, folder: Path, request: pytest.FixtureRequest) -> tuple[d
         "cache.users-cache": "memory://users-cache",
         "topic.signups": f"{base}?topic=soak_signups_{run}&pool_size={POOL_SIZE}",
         "bucket.welcome": bucket,
+        "defaults.queue": f"{base}?queue={{name}}_{run}&pool_size={POOL_SIZE}",
     }, urlsplit(base).port
 
 
@@ -125,7 +129,8 @@ def served(
         yield base, proc.pid, urls, provider_port, log
         assert proc.poll() is None, f"overcast run died: {log.read_text()[-3000:]}"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # it may have died: the assertion above says why
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

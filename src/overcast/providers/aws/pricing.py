@@ -32,7 +32,9 @@ __all__ = ["PRICING", "dynamodb_item_bytes", "number_bytes"]
 #: A typical key, the default partition and a version as ``new_version()`` makes them.
 KEY_BYTES = 32
 PARTITION = "kv"
-VERSION_BYTES = 20
+#: 16 hex digits, "-", and the process's write counter in hex: up to 8 digits (4 billion
+#: writes) counted, so the estimate stays an upper bound in a long-lived process
+VERSION_BYTES = 25
 SCAN_PAGE = 25  # items a priced ``scan`` operation reads (one Query page)
 CHUNK = 64 * 1024  # SQS and SNS bill each 64 KB of a payload as one request
 
