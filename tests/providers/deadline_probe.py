@@ -1,0 +1,152 @@
+"""One provider call against a port, timed, in a fresh process: what ``test_deadlines.py``
+asserts and ``benchmarks/deadlines.py`` reports.
+
+A fresh process per call, because the Google clients read their emulator host once, when the
+first client is built, and every family shares its clients per process; a call measured in
+its own process starts from nothing, as a cold serverless function does. The SDK is imported
+before the clock starts, so the figure is the call's, not the import's.
+
+    python tests/providers/deadline_probe.py CASE PORT [EXTRA_QUERY]   # prints one JSON line
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[2]
+
+#: The Azurite account (tests/servers/azure.py), every endpoint at one port.
+_AZURE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+)
+_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A provider call: ``opener`` ("kv", "cache", ...) on ``url`` (``{port}`` filled in), then
+    ``call`` on the handle, with ``env`` set; ``server`` is the real server behind the proxy."""
+
+    family: str
+    name: str
+    server: str
+    opener: str
+    url: str
+    call: str
+    preload: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    default: float = 0.0  # the provider's default deadline, seconds (filled below)
+
+
+def _aws(name: str, opener: str, url: str, call: str, *extra: str) -> Case:
+    return Case("aws", name, "moto_server", opener, url, call, ("botocore.session", *extra), tuple(_AWS_ENV.items()))
+
+
+def _azure(name: str, opener: str, url: str, call: str, module: str) -> Case:
+    return Case("azure", name, "azurite", opener, url, call, (module,), (("OVERCAST_DEADLINE_AZURE", _AZURE),))
+
+
+_AZ = "?connection_env=OVERCAST_DEADLINE_AZURE"
+_EP = "endpoint=http://127.0.0.1:{port}"
+CASES: tuple[Case, ...] = (
+    Case("redis", "redis cache", "redis_server", "cache", "redis://127.0.0.1:{port}/0?prefix=dl", "get", ("redis",)),
+    Case("redis", "redis kv", "redis_server", "kv", "redis://127.0.0.1:{port}/0?prefix=dl", "get", ("redis",)),
+    Case("redis", "redis queue", "redis_server", "queue", "redis://127.0.0.1:{port}/0?prefix=dl", "send", ("redis",)),
+    Case("postgres", "postgres kv", "postgres_server", "kv", "postgresql://127.0.0.1:{port}/postgres", "get", ("psycopg",)),
+    Case("postgres", "postgres queue", "postgres_server", "queue", "postgresql://127.0.0.1:{port}/postgres", "send", ("psycopg",)),
+    _aws("dynamodb (lite)", "kv", "dynamodb://dl?client=lite&" + _EP, "get"),
+    _aws("dynamodb (botocore)", "kv", "dynamodb://dl?client=botocore&" + _EP, "get"),
+    _aws("s3", "bucket", "s3://dl-bucket?" + _EP, "head"),
+    _aws("sqs", "queue", "sqs://dl?" + _EP, "send"),
+    _aws("sns", "topic", "sns://dl?" + _EP, "publish"),
+    _aws("secrets manager", "secrets", "secretsmanager://dl?" + _EP, "get"),
+    _azure("azure tables", "kv", "azuretables://dltable" + _AZ, "get", "azure.data.tables"),
+    _azure("azure blob", "bucket", "azblob://dlcontainer" + _AZ, "head", "azure.storage.blob"),
+    _azure("azure queues", "queue", "azqueue://dlqueue" + _AZ, "send", "azure.storage.queue"),
+    Case("gcp", "firestore", "firestore_emulator", "kv", "firestore://dl", "get", ("google.cloud.firestore",),
+         (("FIRESTORE_EMULATOR_HOST", "127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test"))),
+    Case("gcp", "gcs", "gcs_emulator", "bucket", "gs://dl-bucket", "head", ("google.cloud.storage",),
+         (("STORAGE_EMULATOR_HOST", "http://127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test"))),
+    Case("gcp", "pubsub", "pubsub_emulator", "topic", "pubsub://dl", "publish", ("google.cloud.pubsub_v1",),
+         (("PUBSUB_EMULATOR_HOST", "127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test"))),
+    Case("momento", "momento (fake server)", "fake_momento", "cache", "momento://dl?local=127.0.0.1:{port}", "get",
+         ("momento",)),
+)
+
+
+def _call(handle: Any, call: str) -> Any:
+    if call in ("get", "head"):
+        return getattr(handle, call)("k")
+    if call == "send":
+        return handle.send({"v": 1})
+    if call == "publish":
+        return handle.publish({"v": 1})
+    raise AssertionError(call)
+
+
+async def _timed(case: Case, url: str) -> dict[str, Any]:
+    import overcast
+
+    opener = getattr(overcast, f"open_{case.opener}")
+    for module in case.preload:
+        importlib.import_module(module)
+    start = time.perf_counter()
+    try:
+        handle = opener(url, name="dl")
+        if case.opener == "secrets":
+            await handle.get()
+        else:
+            await _call(handle, case.call)
+    except Exception as exc:  # reported, not raised: the parent asserts on it
+        error = exc
+    else:
+        error = None
+    elapsed = time.perf_counter() - start
+    return {
+        "elapsed": elapsed,
+        "error": None if error is None else type(error).__name__,
+        "module": None if error is None else type(error).__module__,
+        "message": None if error is None else str(error)[:300],
+    }
+
+
+def probe(case: Case, port: int, extra: str = "", *, limit: float = 120.0) -> dict[str, Any]:
+    """Run ``case`` against ``port`` in a fresh process (``extra`` appended to the URL's query);
+    a call still running after ``limit`` seconds is reported as ``hung``."""
+    env = {**os.environ, **{k: v.format(port=port) for k, v in case.env}}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    command = [sys.executable, str(HERE), case.name, str(port), extra]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"elapsed": limit, "error": "hung", "module": None, "message": f"still running after {limit} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise AssertionError(f"probe of {case.name} failed:\n{done.stdout}\n{done.stderr}")
+    return dict(json.loads(lines[-1]))
+
+
+def main(argv: list[str]) -> None:
+    name, port, extra = argv[0], int(argv[1]), argv[2] if len(argv) > 2 else ""
+    case = next(c for c in CASES if c.name == name)
+    url = case.url.format(port=port)
+    if extra:
+        url += ("&" if "?" in url else "?") + extra
+    print(json.dumps(asyncio.run(_timed(case, url))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
