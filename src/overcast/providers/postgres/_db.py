@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import re
 import select
 import threading
@@ -91,6 +92,18 @@ def conninfo(location: ResourceURL) -> str:
     return found[1]
 
 
+#: Seconds a call may take to get a connection (the URL option ``timeout``): connecting to a
+#: managed PostgreSQL with TLS and password or IAM authentication takes up to a second, and
+#: libpq counts ``connect_timeout`` in whole seconds (at least 2), so 5 s: a cold connection
+#: comes up, a server that does not answer is given up while a function still has time.
+DEFAULT_TIMEOUT = 5.0
+
+
+def deadline(location: ResourceURL) -> float:
+    """The URL option ``timeout``: seconds to connect, and to wait for a pooled connection."""
+    return location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True)
+
+
 def _conninfo(location: ResourceURL) -> str:
     if not location.host:
         raise ConfigError(f"{location}: name the server, e.g. postgresql://db.internal:5432/app")
@@ -106,7 +119,11 @@ def _conninfo(location: ResourceURL) -> str:
         value = location.option(option)
         if value is not None:
             parts[option] = value
-    parts.setdefault("connect_timeout", "5")
+    # libpq takes whole seconds and treats 1 as 2; a dead peer with data unacknowledged is
+    # given up after the deadline too (Linux's TCP_USER_TIMEOUT, in milliseconds).
+    seconds = deadline(location)
+    parts.setdefault("connect_timeout", str(max(2, math.ceil(seconds))))
+    parts.setdefault("tcp_user_timeout", str(math.ceil(seconds * 1000)))
     parts.setdefault("application_name", "overcast")
     return psycopg.conninfo.make_conninfo(**parts)
 
@@ -163,7 +180,8 @@ def _pool_options(location: ResourceURL, resource: str | None = None) -> dict[st
         "max_size": location.option_int("pool_size", 10, minimum=1, resource=resource),
         "kwargs": {"autocommit": True},
         "name": "overcast",
-        "timeout": location.option_seconds("pool_timeout", 30.0, positive=True, resource=resource),
+        # a pool that cannot connect waits for a connection no longer than a call may take
+        "timeout": location.option_seconds("pool_timeout", deadline(location), positive=True, resource=resource),
     }
 
 
