@@ -21,8 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "providers"), str(ROOT / "tests" / "providers" / "momento")]
 
-from chaos.proxy import BLACKHOLE, FaultProxy  # noqa: E402
 from deadline_probe import CASES, Case, probe  # noqa: E402
+
+from chaos.proxy import BLACKHOLE, FaultProxy  # noqa: E402
 from servers import Server, free_port  # noqa: E402
 
 

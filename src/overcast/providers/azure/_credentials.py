@@ -48,7 +48,7 @@ __all__ = ["LoopClient", "async_service_client", "attempt_hook", "default_creden
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
-_clients: dict[tuple[str, str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str, str, str], Any] = {}
 _lock = threading.Lock()
 _credential_lock = threading.Lock()
 _credential: Any = None
@@ -191,7 +191,7 @@ class _LoopClients:
     __slots__ = ("clients", "credential", "finalizer")
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[str, str, str, str], Any] = {}
+        self.clients: dict[tuple[str, str, str, str, str], Any] = {}
         self.credential: Any = None
         self.finalizer: AsyncIterator[None] | None = None
 

@@ -81,9 +81,9 @@ def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
         options["username"] = username
     for name in _CLIENT_OPTIONS:
         # a health check interval of 0 turns the check off; a timeout of 0 would make no sense
-        seconds = location.option_seconds(name, None, positive=name != "health_check_interval")
-        if seconds is not None:
-            options[name] = seconds
+        given = location.option_seconds(name, None, positive=name != "health_check_interval")
+        if given is not None:
+            options[name] = given
     if location.option_bool("retry_on_timeout", False):
         options["retry_on_timeout"] = True
     if cluster:
