@@ -46,7 +46,8 @@ def _start(name: str) -> tuple[int, Any]:
 
 def _row(case: Case, closed: dict[str, Any], hole: dict[str, Any]) -> str:
     def cell(result: dict[str, Any]) -> str:
-        return f"{result['elapsed']:>7.2f} s {result['error'] or 'answered':<22}"
+        again = "" if result["again"] is None else f"{result['again']:.2f}"
+        return f"{result['elapsed']:>7.2f} {again:>7} s  {result['error'] or 'answered':<12}"
 
     return f"{case.name:<22} {cell(closed)} {cell(hole)}"
 
@@ -76,7 +77,8 @@ def main() -> None:
         for _, stop in servers.values():
             stop()
     print(f"\none call with the server gone ({args.extra or 'defaults'}; 'hung' = still running at {limit:.0f} s)")
-    print(f"{'provider':<22} {'closed port':<33} {'blackhole':<33}")
+    print("seconds of the first call (a cold start: client built), then the same call again")
+    print(f"{'provider':<22} {'closed port':<30} {'blackhole':<30}")
     print("\n".join(rows))
 
 
