@@ -58,30 +58,39 @@ def _azure(name: str, opener: str, url: str, call: str, module: str) -> Case:
     return Case("azure", name, "azurite", opener, url, call, (module,), (("OVERCAST_DEADLINE_AZURE", _AZURE),))
 
 
+def _redis(name: str, opener: str, call: str) -> Case:
+    return Case("redis", name, "redis_server", opener, "redis://127.0.0.1:{port}/0?prefix=dl", call, ("redis",))
+
+
+def _postgres(name: str, opener: str, call: str) -> Case:
+    url = "postgresql://127.0.0.1:{port}/postgres"
+    return Case("postgres", name, "postgres_server", opener, url, call, ("psycopg",))
+
+
+_GCP = {
+    "FIRESTORE": ("firestore_emulator", "google.cloud.firestore"),
+    "STORAGE": ("gcs_emulator", "google.cloud.storage"),
+    "PUBSUB": ("pubsub_emulator", "google.cloud.pubsub_v1"),
+}
+
+
+def _gcp(name: str, opener: str, url: str, call: str, emulator: str) -> Case:
+    """A Google case; ``emulator`` is ``VARIABLE=value`` pointing the client at the port."""
+    variable, _, value = emulator.partition("=")
+    server, module = _GCP[variable.split("_")[0]]
+    env = ((variable, value), ("GOOGLE_CLOUD_PROJECT", "overcast-test"))
+    return Case("gcp", name, server, opener, url, call, (module,), env)
+
+
 _AZ = "?connection_env=OVERCAST_DEADLINE_AZURE"
 _EP = "endpoint=http://127.0.0.1:{port}"
 CASES: tuple[Case, ...] = (
-    Case("redis", "redis cache", "redis_server", "cache", "redis://127.0.0.1:{port}/0?prefix=dl", "get", ("redis",)),
-    Case("redis", "redis kv", "redis_server", "kv", "redis://127.0.0.1:{port}/0?prefix=dl", "get", ("redis",)),
-    Case("redis", "redis queue", "redis_server", "queue", "redis://127.0.0.1:{port}/0?prefix=dl", "send", ("redis",)),
-    Case(
-        "postgres",
-        "postgres kv",
-        "postgres_server",
-        "kv",
-        "postgresql://127.0.0.1:{port}/postgres",
-        "get",
-        ("psycopg",),
-    ),
-    Case(
-        "postgres",
-        "postgres queue",
-        "postgres_server",
-        "queue",
-        "postgresql://127.0.0.1:{port}/postgres",
-        "send",
-        ("psycopg",),
-    ),
+    _redis("redis cache", "cache", "get"),
+    _redis("redis kv", "kv", "get"),
+    _redis("redis queue", "queue", "send"),
+    _postgres("postgres kv", "kv", "get"),
+    _postgres("postgres kv (sync)", "kv", "sync get"),
+    _postgres("postgres queue", "queue", "send"),
     _aws("dynamodb (lite)", "kv", "dynamodb://dl-table?client=lite&" + _EP, "get"),
     _aws("dynamodb (botocore)", "kv", "dynamodb://dl-table?client=botocore&" + _EP, "get"),
     _aws("s3", "bucket", "s3://dl-bucket?" + _EP, "head"),
@@ -90,37 +99,12 @@ CASES: tuple[Case, ...] = (
     _aws("secrets manager", "secrets", "secretsmanager://dl-secret?" + _EP, "get"),
     _azure("azure tables", "kv", "azuretables://dltable" + _AZ, "get", "azure.data.tables"),
     _azure("azure blob", "bucket", "azblob://dlcontainer" + _AZ, "head", "azure.storage.blob"),
+    _azure("azure blob (sync)", "bucket", "azblob://dlcontainer" + _AZ, "sync head", "azure.storage.blob"),
     _azure("azure queues", "queue", "azqueue://dlqueue" + _AZ, "send", "azure.storage.queue"),
-    Case(
-        "gcp",
-        "firestore",
-        "firestore_emulator",
-        "kv",
-        "firestore://dl-docs",
-        "get",
-        ("google.cloud.firestore",),
-        (("FIRESTORE_EMULATOR_HOST", "127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test")),
-    ),
-    Case(
-        "gcp",
-        "gcs",
-        "gcs_emulator",
-        "bucket",
-        "gs://dl-bucket",
-        "head",
-        ("google.cloud.storage",),
-        (("STORAGE_EMULATOR_HOST", "http://127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test")),
-    ),
-    Case(
-        "gcp",
-        "pubsub",
-        "pubsub_emulator",
-        "topic",
-        "pubsub://dl-topic",
-        "publish",
-        ("google.cloud.pubsub_v1",),
-        (("PUBSUB_EMULATOR_HOST", "127.0.0.1:{port}"), ("GOOGLE_CLOUD_PROJECT", "overcast-test")),
-    ),
+    _gcp("firestore", "kv", "firestore://dl-docs", "get", "FIRESTORE_EMULATOR_HOST=127.0.0.1:{port}"),
+    _gcp("firestore (sync)", "kv", "firestore://dl-docs", "sync get", "FIRESTORE_EMULATOR_HOST=127.0.0.1:{port}"),
+    _gcp("gcs", "bucket", "gs://dl-bucket", "head", "STORAGE_EMULATOR_HOST=http://127.0.0.1:{port}"),
+    _gcp("pubsub", "topic", "pubsub://dl-topic", "publish", "PUBSUB_EMULATOR_HOST=127.0.0.1:{port}"),
     Case(
         "momento",
         "momento (fake server)",
@@ -149,6 +133,8 @@ def default_timeout(case: Case) -> float:
 
 
 def _call(handle: Any, call: str) -> Any:
+    if call.startswith("sync "):  # the blocking face, in a worker thread as a WSGI app calls it
+        return asyncio.to_thread(getattr(handle.sync, call.removeprefix("sync ")), "k")
     if call in ("get", "head"):
         return getattr(handle, call)("k")
     if call == "send":

@@ -143,8 +143,53 @@ def pool(location: ResourceURL) -> ConnectionPool[Any]:
         with _lock:
             found = _pools.get(info)
             if found is None:
-                found = _pools[info] = ConnectionPool(info, open=True, **_pool_options(location))
+                found = _pools[info] = _Pool(info, open=True, **_pool_options(location))
     return found
+
+
+class _Pool(ConnectionPool[Any]):
+    """psycopg_pool's pool, noting whether its last attempt to connect failed: while it does,
+    a caller tries the server once itself and fails at once if it refuses (the pool would
+    keep it waiting the whole ``pool_timeout`` while its worker retries in the background)."""
+
+    down = False
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            conn = super()._connect(timeout)
+        except BaseException:
+            self.down = True
+            raise
+        self.down = False
+        return conn
+
+    def reachable(self) -> None:
+        """Connect once, directly: raises psycopg's error now if the server still fails."""
+        psycopg.connect(str(self.conninfo), autocommit=True).close()
+        self.down = False
+
+
+#: How often a caller waiting for a pooled connection looks whether the pool's worker failed.
+_WAIT_SLICE = 0.1
+
+
+def _getconn(pool: ConnectionPool[Any]) -> Any:
+    """A connection from ``pool`` within its ``timeout``, or the server's own error as soon as
+    the pool's worker fails to connect (a refused connection fails in milliseconds)."""
+    if not isinstance(pool, _Pool):
+        return pool.getconn()
+    if pool.down:
+        pool.reachable()
+    deadline = monotonic() + pool.timeout
+    while True:
+        left = deadline - monotonic()
+        try:
+            return pool.getconn(timeout=max(min(_WAIT_SLICE, left), 0.001))
+        except PoolTimeout:
+            if left <= _WAIT_SLICE:
+                raise PoolTimeout(f"couldn't get a connection after {pool.timeout:.2f} sec") from None
+            if pool.down:
+                pool.reachable()
 
 
 #: Seconds a pooled connection sits unused before a checkout looks whether the server
@@ -360,7 +405,7 @@ class Connection:
 
     def __enter__(self) -> psycopg.Connection[Any]:
         try:
-            conn: psycopg.Connection[Any] = self.pool.getconn()
+            conn: psycopg.Connection[Any] = _getconn(self.pool)
             while stale(conn):  # the server closed it while it sat in the pool
                 conn.pgconn.finish()
                 self.pool.putconn(conn)  # closed: the pool discards it and opens another
