@@ -7,12 +7,16 @@ what was raised. The goal: a refused connection fails in well under a second, a 
 within the provider's deadline (the URL option ``timeout``), both as ``Unavailable``.
 Starts the real servers itself (tests/servers), like the tests.
 
-    .venv/bin/python benchmarks/deadlines.py [--quick] [--only NAME] [--extra QUERY]
+    .venv/bin/python benchmarks/deadlines.py [--quick] [--only NAME] [--extra QUERY] [--src DIR]
+
+``--src`` measures another checkout instead, e.g. the code before deadlines existed:
+``git archive 0781733 src | tar -x -C /tmp/base`` then ``--src /tmp/base/src``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,7 +61,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="cap each call at 20 s (a smoke run)")
     parser.add_argument("--only", help="one case, by name (e.g. 'azure blob')")
     parser.add_argument("--extra", default="", help="query appended to each URL, e.g. timeout=1")
+    parser.add_argument("--src", help="measure another checkout's src (e.g. one made by git archive of a commit)")
     args = parser.parse_args()
+    if args.src:
+        os.environ["OVERCAST_DEADLINE_SRC"] = str(Path(args.src).resolve())
     limit = 20.0 if args.quick else 150.0
     cases = [c for c in CASES if args.only in (None, c.name, c.family)]
     servers = {name: _start(name) for name in sorted({c.server for c in cases})}
@@ -76,7 +83,9 @@ def main() -> None:
             proxy.close()
         for _, stop in servers.values():
             stop()
-    print(f"\none call with the server gone ({args.extra or 'defaults'}; 'hung' = still running at {limit:.0f} s)")
+    source = args.src or "this checkout"
+    options = args.extra or "defaults"
+    print(f"\none call with the server gone ({source}, {options}; 'hung': still running at {limit:.0f} s)")
     print("seconds of the first call (a cold start: client built), then the same call again")
     print(f"{'provider':<22} {'closed port':<30} {'blackhole':<30}")
     print("\n".join(rows))

@@ -184,7 +184,9 @@ def probe(case: Case, port: int, extra: str = "", *, limit: float = 120.0) -> di
     """Run ``case`` against ``port`` in a fresh process (``extra`` appended to the URL's query);
     a call still running after ``limit`` seconds is reported as ``hung``."""
     env = {**os.environ, **{k: v.format(port=port) for k, v in case.env}}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    # OVERCAST_DEADLINE_SRC: another checkout's src, to measure it (benchmarks/deadlines.py --src)
+    src = os.environ.get("OVERCAST_DEADLINE_SRC") or str(ROOT / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     command = [sys.executable, str(HERE), case.name, str(port), extra]
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=limit)
