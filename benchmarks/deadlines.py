@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "providers"), str(ROOT / "tests" / "providers" / "momento")]
 
-from deadline_probe import CASES, Case, probe  # noqa: E402
+from deadline_probe import CASES, Case, default_timeout, probe  # noqa: E402
 
 from chaos.proxy import BLACKHOLE, FaultProxy  # noqa: E402
 from servers import Server, free_port  # noqa: E402
@@ -53,7 +53,8 @@ def _row(case: Case, closed: dict[str, Any], hole: dict[str, Any]) -> str:
         again = "" if result["again"] is None else f"{result['again']:.2f}"
         return f"{result['elapsed']:>7.2f} {again:>7} s  {result['error'] or 'answered':<12}"
 
-    return f"{case.name:<22} {cell(closed)} {cell(hole)}"
+    seconds = default_timeout(case)
+    return f"{case.name:<22} {cell(closed)} {cell(hole)} {(hole['again'] or hole['elapsed']) / seconds:>6.2f}x of {seconds:.0f} s"
 
 
 def main() -> None:
@@ -87,7 +88,7 @@ def main() -> None:
     options = args.extra or "defaults"
     print(f"\none call with the server gone ({source}, {options}; 'hung': still running at {limit:.0f} s)")
     print("seconds of the first call (a cold start: client built), then the same call again")
-    print(f"{'provider':<22} {'closed port':<30} {'blackhole':<30}")
+    print(f"{'provider':<22} {'closed port':<30} {'blackhole':<30} {'blackhole again / default deadline'}")
     print("\n".join(rows))
 
 
