@@ -54,7 +54,8 @@ def _row(case: Case, closed: dict[str, Any], hole: dict[str, Any]) -> str:
         return f"{result['elapsed']:>7.2f} {again:>7} s  {result['error'] or 'answered':<12}"
 
     seconds = default_timeout(case)
-    return f"{case.name:<22} {cell(closed)} {cell(hole)} {(hole['again'] or hole['elapsed']) / seconds:>6.2f}x of {seconds:.0f} s"
+    ratio = (hole["again"] or hole["elapsed"]) / seconds
+    return f"{case.name:<22} {cell(closed)} {cell(hole)} {ratio:>6.2f}x of {seconds:.0f} s"
 
 
 def main() -> None:
