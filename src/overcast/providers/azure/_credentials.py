@@ -122,22 +122,23 @@ def deadline(location: ResourceURL) -> float:
 
 def _client_options(location: ResourceURL, service: str, *, asynchronous: bool = False) -> dict[str, Any]:
     """What every client of ``location`` is built with: the attempt hook that reports the
-    SDK's retries to telemetry, ``retry_total`` from the option ``retries``, and the deadline:
-    each attempt connects and reads within ``timeout``; a refused connection or a read that
-    timed out is not retried (the deadline is spent, or the server is not there), throttled
-    and 5xx answers are, after short backoffs (storage's defaults start at 15 s)."""
+    SDK's retries to telemetry, ``retry_total`` from the option ``retries``, and the deadline
+    ``timeout``: a refused connection is not retried (the server is not there); dropped
+    connections, read timeouts, throttled and 5xx answers are, after short backoffs
+    (storage's defaults start at 15 s), within the deadline (Tables: azure-core bounds the
+    whole call; Blob and Queues: each read waits half of it, and is retried once)."""
     attempt = attempt_hook(_UPSTREAMS[service])
     seconds = deadline(location)
     options: dict[str, Any] = {
         "raw_request_hook": attempt,
         "connection_timeout": seconds,
-        "read_timeout": seconds,
         "retry_total": DEFAULT_RETRIES,
         "retry_connect": 0,
-        "retry_read": 0,
     }
     if service == "table":  # azure-core's RetryPolicy: its backoff, and a bound on the whole call
-        options.update(retry_backoff_factor=0.1, retry_backoff_max=seconds / 4, timeout=seconds)
+        options.update(read_timeout=seconds, retry_backoff_factor=0.1, retry_backoff_max=seconds / 4, timeout=seconds)
+    else:  # the storage policy bounds no total: each read waits half, so one retry still fits
+        options.update(read_timeout=seconds / 2, retry_read=1)
     raw = location.option("retries")
     if raw is not None:
         if not raw.isdigit():
