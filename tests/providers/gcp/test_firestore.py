@@ -28,7 +28,7 @@ def _store(**options: str) -> FirestoreKeyValueStore:
 
 
 def _raw(store: FirestoreKeyValueStore) -> Any:
-    return firestore_client(store.project, store.database).collection(store.collection_id)
+    return firestore_client(store.project, store.database, store.timeout).collection(store.collection_id)
 
 
 def test_document_layout_seen_by_the_raw_client() -> None:

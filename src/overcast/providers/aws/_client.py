@@ -6,7 +6,10 @@ botocore's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` variables; 
 region from the URL option ``region``, else ``AWS_REGION``, ``AWS_DEFAULT_REGION``,
 the shared config file, and ``us-east-1`` last. Credentials come from botocore's
 chain only, never from a URL. botocore retries throttling and 5xx answers in its
-standard mode (5 attempts, or the URL option ``retries``) before Overcast raises.
+standard mode (5 attempts, or the URL option ``retries``) before Overcast raises, within
+the call's deadline (the URL option ``timeout``, :data:`DEFAULT_TIMEOUT`): each attempt
+connects and reads within it, a retry is made only if its backoff ends before it, and a
+refused connection is not retried at all (the server is not there; the caller fails over).
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from ...errors import (
 )
 from ...resources.url import ResourceURL
 
-__all__ = ["attempts_of", "aws_error", "client", "error_code", "jittered_backoff", "region_of"]
+__all__ = ["attempts_of", "aws_error", "client", "deadline_of", "error_code", "jittered_backoff", "region_of"]
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _session: Any = None
-_clients: dict[tuple[str, str, str | None, str | None, int], Any] = {}
+_clients: dict[tuple[str, str, str | None, str | None, int, float, float], Any] = {}
+
+#: Seconds a call may take (the URL option ``timeout``): DynamoDB, SQS and SNS answer in
+#: milliseconds and S3's first byte comes in a few hundred at worst, so 5 s leaves room for
+#: a slow connection and a few quick retries, and a function of 10-30 s time to fail over.
+DEFAULT_TIMEOUT = 5.0
 
 #: botocore retries these itself (standard mode: exponential backoff with jitter)
 #: before the error reaches us; we then raise Throttled.
@@ -139,15 +147,17 @@ def region_of(location: ResourceURL) -> str:
     return str(configured) if configured else "us-east-1"
 
 
-def client(service: str, location: ResourceURL) -> Any:
-    """The shared botocore client of ``service`` for the region, endpoint and retries of ``location``.
+def client(service: str, location: ResourceURL, *, wait: float = 0.0) -> Any:
+    """The shared botocore client of ``service`` for the region, endpoint, retries and deadline
+    of ``location``; ``wait`` seconds are added to its read timeout (SQS's long polls).
 
     botocore clients are thread-safe, so every resource in a process shares one per service.
     """
     region = region_of(location)
     endpoint = location.option("endpoint")
     attempts = attempts_of(location)
-    key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"), attempts)
+    seconds = deadline_of(location)
+    key = (service, region, endpoint, os.environ.get("AWS_ENDPOINT_URL"), attempts, seconds, wait)
     found = _clients.get(key)
     if found is not None:
         return found
@@ -160,12 +170,46 @@ def client(service: str, location: ResourceURL) -> Any:
                 retries={"mode": "standard", "total_max_attempts": attempts},
                 max_pool_connections=32,
                 tcp_keepalive=True,
+                connect_timeout=seconds,
+                read_timeout=seconds + wait,
             )
             found = _clients[key] = _botocore_session().create_client(
                 service, region_name=region, endpoint_url=endpoint, config=config
             )
             found.meta.events.register("after-call", _count_retries)
+            found.meta.events.register_first("before-call", _started)
+            # on botocore's own event name: a handler of a more specific name runs first
+            retry_event = f"needs-retry.{found.meta.service_model.service_id.hyphenize()}"
+            found.meta.events.register_first(retry_event, _within(seconds + wait))
         return found
+
+
+def deadline_of(location: ResourceURL) -> float:
+    """The URL option ``timeout``: seconds one call may take, retries included (default 5)."""
+    return location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True)
+
+
+def _started(context: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-call`` hook: when the call began, for :func:`_within`."""
+    context["overcast_started"] = time.monotonic()
+
+
+def _within(seconds: float) -> Callable[..., bool | None]:
+    """A ``needs-retry`` hook run before botocore's own: ``False`` (no retry) for a refused
+    connection, or when the longest backoff botocore could sleep next would end past the
+    deadline; ``None`` lets botocore decide (its retryable errors, quota and backoff)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    def needs_retry(attempts: int, request_dict: dict[str, Any], caught_exception: Any = None, **_: Any) -> bool | None:
+        if isinstance(caught_exception, EndpointConnectionError):
+            return False
+        started = request_dict.get("context", {}).get("overcast_started")
+        longest = min(2.0 ** (attempts - 1), 20.0)  # botocore's throttling backoff, its longest
+        if started is not None and time.monotonic() - started + longest > seconds:
+            return False
+        return None
+
+    return needs_retry
 
 
 def attempts_of(location: ResourceURL) -> int:

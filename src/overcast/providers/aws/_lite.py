@@ -35,7 +35,9 @@ retry, 14 per other retry). Errors are raised as :class:`ClientError` carrying b
 body's other fields such as ``Item``), so ``_client.aws_error`` maps them through the same
 tables; connection failures are raised as ``EndpointConnectionError``,
 ``ConnectTimeoutError``, ``ReadTimeoutError`` or ``ConnectionClosedError``, named as
-botocore names them. Timeouts are botocore's defaults: 60 s to connect, 60 s per read.
+botocore names them. Deadlines as the botocore clients of ``_client`` have them: each
+attempt connects and reads within the URL option ``timeout`` (default 5 s), a retry is made
+only if its backoff ends within it, and a refused connection is not retried.
 
 Responses are DynamoDB's JSON as sent: numbers stay strings, as in botocore, but binary
 values stay base64 text and timestamps epoch numbers. Operations the provider does not use
@@ -59,7 +61,7 @@ from urllib.parse import quote, urlsplit
 from ... import telemetry
 from ...errors import ConfigError
 from ...resources.url import ResourceURL
-from ._client import attempts_of
+from ._client import attempts_of, deadline_of
 
 __all__ = [
     "ClientError",
@@ -128,8 +130,6 @@ RETRY_AFTER_EXTRA = 5.0
 QUOTA = 500
 THROTTLING_RETRY_COST = 5
 RETRY_COST = 14
-CONNECT_TIMEOUT = 60.0
-READ_TIMEOUT = 60.0
 
 
 class ClientError(Exception):
@@ -282,13 +282,16 @@ def _blob(value: Any) -> str:
 class LiteDynamoDB:
     """DynamoDB over ``http.client``; the methods take and return what botocore's client does."""
 
-    def __init__(self, endpoint: str, region: str, *, attempts: int = 5, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str, region: str, *, attempts: int = 5, ca_bundle: str | None = None, timeout: float = 5.0
+    ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"DynamoDB endpoint {endpoint!r} must be an http:// or https:// URL")
         self.endpoint = endpoint
         self.region = region
         self.attempts = attempts
+        self.timeout = timeout
         self.ca_bundle = ca_bundle
         self._https = parts.scheme == "https"
         self._host = parts.hostname
@@ -357,7 +360,12 @@ class LiteDynamoDB:
             if self._botocore is None:
                 from ._client import client
 
-                options = {"region": self.region, "endpoint": self.endpoint, "retries": str(self.attempts)}
+                options = {
+                    "region": self.region,
+                    "endpoint": self.endpoint,
+                    "retries": str(self.attempts),
+                    "timeout": str(self.timeout),
+                }
                 self._botocore = client("dynamodb", ResourceURL("dynamodb", "lite", "", options))
         return getattr(self._botocore, name)
 
@@ -368,6 +376,7 @@ class LiteDynamoDB:
         body = json.dumps(params, separators=(",", ":"), default=_blob).encode()
         retry_cost: int | None = None
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             status = 0
@@ -396,7 +405,7 @@ class LiteDynamoDB:
             transient = code in TRANSIENT_CODES or status in TRANSIENT_STATUSES or not isinstance(error, ClientError)
             if not (throttling or transient):
                 raise error
-            if attempt >= self.attempts:
+            if attempt >= self.attempts or isinstance(error, EndpointConnectionError):  # refused: not retried
                 if isinstance(error, ClientError):  # as botocore says it
                     error.response["ResponseMetadata"]["MaxAttemptsReached"] = True
                     error = ClientError(error.response, operation)
@@ -410,6 +419,8 @@ class LiteDynamoDB:
             )
             if retry_after is not None and retry_after.isdigit():
                 delay = max(delay, min(int(retry_after) / 1000, RETRY_AFTER_EXTRA + delay))
+            if time.monotonic() - started + delay >= self.timeout:
+                raise error  # the retry would start past the deadline
             telemetry.retried("dynamodb")
             time.sleep(delay)
 
@@ -483,10 +494,10 @@ class LiteDynamoDB:
 
             if self._https:
                 connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=CONNECT_TIMEOUT, context=self._ssl_context()
+                    self._host, self._port, timeout=self.timeout, context=self._ssl_context()
                 )
             else:
-                connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
             self._local.connection = connection
         return connection
 
@@ -528,7 +539,7 @@ def _default_ca_file() -> str | None:
 
 # -- choosing ----------------------------------------------------------------------------------
 
-_clients: dict[tuple[str, str, int, str | None], LiteDynamoDB] = {}
+_clients: dict[tuple[str, str, int, str | None, float], LiteDynamoDB] = {}
 _clients_lock = threading.Lock()
 _TRUE = ("1", "true", "yes", "on")
 
@@ -605,12 +616,15 @@ def dynamodb_client(location: ResourceURL) -> LiteDynamoDB | None:
     region = _region(location) or ""
     endpoint = _endpoint(location, region)
     attempts = attempts_of(location)
+    timeout = deadline_of(location)
     ca_bundle = os.environ.get("AWS_CA_BUNDLE") or None
-    key = (region, endpoint, attempts, ca_bundle)
+    key = (region, endpoint, attempts, ca_bundle, timeout)
     found = _clients.get(key)
     if found is None:
         with _clients_lock:
             found = _clients.get(key)
             if found is None:
-                found = _clients[key] = LiteDynamoDB(endpoint, region, attempts=attempts, ca_bundle=ca_bundle)
+                found = _clients[key] = LiteDynamoDB(
+                    endpoint, region, attempts=attempts, ca_bundle=ca_bundle, timeout=timeout
+                )
     return found

@@ -312,7 +312,9 @@ class SQSQueue(Queue):
 
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         try:
-            response = self.client.receive_message(
+            # a long poll answers after up to ``wait`` seconds: its client reads that much longer
+            poller = client("sqs", self.location, wait=int(wait)) if wait >= 1 else self.client
+            response = poller.receive_message(
                 QueueUrl=self.queue_url(),
                 MaxNumberOfMessages=max_messages,
                 VisibilityTimeout=_seconds(visibility_timeout),

@@ -48,7 +48,7 @@ __all__ = ["LoopClient", "async_service_client", "attempt_hook", "default_creden
 
 CONNECTION_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 
-_clients: dict[tuple[str, str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str, str, str], Any] = {}
 _lock = threading.Lock()
 _credential_lock = threading.Lock()
 _credential: Any = None
@@ -107,16 +107,48 @@ def attempt_hook(upstream: str) -> Any:
     return attempt
 
 
-def _client_options(location: ResourceURL, service: str) -> dict[str, Any]:
+#: Seconds a call may take (the URL option ``timeout``): Table, Blob and Queue storage answer
+#: in tens of milliseconds, so 5 s leaves room for a cold TLS connection and quick retries
+#: (the SDKs' own defaults wait up to 300 s per read and back off 15 s, 45 s, ... between tries).
+DEFAULT_TIMEOUT = 5.0
+#: Retries of throttled and 5xx answers (the SDKs retry up to 10 times; the option ``retries``).
+DEFAULT_RETRIES = 3
+
+
+def deadline(location: ResourceURL) -> float:
+    """The URL option ``timeout``: seconds one call may take, retries included (default 5)."""
+    return location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True)
+
+
+def _client_options(location: ResourceURL, service: str, *, asynchronous: bool = False) -> dict[str, Any]:
     """What every client of ``location`` is built with: the attempt hook that reports the
-    SDK's retries to telemetry, and ``retry_total`` from the option ``retries``."""
+    SDK's retries to telemetry, ``retry_total`` from the option ``retries``, and the deadline
+    ``timeout``: a refused connection is not retried (the server is not there); dropped
+    connections, read timeouts, throttled and 5xx answers are, after short backoffs
+    (storage's defaults start at 15 s), within the deadline (Tables: azure-core bounds the
+    whole call; Blob and Queues: each read waits half of it, and is retried once)."""
     attempt = attempt_hook(_UPSTREAMS[service])
-    options: dict[str, Any] = {"raw_request_hook": attempt}
+    seconds = deadline(location)
+    options: dict[str, Any] = {
+        "raw_request_hook": attempt,
+        "connection_timeout": seconds,
+        "retry_total": DEFAULT_RETRIES,
+        "retry_connect": 0,
+    }
+    if service == "table":  # azure-core's RetryPolicy: its backoff, and a bound on the whole call
+        options.update(read_timeout=seconds, retry_backoff_factor=0.1, retry_backoff_max=seconds / 4, timeout=seconds)
+    else:  # the storage policy bounds no total: each read waits half, so one retry still fits
+        options.update(read_timeout=seconds / 2, retry_read=1)
     raw = location.option("retries")
     if raw is not None:
         if not raw.isdigit():
             raise ConfigError(f"{location}: option retries must be a whole number, got {raw!r}")
         options["retry_total"] = int(raw)
+    if service != "table":  # the storage SDKs' own policy, linear: 0.2 s (+/- 0.1) between tries
+        # the queue package exports no async LinearRetry: both live in each package's _shared
+        package = importlib.import_module(f"azure.storage.{service}._shared.policies{'_async' if asynchronous else ''}")
+        counts = {name: options.pop(name) for name in ("retry_total", "retry_connect", "retry_read")}
+        options["retry_policy"] = package.LinearRetry(backoff=0.2, random_jitter_range=0.1, **counts)
     return options
 
 
@@ -127,7 +159,7 @@ def service_client(location: ResourceURL, service: str, factory: Any) -> Any:
     ``(account_url, credential=...)``.
     """
     conn, url = _target(location, service)
-    key = (service, conn or "", url, location.option("retries") or "")
+    key = (service, conn or "", url, location.option("retries") or "", location.option("timeout") or "")
     found = _clients.get(key)
     if found is not None:
         return found
@@ -163,7 +195,7 @@ class _LoopClients:
     __slots__ = ("clients", "credential", "finalizer")
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[str, str, str, str], Any] = {}
+        self.clients: dict[tuple[str, str, str, str, str], Any] = {}
         self.credential: Any = None
         self.finalizer: AsyncIterator[None] | None = None
 
@@ -198,12 +230,12 @@ async def async_service_client(location: ResourceURL, service: str) -> Any:
         finalizer = _finalizer(loop, state)
         await anext(finalizer)  # registers it with the loop, which closes it on shutdown
         state.finalizer = finalizer  # held here: the loop keeps only a weak reference
-    key = (service, conn or "", url, location.option("retries") or "")
+    key = (service, conn or "", url, location.option("retries") or "", location.option("timeout") or "")
     found = state.clients.get(key)
     if found is None:
         module, name = AIO_FACTORIES[service]
         factory = getattr(importlib.import_module(module), name)
-        options = _client_options(location, service)
+        options = _client_options(location, service, asynchronous=True)
         if conn is not None:
             found = factory.from_connection_string(conn, **options)
         else:

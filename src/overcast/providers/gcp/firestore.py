@@ -64,7 +64,7 @@ from ...resources.kv import Item, KeyValueStore, KVLimits, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._client import google_error, project_of
-from ._retries import count_gapic_retries
+from ._retries import count_gapic_retries, deadline
 
 __all__ = ["FirestoreKeyValueStore"]
 
@@ -77,25 +77,26 @@ _DOC_LIMIT = 1024 * 1024
 
 _lock = threading.Lock()
 
-_clients: dict[tuple[str | None, str], Any] = {}
+_clients: dict[tuple[str | None, str, float], Any] = {}
 # event loop -> (project, database) -> AsyncClient; entries of closed loops are dropped
 # whenever another loop makes its first client (a client keeps its loop alive, so a weak
 # mapping would never let go of either)
-_async_clients: dict[Any, dict[tuple[str | None, str], Any]] = {}
+_async_clients: dict[Any, dict[tuple[str | None, str, float], Any]] = {}
 
 
-def _client(project: str | None, database: str) -> Any:
+def _client(project: str | None, database: str, seconds: float) -> Any:
+    """The client of a project and database whose calls end within ``seconds``, retries included."""
     with _lock:
-        found = _clients.get((project, database))
+        found = _clients.get((project, database, seconds))
         if found is None:
             from google.cloud import firestore
 
-            found = _clients[(project, database)] = firestore.Client(project=project, database=database)
-            count_gapic_retries(found._firestore_api, "firestore")
+            found = _clients[(project, database, seconds)] = firestore.Client(project=project, database=database)
+            count_gapic_retries(found._firestore_api, "firestore", seconds)
         return found
 
 
-def _async_client(loop: Any, project: str | None, database: str) -> Any:
+def _async_client(loop: Any, project: str | None, database: str, seconds: float) -> Any:
     """The ``google.cloud.firestore.AsyncClient`` of ``loop``: its gRPC channel belongs to the
     loop it was made on (on another loop its calls fail with "Event loop is closed" or hang)."""
     with _lock:
@@ -104,12 +105,13 @@ def _async_client(loop: Any, project: str | None, database: str) -> Any:
             for closed in [other for other in _async_clients if other.is_closed()]:
                 del _async_clients[closed]
             per_loop = _async_clients[loop] = {}
-        found = per_loop.get((project, database))
+        found = per_loop.get((project, database, seconds))
         if found is None:
             from google.cloud import firestore
 
-            found = per_loop[(project, database)] = firestore.AsyncClient(project=project, database=database)
-            count_gapic_retries(found._firestore_api, "firestore")
+            client = firestore.AsyncClient(project=project, database=database)
+            found = per_loop[(project, database, seconds)] = client
+            count_gapic_retries(found._firestore_api, "firestore", seconds)
         return found
 
 
@@ -200,6 +202,7 @@ class FirestoreKeyValueStore(KeyValueStore):
         self.collection_id = collection
         self.project = project_of(self.location)
         self.database = self.location.option("database", "(default)") or "(default)"
+        self.timeout = deadline(self.location)
         self._collection: Any = None
         # (loop, AsyncClient, its collection) of the loop this store last ran on: one tuple,
         # replaced whole, so threads running their own loops never see a torn pair
@@ -208,7 +211,7 @@ class FirestoreKeyValueStore(KeyValueStore):
     @property
     def client(self) -> Any:
         """The ``google.cloud.firestore.Client`` (shared by every store of a project and database)."""
-        return _client(self.project, self.database)
+        return _client(self.project, self.database, self.timeout)
 
     @property
     def collection(self) -> Any:
@@ -228,7 +231,7 @@ class FirestoreKeyValueStore(KeyValueStore):
         memo = self._on_loop
         if memo[0] is loop:
             return memo[1], memo[2]
-        client = _async_client(loop, self.project, self.database)
+        client = _async_client(loop, self.project, self.database, self.timeout)
         collection = client.collection(self.collection_id)
         self._on_loop = (loop, client, collection)
         return client, collection

@@ -35,7 +35,7 @@ from ...resources import bridge
 from ...resources.blob import BlobLimits, BlobStore, ListPage, ObjectInfo
 from ...resources.url import ResourceURL
 from ._client import anonymous, emulated, google_error, project_of
-from ._retries import counted
+from ._retries import DEFAULT_TIMEOUT, bounded, counted, deadline
 
 __all__ = ["GCSBlobStore"]
 
@@ -44,19 +44,19 @@ _CHUNK_QUANTUM = 256 * 1024
 
 _lock = threading.Lock()
 _clients: dict[str | None, Any] = {}
-_policies: dict[bool, Any] = {}
+_policies: dict[tuple[bool, float], Any] = {}
 
 
-def _policy(*, conditional: bool = False) -> Any:
+def _policy(*, conditional: bool = False, seconds: float = DEFAULT_TIMEOUT) -> Any:
     """Storage's default retry policy (``conditional``: the one that retries only calls a
-    generation precondition makes idempotent), counting its retries for telemetry."""
-    found = _policies.get(conditional)
+    generation precondition makes idempotent), retrying for ``seconds`` at most (not its
+    120) and never a refused connection, counting its retries for telemetry."""
+    found = _policies.get((conditional, seconds))
     if found is None:
         from google.cloud.storage.retry import DEFAULT_RETRY, DEFAULT_RETRY_IF_GENERATION_SPECIFIED
 
-        found = _policies[conditional] = counted(
-            DEFAULT_RETRY_IF_GENERATION_SPECIFIED if conditional else DEFAULT_RETRY, "gcs"
-        )
+        policy = DEFAULT_RETRY_IF_GENERATION_SPECIFIED if conditional else DEFAULT_RETRY
+        found = _policies[(conditional, seconds)] = counted(bounded(policy, seconds), "gcs")
     return found
 
 
@@ -117,6 +117,7 @@ class GCSBlobStore(BlobStore):
         # an instance limit: object names are at most 1,024 bytes, prefix included
         self.limits = BlobLimits(max_key_bytes=room, chunk_size=_MIB)  # type: ignore[misc]
         self.project = project_of(self.location)
+        self.timeout = deadline(self.location)
         loc = self.location
         self.resumable_threshold = loc.option_int(
             "resumable_threshold", 8 * _MIB, minimum=1, unit="bytes", resource=self.name
@@ -181,7 +182,7 @@ class GCSBlobStore(BlobStore):
         from google.api_core.exceptions import Conflict as AlreadyOwned
 
         try:
-            self.client.create_bucket(self.bucket_name, retry=_policy())
+            self.client.create_bucket(self.bucket_name, retry=_policy(seconds=self.timeout), timeout=self.timeout)
         except AlreadyOwned:
             return
         except Exception as exc:
@@ -189,7 +190,7 @@ class GCSBlobStore(BlobStore):
 
     def _ping_blocking(self) -> None:
         try:
-            if not self.bucket.exists(retry=_policy()):
+            if not self.bucket.exists(retry=_policy(seconds=self.timeout), timeout=self.timeout):
                 raise NotFound(f"{self.name}: bucket {self.bucket_name} does not exist", resource=self.name)
         except ProviderError:
             raise
@@ -215,7 +216,13 @@ class GCSBlobStore(BlobStore):
         if len(data) > self.resumable_threshold:
             blob.chunk_size = self.chunk_size  # a resumable session
         try:
-            blob.upload_from_string(data, content_type=content_type, retry=_policy(conditional=True), **conditions)
+            blob.upload_from_string(
+                data,
+                content_type=content_type,
+                retry=_policy(conditional=True, seconds=self.timeout),
+                timeout=self.timeout,
+                **conditions,
+            )
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -234,7 +241,8 @@ class GCSBlobStore(BlobStore):
             chunk_size=self.chunk_size,
             content_type=content_type,
             ignore_flush=True,
-            retry=_policy(conditional=True),
+            retry=_policy(conditional=True, seconds=self.timeout),
+            timeout=self.timeout,
             **conditions,
         )
         return blob, writer
@@ -254,7 +262,9 @@ class GCSBlobStore(BlobStore):
             with writer:
                 for chunk in chunks:
                     writer.write(chunk)
-            blob.reload(retry=_policy())  # the writer does not keep the final object resource
+            blob.reload(
+                retry=_policy(seconds=self.timeout), timeout=self.timeout
+            )  # the writer does not keep the final object resource
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -285,7 +295,7 @@ class GCSBlobStore(BlobStore):
             async for chunk in chunks:
                 await bridge.offload(writer.write, bytes(chunk))
             await bridge.offload(writer.close)
-            await bridge.offload(blob.reload, retry=_policy())
+            await bridge.offload(blob.reload, retry=_policy(seconds=self.timeout), timeout=self.timeout)
         except Exception as exc:
             raise self._put_error(exc, key, if_absent, if_etag) from exc
         return self._info(blob)
@@ -301,7 +311,14 @@ class GCSBlobStore(BlobStore):
                 raise NotFound(f"{self.name}: key {key!r} does not exist", resource=self.name)
             return b""
         try:
-            return bytes(blob.download_as_bytes(start=start, end=None if end is None else end - 1, retry=_policy()))
+            return bytes(
+                blob.download_as_bytes(
+                    start=start,
+                    end=None if end is None else end - 1,
+                    retry=_policy(seconds=self.timeout),
+                    timeout=self.timeout,
+                )
+            )
         except RequestRangeNotSatisfiable:
             if self._head_blocking(key) is None:
                 raise NotFound(f"{self.name}: key {key!r} does not exist", resource=self.name) from None
@@ -339,7 +356,7 @@ class GCSBlobStore(BlobStore):
 
     def _head_blocking(self, key: str) -> ObjectInfo | None:
         try:
-            blob = self.bucket.get_blob(self.prefix + key, retry=_policy())
+            blob = self.bucket.get_blob(self.prefix + key, retry=_policy(seconds=self.timeout), timeout=self.timeout)
         except Exception as exc:
             raise self._error(exc, key) from exc
         return None if blob is None else self._info(blob)
@@ -348,7 +365,7 @@ class GCSBlobStore(BlobStore):
         from google.api_core.exceptions import NotFound as Absent
 
         try:
-            self._blob(key).delete(retry=_policy())
+            self._blob(key).delete(retry=_policy(seconds=self.timeout), timeout=self.timeout)
         except Absent:
             return False
         except Exception as exc:
@@ -360,7 +377,12 @@ class GCSBlobStore(BlobStore):
             raise InvalidArgument(f"{self.name}: cursor must be a str from a previous page", resource=self.name)
         try:
             iterator = self.client.list_blobs(
-                self.bucket_name, prefix=self.prefix + prefix, page_size=limit, page_token=cursor, retry=_policy()
+                self.bucket_name,
+                prefix=self.prefix + prefix,
+                page_size=limit,
+                page_token=cursor,
+                retry=_policy(seconds=self.timeout),
+                timeout=self.timeout,
             )
             page = next(iterator.pages)
             objects = [self._info(blob) for blob in page]

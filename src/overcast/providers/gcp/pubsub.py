@@ -54,7 +54,7 @@ from ...resources.keys import encode_key
 from ...resources.queue import Message, Queue, QueueLimits, Topic, decode_body
 from ...resources.url import ResourceURL
 from ._client import google_error, project_of
-from ._retries import count_gapic_retries
+from ._retries import DEFAULT_TIMEOUT, count_gapic_retries, deadline
 
 __all__ = ["PubSubQueue", "PubSubTopic"]
 
@@ -64,12 +64,13 @@ _PUBSUB_MAX_ATTEMPTS = 100
 _MAX_ACK_DEADLINE = 600
 
 _lock = threading.Lock()
-_clients: dict[tuple[int, str], Any] = {}
+_clients: dict[tuple[int, str, float], Any] = {}
 
 
-def _client(which: str) -> Any:
-    """The publisher or subscriber client of this process (gRPC channels do not survive fork)."""
-    key = (os.getpid(), which)
+def _client(which: str, seconds: float = DEFAULT_TIMEOUT) -> Any:
+    """The publisher or subscriber client of this process (gRPC channels do not survive fork)
+    whose calls end within ``seconds``, retries included (calls given a ``timeout`` excepted)."""
+    key = (os.getpid(), which, seconds)
     with _lock:
         found = _clients.get(key)
         if found is None:
@@ -79,7 +80,7 @@ def _client(which: str) -> Any:
                 found = pubsub_v1.PublisherClient()
             else:
                 found = pubsub_v1.SubscriberClient(transport=_subscriber_transport())
-            count_gapic_retries(found, "pubsub")
+            count_gapic_retries(found, "pubsub", seconds)
             _clients[key] = found
         return found
 
@@ -121,6 +122,7 @@ class _PubSub:
         self.topic_id = _check_name(topic, "topic", self.name)
         self.topic_path = f"projects/{project}/topics/{topic}"
         self.ordering_key = self.location.option("ordering_key") or ""
+        self.timeout = deadline(self.location)
 
     def _error(self, exc: BaseException, what: str) -> ProviderError:
         return google_error(exc, f"{self.name}: Pub/Sub {what}", resource=self.name)
@@ -129,7 +131,7 @@ class _PubSub:
         from google.api_core.exceptions import AlreadyExists
 
         try:
-            _client("publisher").create_topic(name=path)
+            _client("publisher", self.timeout).create_topic(name=path)
         except AlreadyExists:
             pass
         except Exception as exc:
@@ -144,7 +146,7 @@ class _PubSub:
             from google.pubsub_v1.services.publisher.client import PublisherClient
 
             response = PublisherClient.publish(
-                _client("publisher"),
+                _client("publisher", self.timeout),
                 topic=topic_path,
                 messages=[message],  # type: ignore[list-item]
             )
@@ -207,7 +209,7 @@ class PubSubQueue(_PubSub, Queue):
                 "max_delivery_attempts": _PUBSUB_MAX_ATTEMPTS,
             }
         try:
-            _client("subscriber").create_subscription(request=request)
+            _client("subscriber", self.timeout).create_subscription(request=request)
         except AlreadyExists:
             pass
         except Exception as exc:
@@ -215,7 +217,7 @@ class PubSubQueue(_PubSub, Queue):
 
     def _ping_blocking(self) -> None:
         try:
-            _client("subscriber").get_subscription(subscription=self.subscription_path)
+            _client("subscriber", self.timeout).get_subscription(subscription=self.subscription_path)
         except Exception as exc:
             raise self._error(exc, f"subscription {self.subscription_path}") from exc
 
@@ -248,7 +250,7 @@ class PubSubQueue(_PubSub, Queue):
     def _receive_blocking(self, max_messages: int, visibility_timeout: float, wait: float) -> list[Message]:
         from google.api_core.exceptions import DeadlineExceeded
 
-        subscriber = _client("subscriber")
+        subscriber = _client("subscriber", self.timeout)
         deadline = time.monotonic() + wait
         while True:
             left = deadline - time.monotonic()
@@ -293,7 +295,7 @@ class PubSubQueue(_PubSub, Queue):
         return messages
 
     def _settle(self, ack_ids: list[str], deadline: int | None) -> None:
-        subscriber = _client("subscriber")
+        subscriber = _client("subscriber", self.timeout)
         try:
             if deadline is None:
                 subscriber.acknowledge(subscription=self.subscription_path, ack_ids=ack_ids)
@@ -330,7 +332,7 @@ class PubSubTopic(_PubSub, Topic):
 
     def _ping_blocking(self) -> None:
         try:
-            _client("publisher").get_topic(topic=self.topic_path)
+            _client("publisher", self.timeout).get_topic(topic=self.topic_path)
         except Exception as exc:
             raise self._error(exc, f"topic {self.topic_path}") from exc
 

@@ -86,12 +86,20 @@ class _CountingRetries(RetryStrategy):
 
     def determine_when_to_retry(self, props: RetryableProps) -> float | None:
         delay = self.inner.determine_when_to_retry(props)
+        deadline = props.overall_deadline
+        if delay is not None and deadline is not None and datetime.now() + timedelta(seconds=delay) >= deadline:
+            return None  # the call's deadline (the option timeout) would pass before the retry
         if delay is not None:
             telemetry.retried("momento")
         return delay
 
     def calculate_retry_deadline(self, overall_deadline: datetime) -> float | None:
         return self.inner.calculate_retry_deadline(overall_deadline)
+
+
+#: Seconds a call may take, retries included (the URL option ``timeout``): Momento answers in
+#: a few milliseconds in-region; 5 s is slack for a cold TLS channel from another region.
+DEFAULT_TIMEOUT = 5.0
 
 
 def _client(location: ResourceURL) -> CacheClient:
@@ -107,8 +115,10 @@ def _client(location: ResourceURL) -> CacheClient:
         found = _clients.get(key)
         if found is None:
             configuration: Configuration = _CONFIGURATIONS[name]()
-            if timeout is not None:
-                configuration = configuration.with_client_timeout(timedelta(seconds=timeout))
+            preset = configuration.get_transport_strategy().get_grpc_configuration().get_deadline()
+            # the option, else the preset's own if shorter than DEFAULT_TIMEOUT (laptop's is 15 s)
+            seconds = timeout or min(preset.total_seconds(), DEFAULT_TIMEOUT)
+            configuration = configuration.with_client_timeout(timedelta(seconds=seconds))
             configuration = configuration.with_retry_strategy(_CountingRetries(configuration.get_retry_strategy()))
             # No eager connection: opening a resource never blocks; the first call connects.
             found = _clients[key] = CacheClient(configuration, credentials, timedelta(seconds=MAX_TTL))
@@ -143,7 +153,8 @@ class MomentoCache(Cache):
     Options: ``local`` (``HOST:PORT`` of Momento Local), ``api_key_env`` (default
     ``MOMENTO_API_KEY``), ``endpoint`` or ``endpoint_env`` (default ``MOMENTO_ENDPOINT``),
     ``configuration`` (``laptop``, the default; ``lambda``, ``in_region``, ``low_latency``:
-    the SDK's presets), ``timeout`` (seconds per call), ``default_ttl`` (seconds; a value set
+    the SDK's presets), ``timeout`` (seconds per call, retries included: 5, or the preset's own if
+    shorter), ``default_ttl`` (seconds; a value set
     without a TTL otherwise lives 24 hours, Momento's default ceiling), ``prefix`` (put before
     every key, to share one cache between resources). Capabilities: ``multiprocess``.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import re
 import select
 import threading
@@ -91,6 +92,18 @@ def conninfo(location: ResourceURL) -> str:
     return found[1]
 
 
+#: Seconds a call may take to get a connection (the URL option ``timeout``): connecting to a
+#: managed PostgreSQL with TLS and password or IAM authentication takes up to a second, and
+#: libpq counts ``connect_timeout`` in whole seconds (at least 2), so 5 s: a cold connection
+#: comes up, a server that does not answer is given up while a function still has time.
+DEFAULT_TIMEOUT = 5.0
+
+
+def deadline(location: ResourceURL) -> float:
+    """The URL option ``timeout``: seconds to connect, and to wait for a pooled connection."""
+    return location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True)
+
+
 def _conninfo(location: ResourceURL) -> str:
     if not location.host:
         raise ConfigError(f"{location}: name the server, e.g. postgresql://db.internal:5432/app")
@@ -106,7 +119,11 @@ def _conninfo(location: ResourceURL) -> str:
         value = location.option(option)
         if value is not None:
             parts[option] = value
-    parts.setdefault("connect_timeout", "5")
+    # libpq takes whole seconds and treats 1 as 2; a dead peer with data unacknowledged is
+    # given up after the deadline too (Linux's TCP_USER_TIMEOUT, in milliseconds).
+    seconds = deadline(location)
+    parts.setdefault("connect_timeout", str(max(2, math.ceil(seconds))))
+    parts.setdefault("tcp_user_timeout", str(math.ceil(seconds * 1000)))
     parts.setdefault("application_name", "overcast")
     return psycopg.conninfo.make_conninfo(**parts)
 
@@ -126,8 +143,53 @@ def pool(location: ResourceURL) -> ConnectionPool[Any]:
         with _lock:
             found = _pools.get(info)
             if found is None:
-                found = _pools[info] = ConnectionPool(info, open=True, **_pool_options(location))
+                found = _pools[info] = _Pool(info, open=True, **_pool_options(location))
     return found
+
+
+class _Pool(ConnectionPool[Any]):
+    """psycopg_pool's pool, noting whether its last attempt to connect failed: while it does,
+    a caller tries the server once itself and fails at once if it refuses (the pool would
+    keep it waiting the whole ``pool_timeout`` while its worker retries in the background)."""
+
+    down = False
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            conn = super()._connect(timeout)
+        except BaseException:
+            self.down = True
+            raise
+        self.down = False
+        return conn
+
+    def reachable(self) -> None:
+        """Connect once, directly: raises psycopg's error now if the server still fails."""
+        psycopg.connect(str(self.conninfo), autocommit=True).close()
+        self.down = False
+
+
+#: How often a caller waiting for a pooled connection looks whether the pool's worker failed.
+_WAIT_SLICE = 0.1
+
+
+def _getconn(pool: ConnectionPool[Any]) -> Any:
+    """A connection from ``pool`` within its ``timeout``, or the server's own error as soon as
+    the pool's worker fails to connect (a refused connection fails in milliseconds)."""
+    if not isinstance(pool, _Pool):
+        return pool.getconn()
+    if pool.down:
+        pool.reachable()
+    deadline = monotonic() + pool.timeout
+    while True:
+        left = deadline - monotonic()
+        try:
+            return pool.getconn(timeout=max(min(_WAIT_SLICE, left), 0.001))
+        except PoolTimeout:
+            if left <= _WAIT_SLICE:
+                raise PoolTimeout(f"couldn't get a connection after {pool.timeout:.2f} sec") from None
+            if pool.down:
+                pool.reachable()
 
 
 #: Seconds a pooled connection sits unused before a checkout looks whether the server
@@ -163,7 +225,8 @@ def _pool_options(location: ResourceURL, resource: str | None = None) -> dict[st
         "max_size": location.option_int("pool_size", 10, minimum=1, resource=resource),
         "kwargs": {"autocommit": True},
         "name": "overcast",
-        "timeout": location.option_seconds("pool_timeout", 30.0, positive=True, resource=resource),
+        # a pool that cannot connect waits for a connection no longer than a call may take
+        "timeout": location.option_seconds("pool_timeout", deadline(location), positive=True, resource=resource),
     }
 
 
@@ -342,7 +405,7 @@ class Connection:
 
     def __enter__(self) -> psycopg.Connection[Any]:
         try:
-            conn: psycopg.Connection[Any] = self.pool.getconn()
+            conn: psycopg.Connection[Any] = _getconn(self.pool)
             while stale(conn):  # the server closed it while it sat in the pool
                 conn.pgconn.finish()
                 self.pool.putconn(conn)  # closed: the pool discards it and opens another

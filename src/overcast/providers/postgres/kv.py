@@ -67,7 +67,8 @@ def _items(rows: list[Any]) -> list[Item]:
 
 class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     """JSON documents in PostgreSQL. Options: ``store`` (default: the resource's name),
-    ``sslmode``, ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (30 s).
+    ``sslmode``, ``timeout`` (5 s: to connect, and to wait for a pooled connection),
+    ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (the ``timeout``).
 
     Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``.
     """

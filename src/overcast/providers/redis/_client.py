@@ -48,14 +48,29 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
             location.username or "",
             location.password or "",
             str(cluster),
-            *(f"{name}={location.option(name) or ''}" for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries")),
+            *(
+                f"{name}={location.option(name) or ''}"
+                for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries", "timeout")
+            ),
         ]
     )
     return key, cluster
 
 
+#: Seconds a call may take (the URL option ``timeout``): Redis answers in well under a
+#: millisecond and a connection (TLS included) takes tens of them, so 2 s is slack for a slow
+#: command yet leaves a serverless function most of its time to fail over.
+DEFAULT_TIMEOUT = 2.0
+
+
+def deadline(location: ResourceURL) -> float:
+    """The URL option ``timeout``: seconds to connect and to wait for an answer (default 2)."""
+    return location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True)
+
+
 def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
+    seconds = deadline(location)
+    options: dict[str, Any] = {"socket_connect_timeout": seconds, "socket_timeout": seconds}
     # Credentials come from the environment: a URL taken from a variable (``${REDIS_URL}``), or
     # the variables named by ``password_env``/``username_env``.
     password = location.password or os.environ.get(location.option("password_env") or "REDIS_PASSWORD")
@@ -66,9 +81,9 @@ def _options(location: ResourceURL, cluster: bool) -> dict[str, Any]:
         options["username"] = username
     for name in _CLIENT_OPTIONS:
         # a health check interval of 0 turns the check off; a timeout of 0 would make no sense
-        seconds = location.option_seconds(name, None, positive=name != "health_check_interval")
-        if seconds is not None:
-            options[name] = seconds
+        given = location.option_seconds(name, None, positive=name != "health_check_interval")
+        if given is not None:
+            options[name] = given
     if location.option_bool("retry_on_timeout", False):
         options["retry_on_timeout"] = True
     if cluster:
@@ -102,7 +117,9 @@ def _retry(location: ResourceURL, *, asynchronous: bool) -> Any:
     from redis.backoff import ExponentialWithJitterBackoff
 
     retries = location.option_int("retries", DEFAULT_RETRIES, minimum=0)
-    backoff = ExponentialWithJitterBackoff(base=0.01, cap=1.0)
+    # A refused connection is retried at once-ish (10 ms, 20 ms, ...): the backoff stays a
+    # small part of the deadline, so the call ends within it however many retries there are.
+    backoff = ExponentialWithJitterBackoff(base=0.01, cap=min(1.0, deadline(location) / 8))
     errors = (redis_errors.ConnectionError,)
     if not asynchronous:
         return _CountingRetry(backoff, retries, errors)

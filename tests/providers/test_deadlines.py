@@ -1,0 +1,79 @@
+"""Every provider's call has a deadline: against a closed port (nothing listens) and a blackhole
+(the fault proxy in front of the real server, accepting and never answering) a call raises
+Overcast's ``Unavailable`` within a bound of its ``timeout`` instead of holding the caller
+for the SDK's minutes of retries.
+
+Each call runs in a fresh process (deadline_probe.py: the Google clients read their emulator
+host once per process). The bounds are generous (``timeout * 3 + 2`` s): they catch a call
+that waits out an SDK's defaults (60-300 s), not a slow machine. Momento's is in
+momento/test_momento_deadline_fake.py (its server is a fake).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from deadline_probe import CASES, Case, default_timeout, probe
+
+from chaos.proxy import BLACKHOLE, FaultProxy
+from servers import Server, free_port
+
+REAL = [case for case in CASES if case.server != "fake_momento"]
+#: the blackholed calls run with a short deadline, so that the bound says it was applied
+TIMEOUT = 1.0
+
+
+def bound(timeout: float) -> float:
+    return timeout * 3 + 2
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Server:
+    case: Case = request.param
+    found: Server = request.getfixturevalue(case.server)
+    return found
+
+
+@pytest.fixture
+def blackhole(server: Server) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(server.port)
+    proxy.set(BLACKHOLE)
+    yield proxy
+    proxy.close()
+
+
+def _unavailable(case: Case, result: dict[str, object]) -> None:
+    assert (result["module"], result["error"]) == ("overcast.errors", "Unavailable"), (case.name, result)
+
+
+@pytest.mark.parametrize("case", REAL, ids=[c.name for c in REAL])
+def test_a_closed_port_fails_fast_as_unavailable_with_the_defaults(case: Case) -> None:
+    result = probe(case, free_port(), limit=60)
+    _unavailable(case, result)
+    # a refused connection is not retried for long: the first call (which builds the client)
+    # well inside the deadline, the same call again within a second
+    assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
+    assert float(result["again"]) < 1.0, (case.name, result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("case", "server"), [(c, c) for c in REAL], ids=[c.name for c in REAL], indirect=["server"])
+def test_a_blackholed_server_fails_within_the_timeout_option_as_unavailable(case: Case, blackhole: FaultProxy) -> None:
+    result = probe(case, blackhole.port, f"timeout={TIMEOUT}", limit=60)
+    _unavailable(case, result)
+    elapsed = float(result["elapsed"])  # type: ignore[arg-type]
+    assert elapsed < bound(TIMEOUT), (case.name, result)
+    # and it did wait for an answer (the proxy accepted): not an error raised before trying
+    assert elapsed >= TIMEOUT * 0.5, (case.name, result)
+
+
+@pytest.mark.parametrize(
+    ("case", "server"),
+    [(c, c) for c in REAL if c.name in ("redis kv", "postgres kv", "s3", "azure blob", "firestore")],
+    ids=["redis", "postgres", "aws", "azure", "gcp"],
+    indirect=["server"],
+)
+def test_a_blackholed_server_fails_within_the_default_deadline(case: Case, blackhole: FaultProxy) -> None:
+    result = probe(case, blackhole.port, limit=90)
+    _unavailable(case, result)
+    assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
