@@ -117,27 +117,34 @@ def _pause_faults(server: Server, label: str) -> list[Fault]:
     return [pause]
 
 
+def _across_clouds(
+    kind: str, moto: Server, primary: tuple[str, str], replica: str, other: Server, other_label: str
+) -> Any:
+    """A run with moto's service as the primary through the proxy (``primary``: its URL, and the
+    options reaching it through the proxy, ``{port}`` the proxy's), the other cloud's as the
+    replica; proxy faults on moto, SIGSTOP of either server."""
+    proxy = FaultProxy(moto.port)
+    direct = [primary[0], replica]
+    through = primary[0] + primary[1].format(port=proxy.port)
+    faults = [*_proxy_faults(proxy, "moto"), *_pause_faults(moto, "moto"), *_pause_faults(other, other_label)]
+    opener = overcast.open_kv if kind == "kv" else overcast.open_bucket
+    store: Any = opener(replicated_url(through, [replica], timeout="2s"))
+    store.sync.create()
+    try:
+        return asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
+    finally:
+        store.close()
+        proxy.close()
+
+
 def test_dynamodb_primary_firestore_replica_loses_no_acknowledged_write(
     moto_server: Server, firestore_emulator: Server, tmp_path: Path
 ) -> None:
     """Across clouds: DynamoDB (moto) through the proxy, Firestore (Google's emulator); faults on
     both: proxy refuse/blackhole/reset on DynamoDB, SIGSTOP of either server."""
-    proxy = FaultProxy(moto_server.port)
     name = f"chaos{os.getpid()}"
-    direct = [f"dynamodb://{name}?client=lite", f"firestore://{name}"]
-    through = [f"dynamodb://{name}?client=lite&endpoint=http://127.0.0.1:{proxy.port}&retries=1", direct[1]]
-    faults = [
-        *_proxy_faults(proxy, "dynamodb"),
-        *_pause_faults(moto_server, "moto"),
-        *_pause_faults(firestore_emulator, "firestore emulator"),
-    ]
-    store: Any = overcast.open_kv(replicated_url(through[0], through[1:], timeout="2s"))
-    store.sync.create()
-    try:
-        report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
-    finally:
-        store.close()
-        proxy.close()
+    primary = (f"dynamodb://{name}?client=lite", "&endpoint=http://127.0.0.1:{port}&retries=1")
+    report = _across_clouds("kv", moto_server, primary, f"firestore://{name}", firestore_emulator, "firestore emulator")
     _converged("dynamodb + firestore, ack=primary", report, minimum=50)
 
 
@@ -184,20 +191,7 @@ def test_s3_primary_gcs_replica_bucket_loses_no_acknowledged_write(
 ) -> None:
     """Objects across clouds: S3 (moto) through the proxy, GCS (fake-gcs-server); proxy faults on
     S3, SIGSTOP of either server."""
-    proxy = FaultProxy(moto_server.port)
     name = f"chaos{os.getpid()}"
-    direct = [f"s3://{name}/p", f"gs://{name}/p"]
-    through = [f"s3://{name}/p?endpoint=http://127.0.0.1:{proxy.port}&retries=1", direct[1]]
-    faults = [
-        *_proxy_faults(proxy, "s3"),
-        *_pause_faults(moto_server, "moto"),
-        *_pause_faults(gcs_emulator, "fake-gcs-server"),
-    ]
-    store: Any = overcast.open_bucket(replicated_url(through[0], through[1:], timeout="2s"))
-    store.sync.create()
-    try:
-        report = asyncio.run(run(store, direct, faults, seconds=SECONDS, every=2.5, writers=3))
-    finally:
-        store.close()
-        proxy.close()
+    primary = (f"s3://{name}/p", "?endpoint=http://127.0.0.1:{port}&retries=1")
+    report = _across_clouds("bucket", moto_server, primary, f"gs://{name}/p", gcs_emulator, "fake-gcs-server")
     _converged("s3 + gcs bucket, ack=primary", report, minimum=50)
