@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .. import telemetry
-from ..errors import ProviderError, Unavailable
+from ..errors import InvalidArgument, ProviderError, Unavailable
 from ..resources.registry import open_resource
 from ..resources.url import ResourceURL
 from .breaker import Breaker, breaker_for, counts_as_down
@@ -92,6 +92,13 @@ class Replication:
         elapsed = time.perf_counter() - start
         member.latency = elapsed if not member.latency else 0.8 * member.latency + 0.2 * elapsed
         return result
+
+    def _cursor(self, cursor: str) -> tuple[int, str | None]:
+        """(member index, the member's own cursor) of a cursor this store returned."""
+        where, _, inner = cursor.partition(":")
+        if not where.isdigit() or int(where) >= len(self.members):
+            raise InvalidArgument(f"{self.name}: cursor {cursor!r} is not one this store returned", resource=self.name)
+        return int(where), inner or None
 
     def _order(self) -> list[Member]:
         if self.spec.mode == "read-nearest":

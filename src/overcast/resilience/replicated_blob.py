@@ -130,11 +130,9 @@ class ReplicatedBlobStore(Replication, BlobStore):
     async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
         """A page from one member, without the log and tombstones; the cursor names the member."""
         if cursor is not None:
-            where, _, inner = cursor.partition(":")
-            if not where.isdigit() or int(where) >= len(self.members):
-                raise InvalidArgument(f"{self.name}: cursor {cursor!r} is not one this store returned")
-            index, member = int(where), self.members[int(where)]
-            page = await self._on(member, member.store._list_page(prefix, limit, inner or None))
+            index, inner = self._cursor(cursor)
+            member = self.members[index]
+            page = await self._on(member, member.store._list_page(prefix, limit, inner))
         else:
             index, page = await self._read("list", lambda store: store._list_page(prefix, limit, None))
             member = self.members[index]

@@ -95,13 +95,9 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
     async def _scan_page(self, prefix: str, limit: int, cursor: str | None) -> Page:
         """A page from one member; the cursor names it, so a scan goes on where it started."""
         if cursor is not None:
-            where, _, inner = cursor.partition(":")
-            if not where.isdigit() or int(where) >= len(self.members):
-                raise InvalidArgument(
-                    f"{self.name}: cursor {cursor!r} is not one this store returned", resource=self.name
-                )
-            index, member = int(where), self.members[int(where)]
-            page = await self._on(member, member.store._scan_page(prefix, limit, inner or None))
+            index, inner = self._cursor(cursor)
+            member = self.members[index]
+            page = await self._on(member, member.store._scan_page(prefix, limit, inner))
         else:
             index, page = await self._read("scan", lambda store: store._scan_page(prefix, limit, None))
         items = [open_item(i.key, i) for i in page.items if not i.key.startswith(LOG_PREFIX)]
