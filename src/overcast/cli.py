@@ -693,6 +693,29 @@ def _plan_json(plan: Any) -> dict[str, Any]:
     }
 
 
+def _target_schemes(loaded: App, target: str, workload: Any) -> tuple[dict[str, str], Any]:
+    """Each resource's scheme on ``target``; a replicated one is its primary's, and its replicas'
+    clouds become the resource's replicas in the workload (priced with the replication traffic)."""
+    from dataclasses import replace
+
+    from .resilience.spec import ReplicaSpec
+    from .resources.registry import family_of_scheme
+
+    schemes: dict[str, str] = {}
+    usages = dict(workload.resources)
+    for name, handle in loaded.resources.items():
+        url = loaded.config.url_for(handle.kind, name, app=loaded.name, target=target)
+        if url.scheme != "replicated":
+            schemes[name] = url.scheme
+            continue
+        spec = ReplicaSpec.from_url(url)
+        schemes[name] = spec.primary.scheme
+        clouds = [f.cloud for m in spec.replicas if (f := family_of_scheme(m.scheme)) is not None and f.cloud]
+        if name in usages and clouds:
+            usages[name] = replace(usages[name], replicas=tuple(dict.fromkeys(clouds)))
+    return schemes, replace(workload, resources=usages)
+
+
 def _configured(loaded: App, target: str | None, workload: Any, free_tier: bool) -> Any:
     """The target's own placement, when a target is named and runs on a priced cloud."""
     from .cost.engine import configured
@@ -702,10 +725,7 @@ def _configured(loaded: App, target: str | None, workload: Any, free_tier: bool)
     cloud = loaded.config.target(target).cloud
     if cloud is None:
         return None
-    schemes = {
-        name: loaded.config.url_for(h.kind, name, app=loaded.name, target=target).scheme
-        for name, h in loaded.resources.items()
-    }
+    schemes, workload = _target_schemes(loaded, target, workload)
     plan = configured(workload, schemes, cloud, free_tier=free_tier)
     for name in plan.missing:
         _err().print(

@@ -168,3 +168,26 @@ def test_the_docs_show_what_the_example_prints(tmp_path: Path, monkeypatch: pyte
     assert result.exit_code == 0, result.output
     printed = "\n".join(line.rstrip() for line in result.stdout.splitlines()) + "\n"
     assert printed == shown
+
+
+def test_a_replicated_target_prices_its_replica_and_the_traffic(tmp_path: Path) -> None:
+    """kv.users = { primary = dynamodb, replicas = [firestore] } on an AWS target: the target's
+    users cost is DynamoDB's plus a Firestore copy and the transfer between the clouds."""
+    name = f"replicated_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(f'import overcast\napp = overcast.App("{name}")\nusers = app.kv("users")\n')
+    (tmp_path / "overcast.toml").write_text(
+        f'[app]\nentry = "{name}:app"\n[targets.multi]\ncloud = "aws"\n'
+        'kv.users = { primary = "dynamodb://users", replicas = ["firestore://users"] }\n'
+    )
+    (tmp_path / "profile.toml").write_text(
+        "[workload]\nrequests = 10000000\n[resources.users]\nget = 1\nput = 0.2\nitem_bytes = 2000\n"
+    )
+    args = ["cost", str(tmp_path), "-t", "multi", "--profile", str(tmp_path / "profile.toml"), "--json"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    users = found["target"]["resources"]["users"]
+    alone = next(c for c in found["clouds"] if c["cloud"] == "aws")["resources"]["users"]
+    assert users["scheme"] == "dynamodb" and users["total"] > alone["total"]
+    labels = " ".join(item["label"] for item in users["items"])
+    assert "replica gcp" in labels and "replication aws→gcp" in labels, labels
