@@ -21,6 +21,7 @@ if _typing.TYPE_CHECKING:
     from .resources.queue import Message, Queue, Topic
     from .resources.secrets import SecretStore
     from .runtime.cloudevent import CloudEvent
+    from .runtime.deferral import Receipt
 
 # The public names load on first use (PEP 562), so ``import overcast`` costs little and
 # ``overcast --version`` or a module that only declares errors pays for nothing else.
@@ -39,6 +40,7 @@ _LAZY = {
     "Topic": ".resources.queue",
     "SecretStore": ".resources.secrets",
     "CloudEvent": ".runtime.cloudevent",
+    "Receipt": ".runtime.deferral",
 }
 
 
@@ -75,6 +77,7 @@ __all__ = [
     "ObjectInfo",
     "Page",
     "Queue",
+    "Receipt",
     "ScheduledJob",
     "SecretStore",
     "Subscription",
