@@ -867,8 +867,9 @@ def _refresh_prices() -> None:
     """Read current prices from every family that can, and say what changed and what could not be read."""
     from .cost import pricings
     from .cost.refresh import refresh_all
+    from .resources.registry import load_attribute
 
-    for done in refresh_all([p.refresh for p in pricings() if p.refresh is not None]):
+    for done in refresh_all([load_attribute(p.refresh) for p in pricings() if p.refresh is not None]):
         if done.skipped:
             _err().print(f"[yellow]{escape(done.family)}: not refreshed: {escape(done.skipped)}[/]", soft_wrap=True)
             continue

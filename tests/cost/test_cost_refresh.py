@@ -20,6 +20,7 @@ from overcast.providers.aws.price_list import OFFER_URL
 from overcast.providers.azure import pricing as azure
 from overcast.providers.gcp import pricing as gcp
 from overcast.providers.gcp.billing_catalog import KEY_ENV
+from overcast.resources.registry import load_attribute
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +91,7 @@ def test_aws_prices_come_from_the_price_list_offer_files(prices_dir: Path) -> No
         OFFER_URL.format(offer=code, region="us-east-1"): json.dumps(body).encode() for code, body in offers.items()
     }
     asked: list[str] = []
-    (done,) = refresh_all([aws.PRICING.refresh], fetch=fetcher(answers, asked))  # type: ignore[list-item]
+    (done,) = refresh_all([_refresher(aws)], fetch=fetcher(answers, asked))
     assert sorted(asked) == sorted(answers)  # one offer file per service
     assert set(done.updated) == {
         "lambda.requests",
@@ -164,7 +165,7 @@ def test_azure_prices_come_from_the_retail_prices_api() -> None:
             )
         return synthetic_azure_page([])
 
-    (done,) = refresh_all([azure.PRICING.refresh], fetch=fetch)  # type: ignore[list-item]
+    (done,) = refresh_all([_refresher(azure)], fetch=fetch)
     assert set(done.updated) == {"functions.gb_seconds", "functions.executions", "blob.writes"}
     table = azure.PRICING.prices("azure", None)
     assert table["functions.gb_seconds"].rate == pytest.approx(0.000017)
@@ -174,7 +175,7 @@ def test_azure_prices_come_from_the_retail_prices_api() -> None:
 
 
 def test_google_needs_an_api_key_and_says_so(prices_dir: Path) -> None:
-    (done,) = refresh_all([gcp.PRICING.refresh], fetch=fetcher({}, []), env={})  # type: ignore[list-item]
+    (done,) = refresh_all([_refresher(gcp)], fetch=fetcher({}, []), env={})
     assert done.data is None and KEY_ENV in (done.skipped or "")
     assert not prices_dir.exists()  # nothing written: the shipped prices stay
     assert gcp.PRICING.prices("gcp", None)["run.cpu"].rate == pytest.approx(0.000024)
@@ -210,7 +211,7 @@ def test_google_prices_come_from_the_billing_catalog_with_the_key() -> None:
             return json.dumps({"skus": skus, "nextPageToken": "p2"}).encode()
         return json.dumps({"skus": []}).encode()
 
-    (done,) = refresh_all([gcp.PRICING.refresh], fetch=fetch, env={KEY_ENV: "secret-key"})  # type: ignore[list-item]
+    (done,) = refresh_all([_refresher(gcp)], fetch=fetch, env={KEY_ENV: "secret-key"})
     assert done.updated == ["run.cpu"]
     table = gcp.PRICING.prices("gcp", None)
     assert table["run.cpu"].rate == pytest.approx(0.000025)
@@ -247,3 +248,8 @@ def test_the_command_refreshes_then_prices_with_the_new_figures_fake_network(
     aws_plan = next(p for p in json.loads(result.stdout)["clouds"] if p["cloud"] == "aws")
     requests = next(i for i in aws_plan["compute"] if i["label"] == "requests")
     assert requests["rate"] == pytest.approx(0.25) and requests["cost"] == pytest.approx(0.75)
+
+
+def _refresher(family: Any) -> Any:
+    """The refresh function a family's pricing names (``module:function``)."""
+    return load_attribute(family.PRICING.refresh)

@@ -226,8 +226,19 @@ class Pricing:
     compute: ComputeOffer | None = None
     egress: Callable[[float, PriceTable, bool], LineItem] | None = None
     clouds: tuple[str, ...] = ()
-    #: reads current prices from the family's price API: ``(fetch, environment) -> Refreshed``
-    refresh: Callable[[Any, Mapping[str, str]], Any] | None = None
+    #: ``module:function`` reading current prices from the family's price API,
+    #: ``(fetch, environment) -> Refreshed``; imported only for ``overcast cost --refresh``
+    refresh: str | None = None
+
+
+def one_call_each(*operations: str, upper: bool = False) -> dict[str, Rule]:
+    """Rules for a service billed by the hour, whatever it is sent: each operation is one
+    command (its name, upper-cased with ``upper``)."""
+
+    def rule(name: str) -> Rule:
+        return lambda size: [Call(name)]
+
+    return {op: rule(op.upper() if upper else op) for op in operations}
 
 
 def units_of(rules: Mapping[str, Rule], workload: Workload, usage: ResourceUsage) -> dict[str, float]:

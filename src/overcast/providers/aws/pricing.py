@@ -9,9 +9,7 @@ each operation sends to moto and compares them with these rules. Prices are in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ...cost.model import (
     Call,
@@ -155,12 +153,6 @@ OFFERS = [
 ]
 
 
-def _refresh(fetch: Any, env: Mapping[str, str]) -> Any:
-    """Current prices from the price API (imported only for ``overcast cost --refresh``)."""
-    from .price_list import refresh
-
-    return refresh(fetch, env)
-
 
 PRICING = Pricing(
     family="aws",
@@ -169,5 +161,5 @@ PRICING = Pricing(
     compute=ComputeOffer("Lambda (x86)", _lambda),
     egress=_egress,
     clouds=("aws",),
-    refresh=_refresh,
+    refresh="overcast.providers.aws.price_list:refresh",
 )

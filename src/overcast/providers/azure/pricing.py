@@ -9,9 +9,7 @@ Prices are in ``prices-azure.json`` beside this file.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ...cost.model import (
     Call,
@@ -144,12 +142,6 @@ OFFERS = [
 ]
 
 
-def _refresh(fetch: Any, env: Mapping[str, str]) -> Any:
-    """Current prices from the price API (imported only for ``overcast cost --refresh``)."""
-    from .retail_prices import refresh
-
-    return refresh(fetch, env)
-
 
 PRICING = Pricing(
     family="azure",
@@ -158,5 +150,5 @@ PRICING = Pricing(
     compute=ComputeOffer("Functions (consumption)", _functions),
     egress=_egress,
     clouds=("azure",),
-    refresh=_refresh,
+    refresh="overcast.providers.azure.retail_prices:refresh",
 )

@@ -10,9 +10,7 @@ Prices are in ``prices-gcp.json`` beside this file.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ...cost.model import (
     Call,
@@ -148,12 +146,6 @@ OFFERS = [
 ]
 
 
-def _refresh(fetch: Any, env: Mapping[str, str]) -> Any:
-    """Current prices from the price API (imported only for ``overcast cost --refresh``)."""
-    from .billing_catalog import refresh
-
-    return refresh(fetch, env)
-
 
 PRICING = Pricing(
     family="gcp",
@@ -162,5 +154,5 @@ PRICING = Pricing(
     compute=ComputeOffer("Cloud Run (request-based)", _cloud_run),
     egress=_egress,
     clouds=("gcp",),
-    refresh=_refresh,
+    refresh="overcast.providers.gcp.billing_catalog:refresh",
 )

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from ...cost.model import (
     HOURS_PER_MONTH,
-    Call,
     LineItem,
     Offer,
     PriceTable,
     Pricing,
     ResourceUsage,
     Workload,
+    one_call_each,
     price_file,
 )
 
@@ -24,10 +24,8 @@ __all__ = ["PRICING"]
 
 SERVICES = {"aws": "RDS db.t4g.micro", "gcp": "Cloud SQL db-f1-micro", "azure": "Flexible server B1ms"}
 
-KV_RULES = {
-    op: (lambda size, op=op: [Call(op)]) for op in ("get", "put", "put_conditional", "put_absent", "delete", "scan")
-}
-QUEUE_RULES = {op: (lambda size, op=op: [Call(op)]) for op in ("send", "receive", "ack")}
+KV_RULES = one_call_each("get", "put", "put_conditional", "put_absent", "delete", "scan")
+QUEUE_RULES = one_call_each("send", "receive", "ack")
 
 
 def _instance(workload: Workload, usage: ResourceUsage, table: PriceTable, free_tier: bool) -> list[LineItem]:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from ...cost.model import (
     HOURS_PER_MONTH,
-    Call,
     LineItem,
     Offer,
     PriceTable,
     Pricing,
     ResourceUsage,
     Workload,
+    one_call_each,
     price_file,
 )
 
@@ -25,10 +25,8 @@ __all__ = ["PRICING"]
 
 SERVICES = {"aws": "ElastiCache cache.t4g.micro", "gcp": "Memorystore Basic 1 GB", "azure": "Azure Cache C0 Basic"}
 
-CACHE_RULES = {op: (lambda size, op=op: [Call(op.upper())]) for op in ("get", "set", "delete", "incr")}
-KV_RULES = {
-    op: (lambda size, op=op: [Call(op)]) for op in ("get", "put", "put_conditional", "put_absent", "delete", "scan")
-}
+CACHE_RULES = one_call_each("get", "set", "delete", "incr", upper=True)
+KV_RULES = one_call_each("get", "put", "put_conditional", "put_absent", "delete", "scan")
 
 
 def _instance(workload: Workload, usage: ResourceUsage, table: PriceTable, free_tier: bool) -> list[LineItem]:
