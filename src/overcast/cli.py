@@ -396,10 +396,9 @@ async def _check_replicated(kind: str, name: str, url: Any, target: str, timeout
     from .resources.registry import open_resource
 
     spec = ReplicaSpec.from_url(url)
-    roles = ["primary"] + [f"replica {i}" for i in range(1, len(spec.members))]
     members = [
         await _check_one(kind, f"{name} · {role}", m, target, timeout)
-        for role, m in zip(roles, spec.members, strict=True)
+        for role, m in zip(spec.roles, spec.members, strict=True)
     ]
     summary = f"replicated, ack={spec.ack}, {spec.mode}"
     if all(m.ok and not m.warning for m in members):

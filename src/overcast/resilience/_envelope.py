@@ -13,7 +13,7 @@ from typing import Any
 from ..resources.kv import Item
 from .clock import is_clock
 
-__all__ = ["LOG_PREFIX", "LOG_ROOM", "OVERHEAD", "ZERO", "Stored", "clock_of", "open_item", "tombstone", "wrap"]
+__all__ = ["LOG_PREFIX", "LOG_ROOM", "OVERHEAD", "ZERO", "Stored", "open_item", "tombstone", "wrap"]
 
 #: Key prefix of the change log kept beside the data in each member (dirty key -> clock).
 LOG_PREFIX = "~oc-log~/"
@@ -43,10 +43,6 @@ class Stored:
 
     def item(self, key: str) -> Item | None:
         return None if self.value is None else Item(key, self.value, self.clock, self.expires_at)
-
-
-def clock_of(item: Item | None) -> str | None:
-    return None if item is None else Stored(item).clock
 
 
 def wrap(value: dict[str, Any], data: bytes, clock: str) -> tuple[dict[str, Any], bytes]:

@@ -52,15 +52,14 @@ class Replication:
     def _start(self, kind: str) -> None:
         self.spec = ReplicaSpec.from_url(self.location)
         self.members = [
-            Member(open_resource(kind, u, name=self.name), u, "primary" if i == 0 else f"replica {i}", breaker_for(u))
-            for i, u in enumerate(self.spec.members)
+            Member(open_resource(kind, u, name=self.name), u, role, breaker_for(u))
+            for u, role in zip(self.spec.members, self.spec.roles, strict=True)
         ]
         self.clock = HybridClock()
         #: (member, key) -> (native version or None when absent, clock, live) of what this
         #: process last wrote or read there
         self._known: dict[tuple[int, str], tuple[str | None, str, bool]] = {}
         self.replicator = Replicator(self)  # type: ignore[arg-type]
-
 
     def __repr__(self) -> str:
         replicas = ", ".join(str(m.url) for m in self.members[1:])
@@ -128,11 +127,12 @@ class Replication:
     def _log_entry(self, index: int, key: str, clock: str) -> Awaitable[str]:
         raise NotImplementedError
 
-    async def _write_members(self, key: str, state: State, order: range, needed: int | None = None) -> bool:
+    async def _write_members(self, key: str, state: State, order: range, needed: int | None = None) -> tuple[int, bool]:
         """Apply ``state`` to members in ``order`` until ``needed`` (by ``ack``) hold it, the first at once.
 
         A member that is down is passed over with the same clock, so the write converges
-        whichever members applied it. Returns whether the first member held a live value.
+        whichever members applied it. Returns the first member holding it, and whether a
+        live value was there.
         """
         needed = needed or (1 if self.spec.ack == "primary" else 2)
         # when every member takes the write at once nothing is left to ship: no log entry,
@@ -161,7 +161,7 @@ class Replication:
                 f"ack={self.spec.ack!r} needs hold it ({'; '.join(missed)})",
                 resource=self.name,
             )
-        return next(iter(held.values()))
+        return next(iter(held.items()))
 
     async def _apply_to(self, index: int, key: str, state: State, logged: bool) -> bool:
         write = self.apply_state(index, key, state)

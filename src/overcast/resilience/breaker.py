@@ -100,16 +100,11 @@ def endpoint_of(url: ResourceURL) -> str:
 
 def breaker_for(url: ResourceURL, *, threshold: int = 2, cooldown: float = 1.0) -> Breaker:
     """The process's breaker for the endpoint behind ``url`` (made on first use)."""
-    key = endpoint_of(url)
-    with _lock:
-        found = _breakers.get(key)
-        if found is None:
-            found = _breakers[key] = Breaker(key, threshold=threshold, cooldown=cooldown)
-        return found
+    return breaker_named(endpoint_of(url), threshold=threshold, cooldown=cooldown)
 
 
 def breakers() -> dict[str, Breaker]:
-    """Every breaker of the process, by endpoint."""
+    """Every breaker of the process, by endpoint or name."""
     with _lock:
         return dict(_breakers)
 

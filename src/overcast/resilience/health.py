@@ -53,7 +53,7 @@ def snapshot(resources: dict[str, Any]) -> dict[str, Any]:
             "ack": store.spec.ack,
             "members": members,
             "replication_lag_p99_ms": None if lag is None else round(lag * 1000, 1),
-            "unshipped_in_memory": len(store.replicator._direct),
+            "unshipped_in_memory": store.replicator.unshipped,
         }
         states = [m["breaker"] for m in members]
         if all(state == OPEN for state in states):
@@ -70,13 +70,7 @@ async def inspect(store: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"role": member.role, "url": str(member.url), "breaker": member.breaker.state}
         try:
             await store._on(member, member.store.ping())
-            depth, cursor = 0, None
-            while True:
-                entries, cursor = await store.log_page(index, cursor)
-                depth += len(entries)
-                if cursor is None:
-                    break
-            row.update(reachable=True, log_depth=depth)
+            row.update(reachable=True, log_depth=await store.replicator.log_depth(index))
         except OvercastError as exc:
             row.update(reachable=False, error=str(exc))
         report.append(row)

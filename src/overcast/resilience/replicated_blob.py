@@ -123,9 +123,7 @@ class ReplicatedBlobStore(Replication, BlobStore):
         return found
 
     async def _stream(self, key: str) -> AsyncIterator[bytes]:
-        if await self._head(key) is None:
-            raise NotFound(f"{self.name}: no object {key!r}", resource=self.name)
-        yield await self._get(key, None, None)
+        yield await self._get(key, None, None)  # reads the metadata too: a tombstone is NotFound
 
     async def _list_page(self, prefix: str, limit: int, cursor: str | None) -> ListPage:
         """A page from one member, without the log and tombstones; the cursor names the member."""
@@ -163,19 +161,16 @@ class ReplicatedBlobStore(Replication, BlobStore):
     async def _delete(self, key: str) -> bool:
         clock = self.clock.now()
         state = BlobState(b"", "application/octet-stream", {}, clock, deleted=True)
-        info = await self._write_members(key, state, range(len(self.members)))
-        return info
+        _, live = await self._write_members(key, state, range(len(self.members)))
+        return live
 
     async def _write(self, key: str, unclocked: BlobState, if_absent: bool, if_etag: str | None) -> ObjectInfo:
         if if_absent or if_etag is not None:
             return await self._write_conditional(key, unclocked, if_absent, if_etag)
         state = BlobState(unclocked.data, unclocked.content_type, unclocked.metadata, self.clock.now())
-        await self._write_members(key, state, range(len(self.members)))
-        return self._result(key, state)
-
-    def _result(self, key: str, state: BlobState) -> ObjectInfo:
-        member = next((i for i in range(len(self.members)) if (i, key) in self._known), 0)
-        etag = (self._known.get((member, key)) or ("", "", True))[0] or ""
+        index, _ = await self._write_members(key, state, range(len(self.members)))
+        known = self._known.get((index, key))  # the ETag of the member that took it
+        etag = known[0] if known is not None and known[0] is not None else ""
         return ObjectInfo(key, len(state.data), etag, state.content_type, dict(state.metadata))
 
     async def _write_conditional(

@@ -171,7 +171,7 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
             return await self._write_conditional(key, make, if_version, if_absent, expires_at)
         clock = self.clock.now()
         value, data = make(clock)
-        live = await self._write_members(key, KVState(value, data, clock, expires_at), range(len(self.members)))
+        _, live = await self._write_members(key, KVState(value, data, clock, expires_at), range(len(self.members)))
         return clock, live
 
     async def _write_conditional(

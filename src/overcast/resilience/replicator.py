@@ -101,17 +101,23 @@ class Replicator:
         self.shipped += shipped
         return shipped
 
+    @property
+    def unshipped(self) -> int:
+        """Writes of this process waiting in memory to be shipped."""
+        return len(self._direct)
+
+    async def log_depth(self, index: int) -> int:
+        """How many log entries wait beside member ``index``."""
+        depth, cursor = 0, None
+        while True:
+            entries, cursor = await self.store.log_page(index, cursor)
+            depth += len(entries)
+            if cursor is None:
+                return depth
+
     async def pending(self) -> int:
-        """How many log entries wait beside the members that answer (for doctor and tests)."""
-        total = 0
-        for index in range(len(self.store.members)):
-            cursor: str | None = None
-            while True:
-                entries, cursor = await self.store.log_page(index, cursor)
-                total += len(entries)
-                if cursor is None:
-                    break
-        return total
+        """How many log entries wait beside all the members (for doctor and tests)."""
+        return sum([await self.log_depth(index) for index in range(len(self.store.members))])
 
     async def _ship_written(self) -> tuple[int, bool]:
         shipped, complete = 0, True

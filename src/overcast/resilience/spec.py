@@ -48,6 +48,11 @@ class ReplicaSpec:
     def members(self) -> tuple[ResourceURL, ...]:
         return (self.primary, *self.replicas)
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Each member's name in errors, doctor and health: ``primary``, ``replica 1``, ..."""
+        return ("primary", *(f"replica {i}" for i in range(1, len(self.members))))
+
     @classmethod
     def from_url(cls, url: ResourceURL) -> ReplicaSpec:
         unknown = set(url.options) - set(KEYS)
