@@ -192,14 +192,25 @@ async def deliver(
         return await _deliver_non_critical(deferral, subscription, queue, message, event, label, limit, retry_delay)
     started = time.perf_counter()
     try:
-        if telemetry_runtime.active():
-            await _traced(subscription.name, label, message, event, subscription.handler)
-        else:
-            await call_handler(subscription.handler, event)
+        await _call(subscription, label, message, event)
     except Exception as exc:
         duration = time.perf_counter() - started
         return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration, event)
     duration = time.perf_counter() - started
+    return await _handled(subscription, label, queue, message, event, duration)
+
+
+async def _call(subscription: Subscription, label: str, message: Message, event: CloudEvent) -> None:
+    if telemetry_runtime.active():
+        await _traced(subscription.name, label, message, event, subscription.handler)
+    else:
+        await call_handler(subscription.handler, event)
+
+
+async def _handled(
+    subscription: Subscription, label: str, queue: Queue, message: Message, event: CloudEvent, duration: float
+) -> Delivery:
+    """Ack a message its handler took, and say so."""
     await queue.ack(message)
     log.info(
         "%s: %s handled message %s (attempt %d) in %.3fs",
@@ -230,29 +241,17 @@ async def _deliver_non_critical(
     ):
         return parked
     try:
-        if telemetry_runtime.active():
-            await _traced(subscription.name, label, message, event, subscription.handler)
-        else:
-            await call_handler(subscription.handler, event)
+        await _call(subscription, label, message, event)
     except Exception as exc:
         if counts_as_down(exc) and (
             parked := await _deferred(deferral, subscription.name, queue, message, event, exc, started)
         ):
             return parked
         duration = time.perf_counter() - started
-        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration)
+        return await _given_back(subscription.name, label, queue, message, limit, retry_delay, exc, duration, event)
     duration = time.perf_counter() - started
     deferral.succeeded()
-    await queue.ack(message)
-    log.info(
-        "%s: %s handled message %s (attempt %d) in %.3fs",
-        label,
-        subscription.name,
-        message.id,
-        message.attempts,
-        duration,
-    )
-    return Delivery(label, subscription.name, message.id, message.attempts, "ok", duration, event=event)
+    return await _handled(subscription, label, queue, message, event, duration)
 
 
 async def _deferred(
