@@ -28,24 +28,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _common import Result, arguments, interleave, report
-from http_serve import drive, free_port, seed
+from http_serve import drive, free_port, seed, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"server on {port} did not start")
 
 
 async def follow_feed(port: int, until: float, seen: list[int]) -> None:
