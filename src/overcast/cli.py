@@ -407,6 +407,9 @@ async def _check_replicated(kind: str, name: str, url: Any, target: str, timeout
             rows = await asyncio.wait_for(inspect(store), timeout * len(members))
             depths = ", ".join(f"{r['role']} {r.get('log_depth', '?')}" for r in rows)
             summary += f"; change log entries waiting: {depths}"
+            stale = [r["role"] for r in rows if r.get("stale")]
+            if stale:
+                summary += f"; stale (away past the tombstone horizon; resynced when reached): {', '.join(stale)}"
         except Exception as exc:
             summary += f"; the change logs could not be read: {exc}"
         finally:
@@ -563,11 +566,12 @@ def repair(
     target: TargetOpt = None,
     resource: Annotated[
         list[str] | None,
-        typer.Option("--resource", "-r", help="A replicated kv resource to repair (repeatable); default: every one."),
+        typer.Option("--resource", "-r", help="A replicated resource to repair (repeatable); default: every one."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what drifted; change nothing.")] = False,
 ) -> None:
-    """Compare every member of the target's replicated resources and repair what drifted."""
+    """Compare every member of the target's replicated resources, repair what drifted, and
+    sweep tombstones older than the horizon that every member agrees on."""
     from .resilience.repair import repair as repair_store
     from .resources.registry import open_resource
 
@@ -576,39 +580,40 @@ def repair(
         name = loaded.config.target().name
         stores = _replicated_stores(loaded, name, resource or [])
         table = Table(title=f"repaired target [bold]{escape(name)}[/]" + (" (dry run)" if dry_run else ""))
-        for column in ("resource", "member", "items read", "dry run: would repair" if dry_run else "repaired"):
+        changed = "dry run: would repair" if dry_run else "repaired"
+        for column in ("resource", "member", "items read", changed, "tombstones swept"):
             table.add_column(column, overflow="fold")
-        for rname, url in stores:
-            store = open_resource("kv", url, name=rname)
+        for kind, rname, url in stores:
+            store = open_resource(kind, url, name=rname)
             try:
                 report = asyncio.run(repair_store(store, dry_run=dry_run))
             finally:
                 store.close()
             for member in store.members:
-                shown = f"{member.role} {member.url}"
-                table.add_row(
-                    escape(rname), escape(shown), str(report.read[member.role]), str(report.repaired[member.role])
-                )
+                role = member.role
+                cells = (report.read[role], report.repaired[role] + report.removed[role], report.swept[role])
+                table.add_row(escape(rname), escape(f"{role} {member.url}"), *map(str, cells))
     _out().print(table)
 
 
-def _replicated_stores(app: App, target: str, wanted: list[str]) -> list[tuple[str, Any]]:
-    """(name, URL) of each replicated kv resource of ``app`` on the current target (or of ``wanted``)."""
+def _replicated_stores(app: App, target: str, wanted: list[str]) -> list[tuple[str, str, Any]]:
+    """(kind, name, URL) of each replicated kv and bucket of ``app`` on the current target
+    (or of ``wanted``)."""
     found = []
     for handle in app.resources.values():
-        if handle.kind != "kv" or (wanted and handle.resource_name not in wanted):
+        if handle.kind not in ("kv", "bucket") or (wanted and handle.resource_name not in wanted):
             continue
         url = handle.resolved_url()
         if url.scheme == "replicated":
-            found.append((handle.resource_name, url))
+            found.append((handle.kind, handle.resource_name, url))
         elif wanted:
             raise ConfigError(
-                f"kv {handle.resource_name!r} is not replicated on target {target!r} (its provider is {url}); "
-                "replicate it in overcast.toml: kv.NAME = { primary = ..., replicas = [...] }"
+                f"{handle.kind} {handle.resource_name!r} is not replicated on target {target!r} (its provider is "
+                f"{url}); replicate it in overcast.toml: {handle.kind}.NAME = {{ primary = ..., replicas = [...] }}"
             )
-    missing = sorted(set(wanted) - {name for name, _ in found})
+    missing = sorted(set(wanted) - {name for _, name, _ in found})
     if missing:
-        raise ConfigError(f"no kv resource named {', '.join(map(repr, missing))} in the app")
+        raise ConfigError(f"no kv or bucket resource named {', '.join(map(repr, missing))} in the app")
     if not found:
         raise ConfigError(f"target {target!r} has no replicated resource: nothing to repair")
     return found

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 import overcast
+from chaos.proxy import BLACKHOLE, PASS, FaultProxy
 from overcast.cli import cli
 from overcast.resilience.clock import HybridClock
 from resilience.pairs import replicated_url
+from servers import Server
 
 APP = """\
 import overcast
@@ -72,12 +75,12 @@ def test_the_repair_command_prints_what_it_read_and_changed(tmp_path: Path) -> N
     result = runner.invoke(cli, ["repair", str(tmp_path), "--target", "multi"])
     assert result.exit_code == 0, result.output
     rows = [line.split("│") for line in result.output.splitlines() if "users" in line]
-    assert [[cell.strip() for cell in row[1:-1]][2:] for row in rows] == [["3", "2"], ["2", "1"]], result.output
+    assert [[cell.strip() for cell in row[1:-1]][2:] for row in rows] == [["3", "2", "0"], ["2", "1", "0"]], result.output
     result = runner.invoke(cli, ["repair", str(tmp_path), "-t", "multi", "--dry-run"])
-    assert "would repair" in result.output and result.output.count(" 0 ") >= 2, result.output
+    assert "(dry run)" in result.output and result.output.count(" 0 ") >= 4, result.output
 
     result = runner.invoke(cli, ["repair", str(tmp_path), "-t", "multi", "-r", "orders"])
-    assert result.exit_code != 0 and "no kv resource named 'orders'" in result.output
+    assert result.exit_code != 0 and "no kv or bucket resource named 'orders'" in result.output
     result = runner.invoke(cli, ["repair", str(tmp_path)])  # local target: nothing replicated
     assert result.exit_code != 0 and "has no replicated resource" in result.output
 
@@ -123,3 +126,141 @@ def test_doctor_shows_each_member_and_the_log_entries_waiting(tmp_path: Path) ->
     )
     result = runner.invoke(cli, ["doctor", str(other), "-t", "multi"], env={"COLUMNS": "200"})
     assert result.exit_code == 1 and "users · replica 2" in result.output and "✗" in result.output
+
+
+# -- buckets, the tombstone sweep, stale members -----------------------------------------
+
+
+def _old_clock(origin: str = "old") -> str:
+    return f"{1:013x}{0:06x}-{origin}"  # the first millisecond of 1970: past any horizon
+
+
+def test_a_bucket_repair_finds_and_fixes_drift(tmp_path: Path) -> None:
+    a, b = f"file:///{tmp_path}/a", f"file:///{tmp_path}/b"
+    store: Any = overcast.open_bucket(replicated_url(a, [b]))
+    for key in ("lost", "stale", "fine"):
+        store.sync.put(key, key.encode())
+    asyncio.run(store.replicate())
+    member_a, member_b = overcast.open_bucket(a), overcast.open_bucket(b)
+    member_b.sync.delete("lost")  # behind the store's back
+    member_a.sync.put("stale", b"older", metadata={"occlock": _old_clock()})
+
+    dry = asyncio.run(store.repair(dry_run=True))
+    assert (dry.keys, dry.repaired) == (3, {"primary": 1, "replica 1": 1})
+    assert member_b.sync.head("lost") is None  # a dry run changes nothing
+    done = asyncio.run(store.repair())
+    assert done.repaired == dry.repaired and done.read == {"primary": 3, "replica 1": 2}
+    assert member_b.sync.get("lost") == b"lost" and store.sync.get("stale") == b"stale"
+    assert asyncio.run(store.repair(dry_run=True)).drifted == 0
+    store.close()
+
+
+def test_tombstones_past_the_horizon_are_swept_only_where_every_member_agrees(tmp_path: Path) -> None:
+    a, b = f"file:///{tmp_path}/a", f"file:///{tmp_path}/b"
+    store: Any = overcast.open_bucket(replicated_url(a, [b], horizon="1h"))
+    for key in ("old-gone", "recent-gone", "half-gone", "kept"):
+        store.sync.put(key, b"x")
+    store.sync.delete("recent-gone")
+    asyncio.run(store.replicate())
+    member_a, member_b = overcast.open_bucket(a), overcast.open_bucket(b)
+    for member in (member_a, member_b):  # a delete made long ago, held by both
+        member.sync.put("old-gone", b"", metadata={"occlock": _old_clock(), "ocdeleted": "1"})
+    # an old tombstone on the primary while the replica still holds an older live copy
+    member_a.sync.put("half-gone", b"", metadata={"occlock": f"{2:013x}{0:06x}-old", "ocdeleted": "1"})
+    member_b.sync.put("half-gone", b"x", metadata={"occlock": _old_clock()})
+
+    report = asyncio.run(store.repair())
+    assert report.swept == {"primary": 1, "replica 1": 1}, report  # only old-gone
+    assert report.repaired == {"primary": 0, "replica 1": 1}  # half-gone's tombstone shipped first
+    assert member_a.sync.head("old-gone") is None and member_b.sync.head("old-gone") is None
+    assert "ocdeleted" in member_a.sync.head("recent-gone").metadata  # type: ignore[union-attr]
+    assert "ocdeleted" in member_b.sync.head("half-gone").metadata  # type: ignore[union-attr]
+    swept = asyncio.run(store.repair())  # now both agree on half-gone's old tombstone
+    assert swept.swept == {"primary": 1, "replica 1": 1} and swept.drifted == 0
+    assert store.sync.get("kept") == b"x" and store.sync.head("half-gone") is None
+    store.close()
+
+
+def test_kv_tombstones_without_a_ttl_are_swept_by_repair(tmp_path: Path) -> None:
+    a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    store: Any = overcast.open_kv(replicated_url(a, [b]))
+    store.sync.put("live", {"n": 1})
+    asyncio.run(store.replicate())
+    for url in (a, b):  # written behind the store's back: no expiry, as on a member without TTLs
+        overcast.open_kv(url).sync.put("gone", {"_oc": _old_clock(), "_del": 1})
+    report = asyncio.run(store.repair())
+    assert report.swept == {"primary": 1, "replica 1": 1} and report.drifted == 0
+    assert overcast.open_kv(a).sync.get("gone") is None and overcast.open_kv(b).sync.get("gone") is None
+    assert store.sync.get("live").value == {"n": 1}
+    store.close()
+
+
+def _replicate_until(store: Any, done: Any = None, seconds: float = 20.0) -> None:
+    """Replicate until ``done()`` (else until one pass goes through): a connection the
+    blackhole held may time out first."""
+    until = time.monotonic() + seconds
+    while True:
+        assert time.monotonic() < until, "the replica did not come back"
+        store.members[1].breaker.succeeded()
+        try:
+            asyncio.run(store.replicate())
+        except overcast.errors.OvercastError:
+            time.sleep(0.1)
+            continue
+        if done is None or done():
+            return
+
+
+def test_a_replica_away_past_the_horizon_is_resynced_whole_not_copied_back(
+    redis_server: Server, tmp_path: Path
+) -> None:
+    """Redis (through a proxy the test cuts) is away longer than the 2 s horizon while a key
+    is deleted; the primary's tombstone expires. Back, the replica must lose the key, not
+    give it back to the primary; a replica away less than the horizon is not stale."""
+    proxy = FaultProxy(redis_server.port)
+    primary = f"sqlite:///{tmp_path}/a.db"
+    replica = f"redis://127.0.0.1:{proxy.port}/0?prefix=stale-{tmp_path.name}"
+    store: Any = overcast.open_kv(replicated_url(primary, [replica], horizon="2s", timeout="300ms"))
+    try:
+        for key in ("gone", "kept", "late"):
+            store.sync.put(key, {"n": 1})
+        asyncio.run(store.replicate())
+        proxy.set(BLACKHOLE)
+        store.sync.delete("gone")  # the primary keeps a tombstone for 2 s, then it expires
+        time.sleep(3.0)
+        proxy.set(PASS)
+        _replicate_until(store, lambda: store.replicator.staleness.resynced == 1)
+        assert not store.replicator.staleness.stale
+        direct = overcast.open_kv(replica.replace(str(proxy.port), str(redis_server.port)))
+        assert direct.sync.get("gone") is None  # removed from the replica ...
+        assert store.sync.get("gone") is None  # ... and not copied back by a repair
+        assert asyncio.run(store.repair()).drifted == 0 and store.sync.get("gone") is None
+        assert direct.sync.get("kept").value["v"] == {"n": 1}  # type: ignore[union-attr]
+
+        proxy.set(BLACKHOLE)  # away less than the horizon: not stale
+        time.sleep(0.5)
+        proxy.set(PASS)
+        _replicate_until(store)
+        assert store.replicator.staleness.resynced == 1
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_doctor_inspection_reports_a_member_whose_mark_is_past_the_horizon(tmp_path: Path) -> None:
+    from overcast.resilience.health import inspect
+    from overcast.resilience.staleness import MARK
+
+    a, b = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    store: Any = overcast.open_kv(replicated_url(a, [b], horizon="1h"))
+    try:
+        store.sync.put("k", {"n": 1})
+        asyncio.run(store.replicate())
+        rows = asyncio.run(inspect(store))
+        assert [(r["stale"], r["reached_s_ago"] < 60) for r in rows] == [(False, True), (False, True)]
+        two_hours_ago = int((time.time() - 7200) * 1000)
+        overcast.open_kv(b).sync.put(MARK, {"seen": two_hours_ago, "stale": False})
+        rows = asyncio.run(inspect(store))
+        assert [r["stale"] for r in rows] == [False, True] and rows[1]["reached_s_ago"] >= 7200
+    finally:
+        store.close()

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import telemetry
 from ..errors import InvalidArgument, ProviderError, Unavailable
@@ -22,6 +22,9 @@ from .breaker import Breaker, breaker_for, counts_as_down
 from .clock import HybridClock, wall_ms
 from .replicator import Replicator, State
 from .spec import ReplicaSpec
+
+if TYPE_CHECKING:
+    from .repair import RepairReport
 
 __all__ = ["Member", "Replication", "lag_of"]
 
@@ -206,6 +209,13 @@ class Replication:
         """Raise if no member answers; a replica down is reported by ``health()``, not here."""
         await self._read("ping", lambda store: store.ping())
 
+    async def repair(self, *, dry_run: bool = False) -> RepairReport:
+        """Compare every member's keys and clocks, repair what drifted and sweep tombstones
+        past the horizon (see :mod:`.repair`)."""
+        from .repair import repair
+
+        return await repair(self, dry_run=dry_run)
+
     async def replicate(self) -> int:
         """Ship every change logged beside any member to the others, once; return the keys shipped."""
         return await self.replicator.run_once()
@@ -214,10 +224,18 @@ class Replication:
         return record_lag(self, index, clock)
 
     def health(self) -> list[dict[str, Any]]:
-        """Each member's role, URL, breaker state and transitions, for doctor and health endpoints."""
+        """Each member's role, URL, breaker state and transitions, and whether it is stale (away past
+        the tombstone horizon and not yet resynced), for doctor and health endpoints."""
+        stale = self.replicator.staleness.stale
         return [
-            {"role": m.role, "url": str(m.url), "breaker": m.breaker.state, "transitions": dict(m.breaker.transitions)}
-            for m in self.members
+            {
+                "role": m.role,
+                "url": str(m.url),
+                "breaker": m.breaker.state,
+                "transitions": dict(m.breaker.transitions),
+                "stale": i in stale,
+            }
+            for i, m in enumerate(self.members)
         ]
 
     def close(self) -> None:

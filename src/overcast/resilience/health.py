@@ -8,6 +8,7 @@ and the depth of the change log beside it), for ``overcast doctor``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ..errors import OvercastError
@@ -44,8 +45,9 @@ def snapshot(resources: dict[str, Any]) -> dict[str, Any]:
                 "provider": m.url.scheme,
                 "breaker": m.breaker.state,
                 "latency_ms": round(m.latency * 1000, 2),
+                "stale": i in store.replicator.staleness.stale,
             }
-            for m in store.members
+            for i, m in enumerate(store.members)
         ]
         lag = _p99(list(store.replicator.lags))
         found[name] = {
@@ -64,13 +66,23 @@ def snapshot(resources: dict[str, Any]) -> dict[str, Any]:
 
 
 async def inspect(store: Any) -> list[dict[str, Any]]:
-    """Ping each member of a replicated store and count the log entries beside it."""
-    report = []
+    """Ping each member of a replicated store, count the log entries beside it, and read its
+    mark: when a replicator last reached it, and whether it is stale (see :mod:`.staleness`)."""
+    from .repair import kind_of
+    from .staleness import MARK
+
+    side, now, report = kind_of(store), time.time(), []
     for index, member in enumerate(store.members):
         row: dict[str, Any] = {"role": member.role, "url": str(member.url), "breaker": member.breaker.state}
         try:
             await store._on(member, member.store.ping())
             row.update(reachable=True, log_depth=await store.replicator.log_depth(index))
+            mark = await side.get_mark(index, MARK)
+            seen = mark.get("seen") if mark is not None else None
+            if isinstance(seen, int):
+                ago = max(0.0, now - seen / 1000)
+                stale = bool(mark and mark.get("stale")) or ago > store.spec.horizon
+                row.update(reached_s_ago=round(ago, 1), stale=stale)
         except OvercastError as exc:
             row.update(reachable=False, error=str(exc))
         report.append(row)

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
 from ..resources.kv import Item, KeyValueStore, KVLimits, Page
@@ -26,9 +26,6 @@ from ..resources.url import ResourceURL
 from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, ZERO, Stored, open_item, tombstone, wrap
 from ._replication import Replication
 from .breaker import counts_as_down
-
-if TYPE_CHECKING:
-    from .repair import RepairReport
 
 __all__ = ["KVState", "ReplicatedKeyValueStore"]
 
@@ -246,14 +243,6 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         raise Unavailable(
             f"{self.name}: key {key!r} on {member} kept moving; gave up after {_CONTENDED} tries", resource=self.name
         )
-
-    # -- life cycle --------------------------------------------------------------------------
-
-    async def repair(self, *, dry_run: bool = False) -> RepairReport:
-        """Compare every member's keys and clocks and repair what drifted (see :mod:`.repair`)."""
-        from .repair import repair
-
-        return await repair(self, dry_run=dry_run)
 
     # -- what the replicator needs (see replicator.Replicated) --------------------------------
 

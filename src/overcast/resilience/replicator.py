@@ -23,7 +23,9 @@ from typing import Any, Protocol
 from ..errors import ProviderError
 from ..resources import bridge
 from ..resources.records import record
+from ._envelope import LOG_PREFIX
 from .breaker import counts_as_down
+from .staleness import Staleness
 
 __all__ = ["Replicated", "Replicator", "State"]
 
@@ -44,6 +46,7 @@ class Replicated(Protocol):
 
     name: str
     members: list[Any]
+    spec: Any
 
     async def log_page(self, index: int, cursor: str | None) -> tuple[list[tuple[str, str]], str | None]:
         """One page of member ``index``'s log: (key, entry version) pairs and the next cursor."""
@@ -84,6 +87,8 @@ class Replicator:
         self._stopped = False
         self._lock = threading.Lock()
         self._direct: deque[_Written] = deque()
+        #: each member's mark of when it was last reachable; stale members are resynced
+        self.staleness = Staleness(store)
 
     def written(self, index: int, key: str, state: Any, entry_version: str) -> None:
         """A write this process just logged beside member ``index``: ship it from memory, without
@@ -111,7 +116,7 @@ class Replicator:
         depth, cursor = 0, None
         while True:
             entries, cursor = await self.store.log_page(index, cursor)
-            depth += len(entries)
+            depth += sum(not key.startswith(LOG_PREFIX) for key, _ in entries)
             if cursor is None:
                 return depth
 
@@ -137,6 +142,7 @@ class Replicator:
             if not member.breaker.allows():
                 continue
             try:
+                await self.staleness.confirm(index)
                 shipped += await self._ship_log(index)
             except ProviderError as exc:
                 if not counts_as_down(exc):
@@ -149,6 +155,8 @@ class Replicator:
         while True:
             entries, cursor = await self.store.log_page(index, cursor)
             for key, entry_version in entries:
+                if key.startswith(LOG_PREFIX):  # the member's own mark (see .staleness), not a key
+                    continue
                 if self._stopped and self._in_background():
                     return shipped
                 state = await self.store.read_state(index, key)
