@@ -825,6 +825,7 @@ def cost(
         out = {
             "app": loaded.name,
             "requests": workload.requests,
+            "workload": {"duration_ms": workload.duration_ms, "memory_mb": workload.memory_mb},
             "free_tier": free_tier,
             "clouds": [_plan_json(p) for p in result.clouds],
             "cheapest_single_cloud": single.cloud if single else None,
@@ -857,9 +858,22 @@ def _workload(
             f"measured: {measured.invocations:,.0f} invocations; operations per request "
             f"from {escape(str(from_metrics))}"
         )
+        _print_measured(measured)
         for call, count in sorted(measured.unpriced.items()):
             _err().print(f"[yellow]not priced: {escape(call)} ({count:,.0f} calls)[/]")
     return workload_from(data, declared, subscriptions=subscriptions, overrides=flags)
+
+
+def _print_measured(measured: Any) -> None:
+    """What else the export measured: run time, memory, sizes (each replaces the profile's)."""
+    found = []
+    if measured.duration_ms is not None:
+        found.append(f"{measured.duration_ms:,.1f} ms a request")
+    if measured.memory_mb is not None:
+        found.append(f"{measured.memory_mb:g} MB (peak memory, rounded up to 128 MB)")
+    found += [f"{escape(name)} {size:,.0f} bytes an item" for name, size in sorted(measured.sizes.items())]
+    if found:
+        _err().print("measured: " + "; ".join(found), soft_wrap=True)
 
 
 def _refresh_prices() -> None:
