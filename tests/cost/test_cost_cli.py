@@ -120,7 +120,8 @@ def test_the_table_names_each_cloud_and_the_saving(tmp_path: Path) -> None:
         "Table storage",
     ):
         assert text in result.output
-    assert "read request unit" not in result.output and "wru" not in result.output  # line items: --lines
+    tables = result.output.split("priced with figures not confirmed")[0]  # the footnote names price keys
+    assert "read request unit" not in tables and "wru" not in tables  # line items: --lines
     detailed = runner.invoke(cli, ["cost", str(app), "--requests", "500000", "--lines"], env={"COLUMNS": "160"})
     assert "wru" in detailed.output and "vCPU-seconds" in detailed.output
 
@@ -191,3 +192,55 @@ def test_a_replicated_target_prices_its_replica_and_the_traffic(tmp_path: Path) 
     assert users["scheme"] == "dynamodb" and users["total"] > alone["total"]
     labels = " ".join(item["label"] for item in users["items"])
     assert "replica gcp" in labels and "replication aws→gcp" in labels, labels
+
+
+def test_prices_not_confirmed_against_their_source_are_marked(tmp_path: Path) -> None:
+    """A figure whose source could not be confirmed (``"confirmed": false`` in its price file)
+    is marked in the table, named under it, and flagged in the JSON."""
+    app = _project(tmp_path / "app")
+    args = ["cost", str(app), "--profile", str(app / "profile.toml"), "-t", "aws"]
+    result = runner.invoke(cli, [*args, "--lines"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    footnote = next(line for line in result.stdout.splitlines() if "not confirmed against their source" in line)
+    assert "dynamodb.wru" in footnote and "dynamodb.rru" in footnote
+    assert "lambda.requests" not in footnote  # read from AWS's own page
+    assert any("wru *" in line for line in result.stdout.splitlines())
+    items = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)["target"]
+    users = {i["label"]: i["confirmed"] for i in items["resources"]["users"]["items"]}
+    compute = {i["label"]: i["confirmed"] for i in items["compute"]}
+    assert users["wru"] is False and compute["requests"] is True
+
+
+def test_every_price_quoted_second_hand_is_marked_unconfirmed() -> None:
+    """The price files' notes and flags agree: a figure quoted by a third party, or noted as
+    not confirmed, carries ``"confirmed": false``; one read from its own page does not."""
+    root = Path(__file__).resolve().parents[2] / "src" / "overcast" / "providers"
+    checked = 0
+    for path in root.glob("*/prices-*.json"):
+        for region, table in json.loads(path.read_text())["regions"].items():
+            for key, entry in table.items():
+                note = entry.get("note", "")
+                second_hand = any(s in note for s in ("not confirmed", "quoted", "rate as in https"))
+                assert entry.get("confirmed", True) is not second_hand, f"{path.name} {region} {key}: {note}"
+                checked += 1
+    assert checked > 40
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--requests", "-5"], "requests: must be above 0, got -5"),
+        (["--memory-mb", "0"], "memory_mb: must be above 0"),
+    ],
+)
+def test_bad_flags_name_the_figure(tmp_path: Path, extra: list[str], message: str) -> None:
+    app = _project(tmp_path / "app")
+    result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml"), *extra])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_an_unknown_region_in_the_profile_is_named(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app", PROFILE + '\n[regions]\nazure = "atlantis"\n')
+    result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "unknown region 'atlantis' for azure" in result.output and "eastus" in result.output

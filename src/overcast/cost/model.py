@@ -51,6 +51,9 @@ class Price:
     source: str
     free: float = 0.0
     note: str = ""
+    #: False when the figure could not be confirmed against its source (``"confirmed": false``
+    #: in the price file): the output marks it
+    confirmed: bool = True
 
     def cost(self, quantity: float, *, free_tier: bool = True) -> float:
         billable = max(0.0, quantity - self.free) if free_tier else quantity
@@ -94,6 +97,7 @@ def load_prices(path: Path, region: str | None) -> PriceTable:
             source=entry["source"],
             free=float(entry.get("free", 0)),
             note=entry.get("note", ""),
+            confirmed=bool(entry.get("confirmed", True)),
         )
         for key, entry in regions[chosen].items()
     }
