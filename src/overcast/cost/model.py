@@ -38,6 +38,12 @@ SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 GB = 1024**3  # the clouds' "GB" for storage and transfer is a GiB (2**30 bytes)
 #: ``app.secret`` caches a value this long (SecretStore's default ``cache_ttl``): one read per instance per TTL
 SECRET_CACHE_TTL = 300.0
+#: A replicated KV store (``overcast.resilience``) keeps each document in an envelope with its
+#: clock (at most this many bytes more), logs each write beside it in an entry of about
+#: this size, and its replicator scans every member's log this often (seconds) per process.
+REPLICATION_ENVELOPE = 80
+REPLICATION_LOG_ENTRY = 64
+REPLICATOR_SCAN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
