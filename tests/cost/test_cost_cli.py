@@ -161,6 +161,8 @@ def test_the_docs_show_what_the_example_prints(tmp_path: Path, monkeypatch: pyte
     page = (root / "docs" / "cost.md").read_text(encoding="utf-8")
     command = "$ overcast cost examples/users --profile examples/users/cost-profile.toml\n"
     shown = page[page.index(command) + len(command) :].split("```", 1)[0]
+    profile = (root / "examples" / "users" / "cost-profile.toml").read_text(encoding="utf-8")
+    assert "```toml\n" + profile.split("\n", 1)[1] + "```" in page  # the workload it states is the file's
     monkeypatch.setenv("OVERCAST_PRICES_DIR", str(tmp_path))  # the shipped prices, not a refreshed copy
     monkeypatch.chdir(root)
     result = runner.invoke(
