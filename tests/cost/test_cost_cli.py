@@ -246,3 +246,45 @@ def test_an_unknown_region_in_the_profile_is_named(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml")], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "unknown region 'atlantis' for azure" in result.output and "eastus" in result.output
+
+
+def test_a_yaml_profile_is_the_same_workload_as_the_toml_one(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    (app / "profile.yaml").write_text(
+        "workload:\n  requests: 1000000\n  duration_ms: 80\n  memory_mb: 256\n"
+        "resources:\n  users: {get: 1, put: 0.2, item_bytes: 800, stored_gb: 3}\n"
+        "  signups: {publish: 0.05, item_bytes: 400}\n"
+    )
+    toml = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml"), "--json"])
+    yaml = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.yaml"), "--json"])
+    assert toml.exit_code == 0 and yaml.exit_code == 0, yaml.output
+    assert json.loads(yaml.stdout) == json.loads(toml.stdout)
+    (app / "bad.yml").write_text("workload: [1, 2\n")
+    bad = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "bad.yml")])
+    assert bad.exit_code == 1 and "not valid YAML" in bad.output
+    (app / "list.yml").write_text("- requests: 5\n")
+    listed = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "list.yml")])
+    assert listed.exit_code == 1 and "expected a mapping of tables" in listed.output
+
+
+def test_a_target_spread_over_two_clouds_counts_the_transfer_between_them(tmp_path: Path) -> None:
+    """A target whose compute is on AWS and whose table is Firestore: the table is priced on
+    Google Cloud with the written bytes leaving AWS and the read bytes leaving Google Cloud."""
+    name = f"spread_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(f'import overcast\napp = overcast.App("{name}")\nusers = app.kv("users")\n')
+    (tmp_path / "overcast.toml").write_text(
+        f'[app]\nentry = "{name}:app"\n[targets.spread]\ncloud = "aws"\nkv.users = "firestore://users"\n'
+    )
+    (tmp_path / "profile.toml").write_text(
+        "[workload]\nrequests = 10000000\n[resources.users]\nget = 1\nput = 0.5\nitem_bytes = 2048\n"
+    )
+    args = ["cost", str(tmp_path), "-t", "spread", "--profile", str(tmp_path / "profile.toml"), "--json"]
+    result = runner.invoke(cli, [*args, "--no-free-tier"])
+    assert result.exit_code == 0, result.output
+    users = json.loads(result.stdout)["target"]["resources"]["users"]
+    assert (users["service"], users["cloud"]) == ("Firestore", "gcp")
+    transfer = {i["label"]: i for i in users["items"] if i["label"].startswith("transfer")}
+    gib = 2**30
+    assert transfer["transfer aws→gcp"]["quantity"] == pytest.approx(10_000_000 * 0.5 * 2048 / gib)
+    assert transfer["transfer gcp→aws"]["quantity"] == pytest.approx(10_000_000 * 2048 / gib)
+    assert transfer["transfer aws→gcp"]["rate"] == 0.09 and transfer["transfer gcp→aws"]["rate"] == 0.12
