@@ -836,22 +836,26 @@ def cost(
         )
         _err().print(f"chart written to {escape(str(drawn))}")
     if as_json:
-        single = result.cheapest_single
-        out = {
-            "app": loaded.name,
-            "requests": workload.requests,
-            "workload": {"duration_ms": workload.duration_ms, "memory_mb": workload.memory_mb},
-            "free_tier": free_tier,
-            "clouds": [_plan_json(p) for p in result.clouds],
-            "cheapest_single_cloud": single.cloud if single else None,
-            "mix": _plan_json(result.mix) if result.mix else None,
-            "saving": round(result.saving, 6),
-            "prices_retrieved": result.retrieved,
-            "target": {"name": target, **_plan_json(mine)} if mine else None,
-        }
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json.dumps(_cost_json(loaded.name, workload, result, mine, target, free_tier), indent=2))
         return
     _print_cost(loaded.name, workload, result, mine, target, lines)
+
+
+def _cost_json(name: str, workload: Any, result: Any, mine: Any, target: str | None, free_tier: bool) -> Any:
+    """``overcast cost --json``: every plan, the mix and the saving, for machines."""
+    single = result.cheapest_single
+    return {
+        "app": name,
+        "requests": workload.requests,
+        "workload": {"duration_ms": workload.duration_ms, "memory_mb": workload.memory_mb},
+        "free_tier": free_tier,
+        "clouds": [_plan_json(p) for p in result.clouds],
+        "cheapest_single_cloud": single.cloud if single else None,
+        "mix": _plan_json(result.mix) if result.mix else None,
+        "saving": round(result.saving, 6),
+        "prices_retrieved": result.retrieved,
+        "target": {"name": target, **_plan_json(mine)} if mine else None,
+    }
 
 
 def _workload(
