@@ -655,15 +655,29 @@ def _plan_table(plan: Any, title: str) -> Table:
     for column in ("resource", "service", "line", "quantity", "monthly"):
         table.add_column(column, overflow="fold", justify="right" if column in ("quantity", "monthly") else "left")
     for item in plan.compute:
-        table.add_row("compute", escape(plan.cloud), escape(item.label), _qty(item), _money(item.cost))
+        table.add_row("compute", escape(plan.cloud), _line(item), _qty(item), _money(item.cost))
     for placement in plan.placements:
         where = f"{placement.offer.service} ({placement.offer.cloud})"
         for item in placement.items:
-            table.add_row(escape(placement.resource), escape(where), escape(item.label), _qty(item), _money(item.cost))
+            table.add_row(escape(placement.resource), escape(where), _line(item), _qty(item), _money(item.cost))
     for name in plan.missing:
         table.add_row(escape(name), "[red]no priced service[/]", "", "", "")
     table.add_row("[bold]total[/]", "", "", "", f"[bold]{_money(plan.total)}[/]")
     return table
+
+
+#: Marks a line item or a cell priced with a figure that could not be confirmed against its source.
+UNCONFIRMED = "*"
+
+
+def _line(item: Any) -> str:
+    return escape(item.label) + (f" [yellow]{UNCONFIRMED}[/]" if not item.price.confirmed else "")
+
+
+def _unconfirmed(plans: Any) -> list[str]:
+    """The price keys not confirmed against their source that any of ``plans`` used."""
+    items = [i for p in plans if p is not None for i in (*p.compute, *(i for pl in p.placements for i in pl.items))]
+    return sorted({i.price.key for i in items if not i.price.confirmed})
 
 
 def _plan_json(plan: Any) -> dict[str, Any]:
@@ -677,6 +691,7 @@ def _plan_json(plan: Any) -> dict[str, Any]:
             "per": i.price.per,
             "cost": round(i.cost, 6),
             "source": i.price.source,
+            "confirmed": i.price.confirmed,
         }
 
     return {
@@ -826,21 +841,26 @@ def cost(
         )
         _err().print(f"chart written to {escape(str(drawn))}")
     if as_json:
-        single = result.cheapest_single
-        out = {
-            "app": loaded.name,
-            "requests": workload.requests,
-            "free_tier": free_tier,
-            "clouds": [_plan_json(p) for p in result.clouds],
-            "cheapest_single_cloud": single.cloud if single else None,
-            "mix": _plan_json(result.mix) if result.mix else None,
-            "saving": round(result.saving, 6),
-            "prices_retrieved": result.retrieved,
-            "target": {"name": target, **_plan_json(mine)} if mine else None,
-        }
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json.dumps(_cost_json(loaded.name, workload, result, mine, target, free_tier), indent=2))
         return
     _print_cost(loaded.name, workload, result, mine, target, lines)
+
+
+def _cost_json(name: str, workload: Any, result: Any, mine: Any, target: str | None, free_tier: bool) -> Any:
+    """``overcast cost --json``: every plan, the mix and the saving, for machines."""
+    single = result.cheapest_single
+    return {
+        "app": name,
+        "requests": workload.requests,
+        "workload": {"duration_ms": workload.duration_ms, "memory_mb": workload.memory_mb},
+        "free_tier": free_tier,
+        "clouds": [_plan_json(p) for p in result.clouds],
+        "cheapest_single_cloud": single.cloud if single else None,
+        "mix": _plan_json(result.mix) if result.mix else None,
+        "saving": round(result.saving, 6),
+        "prices_retrieved": result.retrieved,
+        "target": {"name": target, **_plan_json(mine)} if mine else None,
+    }
 
 
 def _workload(
@@ -862,9 +882,22 @@ def _workload(
             f"measured: {measured.invocations:,.0f} invocations; operations per request "
             f"from {escape(str(from_metrics))}"
         )
+        _print_measured(measured)
         for call, count in sorted(measured.unpriced.items()):
             _err().print(f"[yellow]not priced: {escape(call)} ({count:,.0f} calls)[/]")
     return workload_from(data, declared, subscriptions=subscriptions, overrides=flags)
+
+
+def _print_measured(measured: Any) -> None:
+    """What else the export measured: run time, memory, sizes (each replaces the profile's)."""
+    found = []
+    if measured.duration_ms is not None:
+        found.append(f"{measured.duration_ms:,.1f} ms a request")
+    if measured.memory_mb is not None:
+        found.append(f"{measured.memory_mb:g} MB (peak memory, rounded up to 128 MB)")
+    found += [f"{escape(name)} {size:,.0f} bytes an item" for name, size in sorted(measured.sizes.items())]
+    if found:
+        _err().print("measured: " + "; ".join(found), soft_wrap=True)
 
 
 def _refresh_prices() -> None:
@@ -893,7 +926,12 @@ def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
     table.add_column("resource")
     for title, _ in plans:
         table.add_column(escape(title), justify="right", overflow="fold")
-    compute = [f"{_money(sum(i.cost for i in p.compute))}\n[dim]{escape(p.cloud)}[/]" for _, p in plans]
+    compute = [
+        f"{_money(sum(i.cost for i in p.compute))}"
+        + (f" [yellow]{UNCONFIRMED}[/]" if any(not i.price.confirmed for i in p.compute) else "")
+        + f"\n[dim]{escape(p.cloud)}[/]"
+        for _, p in plans
+    ]
     table.add_row("compute + egress", *compute)
     names = list(dict.fromkeys(pl.resource for _, p in plans for pl in p.placements))
     for name in names:
@@ -901,7 +939,8 @@ def _summary_table(result: Any, mine: Any, target: str | None) -> Table:
         for _, plan in plans:
             found = next((pl for pl in plan.placements if pl.resource == name), None)
             where = f"{found.offer.service} ({found.offer.cloud})" if found else ""
-            cells.append(f"{_money(found.total)}\n[dim]{escape(where)}[/]" if found else "[red]not priced[/]")
+            mark = f" [yellow]{UNCONFIRMED}[/]" if found and any(not i.price.confirmed for i in found.items) else ""
+            cells.append(f"{_money(found.total)}{mark}\n[dim]{escape(where)}[/]" if found else "[red]not priced[/]")
         table.add_row(escape(name), *cells)
     table.add_row("[bold]total[/]", *[f"[bold]{_money(p.total)}[/]" for _, p in plans])
     return table
@@ -927,6 +966,13 @@ def _print_cost(name: str, workload: Any, result: Any, mine: Any, target: str | 
                 f"cheapest single cloud: {single.cloud} {_money(single.total)}; the mix saves "
                 f"{_money(result.saving)} a month"
             )
+    unconfirmed = _unconfirmed([mine, *result.clouds, result.mix])
+    if unconfirmed:
+        out.print(
+            f"[yellow]{UNCONFIRMED}[/] priced with figures not confirmed against their source (see the note of "
+            f"each in the price file, or --json): {', '.join(unconfirmed)}",
+            soft_wrap=True,
+        )
 
 
 @cli.command()

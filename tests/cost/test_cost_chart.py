@@ -52,3 +52,18 @@ def test_the_command_draws_the_chart(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["cost", str(app), "--requests", "200000", "--chart", str(out)])
     assert result.exit_code == 0, result.output
     assert out.is_file() and "chart written to" in result.stderr
+
+
+def test_the_docs_chart_is_what_the_command_draws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/cost-users.svg is the chart the command in docs/cost.md draws from the users
+    example's profile, byte for byte (rerun that command after a price or engine change)."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "cost.md").read_text(encoding="utf-8")
+    assert "--chart docs/cost-users.svg" in page and "](cost-users.svg)" in page
+    monkeypatch.setenv("OVERCAST_PRICES_DIR", str(tmp_path / "none"))  # the shipped prices
+    monkeypatch.chdir(root)
+    drawn = tmp_path / "cost-users.svg"
+    args = ["cost", "examples/users", "--profile", "examples/users/cost-profile.toml", "--chart", str(drawn)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert drawn.read_bytes() == (root / "docs" / "cost-users.svg").read_bytes()

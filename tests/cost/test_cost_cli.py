@@ -120,7 +120,8 @@ def test_the_table_names_each_cloud_and_the_saving(tmp_path: Path) -> None:
         "Table storage",
     ):
         assert text in result.output
-    assert "read request unit" not in result.output and "wru" not in result.output  # line items: --lines
+    tables = result.output.split("priced with figures not confirmed")[0]  # the footnote names price keys
+    assert "read request unit" not in tables and "wru" not in tables  # line items: --lines
     detailed = runner.invoke(cli, ["cost", str(app), "--requests", "500000", "--lines"], env={"COLUMNS": "160"})
     assert "wru" in detailed.output and "vCPU-seconds" in detailed.output
 
@@ -160,6 +161,8 @@ def test_the_docs_show_what_the_example_prints(tmp_path: Path, monkeypatch: pyte
     page = (root / "docs" / "cost.md").read_text(encoding="utf-8")
     command = "$ overcast cost examples/users --profile examples/users/cost-profile.toml\n"
     shown = page[page.index(command) + len(command) :].split("```", 1)[0]
+    profile = (root / "examples" / "users" / "cost-profile.toml").read_text(encoding="utf-8")
+    assert "```toml\n" + profile.split("\n", 1)[1] + "```" in page  # the workload it states is the file's
     monkeypatch.setenv("OVERCAST_PRICES_DIR", str(tmp_path))  # the shipped prices, not a refreshed copy
     monkeypatch.chdir(root)
     result = runner.invoke(
@@ -191,3 +194,97 @@ def test_a_replicated_target_prices_its_replica_and_the_traffic(tmp_path: Path) 
     assert users["scheme"] == "dynamodb" and users["total"] > alone["total"]
     labels = " ".join(item["label"] for item in users["items"])
     assert "replica gcp" in labels and "replication aws→gcp" in labels, labels
+
+
+def test_prices_not_confirmed_against_their_source_are_marked(tmp_path: Path) -> None:
+    """A figure whose source could not be confirmed (``"confirmed": false`` in its price file)
+    is marked in the table, named under it, and flagged in the JSON."""
+    app = _project(tmp_path / "app")
+    args = ["cost", str(app), "--profile", str(app / "profile.toml"), "-t", "aws"]
+    result = runner.invoke(cli, [*args, "--lines"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    footnote = next(line for line in result.stdout.splitlines() if "not confirmed against their source" in line)
+    assert "dynamodb.wru" in footnote and "dynamodb.rru" in footnote
+    assert "lambda.requests" not in footnote  # read from AWS's own page
+    assert any("wru *" in line for line in result.stdout.splitlines())
+    items = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)["target"]
+    users = {i["label"]: i["confirmed"] for i in items["resources"]["users"]["items"]}
+    compute = {i["label"]: i["confirmed"] for i in items["compute"]}
+    assert users["wru"] is False and compute["requests"] is True
+
+
+def test_every_price_quoted_second_hand_is_marked_unconfirmed() -> None:
+    """The price files' notes and flags agree: a figure quoted by a third party, or noted as
+    not confirmed, carries ``"confirmed": false``; one read from its own page does not."""
+    root = Path(__file__).resolve().parents[2] / "src" / "overcast" / "providers"
+    checked = 0
+    for path in root.glob("*/prices-*.json"):
+        for region, table in json.loads(path.read_text())["regions"].items():
+            for key, entry in table.items():
+                note = entry.get("note", "")
+                second_hand = any(s in note for s in ("not confirmed", "quoted", "rate as in https"))
+                assert entry.get("confirmed", True) is not second_hand, f"{path.name} {region} {key}: {note}"
+                checked += 1
+    assert checked > 40
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--requests", "-5"], "requests: must be above 0, got -5"),
+        (["--memory-mb", "0"], "memory_mb: must be above 0"),
+    ],
+)
+def test_bad_flags_name_the_figure(tmp_path: Path, extra: list[str], message: str) -> None:
+    app = _project(tmp_path / "app")
+    result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml"), *extra])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_an_unknown_region_in_the_profile_is_named(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app", PROFILE + '\n[regions]\nazure = "atlantis"\n')
+    result = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "unknown region 'atlantis' for azure" in result.output and "eastus" in result.output
+
+
+def test_a_yaml_profile_is_the_same_workload_as_the_toml_one(tmp_path: Path) -> None:
+    app = _project(tmp_path / "app")
+    (app / "profile.yaml").write_text(
+        "workload:\n  requests: 1000000\n  duration_ms: 80\n  memory_mb: 256\n"
+        "resources:\n  users: {get: 1, put: 0.2, item_bytes: 800, stored_gb: 3}\n"
+        "  signups: {publish: 0.05, item_bytes: 400}\n"
+    )
+    toml = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.toml"), "--json"])
+    yaml = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "profile.yaml"), "--json"])
+    assert toml.exit_code == 0 and yaml.exit_code == 0, yaml.output
+    assert json.loads(yaml.stdout) == json.loads(toml.stdout)
+    (app / "bad.yml").write_text("workload: [1, 2\n")
+    bad = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "bad.yml")])
+    assert bad.exit_code == 1 and "not valid YAML" in bad.output
+    (app / "list.yml").write_text("- requests: 5\n")
+    listed = runner.invoke(cli, ["cost", str(app), "--profile", str(app / "list.yml")])
+    assert listed.exit_code == 1 and "expected a mapping of tables" in listed.output
+
+
+def test_a_target_spread_over_two_clouds_counts_the_transfer_between_them(tmp_path: Path) -> None:
+    """A target whose compute is on AWS and whose table is Firestore: the table is priced on
+    Google Cloud with the written bytes leaving AWS and the read bytes leaving Google Cloud."""
+    name = f"spread_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(f'import overcast\napp = overcast.App("{name}")\nusers = app.kv("users")\n')
+    (tmp_path / "overcast.toml").write_text(
+        f'[app]\nentry = "{name}:app"\n[targets.spread]\ncloud = "aws"\nkv.users = "firestore://users"\n'
+    )
+    (tmp_path / "profile.toml").write_text(
+        "[workload]\nrequests = 10000000\n[resources.users]\nget = 1\nput = 0.5\nitem_bytes = 2048\n"
+    )
+    args = ["cost", str(tmp_path), "-t", "spread", "--profile", str(tmp_path / "profile.toml"), "--json"]
+    result = runner.invoke(cli, [*args, "--no-free-tier"])
+    assert result.exit_code == 0, result.output
+    users = json.loads(result.stdout)["target"]["resources"]["users"]
+    assert (users["service"], users["cloud"]) == ("Firestore", "gcp")
+    transfer = {i["label"]: i for i in users["items"] if i["label"].startswith("transfer")}
+    gib = 2**30
+    assert transfer["transfer aws→gcp"]["quantity"] == pytest.approx(10_000_000 * 0.5 * 2048 / gib)
+    assert transfer["transfer gcp→aws"]["quantity"] == pytest.approx(10_000_000 * 2048 / gib)
+    assert transfer["transfer aws→gcp"]["rate"] == 0.09 and transfer["transfer gcp→aws"]["rate"] == 0.12

@@ -11,9 +11,10 @@ import math
 import pytest
 
 from overcast.cost import compare, workload_from
-from overcast.cost.model import PriceTable, load_prices
+from overcast.cost.model import LineItem, PriceTable, load_prices
 from overcast.errors import InvalidArgument
 from overcast.providers.aws import pricing as aws_pricing
+from overcast.providers.azure import pricing as azure_pricing
 from overcast.providers.gcp import pricing as gcp_pricing
 
 GIB = 2**30
@@ -202,3 +203,131 @@ def test_sqs_bills_each_64_kb_of_a_message_as_a_request() -> None:
     assert offer.calls("send", 256 * 1024)[0].units == {"requests": 4}
     assert offer.calls("send", 64 * 1024 + 1)[0].units == {"requests": 2}
     assert offer.calls("send", 100)[0].units == {"requests": 1}
+
+
+def _items_cents(items: list[LineItem]) -> list[float]:
+    return [round(i.cost, 2) for i in items]
+
+
+def test_dynamodb_on_demand_example_to_the_cent() -> None:
+    """DynamoDB on-demand (read 2026-12-07). The stored copies of AWS's own page
+    (aws.amazon.com/dynamodb/pricing/on-demand/) explain the units but hold no worked example,
+    so this is the example of airbyte.com/data-engineering-resources/dynamodb-pricing, at the
+    US East rates it states ($0.625 per million WRU, $0.125 per million RRU): 650,000 writes
+    of 1 KB items and 550,000 strongly consistent reads of 2 KB items, storage within the free
+    25 GB: writes $0.41, reads $0.07, $0.48 a month. A 900-byte document is an item under
+    1 KB with the attributes Overcast's DynamoDB provider adds, so each write is one WRU and
+    each read (under 4 KB) one RRU, as in the example."""
+    table = _table(aws_pricing, "prices-aws.json")
+    assert (table["dynamodb.wru"].rate, table["dynamodb.rru"].rate) == (0.625, 0.125)  # the rates the page states
+    offer = next(o for o in aws_pricing.OFFERS if o.scheme == "dynamodb")
+    workload = workload_from(
+        {"workload": {"requests": 1}, "resources": {"t": {"put": 650_000, "get": 550_000, "item_bytes": 900}}},
+        {"t": "kv"},
+    )
+    items = offer.price(workload, workload.resources["t"], table, True)
+    assert {i.label: i.quantity for i in items} == {"wru": 650_000, "rru": 550_000}
+    assert _items_cents(items) == [0.41, 0.07]
+    assert round(sum(_items_cents(items)), 2) == 0.48
+
+
+def test_cloud_runs_request_based_billing_computed_from_its_rates() -> None:
+    """Cloud Run, request-based billing (cloud.google.com/run/pricing, read 2026-12-07). The
+    page's stored copies state the rates (tier 1: $0.000024 per vCPU-second beyond 180,000 free,
+    $0.0000025 per GiB-second beyond 360,000 free, $0.40 per million requests beyond 2 million
+    free; rounded up to 100 ms) but hold no worked example. The nearest published one
+    (cloudwebschool.com/tools/cloud-run-cost-calculator, 10 million requests of 200 ms, 512 MB,
+    1 vCPU, 5 GB out) swaps the two free allowances in its CPU and memory lines ($39.36,
+    $2.05), so only its requests ($3.20) and egress ($0.48) lines are reproduced as printed;
+    CPU and memory are computed from the page's rates: 2,000,000 - 180,000 vCPU-s = $43.68,
+    1,000,000 - 360,000 GiB-s = $1.60."""
+    table = _table(gcp_pricing, "prices-gcp.json")
+    workload = workload_from(
+        {"workload": {"requests": 10_000_000, "duration_ms": 200, "memory_mb": 512}},
+        {},
+    )
+    assert gcp_pricing.PRICING.compute is not None and gcp_pricing.PRICING.egress is not None
+    items = gcp_pricing.PRICING.compute.price(workload, table, True)
+    items.append(gcp_pricing.PRICING.egress(5.0, table, True))
+    assert _items_cents(items) == [43.68, 1.60, 3.20, 0.48]
+    assert round(sum(i.cost for i in items), 2) == 48.96
+
+
+def test_firestore_computed_from_its_rates() -> None:
+    """Firestore (cloud.google.com/firestore/pricing, US regional rates, read 2026-12-07). The
+    billing example page (cloud.google.com/firestore/docs/billing-example) prices a chat app in
+    the nam5 multi-region ($12.14 a month for 50,000 installs), but its stored copies end before
+    the per-task breakdown, so it cannot be reproduced; this is computed from the rates the
+    pricing page states: $0.03 per 100,000 reads beyond 50,000 a day, $0.09 per 100,000 writes
+    beyond 20,000 a day, $0.01 per 100,000 deletes beyond 20,000 a day, $0.15 per GiB-month
+    beyond 1 GiB. A month of 3 million gets, 1 million conditional puts (a read and a write
+    each), 500,000 deletes (a read and a delete each) and 20 GiB stored: reads 4.5 million -
+    1.5 million free = $0.90, writes 1 million - 600,000 = $0.36, deletes 500,000 - 600,000 = $0,
+    storage 19 GiB = $2.85; $4.11."""
+    table = _table(gcp_pricing, "prices-gcp.json")
+    offer = next(o for o in gcp_pricing.OFFERS if o.scheme == "firestore")
+    workload = workload_from(
+        {
+            "workload": {"requests": 1_000_000},
+            "resources": {"d": {"get": 3, "put_conditional": 1, "delete": 0.5, "stored_gb": 20}},
+        },
+        {"d": "kv"},
+    )
+    items = offer.price(workload, workload.resources["d"], table, True)
+    assert {i.label: i.quantity for i in items} == {
+        "reads": 4_500_000,
+        "writes": 1_000_000,
+        "deletes": 500_000,
+        "storage": 20,
+    }
+    assert _items_cents(items) == [0.90, 0.36, 0.00, 2.85]
+    assert round(sum(i.cost for i in items), 2) == 4.11
+
+
+def test_azure_functions_consumption_example_to_the_cent() -> None:
+    """Azure Functions, consumption plan (read 2026-12-07). The stored copies of
+    azure.microsoft.com/en-us/pricing/details/functions/ show the free grants (1 million
+    executions, 400,000 GB-s) but not the rates or the example (the prices render as "$-");
+    this is the example of modal.com/blog/azure-function-pricing-guide at the East US rates it
+    states ($0.000016 per GB-s, $0.20 per million executions): 3 million runs of 1 s at 1.5 GB:
+    4,500,000 - 400,000 GB-s = $65.60, 3 million - 1 million executions = $0.40, $66.00."""
+    table = _table(azure_pricing, "prices-azure.json")
+    workload = workload_from({"workload": {"requests": 3_000_000, "duration_ms": 1000, "memory_mb": 1536}}, {})
+    assert azure_pricing.PRICING.compute is not None
+    items = azure_pricing.PRICING.compute.price(workload, table, True)
+    assert {i.label: i.quantity for i in items} == {"executions": 3_000_000, "execution time (GB-s)": 4_500_000}
+    assert _items_cents(items) == [0.40, 65.60]
+    assert round(sum(i.cost for i in items), 2) == 66.00
+
+
+def test_aws_egress_example_to_the_cent() -> None:
+    """AWS internet egress (read 2026-12-07): the worked example of
+    cloud-cost-557.pages.dev/blog/estimate-aws-data-transfer-bill (CloudPriceBook, 2026-06-10),
+    at the rate it states ($0.09 per GB after 100 GB free a month, first 10 TB): 5 TB served,
+    5,120 - 100 = 5,020 GB, "~$452": $451.80. AWS's own page (aws.amazon.com/ec2/pricing/on-demand/)
+    is not in the stored copies."""
+    table = _table(aws_pricing, "prices-aws.json")
+    assert aws_pricing.PRICING.egress is not None
+    item = aws_pricing.PRICING.egress(5 * 1024, table, True)
+    assert (item.quantity - item.free_units, round(item.cost, 2)) == (5020, 451.80)
+
+
+def test_azure_egress_computed_from_its_rate() -> None:
+    """Azure internet egress (azure.microsoft.com/en-us/pricing/details/bandwidth/, read
+    2026-12-07): no worked example is in the stored copies; the rate as quoted by
+    c3x.dev/blog/azure-egress-bandwidth-cost ("first 100 GB/month free, then ~$0.087/GB, first
+    10 TB"): 1 TB out is 1,024 - 100 = 924 GB, $80.39."""
+    table = _table(azure_pricing, "prices-azure.json")
+    assert azure_pricing.PRICING.egress is not None
+    item = azure_pricing.PRICING.egress(1024, table, True)
+    assert (item.quantity - item.free_units, round(item.cost, 2)) == (924, 80.39)
+
+
+def test_google_egress_is_the_cloud_storage_examples() -> None:
+    """Google Cloud internet egress: cloud.google.com/storage/pricing-examples (read 2026-12-07)
+    bills 1 GB out at $0.12 (in test_cloud_storages_simple_example_to_the_cent, without the
+    free tier); with the 1 GiB a month free within North America (cloud.google.com/run/pricing),
+    11 GB out cost 10 x $0.12 = $1.20."""
+    table = _table(gcp_pricing, "prices-gcp.json")
+    assert gcp_pricing.PRICING.egress is not None
+    assert round(gcp_pricing.PRICING.egress(11, table, True).cost, 2) == 1.20

@@ -4,9 +4,15 @@ the cheapest mix, with the transfer between clouds that a placement implies.
 Families are found through the registry (``Family.pricing`` names each family's pricing
 module); the engine lists none. Transfer model: compute runs on one cloud; a resource on
 another cloud costs, besides its own line items, the bytes written to it at the compute
-cloud's internet egress rate and the bytes read from it at its own cloud's rate; a replica
-on another cloud costs the writes replayed there, its storage, and the written bytes
-shipped from the primary's cloud at that cloud's egress rate.
+cloud's internet egress rate and the bytes read from it at its own cloud's rate.
+
+A replicated KV store is priced as ``overcast.resilience`` runs it (ack from the primary):
+every write (a put of any kind or a delete, which leaves a tombstone) is a conditional put
+of the document in its envelope on the primary and on each replica; beside it on the
+primary, a change-log entry is put and, once the replicator has shipped the write, deleted;
+the replicator, running with the compute, scans every member's log once a second per warm
+instance (an empty scan billed as the minimum one read, priced as a get of a log entry);
+the written bytes go from the compute's cloud to each replica's. Reads go to the primary.
 """
 
 from __future__ import annotations
@@ -16,7 +22,20 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, InvalidArgument
 from ..resources.registry import families, load_attribute
-from .model import GB, LineItem, Offer, Price, PriceTable, Pricing, ResourceUsage, Workload
+from .model import (
+    GB,
+    REPLICATION_ENVELOPE,
+    REPLICATION_LOG_ENTRY,
+    REPLICATOR_SCAN_SECONDS,
+    SECONDS_PER_MONTH,
+    LineItem,
+    Offer,
+    Price,
+    PriceTable,
+    Pricing,
+    ResourceUsage,
+    Workload,
+)
 
 __all__ = ["CloudPlan", "Comparison", "Placement", "compare", "configured", "pricings"]
 
@@ -143,39 +162,65 @@ def place(
 ) -> Placement:
     """``usage``'s resource on ``offer`` with compute on ``compute_cloud``, transfer and replicas counted."""
     table = tables.table(offer.family, offer.cloud)
-    items = list(offer.price(workload, usage, table, free_tier))
+    replicated = bool(usage.replicas) and usage.kind == "kv"
+    own = _replicated(workload, usage)[0] if replicated else usage
+    items = list(offer.price(workload, own, table, free_tier))
     if offer.cloud != compute_cloud:
         out = _transfer(
-            tables, compute_cloud, _bytes(workload, usage, WRITES), f"transfer {compute_cloud}→{offer.cloud}", free_tier
+            tables, compute_cloud, _bytes(workload, own, WRITES), f"transfer {compute_cloud}→{offer.cloud}", free_tier
         )
         back = _transfer(
             tables, offer.cloud, _bytes(workload, usage, READS), f"transfer {offer.cloud}→{compute_cloud}", free_tier
         )
         items += [i for i in (out, back) if i is not None]
+    if replicated:
+        log = _replicated(workload, usage)[2]
+        items += [replace(i, label=f"change log: {i.label}") for i in offer.price(workload, log, table, free_tier)]
     for cloud in usage.replicas:
-        replica = replica_offers.get(cloud)
-        if replica is None:
-            raise InvalidArgument(
-                f"resource {usage.name!r}: no {usage.kind} service is priced on replica cloud {cloud!r}"
-            )
-        writes = ResourceUsage(
-            usage.name,
-            usage.kind,
-            {op: n for op, n in usage.ops.items() if op in WRITES | {"delete"}},
-            usage.item_bytes,
-            usage.stored_gb,
-            usage.subscriptions,
-        )
-        rtable = tables.table(replica.family, replica.cloud)
-        items += [
-            replace(i, label=f"replica {cloud}: {i.label}") for i in replica.price(workload, writes, rtable, free_tier)
-        ]
-        if cloud != offer.cloud:
-            shipped = _transfer(
-                tables, offer.cloud, _bytes(workload, usage, WRITES), f"replication {offer.cloud}→{cloud}", free_tier
-            )
-            items += [shipped] if shipped else []
+        items += _replica(tables, workload, usage, offer, compute_cloud, cloud, replica_offers, free_tier)
     return Placement(usage.name, offer, items)
+
+
+def _replicated(workload: Workload, usage: ResourceUsage) -> tuple[ResourceUsage, ResourceUsage, ResourceUsage]:
+    """A replicated KV store's (primary, each replica, the primary's change log) usage; see the module."""
+    writes = sum(n for op, n in usage.ops.items() if op in WRITES | {"delete"})
+    reads = {op: n for op, n in usage.ops.items() if op not in WRITES | {"delete"}}
+    scans = workload.instances * SECONDS_PER_MONTH / REPLICATOR_SCAN_SECONDS / workload.requests
+    size = usage.item_bytes + REPLICATION_ENVELOPE
+    put = {"put_conditional": writes} if writes else {}
+    primary = replace(usage, ops={**reads, **put}, item_bytes=size)
+    replica = replace(usage, ops={**put, "get": scans}, item_bytes=size)
+    log = replace(usage, ops={"put": writes, "delete": writes, "get": scans}, item_bytes=REPLICATION_LOG_ENTRY)
+    return primary, replica, replace(log, stored_gb=0.0, ops={k: v for k, v in log.ops.items() if v})
+
+
+def _replica(
+    tables: _Tables,
+    workload: Workload,
+    usage: ResourceUsage,
+    offer: Offer,
+    compute_cloud: str,
+    cloud: str,
+    replica_offers: Mapping[str, Offer],
+    free_tier: bool,
+) -> list[LineItem]:
+    """A copy of ``usage``'s resource on ``cloud``: the writes replayed there, its storage (and, for
+    a replicated KV store, its log's scans), and the written bytes shipped to it from the compute."""
+    replica = replica_offers.get(cloud)
+    if replica is None:
+        raise InvalidArgument(f"resource {usage.name!r}: no {usage.kind} service is priced on replica cloud {cloud!r}")
+    if usage.kind == "kv":
+        copy = _replicated(workload, usage)[1]
+        source = compute_cloud
+    else:
+        copy = replace(usage, ops={op: n for op, n in usage.ops.items() if op in WRITES | {"delete"}})
+        source = offer.cloud
+    rtable = tables.table(replica.family, replica.cloud)
+    items = [replace(i, label=f"replica {cloud}: {i.label}") for i in replica.price(workload, copy, rtable, free_tier)]
+    if cloud != source:
+        shipped = _transfer(tables, source, _bytes(workload, copy, WRITES), f"replication {source}→{cloud}", free_tier)
+        items += [shipped] if shipped else []
+    return items
 
 
 def _native(offers: Iterable[Offer], kind: str, cloud: str) -> list[Offer]:

@@ -38,6 +38,12 @@ SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 GB = 1024**3  # the clouds' "GB" for storage and transfer is a GiB (2**30 bytes)
 #: ``app.secret`` caches a value this long (SecretStore's default ``cache_ttl``): one read per instance per TTL
 SECRET_CACHE_TTL = 300.0
+#: A replicated KV store (``overcast.resilience``) keeps each document in an envelope with its
+#: clock (at most this many bytes more), logs each write beside it in an entry of about
+#: this size, and its replicator scans every member's log this often (seconds) per process.
+REPLICATION_ENVELOPE = 80
+REPLICATION_LOG_ENTRY = 64
+REPLICATOR_SCAN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Price:
     source: str
     free: float = 0.0
     note: str = ""
+    #: False when the figure could not be confirmed against its source (``"confirmed": false``
+    #: in the price file): the output marks it
+    confirmed: bool = True
 
     def cost(self, quantity: float, *, free_tier: bool = True) -> float:
         billable = max(0.0, quantity - self.free) if free_tier else quantity
@@ -94,6 +103,7 @@ def load_prices(path: Path, region: str | None) -> PriceTable:
             source=entry["source"],
             free=float(entry.get("free", 0)),
             note=entry.get("note", ""),
+            confirmed=bool(entry.get("confirmed", True)),
         )
         for key, entry in regions[chosen].items()
     }

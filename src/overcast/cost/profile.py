@@ -1,4 +1,4 @@
-"""A workload profile from a TOML file and from flags, checked against the app's resources.
+"""A workload profile from a TOML (or YAML) file and from flags, checked against the app's resources.
 
 ```toml
 [workload]
@@ -138,16 +138,39 @@ def workload_from(
 
 
 def read_profile(path: str | Path | None) -> dict[str, Any]:
-    """The tables of the TOML profile at ``path`` (none when ``None``)."""
+    """The tables of the profile at ``path``: TOML, or YAML for a ``.yaml``/``.yml`` file (none when ``None``)."""
     if path is None:
         return {}
     file = Path(path)
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidArgument(f"profile {file}: no such file") from None
+    if file.suffix.lower() in (".yaml", ".yml"):
+        return _yaml(file, text)
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"profile {file}: not valid TOML: {exc}") from None
+
+
+def _yaml(file: Path, text: str) -> dict[str, Any]:
+    """A YAML profile: the same tables as the TOML one, as mappings."""
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError as exc:
+        from ..errors import MissingDependency
+
+        raise MissingDependency(f"a YAML profile needs PyYAML; run: pip install 'overcast[cost]' ({exc})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"profile {file}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"profile {file}: expected a mapping of tables (workload, resources, regions)")
+    return data
 
 
 def load_profile(

@@ -60,6 +60,7 @@ def replace_rate(entry: dict[str, Any], price_per_unit: float, source: str, date
     rate = round(price_per_unit * float(entry.get("per", 1)), 12)
     changed = bool(rate != entry["rate"])
     entry.update(rate=rate, source=source, note=f"refreshed from the price API on {date}")
+    entry.pop("confirmed", None)  # read from the API itself
     return changed
 
 

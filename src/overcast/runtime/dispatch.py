@@ -324,8 +324,10 @@ async def _traced(handler_name: str, label: str, message: Message, event: CloudE
     """Run a subscriber in a span continuing the sender's trace, counting the invocation."""
     from ..telemetry import count
     from ..telemetry.propagation import consumer_span
+    from ..telemetry.runtime import handled
 
     count("invocations", handler=handler_name)
+    started = time.perf_counter()
     attributes = {
         "messaging.destination.name": label,
         "messaging.message.id": message.id,
@@ -337,6 +339,8 @@ async def _traced(handler_name: str, label: str, message: Message, event: CloudE
     except Exception:
         count("errors", handler=handler_name)
         raise
+    finally:
+        handled(handler_name, time.perf_counter() - started)
 
 
 async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = None, original: Any = None) -> Delivery:
@@ -361,9 +365,13 @@ async def run_schedule(job: ScheduledJob, *, app: str, at: datetime | None = Non
 
             count("errors", handler=job.name)
         duration = time.perf_counter() - started
+        if telemetry_runtime.active():
+            telemetry_runtime.handled(job.name, duration)
         log.warning("schedule %s failed: %r", job.name, exc, exc_info=exc)
         return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "failed", duration, exc, event=event)
     duration = time.perf_counter() - started
+    if telemetry_runtime.active():
+        telemetry_runtime.handled(job.name, duration)
     log.info("schedule %s ran in %.3fs", job.name, duration)
     return Delivery(f"schedule/{job.name}", job.name, event.id, 1, "ok", duration, event=event)
 

@@ -20,6 +20,11 @@ Once on:
   ``not_found``, ``throttled``, ``unavailable``, ``invalid``, ``error``), and a client
   span when tracing, with the semantic-convention attributes of its service
   (``db.system``, ``messaging.system``, ``server.address``, ``error.type``...);
+- ``overcast.upstream.payload.size`` (histogram, bytes): the item, object or message
+  written (``network.io.direction=transmit``) or the bytes read back (``receive``) by
+  a call, with the same ``upstream``, ``operation`` and ``resource``;
+- ``overcast.handler.duration`` (histogram, seconds) per ``handler``: the run time of
+  each invocation; ``overcast.memory.peak`` (gauge, bytes): the process's peak memory;
 - counters ``overcast.retries``, ``overcast.throttles``, ``overcast.invocations``,
   ``overcast.errors``, ``overcast.cold_starts`` (and the resilience layer's
   ``overcast.circuit.changes`` and ``overcast.deferred.*``), fed by :func:`count`;
@@ -193,6 +198,19 @@ def _start(meter_provider: Any, tracer_provider: Any, *, target: str | None, clo
     instruments.replication_lag = meter.create_histogram(
         "overcast.replication.lag", unit="s", description="Time from a write's acknowledgement to a replica applying it"
     )
+    instruments.handler_duration = meter.create_histogram(
+        "overcast.handler.duration",
+        unit="s",
+        description="Run time of handler invocations (HTTP requests, messages, schedules)",
+    )
+    instruments.payload_size = meter.create_histogram(
+        "overcast.upstream.payload.size",
+        unit="By",
+        description="Bytes of the item, object or message sent to or received from the service behind a resource",
+    )
+    meter.create_observable_gauge(
+        "overcast.memory.peak", callbacks=[_observe_memory], unit="By", description="Peak resident memory"
+    )
     instruments.counters = {
         name: meter.create_observable_counter(f"overcast.{name}", callbacks=[_observe(name)], description=text)
         for name, text in COUNTERS.items()
@@ -320,6 +338,8 @@ def shutdown() -> None:
         meter.force_flush()
     _state.instruments.upstream_duration = None
     _state.instruments.replication_lag = None
+    _state.instruments.handler_duration = None
+    _state.instruments.payload_size = None
     for provider in (meter, tracer):
         if provider is not None:
             provider.shutdown()
@@ -339,6 +359,31 @@ def _drain() -> None:
     for (resource, replica), seconds in list(_state.lags.items()):
         while seconds:
             lag.record(seconds.popleft(), {"resource": resource, "replica": replica})
+    _drain_handlers_and_sizes()
+
+
+def _drain_handlers_and_sizes() -> None:
+    """Hand the handler run times and payload sizes recorded since the last collection to their histograms."""
+    from ._instrument import drain_sizes
+
+    for handler, times in list(_state.handler_times.items()):
+        if times:
+            _state.hand_over(_state.instruments.handler_duration, times, {"handler": handler})
+    for key, sizes in list(_state.sizes.items()):
+        if sizes:
+            drain_sizes(key, sizes)
+
+
+def _observe_memory(options: Any) -> Iterable[Any]:
+    """The process's peak resident set size, in bytes (where the platform reports it)."""
+    from opentelemetry.metrics import Observation
+
+    try:
+        import resource
+    except ImportError:  # Windows: no getrusage
+        return []
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return [Observation(peak if sys.platform == "darwin" else peak * 1024)]  # macOS reports bytes, Linux KiB
 
 
 def _observe(name: str) -> Callable[[Any], Iterable[Any]]:

@@ -73,6 +73,33 @@ def record_call(key: tuple[str, str], operation: str, seconds: float, exc: BaseE
         calls.append((upstream, operation, _state.redact_text(name) if _state.secrets else name, outcome, seconds))
 
 
+def record_size(key: tuple[str, str], operation: str, direction: str, size: int) -> None:
+    """``size`` bytes went to (``transmit``) or came from (``receive``) the service behind
+    the resource ``key`` in one call of ``operation``: kept for ``overcast.upstream.payload.size``."""
+    if not _state.instruments.otel:
+        return
+    series = (key[0], operation, key[1], direction)
+    sizes = _state.sizes.get(series)
+    if sizes is None:
+        sizes = _state.sizes.setdefault(series, array("d"))
+    sizes.append(size)
+    if len(sizes) >= MAX_PENDING:
+        drain_sizes(series, sizes)
+
+
+def drain_sizes(key: tuple[str, str, str, str], sizes: array[float]) -> None:
+    """Hand the payload sizes of series ``key`` (upstream, operation, resource, direction) to their histogram."""
+    upstream, operation, resource, direction = key
+    name = _state.redact_text(resource) if _state.secrets else resource
+    attributes = {
+        "upstream": upstream,
+        "operation": operation,
+        "resource": name,
+        "network.io.direction": direction,
+    }
+    _state.hand_over(_state.instruments.payload_size, sizes, attributes)
+
+
 def drain(key: tuple[str, str, str, str], durations: array[float]) -> None:
     """Hand ``durations`` of series ``key`` (upstream, operation, resource, outcome) to the histogram.
 

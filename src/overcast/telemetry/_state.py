@@ -25,6 +25,9 @@ class Instruments:
 
     upstream_duration: Any = None
     replication_lag: Any = None
+    #: ``overcast.handler.duration`` and ``overcast.upstream.payload.size`` (set with the others)
+    handler_duration: Any = None
+    payload_size: Any = None
     counters: dict[str, Any] = field(default_factory=dict)
     tracer: Any = None
     backlog: Any = None
@@ -81,6 +84,16 @@ draining = threading.Lock()
 
 #: (resource, replica) -> replication lags (seconds) not yet handed to their histogram.
 lags: dict[tuple[str, str], deque[float]] = {}
+
+#: handler -> run times (seconds) of its invocations not yet handed to ``overcast.handler.duration``.
+handler_times: dict[str, array[float]] = {}
+
+#: (upstream, operation, resource, direction) -> payload sizes (bytes) not yet handed to
+#: ``overcast.upstream.payload.size``; direction is ``transmit`` (sent) or ``receive``.
+sizes: dict[tuple[str, str, str, str], array[float]] = {}
+
+#: Values kept for one series of the two above before they are handed over at once.
+MAX_KEPT = 65536
 
 #: counter name -> attribute items -> amounts added since the last collection.
 increments: dict[str, dict[tuple[tuple[str, str], ...], deque[int]]] = {}
@@ -141,6 +154,29 @@ def retried(upstream: str, amount: int = 1) -> None:
         count("retries", amount, upstream=call[0], operation=call[2], resource=call[1])
 
 
+def handled(handler: str, seconds: float) -> None:
+    """An invocation of ``handler`` ran ``seconds``: recorded in ``overcast.handler.duration``
+    (an append; the histogram gets it at the next collection). Free while off."""
+    if not ENABLED or not instruments.otel:
+        return
+    times = handler_times.get(handler)
+    if times is None:
+        times = handler_times.setdefault(handler, array("d"))
+    times.append(seconds)
+    if len(times) >= MAX_KEPT:
+        hand_over(instruments.handler_duration, times, {"handler": handler})
+
+
+def hand_over(histogram: Any, values: array[float], attributes: dict[str, str]) -> None:
+    """Record ``values`` in ``histogram`` and empty them (those appended meanwhile stay)."""
+    with draining:
+        taken = values[: len(values)]
+        del values[: len(taken)]
+    if histogram is not None:
+        for value in taken:
+            histogram.record(value, attributes)
+
+
 def collect_totals(name: str) -> dict[tuple[tuple[str, str], ...], int]:
     """Fold the increments of counter ``name`` into its totals and return them."""
     with totals_lock:
@@ -167,6 +203,8 @@ def reset() -> None:
     flush_due = 0.0
     pending.clear()
     lags.clear()
+    handler_times.clear()
+    sizes.clear()
     with totals_lock:
         for named in increments.values():
             for amounts in named.values():

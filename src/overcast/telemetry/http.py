@@ -74,6 +74,8 @@ class TelemetryMiddleware:
             if status >= 500 and counted:
                 count("errors", handler="http")
         finally:
+            if counted:
+                _state.handled("http", time.perf_counter() - start)
             if token is not None:
                 _state.request_calls.reset(token)
             if listener is not None and calls is not None:

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from . import _state
+from ._state import handled
 from .logs import mark_warm, request_id
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "counts",
     "enter_invocation",
     "flush_if_due",
+    "handled",
     "http_error",
     "invocation",
     "is_cold",
@@ -75,9 +77,9 @@ class invocation:
     """Around one invocation: sets the log lines' request id, counts the invocation (and
     the process's cold start, once), and counts an error if the body raises. A class, not
     a generator, as it wraps every invocation; the counter series of each handler are
-    resolved once, so counting is one append."""
+    resolved once, so counting is one append; its run time goes to ``overcast.handler.duration``."""
 
-    __slots__ = ("_cold", "_token", "_turn", "handler", "request")
+    __slots__ = ("_cold", "_start", "_token", "_turn", "handler", "request")
 
     def __init__(self, *, handler: str, request: str | None = None) -> None:
         self.handler, self.request = handler, request
@@ -86,10 +88,14 @@ class invocation:
         self._token = request_id.set(self.request)
         self._turn = _state.invocation.set(self.handler)
         self._cold = cold_start(self.handler)
+        self._start = 0.0
         if _state.ENABLED:
             _series(self.handler)[1].append(1)
+            self._start = time.perf_counter()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._start:
+            handled(self.handler, time.perf_counter() - self._start)
         if exc is not None and _state.ENABLED:
             _series(self.handler)[2].append(1)
         request_id.reset(self._token)
@@ -126,14 +132,16 @@ def cold_start(handler: str) -> bool:
     return True
 
 
-def counted(handler: str, failed: bool) -> None:
+def counted(handler: str, failed: bool, seconds: float | None = None) -> None:
     """Count one invocation of ``handler`` (and an error if ``failed``) that no other layer
-    counts: an event a runtime routes straight to a function."""
+    counts: an event a runtime routes straight to a function; ``seconds``, its run time."""
     if _state.ENABLED:
         series = _series(handler)
         series[1].append(1)
         if failed:
             series[2].append(1)
+        if seconds is not None:
+            handled(handler, seconds)
 
 
 def counts(handler: str) -> tuple[deque[int], deque[int], deque[int]]:

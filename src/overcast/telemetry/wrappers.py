@@ -5,7 +5,8 @@ the other App handles), the provider is wrapped by :func:`timed` in a ``Timed*``
 of its kind. The wrapper keeps the wrapper contract of
 :mod:`overcast.resources.forwarding`: each hook forwards to the provider's same hook with
 the same, already validated, arguments; while telemetry is on it records
-``overcast.upstream.duration`` and, when tracing, a client span around the call. While
+``overcast.upstream.duration`` (and the bytes a call sends or reads back in
+``overcast.upstream.payload.size``) and, when tracing, a client span around the call. While
 telemetry is off a call costs one flag check. Nothing is patched: a provider class is
 the same whether telemetry is on or not, and a provider constructed directly (not opened)
 is not timed.
@@ -55,8 +56,33 @@ def _operation(hook: str) -> str:
     return hook.lstrip("_").removesuffix("_blocking")
 
 
-def _sync_hook(hook: str) -> Callable[..., Any]:
+def _payload(base: type, hook: str) -> tuple[int | None, bool]:
+    """Where a hook's payload is: the position of its ``data`` argument (the bytes it sends,
+    None if it sends none), and whether it returns the bytes it read (``bytes`` or ``bytes | None``)."""
+    method = getattr(base, hook, None)
+    if method is None:
+        return None, False
+    parameters = [p for p in inspect.signature(method).parameters.values() if p.name != "self"]
+    sent = next((i for i, p in enumerate(parameters) if p.name == "data"), None)
+    returns = str(inspect.signature(method).return_annotation).replace(" ", "")
+    return sent, returns in ("bytes", "bytes|None")
+
+
+def _sizes(
+    key: tuple[str, str], operation: str, sent: int | None, received: bool, args: Any, kwargs: Any, result: Any
+) -> None:
+    """Record what a call sent and read back, in bytes (``overcast.upstream.payload.size``)."""
+    if sent is not None:
+        data = args[sent] if len(args) > sent else kwargs.get("data")
+        if data is not None:
+            _instrument.record_size(key, operation, "transmit", len(data))
+    if received and type(result) is bytes:
+        _instrument.record_size(key, operation, "receive", len(result))
+
+
+def _sync_hook(hook: str, sent: int | None = None, received: bool = False) -> Callable[..., Any]:
     operation = _operation(hook)
+    sized = sent is not None or received
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = getattr(self._inner, hook)
@@ -68,7 +94,10 @@ def _sync_hook(hook: str) -> Callable[..., Any]:
         start = time.perf_counter()
         error: BaseException | None = None
         try:
-            return call(*args, **kwargs)
+            result = call(*args, **kwargs)
+            if sized:
+                _sizes(key, operation, sent, received, args, kwargs, result)
+            return result
         except BaseException as exc:
             error = exc
             raise
@@ -82,8 +111,9 @@ def _sync_hook(hook: str) -> Callable[..., Any]:
     return forward
 
 
-def _async_hook(hook: str) -> Callable[..., Any]:
+def _async_hook(hook: str, sent: int | None = None, received: bool = False) -> Callable[..., Any]:
     operation = _operation(hook)
+    sized = sent is not None or received
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
         # Not a coroutine function: while telemetry is off (or inside another timed call) the
@@ -100,7 +130,10 @@ def _async_hook(hook: str) -> Callable[..., Any]:
         start = time.perf_counter()
         error: BaseException | None = None
         try:
-            return await call(*args, **kwargs)
+            result = await call(*args, **kwargs)
+            if sized:
+                _sizes(key, operation, sent, received, args, kwargs, result)
+            return result
         except BaseException as exc:
             error = exc
             raise
@@ -131,7 +164,8 @@ def _timing(cls: C) -> C:
     forwarding = next(base for base in cls.__mro__ if base.__name__.startswith("Forwarding"))
     for name, value in vars(forwarding).items():
         if _is_call(forwarding, name, value) and name not in vars(cls):
-            setattr(cls, name, _async_hook(name) if inspect.iscoroutinefunction(value) else _sync_hook(name))
+            make = _async_hook if inspect.iscoroutinefunction(value) else _sync_hook
+            setattr(cls, name, make(name, *_payload(forwarding, name)))
     cls.create = _async_hook("create")  # type: ignore[attr-defined]
     cls.ping = _async_hook("ping")  # type: ignore[attr-defined]
     return cls

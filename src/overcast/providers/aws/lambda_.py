@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,6 +126,7 @@ class LambdaHandler:
     ) -> dict[str, Any]:
         """:meth:`_http`, counted (the request id is already set: no second context)."""
         series = counts("http")
+        started = time.perf_counter()
         try:
             if not telemetry_runtime.traces_requests():
                 # nothing for the middleware to do: the app itself, its errors counted here
@@ -137,6 +139,8 @@ class LambdaHandler:
         except BaseException:
             series[2].append(1)
             raise
+        finally:
+            telemetry_runtime.handled("http", time.perf_counter() - started)
 
     def _http(
         self,

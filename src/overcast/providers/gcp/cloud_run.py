@@ -348,7 +348,7 @@ class CloudRunApp:
             _succeeded(await run_schedule(target.job, app=self.app.name))
             return
         delivery = await run_event(target, event)
-        counted(target.name, failed=delivery.error is not None)
+        counted(target.name, failed=delivery.error is not None, seconds=delivery.duration)
         _succeeded(delivery)
 
     def _by_topic(self, source: str) -> Target | None:
