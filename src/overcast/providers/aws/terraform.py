@@ -217,8 +217,9 @@ class _Names:
         where = f"{resource.kind} {resource.name!r} ({resource.url})"
         if cloud is not None and not resource.existing:
             raise ConfigError(
-                f"{where}: a {cloud} provider on an AWS target; use an AWS provider or list it in "
-                f'existing = ["{resource.kind}.{resource.name}"] if it lives elsewhere'
+                f"{where}: the scheme {resource.url.scheme!r} is a {cloud} provider, not an AWS one; use an AWS "
+                f"provider, or if it lives on {cloud} already declare it existing: "
+                f'{resource.kind}.{resource.name} = {{ url = "{resource.url}", existing = true }}'
             )
         if family == "local" and resource.url.scheme not in ("memory", "env"):
             raise ConfigError(
@@ -282,22 +283,27 @@ def _resource_statements(
     allow = set(resource.allow)
     out: list[dict[str, Any]] = []
     if kind == "kv" and name in names.tables:
-        arn = f"arn:aws:dynamodb:{where}:{account}:table/{names.tables[name]}"
+        arn = resource.arn or f"arn:aws:dynamodb:{where}:{account}:table/{names.tables[name]}"
         actions = {a for access in sorted(allow & {"read", "write"}) for a in ACTIONS[(kind, access)]}
-        out.append(_statement(f"kv {name}", actions, [arn]))
+        if actions:
+            out.append(_statement(f"kv {name}", actions, [arn]))
     elif kind == "bucket" and name in names.buckets:
         bucket, prefix = names.buckets[name]
+        bucket_arn = resource.arn or f"arn:aws:s3:::{bucket}"
         objects = {a for access in sorted(allow & {"read", "write"}) for a in ACTIONS[(kind, access)]}
-        out.append(_statement(f"bucket {name} objects", objects, [f"arn:aws:s3:::{bucket}/{prefix}*"]))
+        if objects:
+            out.append(_statement(f"bucket {name} objects", objects, [f"{bucket_arn}/{prefix}*"]))
         if "read" in allow:
-            listing = _statement(f"bucket {name} list", set(ACTIONS[("bucket", "list")]), [f"arn:aws:s3:::{bucket}"])
+            listing = _statement(f"bucket {name} list", set(ACTIONS[("bucket", "list")]), [bucket_arn])
             out.append(listing)
     elif kind == "queue" and name in names.queues:
         access = allow | ({"read"} if consumed else set())
         actions = {a for level in sorted(access & {"read", "write"}) for a in ACTIONS[(kind, level)]}
-        out.append(_statement(f"queue {name}", actions, [_queue_arn(names.queues[name], where, account)]))
+        if actions:
+            arn = resource.arn or _queue_arn(names.queues[name], where, account)
+            out.append(_statement(f"queue {name}", actions, [arn]))
     elif kind == "topic" and name in names.topics and "write" in allow:
-        arn = f"arn:aws:sns:{where}:{account}:{names.topics[name].topic_name}"
+        arn = resource.arn or f"arn:aws:sns:{where}:{account}:{names.topics[name].topic_name}"
         out.append(_statement(f"topic {name}", set(ACTIONS[("topic", "write")]), [arn]))
     elif kind == "secret" and name in names.secrets:
         service, secret_id = names.secrets[name]
@@ -552,6 +558,24 @@ def _storage(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         elif resource.kind == "secret" and names.secrets[name][0] == "secretsmanager":
             # declared only: its value is set outside the plan, never in Terraform's state
             doc.add("aws_secretsmanager_secret", _label("secret", name), {"name": names.secrets[name][1]})
+        elif resource.kind == "secret":
+            _parameter(doc, name, names.secrets[name][1])
+
+
+#: what an SSM parameter the plan declares holds until its value is set outside Terraform
+PARAMETER_PLACEHOLDER = "unset: aws ssm put-parameter --overwrite --type SecureString --name NAME --value VALUE"
+
+
+def _parameter(doc: _Doc, name: str, parameter: str) -> None:
+    """A ``SecureString`` parameter whose value Terraform writes once, write-only (never in its
+    plan or state): a placeholder, replaced outside Terraform by the real value."""
+    body = {
+        "name": parameter,
+        "type": "SecureString",
+        "value_wo": PARAMETER_PLACEHOLDER.replace("NAME", parameter),
+        "value_wo_version": 1,
+    }
+    doc.add("aws_ssm_parameter", _label("secret", name), body)
 
 
 def _arn(service: str, region: str, name: str) -> str:
@@ -605,7 +629,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
             _check_visibility(deployment, f"subscription {sub.name!r}", queue)
             label = _label("queue", source.name)
             if source.existing:
-                arn = _arn("sqs", _region(source, REGION), queue.queue_name)
+                arn = source.arn or _arn("sqs", _region(source, REGION), queue.queue_name)
             else:
                 arn = _ref("aws_sqs_queue", label, "arn")
             _mapping(doc, label, arn, [])
@@ -614,7 +638,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         _check_visibility(deployment, f"subscription {sub.name!r}", queue, "topic's")
         topic = names.topics[source.name]
         topic_arn = (
-            _arn("sns", _region(source, REGION), topic.topic_name)
+            (source.arn or _arn("sns", _region(source, REGION), topic.topic_name))
             if source.existing
             else _ref("aws_sns_topic", _label("topic", source.name), "arn")
         )
@@ -768,13 +792,15 @@ class TerraformRenderer:
         _schedules(doc, deployment)
         _bucket_events(doc, deployment, names)
         unwired = _outside_sources(doc, deployment)
-        main = {
+        main: dict[str, Any] = {
             "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}}},
             "provider": {"aws": {"region": REGION}},
             "data": {"aws_caller_identity": {"current": {}}},
             "resource": doc.resources,
         }
         _annotate(doc, deployment)
+        if "aws_ssm_parameter" in doc.resources:  # write-only arguments: Terraform 1.11, OpenTofu 1.11
+            main["terraform"]["required_version"] = ">= 1.11"
         region = deployment.region or "us-east-1"
         variables = {"variable": {"region": {"type": "string", "default": region, "description": "AWS region"}}}
         if names.external:
