@@ -97,6 +97,8 @@ def test_allow_in_overcast_toml_binds_the_code_on_that_target(shop: Path, monkey
     monkeypatch.setenv("OVERCAST_TARGET", "aws")
     with pytest.raises(ConfigError, match=r"allow=\['read'\] on target 'aws' \(overcast.toml\) but the code needs"):
         app.resources["orders"].sync.put("o1", {"n": 1})
+    with pytest.raises(ConfigError, match=r"allow=\['write'\] on target 'aws' .* needs 'read'"):
+        app.resources["uploads"].sync.delete("a.txt")  # delete tells whether the object existed: a read
     monkeypatch.setenv("OVERCAST_TARGET", "local")
     app.reset()
     app.resources["orders"].sync.put("o1", {"n": 1})  # locally the code's allow holds: read and write
