@@ -10,8 +10,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import overcast
 from iam_operations import run
+
+import overcast
 
 ACCOUNT = "123456789012"  # moto's
 
