@@ -180,7 +180,6 @@ def test_secrets_of_both_kinds_are_declared_without_their_values(shop: Path) -> 
     parameter = resources["aws_ssm_parameter"]["secret_signing_key"]
     assert (parameter["name"], parameter["type"]) == ("/shop/prod/signing-key", "SecureString")
     assert "value" not in parameter and parameter["value_wo"].startswith("unset: aws ssm put-parameter")
-    assert main["terraform"]["required_version"] == ">= 1.11"  # write-only arguments
     assert "aws_secretsmanager_secret_version" not in resources
     found = statements(main)
     assert found["SecretSigningKey"]["Action"] == ["ssm:GetParameter"]

@@ -71,6 +71,9 @@ SUPPRESSIONS: dict[str, dict[str, str]] = {
         "CKV_AWS_149": "encrypted with the AWS managed key; a customer managed key is an account's choice",
         "CKV2_AWS_57": "its value is set outside the plan; rotation needs a rotation function for that secret",
     },
+    "aws_ssm_parameter": {
+        "CKV_AWS_337": "a SecureString under the AWS managed key aws/ssm; a customer managed key is an account's",
+    },
     "aws_s3_bucket": {
         "CKV_AWS_18": "server access logs need a second bucket; CloudTrail data events are the account's choice",
         "CKV_AWS_144": "cross-region replication doubles the storage; Overcast replicates across providers itself",
@@ -568,7 +571,8 @@ PARAMETER_PLACEHOLDER = "unset: aws ssm put-parameter --overwrite --type SecureS
 
 def _parameter(doc: _Doc, name: str, parameter: str) -> None:
     """A ``SecureString`` parameter whose value Terraform writes once, write-only (never in its
-    plan or state): a placeholder, replaced outside Terraform by the real value."""
+    plan or state; Terraform 1.11 or OpenTofu 1.11 and later): a placeholder, replaced outside
+    Terraform by the real value."""
     body = {
         "name": parameter,
         "type": "SecureString",
@@ -792,15 +796,13 @@ class TerraformRenderer:
         _schedules(doc, deployment)
         _bucket_events(doc, deployment, names)
         unwired = _outside_sources(doc, deployment)
-        main: dict[str, Any] = {
+        main = {
             "terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": ">= 6.0, < 7.0"}}},
             "provider": {"aws": {"region": REGION}},
             "data": {"aws_caller_identity": {"current": {}}},
             "resource": doc.resources,
         }
         _annotate(doc, deployment)
-        if "aws_ssm_parameter" in doc.resources:  # write-only arguments: Terraform 1.11, OpenTofu 1.11
-            main["terraform"]["required_version"] = ">= 1.11"
         region = deployment.region or "us-east-1"
         variables = {"variable": {"region": {"type": "string", "default": region, "description": "AWS region"}}}
         if names.external:
