@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,18 @@ def test_secrets_of_both_kinds_are_declared_without_their_values(shop: Path) -> 
     assert found["SecretSigningKey"]["Resource"] == [
         "arn:aws:ssm:${var.region}:${data.aws_caller_identity.current.account_id}:parameter/shop/prod/signing-key"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ssm://aws/prod", "SSM parameter name '/aws/prod/signing-key' must be 1-1011 letters"),
+        ("ssm://shop/p+q", "SSM parameter name '/shop/p+q/signing-key'"),
+    ],
+)
+def test_an_ssm_parameter_name_aws_refuses_is_an_error(shop: Path, url: str, message: str) -> None:
+    source = shop / "shop.py"
+    source.write_text(source.read_text() + '\nsigning_key = app.secret("signing-key")\n')
+    declare(shop, {"[targets.aws.function]": f'secret.signing-key = "{url}"\n\n[targets.aws.function]'})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_plan(load_app(shop), "aws")

@@ -130,6 +130,7 @@ def outside_source(pattern: str) -> str | None:
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_+=.@-]{1,512}$")
+_PARAMETER_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_.-]{1,1011}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LABEL = re.compile(r"[^A-Za-z0-9_]")
 _RATE_UNITS = ("minute", "minutes", "hour", "hours", "day", "days")
@@ -189,10 +190,7 @@ class _Names:
             self.topics[resource.name] = provider
         elif resource.kind == "secret":
             secret_id = provider.secret_id(resource.name)
-            if not _SECRET_NAME.match(secret_id):
-                raise ConfigError(
-                    f"{where}: {url.scheme} name {secret_id!r} must be 1-512 letters, digits or /_+=.@- (and no '//')"
-                )
+            _check_secret_name(where, url.scheme, secret_id)
             self.secrets[resource.name] = (url.scheme, secret_id)
         else:
             raise ConfigError(f"{where}: AWS has no {resource.kind} this plan can create; use another provider")
@@ -245,6 +243,21 @@ class _Names:
             if bucket in buckets:
                 raise ConfigError(f"buckets {buckets[bucket]!r} and {name!r} both use the S3 bucket {bucket!r}")
             buckets[bucket] = name
+
+
+def _check_secret_name(where: str, scheme: str, secret_id: str) -> None:
+    """Secrets Manager's and SSM Parameter Store's rules for a name."""
+    if scheme == "ssm":
+        top = secret_id.lstrip("/").split("/", 1)[0].lower()
+        if not _PARAMETER_NAME.match(secret_id) or top.startswith(("aws", "ssm")) or secret_id.count("/") > 15:
+            raise ConfigError(
+                f"{where}: SSM parameter name {secret_id!r} must be 1-1011 letters, digits or _.-/ in at most 15 "
+                "levels, not starting with 'aws' or 'ssm'"
+            )
+    elif not _SECRET_NAME.match(secret_id):
+        raise ConfigError(
+            f"{where}: {scheme} name {secret_id!r} must be 1-512 letters, digits or /_+=.@- (and no '//')"
+        )
 
 
 def async_dead_letters(deployment: Deployment) -> str:
