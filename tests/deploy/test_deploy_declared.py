@@ -202,3 +202,25 @@ def test_an_ssm_parameter_name_aws_refuses_is_an_error(shop: Path, url: str, mes
     declare(shop, {"[targets.aws.function]": f'secret.signing-key = "{url}"\n\n[targets.aws.function]'})
     with pytest.raises(ConfigError, match=re.escape(message)):
         make_plan(load_app(shop), "aws")
+
+
+@pytest.mark.parametrize(
+    ("arn", "found"),
+    [
+        ("arn:aws:dynamodb:eu-west-1:123456789012:table/orders", ("kv", "dynamodb://orders?region=eu-west-1")),
+        ("arn:aws:s3:::acme-reports", ("bucket", "s3://acme-reports")),
+        (
+            "arn:aws:sqs:eu-west-1:123456789012:jobs.fifo",
+            ("queue", "sqs://jobs.fifo?region=eu-west-1&account=123456789012"),
+        ),
+        ("arn:aws:sns:us-east-1:123456789012:events", ("topic", "sns://events?region=us-east-1&account=123456789012")),
+        ("arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026", None),  # a stream is an event source
+        ("arn:aws:s3:::acme-reports/key", None),  # an object, not a bucket
+        ("arn:aws:lambda:eu-west-1:123456789012:function:f", None),
+        ("dynamodb://orders", None),
+    ],
+)
+def test_the_aws_family_reads_the_arns_of_tables_buckets_queues_and_topics(arn: str, found: Any) -> None:
+    from overcast.providers.aws.arns import url_of_arn
+
+    assert url_of_arn(arn) == found
