@@ -98,7 +98,7 @@ def _deploy_time_only(families: set[str], runtimes: set[str]) -> set[str]:
     (the local family's dev server)."""
     from ..resources.registry import families as declared
 
-    found = set()
+    found: set[str] = set()
     for family in declared().values():
         if family.name not in families:
             continue
