@@ -110,7 +110,8 @@ class Target:
             named = "; ".join(f"{cloud}: {', '.join(found)}" for cloud, found in sorted(clouds.items()))
             raise ConfigError(
                 f"{self.path or CONFIG_FILE}: [targets.{self.name}] mixes clouds ({named}); "
-                'name the cloud it runs on with cloud = "..."'
+                'name the cloud it runs on with cloud = "...", and declare what lives on another cloud '
+                'existing (kind.name = { url = "...", existing = true })'
             )
         if clouds:
             return next(iter(clouds))
