@@ -318,6 +318,8 @@ def _resource_table(kind: str, name: str, table: dict[str, Any], where: str) -> 
             f"resource's primary and replicas; got {', '.join(sorted(table)) or 'nothing'}{hint}"
         )
     if "arn" in rest:
+        if not settings.get("existing"):
+            raise ConfigError(f"{where}: an arn names a resource that exists; add existing = true (or give its url)")
         settings["arn"] = str(rest["arn"])
         return _url_of_arn(kind, settings["arn"], where), settings
     if not isinstance(rest["url"], str):
@@ -338,7 +340,7 @@ def _allow(raw: object, where: str) -> frozenset[str]:
 
 def _url_of_arn(kind: str, arn: object, where: str) -> str:
     """The provider URL of a cloud's resource identifier, by the family that owns it."""
-    from .resources.registry import KINDS, families, load_attribute
+    from .resources.registry import families, load_attribute
 
     if isinstance(arn, str):
         for family in families().values():
@@ -351,8 +353,8 @@ def _url_of_arn(kind: str, arn: object, where: str) -> str:
                     raise ConfigError(f"{where}: arn {arn!r} names a {found_kind}, not a {kind}")
                 return str(url)
     raise ConfigError(
-        f"{where}: arn {arn!r} is no resource identifier an installed family knows "
-        f"(a {', '.join(k for k in KINDS if k != 'cache')} ARN such as arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)"
+        f"{where}: arn {arn!r} is no {kind} identifier an installed family knows "
+        "(e.g. arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)"
     )
 
 

@@ -137,8 +137,13 @@ BAD = [
     ),
     (
         '"dynamodb://legacy-catalog"',
-        '{ arn = "arn:aws:dynamodb:eu-west-1:123456789012:table" }',
-        "no resource identifier",
+        '{ arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/legacy-catalog" }',
+        "an arn names a resource that exists; add existing = true",
+    ),
+    (
+        '"dynamodb://legacy-catalog"',
+        '{ arn = "arn:aws:dynamodb:eu-west-1:123456789012:table", existing = true }',
+        "is no kv identifier an installed family knows",
     ),
     (
         '"dynamodb://legacy-catalog"',
