@@ -73,6 +73,9 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
 
     path: Path | None = None
+    #: ``"kind.name"`` -> what a resource's table form declares beside its URL:
+    #: ``existing`` (bool), ``allow`` (frozenset), ``arn`` (str)
+    declared: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:
@@ -92,7 +95,10 @@ class Target:
         from .resources.registry import family_of_cloud, family_of_scheme
 
         clouds: dict[str, list[str]] = {}
+        elsewhere = {str(e) for e in self.options.get("existing", []) if isinstance(self.options["existing"], list)}
+        elsewhere |= {key for key, settings in self.declared.items() if settings.get("existing")}
         urls = [(f"{k}.{n}", u) for k, table in self.resources.items() for n, u in table.items()]
+        urls = [(where, url) for where, url in urls if where not in elsewhere]  # existing: may live on another cloud
         urls += [(f"defaults.{k}", u) for k, u in self.defaults.items()]
         for where, url in urls:
             if _VARIABLE.search(url):
@@ -104,7 +110,8 @@ class Target:
             named = "; ".join(f"{cloud}: {', '.join(found)}" for cloud, found in sorted(clouds.items()))
             raise ConfigError(
                 f"{self.path or CONFIG_FILE}: [targets.{self.name}] mixes clouds ({named}); "
-                'name the cloud it runs on with cloud = "..."'
+                'name the cloud it runs on with cloud = "...", and declare what lives on another cloud '
+                'existing (kind.name = { url = "...", existing = true })'
             )
         if clouds:
             return next(iter(clouds))
@@ -244,6 +251,7 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "")
     resources: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     options: dict[str, Any] = {}
+    declared: dict[str, dict[str, Any]] = {}
     for key, value in table.items():
         if key in KINDS:
             if not isinstance(value, dict):
@@ -251,12 +259,12 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "")
             for rname, url in value.items():
                 where = f"{path}: [targets.{tname}] {key}.{rname}"
                 if isinstance(url, dict):
-                    url = _replicated(
-                        key,
-                        rname,
-                        url,
-                        f"{path}:{_line_of_key(text, tname, f'{key}.{rname}')}: [targets.{tname}] {key}.{rname}",
-                    )
+                    located = f"{path}:{_line_of_key(text, tname, f'{key}.{rname}')}: [targets.{tname}] {key}.{rname}"
+                    url, settings = _resource_table(key, rname, url, located)
+                    if settings:
+                        declared[f"{key}.{rname}"] = settings
+                    if url is None:
+                        continue
                 if not isinstance(url, str):
                     raise ConfigError(f"{where} must be a provider URL string")
                 if not _VARIABLE.search(url):
@@ -277,7 +285,77 @@ def _parse_target(tname: str, table: dict[str, Any], path: Path, text: str = "")
             if key not in _CORE_KEYS:
                 _check_option(key, tname, path, text)
             options[key] = value
-    return Target(tname, resources, defaults, options, path)
+    return Target(tname, resources, defaults, options, path, declared)
+
+
+#: the keys of a resource's table form besides a replicated resource's
+_DECLARATION_KEYS = ("url", "arn", "existing", "allow")
+
+
+def _resource_table(kind: str, name: str, table: dict[str, Any], where: str) -> tuple[str | None, dict[str, Any]]:
+    """``{ url = "...", existing = true, allow = ["read"] }`` (or ``arn = "..."`` for ``url``, or a
+    replicated resource's ``primary``/``replicas``): its URL and what it declares beside it."""
+    settings: dict[str, Any] = {}
+    rest = {k: v for k, v in table.items() if k not in ("existing", "allow")}
+    if "existing" in table:
+        if not isinstance(table["existing"], bool):
+            raise ConfigError(f"{where}: existing must be true or false, got {table['existing']!r}")
+        settings["existing"] = table["existing"]
+    if "allow" in table:
+        settings["allow"] = _allow(table["allow"], where)
+    if "primary" in rest or "replicas" in rest:
+        return _replicated(kind, name, rest, where), settings
+    unknown = sorted(set(rest) - set(_DECLARATION_KEYS))
+    if not rest and settings:
+        return None, settings  # the URL from defaults.KIND, as for a resource not named
+    if unknown or ("url" in rest) == ("arn" in rest):
+        import difflib  # only on the error path
+
+        close = [m for k in unknown for m in difflib.get_close_matches(k, [*_DECLARATION_KEYS, "primary"], n=1)]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{where}: a resource's table takes url (or arn), existing and allow, or a replicated "
+            f"resource's primary and replicas; got {', '.join(sorted(table)) or 'nothing'}{hint}"
+        )
+    if "arn" in rest:
+        if not settings.get("existing"):
+            raise ConfigError(f"{where}: an arn names a resource that exists; add existing = true (or give its url)")
+        settings["arn"] = str(rest["arn"])
+        return _url_of_arn(kind, settings["arn"], where), settings
+    if not isinstance(rest["url"], str):
+        raise ConfigError(f"{where}: url must be a provider URL string")
+    return rest["url"], settings
+
+
+def _allow(raw: object, where: str) -> frozenset[str]:
+    access = ("read", "write")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(a, str) and a in access for a in raw):
+        raise ConfigError(
+            f'{where}: allow must be a list of {" and ".join(access)}, e.g. allow = ["read"]; got {raw!r}'
+        )
+    return frozenset(raw)
+
+
+def _url_of_arn(kind: str, arn: object, where: str) -> str:
+    """The provider URL of a cloud's resource identifier, by the family that owns it."""
+    from .resources.registry import families, load_attribute
+
+    if isinstance(arn, str):
+        for family in families().values():
+            if family.arns is None:
+                continue
+            found = load_attribute(family.arns)(arn)
+            if found is not None:
+                found_kind, url = found
+                if found_kind != kind:
+                    raise ConfigError(f"{where}: arn {arn!r} names a {found_kind}, not a {kind}")
+                return str(url)
+    raise ConfigError(
+        f"{where}: arn {arn!r} is no {kind} identifier an installed family knows "
+        "(e.g. arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)"
+    )
 
 
 def _replicated(kind: str, name: str, table: dict[str, Any], where: str) -> str:
@@ -352,7 +430,8 @@ FUNCTION_KEYS: dict[str, tuple[type, ...]] = {
 
 
 def existing_resources(target: Target) -> frozenset[tuple[str, str]]:
-    """``existing = ["kv.users", ...]``: resources the deployment references but does not create."""
+    """``existing = ["kv.users", ...]`` and ``kv.users = { ..., existing = true }``: resources
+    the deployment references but does not create."""
     raw = target.options.get("existing", [])
     where = f"{target.path or CONFIG_FILE}: [targets.{target.name}] existing"
     if not isinstance(raw, list):
@@ -363,7 +442,24 @@ def existing_resources(target: Target) -> frozenset[tuple[str, str]]:
         if not isinstance(entry, str) or not dot or kind not in KINDS or not name:
             raise ConfigError(f'{where}: {entry!r} is not "kind.name" with a kind of {", ".join(KINDS)}')
         found.add((kind, name))
+    for key, settings in target.declared.items():
+        if settings.get("existing"):
+            kind, _, name = key.partition(".")
+            found.add((kind, name))
     return frozenset(found)
+
+
+def declared_allow(target: Target, kind: str, name: str) -> frozenset[str] | None:
+    """``allow`` of a resource's table form on ``target``: the access it has there, instead of
+    the code's ``allow=`` (None: the code's)."""
+    allow: frozenset[str] | None = target.declared.get(f"{kind}.{name}", {}).get("allow")
+    return allow
+
+
+def declared_arn(target: Target, kind: str, name: str) -> str | None:
+    """``arn`` of a resource's table form on ``target``, as written."""
+    arn: str | None = target.declared.get(f"{kind}.{name}", {}).get("arn")
+    return arn
 
 
 def function_settings(target: Target) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class _Declared(Generic[R]):
         self.resource_name = name
         self.allow = frozenset(allow)
         self.used: set[str] = set()
+        self._allowed: frozenset[str] | None = None
         self._opened: R | None = None
         self._open_lock = threading.Lock()
 
@@ -95,17 +96,31 @@ class _Declared(Generic[R]):
         return resource
 
     def _used(self, access: str) -> None:
-        if access not in self.allow:
+        allowed = self._allowed
+        if allowed is None:
+            allowed = self._allowed = self._target_allow()
+        if access not in allowed:
+            where = "" if allowed is self.allow else f" on target {self.app.config.target().name!r} (overcast.toml)"
             raise ConfigError(
-                f"{self.kind} {self.resource_name!r} was declared with allow={sorted(self.allow)} "
+                f"{self.kind} {self.resource_name!r} was declared with allow={sorted(allowed)}{where} "
                 f"but the code needs {access!r}"
             )
         self.used.add(access)
+
+    def _target_allow(self) -> frozenset[str]:
+        """The access on the current target: ``allow`` of the resource in ``overcast.toml``, else the code's."""
+        from .config import declared_allow
+
+        if self.kind == "secret":
+            return self.allow
+        found = declared_allow(self.app.config.target(), self.kind, self.resource_name)
+        return self.allow if found is None else found
 
     def reset(self) -> None:
         """Forget the opened provider, so the next use resolves the target again."""
         with self._open_lock:
             opened, self._opened = self._opened, None
+            self._allowed = None
         if opened is not None:
             opened.close()
 

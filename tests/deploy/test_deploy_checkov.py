@@ -72,10 +72,24 @@ def run(checkov: Path, build: Path, baseline: Path | None = None) -> subprocess.
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("app", ["shop", "users"])
+def declared_shop(folder: Path) -> Path:
+    """The shop with overcast.toml's table forms (existing by ARN, allow) and an SSM secret."""
+    from test_deploy_declared import DECLARED
+
+    shutil.copytree(HERE / "apps" / "shop", folder, ignore=shutil.ignore_patterns(".overcast", "__pycache__"))
+    text = (folder / "overcast.toml").read_text()
+    for old, new in DECLARED.items():
+        text = text.replace(old, new)
+    text = text.replace("[targets.aws.function]", 'secret.signing-key = "ssm://shop/prod"\n\n[targets.aws.function]')
+    (folder / "overcast.toml").write_text(text)
+    (folder / "shop.py").write_text((folder / "shop.py").read_text() + '\nsigning_key = app.secret("signing-key")\n')
+    return folder
+
+
+@pytest.mark.parametrize("app", ["shop", "users", "declared"])
 def test_checkov_finds_no_failed_check(checkov: Path, app: str, tmp_path: Path) -> None:
-    folder = HERE / "apps" / "shop" if app == "shop" else ROOT / "examples" / "users"
-    plan = make_plan(load_app(folder), "aws")
+    folder = {"shop": HERE / "apps" / "shop", "users": ROOT / "examples" / "users"}.get(app)
+    plan = make_plan(load_app(folder or declared_shop(tmp_path / "shop")), "aws")
     build = write_plan(plan, tmp_path / "build")
     (tmp_path / "baseline.json").write_text(json.dumps(baseline(plan.documents["main.tf.json"])))
     done = run(checkov, build, tmp_path / "baseline.json")

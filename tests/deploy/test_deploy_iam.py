@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from iam_moto import enforce, start_moto_iam
+from test_deploy_declared import DECLARED
 
 from overcast.deploy.model import build
 from overcast.loader import load_app
@@ -159,3 +161,44 @@ def test_the_example_serves_its_users_with_the_planned_role_only(moto_iam: Serve
     assert report["count"] is None
     welcome = _client(moto_iam, "s3").get_object(Bucket="users-demo-welcome", Key="welcome/u1.txt")
     assert welcome["Body"].read().startswith(b"Welcome, Ada!")
+
+
+def test_allow_and_existing_in_overcast_toml_are_what_the_role_may_do(moto_iam: Server, tmp_path: Path) -> None:
+    """The shop with ``allow`` narrowed in overcast.toml and the catalog and the jobs queue named
+    by ARN as existing: what toml allows passes, what it leaves out is denied by IAM."""
+    admin = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    subprocess.run(
+        [sys.executable, "-m", "overcast", "provision", str(SHOP), "--target", "aws"],
+        env=_environment(moto_iam, admin),
+        check=True,
+        capture_output=True,
+    )
+    folder = tmp_path / "shop"
+    shutil.copytree(SHOP, folder, ignore=shutil.ignore_patterns(".overcast", "__pycache__"))
+    toml = folder / "overcast.toml"
+    text = toml.read_text()
+    for old, new in DECLARED.items():
+        text = text.replace(old, new.replace("210987654321", ACCOUNT))
+    toml.write_text(text)
+    document = policy(build(load_app(folder), "aws"), account=ACCOUNT, region=REGION)
+    credentials = _role_credentials(moto_iam, document, "shop-declared")
+    enforce(moto_iam, True)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(HERE / "iam_declared.py")],
+            env=_environment(moto_iam, credentials) | {"PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{HERE}"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        enforce(moto_iam, False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    wrong = {
+        name: outcome
+        for name, outcome in results.items()
+        if (outcome == "ok") != name.startswith("allowed.")
+        or (name.startswith("denied.") and not outcome.startswith("PermissionDenied"))
+    }
+    assert len(results) == 11 and not wrong, json.dumps(wrong, indent=1)

@@ -75,6 +75,18 @@ def test_entries_are_sorted_with_fixed_times_and_only_what_the_function_imports(
     assert not [n for n in names if n.startswith("croniter/tests/")]
     families = {n.split("/")[2] for n in names if n.startswith("overcast/providers/") and n.count("/") > 2}
     assert families == {"aws", "local"}  # the target's cloud, and memory:// for the cache
+    deploy_time = [
+        "overcast/cost/",  # the cost engine, and the families' prices and price-list refreshers
+        "overcast/providers/aws/pricing.py",
+        "overcast/providers/aws/price_list.py",
+        "overcast/providers/aws/prices-aws.json",
+        "overcast/providers/aws/terraform.py",  # the renderer runs where `overcast plan` does
+        "overcast/providers/local/devserver.py",  # the dev server, and its console's assets
+        "overcast/providers/local/console/static/",
+        "overcast/providers/local/console/templates/",
+    ]
+    assert not [n for n in names if n.startswith(tuple(deploy_time))]
+    assert "overcast/providers/aws/arns.py" in names and "overcast/providers/local/memory_cache.py" in names
     assert (
         plan.documents["main.tf.json"]["resource"]["aws_lambda_function"]["function"]["handler"]
         == "overcast_handler.handler"

@@ -171,7 +171,7 @@ BAD = [
     (
         'kv.orders = "dynamodb://shop-orders"',
         'cloud = "aws"\nkv.orders = "firestore://orders"',
-        "a gcp provider on an AWS target",
+        "'firestore' is a gcp provider, not an AWS one",
     ),
     ('"s3://shop-uploads-example/data"', '"s3://Shop_Uploads/data"', "S3 bucket name 'Shop_Uploads'"),
     ("visibility_timeout=180", "visibility_timeout=10", "visibility_timeout=10s, below the function's timeout"),

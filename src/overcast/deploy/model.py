@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import existing_resources, function_settings
+from ..config import declared_allow, declared_arn, existing_resources, function_settings
 from ..errors import ConfigError
 from ..handles import BucketHandle, QueueHandle
 from ..resources.records import replace
@@ -20,6 +20,7 @@ from ..resources.url import ResourceURL
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..config import Target
 
 __all__ = ["BucketEvents", "Deployment", "Function", "Resource", "Schedule", "Subscription", "build"]
 
@@ -49,6 +50,8 @@ class Resource:
     url: ResourceURL
     allow: frozenset[str]
     existing: bool = False
+    #: the cloud's identifier when ``overcast.toml`` names the resource by it (``arn = ...``)
+    arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def build(app: App, target_name: str) -> Deployment:
         raise ConfigError(
             f"[targets.{target.name}] existing names {', '.join(unknown)}, which the app does not declare"
         )
-    resources = tuple(_resource(app, handle, target.name, existing) for handle in app.resources.values())
+    resources = tuple(_resource(app, handle, target, existing) for handle in app.resources.values())
     by_name = {r.name: r for r in resources}
     subscriptions = tuple(
         Subscription(sub.name, by_name[sub.source.resource_name], sub.max_attempts) for sub in app.subscriptions
@@ -141,8 +144,10 @@ def build(app: App, target_name: str) -> Deployment:
     )
 
 
-def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str, str]]) -> Resource:
-    url = app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)
+def _resource(app: App, handle: Any, target: Target, existing: frozenset[tuple[str, str]]) -> Resource:
+    """One resource on the target; its ``allow`` is the target's (``overcast.toml``) if it sets one,
+    else the code's."""
+    url = app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target.name)
     if isinstance(handle, QueueHandle) and handle.consumer_max_attempts is not None:
         given = url.option("max_attempts")
         wanted = str(handle.consumer_max_attempts)
@@ -153,7 +158,11 @@ def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str,
             )
         url = replace(url, options={**url.options, "max_attempts": wanted})
     existing_one = (handle.kind, handle.resource_name) in existing
-    return Resource(handle.kind, handle.resource_name, url, frozenset(handle.allow), existing_one)
+    allow = declared_allow(target, handle.kind, handle.resource_name)
+    if allow is None or handle.kind == "secret":  # a secret is only ever read
+        allow = frozenset(handle.allow)
+    arn = declared_arn(target, handle.kind, handle.resource_name)
+    return Resource(handle.kind, handle.resource_name, url, allow, existing_one, arn)
 
 
 def _function(app: App, options: dict[str, Any], settings: dict[str, Any]) -> Function:

@@ -24,8 +24,9 @@ __all__ = ["Package", "build_package", "install_requirements", "package_files", 
 #: folders never packaged from the app's folder
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test", "node_modules", "venv", "build", "dist"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".zip")
-#: Overcast's own modules a deployed function never imports (they need typer, rich, uvicorn)
-_SKIP_OVERCAST = frozenset({"cli.py", "__main__.py", "testing", "deploy"})
+#: Overcast's own modules a deployed function never imports (they need typer, rich, uvicorn;
+#: the cost engine and the deployment model run where `overcast` is invoked)
+_SKIP_OVERCAST = frozenset({"cli.py", "__main__.py", "testing", "deploy", "cost"})
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def _walk(root: Path, skip: frozenset[str]) -> Iterator[Path]:
             yield path
 
 
-def package_files(app_dir: Path, families: Iterable[str]) -> dict[str, Path]:
-    """Archive name -> file: the app's folder, then Overcast's runtime for ``families``."""
+def package_files(app_dir: Path, families: Iterable[str], *, runtimes: Iterable[str] = ()) -> dict[str, Path]:
+    """Archive name -> file: the app's folder, then Overcast's runtime for ``families``: of a
+    family, only its Python modules the function may import (see :func:`_deploy_time_only`)."""
     import overcast
 
     files: dict[str, Path] = {}
@@ -79,11 +81,37 @@ def package_files(app_dir: Path, families: Iterable[str]) -> dict[str, Path]:
     skipped = _SKIP_OVERCAST | {"providers"}
     for path in _walk(source, skipped):
         files["overcast/" + path.relative_to(source).as_posix()] = path
+    left_out = _deploy_time_only(wanted, set(runtimes))
     for path in _walk(providers, frozenset()):
         relative = path.relative_to(providers)
-        if len(relative.parts) == 1 or relative.parts[0] in wanted:
+        module = "overcast.providers." + relative.with_suffix("").as_posix().replace("/", ".")
+        if len(relative.parts) > 1 and (relative.parts[0] not in wanted or path.suffix != ".py"):
+            continue  # another family's, or data (price tables, the dev console's assets)
+        if module not in left_out and not _imports_cost_engine(path):
             files["overcast/providers/" + relative.as_posix()] = path
     return files
+
+
+def _deploy_time_only(families: set[str], runtimes: set[str]) -> set[str]:
+    """The modules of ``families`` a function never imports, as the families declare them:
+    their deployment renderer, their prices, and their runtimes other than ``runtimes``
+    (the local family's dev server)."""
+    from ..resources.registry import families as declared
+
+    found: set[str] = set()
+    for family in declared().values():
+        if family.name not in families:
+            continue
+        named = [family.deploy, family.pricing]
+        named += [target for runtime, target in family.runtimes.items() if runtime not in runtimes]
+        found.update(entry.partition(":")[0] for entry in named if entry)
+    return found
+
+
+def _imports_cost_engine(path: Path) -> bool:
+    """A family's price-list refresher imports the cost engine, which is not packaged."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return "from ...cost" in text or "import overcast.cost" in text or "from overcast.cost" in text
 
 
 #: what pip leaves that would make two builds differ, or that a function never reads

@@ -108,6 +108,12 @@ def _families(deployment: Deployment) -> set[str]:
     return names
 
 
+def _runtimes(deployment: Deployment) -> set[str]:
+    """The runtime entry points of the deployment's cloud (``lambda``), the ones packaged."""
+    family = family_of_cloud(deployment.cloud)
+    return set(family.runtimes) if family is not None else set()
+
+
 def make_plan(app: App, target: str) -> Plan:
     """Build the model, the package and the plan's documents, in memory."""
     deployment = build(app, target)
@@ -116,7 +122,7 @@ def make_plan(app: App, target: str) -> Plan:
     platforms, python = renderer.wheel_platform(deployment)
     files = {
         **runtime_distributions(deployment.runtime_packages, python),
-        **package_files(deployment.source_dir, _families(deployment)),
+        **package_files(deployment.source_dir, _families(deployment), runtimes=_runtimes(deployment)),
     }
     requirements = _requirements(deployment.source_dir / REQUIREMENTS)
     if not requirements:

@@ -228,10 +228,12 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
         return self._target()._head_blocking(key)
 
     async def _delete(self, key: str) -> bool:
+        self._used("read")  # it tells whether the object existed
         self._used("write")
         return await self._target()._delete(key)
 
     def _delete_blocking(self, key: str) -> bool:
+        self._used("read")  # it tells whether the object existed
         self._used("write")
         return self._target()._delete_blocking(key)
 

@@ -79,6 +79,9 @@ class Family:
     ``requires`` the top-level modules its extra installs, which every provider of the
     family may need: where one is missing the extra counts as not installed (see
     :func:`missing_module`), even if a provider imports and half works without it.
+    ``arns`` the ``module:function`` turning one of the cloud's resource identifiers
+    (``arn:aws:...``) into its provider URL, or ``None`` when it is not the cloud's: how
+    ``overcast.toml`` names an existing resource by ARN.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Family:
     pricing: str | None = None
     deploy: str | None = None
     requires: tuple[str, ...] = ()
+    arns: str | None = None
 
 
 @record(frozen=True)

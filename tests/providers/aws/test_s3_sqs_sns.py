@@ -292,3 +292,21 @@ async def test_subscription_receives_the_sns_envelope_unwrapped(moto_server: Any
     await sub.nack(sub._message(raw))  # type: ignore[attr-defined]
     message = (await sub.receive(wait=1))[0]
     assert (message.id, message.body, message.attributes) == (sent, {"hello": "world"}, {"ünï": "✓"})
+
+
+def test_a_queue_and_a_topic_of_a_named_account(moto_server: Any) -> None:
+    """``account`` (what an ARN in overcast.toml sets): the queue is looked up in that account
+    and the topic's ARN is built from it, without asking STS whose credentials these are."""
+    name = _name("owned")
+    created = SQSQueue(overcast.resources.url.ResourceURL.parse(f"sqs://{name}"), name="q")
+    created.sync.create()
+    owned = overcast.open_queue(f"sqs://{name}?account=123456789012")  # moto's account
+    asked: list[dict[str, Any]] = []
+    owned.client.meta.events.register(
+        "provide-client-params.sqs.GetQueueUrl", lambda params, **_: asked.append(dict(params))
+    )
+    owned.sync.send({"n": 1})
+    assert [m.body for m in owned.sync.receive(wait=1)] == [{"n": 1}]
+    assert asked == [{"QueueName": name, "QueueOwnerAWSAccountId": "123456789012"}]  # looked up once
+    topic = overcast.open_topic(f"sns://{name}?account=210987654321&region=eu-west-1")
+    assert topic.topic_arn() == f"arn:aws:sns:eu-west-1:210987654321:{name}"

@@ -404,6 +404,40 @@ def test_a_bucket_declared_with_app_on_gets_its_blob_trigger(tmp_path: Path, mon
         assert bindings["blob_avatars"]["path"] == "demo-avatars/files/{name}"
     finally:
         worker.close()
+
+
+def test_what_a_blob_trigger_cannot_express_is_an_event_grid_subscription_named_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deletions, a prefix and outside sources declared with @app.on need no event_grid=:
+    each is the Event Grid trigger of its name, and takes only the blob events it declared."""
+    monkeypatch.setenv("OVERCAST_TARGET", "azure")
+    app = make_app(tmp_path)
+    avatars = app.bucket("avatars")
+    seen = Recorder()
     app.on(avatars, events=("deleted",), name="gone")(seen.handler("gone"))
-    with pytest.raises(ConfigError, match=r"a blob trigger fires on created blobs only"):
-        function_app(app)
+    app.on(avatars, events=("created", "deleted"), prefix="big/", name="big")(seen.handler("big"))
+    app.on("Microsoft.Resources.*", name="resources")(seen.handler("resources"))
+    worker = Worker(function_app(app))
+    try:
+        assert {"eventgrid_gone", "eventgrid_big", "eventgrid_resources"} <= set(worker.functions)
+        assert not [name for name in worker.functions if name.startswith("blob_")]
+        raw = _events(FIXTURES / "Microsoft.Storage/event-grid-schema/blob_deleted.json")[0]
+        container = "/blobServices/default/containers/demo-avatars/blobs/files/"
+        for subject in ("big/a.png", "small/a.png"):
+            event = {**raw, "subject": container + subject}
+            worker.call("eventgrid_gone", event_grid_event(event), Context())
+            worker.call("eventgrid_big", event_grid_event(event), Context())
+        created = _events(FIXTURES / "Microsoft.Storage/event-grid-schema/blob_created.json")[0]
+        worker.call("eventgrid_gone", event_grid_event({**created, "subject": container + "a.png"}), Context())
+        other = {**raw, "subject": "/blobServices/default/containers/elsewhere/blobs/files/big/a.png"}
+        worker.call("eventgrid_big", event_grid_event(other), Context())
+        worker.call("eventgrid_resources", event_grid_event(created), Context())
+    finally:
+        worker.close()
+    assert [(name, event.subject.rsplit("/blobs/", 1)[-1]) for name, event in seen.events] == [
+        ("gone", "files/big/a.png"),
+        ("big", "files/big/a.png"),
+        ("gone", "files/small/a.png"),
+        ("resources", created["subject"].rsplit("/blobs/", 1)[-1]),
+    ]

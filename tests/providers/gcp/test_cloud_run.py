@@ -344,3 +344,43 @@ def test_a_pattern_declared_with_app_on_routes_without_routes(setup: Any) -> Non
     assert post_json(asgi, "/_overcast/pubsub", body)[0] == 204
     ((_, event),) = seen.events
     assert event.type == "google.cloud.storage.object.v1.finalized"
+
+
+def test_a_bucket_declared_with_app_on_takes_its_storage_events_without_routes(setup: Any, tmp_path: Path) -> None:
+    """@app.on(bucket) on Cloud Run: a Cloud Storage notification or an Eventarc event of the
+    bucket's gs:// bucket, of a declared kind, under the bucket's and the route's prefix."""
+    app, seen = setup
+    toml = tmp_path / "overcast.toml"
+    toml.write_text(toml.read_text() + 'bucket.avatars = "gs://demo-avatars/pics"\n')
+    app.use_config(toml)
+    avatars = app.bucket("avatars")
+    app.on(avatars, events=("created",), prefix="big/", name="big")(seen.handler("big"))
+    app.on(avatars, events=("deleted",), name="gone")(seen.handler("gone"))
+    asgi = cloud_run_app(app)
+
+    def notification(kind: str, bucket: str, key: str) -> int:
+        attributes = {"eventType": kind, "bucketId": bucket, "objectId": key, "payloadFormat": "NONE"}
+        body = envelope(None, subscription=SUB + "avatars", attributes=attributes)
+        return post_json(asgi, "/_overcast/pubsub", body)[0]
+
+    assert notification("OBJECT_FINALIZE", "demo-avatars", "pics/big/a.png") == 204
+    assert notification("OBJECT_DELETE", "demo-avatars", "pics/small/b.png") == 204
+    assert notification("OBJECT_FINALIZE", "demo-avatars", "pics/small/c.png") == 404  # no handler of it
+    assert notification("OBJECT_DELETE", "other-bucket", "pics/d.png") == 404
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "e-1",
+        "ce-source": "//storage.googleapis.com/projects/_/buckets/demo-avatars",
+        "ce-subject": "objects/pics/big/e.png",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "content-type": "application/json",
+    }
+    body = json.dumps({"bucket": "demo-avatars", "name": "pics/big/e.png"}).encode()
+    assert call(asgi, "POST", "/_overcast/events", body, headers)[0] == 204
+    assert call(asgi, "POST", "/_overcast/events/gone", body, headers)[0] == 204  # by the route's name
+    assert [(name, event.subject) for name, event in seen.events] == [
+        ("big", "objects/pics/big/a.png"),
+        ("gone", "objects/pics/small/b.png"),
+        ("big", "objects/pics/big/e.png"),
+        ("gone", "objects/pics/big/e.png"),
+    ]

@@ -24,6 +24,7 @@ FAMILY = Family(
     native_metrics=NativeMetrics("emf"),
     runtimes={"lambda": f"{_m}.lambda_:lambda_handler"},
     deploy=f"{_m}.terraform:RENDERER",
+    arns=f"{_m}.arns:url_of_arn",
     target_options=("region", "account"),
     semantic_conventions={
         "dynamodb": {"db.system": "dynamodb"},

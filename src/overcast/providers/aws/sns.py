@@ -14,9 +14,9 @@ which keep order within a group and have no per-message ``delay``. The topic's o
 FIFO queue do (:class:`~overcast.providers.aws.sqs.FifoIds`; by default one group,
 ``default``, and a fresh deduplication id per publish).
 
-URL options: ``region``, ``endpoint``; the FIFO options above; ``visibility_timeout``
-(seconds), given to every subscription's queue (at least the consuming function's timeout
-on Lambda).
+URL options: ``region``, ``endpoint``, ``account`` (a topic of another account); the FIFO
+options above; ``visibility_timeout`` (seconds), given to every subscription's queue (at
+least the consuming function's timeout on Lambda).
 
 IAM: ``sns:Publish`` on the topic; ``sns:CreateTopic`` and ``sns:Subscribe`` (and the
 SQS actions of :mod:`.sqs`, with ``sqs:SetQueueAttributes``) for ``create()``.
@@ -82,7 +82,10 @@ class SNSTopic(Topic):
         return aws_error(exc, f"{self.name}: SNS topic {self.topic_name}", resource=self.name)
 
     def topic_arn(self) -> str:
-        """The topic's ARN: from ``create()``, else built from the account of the credentials."""
+        """The topic's ARN: from ``create()``, else built from the option ``account`` (a topic
+        of another account) or the account of the credentials."""
+        if self._arn is None and self.location.option("account"):
+            self._arn = f"arn:aws:sns:{region_of(self.location)}:{self.location.option('account')}:{self.topic_name}"
         if self._arn is None:
             try:
                 account = client("sts", self.location).get_caller_identity()["Account"]

@@ -27,9 +27,10 @@ naming the queue (:class:`SQSFifoQueue` lacks the ``delay`` capability); the opt
 Attribute names SQS would refuse (non-ASCII, or outside ``[A-Za-z0-9_.-]``) are sent
 hex-encoded under an ``ovc.`` prefix and decoded on receipt; values are any text.
 
-URL options: ``region``, ``endpoint``, ``max_attempts`` (default 5), ``visibility_timeout``
-(seconds, default 30), ``delay`` (seconds every message waits, the queue's
-``DelaySeconds``, set by ``create()``; default 0), ``group``, ``group_by``, ``dedup_by``,
+URL options: ``region``, ``endpoint``, ``account`` (a queue of another account),
+``max_attempts`` (default 5), ``visibility_timeout`` (seconds, default 30), ``delay``
+(seconds every message waits, the queue's ``DelaySeconds``, set by ``create()``; default
+0), ``group``, ``group_by``, ``dedup_by``,
 ``deduplication`` (FIFO only), ``envelope=sns`` (messages delivered by an SNS
 subscription: the envelope is unwrapped, see :mod:`.sns`).
 
@@ -215,11 +216,13 @@ class SQSQueue(Queue):
         return float(self.visibility_timeout)
 
     def queue_url(self) -> str:
-        """The queue's URL (looked up once)."""
+        """The queue's URL (looked up once; in the account of the option ``account`` if set)."""
         found = self._url
         if found is None:
+            owner = self.location.option("account")
+            request = {"QueueName": self.queue_name, **({"QueueOwnerAWSAccountId": owner} if owner else {})}
             try:
-                found = self._url = str(self.client.get_queue_url(QueueName=self.queue_name)["QueueUrl"])
+                found = self._url = str(self.client.get_queue_url(**request)["QueueUrl"])
             except Exception as exc:
                 raise self._error(exc) from exc
         return found

@@ -71,6 +71,9 @@ SUPPRESSIONS: dict[str, dict[str, str]] = {
         "CKV_AWS_149": "encrypted with the AWS managed key; a customer managed key is an account's choice",
         "CKV2_AWS_57": "its value is set outside the plan; rotation needs a rotation function for that secret",
     },
+    "aws_ssm_parameter": {
+        "CKV_AWS_337": "a SecureString under the AWS managed key aws/ssm; a customer managed key is an account's",
+    },
     "aws_s3_bucket": {
         "CKV_AWS_18": "server access logs need a second bucket; CloudTrail data events are the account's choice",
         "CKV_AWS_144": "cross-region replication doubles the storage; Overcast replicates across providers itself",
@@ -127,6 +130,7 @@ def outside_source(pattern: str) -> str | None:
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_+=.@-]{1,512}$")
+_PARAMETER_NAME = re.compile(r"^(?!.*//)[A-Za-z0-9/_.-]{1,1011}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LABEL = re.compile(r"[^A-Za-z0-9_]")
 _RATE_UNITS = ("minute", "minutes", "hour", "hours", "day", "days")
@@ -186,10 +190,7 @@ class _Names:
             self.topics[resource.name] = provider
         elif resource.kind == "secret":
             secret_id = provider.secret_id(resource.name)
-            if not _SECRET_NAME.match(secret_id):
-                raise ConfigError(
-                    f"{where}: {url.scheme} name {secret_id!r} must be 1-512 letters, digits or /_+=.@- (and no '//')"
-                )
+            _check_secret_name(where, url.scheme, secret_id)
             self.secrets[resource.name] = (url.scheme, secret_id)
         else:
             raise ConfigError(f"{where}: AWS has no {resource.kind} this plan can create; use another provider")
@@ -217,8 +218,9 @@ class _Names:
         where = f"{resource.kind} {resource.name!r} ({resource.url})"
         if cloud is not None and not resource.existing:
             raise ConfigError(
-                f"{where}: a {cloud} provider on an AWS target; use an AWS provider or list it in "
-                f'existing = ["{resource.kind}.{resource.name}"] if it lives elsewhere'
+                f"{where}: the scheme {resource.url.scheme!r} is a {cloud} provider, not an AWS one; use an AWS "
+                f"provider, or if it lives on {cloud} already declare it existing: "
+                f'{resource.kind}.{resource.name} = {{ url = "{resource.url}", existing = true }}'
             )
         if family == "local" and resource.url.scheme not in ("memory", "env"):
             raise ConfigError(
@@ -241,6 +243,21 @@ class _Names:
             if bucket in buckets:
                 raise ConfigError(f"buckets {buckets[bucket]!r} and {name!r} both use the S3 bucket {bucket!r}")
             buckets[bucket] = name
+
+
+def _check_secret_name(where: str, scheme: str, secret_id: str) -> None:
+    """Secrets Manager's and SSM Parameter Store's rules for a name."""
+    if scheme == "ssm":
+        top = secret_id.lstrip("/").split("/", 1)[0].lower()
+        if not _PARAMETER_NAME.match(secret_id) or top.startswith(("aws", "ssm")) or secret_id.count("/") > 15:
+            raise ConfigError(
+                f"{where}: SSM parameter name {secret_id!r} must be 1-1011 letters, digits or _.-/ in at most 15 "
+                "levels, not starting with 'aws' or 'ssm'"
+            )
+    elif not _SECRET_NAME.match(secret_id):
+        raise ConfigError(
+            f"{where}: {scheme} name {secret_id!r} must be 1-512 letters, digits or /_+=.@- (and no '//')"
+        )
 
 
 def async_dead_letters(deployment: Deployment) -> str:
@@ -282,22 +299,27 @@ def _resource_statements(
     allow = set(resource.allow)
     out: list[dict[str, Any]] = []
     if kind == "kv" and name in names.tables:
-        arn = f"arn:aws:dynamodb:{where}:{account}:table/{names.tables[name]}"
+        arn = resource.arn or f"arn:aws:dynamodb:{where}:{account}:table/{names.tables[name]}"
         actions = {a for access in sorted(allow & {"read", "write"}) for a in ACTIONS[(kind, access)]}
-        out.append(_statement(f"kv {name}", actions, [arn]))
+        if actions:
+            out.append(_statement(f"kv {name}", actions, [arn]))
     elif kind == "bucket" and name in names.buckets:
         bucket, prefix = names.buckets[name]
+        bucket_arn = resource.arn or f"arn:aws:s3:::{bucket}"
         objects = {a for access in sorted(allow & {"read", "write"}) for a in ACTIONS[(kind, access)]}
-        out.append(_statement(f"bucket {name} objects", objects, [f"arn:aws:s3:::{bucket}/{prefix}*"]))
+        if objects:
+            out.append(_statement(f"bucket {name} objects", objects, [f"{bucket_arn}/{prefix}*"]))
         if "read" in allow:
-            listing = _statement(f"bucket {name} list", set(ACTIONS[("bucket", "list")]), [f"arn:aws:s3:::{bucket}"])
+            listing = _statement(f"bucket {name} list", set(ACTIONS[("bucket", "list")]), [bucket_arn])
             out.append(listing)
     elif kind == "queue" and name in names.queues:
         access = allow | ({"read"} if consumed else set())
         actions = {a for level in sorted(access & {"read", "write"}) for a in ACTIONS[(kind, level)]}
-        out.append(_statement(f"queue {name}", actions, [_queue_arn(names.queues[name], where, account)]))
+        if actions:
+            arn = resource.arn or _queue_arn(names.queues[name], where, account)
+            out.append(_statement(f"queue {name}", actions, [arn]))
     elif kind == "topic" and name in names.topics and "write" in allow:
-        arn = f"arn:aws:sns:{where}:{account}:{names.topics[name].topic_name}"
+        arn = resource.arn or f"arn:aws:sns:{where}:{account}:{names.topics[name].topic_name}"
         out.append(_statement(f"topic {name}", set(ACTIONS[("topic", "write")]), [arn]))
     elif kind == "secret" and name in names.secrets:
         service, secret_id = names.secrets[name]
@@ -552,6 +574,25 @@ def _storage(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         elif resource.kind == "secret" and names.secrets[name][0] == "secretsmanager":
             # declared only: its value is set outside the plan, never in Terraform's state
             doc.add("aws_secretsmanager_secret", _label("secret", name), {"name": names.secrets[name][1]})
+        elif resource.kind == "secret":
+            _parameter(doc, name, names.secrets[name][1])
+
+
+#: what an SSM parameter the plan declares holds until its value is set outside Terraform
+PARAMETER_PLACEHOLDER = "unset: aws ssm put-parameter --overwrite --type SecureString --name NAME --value VALUE"
+
+
+def _parameter(doc: _Doc, name: str, parameter: str) -> None:
+    """A ``SecureString`` parameter whose value Terraform writes once, write-only (never in its
+    plan or state; Terraform 1.11 or OpenTofu 1.11 and later): a placeholder, replaced outside
+    Terraform by the real value."""
+    body = {
+        "name": parameter,
+        "type": "SecureString",
+        "value_wo": PARAMETER_PLACEHOLDER.replace("NAME", parameter),
+        "value_wo_version": 1,
+    }
+    doc.add("aws_ssm_parameter", _label("secret", name), body)
 
 
 def _arn(service: str, region: str, name: str) -> str:
@@ -605,7 +646,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
             _check_visibility(deployment, f"subscription {sub.name!r}", queue)
             label = _label("queue", source.name)
             if source.existing:
-                arn = _arn("sqs", _region(source, REGION), queue.queue_name)
+                arn = source.arn or _arn("sqs", _region(source, REGION), queue.queue_name)
             else:
                 arn = _ref("aws_sqs_queue", label, "arn")
             _mapping(doc, label, arn, [])
@@ -614,7 +655,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         _check_visibility(deployment, f"subscription {sub.name!r}", queue, "topic's")
         topic = names.topics[source.name]
         topic_arn = (
-            _arn("sns", _region(source, REGION), topic.topic_name)
+            (source.arn or _arn("sns", _region(source, REGION), topic.topic_name))
             if source.existing
             else _ref("aws_sns_topic", _label("topic", source.name), "arn")
         )

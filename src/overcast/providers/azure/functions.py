@@ -5,10 +5,12 @@ The returned ``azure.functions.FunctionApp`` holds:
 * ``http``: every route of the app's ASGI/WSGI app (``{*route}``, all methods);
 * one Storage Queue trigger per subscription: a queue's own, or the queue a topic
   keeps for each subscription (``azqueue://`` on the target);
-* one Event Grid trigger per ``event_grid`` entry, plus the webhook ``eventgrid``
+* one Event Grid trigger per ``event_grid`` entry and per ``@app.on`` route a blob trigger
+  cannot express (a bucket's deletions, keys under a prefix, an outside source's pattern),
+  named after the route, plus the webhook ``eventgrid``
   (``/eventgrid/{name}``) that answers the subscription handshakes and takes either
   schema from an Event Grid webhook subscription;
-* one blob trigger per ``blobs`` entry;
+* one blob trigger per ``blobs`` entry and per ``@app.on(bucket)`` of created blobs;
 * one timer per ``@app.schedule`` (the expression in NCRONTAB, see :func:`ncrontab`).
 
 Every trigger's payload reaches the handler as a :class:`~overcast.CloudEvent` whose
@@ -45,7 +47,7 @@ from .functions_http import AsgiHttpFunction
 from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project
 
 if TYPE_CHECKING:
-    from ...app import App, ScheduledJob, Subscription
+    from ...app import App, EventRoute, ScheduledJob, Subscription
 
 __all__ = ["OvercastFunctions", "function_app", "ncrontab", "render_project"]
 
@@ -73,7 +75,8 @@ def function_app(
     Args:
         event_grid: Event Grid subscriptions: a name (the function ``eventgrid_<name>`` and
             the webhook path ``/eventgrid/<name>``) mapped to a subscription or schedule
-            name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`.
+            name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`. The
+            app's ``@app.on`` routes need no entry: each is a subscription named after it.
         blobs: blob triggers: a bucket declared on ``app`` (its ``azblob://`` container and
             prefix) or a blob path (``"uploads/{name}"``) mapped like ``event_grid``.
         connection: the app setting holding the storage connection of the triggers, unless a
@@ -102,25 +105,47 @@ def function_name(*parts: str) -> str:
 
 
 def declared_blobs(app: "App") -> dict[str, Route]:
-    """``@app.on(bucket)`` as blob triggers: bucket name -> handler. A blob trigger fires for
-    new and updated blobs of the bucket's container and prefix, nothing else."""
+    """``@app.on(bucket)`` as blob triggers: bucket name -> handler, for the routes a blob
+    trigger expresses (new and updated blobs of the bucket's container and prefix); the
+    others are Event Grid subscriptions (:func:`declared_event_grid`)."""
     found: dict[str, Route] = {}
     for route in app.events:
-        if not isinstance(route.source, BucketHandle):
-            continue
-        where = f"function_app: @app.on({route.source.resource_name!r}) {route.name!r}"
-        if route.events != ("created",):
-            raise ConfigError(
-                f"{where}: a blob trigger fires on created blobs only, not {route.events}; "
-                "take deletions from an Event Grid subscription (function_app(event_grid=...))"
-            )
-        if route.prefix:
-            raise ConfigError(
-                f"{where}: a blob trigger watches the bucket's own prefix; for prefix={route.prefix!r} "
-                "give function_app(blobs={'CONTAINER/PREFIX{name}': handler})"
-            )
-        found[route.source.resource_name] = route.handler
+        if isinstance(route.source, BucketHandle) and _blob_trigger_fits(route):
+            found[route.source.resource_name] = route.handler
     return found
+
+
+def _blob_trigger_fits(route: "EventRoute") -> bool:
+    return route.events == ("created",) and not route.prefix
+
+
+#: Event Grid's blob event types by the kind ``@app.on(bucket, events=...)`` names
+_BLOB_EVENTS = {"created": "Microsoft.Storage.BlobCreated", "deleted": "Microsoft.Storage.BlobDeleted"}
+
+
+def declared_event_grid(app: "App") -> dict[str, "EventRoute"]:
+    """``@app.on`` routes delivered by an Event Grid subscription named after the route: a
+    bucket's deletions or keys under a prefix (what a blob trigger cannot express), and every
+    ``@app.on("pattern")`` (an outside source, wired to the subscription by its name)."""
+    return {
+        route.name: route
+        for route in app.events
+        if not isinstance(route.source, BucketHandle) or not _blob_trigger_fits(route)
+    }
+
+
+def blob_event_matches(route: "EventRoute", event: CloudEvent) -> bool:
+    """Whether a blob event of an Event Grid subscription is for ``route``: its kind, and a
+    blob of the bucket's container under the bucket's and the route's prefix."""
+    if not isinstance(route.source, BucketHandle):
+        return True
+    if event.type not in {_BLOB_EVENTS[kind] for kind in route.events}:
+        return False
+    url = route.source.resolved_url()
+    folder = url.path.strip("/")
+    under = f"/blobServices/default/containers/{url.host}/blobs/{folder + '/' if folder else ''}{route.prefix}"
+    return (event.subject or "").startswith(under)
+
 
 class OvercastFunctions:
     """Builds the ``FunctionApp`` of an Overcast app; see :func:`function_app`."""
@@ -142,8 +167,12 @@ class OvercastFunctions:
         self.connection = connection
         self.http_auth_level = _auth_level(http_auth_level)
         self.webhook_auth_level = _auth_level(webhook_auth_level)
+        # Event Grid subscriptions given here win over the app's @app.on routes of the same name
+        self._declared_events = {n: r for n, r in declared_event_grid(app).items() if n not in (event_grid or {})}
+        grid: dict[str, Route] = {name: route.handler for name, route in self._declared_events.items()}
         self.event_grid = {
-            self._check_name("event_grid", name): self._target(name, to) for name, to in (event_grid or {}).items()
+            self._check_name("event_grid", name): self._target(name, to)
+            for name, to in {**grid, **(event_grid or {})}.items()
         }
         self._blob_connections: dict[str, str] = {}
         self._bucket_prefixes: dict[str, str] = {}
@@ -357,7 +386,16 @@ class OvercastFunctions:
 
     async def on_event_grid(self, name: str, event: Any) -> None:
         """One event from an Event Grid trigger (either schema)."""
-        await self._run(self.event_grid[name], eventgrid.from_function_event(event))
+        await self._run_grid(name, self.event_grid[name], eventgrid.from_function_event(event))
+
+    async def _run_grid(self, name: str, target: Target, event: CloudEvent) -> None:
+        """Run an Event Grid event; one of another kind, container or prefix than the
+        ``@app.on(bucket)`` route the subscription is named after is acknowledged unrun."""
+        route = self._declared_events.get(name)
+        if route is not None and not blob_event_matches(route, event):
+            log.info("eventgrid/%s: %s %s is not for @app.on(%s); skipped", name, event.type, event.subject, name)
+            return
+        await self._run(target, event)
 
     async def on_blob(self, path: str, blob: func.InputStream) -> None:
         await self._run(self.blobs[path], blob_event(blob, key_prefix=self._bucket_prefixes.get(path)))
@@ -381,7 +419,9 @@ class OvercastFunctions:
         except Exception as exc:
             log.warning("eventgrid/%s: bad delivery: %s", name, exc)
             return _text(400, str(exc))
-        results = await asyncio.gather(*(self._run(target, event) for event in events), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._run_grid(name, target, event) for event in events), return_exceptions=True
+        )
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             return _text(500, f"{len(failed)} of {len(events)} events failed")

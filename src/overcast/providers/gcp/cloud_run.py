@@ -23,8 +23,9 @@ carry a Google-signed OIDC token for that audience.
 
 Which handler an event is for: the path's ``RESOURCE/SUBSCRIPTION`` (or a subscription
 or route name) when given; else the push's subscription, matched against the Pub/Sub
-subscriptions of the app's queues and topics; else the first of ``routes`` whose
-pattern matches the event's type, source or subject.
+subscriptions of the app's queues and topics; else the first of ``routes`` (then of the
+app's ``@app.on("pattern")``) whose pattern matches the event's type, source or subject;
+else the app's ``@app.on(bucket)`` for a Cloud Storage event of that ``gs://`` bucket.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, InvalidArgument
-from ...handles import QueueHandle, TopicHandle
+from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
@@ -49,7 +50,7 @@ from . import events
 from .oidc import GoogleOIDCVerifier, Unauthorized
 
 if TYPE_CHECKING:
-    from ...app import App, Subscription
+    from ...app import App, EventRoute, Subscription
 
 __all__ = ["CloudRunApp", "UnroutedEvent", "cloud_run_app", "create_asgi"]
 
@@ -154,6 +155,9 @@ class CloudRunApp:
                 routed = self.router.by_key(parts[0])
                 if routed is not None:
                     return routed
+                named = [r for r in self.app.events if isinstance(r.source, BucketHandle) and r.name == parts[0]]
+                if named:  # an @app.on(bucket) handler by name
+                    return Target(named[0].name, named[0].handler)
         else:
             found = []
         if len(found) == 1:
@@ -339,6 +343,9 @@ class CloudRunApp:
         if target is None:
             target = self.router.match(event.type, event.source, event.subject)
         if target is None:
+            route = declared_storage_route(self.app, event)
+            target = None if route is None else Target(route.name, route.handler)
+        if target is None:
             raise self.router.unrouted(
                 f"no route for event {event.type} from {event.source}"
                 + (f" ({event.subject})" if event.subject else ""),
@@ -359,6 +366,33 @@ class CloudRunApp:
         if len(found) == 1:
             return subscription_target(found[0])
         return None
+
+
+#: Cloud Storage's event types by the kind ``@app.on(bucket, events=...)`` names
+_STORAGE_KINDS = {"created": events.STORAGE_FINALIZED, "deleted": events.STORAGE_DELETED}
+
+
+def declared_storage_route(app: App, event: CloudEvent) -> EventRoute | None:
+    """The app's ``@app.on(bucket)`` handler for a Cloud Storage event (Eventarc's or a
+    bucket notification's): its ``gs://`` bucket, its kind, keys under the bucket's and the
+    route's prefix."""
+    bucket = event.source.rsplit("/buckets/", 1)[-1] if "/buckets/" in event.source else None
+    subject = event.subject or ""
+    if bucket is None or not subject.startswith("objects/"):
+        return None
+    key = subject.removeprefix("objects/")
+    for route in app.events:
+        source = route.source
+        if not isinstance(source, BucketHandle) or event.type not in {_STORAGE_KINDS[k] for k in route.events}:
+            continue
+        try:
+            url = source.resolved_url()
+        except ConfigError:
+            continue
+        folder = url.path.strip("/")
+        if url.scheme == "gs" and url.host == bucket and key.startswith(f"{folder}/" * bool(folder) + route.prefix):
+            return route
+    return None
 
 
 def _succeeded(delivery: Delivery) -> None:

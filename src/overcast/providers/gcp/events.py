@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+STORAGE_DELETED = "google.cloud.storage.object.v1.deleted"
 
 
 class BadEvent(InvalidArgument):
