@@ -16,7 +16,9 @@ service_accounts = ["push@my-project.iam.gserviceaccount.com"]
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["OFF", "VERIFY_ENV", "EventsSettings", "events_settings"]
+__all__ = ["OFF", "VERIFY_ENV", "EventsSettings", "announce", "events_settings"]
 
 VERIFY_ENV = "OVERCAST_EVENTS_VERIFY"
 OFF = "off"
@@ -80,3 +82,11 @@ def events_settings(app: App, known: Mapping[str, type | tuple[type, ...]]) -> E
     table = target.options.get("events", {})
     where = f"{target.path or 'overcast.toml'}: [targets.{target.name}.events]"
     return EventsSettings(table, where, {"verify": str, **known})
+
+
+def announce(logger: logging.Logger, level: int, text: str) -> None:
+    """Log how deliveries are checked; where logging is not set up (a bare ``overcast run``, whose
+    fallback shows warnings only) an INFO line is written to stderr all the same."""
+    logger.log(level, "%s", text)
+    if level < logging.WARNING and not logger.hasHandlers():
+        print(f"{logger.name}: {text}", file=sys.stderr, flush=True)

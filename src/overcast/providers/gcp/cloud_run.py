@@ -47,6 +47,7 @@ from ...handles import QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
+from ...runtime.event_auth import announce
 from ...runtime.router import Handler, Router, Target, UnroutedEvent, subscription_target
 from ...telemetry.runtime import cold_start, counted, mark_warm
 from . import events
@@ -120,8 +121,7 @@ class CloudRunApp:
         self.verifier = verifier
         #: verification switched off explicitly (a private service); else, without a verifier, all is refused
         self.unverified = unverified and verifier is None
-        level, text = describe(verifier, self.unverified, f"{app.name}: {prefix}/")
-        log.log(level, "%s", text)
+        announce(log, *describe(verifier, self.unverified, f"{app.name}: {prefix}/"))
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
         # routes given here come first, then the app's @app.on("pattern") handlers

@@ -174,7 +174,7 @@ def verifier_for(app: App) -> tuple[GoogleOIDCVerifier | None, bool]:
     settings = events_settings(app, EVENTS_KEYS)
     mode = settings.verify
     if mode not in ("", "off", "oidc"):
-        raise ConfigError(f"{settings.where} verify = {mode!r}: use \"oidc\" (the default) or \"off\"")
+        raise ConfigError(f'{settings.where} verify = {mode!r}: use "oidc" (the default) or "off"')
     if settings.off:
         return None, True
     audience = settings.names("audience", AUDIENCE_ENV)
@@ -182,7 +182,7 @@ def verifier_for(app: App) -> tuple[GoogleOIDCVerifier | None, bool]:
     if not audience and not emails:
         if mode == "oidc":
             raise ConfigError(
-                f"{settings.where} verify = \"oidc\" needs service_accounts (the push, Eventarc or "
+                f'{settings.where} verify = "oidc" needs service_accounts (the push, Eventarc or '
                 f"Scheduler service account) or audience ({EMAILS_ENV} / {AUDIENCE_ENV})"
             )
         return None, False
@@ -201,9 +201,9 @@ def describe(verifier: GoogleOIDCVerifier | None, off: bool, where: str) -> tupl
     if verifier is None:
         return logging.ERROR, (
             f"{where} refuses every delivery (403): no verification configured. Set "
-            "[targets.NAME.events] service_accounts = [\"push@PROJECT.iam.gserviceaccount.com\"] "
+            '[targets.NAME.events] service_accounts = ["push@PROJECT.iam.gserviceaccount.com"] '
             f"(or {EMAILS_ENV}; audience / {AUDIENCE_ENV} when the sender sets one), or "
-            "verify = \"off\" (OVERCAST_EVENTS_VERIFY=off) for a private service"
+            'verify = "off" (OVERCAST_EVENTS_VERIFY=off) for a private service'
         )
     audience = ", ".join(verifier.audience) or "the URL each delivery is sent to"
     accounts = ", ".join(sorted(verifier.emails))
