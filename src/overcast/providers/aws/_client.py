@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -144,7 +144,13 @@ def _botocore_session() -> Any:
 
 #: botocore's loggers whose DEBUG lines quote a request's headers or its canonical request,
 #: the session token (``X-Amz-Security-Token``) among them
-_HEADER_LOGGERS = ("botocore.endpoint", "botocore.auth", "botocore.httpsession", "botocore.hooks", "botocore.retryhandler")
+_HEADER_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.httpsession",
+    "botocore.hooks",
+    "botocore.retryhandler",
+)
 _TOKEN = re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\",}&]+", re.IGNORECASE)
 
 
