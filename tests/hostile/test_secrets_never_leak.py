@@ -229,12 +229,23 @@ def test_postgres_passwords(witness: Witness, tmp_path: Path, postgres_server: S
     wrong_db = real.replace("/postgres", "/no_such_db")
     resources = 'kv.users = "${DATABASE_URL}"\nqueue.jobs = "${DATABASE_URL}"\n'
     bad = f"postgresql://{user}:{PG_PASSWORD}@127.0.0.1:99999999/postgres?no_such_option=1"
-    for label, url in (("closed", closed), ("real", real), ("wrong-db", wrong_db), ("bad-url", bad)):
+    cases = {
+        "closed": closed,
+        "real": real,
+        "wrong-db": wrong_db,
+        "bad-url": bad,
+        # a password with a '/' the user did not percent-encode: the URL no longer parses as meant
+        "slash": f"postgresql://{user}:ab/{PG_PASSWORD}@127.0.0.1:{free_port()}/postgres",
+        # a secret put in an option, which URLs refuse (and the refusal must not repeat)
+        "option": f"postgresql://127.0.0.1:{free_port()}/postgres?timeout=1&password={PG_PASSWORD}",
+        "repeated": f"postgresql://127.0.0.1:{free_port()}/postgres?timeout=1&timeout=2&password={PG_PASSWORD}",
+    }
+    for label, url in cases.items():
         _run(witness, tmp_path / label, "pg", resources, {"users": "kv", "jobs": "queue"}, {"DATABASE_URL": url})
     # credentials written in the file itself are refused, and the refusal does not repeat them
     inline = _app(tmp_path / "inline", "pg", f'kv.users = "{closed}"\n', {"users": "kv"})[1]["kv.users"]
     _attempt(witness, "inline", inline.resolved_url)
-    _witnessed(witness, "Connection refused", "no_such_db", "carries credentials", "reachable")
+    _witnessed(witness, "Connection refused", "no_such_db", "carries credentials", "reachable", "carries a secret")
     assert not witness.leaks(), "\n".join(witness.leaks())
 
 
