@@ -292,6 +292,7 @@ def test_azure_account_keys(witness: Witness, tmp_path: Path, azurite: Server) -
     cases = {
         "closed": _azure_connection(free_port()),
         "wrong-key": _azure_connection(None, os.environ["AZURE_STORAGE_CONNECTION_STRING"]),
+        "malformed": f"AccountKey={AZURE_KEY};BlobEndpoint=::not a url::;Junk",
     }
     resources = (
         'kv.users = "azuretables://users?connection_env=SECRET_STORAGE&timeout=2"\n'
