@@ -222,7 +222,19 @@ def _witnessed(seen: Witness, *needles: str, spans: bool = True) -> None:
     assert not spans or seen.spans.get_finished_spans(), "no span was recorded"
 
 
-def test_postgres_passwords(witness: Witness, tmp_path: Path, postgres_server: Server) -> None:
+@pytest.fixture
+def own_pools() -> Iterator[None]:
+    """Close the PostgreSQL pools this test opened (those of closed ports would retry in the
+    background, logging, for the rest of the test process)."""
+    from overcast.providers.postgres import _db
+
+    before = set(_db._pools)
+    yield
+    for info in set(_db._pools) - before:
+        _db._pools.pop(info).close(timeout=1)
+
+
+def test_postgres_passwords(witness: Witness, tmp_path: Path, postgres_server: Server, own_pools: None) -> None:
     user = os.environ.get("PGUSER", "postgres")
     real = os.environ["OVERCAST_TEST_POSTGRES_URL"].replace("postgresql://", f"postgresql://{user}:{PG_PASSWORD}@")
     closed = f"postgresql://{user}:{PG_PASSWORD}@127.0.0.1:{free_port()}/postgres?timeout=2"
