@@ -150,3 +150,26 @@ def test_refusals_never_show_credentials() -> None:
     text = _refusal(lambda: url.option_int("pool_size", 10, minimum=1, resource="orders"))
     assert "s3cret" not in text and "app:" not in text
     assert re.search(r"orders: option pool_size must be a positive whole number, got 'many' in postgresql://", text)
+
+
+def test_shown_urls_hide_credentials_however_they_are_written() -> None:
+    """A password never shows, even one holding an unencoded '/', '?' or '#' (which such a URL is
+    refused for), and an option named as a secret shows no value."""
+    from overcast.resources.url import hide_userinfo
+
+    assert hide_userinfo("postgresql://u:s3cret@db:5432/app") == "postgresql://***@db:5432/app"
+    assert hide_userinfo("postgresql://u:ab/s3cret@db:5432/app") == "postgresql://***@db:5432/app"
+    assert hide_userinfo("redis://:s3?cret@cache:6379/0") == "redis://***@cache:6379/0"
+    assert hide_userinfo("azblob://c?timeout=2&sas=s3cret&x=1") == "azblob://c?timeout=2&sas=***&x=1"
+    assert hide_userinfo("s3://bucket/key@v1") == "s3://bucket/key@v1"  # no credentials: unchanged
+    for url in ("postgresql://u:ab/s3cret@db:5432/app", "redis://:s3#cret@cache:6379/0"):
+        with pytest.raises(ConfigError, match="percent-encode") as caught:
+            ResourceURL.parse(url, credentials=True)
+        assert "cret" not in str(caught.value)
+    for url, reason in (
+        ("redis://cache:6379/0?timeout=1&timeout=2&password=s3cret", "repeats the option"),
+        ("redis://cache:6379/0?timeout=1&password=s3cret", "carries a secret"),
+    ):
+        with pytest.raises(ConfigError, match=reason) as refused:
+            ResourceURL.parse(url)
+        assert "s3cret" not in str(refused.value)

@@ -66,7 +66,10 @@ def test_cloud_run_counts_one_cold_start_and_logs_turn_warm(recorded: Recorded, 
     assert [line["cold_start"] for line in lines.lines] == [True, False, False]
 
 
-def test_cloud_run_counts_events_routed_to_a_function(recorded: Recorded, fresh_process: None) -> None:
+def test_cloud_run_counts_events_routed_to_a_function(
+    recorded: Recorded, fresh_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OVERCAST_EVENTS_VERIFY", "off")  # deliveries posted here carry no token
     app = overcast.App("routed")
     app.http(lambda scope, receive, send: None)
 

@@ -82,6 +82,11 @@ class ResourceURL:
         scheme, rest = raw.split("://", 1)
         if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"provider URL {url!r} has an invalid scheme {scheme!r}")
+        if _mangled_userinfo(raw):
+            raise ConfigError(
+                f"provider URL {url!r}: its user:password@ part holds a '/', '?' or '#'; "
+                "percent-encode it (%2F, %3F, %23)"
+            )
         parts = urlsplit("x://" + rest)
         netloc = parts.netloc
         username = password = None
@@ -320,12 +325,40 @@ class ResourceURL:
 
 
 def hide_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@``, safe to show or log."""
+    """``url`` with any ``user:password@`` replaced by ``***@``, and the values of options that
+    name a secret (``password=``, ``sas=``, ...) by ``***``: safe to show or log.
+
+    A password holding ``/``, ``?`` or ``#`` that was not percent-encoded ends the URL's
+    authority early; when a ``:`` comes before the first ``@``, everything up to the last ``@``
+    is hidden (a port followed by a path holding ``@`` is hidden too: shown too little, never
+    too much)."""
     scheme, sep, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    if "@" not in netloc:
+    if not sep:
         return url
-    return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{tail}"
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in netloc:
+        rest = "***@" + rest[len(netloc.rpartition("@")[0]) + 1 :]
+    elif "@" in rest and ":" in rest.partition("@")[0]:
+        rest = "***@" + rest.rpartition("@")[2]
+    return scheme + sep + _SECRET_VALUE.sub(r"\1***", rest)
+
+
+#: ``name=value`` of an option named as a secret, in a query
+_SECRET_VALUE = re.compile(r"([?&](?:" + "|".join(sorted(_SECRET_OPTIONS)) + r")=)[^&#]*", re.IGNORECASE)
+
+
+def _mangled_userinfo(url: str) -> bool:
+    """Whether ``url``'s ``user:password@`` holds a ``/``, ``?`` or ``#`` that was not
+    percent-encoded (so ``urlsplit`` would take the password for a host, port and path)."""
+    rest = url.partition("://")[2]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in netloc or "@" not in rest:
+        return False
+    before = rest.partition("@")[0]
+    if ":" not in netloc:
+        return False
+    port = netloc.rpartition(":")[2]
+    return not port.isdigit() and ":" in before
 
 
 def _within(value: float, minimum: float | None, maximum: float | None, *, positive: bool = False) -> bool:

@@ -14,8 +14,10 @@ refused connection is not retried at all (the server is not there; the caller fa
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -135,7 +137,38 @@ def _botocore_session() -> Any:
         except ImportError as exc:  # pragma: no cover - the aws extra is installed in tests
             raise MissingDependency("AWS providers need botocore: pip install 'overcast[aws]'") from exc
         _session = botocore.session.get_session()
+        for name in _HEADER_LOGGERS:
+            logging.getLogger(name).addFilter(_REDACT_TOKEN)
     return _session
+
+
+#: botocore's loggers whose DEBUG lines quote a request's headers or its canonical request,
+#: the session token (``X-Amz-Security-Token``) among them
+_HEADER_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.httpsession",
+    "botocore.hooks",
+    "botocore.retryhandler",
+)
+_TOKEN = re.compile(r"(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^\s'\",}&]+", re.IGNORECASE)
+
+
+class _RedactSessionToken(logging.Filter):
+    """Replace the session token in botocore's own log lines by ``***`` (it logs at DEBUG only,
+    so this runs only where DEBUG is on). The secret key itself botocore never logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot format carries no header to hide
+            return True
+        if "security-token" in text.lower():
+            record.msg, record.args = _TOKEN.sub(r"\1***", text), None
+        return True
+
+
+_REDACT_TOKEN = _RedactSessionToken()
 
 
 def region_of(location: ResourceURL) -> str:

@@ -21,7 +21,7 @@ FAMILY = Family(
     upstreams={"azuretables": "azure_tables", "azblob": "azure_blob", "azqueue": "azure_queue"},
     native_metrics=NativeMetrics("azure_monitor", requires_env="APPLICATIONINSIGHTS_CONNECTION_STRING"),
     runtimes={"functions": f"{_m}.functions:function_app"},
-    target_options=("region", "resource_group", "subscription"),
+    target_options=("region", "resource_group", "subscription", "events"),
     semantic_conventions={
         "azuretables": {"db.system": "azure.tables"},
         "azqueue": {"messaging.system": "azure.storage.queue"},

@@ -45,6 +45,7 @@ from ...telemetry.runtime import invocation
 from . import eventgrid
 from .functions_http import AsgiHttpFunction
 from .functions_project import blob_path, ncrontab, queue_max_attempts, render_project
+from .webhook_auth import WebhookAuth
 
 if TYPE_CHECKING:
     from ...app import App, EventRoute, ScheduledJob, Subscription
@@ -174,6 +175,8 @@ class OvercastFunctions:
             self._check_name("event_grid", name): self._target(name, to)
             for name, to in {**grid, **(event_grid or {})}.items()
         }
+        # who may post to /eventgrid/{name}: said once at start-up, checked on each request
+        self.webhook_auth = WebhookAuth(app, self.webhook_auth_level.value.lower()) if self.event_grid else None
         self._blob_connections: dict[str, str] = {}
         self._bucket_prefixes: dict[str, str] = {}
         blobs = {**declared_blobs(app), **(blobs or {})}  # blobs given here win over @app.on(bucket)
@@ -405,6 +408,10 @@ class OvercastFunctions:
         headers = {name.lower(): value for name, value in req.headers.items()}
         body = req.get_body() or b""
         reply = eventgrid.handshake(req.method, headers, body)
+        refused = self.webhook_auth.refusal(headers, handshake=reply is not None) if self.webhook_auth else None
+        if refused is not None:
+            log.warning("eventgrid: refused %s %s: %s", req.method, req.url.split("?")[0], refused[1])
+            return _text(*refused)
         if reply is not None:
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             return func.HttpResponse(

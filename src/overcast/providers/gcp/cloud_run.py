@@ -17,9 +17,13 @@ The result is one ASGI app for the container's server (``overcast run`` under a
 A 2xx answer acknowledges the delivery; a handler that raises answers 500, so Pub/Sub
 delivers again (with its retry policy's backoff). A message of the app's own queue or
 topic delivered past the queue's ``max_attempts`` (Pub/Sub's ``deliveryAttempt``) is moved
-to the ``pubsub://`` provider's dead letters and acknowledged, as a pull would. With
-``verifier`` set (or ``OVERCAST_GCP_PUSH_AUDIENCE`` in the environment) a delivery must
-carry a Google-signed OIDC token for that audience.
+to the ``pubsub://`` provider's dead letters and acknowledged, as a pull would.
+
+Every delivery must carry a Google-signed OIDC token from the service accounts (and for
+the audience) ``[targets.NAME.events]`` names (or ``OVERCAST_GCP_PUSH_EMAILS`` /
+``OVERCAST_GCP_PUSH_AUDIENCE``): a missing or bad token is a 401. With nothing
+configured every delivery is refused (403) unless ``verify = "off"``
+(``OVERCAST_EVENTS_VERIFY=off``) says the service is private; the start-up log says which.
 
 Which handler an event is for: the path's ``RESOURCE/SUBSCRIPTION`` (or a subscription
 or route name) when given; else the push's subscription, matched against the Pub/Sub
@@ -44,10 +48,11 @@ from ...handles import BucketHandle, QueueHandle, TopicHandle
 from ...resources.queue import Message
 from ...runtime.cloudevent import CloudEvent
 from ...runtime.dispatch import Delivery, PlatformSettled, deliver, run_event, run_schedule
+from ...runtime.event_auth import announce
 from ...runtime.router import Handler, Router, Target, UnroutedEvent, subscription_target
 from ...telemetry.runtime import cold_start, counted, mark_warm
 from . import events
-from .oidc import GoogleOIDCVerifier, Unauthorized
+from .oidc import GoogleOIDCVerifier, Unauthorized, describe, verifier_for
 
 if TYPE_CHECKING:
     from ...app import App, EventRoute, Subscription
@@ -79,17 +84,14 @@ def cloud_run_app(
             Storage, Firestore, audit logs, foreign topics): a pattern (``fnmatch``,
             tried on the event's type, source and subject) mapped to a subscription or
             schedule name of ``app``, or to a function taking a :class:`~overcast.CloudEvent`.
-        verifier: checks the OIDC token of every delivery; by default one is built when
-            ``OVERCAST_GCP_PUSH_AUDIENCE`` is set (``OVERCAST_GCP_PUSH_EMAILS``: the
-            service accounts allowed, comma-separated).
+        verifier: checks the OIDC token of every delivery; by default the one the target's
+            ``[targets.NAME.events]`` table or the environment configures (see the module).
         prefix: the path under which deliveries arrive.
     """
+    unverified = False
     if verifier is None:
-        audience = os.environ.get("OVERCAST_GCP_PUSH_AUDIENCE", "").strip()
-        if audience:
-            emails = [e.strip() for e in os.environ.get("OVERCAST_GCP_PUSH_EMAILS", "").split(",") if e.strip()]
-            verifier = GoogleOIDCVerifier([a.strip() for a in audience.split(",") if a.strip()], emails=emails)
-    return CloudRunApp(app, routes=routes or {}, verifier=verifier, prefix=prefix)
+        verifier, unverified = verifier_for(app)
+    return CloudRunApp(app, routes=routes or {}, verifier=verifier, prefix=prefix, unverified=unverified)
 
 
 def create_asgi() -> CloudRunApp:
@@ -112,11 +114,15 @@ class CloudRunApp:
         routes: Mapping[str, str | Handler],
         verifier: GoogleOIDCVerifier | None,
         prefix: str = PREFIX,
+        unverified: bool = False,
     ) -> None:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ConfigError(f"cloud_run_app: prefix {prefix!r} must start with '/' and not end with one")
         self.app = app
         self.verifier = verifier
+        #: verification switched off explicitly (a private service); else, without a verifier, all is refused
+        self.unverified = unverified and verifier is None
+        announce(log, *describe(verifier, self.unverified, f"{app.name}: {prefix}/"))
         self.prefix = prefix
         self._prefix_slash = prefix + "/"
         # routes given here come first, then the app's @app.on("pattern") handlers
@@ -204,9 +210,13 @@ class CloudRunApp:
         if body is None:
             await _answer(send, 413, f"body over {MAX_BODY} bytes")
             return
+        if self.verifier is None and not self.unverified:
+            log.warning("%s: refused delivery to %s: no verification configured", self.app.name, scope["path"])
+            await _answer(send, 403, _NOT_CONFIGURED)
+            return
         try:
             if self.verifier is not None:
-                await self._verify(headers.get("authorization"))
+                await self._verify(headers.get("authorization"), _request_urls(scope, headers))
             status = await self.handle(scope["path"][len(self._prefix_slash) :], headers, body)
         except Unauthorized as exc:
             log.warning("%s: refused delivery to %s: %s", self.app.name, scope["path"], exc)
@@ -225,13 +235,13 @@ class CloudRunApp:
             return
         await _answer(send, status, "")
 
-    async def _verify(self, authorization: str | None) -> None:
+    async def _verify(self, authorization: str | None, urls: list[str]) -> None:
         verifier = self.verifier
         assert verifier is not None
         if verifier._fixed:
-            verifier.verify(authorization)
+            verifier.verify(authorization, urls=urls)
         else:
-            await asyncio.to_thread(verifier.verify, authorization)
+            await asyncio.to_thread(verifier.verify, authorization, urls=urls)
 
     async def handle(self, path: str, headers: Mapping[str, str], body: bytes) -> int:
         """Deliver one request under the prefix (``path`` without it); return the status to answer.
@@ -457,6 +467,29 @@ def _provider_subscription(sub: Subscription) -> str | None:
 
 
 # -- HTTP helpers ------------------------------------------------------------------------------
+
+
+_NOT_CONFIGURED = (
+    "delivery refused: this service verifies no event deliveries yet. Name the sender's service "
+    "account in [targets.NAME.events] service_accounts (or OVERCAST_GCP_PUSH_EMAILS), or set "
+    'verify = "off" (OVERCAST_EVENTS_VERIFY=off) if the service is private'
+)
+
+
+def _request_urls(scope: Scope, headers: Mapping[str, str]) -> list[str]:
+    """The audiences a Google sender sets by default: the URL posted to (Pub/Sub, Cloud
+    Scheduler), with its query, and the service's own URL (Eventarc)."""
+    host = headers.get("host")
+    if not host:
+        return []
+    scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or scope.get("scheme", "https")
+    origin = f"{scheme}://{host}"
+    path = scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    urls = [origin + path, origin]
+    if query:
+        urls.insert(0, f"{origin}{path}?{query}")
+    return urls
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -38,7 +38,7 @@ FAMILY = Family(
     # ``serve`` turns a loaded app into the ASGI app `overcast run` serves; ``serve_factory``
     # is the same for uvicorn's --workers (an import string it calls in each worker).
     runtimes={"serve": f"{_m}.cloud_run:cloud_run_app", "serve_factory": f"{_m}.cloud_run:create_asgi"},
-    target_options=("region", "project"),
+    target_options=("region", "project", "events"),
     semantic_conventions={
         "firestore": {"db.system": "firestore"},
         "pubsub": {"messaging.system": "gcp_pubsub"},
