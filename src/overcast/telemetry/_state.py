@@ -44,6 +44,11 @@ request_calls: contextvars.ContextVar[list[tuple[str, str, str, str, float]] | N
 #: Called with each request's summary when set (``overcast dev`` prints it).
 request_listener: Any = None
 
+#: Called with every timed upstream call when set, inside requests or not (``overcast dev``'s
+#: console keeps the latency of each upstream operation): (upstream, operation, resource,
+#: outcome, seconds, whether it was made while serving an HTTP request).
+call_listener: Any = None
+
 #: The handler of the runtime invocation under way (Lambda, Azure Functions), which counts
 #: it: the HTTP middleware then counts nothing itself.
 invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("overcast_invocation", default=None)

@@ -333,6 +333,23 @@ def test_the_latency_view_shows_each_upstream_operation(dev: tuple[httpx.Client,
     p50, p95, p99 = (float(v) for v in re.findall(r'class="p\d\d">([\d.]+) ms', row.group(1)))
     assert 0 < p50 <= p95 <= p99
     assert "<polyline" in row.group(1)
+    assert 'class="outside">0<' in row.group(1)  # the request's own calls
+
+
+def test_latency_counts_calls_outside_requests_but_not_the_consoles_own(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    client.get("/_overcast/resources")  # pings every resource: the console's calls, not the app's
+    client.post("/users", json={"id": "outside-1", "name": "O"}).raise_for_status()
+
+    def welcome_put() -> str | None:
+        page = client.get("/_overcast/latency").text
+        row = re.search(r'<tr data-key="sqlite put switches">(.*?)</tr>', page, re.S)
+        return row.group(1) if row else None  # the subscriber's put, made outside any request
+
+    row = eventually(welcome_put)
+    outside = int(re.search(r'class="outside">(\d+)<', row).group(1))  # type: ignore[arg-type, union-attr]
+    assert outside >= 1
+    assert "ping" not in client.get("/_overcast/latency").text
 
 
 def _welcome_of(client: httpx.Client, after: int, user: str) -> dict[str, Any]:

@@ -132,4 +132,10 @@ class Console:
     async def __call__(
         self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
     ) -> None:
-        await self.asgi(scope, receive, send)
+        from .latency import console_call
+
+        token = console_call.set(True)
+        try:
+            await self.asgi(scope, receive, send)
+        finally:
+            console_call.reset(token)

@@ -1,14 +1,18 @@
 """Upstream latency for the console: p50/p95/p99 per upstream, operation and resource over the
-last minutes, from the upstream calls the telemetry reports with each HTTP request
-(:func:`overcast.telemetry.summarize_requests`), with nothing for the user to configure."""
+last minutes, from every upstream call the telemetry times (:func:`overcast.telemetry.watch_calls`):
+those of HTTP requests and those made outside them (subscribers, schedules, replays), with
+nothing for the user to configure."""
 
 from __future__ import annotations
 
+import contextvars
 import math
+import threading
+import time
 from collections import deque
 from typing import Any
 
-__all__ = ["BUCKET", "WINDOW", "LatencyBook", "percentile"]
+__all__ = ["BUCKET", "WINDOW", "LatencyBook", "console_call", "percentile"]
 
 #: seconds of calls kept and shown
 WINDOW = 300.0
@@ -18,6 +22,9 @@ BUCKET = 10.0
 MAX_SAMPLES = 20_000
 
 Key = tuple[str, str, str]
+
+#: True while the console serves a page: its own calls (browsing, health checks) are not the app's
+console_call: contextvars.ContextVar[bool] = contextvars.ContextVar("overcast_console_call", default=False)
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -32,31 +39,42 @@ class LatencyBook:
 
     def __init__(self, window: float = WINDOW) -> None:
         self.window = window
-        self.calls: dict[Key, deque[tuple[float, float, bool]]] = {}
+        self.calls: dict[Key, deque[tuple[float, float, bool, bool]]] = {}
+        self._lock = threading.Lock()  # calls come from the loop, worker threads and the replicator's loop
 
-    def add(self, key: Key, at: float, ms: float, ok: bool) -> None:
-        kept = self.calls.get(key)
-        if kept is None:
-            kept = self.calls[key] = deque(maxlen=MAX_SAMPLES)
-        kept.append((at, ms, ok))
-        while kept and kept[0][0] < at - self.window:
-            kept.popleft()
+    def add(self, key: Key, at: float, ms: float, ok: bool, in_request: bool = True) -> None:
+        with self._lock:
+            kept = self.calls.get(key)
+            if kept is None:
+                kept = self.calls[key] = deque(maxlen=MAX_SAMPLES)
+            kept.append((at, ms, ok, in_request))
+            while kept and kept[0][0] < at - self.window:
+                kept.popleft()
+
+    def call(self, upstream: str, operation: str, resource: str, outcome: str, seconds: float, in_request: bool) -> None:
+        """One timed upstream call (an :func:`overcast.telemetry.watch_calls` listener)."""
+        if console_call.get():
+            return
+        self.add((upstream, operation, resource), time.time(), seconds * 1000, outcome == "ok", in_request)
 
     def rows(self, now: float) -> list[dict[str, Any]]:
         """One row per upstream operation with calls in the window: count, errors, percentiles, chart."""
         rows = []
-        for (upstream, operation, resource), kept in sorted(self.calls.items()):
-            recent = [call for call in list(kept) if call[0] >= now - self.window]
+        with self._lock:
+            taken = sorted((key, list(kept)) for key, kept in self.calls.items())
+        for (upstream, operation, resource), kept in taken:
+            recent = [call for call in kept if call[0] >= now - self.window]
             if not recent:
                 continue
-            ordered = sorted(ms for _, ms, _ in recent)
+            ordered = sorted(call[1] for call in recent)
             rows.append(
                 {
                     "upstream": upstream,
                     "operation": operation,
                     "resource": resource,
                     "count": len(recent),
-                    "errors": sum(1 for _, _, ok in recent if not ok),
+                    "errors": sum(1 for call in recent if not call[2]),
+                    "outside": sum(1 for call in recent if not call[3]),
                     "p50": percentile(ordered, 0.50),
                     "p95": percentile(ordered, 0.95),
                     "p99": percentile(ordered, 0.99),
@@ -65,11 +83,11 @@ class LatencyBook:
             )
         return rows
 
-    def _chart(self, recent: list[tuple[float, float, bool]], now: float) -> dict[str, Any]:
+    def _chart(self, recent: list[tuple[float, float, bool, bool]], now: float) -> dict[str, Any]:
         """p95 per :data:`BUCKET` over the window, as SVG points (0..100 wide, 0..30 high)."""
         count = int(self.window // BUCKET)
         buckets: list[list[float]] = [[] for _ in range(count)]
-        for at, ms, _ in recent:
+        for at, ms, *_ in recent:
             index = count - 1 - int((now - at) // BUCKET)
             if 0 <= index < count:
                 buckets[index].append(ms)

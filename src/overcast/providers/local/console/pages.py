@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ....runtime.dispatch import run_schedule
 from .events import CLOSE, public
+from .latency import console_call
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
 __all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
@@ -145,7 +146,7 @@ def _sse(event: dict[str, Any]) -> str:
 
 
 async def latency(request: Request) -> Response:
-    """Upstream latency per operation over the last minutes, from the requests' upstream calls."""
+    """Upstream latency per operation over the last minutes, from every timed upstream call of the app."""
     book = console_of(request).events.latency
     return page(request, "latency.html", {"rows": book.rows(time.time()), "minutes": book.window / 60})
 
@@ -178,7 +179,11 @@ async def run_now(request: Request) -> Response:
         job = next((j for j in console.app.schedules if j.name == name), None)
         if job is None:
             raise Refused(404, f"{console.app.name} has no schedule {name!r}")
-        delivery = await run_schedule(job, app=console.app.name)
+        token = console_call.set(False)  # the run's calls are the app's, as on its timer
+        try:
+            delivery = await run_schedule(job, app=console.app.name)
+        finally:
+            console_call.reset(token)
     except Exception as exc:
         return error_page(request, exc)
     with contextlib.suppress(Exception):
