@@ -51,7 +51,9 @@ class LatencyBook:
             while kept and kept[0][0] < at - self.window:
                 kept.popleft()
 
-    def call(self, upstream: str, operation: str, resource: str, outcome: str, seconds: float, in_request: bool) -> None:
+    def call(
+        self, upstream: str, operation: str, resource: str, outcome: str, seconds: float, in_request: bool
+    ) -> None:
         """One timed upstream call (an :func:`overcast.telemetry.watch_calls` listener)."""
         if console_call.get():
             return
