@@ -17,6 +17,7 @@ from ....runtime.dispatch import run_schedule
 from .events import CLOSE, public
 from .latency import console_call
 from .render import BASE, Refused, console_of, error_page, form_of, page
+from .resilience import replicated
 
 __all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
 
@@ -67,8 +68,19 @@ async def resources(request: Request) -> Response:
     ]
     others = sorted(t for t in console.app.config.targets if t != console.app.target)
     elsewhere = [{**_row(h), "urls": [_url_on(console.app, h, t) for t in others]} for h in handles]
-    context = {"rows": rows, "subscriptions": subscriptions, "others": others, "elsewhere": elsewhere}
+    context = {
+        "rows": rows,
+        "subscriptions": subscriptions,
+        "others": others,
+        "elsewhere": elsewhere,
+        "replicated": await replicated([h for h, (ok, _) in zip(handles, checks, strict=True) if ok or _opened(h)]),
+    }
     return page(request, "resources.html", context)
+
+
+def _opened(handle: Any) -> bool:
+    """Whether a handle's provider is open (a replicated one stays open with a member down)."""
+    return getattr(handle, "_opened", None) is not None
 
 
 def _url_on(app: Any, handle: Any, target: str) -> dict[str, Any]:
