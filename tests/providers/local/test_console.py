@@ -366,7 +366,9 @@ def test_latency_counts_calls_outside_requests_but_not_the_consoles_own(dev: tup
     row = eventually(welcome_put)
     outside = int(re.search(r'class="outside">(\d+)<', row).group(1))  # type: ignore[arg-type, union-attr]
     assert outside >= 1
-    assert "ping" not in client.get("/_overcast/latency").text
+    page = client.get("/_overcast/latency").text
+    assert "ping" not in page  # the console's health checks are not the app's calls
+    assert 'data-key="sqlite receive' not in page  # nor the consumers' long polls
 
 
 def _welcome_of(client: httpx.Client, after: int, user: str) -> dict[str, Any]:

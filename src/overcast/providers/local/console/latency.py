@@ -23,6 +23,10 @@ MAX_SAMPLES = 20_000
 
 Key = tuple[str, str, str]
 
+#: operations outside requests that are the dev server's machinery, not the app's: provisioning
+#: at start-up, and the long polls of consumers and replayers (their time is the wait)
+MACHINERY = frozenset({"create", "receive"})
+
 #: True while the console serves a page: its own calls (browsing, health checks) are not the app's
 console_call: contextvars.ContextVar[bool] = contextvars.ContextVar("overcast_console_call", default=False)
 
@@ -55,8 +59,8 @@ class LatencyBook:
         self, upstream: str, operation: str, resource: str, outcome: str, seconds: float, in_request: bool
     ) -> None:
         """One timed upstream call (an :func:`overcast.telemetry.watch_calls` listener)."""
-        if console_call.get():
-            return
+        if console_call.get() or (operation in MACHINERY and not in_request):
+            return  # the console's own calls; the dev server's provisioning and long polls
         self.add((upstream, operation, resource), time.time(), seconds * 1000, outcome == "ok", in_request)
 
     def rows(self, now: float) -> list[dict[str, Any]]:
