@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextvars
 import math
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -44,16 +43,14 @@ class LatencyBook:
     def __init__(self, window: float = WINDOW) -> None:
         self.window = window
         self.calls: dict[Key, deque[tuple[float, float, bool, bool]]] = {}
-        self._lock = threading.Lock()  # calls come from the loop, worker threads and the replicator's loop
 
     def add(self, key: Key, at: float, ms: float, ok: bool, in_request: bool = True) -> None:
-        with self._lock:
-            kept = self.calls.get(key)
-            if kept is None:
-                kept = self.calls[key] = deque(maxlen=MAX_SAMPLES)
-            kept.append((at, ms, ok, in_request))
-            while kept and kept[0][0] < at - self.window:
-                kept.popleft()
+        """Keep one call. Safe from any thread without a lock: a deque's append is atomic, and
+        the oldest calls fall off at :data:`MAX_SAMPLES` (the window is applied when shown)."""
+        kept = self.calls.get(key)
+        if kept is None:
+            kept = self.calls.setdefault(key, deque(maxlen=MAX_SAMPLES))
+        kept.append((at, ms, ok, in_request))
 
     def call(
         self, upstream: str, operation: str, resource: str, outcome: str, seconds: float, in_request: bool
@@ -66,8 +63,7 @@ class LatencyBook:
     def rows(self, now: float) -> list[dict[str, Any]]:
         """One row per upstream operation with calls in the window: count, errors, percentiles, chart."""
         rows = []
-        with self._lock:
-            taken = sorted((key, list(kept)) for key, kept in self.calls.items())
+        taken = sorted((key, list(kept)) for key, kept in list(self.calls.items()))  # copies made under the GIL
         for (upstream, operation, resource), kept in taken:
             recent = [call for call in kept if call[0] >= now - self.window]
             if not recent:
