@@ -293,6 +293,14 @@ def test_dead_letters_are_counted_and_re_driven(dev: tuple[httpx.Client, Path]) 
     assert _queue_row(client, "queue:jobs")[1] == "0"
 
 
+def test_an_app_without_deferred_work_has_an_empty_backlog_page(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    page = client.get("/_overcast/backlog")
+    assert page.status_code == 200 and "This app has no backlog" in page.text
+    refused = client.post("/_overcast/backlog/redrive", data={"token": _console(client), "backlog": "nope"})
+    assert refused.status_code == 404 and "has no backlog &#39;nope&#39;" in refused.text
+
+
 def test_peek_says_so_where_the_provider_cannot() -> None:
     from overcast.providers.local.console.queues import _not_supported
 
