@@ -78,3 +78,15 @@ def test_every_call_reaches_the_call_listener_inside_requests_or_not(tmp_path: P
     assert ("sqlite", "get", "users", "ok", False) in seen and ("sqlite", "put", "users", "ok", True) in seen
     assert all(seconds >= 0 for *_, seconds, _ in calls)
     assert not telemetry_runtime.active()  # off again once nobody listens
+
+
+def test_replication_lags_reach_their_listener_with_telemetry_off() -> None:
+    lags: list[tuple[str, str, float]] = []
+    telemetry.watch_replication(lambda *lag: lags.append(lag))  # type: ignore[arg-type]
+    try:
+        assert not telemetry_runtime.active()
+        telemetry.replication_lag("ledger", "replica 1", 0.25)
+    finally:
+        telemetry.watch_replication(None)
+    telemetry.replication_lag("ledger", "replica 1", 0.5)  # nobody listens any more
+    assert lags == [("ledger", "replica 1", 0.25)]

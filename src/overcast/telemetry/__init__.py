@@ -74,6 +74,7 @@ __all__ = [
     "timed",
     "watch_app",
     "watch_calls",
+    "watch_replication",
     "watch_backlog",
 ]
 
@@ -276,6 +277,12 @@ def watch_calls(listener: Callable[[str, str, str, str, float, bool], None] | No
         _state.ENABLED = True
     elif not _state.instruments.otel and _state.request_listener is None:
         _state.ENABLED = False
+
+
+def watch_replication(listener: Callable[[str, str, float], None] | None) -> None:
+    """Hand each replication lag to ``listener`` as (resource, replica, seconds), whether
+    telemetry is on or not: ``overcast dev``'s console shows each member's. Must not raise."""
+    _state.lag_listener = listener
 
 
 def configure_from_env(*, target: str | None = None, cloud: str | None = None, default: bool = False) -> bool:

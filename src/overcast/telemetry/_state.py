@@ -121,9 +121,16 @@ def count(name: str, amount: int = 1, **attributes: str) -> None:
     amounts.append(amount)
 
 
+#: Called with every replication lag when set, telemetry on or off (``overcast dev``'s console
+#: shows each member's): (resource, replica, seconds).
+lag_listener: Any = None
+
+
 def replication_lag(resource: str, replica: str, seconds: float) -> None:
     """A replica of ``resource`` applied a write ``seconds`` after the primary acknowledged
     it: recorded in ``overcast.replication.lag``. Free while off."""
+    if lag_listener is not None:
+        lag_listener(resource, replica, seconds)
     if not ENABLED:
         return
     key = (resource, replica)

@@ -475,6 +475,7 @@ def test_a_member_down_and_a_backlog_through_an_outage(tmp_path: Path) -> None:
     folder = write_outage(tmp_path / "outage", port)
     with overcast_process(folder, "dev", "--no-reload") as (base, _), httpx.Client(base_url=base, timeout=15) as c:
         assert _cell(_member(c, "replica 1"), "breaker") == "closed"
+        assert _cell(_member(c, "replica 1"), "lag") == "—"  # nothing shipped yet
         redis.stop()  # type: ignore[attr-defined]
         for n in range(3):
             c.post("/ledger", json={"id": f"entry-{n}"}).raise_for_status()
@@ -497,6 +498,7 @@ def test_a_member_down_and_a_backlog_through_an_outage(tmp_path: Path) -> None:
         redis = start_redis_at(port)
         eventually(lambda: _cell(_member(c, "replica 1"), "breaker") == "closed", timeout=20)
         eventually(lambda: _cell(_member(c, "primary"), "log-depth") == "0", timeout=20)
+        assert re.fullmatch(r"[\d.]+ ms \([\d.]+ ms; [3-9] writes\)", _cell(_member(c, "replica 1"), "lag"))
         shipped = re.search(r'<tr data-key="redis put ledger">(.*?)</tr>', c.get("/_overcast/latency").text, re.S)
         assert shipped and int(_cell(shipped.group(1), "outside")) >= 3  # the replicator's calls, timed
         dead = eventually(lambda: (r := _backlog(c)) and _cell(r, "dead") == "2" and r, timeout=30)

@@ -445,6 +445,7 @@ def dev_asgi(app: App, *, provision: bool = True, console: bool = False) -> DevA
     printer = workers.on_delivery
     served = LocalConsole(app, subscription_queue=workers.queue_for)
     telemetry.watch_calls(served.events.latency.call)
+    telemetry.watch_replication(served.events.latency.lag)
 
     def report(delivery: Delivery) -> None:
         printer(delivery)

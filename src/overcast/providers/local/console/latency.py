@@ -43,6 +43,23 @@ class LatencyBook:
     def __init__(self, window: float = WINDOW) -> None:
         self.window = window
         self.calls: dict[Key, deque[tuple[float, float, bool, bool]]] = {}
+        #: (resource, replica) -> (when, lag in seconds) of the writes shipped to it
+        self.lags: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+
+    def lag(self, resource: str, replica: str, seconds: float) -> None:
+        """A replica applied a write ``seconds`` after it was acknowledged (a
+        :func:`overcast.telemetry.watch_replication` listener)."""
+        kept = self.lags.get((resource, replica))
+        if kept is None:
+            kept = self.lags.setdefault((resource, replica), deque(maxlen=MAX_SAMPLES))
+        kept.append((time.time(), seconds))
+
+    def lag_of(self, resource: str, replica: str, now: float) -> dict[str, Any] | None:
+        """A replica's lag over the window: writes shipped, p99 and the last (ms); None if none."""
+        recent = [lag for at, lag in list(self.lags.get((resource, replica), ())) if at >= now - self.window]
+        if not recent:
+            return None
+        return {"count": len(recent), "p99": percentile(sorted(recent), 0.99) * 1000, "last": recent[-1] * 1000}
 
     def add(self, key: Key, at: float, ms: float, ok: bool, in_request: bool = True) -> None:
         """Keep one call. Safe from any thread without a lock: a deque's append is atomic, and

@@ -73,7 +73,9 @@ async def resources(request: Request) -> Response:
         "subscriptions": subscriptions,
         "others": others,
         "elsewhere": elsewhere,
-        "replicated": await replicated([h for h, (ok, _) in zip(handles, checks, strict=True) if ok or _opened(h)]),
+        "replicated": await replicated(
+            [h for h, (ok, _) in zip(handles, checks, strict=True) if ok or _opened(h)], console.events.latency
+        ),
     }
     return page(request, "resources.html", context)
 

@@ -24,6 +24,7 @@ from ....errors import NotSupported
 from ....resilience.breaker import breakers
 from ....resilience.health import inspect, replicated_of, snapshot
 from ....runtime.deferral import app_backlogs
+from .latency import LatencyBook
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
 __all__ = ["backlog", "backlog_redrive", "replicated"]
@@ -36,13 +37,15 @@ SHOWN = 20
 REDRIVE_MAX = 1000
 
 
-async def replicated(handles: list[Any]) -> list[dict[str, Any]]:
+async def replicated(handles: list[Any], book: LatencyBook) -> list[dict[str, Any]]:
     """Each replicated resource among ``handles`` (already opened: the resources page pings
-    them first) with a row per member: role, URL, breaker, failures, latency, reachable, log depth."""
+    them first) with a row per member: role, URL, breaker, failures, latency, replication lag
+    (from ``book``), reachable, log depth."""
     known = snapshot({h.resource_name: h for h in handles})["resources"]
     found: list[tuple[Any, Any]] = [(h, replicated_of(h)) for h in handles if h.resource_name in known]
     checks = await asyncio.gather(*(_inspect(store) for _, store in found))
     every = breakers()
+    now = time.time()
     shown = []
     for (handle, store), checked in zip(found, checks, strict=True):
         state = known[handle.resource_name]
@@ -59,6 +62,7 @@ async def replicated(handles: list[Any]) -> list[dict[str, Any]]:
                     "log_depth": check.get("log_depth"),
                     "failures": breaker.failures if breaker is not None else 0,
                     "opened": breaker.transitions.get("open", 0) if breaker is not None else 0,
+                    "lag": book.lag_of(handle.resource_name, member["role"], now),
                 }
             )
         shown.append(
