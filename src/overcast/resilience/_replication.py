@@ -55,7 +55,7 @@ class Replication:
     def _start(self, kind: str) -> None:
         self.spec = ReplicaSpec.from_url(self.location)
         self.members = [
-            Member(open_resource(kind, u, name=self.name), u, role, breaker_for(u))
+            Member(telemetry.timed(open_resource(kind, u, name=self.name)), u, role, breaker_for(u))
             for u, role in zip(self.spec.members, self.spec.roles, strict=True)
         ]
         self.clock = HybridClock()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -206,7 +207,7 @@ class Replicator:
         """Start the background loop if it is not running (it scans the logs at once)."""
         with self._lock:
             if self._future is None and not self._stopped:
-                self._future = bridge.submit(self._run())
+                self._future = _submit(self._run())
 
     def wake(self) -> None:
         """Ship soon: start the background loop on first use, else wake it."""
@@ -214,7 +215,7 @@ class Replicator:
             return
         with self._lock:
             if self._future is None:
-                self._future = bridge.submit(self._run())
+                self._future = _submit(self._run())
                 return
         loop, event = self._loop, self._event
         if loop is not None and event is not None:
@@ -256,3 +257,9 @@ class Replicator:
 
     def __repr__(self) -> str:
         return f"<Replicator of {self.store.name!r}: {self.shipped} shipped>"
+
+
+def _submit(run: Any) -> Future[None]:
+    """``run`` on the portal loop in a context of its own: not the context of the call that
+    started it (inside a timed call, or a request), so its own member calls are timed apart."""
+    return contextvars.Context().run(bridge.submit, run)

@@ -300,6 +300,12 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
     def _depth_blocking(self) -> int:
         return self._target()._depth_blocking()
 
+    async def _peek(self, limit: int) -> list[Message]:
+        return await self._target()._peek(limit)
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        return self._target()._peek_blocking(limit)
+
     def dead_letters(self) -> Queue:
         return self._target().dead_letters()
 

@@ -66,6 +66,8 @@ class QueueLimits:
     max_receive: int = 10
     max_wait: float = 20.0
     max_attributes: int = 10
+    #: messages one ``peek`` shows at most (Azure's ``peek_messages`` limit)
+    max_peek: int = 32
 
 
 def seconds(value: timedelta | float | int | None, *, name: str, resource: str, maximum: float) -> float | None:
@@ -122,7 +124,7 @@ class _Sender(Resource):
 
 
 class Queue(_Sender):
-    """A point-to-point queue. Capabilities: ``delay``, ``dead_letter``, ``fifo``, ``depth``."""
+    """A point-to-point queue. Capabilities: ``delay``, ``dead_letter``, ``fifo``, ``depth``, ``peek``."""
 
     kind: ClassVar[str] = "queue"
     default_visibility_timeout: ClassVar[float] = 30.0
@@ -167,9 +169,23 @@ class Queue(_Sender):
         Providers with capability ``depth``; the others raise ``NotSupported``."""
         return await self._depth()
 
+    async def peek(self, limit: int = 10) -> list[Message]:
+        """Up to ``limit`` messages waiting to be received, oldest first, without receiving them:
+        nothing is hidden, no attempt counted. Each carries the deliveries it had so far as
+        ``attempts`` and no receipt (it cannot be acked). Providers with capability ``peek``
+        (a native peek); the others raise ``NotSupported``."""
+        return await self._peek(self._check_peek(limit))
+
     @property
     def sync(self) -> SyncQueue:
         return SyncQueue(self)
+
+    def _check_peek(self, limit: int) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not (1 <= limit <= self.limits.max_peek):
+            raise InvalidArgument(
+                f"{self.name}: peek shows 1..{self.limits.max_peek} messages, got {limit!r}", resource=self.name
+            )
+        return limit
 
     def _check_receive(
         self, max_messages: int, visibility_timeout: timedelta | float | None, wait: timedelta | float | None
@@ -231,6 +247,16 @@ class Queue(_Sender):
         if type(self)._depth is Queue._depth:
             raise NotSupported(f"{self.name}: this queue provider cannot count its messages", resource=self.name)
         return bridge.run_sync(self._depth())
+
+    async def _peek(self, limit: int) -> list[Message]:
+        if type(self)._peek_blocking is Queue._peek_blocking:
+            raise NotSupported(f"{self.name}: this queue provider cannot peek without receiving", resource=self.name)
+        return await self._call(self._peek_blocking, limit)
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        if type(self)._peek is Queue._peek:
+            raise NotSupported(f"{self.name}: this queue provider cannot peek without receiving", resource=self.name)
+        return bridge.run_sync(self._peek(limit))
 
     async def _nack(self, message: Message, delay: float) -> None:
         await self._call(self._nack_blocking, message, delay)
@@ -316,6 +342,9 @@ class SyncQueue:
 
     def depth(self) -> int:
         return self.queue._depth_blocking()
+
+    def peek(self, limit: int = 10) -> list[Message]:
+        return self.queue._peek_blocking(self.queue._check_peek(limit))
 
     def create(self) -> None:
         bridge.run_sync(self.queue.create())

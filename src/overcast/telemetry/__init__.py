@@ -78,6 +78,8 @@ __all__ = [
     "summarize_requests",
     "timed",
     "watch_app",
+    "watch_calls",
+    "watch_replication",
     "watch_backlog",
 ]
 
@@ -279,8 +281,26 @@ def summarize_requests(listener: Callable[[RequestSummary], None] | None) -> Non
     _state.request_listener = listener
     if listener is not None:
         _state.ENABLED = True
-    elif not _state.instruments.otel:
+    elif not _state.instruments.otel and _state.call_listener is None:
         _state.ENABLED = False
+
+
+def watch_calls(listener: Callable[[str, str, str, str, float, bool], None] | None) -> None:
+    """Time provider calls and hand each one to ``listener`` as (upstream, operation, resource,
+    outcome, seconds, made while serving an HTTP request), wherever it was made: requests,
+    subscribers, schedules. The listener runs on the caller's thread and must not raise.
+    ``overcast dev``'s console uses it; keeps what :func:`configure` set up."""
+    _state.call_listener = listener
+    if listener is not None:
+        _state.ENABLED = True
+    elif not _state.instruments.otel and _state.request_listener is None:
+        _state.ENABLED = False
+
+
+def watch_replication(listener: Callable[[str, str, float], None] | None) -> None:
+    """Hand each replication lag to ``listener`` as (resource, replica, seconds), whether
+    telemetry is on or not: ``overcast dev``'s console shows each member's. Must not raise."""
+    _state.lag_listener = listener
 
 
 def configure_from_env(*, target: str | None = None, cloud: str | None = None, default: bool = False) -> bool:
@@ -325,7 +345,7 @@ def flush() -> None:
 
 def shutdown() -> None:
     """Flush and turn telemetry off (timed wrappers stay, and cost one flag check)."""
-    _state.ENABLED = _state.request_listener is not None
+    _state.ENABLED = _state.request_listener is not None or _state.call_listener is not None
     _state.instruments.otel = False
     if _inject_trace_context in queue_resources.attribute_injectors:
         queue_resources.attribute_injectors.remove(_inject_trace_context)

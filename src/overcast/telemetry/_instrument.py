@@ -71,6 +71,16 @@ def record_call(key: tuple[str, str], operation: str, seconds: float, exc: BaseE
     calls = _state.request_calls.get()
     if calls is not None:
         calls.append((upstream, operation, _state.redact_text(name) if _state.secrets else name, outcome, seconds))
+    listener = _state.call_listener
+    if listener is not None:
+        listener(
+            upstream,
+            operation,
+            _state.redact_text(name) if _state.secrets else name,
+            outcome,
+            seconds,
+            calls is not None,
+        )
 
 
 def record_size(key: tuple[str, str], operation: str, direction: str, size: int) -> None:

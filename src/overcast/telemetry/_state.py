@@ -47,6 +47,11 @@ request_calls: contextvars.ContextVar[list[tuple[str, str, str, str, float]] | N
 #: Called with each request's summary when set (``overcast dev`` prints it).
 request_listener: Any = None
 
+#: Called with every timed upstream call when set, inside requests or not (``overcast dev``'s
+#: console keeps the latency of each upstream operation): (upstream, operation, resource,
+#: outcome, seconds, whether it was made while serving an HTTP request).
+call_listener: Any = None
+
 #: The handler of the runtime invocation under way (Lambda, Azure Functions), which counts
 #: it: the HTTP middleware then counts nothing itself.
 invocation: contextvars.ContextVar[str | None] = contextvars.ContextVar("overcast_invocation", default=None)
@@ -129,9 +134,16 @@ def count(name: str, amount: int = 1, **attributes: str) -> None:
     amounts.append(amount)
 
 
+#: Called with every replication lag when set, telemetry on or off (``overcast dev``'s console
+#: shows each member's): (resource, replica, seconds).
+lag_listener: Any = None
+
+
 def replication_lag(resource: str, replica: str, seconds: float) -> None:
     """A replica of ``resource`` applied a write ``seconds`` after the primary acknowledged
     it: recorded in ``overcast.replication.lag``. Free while off."""
+    if lag_listener is not None:
+        lag_listener(resource, replica, seconds)
     if not ENABLED:
         return
     key = (resource, replica)

@@ -188,3 +188,71 @@ def token_of(html: str) -> str:
     found = re.search(r'name="overcast-token" content="([^"]+)"', html)
     assert found, html[:500]
     return found.group(1)
+
+
+#: An app that lives through an outage of one Redis server: ``ledger`` is replicated from SQLite
+#: to it, and ``send_mail`` (not critical) writes to ``outbox`` on it, so its deliveries wait in
+#: a backlog while it is down. A replay fails (a "bug") until ``switches/mail-fixed`` exists.
+OUTAGE_APP = """
+import overcast
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+app = overcast.App("console-outage")
+ledger = app.kv("ledger")
+outbox = app.kv("outbox")
+switches = app.kv("switches")
+mails = app.queue("mails")
+
+
+async def record(request):
+    entry = await request.json()
+    await ledger.put(entry["id"], entry)
+    return JSONResponse(entry, status_code=201)
+
+
+async def mail(request):
+    await mails.send(await request.json())
+    return JSONResponse({"queued": True}, status_code=202)
+
+
+app.http(Starlette(routes=[Route("/ledger", record, methods=["POST"]), Route("/mails", mail, methods=["POST"])]))
+
+
+@app.subscribe(mails, critical=False, depends_on=[outbox])
+async def send_mail(event):
+    if event.extensions.get("replay") and await switches.get("mail-fixed") is None:
+        raise RuntimeError("template bug: fixed once switches/mail-fixed exists")
+    await outbox.put(event.data["to"], event.data)
+"""
+
+OUTAGE_TOML = """
+[app]
+entry = "app:app"
+
+[targets.local]
+kv.outbox = "redis://127.0.0.1:{port}/0?timeout=0.3&retries=0"
+
+[targets.local.kv.ledger]
+primary = "sqlite:///.overcast/kv/ledger.db"
+replicas = ["redis://127.0.0.1:{port}/1?timeout=0.3&retries=0"]
+"""
+
+
+def write_outage(folder: Path, redis_port: int) -> Path:
+    """The outage app in ``folder``, its Redis member and dependency at ``redis_port``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "overcast.toml").write_text(OUTAGE_TOML.format(port=redis_port))
+    (folder / "app.py").write_text(textwrap.dedent(OUTAGE_APP))
+    return folder
+
+
+def start_redis_at(port: int) -> object:
+    """A Redis server (no persistence) on ``port``; ``.stop()`` ends it (a member down)."""
+    from servers import find_program, spawn
+
+    program = find_program("redis-server")
+    assert program, "redis-server is missing: apt-get install -y redis-server"
+    command = [program, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    return spawn("console-redis", command, port)

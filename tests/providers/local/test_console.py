@@ -22,6 +22,8 @@ from console_support import (
     write_demo,
 )
 
+import overcast
+from overcast.errors import NotSupported
 from overcast.providers.local.console.guard import is_loopback_host, refusal
 
 
@@ -277,12 +279,35 @@ def test_dead_letters_are_counted_and_re_driven(dev: tuple[httpx.Client, Path]) 
     client.post("/jobs", json={"job": "j1"}).raise_for_status()
     eventually(lambda: _queue_row(client, "queue:jobs")[1] == "1")
     assert _queue_row(client, "subscription:signups/welcome")[0].isdigit()
+    for _ in range(2):  # peeking twice receives nothing: the dead letter stays, its attempts unchanged
+        peeked = client.get("/_overcast/queues/peek", params={"source": "queue:jobs", "dead": "1"})
+        assert peeked.status_code == 200 and "&#34;j1&#34;" in _table(peeked.text, "peeked")
+    assert _queue_row(client, "queue:jobs")[1] == "1"
+    assert "No message waiting" in client.get("/_overcast/queues/peek", params={"source": "queue:jobs"}).text
+    assert client.get("/_overcast/queues/peek", params={"source": "queue:nope"}).status_code == 404
     healed = {"token": token, "key": "healed", "version": "", "value": "{}"}
     assert client.post("/_overcast/kv/switches/item", data=healed).status_code == 303
     moved = client.post("/_overcast/queues/redrive", data={"token": token, "source": "queue:jobs"})
     assert moved.status_code == 303 and "moved=1" in moved.headers["location"]
     eventually(lambda: "ok" in client.get("/_overcast/kv/switches/item", params={"key": "worked-j1"}).text)
     assert _queue_row(client, "queue:jobs")[1] == "0"
+
+
+def test_an_app_without_deferred_work_has_an_empty_backlog_page(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    page = client.get("/_overcast/backlog")
+    assert page.status_code == 200 and "This app has no backlog" in page.text
+    refused = client.post("/_overcast/backlog/redrive", data={"token": _console(client), "backlog": "nope"})
+    assert refused.status_code == 404 and "has no backlog &#39;nope&#39;" in refused.text
+
+
+def test_peek_says_so_where_the_provider_cannot() -> None:
+    from overcast.providers.local.console.queues import _not_supported
+
+    sqs = overcast.open_queue("sqs://demo-jobs?region=us-east-1&endpoint=http://127.0.0.1:1")
+    with pytest.raises(NotSupported):  # before any call: SQS has no peek, only a receive that hides
+        sqs.sync.peek()
+    assert "not supported by sqs" in _not_supported(sqs)
 
 
 def test_publish_to_a_topic_from_the_form(dev: tuple[httpx.Client, Path]) -> None:
@@ -333,6 +358,25 @@ def test_the_latency_view_shows_each_upstream_operation(dev: tuple[httpx.Client,
     p50, p95, p99 = (float(v) for v in re.findall(r'class="p\d\d">([\d.]+) ms', row.group(1)))
     assert 0 < p50 <= p95 <= p99
     assert "<polyline" in row.group(1)
+    assert 'class="outside">0<' in row.group(1)  # the request's own calls
+
+
+def test_latency_counts_calls_outside_requests_but_not_the_consoles_own(dev: tuple[httpx.Client, Path]) -> None:
+    client, _ = dev
+    client.get("/_overcast/resources")  # pings every resource: the console's calls, not the app's
+    client.post("/users", json={"id": "outside-1", "name": "O"}).raise_for_status()
+
+    def welcome_put() -> str | None:
+        page = client.get("/_overcast/latency").text
+        row = re.search(r'<tr data-key="sqlite put switches">(.*?)</tr>', page, re.S)
+        return row.group(1) if row else None  # the subscriber's put, made outside any request
+
+    row = eventually(welcome_put)
+    outside = int(re.search(r'class="outside">(\d+)<', row).group(1))  # type: ignore[arg-type, union-attr]
+    assert outside >= 1
+    page = client.get("/_overcast/latency").text
+    assert "ping" not in page  # the console's health checks are not the app's calls
+    assert 'data-key="sqlite receive' not in page  # nor the consumers' long polls
 
 
 def _welcome_of(client: httpx.Client, after: int, user: str) -> dict[str, Any]:
@@ -386,3 +430,88 @@ def test_the_reloading_server_serves_the_console_too(tmp_path: Path) -> None:
         client.post("/users", json={"id": "reloaded", "name": "R"}).raise_for_status()
         events = _feed(client, until="POST /users")
         assert any(e["title"] == "POST /users" and e["status"] == 201 for e in events)
+
+
+def _table(page: str, table_id: str) -> str:
+    found = re.search(rf'<table[^>]*id="{re.escape(table_id)}"[^>]*>(.*?)</table>', page, re.S)
+    assert found, page
+    return found.group(1)
+
+
+def _cell(row_html: str, name: str) -> str:
+    found = re.search(rf'<td class="{name}[^"]*">(.*?)</td>', row_html, re.S)
+    assert found, row_html
+    return found.group(1).strip()
+
+
+def _member(client: httpx.Client, role: str) -> str:
+    table = _table(client.get("/_overcast/resources").text, "replicated-ledger")
+    found = re.search(rf'<tr data-role="{role}">(.*?)</tr>', table, re.S)
+    assert found, table
+    return found.group(1)
+
+
+def _backlog(client: httpx.Client) -> str:
+    table = _table(client.get("/_overcast/backlog").text, "backlogs")
+    found = re.search(r'<tr data-backlog="mails">(.*?)</tr>', table, re.S)
+    assert found, table
+    return found.group(1)
+
+
+def _total(row_html: str) -> int:
+    """Items of a backlog row waiting or in replay."""
+    return int(_cell(row_html, "depth")) + int(_cell(row_html, "in-hand"))
+
+
+def test_a_member_down_and_a_backlog_through_an_outage(tmp_path: Path) -> None:
+    """A real Redis server goes down under ``overcast dev``: the replicated ledger shows its replica's
+    breaker open and writes waiting in the log, and the non-critical mail waits in its backlog
+    (depth, age, why); once Redis is back both recover, a replay that keeps failing lands in the
+    backlog's dead letters, and re-driving them (with the session token) delivers it."""
+    from console_support import free_port, start_redis_at, write_outage
+
+    port = free_port()
+    redis = start_redis_at(port)
+    folder = write_outage(tmp_path / "outage", port)
+    with overcast_process(folder, "dev", "--no-reload") as (base, _), httpx.Client(base_url=base, timeout=15) as c:
+        assert _cell(_member(c, "replica 1"), "breaker") == "closed"
+        assert _cell(_member(c, "replica 1"), "lag") == "—"  # nothing shipped yet
+        redis.stop()  # type: ignore[attr-defined]
+        for n in range(3):
+            c.post("/ledger", json={"id": f"entry-{n}"}).raise_for_status()
+        c.post("/mails", json={"to": "ada"}).raise_for_status()
+        replica = eventually(lambda: (r := _member(c, "replica 1")) and "open" in _cell(r, "breaker") and r)
+        assert "no:" in _cell(replica, "reachable")  # type: ignore[arg-type]
+        assert int(_cell(_member(c, "primary"), "log-depth")) >= 3
+        assert _cell(_member(c, "primary"), "breaker") == "closed"
+        # the replayer, long-polling the backlog while the outbox was up, takes the first mail and holds
+        # it while the outbox is down ("in replay"); what comes next waits in the backlog
+        eventually(lambda: _total(_backlog(c)) == 1, timeout=15)
+        c.post("/mails", json={"to": "bob"}).raise_for_status()
+        waiting = eventually(lambda: (r := _backlog(c)) and _total(r) == 2 and _cell(r, "depth") != "0" and r)
+        assert _cell(waiting, "oldest").endswith(" s")  # type: ignore[arg-type]
+        page = c.get("/_overcast/backlog").text
+        items = re.search(r'<table class="items" data-backlog="mails">(.*?)</table>', page, re.S)
+        assert items and "breaker open" in items.group(1)  # parked at once: the first had opened it
+        assert "&#34;to&#34;: &#34;bob&#34;" in items.group(1) and "ago" in items.group(1)
+
+        redis = start_redis_at(port)
+        eventually(lambda: _cell(_member(c, "replica 1"), "breaker") == "closed", timeout=20)
+        eventually(lambda: _cell(_member(c, "primary"), "log-depth") == "0", timeout=20)
+        assert re.fullmatch(r"[\d.]+ ms \([\d.]+ ms; [3-9] writes\)", _cell(_member(c, "replica 1"), "lag"))
+        shipped = re.search(r'<tr data-key="redis put ledger">(.*?)</tr>', c.get("/_overcast/latency").text, re.S)
+        assert shipped and int(_cell(shipped.group(1), "outside")) >= 3  # the replicator's calls, timed
+        dead = eventually(lambda: (r := _backlog(c)) and _cell(r, "dead") == "2" and r, timeout=30)
+        assert _cell(dead, "depth") == "0"  # type: ignore[arg-type]
+
+        token = _console(c)
+        refused = c.post("/_overcast/backlog/redrive", data={"backlog": "mails", "token": "wrong"})
+        assert refused.status_code == 403
+        c.post("/_overcast/kv/switches/item", data={"key": "mail-fixed", "version": "", "value": "{}", "token": token})
+        moved = c.post("/_overcast/backlog/redrive", data={"backlog": "mails", "token": token}, follow_redirects=True)
+        assert "Re-drove 2 from mails" in moved.text
+        for to in ("ada", "bob"):
+            item = f"/_overcast/kv/outbox/item?key={to}"
+            eventually(lambda item=item: "No item" not in c.get(item).text, timeout=20)  # type: ignore[misc]
+        assert _cell(_backlog(c), "dead") == "0"
+    redis.stop()  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ def test_registry_opens_memory_providers_with_their_capabilities() -> None:
     expected = [
         (overcast.open_kv, MemoryKeyValueStore, {"ttl", "ordered_scan"}),
         (overcast.open_bucket, MemoryBlobStore, {"conditional"}),
-        (overcast.open_queue, MemoryQueue, {"delay", "dead_letter", "depth"}),
+        (overcast.open_queue, MemoryQueue, {"delay", "dead_letter", "depth", "peek"}),
         (overcast.open_topic, MemoryTopic, {"delay", "dead_letter"}),
         (overcast.open_cache, MemoryCache, set()),
         (overcast.open_secrets, MemorySecretStore, set()),

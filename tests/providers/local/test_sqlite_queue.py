@@ -37,7 +37,7 @@ def test_opened_by_the_registry_with_relative_path(tmp_path: Path) -> None:
     queue = overcast.open_queue("sqlite:///sub/jobs.db", base_dir=tmp_path)
     topic = overcast.open_topic("sqlite:///sub/events.db", base_dir=tmp_path)
     assert isinstance(queue, SQLiteQueue) and isinstance(topic, SQLiteTopic)
-    assert queue.capabilities == {"delay", "dead_letter", "multiprocess", "depth"}
+    assert queue.capabilities == {"delay", "dead_letter", "multiprocess", "depth", "peek"}
     queue.sync.create()
     queue.sync.create()
     topic.sync.create()

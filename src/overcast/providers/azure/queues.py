@@ -118,10 +118,10 @@ class AzureStorageQueue(Queue):
     """One Azure Storage queue. Options: ``max_attempts`` (default 5; 0: never dead-letter),
     ``account`` / ``endpoint`` / ``connection_env`` (see ``_credentials``).
 
-    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``.
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``peek``.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "peek"})
     #: room is left in Azure's 64 KiB message for the envelope and attributes
     limits: ClassVar[QueueLimits] = QueueLimits(max_body_bytes=48 * 1024)
     offload: ClassVar[bool] = True
@@ -238,6 +238,19 @@ class AzureStorageQueue(Queue):
                 out.append(self._message(raw))
         return out
 
+    def _peek_flow(self, queue: Any, limit: int) -> Flow[list[Message]]:
+        try:
+            peeked = yield queue.peek_messages(max_messages=limit)
+        except az.AzureError as exc:
+            raise self._fail(exc, "peek") from exc
+        out = []
+        for raw in peeked:
+            if self.max_attempts and int(raw.dequeue_count or 0) >= self.max_attempts:
+                continue  # the next receive moves it to the poison queue
+            body, attributes, message_id = decode_message(raw.content or "")
+            out.append(Message(message_id or raw.id, body, attributes, int(raw.dequeue_count or 0)))
+        return out
+
     def _bury_flow(self, queue: Any, service: Any, raw: Any) -> Flow[None]:
         """Move a message past its attempts to the poison queue (created on first use)."""
         text = raw.content or ""
@@ -293,6 +306,12 @@ class AzureStorageQueue(Queue):
             return await arun(flow)
 
         return await poll(once, wait, first=_POLL_FIRST, most=_POLL_MAX)
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        return run(self._peek_flow(self._queue, limit))
+
+    async def _peek(self, limit: int) -> list[Message]:
+        return await arun(self._peek_flow(await self._aio(), limit))
 
     def _ack_blocking(self, message: Message) -> None:
         run(self._settle_flow(self._queue, message, None))

@@ -439,10 +439,13 @@ def dev_asgi(app: App, *, provision: bool = True, console: bool = False) -> DevA
     workers = DevWorkers(app, provision=provision, retry_delay=lambda attempt: backoff(attempt, base=base))
     if not console:
         return DevASGI(app, workers)
+    from ... import telemetry
     from .console import Console as LocalConsole
 
     printer = workers.on_delivery
     served = LocalConsole(app, subscription_queue=workers.queue_for)
+    telemetry.watch_calls(served.events.latency.call)
+    telemetry.watch_replication(served.events.latency.lag)
 
     def report(delivery: Delivery) -> None:
         printer(delivery)

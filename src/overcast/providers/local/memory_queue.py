@@ -97,7 +97,7 @@ class MemoryQueue(Queue):
     ``dead_letters=true`` opens the dead letters of the queue so named.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "depth"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "depth", "peek"})
     offload: ClassVar[bool] = False
 
     def __init__(
@@ -183,6 +183,21 @@ class MemoryQueue(Queue):
         limit = self.max_attempts if self.max_attempts is not None else 2**62
         with queue.lock:
             return sum(1 for env in queue.messages.values() if env.visible_at <= now and env.attempts < limit)
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        queue = self._q()
+        now = time.monotonic()
+        cap = self.max_attempts if self.max_attempts is not None else 2**62
+        with queue.lock:
+            waiting = sorted(
+                (env.visible_at, seq, env)
+                for seq, env in queue.messages.items()
+                if env.visible_at <= now and env.attempts < cap
+            )
+            return [
+                Message(env.id, decode_body(env.data), dict(env.attributes), env.attempts)
+                for _, _, env in waiting[:limit]
+            ]
 
     def _claim(self, max_messages: int, visibility_timeout: float) -> list[Message]:
         queue = self._q()

@@ -106,7 +106,7 @@ class SQLiteQueue(Queue):
     Capabilities: ``delay``, ``dead_letter``, ``multiprocess``.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth", "peek"})
     offload: ClassVar[bool] = True
 
     def __init__(
@@ -236,6 +236,17 @@ class SQLiteQueue(Queue):
                 (self._queue, time.time(), limit),
             ).fetchone()
         return int(row[0])
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        self._register()
+        cap = self.max_attempts if self.max_attempts is not None else 2**62
+        with self._db.transaction() as conn:  # what the next receives would claim, in their order
+            rows = conn.execute(
+                "SELECT seq, id, body, attributes, attempts, '' FROM messages"
+                " WHERE queue = ? AND visible_at <= ? AND attempts < ? ORDER BY visible_at, seq LIMIT ?",
+                (self._queue, time.time(), cap, limit),
+            ).fetchall()
+        return [self._message(row) for row in rows]
 
 
 class SQLiteTopic(Topic):

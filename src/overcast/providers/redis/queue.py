@@ -119,15 +119,36 @@ _DEPTH = """
 return redis.call('XLEN', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
 """
 
+# KEYS: stream, flight, attempts; ARGV: now ms, limit, max attempts (0: none)
+# The entries not in flight (never delivered, or their visibility timeout over), oldest first.
+_PEEK = """
+local now, limit, maxa = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, cursor = {}, '-'
+for _ = 1, 50 do
+  local entries = redis.call('XRANGE', KEYS[1], cursor, '+', 'COUNT', 100)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    local hidden = tonumber(redis.call('ZSCORE', KEYS[2], entry[1]) or '0')
+    local attempts = tonumber(redis.call('HGET', KEYS[3], entry[1]) or '0')
+    if hidden <= now and (maxa == 0 or attempts < maxa) then
+      table.insert(out, {entry[1], entry[2], attempts, ''})
+      if #out >= limit then return out end
+    end
+  end
+  cursor = '(' .. entries[#entries][1]
+end
+return out
+"""
+
 
 class RedisQueue(Queue):
     """A queue on a Redis Stream. Options: ``prefix`` (default: the resource's name),
     ``max_attempts`` (deliveries before dead-lettering, default 5).
 
-    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``depth``.
+    Capabilities: ``delay``, ``dead_letter``, ``multiprocess``, ``depth``, ``peek``.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "depth", "peek"})
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "redis"
 
@@ -153,6 +174,7 @@ class RedisQueue(Queue):
         self._ack_script = self._client.register_script(_ACK)
         self._nack_script = self._client.register_script(_NACK)
         self._depth_script = self._client.register_script(_DEPTH)
+        self._peek_script = self._client.register_script(_PEEK)
 
     def dead_letters(self) -> RedisQueue:
         """The queue of this queue's dead letters (``{NAME}:dead``)."""
@@ -268,6 +290,14 @@ class RedisQueue(Queue):
             return int(self._depth_script(keys=[self._stream, self._flight], args=[int(time.time() * 1000)]))
         except REDIS_ERRORS as exc:
             raise error(exc, self.name, "depth") from exc
+
+    def _peek_blocking(self, limit: int) -> list[Message]:
+        keys = [self._stream, self._flight, self._attempts]
+        try:
+            rows = self._peek_script(keys=keys, args=[int(time.time() * 1000), limit, self.max_attempts or 0])
+        except REDIS_ERRORS as exc:
+            raise error(exc, self.name, "peek") from exc
+        return [replace(self._message(row), receipt="") for row in rows]
 
 
 # KEYS: the set of subscription streams. ARGV: message id, body, attributes.

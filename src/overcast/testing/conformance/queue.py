@@ -58,7 +58,9 @@ class QueueSuite(ConformanceSuite):
     go to its dead letters after ``Queue.default_max_attempts`` deliveries.
     """
 
-    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "fifo", "multiprocess", "depth"})
+    kind_capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"delay", "dead_letter", "fifo", "multiprocess", "depth", "peek"}
+    )
     visibility: ClassVar[float] = 1.0
     processes: ClassVar[int] = 3
 
@@ -176,6 +178,35 @@ class QueueSuite(ConformanceSuite):
     async def test_depth_is_not_supported(self, queue: Queue) -> None:
         with pytest.raises(NotSupported):
             await queue.depth()
+
+    @requires("peek")
+    async def test_peek_shows_what_waits_without_receiving_it(self, queue: Queue) -> None:
+        assert await queue.peek() == []
+        sent = [await queue.send({"n": n}, attributes={"k": str(n)}) for n in range(3)]
+        if queue.supports("delay"):
+            await queue.send({"n": "later"}, delay=600)
+
+        async def peeked(expected: int) -> list[Message] | None:
+            found = await queue.peek(5)
+            return found if len(found) == expected else None
+
+        shown = await eventually(lambda: peeked(3), what="3 messages peeked (the delayed one not shown)")
+        assert [m.id for m in shown] == sent and [m.body for m in shown] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert shown[0].attributes == {"k": "0"} and shown[0].attempts == 0 and shown[0].receipt == ""
+        assert len(queue.sync.peek(2)) == 2
+        first = await _receive_one(queue, what="the first message, not hidden by the peeks")
+        assert (first.id, first.attempts) == (sent[0], 1)  # the peeks counted no delivery
+        await eventually(lambda: peeked(2), what="2 messages peeked with one in flight")
+        await queue.nack(first)
+        again = await eventually(lambda: peeked(3), what="3 messages peeked once it is given back")
+        assert {m.id: m.attempts for m in again}[sent[0]] == 1
+        with pytest.raises(InvalidArgument):
+            await queue.peek(0)
+
+    @lacks("peek")
+    async def test_peek_is_not_supported(self, queue: Queue) -> None:
+        with pytest.raises(NotSupported):
+            await queue.peek()
 
     def test_nack_sync(self, queue: Queue) -> None:
         q = queue.sync

@@ -98,7 +98,7 @@ class Console:
         from starlette.routing import Mount, Route
         from starlette.staticfiles import StaticFiles
 
-        from . import data, pages, queues
+        from . import data, pages, queues, resilience
         from .guard import LocalOnly
 
         routes = [
@@ -122,6 +122,9 @@ class Console:
             Route("/bucket/{name}/delete", data.bucket_delete, methods=["POST"]),
             Route("/queues", queues.queues),
             Route("/queues/redrive", queues.redrive, methods=["POST"]),
+            Route("/queues/peek", queues.peek),
+            Route("/backlog", resilience.backlog),
+            Route("/backlog/redrive", resilience.backlog_redrive, methods=["POST"]),
             Route("/topic/{name}/publish", queues.publish, methods=["POST"]),
             Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
         ]
@@ -132,4 +135,10 @@ class Console:
     async def __call__(
         self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
     ) -> None:
-        await self.asgi(scope, receive, send)
+        from .latency import console_call
+
+        token = console_call.set(True)
+        try:
+            await self.asgi(scope, receive, send)
+        finally:
+            console_call.reset(token)

@@ -53,9 +53,6 @@ class EventLog:
             {"upstream": u, "operation": op, "resource": r, "outcome": o, "ms": round(s * 1000, 2)}
             for u, op, r, o, s in summary.calls
         ]
-        now = time.time()
-        for upstream, operation, resource, result, seconds in summary.calls:
-            self.latency.add((upstream, operation, resource), now, seconds * 1000, result == "ok")
         outcome = "ok" if summary.status < 400 else ("client-error" if summary.status < 500 else "error")
         self._add(
             {

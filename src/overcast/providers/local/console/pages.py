@@ -15,7 +15,9 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ....runtime.dispatch import run_schedule
 from .events import CLOSE, public
+from .latency import console_call
 from .render import BASE, Refused, console_of, error_page, form_of, page
+from .resilience import replicated
 
 __all__ = ["events", "events_stream", "latency", "resources", "run_now", "schedules", "secrets"]
 
@@ -66,8 +68,21 @@ async def resources(request: Request) -> Response:
     ]
     others = sorted(t for t in console.app.config.targets if t != console.app.target)
     elsewhere = [{**_row(h), "urls": [_url_on(console.app, h, t) for t in others]} for h in handles]
-    context = {"rows": rows, "subscriptions": subscriptions, "others": others, "elsewhere": elsewhere}
+    context = {
+        "rows": rows,
+        "subscriptions": subscriptions,
+        "others": others,
+        "elsewhere": elsewhere,
+        "replicated": await replicated(
+            [h for h, (ok, _) in zip(handles, checks, strict=True) if ok or _opened(h)], console.events.latency
+        ),
+    }
     return page(request, "resources.html", context)
+
+
+def _opened(handle: Any) -> bool:
+    """Whether a handle's provider is open (a replicated one stays open with a member down)."""
+    return getattr(handle, "_opened", None) is not None
 
 
 def _url_on(app: Any, handle: Any, target: str) -> dict[str, Any]:
@@ -145,7 +160,7 @@ def _sse(event: dict[str, Any]) -> str:
 
 
 async def latency(request: Request) -> Response:
-    """Upstream latency per operation over the last minutes, from the requests' upstream calls."""
+    """Upstream latency per operation over the last minutes, from every timed upstream call of the app."""
     book = console_of(request).events.latency
     return page(request, "latency.html", {"rows": book.rows(time.time()), "minutes": book.window / 60})
 
@@ -178,7 +193,11 @@ async def run_now(request: Request) -> Response:
         job = next((j for j in console.app.schedules if j.name == name), None)
         if job is None:
             raise Refused(404, f"{console.app.name} has no schedule {name!r}")
-        delivery = await run_schedule(job, app=console.app.name)
+        token = console_call.set(False)  # the run's calls are the app's, as on its timer
+        try:
+            delivery = await run_schedule(job, app=console.app.name)
+        finally:
+            console_call.reset(token)
     except Exception as exc:
         return error_page(request, exc)
     with contextlib.suppress(Exception):

@@ -10,14 +10,17 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ....errors import NotSupported
 from ....handles import TopicHandle
 from .data import depth_of, handle_of
 from .render import BASE, Refused, console_of, error_page, form_of, page
 
-__all__ = ["event_detail", "publish", "queues", "redrive", "replay"]
+__all__ = ["event_detail", "peek", "publish", "queues", "redrive", "replay"]
 
 #: dead letters moved back by one click at most (the rest stay for the next)
 REDRIVE_MAX = 1000
+#: messages a peek shows
+PEEK_SHOWN = 20
 
 
 def _sources(request: Request) -> dict[str, tuple[str, Any]]:
@@ -78,6 +81,45 @@ async def redrive(request: Request) -> Response:
     except Exception as exc:
         return error_page(request, exc)
     return RedirectResponse(f"{BASE}/queues?" + urlencode({"moved": f"{moved} from {source}"}), status_code=303)
+
+
+async def peek(request: Request) -> Response:
+    """The messages waiting in a queue (or its dead letters), shown without receiving them: where the
+    provider cannot peek natively the page says so rather than receive (which would hide each
+    message from the app's consumer and count an attempt)."""
+    try:
+        source = request.query_params.get("source", "")
+        dead = request.query_params.get("dead") == "1"
+        found = _sources(request).get(source)
+        if found is None:
+            raise Refused(404, f"no queue or subscription {source!r}")
+        queue = found[1].dead_letters() if dead else found[1]
+        try:
+            messages, why_not = await queue.peek(PEEK_SHOWN), None
+        except NotSupported:
+            messages, why_not = [], _not_supported(queue)
+    except Exception as exc:
+        return error_page(request, exc)
+    rows = [
+        {
+            "id": m.id,
+            "attempts": m.attempts,
+            "attributes": m.attributes,
+            "body": json.dumps(m.body, ensure_ascii=False, indent=1)[:2000],
+        }
+        for m in messages
+    ]
+    label = found[0] + (" (dead letters)" if dead else "")
+    context = {"label": label, "source": source, "dead": dead, "rows": rows, "why_not": why_not, "shown": PEEK_SHOWN}
+    return page(request, "peek.html", context)
+
+
+def _not_supported(queue: Any) -> str:
+    scheme = getattr(getattr(queue, "location", None), "scheme", None) or "this provider"
+    return (
+        f"Peeking is not supported by {scheme}: it has no way to show messages without receiving them, "
+        "and receiving would hide each one from the app's consumer and count an attempt."
+    )
 
 
 async def publish(request: Request) -> Response:
