@@ -44,13 +44,13 @@ __all__ = [
     "SQLiteFile",
     "ThreadConnections",
     "busy",
-    "immediate",
 ]
 
 #: Seconds a call waits for another connection's lock before it fails as ``Unavailable``
 #: (the URL option ``timeout``): long enough for a queue of writers each syncing a commit
-#: on a slow disk, short enough that a file held by a stuck process is reported.
-DEFAULT_TIMEOUT = 10.0
+#: on a slow, busy disk (a lock is held for one commit), yet bounded, so that a file held
+#: by a stuck process is reported.
+DEFAULT_TIMEOUT = 30.0
 #: Backoff between tries of what SQLite refused without waiting: doubling, with jitter.
 _BACKOFF_FIRST = 0.001
 _BACKOFF_MOST = 0.05
@@ -68,20 +68,6 @@ def busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorname", "")
     text = str(exc)
     return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "database is busy" in text
-
-
-@contextlib.contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction taken at once (``BEGIN IMMEDIATE``): committed if the block
-    ends normally, rolled back if it (or the commit) raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _wal(conn: sqlite3.Connection) -> None:
@@ -138,7 +124,7 @@ class SQLiteFile:
         :attr:`timeout`; sqlite3's errors raised as :meth:`error` says.
 
         ``call`` must change nothing when it fails busy: one statement, or a transaction
-        rolled back (:func:`immediate`)."""
+        rolled back (:meth:`transaction`)."""
         started = time.monotonic()
         try:
             return call()
@@ -178,8 +164,9 @@ class SQLiteFile:
 
     @contextlib.contextmanager
     def transaction(self, conn: sqlite3.Connection, key: str | None = None) -> Iterator[sqlite3.Connection]:
-        """:func:`immediate` on ``conn``, its ``BEGIN IMMEDIATE`` waiting up to :attr:`timeout`
-        (the block holds the write lock: it never meets a busy error); errors mapped."""
+        """A write transaction taken at once (``BEGIN IMMEDIATE``, waiting up to :attr:`timeout`),
+        committed if the block ends normally, rolled back if it (or the commit) raises; errors
+        mapped. The block holds the write lock: it never meets a busy error."""
         self.run(conn, lambda: conn.execute("BEGIN IMMEDIATE"), key)
         with self.mapped(key):
             try:

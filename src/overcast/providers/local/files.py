@@ -25,7 +25,7 @@ Writes are atomic and conditional writes exact, across threads and processes:
 * writes of one key are serialized by lock files in ``.overcast/locks/`` (``fcntl.flock``),
   so ``if_absent`` and ``if_etag`` are checked and applied atomically, however many
   processes race: one wins, the others get ``Conflict``. A write waits for the lock up to
-  the URL option ``timeout`` (default 10 s), then is ``Unavailable``. Reads take no lock;
+  the URL option ``timeout`` (default 30 s), then is ``Unavailable``. Reads take no lock;
 * a folder left empty by a delete is removed, and a write that finds the folder it just
   made gone (another key's delete removed it) makes it again.
 
@@ -33,7 +33,7 @@ ETags are the MD5 of the content, as S3 gives for single-part uploads (computed 
 read for a file another program wrote). A folder written by Overcast before this layout
 (``<escaped key>.o`` files ending in a metadata trailer) is converted by :meth:`create`
 (``overcast provision``); any other call on it raises an error saying so. URL option:
-``timeout``, how long a write waits for another writer of its key (default 10 s). :meth:`url`
+``timeout``, how long a write waits for another writer of its key (default 30 s). :meth:`url`
 raises ``NotSupported``. POSIX only (it needs ``fcntl``).
 """
 
@@ -73,7 +73,7 @@ _STALE_TEMP_SECONDS = 24 * 3600
 _READ_TRIES = 5
 _FOLDER_TRIES = 20  # a folder removed under a write by other keys' deletes: made again
 #: Seconds a write waits for another writer of its key (the URL option ``timeout``).
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 30.0
 _LOCK_POLL_FIRST = 0.001
 _LOCK_POLL_MOST = 0.05
 

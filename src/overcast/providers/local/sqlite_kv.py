@@ -15,7 +15,7 @@ URL options:
     table: the table to keep the documents in (default ``kv``); several stores may
         share one file with different tables.
     synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
-    timeout: how long a call waits for another process's lock (default 10 s) before it
+    timeout: how long a call waits for another process's lock (default 30 s) before it
         is ``Unavailable``; within it a write ends in success or ``Conflict``, however
         many processes race (see :mod:`._sqlite`).
 

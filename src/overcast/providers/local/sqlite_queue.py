@@ -15,7 +15,7 @@ URL options:
         plain queue (what :meth:`SQLiteTopic.subscription` returns records it).
     dead_letters: ``true`` to open the dead-letter queue of that queue.
     synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
-    timeout: how long a call waits for another process's lock (default 10 s): see
+    timeout: how long a call waits for another process's lock (default 30 s): see
         :mod:`._sqlite`.
 
 Decisions:
