@@ -156,8 +156,8 @@ def blob_whole(data: bytes) -> bool:
 
 def files_worker(root: str, index: int, rounds: int, barrier: Any, results: Any) -> None:
     """Race each round on a create (``if_absent``), a replace (``if_etag``) and a delete of one
-    key, while writing a key of its own in the same folder (so folders are removed and made
-    again under one another's feet); then read the shared key back and check it is whole."""
+    key, reading it back whole in between; then write and delete a key of its own in the same
+    folder, five times, so that folders are removed and made again under one another's feet."""
     faces = _Faces(index)
     store = FileBlobStore(f"file://{root}")
     for r in range(rounds):
@@ -171,12 +171,13 @@ def files_worker(root: str, index: int, rounds: int, barrier: Any, results: Any)
         mine = f"r{r % 7}/p{index}"
         body = blob_body(r, index)  # new bytes: rewriting the winner's own bytes would keep its ETag
         results.put((r, "if_etag", index, faces.outcome(store, "put", key, body, if_etag=etag)))
-        results.put((r, "own", index, faces.outcome(store, "put", mine, body)))
         data = store.sync.get(key)
         results.put((r, "whole", index, "won" if blob_whole(data) else f"error: torn object {data[:80]!r}"))
         barrier.wait(BARRIER_SECONDS)
         results.put((r, "delete", index, faces.outcome(store, "delete", key)))
-        results.put((r, "own_delete", index, faces.outcome(store, "delete", mine)))
+        for _ in range(5):  # the folder empties (and is removed) and fills again, under one another
+            results.put((r, "own", index, faces.outcome(store, "put", mine, body)))
+            results.put((r, "own_delete", index, faces.outcome(store, "delete", mine)))
     results.put(None)
 
 

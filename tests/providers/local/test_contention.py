@@ -22,6 +22,8 @@ from contention_support import (
     queue_sender,
 )
 
+from overcast.providers.local.files import FileBlobStore
+
 PROCESSES = 4
 SCALE = 10 if long_profile() else 1
 #: The outcome every racer but the winner must end in, per kind of race.
@@ -154,6 +156,10 @@ def test_files_conditional_puts_and_deletes_in_processes_have_one_winner(tmp_pat
     outcomes = _race(files_worker, (str(tmp_path / "bucket"), 40 * SCALE))
     bad = _bad_rounds(outcomes)
     assert not bad, _report(bad, outcomes)
+    # A write whose folder another key's delete removed made it again: no key was pushed out
+    # of the tree into .overcast/keys, and every delete left nothing behind.
+    assert not list((tmp_path / "bucket" / ".overcast" / "keys").glob("*"))
+    assert FileBlobStore(f"file://{tmp_path / 'bucket'}").sync.page().objects == []
     assert {race for _, race in outcomes} == {*LOSERS.keys() - {"if_version", "delete_if_version"}, *SOLO}
 
 
