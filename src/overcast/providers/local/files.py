@@ -104,6 +104,19 @@ def _identity(stat: os.stat_result) -> list[int]:
     return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, again when another process removes a folder on the way meanwhile (a
+    delete removes the folders it leaves empty); a file in the way still raises."""
+    for _ in range(_FOLDER_TRIES):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileExistsError, FileNotFoundError):
+            if folder.is_dir():
+                return
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _guess_type(key: str) -> str:
     import mimetypes
 
@@ -373,7 +386,7 @@ class FileBlobStore(BlobStore):
         target = self.root / place
         for _ in range(_FOLDER_TRIES):
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                _make_folder(target.parent)
                 if target.is_dir():
                     return False  # ``a`` while ``a/b`` exists: the escaped place
             except (FileExistsError, NotADirectoryError):
@@ -408,7 +421,7 @@ class FileBlobStore(BlobStore):
                 fh.flush()
                 os.fsync(fh.fileno())
             for attempt in range(_FOLDER_TRIES):
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _make_folder(path.parent)
                 try:
                     os.replace(tmp, path)
                     break
