@@ -12,32 +12,50 @@ the URL option ``synchronous``:
 * ``normal``: SQLite syncs at checkpoints only. An acknowledged write still survives a
   crash of the process, but a power loss may roll back the last commits. Puts are
   several times faster where a sync is slow (``benchmarks/kv_sqlite.py``).
+
+Several processes may share a file (``overcast run --workers N``, several ``overcast
+dev``). A call that finds another connection holding the lock waits for it, up to the
+URL option ``timeout`` (default :data:`DEFAULT_TIMEOUT`), then ends as it would alone
+(success or ``Conflict``): SQLite's busy handler waits for most locks, and
+:meth:`SQLiteFile.run` tries again, with backoff, what SQLite refuses without waiting
+(switching a new file to WAL, a read meeting a WAL reset). Only a lock held past the
+deadline is ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ...errors import Conflict, NotFound, PermissionDenied, ProviderError, Unavailable
 from ...resources.url import ResourceURL
 
 __all__ = [
-    "BUSY_TIMEOUT",
+    "DEFAULT_TIMEOUT",
     "SYNCHRONOUS",
     "ProcessConnection",
     "SQLiteFile",
     "ThreadConnections",
     "busy",
-    "immediate",
 ]
 
-#: Seconds a statement waits for another writer's lock before it fails as ``Unavailable``.
-BUSY_TIMEOUT = 30.0
+#: Seconds a call waits for another connection's lock before it fails as ``Unavailable``
+#: (the URL option ``timeout``): long enough for a queue of writers each syncing a commit
+#: on a slow, busy disk (a lock is held for one commit), yet bounded, so that a file held
+#: by a stuck process is reported.
+DEFAULT_TIMEOUT = 30.0
+#: Backoff between tries of what SQLite refused without waiting: doubling, with jitter.
+_BACKOFF_FIRST = 0.001
+_BACKOFF_MOST = 0.05
+
+T = TypeVar("T")
 #: The values of the ``synchronous`` option; the first is the default.
 SYNCHRONOUS = ("full", "normal")
 
@@ -52,18 +70,11 @@ def busy(exc: sqlite3.Error) -> bool:
     return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text or "database is busy" in text
 
 
-@contextlib.contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction taken at once (``BEGIN IMMEDIATE``): committed if the block
-    ends normally, rolled back if it raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode unless it is already (a switch takes an exclusive lock,
+    for which SQLite does not wait: the caller tries again)."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 class SQLiteFile:
@@ -78,26 +89,93 @@ class SQLiteFile:
         self.path = location.local_path()
         self.resource = resource
         self.synchronous = location.option_choice("synchronous", SYNCHRONOUS, SYNCHRONOUS[0], resource=resource)
+        self.timeout = location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True, resource=resource)
 
-    def connect(self, timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:
-        """A new autocommit connection with the pragmas, creating the file's folder if missing.
+    def connect(
+        self, wait: bool = True, setup: Callable[[sqlite3.Connection], object] | None = None
+    ) -> sqlite3.Connection:
+        """A new autocommit connection with the pragmas, creating the file's folder if missing,
+        and ``setup(conn)`` done (making the schema; tried again while busy).
 
-        ``timeout`` is how long a statement waits for another writer's lock (0: not at all)."""
+        Its statements wait up to :attr:`timeout` for another connection's lock, or, with
+        ``wait=False``, not at all (its setting up waits all the same)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self.os_error(exc) from exc
         try:
-            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self.run(conn, lambda: _wal(conn))
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-        except sqlite3.Error as exc:
+            if setup is not None:
+                self.run(conn, lambda: setup(conn))
+            if not wait:
+                conn.execute("PRAGMA busy_timeout = 0")
+        except BaseException:
             conn.close()
-            raise self.error(exc) from exc
+            raise
         return conn
+
+    def run(self, conn: sqlite3.Connection, call: Callable[[], T], key: str | None = None) -> T:
+        """``call()`` on ``conn``, again while another connection holds the lock, up to
+        :attr:`timeout`; sqlite3's errors raised as :meth:`error` says.
+
+        ``call`` must change nothing when it fails busy: one statement, or a transaction
+        rolled back (:meth:`transaction`)."""
+        started = time.monotonic()
+        try:
+            return call()
+        except sqlite3.Error as exc:
+            return self.again(exc, conn, call, key, started)
+
+    def again(
+        self,
+        exc: sqlite3.Error,
+        conn: sqlite3.Connection,
+        call: Callable[[], T],
+        key: str | None = None,
+        started: float | None = None,
+    ) -> T:
+        """After ``call()`` failed with ``exc``: if busy, try it again with backoff until
+        :attr:`timeout` after ``started`` (default: now); raise the mapped error otherwise."""
+        if not busy(exc):
+            raise self.error(exc, key) from exc
+        deadline = (time.monotonic() if started is None else started) + self.timeout
+        delay = _BACKOFF_FIRST
+        try:
+            while deadline - time.monotonic() > delay:
+                time.sleep(random.uniform(delay / 2, delay))
+                delay = min(2 * delay, _BACKOFF_MOST)
+                left = deadline - time.monotonic()  # the busy handler waits no longer than that
+                conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+                try:
+                    return call()
+                except sqlite3.Error as retry_exc:
+                    if not busy(retry_exc):
+                        raise self.error(retry_exc, key) from retry_exc
+                    exc = retry_exc
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        raise self.error(exc, key) from exc
+
+    @contextlib.contextmanager
+    def transaction(self, conn: sqlite3.Connection, key: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (``BEGIN IMMEDIATE``, waiting up to :attr:`timeout`),
+        committed if the block ends normally, rolled back if it (or the commit) raises; errors
+        mapped. The block holds the write lock: it never meets a busy error."""
+        self.run(conn, lambda: conn.execute("BEGIN IMMEDIATE"), key)
+        with self.mapped(key):
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def error(self, exc: sqlite3.Error, key: str | None = None) -> ProviderError:
         """``exc`` as the :mod:`overcast.errors` exception it means, naming the resource and file."""
@@ -106,7 +184,11 @@ class SQLiteFile:
         text = str(exc).lower()
         name = self.resource
         if busy(exc):
-            return Unavailable(f"{about}: stayed locked by another writer: {exc}", resource=name)
+            return Unavailable(
+                f"{about}: stayed locked by another connection for the deadline of {self.timeout:g} s "
+                f"(the URL option timeout): {exc}",
+                resource=name,
+            )
         if isinstance(exc, sqlite3.IntegrityError):
             return Conflict(f"{about}: {exc}", resource=name)
         if code in _DENIED or "readonly" in text or "read-only" in text:
@@ -153,22 +235,23 @@ if hasattr(os, "register_at_fork"):
 
 
 class ThreadConnections:
-    """A connection per thread and slot, opened by ``open(timeout)`` on first use.
+    """A connection per thread and slot, opened by ``open(wait)`` on first use.
 
     A thread reads its connection as ``local.SLOT`` (fast: no call) and calls :meth:`open`
     when it has none yet.
     """
 
-    def __init__(self, open: Callable[[float], sqlite3.Connection]) -> None:
+    def __init__(self, open: Callable[[bool], sqlite3.Connection]) -> None:
         self._open = open
         self.local = threading.local()
         self.connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         _holders.add(self)
 
-    def open(self, slot: str = "conn", timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:
-        """This thread's connection in ``slot``, opened now with the given busy ``timeout``."""
-        conn = self._open(timeout)
+    def open(self, slot: str = "conn", wait: bool = True) -> sqlite3.Connection:
+        """This thread's connection in ``slot``, opened now; ``wait=False``: its statements
+        fail at once where another connection holds the lock (see :meth:`SQLiteFile.connect`)."""
+        conn = self._open(wait)
         setattr(self.local, slot, conn)
         with self._lock:
             self.connections.append(conn)
@@ -218,8 +301,11 @@ class ProcessConnection:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken at once, committed on success; sqlite3's errors mapped."""
-        with self.lock, self.file.mapped(), immediate(self.get()) as conn:
-            yield conn
+        with self.lock:
+            with self.file.mapped():
+                conn = self.get()
+            with self.file.transaction(conn):
+                yield conn
 
     def close(self) -> None:
         with self.lock:

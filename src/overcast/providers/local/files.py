@@ -23,12 +23,17 @@ Writes are atomic and conditional writes exact, across threads and processes:
   replaces, so a reader that opened either version finds its metadata, and a crash
   between the two renames leaves the old object whole;
 * writes of one key are serialized by lock files in ``.overcast/locks/`` (``fcntl.flock``),
-  so ``if_absent`` and ``if_etag`` are checked and applied atomically. Reads take no lock.
+  so ``if_absent`` and ``if_etag`` are checked and applied atomically, however many
+  processes race: one wins, the others get ``Conflict``. A write waits for the lock up to
+  the URL option ``timeout`` (default 30 s), then is ``Unavailable``. Reads take no lock;
+* a folder left empty by a delete is removed, and a write that finds the folder it just
+  made gone (another key's delete removed it) makes it again.
 
 ETags are the MD5 of the content, as S3 gives for single-part uploads (computed on first
 read for a file another program wrote). A folder written by Overcast before this layout
 (``<escaped key>.o`` files ending in a metadata trailer) is converted by :meth:`create`
-(``overcast provision``); any other call on it raises an error saying so. :meth:`url`
+(``overcast provision``); any other call on it raises an error saying so. URL option:
+``timeout``, how long a write waits for another writer of its key (default 30 s). :meth:`url`
 raises ``NotSupported``. POSIX only (it needs ``fcntl``).
 """
 
@@ -39,6 +44,7 @@ import errno
 import hashlib
 import json
 import os
+import random
 import secrets
 import time
 import zlib
@@ -65,6 +71,11 @@ _MAX_SEGMENT = 250  # bytes: the sidecar adds ".json" within the usual 255
 _LOCK_STRIPES = 64
 _STALE_TEMP_SECONDS = 24 * 3600
 _READ_TRIES = 5
+_FOLDER_TRIES = 20  # a folder removed under a write by other keys' deletes: made again
+#: Seconds a write waits for another writer of its key (the URL option ``timeout``).
+DEFAULT_TIMEOUT = 30.0
+_LOCK_POLL_FIRST = 0.001
+_LOCK_POLL_MOST = 0.05
 
 
 def escaped_name(key: str) -> str:
@@ -91,6 +102,19 @@ def tree_path(key: str) -> str | None:
 
 def _identity(stat: os.stat_result) -> list[int]:
     return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, again when another process removes a folder on the way meanwhile (a
+    delete removes the folders it leaves empty); a file in the way still raises."""
+    for _ in range(_FOLDER_TRIES):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileExistsError, FileNotFoundError):
+            if folder.is_dir():
+                return
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _guess_type(key: str) -> str:
@@ -161,6 +185,7 @@ class FileBlobStore(BlobStore):
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
         self.root: Path = self.location.local_path()
+        self.timeout = self.location.option_seconds("timeout", DEFAULT_TIMEOUT, positive=True, resource=self.name)
         self._layout_checked = False
 
     # -- where a key lives ---------------------------------------------------------------
@@ -188,10 +213,31 @@ class FileBlobStore(BlobStore):
         except OSError as exc:
             raise self._os_error(exc, key) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._wait_for_lock(fd, key, fcntl)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    def _wait_for_lock(self, fd: int, key: str, fcntl: Any) -> None:
+        """Take the lock on ``fd``, polling with backoff for up to :attr:`timeout`."""
+        deadline = time.monotonic() + self.timeout
+        delay = _LOCK_POLL_FIRST
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise self._os_error(exc, key) from exc
+            if time.monotonic() + delay > deadline:
+                raise Unavailable(
+                    f"{self.name}: folder {self.root}, key {key!r}: another writer held its lock for the "
+                    f"deadline of {self.timeout:g} s (the URL option timeout)",
+                    resource=self.name,
+                )
+            time.sleep(random.uniform(delay / 2, delay))
+            delay = min(2 * delay, _LOCK_POLL_MOST)
 
     def _missing(self, key: str) -> NotFound:
         return NotFound(f"{self.name}: no object at key {key!r}", resource=self.name)
@@ -330,42 +376,58 @@ class FileBlobStore(BlobStore):
         """Put the sidecar, then the file, at the first place that can hold ``key``; return it."""
         places = self._places(key)
         for place in places:
-            target = self.root / place
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.is_dir():
-                    continue  # ``a`` while ``a/b`` exists: the escaped place
-            except (FileExistsError, NotADirectoryError):
-                continue  # ``a/b`` while ``a`` is a file
-            except OSError as exc:
-                if exc.errno == errno.ENAMETOOLONG and place != places[-1]:
-                    continue
-                raise self._os_error(exc, key) from exc
             previous = [current[1]] if current is not None and current[0] == place else []
-            self._write_sidecar(key, place, [entry, *previous])
+            if self._install_at(key, place, source, [entry, *previous], last=place == places[-1]):
+                return place
+        raise AssertionError("the escaped place always takes the key")
+
+    def _install_at(self, key: str, place: str, source: Path, versions: list[dict[str, Any]], last: bool) -> bool:
+        """Put the sidecar, then the file, at ``place``; False if the tree cannot hold it there."""
+        target = self.root / place
+        for _ in range(_FOLDER_TRIES):
+            try:
+                _make_folder(target.parent)
+                if target.is_dir():
+                    return False  # ``a`` while ``a/b`` exists: the escaped place
+            except (FileExistsError, NotADirectoryError):
+                return False  # ``a/b`` while ``a`` is a file
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG and not last:
+                    return False
+                raise self._os_error(exc, key) from exc
+            self._write_sidecar(key, place, versions)
             try:
                 os.replace(source, target)
-            except (IsADirectoryError, NotADirectoryError, FileNotFoundError):
-                if place == places[-1]:
-                    raise
-                continue  # the tree changed under us; the escaped place cannot
+            except FileNotFoundError:
+                continue  # a delete of another key removed the folder, now empty: make it again
+            except (IsADirectoryError, NotADirectoryError) as exc:
+                if last:
+                    raise self._os_error(exc, key) from exc
+                return False  # the tree changed under us; the escaped place cannot
             except OSError as exc:
                 raise self._os_error(exc, key) from exc
             self._sync_folder(target.parent)
-            return place
-        raise AssertionError("the escaped place always takes the key")
+            return True
+        message = f"{self.name}: folder {self.root}, key {key!r}: its folder was removed {_FOLDER_TRIES} times"
+        raise ProviderError(message, resource=self.name)
 
     def _write_sidecar(self, key: str, place: str, versions: list[dict[str, Any]]) -> None:
         path = self._sidecar(place)
         data = json.dumps({"key": key, "versions": versions}, ensure_ascii=False, separators=(",", ":")).encode()
         tmp = self.root / _SYSTEM / "tmp" / f"{secrets.token_hex(12)}.json"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "xb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            for attempt in range(_FOLDER_TRIES):
+                _make_folder(path.parent)
+                try:
+                    os.replace(tmp, path)
+                    break
+                except FileNotFoundError:
+                    if attempt + 1 == _FOLDER_TRIES:
+                        raise  # a delete of another key removed the folder, now empty: make it again
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()

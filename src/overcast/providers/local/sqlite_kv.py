@@ -15,6 +15,9 @@ URL options:
     table: the table to keep the documents in (default ``kv``); several stores may
         share one file with different tables.
     synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
+    timeout: how long a call waits for another process's lock (default 30 s) before it
+        is ``Unavailable``; within it a write ends in success or ``Conflict``, however
+        many processes race (see :mod:`._sqlite`).
 
 Expired items are invisible to every read; they are deleted as writes go by.
 """
@@ -35,7 +38,7 @@ from ...resources.keys import prefix_upper_bound
 from ...resources.kv import Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
-from ._sqlite import SQLiteFile, ThreadConnections, busy, immediate
+from ._sqlite import SQLiteFile, ThreadConnections, busy
 
 __all__ = ["SQLiteKeyValueStore"]
 
@@ -104,27 +107,22 @@ class SQLiteKeyValueStore(KeyValueStore):
 
     # -- connections ---------------------------------------------------------------------
 
-    def _connect(self, timeout: float) -> sqlite3.Connection:
+    def _connect(self, wait: bool) -> sqlite3.Connection:
         """A new connection, creating the file and table if they are missing.
 
-        Each thread keeps two (:class:`ThreadConnections` slots): ``conn`` waits up to
-        ``timeout`` for the write lock; ``eager`` (timeout 0) is the event loop's first
+        Each thread keeps two (:class:`ThreadConnections` slots): ``conn`` waits up to the
+        deadline for the write lock; ``eager`` (``wait=False``) is the event loop's first
         try at a write.
         """
-        conn = self._file.connect(timeout)
-        try:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,)
-            ).fetchone()
-            if exists is None:
-                self._make_schema(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._error(exc, None) from exc
-        return conn
+        return self._file.connect(wait, self._make_schema_if_missing)
+
+    def _make_schema_if_missing(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,)).fetchone():
+            return
+        self._make_schema(conn)
 
     def _make_schema(self, conn: sqlite3.Connection) -> None:
-        with immediate(conn):
+        with self._file.transaction(conn):
             for statement in self._sql_schema:
                 conn.execute(statement)
 
@@ -144,17 +142,11 @@ class SQLiteKeyValueStore(KeyValueStore):
         self._threads.close()
 
     def _create_blocking(self) -> None:
-        conn = self._conn()
-        try:
-            self._make_schema(conn)
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
+        self._make_schema(self._conn())
 
     def _ping_blocking(self) -> None:
-        try:
-            self._conn().execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
+        conn = self._conn()
+        self._file.run(conn, lambda: conn.execute("SELECT 1").fetchone())
 
     # -- errors --------------------------------------------------------------------------
 
@@ -182,8 +174,8 @@ class SQLiteKeyValueStore(KeyValueStore):
             conn = self._threads.open()
         try:
             row = conn.execute(self._sql_get, (key, time.time())).fetchone()
-        except sqlite3.Error as exc:
-            raise self._error(exc, key) from exc
+        except sqlite3.Error as exc:  # busy only while a WAL file is reset or recovered: try again
+            row = self._file.again(exc, conn, lambda: conn.execute(self._sql_get, (key, time.time())).fetchone(), key)
         if row is None:
             return None
         return Item(key, json.loads(row[0]), row[1], None if row[2] is None else _expiry(row[2]))
@@ -203,7 +195,7 @@ class SQLiteKeyValueStore(KeyValueStore):
         try:
             conn: sqlite3.Connection = self._threads.local.eager
         except AttributeError:
-            conn = self._threads.open("eager", 0.0)
+            conn = self._threads.open("eager", wait=False)
         try:
             return self._put_on(conn, key, data, if_version, if_absent, expires_at)
         except sqlite3.Error as exc:
@@ -224,10 +216,7 @@ class SQLiteKeyValueStore(KeyValueStore):
             conn: sqlite3.Connection = self._threads.local.conn
         except AttributeError:
             conn = self._threads.open()
-        try:
-            return self._put_on(conn, key, data, if_version, if_absent, expires_at)
-        except sqlite3.Error as exc:
-            raise self._error(exc, key) from exc
+        return self._file.run(conn, lambda: self._put_on(conn, key, data, if_version, if_absent, expires_at), key)
 
     def _put_on(
         self,
@@ -238,7 +227,8 @@ class SQLiteKeyValueStore(KeyValueStore):
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        """One autocommitted write; raises ``sqlite3.Error`` as it comes (callers map it)."""
+        """One autocommitted write; raises ``sqlite3.Error`` as it comes (callers map it). A
+        busy error comes before anything is written: the write may be tried again."""
         version = new_version()
         expiry = None if expires_at is None else expires_at.timestamp()
         if if_version is not None:
@@ -261,15 +251,15 @@ class SQLiteKeyValueStore(KeyValueStore):
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         conn = self._conn()
+        return self._file.run(conn, lambda: self._delete_on(conn, key, if_version), key)
+
+    def _delete_on(self, conn: sqlite3.Connection, key: str, if_version: str | None) -> bool:
         now = time.time()
-        try:
-            if if_version is not None:
-                if conn.execute(self._sql_delete_version, (key, if_version, now)).rowcount != 1:
-                    raise self._conflict(conn, key, if_version, now)
-                return True
-            row = conn.execute(self._sql_delete, (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._error(exc, key) from exc
+        if if_version is not None:
+            if conn.execute(self._sql_delete_version, (key, if_version, now)).rowcount != 1:
+                raise self._conflict(conn, key, if_version, now)
+            return True
+        row = conn.execute(self._sql_delete, (key,)).fetchone()
         return row is not None and (row[0] is None or row[0] > now)
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
@@ -283,33 +273,31 @@ class SQLiteKeyValueStore(KeyValueStore):
             params.append(cursor)
         params += [time.time(), limit + 1]
         sql = self._sql_scan[(upper is not None, cursor is not None)]
-        try:
-            rows = self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
+        conn = self._conn()
+        rows = self._file.run(conn, lambda: conn.execute(sql, params).fetchall())
         more = len(rows) > limit
         items = [Item(k, json.loads(v), ver, _expiry(exp)) for k, v, ver, exp in rows[:limit]]
         return Page(items, items[-1].key if more else None)
 
     def _get_many_blocking(self, keys: list[str]) -> dict[str, Item]:
         conn = self._conn()
+        return self._file.run(conn, lambda: self._get_many_on(conn, keys))
+
+    def _get_many_on(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Item]:
         now = time.time()
         found: dict[str, Item] = {}
         snapshot = len(keys) > _GET_MANY_CHUNK  # several statements read one snapshot
+        if snapshot:
+            conn.execute("BEGIN")
         try:
-            if snapshot:
-                conn.execute("BEGIN")
-            try:
-                for start in range(0, len(keys), _GET_MANY_CHUNK):
-                    chunk = keys[start : start + _GET_MANY_CHUNK]
-                    sql = self._sql_get_many + "(" + ",".join("?" * len(chunk)) + ")"
-                    for k, v, ver, exp in conn.execute(sql, [now, *chunk]):
-                        found[k] = Item(k, json.loads(v), ver, _expiry(exp))
-            finally:
-                if snapshot and conn.in_transaction:
-                    conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
+            for start in range(0, len(keys), _GET_MANY_CHUNK):
+                chunk = keys[start : start + _GET_MANY_CHUNK]
+                sql = self._sql_get_many + "(" + ",".join("?" * len(chunk)) + ")"
+                for k, v, ver, exp in conn.execute(sql, [now, *chunk]):
+                    found[k] = Item(k, json.loads(v), ver, _expiry(exp))
+        finally:
+            if snapshot and conn.in_transaction:
+                conn.execute("COMMIT")
         return found
 
     def _put_many_blocking(
@@ -319,9 +307,6 @@ class SQLiteKeyValueStore(KeyValueStore):
         expiry = None if expires_at is None else expires_at.timestamp()
         versions = {key: new_version() for key, _, _ in entries}
         rows = [(key, data, versions[key], expiry) for key, _, data in entries]
-        try:
-            with immediate(conn):
-                conn.executemany(self._sql_put, rows)
-        except sqlite3.Error as exc:
-            raise self._error(exc, None) from exc
+        with self._file.transaction(conn):
+            conn.executemany(self._sql_put, rows)
         return versions

@@ -15,6 +15,8 @@ URL options:
         plain queue (what :meth:`SQLiteTopic.subscription` returns records it).
     dead_letters: ``true`` to open the dead-letter queue of that queue.
     synchronous: ``full`` (default) or ``normal``: see :mod:`._sqlite`.
+    timeout: how long a call waits for another process's lock (default 30 s): see
+        :mod:`._sqlite`.
 
 Decisions:
     * An ack or nack whose receipt is stale (the message was delivered again since,
@@ -36,7 +38,7 @@ from ...errors import InvalidArgument, ProviderError
 from ...resources.queue import Message, Queue, Topic, decode_body, poll, poll_blocking
 from ...resources.records import replace
 from ...resources.url import ResourceURL
-from ._sqlite import ProcessConnection, SQLiteFile, immediate
+from ._sqlite import ProcessConnection, SQLiteFile
 
 __all__ = ["SQLiteQueue", "SQLiteTopic"]
 
@@ -84,16 +86,13 @@ class _Database(ProcessConnection):
         self.path = file.path
 
     def _open_schema(self) -> sqlite3.Connection:
-        conn = self.file.connect()
-        try:
-            with self.file.mapped(), immediate(conn):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return self.file.connect(setup=self._make_schema)
+
+    def _make_schema(self, conn: sqlite3.Connection) -> None:
+        with self.file.transaction(conn):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
 
 
 def _max_attempts(url: ResourceURL, resource: str) -> int:
@@ -135,8 +134,9 @@ class SQLiteQueue(Queue):
         self._register()
 
     def _ping_blocking(self) -> None:
-        with self._db.lock, self._db.file.mapped():
-            self._db.get().execute("SELECT 1 FROM messages LIMIT 1").fetchall()
+        with self._db.lock:
+            conn = self._db.get()
+            self._db.file.run(conn, lambda: conn.execute("SELECT 1 FROM messages LIMIT 1").fetchall())
 
     def close(self) -> None:
         self._db.close()
@@ -268,8 +268,9 @@ class SQLiteTopic(Topic):
             pass
 
     def _ping_blocking(self) -> None:
-        with self._db.lock, self._db.file.mapped():
-            self._db.get().execute("SELECT 1 FROM subscriptions LIMIT 1").fetchall()
+        with self._db.lock:
+            conn = self._db.get()
+            self._db.file.run(conn, lambda: conn.execute("SELECT 1 FROM subscriptions LIMIT 1").fetchall())
 
     def close(self) -> None:
         self._db.close()
