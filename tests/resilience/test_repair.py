@@ -75,7 +75,8 @@ def test_the_repair_command_prints_what_it_read_and_changed(tmp_path: Path) -> N
     result = runner.invoke(cli, ["repair", str(tmp_path), "--target", "multi"])
     assert result.exit_code == 0, result.output
     rows = [line.split("│") for line in result.output.splitlines() if "users" in line]
-    assert [[cell.strip() for cell in row[1:-1]][2:] for row in rows] == [["3", "2", "0"], ["2", "1", "0"]], result.output
+    cells = [[cell.strip() for cell in row[1:-1]][2:] for row in rows]
+    assert cells == [["3", "2", "0"], ["2", "1", "0"]], result.output
     result = runner.invoke(cli, ["repair", str(tmp_path), "-t", "multi", "--dry-run"])
     assert "(dry run)" in result.output and result.output.count(" 0 ") >= 4, result.output
 

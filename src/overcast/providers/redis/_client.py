@@ -50,11 +50,33 @@ def _identity(location: ResourceURL) -> tuple[str, bool]:
             str(cluster),
             *(
                 f"{name}={location.option(name) or ''}"
-                for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries", "timeout")
+                for name in (*_CLIENT_OPTIONS, "retry_on_timeout", "retries", "timeout", "max_connections")
             ),
         ]
     )
     return key, cluster
+
+
+#: Connections one client (the blocking one, or one event loop's) opens at most (the URL
+#: option ``max_connections``); a command finding none free waits for one within its deadline.
+DEFAULT_MAX_CONNECTIONS = 20
+
+
+def _bounded(location: ResourceURL, options: dict[str, Any], asynchronous: bool) -> Any:
+    """A client over a blocking pool of at most ``max_connections`` connections: redis-py's
+    default pool opens one per concurrent command, without bound."""
+    most = location.option_int("max_connections", DEFAULT_MAX_CONNECTIONS, minimum=1)
+    module: Any = redis
+    if asynchronous:
+        from redis import asyncio as aio
+
+        module = aio
+    pool = module.BlockingConnectionPool.from_url(
+        server_url(location), max_connections=most, timeout=deadline(location), **options
+    )
+    made = module.Redis(connection_pool=pool)
+    made.auto_close_connection_pool = True
+    return made
 
 
 #: Seconds a call may take (the URL option ``timeout``): Redis answers in well under a
@@ -169,7 +191,7 @@ def client(location: ResourceURL) -> redis.Redis:
                 # Same commands for single-slot keys; typed as the plain client the providers use.
                 found = cast(redis.Redis, made)
             else:
-                found = redis.Redis.from_url(server_url(location), **options)
+                found = _bounded(location, options, asynchronous=False)
             _clients[key] = found
         return found
 
@@ -200,7 +222,7 @@ def async_client(location: ResourceURL) -> aioredis.Redis:
 
             found = cast(redis.asyncio.Redis, AsyncRedisCluster.from_url(server_url(location), **options))
         else:
-            found = redis.asyncio.Redis.from_url(server_url(location), **options)
+            found = _bounded(location, options, asynchronous=True)
         per_loop[key] = found
     return found
 
