@@ -8,6 +8,7 @@ handle keeps the access the code asked for (``allow``) and the access it used
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .app import App
 
 __all__ = [
+    "BacklogQueueHandle",
     "BucketHandle",
     "CacheHandle",
     "Handle",
@@ -143,6 +145,57 @@ class QueueHandle(_Declared[Any], ForwardingQueue):
                 f"queue {self.resource_name!r}: its URL sets max_attempts={given} but its subscriber asks for "
                 f"max_attempts={wanted}; keep one"
             )
+        return url
+
+
+#: deliveries a backlog queue allows before its provider would dead-letter by itself: never in
+#: practice (the replayer counts failures itself; those during an outage do not count)
+BACKLOG_MAX_ATTEMPTS = 1000
+
+
+class BacklogQueueHandle(QueueHandle):
+    """The queue of a backlog of parked work (declared by ``@app.subscribe(..., critical=False)``
+    and ``@app.deferrable``), resolved like any queue of the target, with two differences: it
+    never dead-letters by itself, and on a cloud target that names no provider for it
+    (no ``queue.NAME``, no ``defaults.queue``) it is a queue of the cloud's own queue service
+    named ``APP-NAME``, beside the app's other resources."""
+
+    def resolved_url(self) -> ResourceURL:
+        return self.url_on(None)
+
+    def url_on(self, target: str | None) -> ResourceURL:
+        """Its provider URL on ``target`` (the current one by default): what a plan declares."""
+        config = self.app.config
+        try:
+            url = config.url_for("queue", self.resource_name, app=self.app.name, target=target)
+        except ConfigError:
+            url = self._on_cloud(target)
+            if url is None:
+                raise
+        return self._never_dead_lettering(url)
+
+    def _on_cloud(self, target: str | None) -> ResourceURL | None:
+        from .resources.registry import family_of_cloud
+
+        family = family_of_cloud(self.app.config.target(target).cloud)
+        schemes = list(family.schemes.get("queue", {})) if family is not None else []
+        if not schemes:
+            return None
+        slug = "-".join(re.findall(r"[a-z0-9]+", f"{self.app.name}-{self.resource_name}".lower()))
+        return ResourceURL.parse(f"{schemes[0]}://{slug}")
+
+    def _never_dead_lettering(self, url: ResourceURL) -> ResourceURL:
+        """``url`` with the most deliveries its provider takes, else 0 where that means never
+        (Pub/Sub, Azure); unchanged where its URL sets ``max_attempts`` itself."""
+        if url.option("max_attempts") is not None:
+            return url
+        for limit in (str(BACKLOG_MAX_ATTEMPTS), "0"):
+            candidate = replace(url, options={**url.options, "max_attempts": limit})
+            try:
+                open_resource("queue", candidate, name=self.resource_name).close()
+            except ConfigError:
+                continue
+            return candidate
         return url
 
 

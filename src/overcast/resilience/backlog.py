@@ -13,8 +13,10 @@ one item through as its probe). An item is acknowledged only after it ran, so a 
 killed in the middle of a replay loses nothing: the item comes back after its visibility
 timeout. While the dependency is down again the item is kept in hand and retried when the
 breaker allows, so the items behind it do not overtake it. An item that fails for another
-reason is retried ``max_failures`` times with a backoff, then moved to the backlog's dead
-letters (``redrive`` puts it back).
+reason is put back at the end of the backlog with a backoff and its count of failed replays
+in the item itself (so the count survives the process: a restart does not reset it), and
+after ``max_failures`` moved to the backlog's dead letters (``redrive`` puts it back, its
+count reset).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import NotFound, NotSupported, OvercastError
+from ..errors import InvalidArgument, NotFound, NotSupported, OvercastError
 from ..resources.queue import Message, Queue
-from ..resources.records import field, record
+from ..resources.records import record
 from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
 
@@ -71,7 +73,6 @@ class BacklogStats:
     replayed: int = 0
     replay_failures: int = 0
     dead_lettered: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
 
 
 class Backlog:
@@ -111,12 +112,23 @@ class Backlog:
             found = self._locks[loop] = asyncio.Lock()
         return found
 
-    async def dead_letter(self, message: Message) -> None:
-        """Move an item that keeps failing to the backlog's dead letters (send, then ack)."""
-        await self.queue.dead_letters().send(message.body, attributes=message.attributes or None)
+    async def dead_letter(self, message: Message, body: Any = None) -> None:
+        """Move an item that keeps failing to the backlog's dead letters (send ``body``, by
+        default the item's own, then ack)."""
+        body = message.body if body is None else body
+        await self.queue.dead_letters().send(body, attributes=message.attributes or None)
         await self.queue.ack(message)
         self.stats.dead_lettered += 1
         count("deferred.dead_letters", backlog=self.target)
+
+    async def retry_later(self, message: Message, body: dict[str, Any], delay: float) -> None:
+        """Put an item back at the end of the backlog as ``body`` (its failure count updated),
+        visible after ``delay`` seconds where the queue can delay: send the copy, then ack."""
+        try:
+            await self.queue.send(body, delay=delay, attributes=message.attributes or None)
+        except (NotSupported, InvalidArgument):  # no delay on this queue (or not that long)
+            await self.queue.send(body, attributes=message.attributes or None)
+        await self.queue.ack(message)
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Put dead letters back at the end of the backlog; how many moved."""
@@ -127,6 +139,8 @@ class Backlog:
             if not got:
                 return moved
             body = dict(got[0].body) if isinstance(got[0].body, dict) else got[0].body
+            if isinstance(body, dict):
+                body.pop("failures", None)  # a fresh start: max_failures replays again
             await self.queue.send(body, attributes=got[0].attributes or None)
             await dead.ack(got[0])
             moved += 1
@@ -212,6 +226,9 @@ class Replayer:
         self.wait = wait
         self.sleep = sleep
         self._next_at = 0.0
+        self._deadline: float | None = None
+        #: when the last item put back after a failure becomes visible again (drain waits for it)
+        self._retry_due = 0.0
 
     async def forever(self) -> None:
         """Replay whenever there is work and the dependency answers, until cancelled."""
@@ -224,16 +241,23 @@ class Replayer:
                 await self.sleep(max(self.breaker.cooldown, 1.0))
 
     async def drain(self, *, timeout: float = 30.0) -> BacklogStats:
-        """Replay until the backlog is empty (or ``timeout`` seconds pass); the stats."""
-        deadline = time.monotonic() + timeout
+        """Replay until the backlog is empty (or ``timeout`` seconds pass: items in hand then are
+        given back, so a bounded replay ends near its budget); the stats."""
+        deadline = self._deadline = time.monotonic() + timeout
         idle = 0
-        while time.monotonic() < deadline and idle < 2:
-            handled = await self.step()
-            idle = 0 if handled else idle + 1
-            if not handled and self.state() == OPEN:
-                idle = 0
-                await self.sleep(min(self.breaker.cooldown, 0.2))
+        try:
+            while time.monotonic() < deadline and (idle < 2 or time.monotonic() < self._retry_due):
+                handled = await self.step()
+                idle = 0 if handled else idle + 1
+                if not handled and (self.state() == OPEN or time.monotonic() < self._retry_due):
+                    idle = 0
+                    await self.sleep(min(self.breaker.cooldown, 0.2, max(0.0, deadline - time.monotonic())))
+        finally:
+            self._deadline = None
         return self.backlog.stats
+
+    def _expired(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     async def step(self) -> bool:
         """Replay the oldest item if the dependency answers; whether one was settled."""
@@ -244,8 +268,8 @@ class Replayer:
         received = time.monotonic()
         for index, message in enumerate(got):
             await self._pace()
-            if not await self._settle(message, received):  # held too long: it and those behind it come again
-                for later in got[index + 1 :]:
+            if self._expired() or not await self._settle(message, received):
+                for later in got[index:]:  # held too long, or out of time: they come again, in order
                     await queue.nack(later)
                 break
         return bool(got)
@@ -274,43 +298,45 @@ class Replayer:
         self._next_at = max(now, self._next_at) + self.interval
 
     async def _settle(self, message: Message, held_since: float) -> bool:
-        """Run one item until it succeeds or is dead-lettered (True), or must be given back (False)."""
+        """Run one item until it succeeded, failed (put back with its count, or dead-lettered)
+        (True), or must be given back untouched (False: the caller nacks it)."""
         stats = self.backlog.stats
+        body = message.body if isinstance(message.body, dict) else {}
+        failures = int(body.get("failures", 0))  # failed replays so far, in any process
         while True:
             # the breaker may have opened while the receive waited: hold the item until it lets calls through
             if not await self._await_recovery(held_since):
-                await self.backlog.queue.nack(message)  # held too long: let it come again
                 return False
-            failures = stats.failures.get(message.id, 0)
             try:
                 await self.run(message.body, failures + 1)
             except Exception as exc:
                 if counts_as_down(exc):
                     self.breaker.failed(exc)
                     continue
-                stats.replay_failures += 1
-                count("deferred.replay_failures", backlog=self.backlog.target)
-                stats.failures[message.id] = failures = failures + 1
-                log.warning(
-                    "%s: replay of %s failed (%d/%d): %r",
-                    self.backlog.target,
-                    message.id,
-                    failures,
-                    self.max_failures,
-                    exc,
-                )
-                if failures >= self.max_failures:
-                    await self.backlog.dead_letter(message)
-                    stats.failures.pop(message.id, None)
-                    return True
-                await self.sleep(min(30.0, 0.1 * 2 ** (failures - 1)))
-                continue
+                await self._failed(message, {**body, "failures": failures + 1}, exc)
+                return True
             self._succeeded()
             await self.backlog.queue.ack(message)
             stats.replayed += 1
             count("deferred.replayed", backlog=self.backlog.target)
-            stats.failures.pop(message.id, None)
             return True
+
+    async def _failed(self, message: Message, body: dict[str, Any], exc: Exception) -> None:
+        """A replay failed for another reason than the dependency: the item goes back to the end
+        of the backlog with its count (after a backoff), or to the dead letters after ``max_failures``."""
+        stats = self.backlog.stats
+        failures = int(body["failures"])
+        stats.replay_failures += 1
+        count("deferred.replay_failures", backlog=self.backlog.target)
+        log.warning(
+            "%s: replay of %s failed (%d/%d): %r", self.backlog.target, message.id, failures, self.max_failures, exc
+        )
+        if failures >= self.max_failures:
+            await self.backlog.dead_letter(message, body)
+            return
+        delay = min(30.0, 0.1 * 2 ** (failures - 1))
+        self._retry_due = max(self._retry_due, time.monotonic() + delay)
+        await self.backlog.retry_later(message, body, delay)
 
     def _succeeded(self) -> None:
         if self.breaker.failures or self.breaker.opened_at is not None:
@@ -319,7 +345,7 @@ class Replayer:
     async def _await_recovery(self, held_since: float) -> bool:
         """Wait, item in hand, until the breaker lets calls (or a probe) through; False once
         the item was held for most of its visibility timeout."""
-        while time.monotonic() - held_since < self.visibility * 0.8:
+        while time.monotonic() - held_since < self.visibility * 0.8 and not self._expired():
             if await self._healthy():
                 return True
             await self.sleep(min(self.breaker.cooldown, 0.2))

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..app import Subscription
 
 __all__ = [
+    "REPLAY_EVERY",
+    "REPLAY_SCHEDULE",
     "Deferrable",
     "Deferral",
     "Receipt",
@@ -45,6 +47,7 @@ __all__ = [
     "event_from_work",
     "event_work",
     "open_backlog",
+    "replay_budget",
     "subscription_deferral",
     "subscription_replayer",
 ]
@@ -52,6 +55,15 @@ __all__ = [
 log = logging.getLogger("overcast.deferred")
 
 _MAX_NAME = 63
+#: the internal schedule replaying every backlog where no process stays up, and how often it fires
+REPLAY_SCHEDULE = "overcast-replay"
+REPLAY_EVERY = "rate(1 minute)"
+
+
+def replay_budget(function_timeout: float) -> float:
+    """Seconds one firing of the replay schedule may replay: well inside the function's
+    timeout (a fifth of it, at least 5 s, kept back) and the schedule's minute."""
+    return max(1.0, min(function_timeout * 0.8, function_timeout - 5.0, 50.0))
 
 
 def backlog_name(resource: str, subscription: str | None = None) -> str:
@@ -66,8 +78,13 @@ def backlog_name(resource: str, subscription: str | None = None) -> str:
 
 
 def open_backlog(app: Any, name: str) -> Queue:
-    """The backlog queue ``name`` on ``app``'s target; it never dead-letters by itself."""
+    """The backlog queue ``name`` on ``app``'s target; it never dead-letters by itself (the
+    app's declared backlog handle where it has one, see ``handles.BacklogQueueHandle``)."""
     from .. import telemetry
+
+    declared = getattr(app, "resources", {}).get(name)
+    if declared is not None and hasattr(declared, "url_on"):
+        return declared  # type: ignore[no-any-return]
     from ..resources.registry import open_resource
 
     url = app.url_for("queue", name)
