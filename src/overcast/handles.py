@@ -160,6 +160,9 @@ class BacklogQueueHandle(QueueHandle):
     (no ``queue.NAME``, no ``defaults.queue``) it is a queue of the cloud's own queue service
     named ``APP-NAME``, beside the app's other resources."""
 
+    #: its replayer moves an item that keeps failing to the dead letters itself (a plan grants it)
+    writes_dead_letters = True
+
     def resolved_url(self) -> ResourceURL:
         return self.url_on(None)
 

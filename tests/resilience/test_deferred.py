@@ -32,7 +32,6 @@ from overcast.runtime.cloudevent import CloudEvent
 from overcast.runtime.deferral import (
     Receipt,
     backlog_name,
-    drain_backlogs,
     subscription_deferral,
     subscription_replayer,
 )
@@ -344,11 +343,6 @@ def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
         await mail.put(event.id, event.data)
         completed.append(event)
 
-    @app.schedule("rate(1 minute)")
-    async def replay_backlogs() -> None:  # the documented way to replay where no process stays up
-        drained.update(await drain_backlogs(app, timeout=30))
-
-    drained: dict[str, Any] = {}
     handler = lambda_handler(app)
     arn = f"arn:aws:sqs:us-east-1:123456789012:jobs-{suffix}"
     assert handler({"Records": [sqs_record(arn, 0)]}, LambdaContext()) == {"batchItemFailures": []}
@@ -361,9 +355,9 @@ def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
     assert backlog.queue.location.host == f"jobs-deferred-{suffix}"
     freeze(dependency, False)
     tick = json.loads((FIXTURES / "aws-sam-cli/rendered/cloudwatch/scheduled-event.json").read_text())
-    tick["resources"] = [f"arn:aws:events:us-east-1:123456789012:rule/{app.name}-replay_backlogs"]
-    assert handler(tick, LambdaContext()) is None  # EventBridge fires the schedule: the backlog is drained
-    stats = drained["jobs"]
+    tick["resources"] = [f"arn:aws:events:us-east-1:123456789012:rule/{app.name}-overcast-replay"]
+    assert handler(tick, LambdaContext()) is None  # EventBridge fires the internal replay schedule
+    stats = backlog.stats
     assert stats.replayed == 5 and stats.dead_lettered == 0
     replayed = completed[1:]
     assert sorted(e.id for e in replayed) == [f"m-{n}" for n in range(1, 6)]
@@ -569,8 +563,9 @@ def declare_jobs(app: overcast.App, completed: list[CloudEvent]) -> None:
         completed.append(event)
 
 
-def replay_all(app: overcast.App, expected: int) -> None:
-    stats = asyncio.run(drain_backlogs(app, timeout=60))["jobs"]
+def replayed(app: overcast.App, expected: int) -> None:
+    """The internal replay schedule, fired through the runtime, drained the backlog."""
+    stats = subscription_deferral(app.subscriptions[0], app.name).backlog.stats
     assert stats.replayed == expected and stats.dead_lettered == 0
 
 
@@ -580,7 +575,7 @@ def test_azure_queue_trigger_parks_on_an_azurite_backlog(
     azurite: Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from azf_support import Context, Worker, queue_message
+    from azf_support import Context, Worker, queue_message, timer_request
 
     from overcast.providers.azure import function_app
 
@@ -599,7 +594,8 @@ def test_azure_queue_trigger_parks_on_an_azurite_backlog(
             worker.call("queue_jobs", queue_message(json.dumps({"n": n}), id=f"m-{n}"), Context("queue_jobs"))
         assert completed == []
         freeze(dependency, False)
-        replay_all(app, 3)
+        worker.call("schedule_overcast_replay", timer_request())  # the internal replay schedule's timer
+        replayed(app, 3)
     finally:
         worker.close()
     assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
@@ -640,7 +636,8 @@ def test_cloud_run_push_parks_on_a_pubsub_backlog(
     assert [push(n) for n in range(3)] == [204, 204, 204], "acknowledged: Pub/Sub does not push them again"
     assert completed == []
     freeze(dependency, False)
-    replay_all(app, 3)
+    assert call(asgi, "POST", "/_overcast/schedule/overcast-replay")[0] == 204  # Cloud Scheduler fires it
+    replayed(app, 3)
     assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
 
 

@@ -49,6 +49,8 @@ class Resource:
     url: ResourceURL
     allow: frozenset[str]
     existing: bool = False
+    #: the code itself moves messages to the queue's dead letters (a backlog's replayer does)
+    writes_dead_letters: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ def build(app: App, target_name: str) -> Deployment:
 
 
 def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str, str]]) -> Resource:
-    url = app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)
+    url_on = getattr(handle, "url_on", None)  # a handle that resolves itself (a backlog's queue)
+    url = url_on(target) if url_on is not None else app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)
     if isinstance(handle, QueueHandle) and handle.consumer_max_attempts is not None:
         given = url.option("max_attempts")
         wanted = str(handle.consumer_max_attempts)
@@ -153,7 +156,8 @@ def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str,
             )
         url = replace(url, options={**url.options, "max_attempts": wanted})
     existing_one = (handle.kind, handle.resource_name) in existing
-    return Resource(handle.kind, handle.resource_name, url, frozenset(handle.allow), existing_one)
+    writes = bool(getattr(handle, "writes_dead_letters", False))
+    return Resource(handle.kind, handle.resource_name, url, frozenset(handle.allow), existing_one, writes)
 
 
 def _function(app: App, options: dict[str, Any], settings: dict[str, Any]) -> Function:
