@@ -172,9 +172,10 @@ class BacklogQueueHandle(QueueHandle):
         try:
             url = config.url_for("queue", self.resource_name, app=self.app.name, target=target)
         except ConfigError:
-            url = self._on_cloud(target)
-            if url is None:
+            beside = self._on_cloud(target)
+            if beside is None:
                 raise
+            url = beside
         return self._never_dead_lettering(url)
 
     def _on_cloud(self, target: str | None) -> ResourceURL | None:

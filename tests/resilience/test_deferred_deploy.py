@@ -19,7 +19,7 @@ from overcast.errors import Unavailable
 from overcast.handles import BacklogQueueHandle
 from overcast.runtime.deferral import REPLAY_SCHEDULE, replay_budget, subscription_deferral, subscription_replayer
 
-APP = '''
+APP = """
 import overcast
 
 app = overcast.App("mailer")
@@ -37,7 +37,7 @@ async def work(event): ...
 
 @app.deferrable
 async def update_crm(customer: str) -> None: ...
-'''
+"""
 
 TOML = """[app]
 entry = "mailer:app"
@@ -77,7 +77,10 @@ def test_overcast_plan_declares_each_backlog_queue_and_the_replay_schedule(maile
         assert json.loads(queues[name]["redrive_policy"])["maxReceiveCount"] == 1000
         assert f"{name}-dlq" in queues
     rules = resources["aws_cloudwatch_event_rule"]
-    assert rules["schedule_overcast_replay"] == {"name": "mailer-overcast-replay", "schedule_expression": "rate(1 minute)"}
+    assert rules["schedule_overcast_replay"] == {
+        "name": "mailer-overcast-replay",
+        "schedule_expression": "rate(1 minute)",
+    }
     assert "schedule_overcast_replay" in resources["aws_lambda_permission"]
     policy = json.loads(resources["aws_iam_role_policy"]["function"]["policy"])
     granted = {(a, r) for s in policy["Statement"] for a in s["Action"] for r in s["Resource"]}

@@ -145,7 +145,11 @@ def build(app: App, target_name: str) -> Deployment:
 
 def _resource(app: App, handle: Any, target: str, existing: frozenset[tuple[str, str]]) -> Resource:
     url_on = getattr(handle, "url_on", None)  # a handle that resolves itself (a backlog's queue)
-    url = url_on(target) if url_on is not None else app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)
+    url = (
+        url_on(target)
+        if url_on is not None
+        else app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target)
+    )
     if isinstance(handle, QueueHandle) and handle.consumer_max_attempts is not None:
         given = url.option("max_attempts")
         wanted = str(handle.consumer_max_attempts)
