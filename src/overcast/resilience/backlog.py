@@ -35,7 +35,7 @@ from ..resources.records import record
 from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
 
-__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "envelope"]
+__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "backlog_of", "envelope"]
 
 log = logging.getLogger("overcast.backlog")
 
@@ -47,6 +47,13 @@ QUEUE_MAX_ATTEMPTS = 1000
 ENVELOPE_VERSION = 1
 
 _sequence = itertools.count(1)
+#: the backlogs this process opened, by the id of their queue (the health endpoint's view)
+_live: weakref.WeakValueDictionary[int, Backlog] = weakref.WeakValueDictionary()
+
+
+def backlog_of(queue: Any) -> Backlog | None:
+    """The backlog this process keeps in ``queue`` (a backlog's queue handle), if it opened one."""
+    return _live.get(id(queue))
 
 
 def envelope(kind: str, target: str, work: dict[str, Any], reason: BaseException | None) -> dict[str, Any]:
@@ -82,7 +89,11 @@ class Backlog:
         self.queue = queue
         self.target = target
         self.stats = BacklogStats()
+        #: when the oldest item this process knows of was parked (the head its replayer last
+        #: received, else its first park since it found the backlog empty); None: none known
+        self.oldest_parked_at: float | None = None
         self._created = False
+        _live[id(queue)] = self
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str:
@@ -100,6 +111,8 @@ class Backlog:
                 await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
                 self._created = True
                 item = await self.queue.send(body)
+        if self.oldest_parked_at is None:
+            self.oldest_parked_at = body["parked_at"]
         self.stats.parked += 1
         count("deferred.parked", backlog=self.target)
         return item
@@ -169,6 +182,15 @@ class Backlog:
                 await queue.ack(message)
             removed += len(got)
         return removed
+
+    async def status(self) -> dict[str, Any]:
+        """Items waiting, dead letters and the oldest item's age in seconds (by reading it: as
+        ``overcast backlog list`` and ``overcast doctor`` show them)."""
+        waiting, dead = await self.depth(), await self.depth(dead=True)
+        oldest = await self.peek(1) if waiting != 0 else []
+        stamp = oldest[0].body.get("parked_at") if oldest and isinstance(oldest[0].body, dict) else None
+        age = max(0.0, time.time() - float(stamp)) if isinstance(stamp, (int, float)) else None
+        return {"depth": waiting, "dead_letters": dead, "oldest_age_s": age}
 
     async def depth(self, *, dead: bool = False) -> int | None:
         """Items waiting (of the dead letters with ``dead``); None where the provider cannot count."""
@@ -266,6 +288,8 @@ class Replayer:
         queue = self.backlog.queue
         got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
         received = time.monotonic()
+        head = got[0].body if got else None
+        self.backlog.oldest_parked_at = head.get("parked_at") if isinstance(head, dict) else None
         for index, message in enumerate(got):
             await self._pace()
             if self._expired() or not await self._settle(message, received):
