@@ -168,3 +168,32 @@ def test_a_bounded_replay_gives_back_what_it_holds_when_its_budget_runs_out(
 
     took = asyncio.run(run())
     assert took < 1.5 + 1.0, "the replay ended near its budget, not after the item's visibility timeout"
+
+
+def test_the_oldest_parked_items_age_is_a_gauge_per_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any
+) -> None:
+    from metrics_support import points
+    from overcast.runtime.deferral import app_replayers
+    from overcast.runtime.dispatch import deliver
+
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    app = overcast.App("agegauge", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: overcast.CloudEvent) -> None:
+        raise Unavailable("down")
+
+    async def park() -> None:
+        await jobs.create()
+        await jobs.send({"n": 1})
+        (message,) = await jobs.receive(max_messages=1)
+        assert (await deliver(app.subscriptions[0], jobs, message, app=app.name)).outcome == "deferred"
+
+    asyncio.run(park())
+    app_replayers(app)
+    time.sleep(0.05)
+    ages = [p for p in points(metric_reader, "overcast.deferred.oldest_age") if p.attributes == {"backlog": "jobs"}]
+    assert len(ages) == 1 and ages[0].value >= 0.05

@@ -305,6 +305,9 @@ def app_replayers(app: Any, **options: Any) -> dict[str, Replayer]:
     for func in app.deferrables.values():
         found[func.name] = func.replayer(**options)
     telemetry.watch_backlog(*(replayer.backlog.queue for replayer in found.values()))
+    for replayer in found.values():
+        backlog = replayer.backlog
+        telemetry.watch_age(backlog.target, lambda backlog=backlog: backlog.oldest_parked_at)  # type: ignore[misc]
     return found
 
 
