@@ -337,13 +337,16 @@ class App:
         return decorate if func is None else decorate(func)
 
     def _declare_backlog(self, resource: str, subscription: str | None = None) -> None:
-        """Declare the backlog queue of non-critical work and, once, the internal schedule that
-        replays every backlog where no process stays up (a deployment plan sees both)."""
-        from .handles import ACCESS, BacklogQueueHandle
-        from .runtime.deferral import REPLAY_EVERY, REPLAY_SCHEDULE, backlog_name
+        """Declare the backlog queue of non-critical work and, once, the store of the replayers'
+        leases and the internal schedule that replays every backlog where no process stays up
+        (a deployment plan sees them all)."""
+        from .handles import ACCESS, BacklogQueueHandle, BacklogStateHandle
+        from .runtime.deferral import BACKLOG_STATE, REPLAY_EVERY, REPLAY_SCHEDULE, backlog_name
 
         name = backlog_name(resource, subscription)
         self._declare("queue", name, lambda: BacklogQueueHandle(self, name, ACCESS))
+        if BACKLOG_STATE not in self.resources:  # the replayers' leases
+            self._declare("kv", BACKLOG_STATE, lambda: BacklogStateHandle(self, BACKLOG_STATE, ACCESS))
         if not any(job.name == REPLAY_SCHEDULE for job in self.schedules):
             self.schedules.append(ScheduledJob(REPLAY_SCHEDULE, parse_schedule(REPLAY_EVERY), self._replay_backlogs))
 

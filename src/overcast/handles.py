@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import telemetry
+from .config import LOCAL_DEFAULTS
 from .errors import ConfigError
 from .resources.base import Resource
 from .resources.forwarding import (
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BacklogQueueHandle",
+    "BacklogStateHandle",
     "BucketHandle",
     "CacheHandle",
     "Handle",
@@ -179,14 +181,7 @@ class BacklogQueueHandle(QueueHandle):
         return self._never_dead_lettering(url)
 
     def _on_cloud(self, target: str | None) -> ResourceURL | None:
-        from .resources.registry import family_of_cloud
-
-        family = family_of_cloud(self.app.config.target(target).cloud)
-        schemes = list(family.schemes.get("queue", {})) if family is not None else []
-        if not schemes:
-            return None
-        slug = "-".join(re.findall(r"[a-z0-9]+", f"{self.app.name}-{self.resource_name}".lower()))
-        return ResourceURL.parse(f"{schemes[0]}://{slug}")
+        return _on_cloud(self.app, "queue", self.resource_name, target, "-")
 
     def _never_dead_lettering(self, url: ResourceURL) -> ResourceURL:
         """``url`` with the most deliveries its provider takes, else 0 where that means never
@@ -201,6 +196,40 @@ class BacklogQueueHandle(QueueHandle):
                 continue
             return candidate
         return url
+
+
+def _on_cloud(app: App, kind: str, name: str, target: str | None, joint: str) -> ResourceURL | None:
+    """``kind`` ``name`` on the first service of ``kind`` of the target's cloud, named ``APP-NAME``
+    in lowercase letters and digits joined by ``joint``; None where the target has no cloud."""
+    from .resources.registry import family_of_cloud
+
+    family = family_of_cloud(app.config.target(target).cloud)
+    schemes = list(family.schemes.get(kind, {})) if family is not None else []
+    if not schemes:
+        return None
+    slug = joint.join(re.findall(r"[a-z0-9]+", f"{app.name}-{name}".lower()))
+    return ResourceURL.parse(f"{schemes[0]}://{slug}")
+
+
+class BacklogStateHandle(KVHandle):
+    """Where the replayers of an app's backlogs keep their leases (one record per backlog):
+    ``kv.NAME``, else ``defaults.kv``, else the cloud's own key-value service (named
+    ``APPNAME``, letters and digits only: every service takes that), else the embedded store."""
+
+    def resolved_url(self) -> ResourceURL:
+        return self.url_on(None)
+
+    def url_on(self, target: str | None) -> ResourceURL:
+        """Its provider URL on ``target`` (the current one by default): what a plan declares."""
+        config = self.app.config
+        try:
+            return config.url_for("kv", self.resource_name, app=self.app.name, target=target)
+        except ConfigError:
+            beside = _on_cloud(self.app, "kv", self.resource_name, target, "")
+            if beside is not None:
+                return beside
+        local = LOCAL_DEFAULTS["kv"].replace("{app}", self.app.name).replace("{name}", self.resource_name)
+        return ResourceURL.parse(local, base_dir=config.base_dir)
 
 
 class TopicHandle(_Declared[Any], ForwardingTopic):

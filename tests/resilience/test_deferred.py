@@ -606,6 +606,7 @@ def test_cloud_run_push_parks_on_a_pubsub_backlog(
     tmp_path: Path,
     dependency: Server,
     pubsub_emulator: Server,
+    firestore_emulator: Server,  # the replayers' leases: firestore://APPNAMEovercastbacklogs
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from asgi_support import call
@@ -664,3 +665,59 @@ def test_users_example_parks_the_welcome_while_its_bucket_is_down(moto_server: S
         "outcomes deferred",  # parked, the delivery acknowledged
         "welcome Welcome, Ada Lovelace! Your account ada is ready.",  # written once the bucket answered
     ]
+
+
+# -- two replayers of one backlog take turns through its lease -------------------------------
+
+
+def test_two_replayers_of_one_backlog_keep_its_order_through_the_lease(
+    tmp_path: Path, redis_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replayers (as two processes would: each its own holder) on one Redis backlog, the
+    lease on the same Redis: one replays while the other waits, and when the holder stops the
+    other takes over where it left off; every item once, in the order parked."""
+    base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
+    run = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.local]\ndefaults.queue = "{base}?prefix=lease-{{name}}-{run}"\n'
+        f'defaults.kv = "{base}?prefix=lease-{{name}}-{run}"\n'
+    )
+    app = overcast.App(f"lease{run}", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+    state: dict[str, Any] = {"down": True, "done": []}
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: CloudEvent) -> None:
+        if state["down"]:
+            raise Unavailable("down")
+        await asyncio.sleep(0.002)  # long enough for the other replayer to step in, were it let
+        state["done"].append(event.data["n"])
+
+    async def main() -> None:
+        from overcast.runtime.dispatch import deliver
+
+        sub = app.subscriptions[0]
+        await jobs.create()
+        for n in range(40):
+            await jobs.send({"n": n})
+        while got := await jobs.receive(max_messages=10):
+            for message in got:
+                assert (await deliver(sub, jobs, message, app=app.name)).outcome == "deferred"
+        state["down"] = False
+        subscription_deferral(sub, app.name).breaker.succeeded()
+        replayers = [subscription_replayer(sub, app=app.name, rate=1000, wait=0.05, visibility=5) for _ in range(2)]
+        assert all(r.lease is not None for r in replayers) and replayers[0].lease.holder != replayers[1].lease.holder
+        tasks = [asyncio.create_task(r.forever()) for r in replayers]
+        await wait_for(lambda: len(state["done"]) >= 15, 30, "the first holder's progress")
+        holders = [r for r in replayers if r.lease is not None and r.lease._version is not None]
+        assert len(holders) == 1, "one replayer holds the lease"
+        tasks[replayers.index(holders[0])].cancel()  # the holder stops: it releases the lease
+        await wait_for(lambda: len(state["done"]) >= 40, 30, "the other replayer to take over")
+        await asyncio.sleep(0.3)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    assert state["done"] == list(range(40)), "every item once, in the order parked"

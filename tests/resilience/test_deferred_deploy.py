@@ -76,6 +76,8 @@ def test_overcast_plan_declares_each_backlog_queue_and_the_replay_schedule(maile
     for name in backlogs:  # the replayer counts failures: SQS never dead-letters a backlog item by itself
         assert json.loads(queues[name]["redrive_policy"])["maxReceiveCount"] == 1000
         assert f"{name}-dlq" in queues
+    tables = {body["name"] for body in resources["aws_dynamodb_table"].values()}
+    assert "mailerovercastbacklogs" in tables  # the replayers' leases
     rules = resources["aws_cloudwatch_event_rule"]
     assert rules["schedule_overcast_replay"] == {
         "name": "mailer-overcast-replay",
@@ -114,6 +116,7 @@ def test_the_replay_schedule_is_declared_once_and_only_for_non_critical_work(tmp
     async def again() -> None: ...
 
     assert [job.name for job in app.schedules] == [REPLAY_SCHEDULE]
+    assert [h.kind for h in app.resources.values()].count("kv") == 1  # one lease store for every backlog
     assert all(isinstance(app.resources[n], BacklogQueueHandle) for n in ("later-deferred", "again-deferred"))
 
 

@@ -17,25 +17,33 @@ reason is put back at the end of the backlog with a backoff and its count of fai
 in the item itself (so the count survives the process: a restart does not reset it), and
 after ``max_failures`` moved to the backlog's dead letters (``redrive`` puts it back, its
 count reset).
+
+Two replayers of one backlog (two processes, or a scheduled replay overlapping the last one)
+take turns through a :class:`Lease`, a record in a key-value store written with conditional
+writes, so they do not interleave its items.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import os
+import socket
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound, NotSupported, OvercastError
+from ..errors import Conflict, InvalidArgument, NotFound, NotSupported, OvercastError
 from ..resources.queue import Message, Queue
 from ..resources.records import record
 from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
 
-__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "backlog_of", "envelope"]
+__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Lease", "Replayer", "backlog_of", "envelope"]
 
 log = logging.getLogger("overcast.backlog")
 
@@ -201,6 +209,61 @@ class Backlog:
             return None
 
 
+class Lease:
+    """Who replays one backlog now: the record ``key`` of a key-value store holding the holder
+    and until when (wall clock), taken when absent or expired and renewed with conditional
+    writes (``if_absent``, ``if_version``), so at most one holder at a time wins. A holder that
+    dies frees it ``ttl`` seconds later, when the items it held come back too."""
+
+    def __init__(self, store: Any, key: str, *, ttl: float, holder: str | None = None) -> None:
+        self.store = store
+        self.key = key
+        self.ttl = ttl
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._version: str | None = None
+        self._until = 0.0  # monotonic: when this holder's hold ends
+        self._created = False
+
+    async def hold(self) -> bool:
+        """Take or renew the lease (a write at most every third of ``ttl``); whether it is ours."""
+        now = time.monotonic()
+        if self._version is not None and self._until - now > self.ttl * 2 / 3:
+            return True
+        value = {"holder": self.holder, "until": time.time() + self.ttl}
+        try:
+            self._version = await self._write(value)
+        except Conflict:
+            self._version = None  # another holder took it (ours had expired) or was quicker
+        except NotFound:
+            if self._created:
+                raise
+            await self.store.create()  # a store nobody provisioned yet (dev, tests): idempotent
+            self._created = True
+            return await self.hold()
+        if self._version is None:
+            return False
+        self._until = now + self.ttl
+        return True
+
+    async def _write(self, value: dict[str, Any]) -> str | None:
+        if self._version is not None:
+            return str(await self.store.put(self.key, value, if_version=self._version))
+        item = await self.store.get(self.key)
+        if item is None:
+            return str(await self.store.put(self.key, value, if_absent=True))
+        held = item.value
+        if held.get("holder") != self.holder and float(held.get("until", 0)) > time.time():
+            return None
+        return str(await self.store.put(self.key, value, if_version=item.version))
+
+    async def release(self) -> None:
+        """Let the next replayer in at once (best effort: the lease expires anyway)."""
+        version, self._version = self._version, None
+        if version is not None:
+            with contextlib.suppress(OvercastError):
+                await self.store.delete(self.key, if_version=version)
+
+
 Run = Callable[[dict[str, Any], int], Awaitable[None]]
 Probe = Callable[[], Awaitable[None]]
 
@@ -217,6 +280,8 @@ class Replayer:
             of the dependencies); without one the first item is the probe.
         state: the state of the breakers the work depends on, combined (default: ``breaker``'s).
         visibility: seconds an item in hand stays hidden from other replayers.
+        lease: taken before items are received and renewed between them; without one,
+            replayers of the same backlog may interleave its items.
     """
 
     def __init__(
@@ -232,6 +297,7 @@ class Replayer:
         visibility: float = 300.0,
         wait: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        lease: Lease | None = None,
     ) -> None:
         if rate <= 0 or max_failures < 1:
             raise ValueError("rate must be positive and max_failures at least 1")
@@ -249,18 +315,24 @@ class Replayer:
         self.sleep = sleep
         self._next_at = 0.0
         self._deadline: float | None = None
+        self.lease = lease
+        self._leased = True
         #: when the last item put back after a failure becomes visible again (drain waits for it)
         self._retry_due = 0.0
 
     async def forever(self) -> None:
         """Replay whenever there is work and the dependency answers, until cancelled."""
-        while True:
-            try:
-                if not await self.step() and self.state() != CLOSED:
-                    await self.sleep(min(self.breaker.cooldown, 0.5))
-            except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
-                log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
-                await self.sleep(max(self.breaker.cooldown, 1.0))
+        try:
+            while True:
+                try:
+                    if not await self.step() and (self.state() != CLOSED or not self._leased):
+                        await self.sleep(min(self.breaker.cooldown, 0.5))
+                except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
+                    log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
+                    await self.sleep(max(self.breaker.cooldown, 1.0))
+        finally:
+            if self.lease is not None:
+                await asyncio.shield(self.lease.release())
 
     async def drain(self, *, timeout: float = 30.0) -> BacklogStats:
         """Replay until the backlog is empty (or ``timeout`` seconds pass: items in hand then are
@@ -276,6 +348,8 @@ class Replayer:
                     await self.sleep(min(self.breaker.cooldown, 0.2, max(0.0, deadline - time.monotonic())))
         finally:
             self._deadline = None
+            if self.lease is not None:
+                await self.lease.release()
         return self.backlog.stats
 
     def _expired(self) -> bool:
@@ -283,20 +357,37 @@ class Replayer:
 
     async def step(self) -> bool:
         """Replay the oldest item if the dependency answers; whether one was settled."""
-        if not await self._healthy():
+        if not await self._healthy() or not await self._hold():
             return False
         queue = self.backlog.queue
         got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
         received = time.monotonic()
         head = got[0].body if got else None
         self.backlog.oldest_parked_at = head.get("parked_at") if isinstance(head, dict) else None
-        for index, message in enumerate(got):
-            await self._pace()
-            if self._expired() or not await self._settle(message, received):
-                for later in got[index:]:  # held too long, or out of time: they come again, in order
+        pending = list(got)
+        try:
+            while pending:
+                await self._pace()
+                if self._expired() or not await self._hold() or not await self._settle(pending[0], received):
+                    break  # held too long, out of time, or the lease lost: they come again, in order
+                pending.pop(0)
+        finally:  # also when stopped: the next holder of the lease gets them at once, first
+            for later in pending:
+                with contextlib.suppress(OvercastError):  # gone already: it comes back anyway
                     await queue.nack(later)
-                break
         return bool(got)
+
+    async def _hold(self) -> bool:
+        """Whether this replayer holds the backlog's lease (or needs none); the store being
+        unreachable counts as not holding it."""
+        if self.lease is None:
+            return True
+        try:
+            self._leased = await self.lease.hold()
+        except OvercastError as exc:
+            log.warning("%s: lease store unavailable: %s", self.backlog.target, exc)
+            self._leased = False
+        return self._leased
 
     async def _healthy(self) -> bool:
         """Whether the breaker lets the next item through (a half-open one: after the probe)."""

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InvalidArgument, Unavailable
-from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Replayer
+from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Lease, Replayer
 from ..resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, breaker_for, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..app import Subscription
 
 __all__ = [
+    "BACKLOG_STATE",
     "REPLAY_EVERY",
     "REPLAY_SCHEDULE",
     "Deferrable",
@@ -58,6 +59,8 @@ _MAX_NAME = 63
 #: the internal schedule replaying every backlog where no process stays up, and how often it fires
 REPLAY_SCHEDULE = "overcast-replay"
 REPLAY_EVERY = "rate(1 minute)"
+#: the key-value store of the replayers' leases (one record per backlog), declared with the backlogs
+BACKLOG_STATE = "overcast-backlogs"
 
 
 def replay_budget(function_timeout: float) -> float:
@@ -185,7 +188,15 @@ class Deferral:
         if self.depends_on:
             options.setdefault("probe", self.probe)
             options.setdefault("state", self.state)
+        if "lease" not in options:
+            options["lease"] = self.lease(float(options.get("visibility", 300.0)))
         return Replayer(self.backlog, run, breaker=self.breaker, **options)
+
+    def lease(self, ttl: float) -> Lease | None:
+        """A lease on this backlog in the app's lease store, lasting an item's visibility timeout
+        (a holder that dies frees it when the items it held come back); None without a store."""
+        store = getattr(self.app, "resources", {}).get(BACKLOG_STATE)
+        return None if store is None else Lease(store, f"lease-{self.name}", ttl=ttl)
 
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str | None:
         """Park ``work``; the backlog item's id, or None (logged) when it could not be parked."""
