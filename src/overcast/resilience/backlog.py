@@ -317,6 +317,7 @@ class Replayer:
         self._deadline: float | None = None
         self.lease = lease
         self._leased = True
+        self._moved: set[str] = set()
         #: when the last item put back after a failure becomes visible again (drain waits for it)
         self._retry_due = 0.0
 
@@ -373,8 +374,11 @@ class Replayer:
                 pending.pop(0)
         finally:  # also when stopped: the next holder of the lease gets them at once, first
             for later in pending:
+                if later.id in self._moved:
+                    continue  # put back with its count, or dead-lettered, just before the stop
                 with contextlib.suppress(OvercastError):  # gone already: it comes back anyway
                     await queue.nack(later)
+            self._moved.clear()
         return bool(got)
 
     async def _hold(self) -> bool:
@@ -447,11 +451,22 @@ class Replayer:
             "%s: replay of %s failed (%d/%d): %r", self.backlog.target, message.id, failures, self.max_failures, exc
         )
         if failures >= self.max_failures:
-            await self.backlog.dead_letter(message, body)
+            await self._finish(self.backlog.dead_letter(message, body), message)
             return
         delay = min(30.0, 0.1 * 2 ** (failures - 1))
         self._retry_due = max(self._retry_due, time.monotonic() + delay)
-        await self.backlog.retry_later(message, body, delay)
+        await self._finish(self.backlog.retry_later(message, body, delay), message)
+
+    async def _finish(self, move: Awaitable[None], message: Message) -> None:
+        """Complete a move of ``message`` (copy, then ack) even if the replayer is stopped
+        meanwhile, so the count it carries is never lost to a half-done move."""
+        task = asyncio.ensure_future(move)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            self._moved.add(message.id)
+            raise
 
     def _succeeded(self) -> None:
         if self.breaker.failures or self.breaker.opened_at is not None:
