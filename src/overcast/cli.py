@@ -385,7 +385,7 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
             continue
         if url.scheme == "replicated":
             checks.extend(await _check_replicated(kind, name, url, target, timeout))
-        elif url_on is not None:
+        elif url_on is not None and kind == "queue":
             checks.append(await _check_backlog(await _check_one(kind, name, url, target, timeout), url, timeout))
         else:
             checks.append(await _check_one(kind, name, url, target, timeout))

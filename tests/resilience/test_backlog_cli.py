@@ -144,6 +144,7 @@ def test_doctor_shows_each_backlogs_depth_dead_letters_and_oldest_age(project: P
     assert "backlog: 2 waiting, 1 dead letters, oldest" in rows["jobs-deferred"]
     assert re.search(r"oldest \d+ s", rows["jobs-deferred"])
     assert "backlog: 0 waiting, 0 dead letters" in rows["send_mail-deferred"]
+    assert "reachable" in rows["overcast-backlogs"] and "backlog:" not in rows["overcast-backlogs"]  # the leases
     assert "every resource is reachable" in doctor
 
 
