@@ -200,3 +200,25 @@ def test_the_oldest_parked_items_age_is_a_gauge_per_backlog(
     time.sleep(0.05)
     ages = [p for p in points(metric_reader, "overcast.deferred.oldest_age") if p.attributes == {"backlog": "jobs"}]
     assert len(ages) == 1 and ages[0].value >= 0.05
+
+
+def test_the_dev_server_replays_continuously_instead_of_firing_the_replay_schedule(tmp_path: Path) -> None:
+    from overcast.providers.local.devserver import DevWorkers
+
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    app = overcast.App("devreplay", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: overcast.CloudEvent) -> None: ...
+
+    @app.schedule("rate(1 hour)")
+    async def hourly() -> None: ...
+
+    async def names() -> set[str]:
+        async with DevWorkers(app, on_delivery=lambda d: None, wait=0.1) as workers:
+            return {task.get_name() for task in workers.tasks}
+
+    started = asyncio.run(names())
+    assert {"overcast schedule hourly", "overcast replay jobs"} <= started
+    assert f"overcast schedule {REPLAY_SCHEDULE}" not in started
