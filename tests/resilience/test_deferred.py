@@ -228,10 +228,25 @@ def test_critical_handlers_and_other_errors_keep_their_retries(tmp_path: Path, m
     assert (tmp_path / ".overcast" / "queues" / f"{backlog_name('down')}.db").exists()
 
 
+@pytest.mark.parametrize("family", ["sqlite", "sqs", "postgres"])
 def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings_it_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any, request: pytest.FixtureRequest
 ) -> None:
-    app = local_app(tmp_path, monkeypatch, "deferbad")
+    """On the embedded queues, on SQS (moto: the backlog's ``-dlq`` queue, the lease on
+    DynamoDB) and on PostgreSQL."""
+    app = local_app(tmp_path, monkeypatch, f"deferbad{uuid.uuid4().hex[:6]}")
+    if family == "sqs":
+        request.getfixturevalue("moto_server")
+        monkeypatch.setenv("OVERCAST_TARGET", "aws")
+        (tmp_path / "overcast.toml").write_text(f'[targets.aws]\ndefaults.queue = "sqs://{{name}}-{app.name}"\n')
+        app.use_config(tmp_path / "overcast.toml")
+    elif family == "postgres":
+        base = request.getfixturevalue("postgres_server").env["OVERCAST_TEST_POSTGRES_URL"]
+        (tmp_path / "overcast.toml").write_text(
+            f'[targets.local]\ndefaults.queue = "{base}?queue={{name}}_{app.name}"\n'
+            f'defaults.kv = "{base}?store={{name}}_{app.name}"\n'
+        )
+        app.use_config(tmp_path / "overcast.toml")
     jobs = app.queue("jobs")
     state = {"down": True, "reject": True, "replays": 0, "done": []}
 
@@ -261,9 +276,9 @@ def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings
         replayer = subscription_replayer(sub, app=app.name, max_failures=3, wait=0.1, sleep=_no_wait)
         stats = await replayer.drain(timeout=20)
         assert state["replays"] == 3 and stats.dead_lettered == 1 and state["done"] == []
-        dead = await replayer.backlog.queue.dead_letters().receive(max_messages=1, visibility_timeout=0.01)
-        assert isinstance(dead[0], Message) and dead[0].body["work"]["event"]["id"] == message_id
-        await asyncio.sleep(0.05)
+        dead = await replayer.backlog.peek(5, dead=True)
+        assert isinstance(dead[0], Message) and [m.body["work"]["event"]["id"] for m in dead] == [message_id]
+        assert dead[0].body["failures"] == 3
         assert await replayer.backlog.redrive() == 1
         state["reject"] = False
         await replayer.drain(timeout=20)

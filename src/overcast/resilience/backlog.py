@@ -454,7 +454,8 @@ class Replayer:
             await self._finish(self.backlog.dead_letter(message, body), message)
             return
         delay = min(30.0, 0.1 * 2 ** (failures - 1))
-        self._retry_due = max(self._retry_due, time.monotonic() + delay)
+        # (a second more: SQS and others count delays in whole seconds)
+        self._retry_due = max(self._retry_due, time.monotonic() + delay + 1.0)
         await self._finish(self.backlog.retry_later(message, body, delay), message)
 
     async def _finish(self, move: Awaitable[None], message: Message) -> None:
