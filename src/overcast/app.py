@@ -31,6 +31,8 @@ Handler = Callable[..., Awaitable[Any] | Any]
 
 #: deliveries before a message goes to the dead letters, unless a subscription says otherwise
 DEFAULT_MAX_ATTEMPTS = 5
+#: seconds a deployed function may run when ``[targets.T.function] timeout`` does not say
+DEFAULT_FUNCTION_TIMEOUT = 30
 
 
 @record(frozen=True)
@@ -248,6 +250,9 @@ class App:
                 source.consumer_max_attempts = max_attempts
             needs = self._dependencies(depends_on)
             self.subscriptions.append(Subscription(sub_name, source, func, critical, limit, needs))
+            if not critical:
+                topic = isinstance(source, TopicHandle)
+                self._declare_backlog(source.resource_name, sub_name if topic else None)
             return func
 
         return decorate
@@ -326,9 +331,33 @@ class App:
                 raise ConfigError(f"{self.name}: two deferrable functions are named {fn_name!r}")
             needs = self._dependencies(depends_on)
             found = self.deferrables[fn_name] = Deferrable(self, fn_name, target, depends_on=needs)
+            self._declare_backlog(fn_name)
             return found
 
         return decorate if func is None else decorate(func)
+
+    def _declare_backlog(self, resource: str, subscription: str | None = None) -> None:
+        """Declare the backlog queue of non-critical work and, once, the store of the replayers'
+        leases and the internal schedule that replays every backlog where no process stays up
+        (a deployment plan sees them all)."""
+        from .handles import ACCESS, BacklogQueueHandle, BacklogStateHandle
+        from .runtime.deferral import BACKLOG_STATE, REPLAY_EVERY, REPLAY_SCHEDULE, backlog_name
+
+        name = backlog_name(resource, subscription)
+        self._declare("queue", name, lambda: BacklogQueueHandle(self, name, ACCESS))
+        if BACKLOG_STATE not in self.resources:  # the replayers' leases
+            self._declare("kv", BACKLOG_STATE, lambda: BacklogStateHandle(self, BACKLOG_STATE, ACCESS))
+        if not any(job.name == REPLAY_SCHEDULE for job in self.schedules):
+            self.schedules.append(ScheduledJob(REPLAY_SCHEDULE, parse_schedule(REPLAY_EVERY), self._replay_backlogs))
+
+    async def _replay_backlogs(self) -> None:
+        """The internal replay schedule's handler: every backlog whose dependency answers, for
+        at most a budget below the deployed function's timeout (``[targets.T.function]``)."""
+        from .config import function_settings
+        from .runtime.deferral import drain_backlogs, replay_budget
+
+        timeout = function_settings(self.config.target()).get("timeout", DEFAULT_FUNCTION_TIMEOUT)
+        await drain_backlogs(self, timeout=replay_budget(timeout))
 
     # -- operations -------------------------------------------------------------------
 

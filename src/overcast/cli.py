@@ -377,16 +377,39 @@ async def _check_target(app: App, target: str, timeout: float) -> list[_Check]:
     checks: list[_Check] = []
     for handle in app.resources.values():
         kind, name = handle.kind, handle.resource_name
+        url_on = getattr(handle, "url_on", None)  # a backlog's queue resolves itself
         try:
-            url = app.config.url_for(kind, name, app=app.name, target=target)
+            url = url_on(target) if url_on else app.config.url_for(kind, name, app=app.name, target=target)
         except ConfigError as exc:
             checks.append(_Check(kind, name, "—", str(exc), ok=False))
             continue
         if url.scheme == "replicated":
             checks.extend(await _check_replicated(kind, name, url, target, timeout))
+        elif url_on is not None and kind == "queue":
+            checks.append(await _check_backlog(await _check_one(kind, name, url, target, timeout), url, timeout))
         else:
             checks.append(await _check_one(kind, name, url, target, timeout))
     return checks
+
+
+async def _check_backlog(check: _Check, url: Any, timeout: float) -> _Check:
+    """A reachable backlog's row says what waits in it: items, dead letters, the oldest's age."""
+    from .resilience.backlog import Backlog
+    from .resources.registry import open_resource
+
+    if not check.ok or check.warning:
+        return check
+    queue = open_resource("queue", url, name=check.name)
+    try:
+        status = await asyncio.wait_for(Backlog(queue, check.name).status(), timeout)
+    except Exception as exc:
+        return _Check(check.kind, check.name, check.url, f"{check.status}; backlog not read: {exc}", ok=True)
+    finally:
+        queue.close()
+    age = status["oldest_age_s"]
+    said = f"backlog: {_count(status['depth'])} waiting, {_count(status['dead_letters'])} dead letters"
+    said += f", oldest {age:.0f} s" if age is not None else ""
+    return _Check(check.kind, check.name, check.url, f"{check.status}; {said}", ok=True)
 
 
 async def _check_replicated(kind: str, name: str, url: Any, target: str, timeout: float) -> list[_Check]:
@@ -1068,10 +1091,9 @@ def backlog_list(app: AppArg = None, target: TargetOpt = None, name: BacklogOpt 
 async def _backlog_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for label, backlog in found.items():
-        waiting, dead = await backlog.depth(), await backlog.depth(dead=True)
-        oldest = await backlog.peek(1)
-        age = f"{time_since(oldest[0].body.get('parked_at')):.0f} s" if oldest else "-"
-        rows.append((label, backlog.queue.name, _count(waiting), _count(dead), age))
+        status = await backlog.status()
+        age = "-" if status["oldest_age_s"] is None else f"{status['oldest_age_s']:.0f} s"
+        rows.append((label, backlog.queue.name, _count(status["depth"]), _count(status["dead_letters"]), age))
     return rows
 
 

@@ -8,10 +8,12 @@ handle keeps the access the code asked for (``allow``) and the access it used
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import telemetry
+from .config import LOCAL_DEFAULTS
 from .errors import ConfigError
 from .resources.base import Resource
 from .resources.forwarding import (
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from .app import App
 
 __all__ = [
+    "BacklogQueueHandle",
+    "BacklogStateHandle",
     "BucketHandle",
     "CacheHandle",
     "Handle",
@@ -159,6 +163,88 @@ class QueueHandle(_Declared[Any], ForwardingQueue):
                 f"max_attempts={wanted}; keep one"
             )
         return url
+
+
+#: deliveries a backlog queue allows before its provider would dead-letter by itself: never in
+#: practice (the replayer counts failures itself; those during an outage do not count)
+BACKLOG_MAX_ATTEMPTS = 1000
+
+
+class BacklogQueueHandle(QueueHandle):
+    """The queue of a backlog of parked work (declared by ``@app.subscribe(..., critical=False)``
+    and ``@app.deferrable``), resolved like any queue of the target, with two differences: it
+    never dead-letters by itself, and on a cloud target that names no provider for it
+    (no ``queue.NAME``, no ``defaults.queue``) it is a queue of the cloud's own queue service
+    named ``APP-NAME``, beside the app's other resources."""
+
+    #: its replayer moves an item that keeps failing to the dead letters itself (a plan grants it)
+    writes_dead_letters = True
+
+    def resolved_url(self) -> ResourceURL:
+        return self.url_on(None)
+
+    def url_on(self, target: str | None) -> ResourceURL:
+        """Its provider URL on ``target`` (the current one by default): what a plan declares."""
+        config = self.app.config
+        try:
+            url = config.url_for("queue", self.resource_name, app=self.app.name, target=target)
+        except ConfigError:
+            beside = self._on_cloud(target)
+            if beside is None:
+                raise
+            url = beside
+        return self._never_dead_lettering(url)
+
+    def _on_cloud(self, target: str | None) -> ResourceURL | None:
+        return _on_cloud(self.app, "queue", self.resource_name, target, "-")
+
+    def _never_dead_lettering(self, url: ResourceURL) -> ResourceURL:
+        """``url`` with the most deliveries its provider takes, else 0 where that means never
+        (Pub/Sub, Azure); unchanged where its URL sets ``max_attempts`` itself."""
+        if url.option("max_attempts") is not None:
+            return url
+        for limit in (str(BACKLOG_MAX_ATTEMPTS), "0"):
+            candidate = replace(url, options={**url.options, "max_attempts": limit})
+            try:
+                open_resource("queue", candidate, name=self.resource_name).close()
+            except ConfigError:
+                continue
+            return candidate
+        return url
+
+
+def _on_cloud(app: App, kind: str, name: str, target: str | None, joint: str) -> ResourceURL | None:
+    """``kind`` ``name`` on the first service of ``kind`` of the target's cloud, named ``APP-NAME``
+    in lowercase letters and digits joined by ``joint``; None where the target has no cloud."""
+    from .resources.registry import family_of_cloud
+
+    family = family_of_cloud(app.config.target(target).cloud)
+    schemes = list(family.schemes.get(kind, {})) if family is not None else []
+    if not schemes:
+        return None
+    slug = joint.join(re.findall(r"[a-z0-9]+", f"{app.name}-{name}".lower()))
+    return ResourceURL.parse(f"{schemes[0]}://{slug}")
+
+
+class BacklogStateHandle(KVHandle):
+    """Where the replayers of an app's backlogs keep their leases (one record per backlog):
+    ``kv.NAME``, else ``defaults.kv``, else the cloud's own key-value service (named
+    ``APPNAME``, letters and digits only: every service takes that), else the embedded store."""
+
+    def resolved_url(self) -> ResourceURL:
+        return self.url_on(None)
+
+    def url_on(self, target: str | None) -> ResourceURL:
+        """Its provider URL on ``target`` (the current one by default): what a plan declares."""
+        config = self.app.config
+        try:
+            return config.url_for("kv", self.resource_name, app=self.app.name, target=target)
+        except ConfigError:
+            beside = _on_cloud(self.app, "kv", self.resource_name, target, "")
+            if beside is not None:
+                return beside
+        local = LOCAL_DEFAULTS["kv"].replace("{app}", self.app.name).replace("{name}", self.resource_name)
+        return ResourceURL.parse(local, base_dir=config.base_dir)
 
 
 class TopicHandle(_Declared[Any], ForwardingTopic):

@@ -4,6 +4,7 @@ SQLite files, filled through the real delivery path."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from pathlib import Path
 
@@ -135,3 +136,59 @@ def test_the_dev_server_prints_a_deferred_delivery_with_its_cause() -> None:
     text = console.export_text()
     assert "deferred" in text and "(Unavailable: bucket down; parked until it answers again)" in text
     assert "(breaker open; parked until it answers again)" in text
+
+
+def test_doctor_shows_each_backlogs_depth_dead_letters_and_oldest_age(project: Path) -> None:
+    doctor = invoke("doctor", str(project), "--target", "local")
+    rows = {line.split("│")[2].strip(): line for line in doctor.splitlines() if line.count("│") >= 4}
+    assert "backlog: 2 waiting, 1 dead letters, oldest" in rows["jobs-deferred"]
+    assert re.search(r"oldest \d+ s", rows["jobs-deferred"])
+    assert "backlog: 0 waiting, 0 dead letters" in rows["send_mail-deferred"]
+    assert "reachable" in rows["overcast-backlogs"] and "backlog:" not in rows["overcast-backlogs"]  # the leases
+    assert "every resource is reachable" in doctor
+
+
+def test_the_health_endpoint_shows_each_backlogs_depth_age_and_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from starlette.applications import Starlette
+
+    import overcast
+    from overcast.errors import Unavailable
+
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    app = overcast.App(f"health{uuid.uuid4().hex[:6]}", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+    app.http(Starlette())
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: overcast.CloudEvent) -> None:
+        raise Unavailable("down")
+
+    @app.deferrable
+    async def later() -> None: ...
+
+    async def run() -> dict[str, object]:
+        await app.provision()
+        for n in range(2):
+            await jobs.send({"n": n})
+        while got := await jobs.receive(max_messages=10):
+            for message in got:
+                await deliver(app.subscriptions[0], jobs, message, app=app.name)
+        transport = httpx.ASGITransport(app=app.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            reply = await client.get("/_overcast/health")
+        assert reply.status_code == 200
+        body: dict[str, object] = reply.json()
+        return body
+
+    body = asyncio.run(run())
+    backlogs = body["backlogs"]
+    assert isinstance(backlogs, dict)
+    jobs_row = backlogs["jobs-deferred"]
+    assert jobs_row["depth"] == 2 and jobs_row["parked"] == 2 and jobs_row["replayed"] == 0
+    assert jobs_row["dead_letters"] == 0 and jobs_row["replay_failures"] == 0
+    assert isinstance(jobs_row["oldest_age_s"], float) and jobs_row["oldest_age_s"] >= 0
+    assert backlogs["later-deferred"] == {"depth": 0}  # not opened by this process: its depth alone

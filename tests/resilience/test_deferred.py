@@ -32,7 +32,6 @@ from overcast.runtime.cloudevent import CloudEvent
 from overcast.runtime.deferral import (
     Receipt,
     backlog_name,
-    drain_backlogs,
     subscription_deferral,
     subscription_replayer,
 )
@@ -229,10 +228,25 @@ def test_critical_handlers_and_other_errors_keep_their_retries(tmp_path: Path, m
     assert (tmp_path / ".overcast" / "queues" / f"{backlog_name('down')}.db").exists()
 
 
+@pytest.mark.parametrize("family", ["sqlite", "sqs", "postgres"])
 def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings_it_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric_reader: Any, request: pytest.FixtureRequest
 ) -> None:
-    app = local_app(tmp_path, monkeypatch, "deferbad")
+    """On the embedded queues, on SQS (moto: the backlog's ``-dlq`` queue, the lease on
+    DynamoDB) and on PostgreSQL."""
+    app = local_app(tmp_path, monkeypatch, f"deferbad{uuid.uuid4().hex[:6]}")
+    if family == "sqs":
+        request.getfixturevalue("moto_server")
+        monkeypatch.setenv("OVERCAST_TARGET", "aws")
+        (tmp_path / "overcast.toml").write_text(f'[targets.aws]\ndefaults.queue = "sqs://{{name}}-{app.name}"\n')
+        app.use_config(tmp_path / "overcast.toml")
+    elif family == "postgres":
+        base = request.getfixturevalue("postgres_server").env["OVERCAST_TEST_POSTGRES_URL"]
+        (tmp_path / "overcast.toml").write_text(
+            f'[targets.local]\ndefaults.queue = "{base}?queue={{name}}_{app.name}"\n'
+            f'defaults.kv = "{base}?store={{name}}_{app.name}"\n'
+        )
+        app.use_config(tmp_path / "overcast.toml")
     jobs = app.queue("jobs")
     state = {"down": True, "reject": True, "replays": 0, "done": []}
 
@@ -262,9 +276,9 @@ def test_a_rejected_item_goes_to_dead_letters_after_n_replays_and_redrive_brings
         replayer = subscription_replayer(sub, app=app.name, max_failures=3, wait=0.1, sleep=_no_wait)
         stats = await replayer.drain(timeout=20)
         assert state["replays"] == 3 and stats.dead_lettered == 1 and state["done"] == []
-        dead = await replayer.backlog.queue.dead_letters().receive(max_messages=1, visibility_timeout=0.01)
-        assert isinstance(dead[0], Message) and dead[0].body["work"]["event"]["id"] == message_id
-        await asyncio.sleep(0.05)
+        dead = await replayer.backlog.peek(5, dead=True)
+        assert isinstance(dead[0], Message) and [m.body["work"]["event"]["id"] for m in dead] == [message_id]
+        assert dead[0].body["failures"] == 3
         assert await replayer.backlog.redrive() == 1
         state["reject"] = False
         await replayer.drain(timeout=20)
@@ -344,11 +358,6 @@ def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
         await mail.put(event.id, event.data)
         completed.append(event)
 
-    @app.schedule("rate(1 minute)")
-    async def replay_backlogs() -> None:  # the documented way to replay where no process stays up
-        drained.update(await drain_backlogs(app, timeout=30))
-
-    drained: dict[str, Any] = {}
     handler = lambda_handler(app)
     arn = f"arn:aws:sqs:us-east-1:123456789012:jobs-{suffix}"
     assert handler({"Records": [sqs_record(arn, 0)]}, LambdaContext()) == {"batchItemFailures": []}
@@ -361,9 +370,9 @@ def test_lambda_sqs_deliveries_are_parked_on_sqs_and_replayed(
     assert backlog.queue.location.host == f"jobs-deferred-{suffix}"
     freeze(dependency, False)
     tick = json.loads((FIXTURES / "aws-sam-cli/rendered/cloudwatch/scheduled-event.json").read_text())
-    tick["resources"] = [f"arn:aws:events:us-east-1:123456789012:rule/{app.name}-replay_backlogs"]
-    assert handler(tick, LambdaContext()) is None  # EventBridge fires the schedule: the backlog is drained
-    stats = drained["jobs"]
+    tick["resources"] = [f"arn:aws:events:us-east-1:123456789012:rule/{app.name}-overcast-replay"]
+    assert handler(tick, LambdaContext()) is None  # EventBridge fires the internal replay schedule
+    stats = backlog.stats
     assert stats.replayed == 5 and stats.dead_lettered == 0
     replayed = completed[1:]
     assert sorted(e.id for e in replayed) == [f"m-{n}" for n in range(1, 6)]
@@ -569,8 +578,9 @@ def declare_jobs(app: overcast.App, completed: list[CloudEvent]) -> None:
         completed.append(event)
 
 
-def replay_all(app: overcast.App, expected: int) -> None:
-    stats = asyncio.run(drain_backlogs(app, timeout=60))["jobs"]
+def replayed(app: overcast.App, expected: int) -> None:
+    """The internal replay schedule, fired through the runtime, drained the backlog."""
+    stats = subscription_deferral(app.subscriptions[0], app.name).backlog.stats
     assert stats.replayed == expected and stats.dead_lettered == 0
 
 
@@ -580,7 +590,7 @@ def test_azure_queue_trigger_parks_on_an_azurite_backlog(
     azurite: Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from azf_support import Context, Worker, queue_message
+    from azf_support import Context, Worker, queue_message, timer_request
 
     from overcast.providers.azure import function_app
 
@@ -599,7 +609,8 @@ def test_azure_queue_trigger_parks_on_an_azurite_backlog(
             worker.call("queue_jobs", queue_message(json.dumps({"n": n}), id=f"m-{n}"), Context("queue_jobs"))
         assert completed == []
         freeze(dependency, False)
-        replay_all(app, 3)
+        worker.call("schedule_overcast_replay", timer_request())  # the internal replay schedule's timer
+        replayed(app, 3)
     finally:
         worker.close()
     assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
@@ -610,6 +621,7 @@ def test_cloud_run_push_parks_on_a_pubsub_backlog(
     tmp_path: Path,
     dependency: Server,
     pubsub_emulator: Server,
+    firestore_emulator: Server,  # the replayers' leases: firestore://APPNAMEovercastbacklogs
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from asgi_support import call
@@ -641,7 +653,8 @@ def test_cloud_run_push_parks_on_a_pubsub_backlog(
     assert [push(n) for n in range(3)] == [204, 204, 204], "acknowledged: Pub/Sub does not push them again"
     assert completed == []
     freeze(dependency, False)
-    replay_all(app, 3)
+    assert call(asgi, "POST", "/_overcast/schedule/overcast-replay")[0] == 204  # Cloud Scheduler fires it
+    replayed(app, 3)
     assert sorted(e.id for e in completed) == ["m-0", "m-1", "m-2"]
 
 
@@ -668,3 +681,141 @@ def test_users_example_parks_the_welcome_while_its_bucket_is_down(moto_server: S
         "outcomes deferred",  # parked, the delivery acknowledged
         "welcome Welcome, Ada Lovelace! Your account ada is ready.",  # written once the bucket answered
     ]
+
+
+# -- two replayers of one backlog take turns through its lease -------------------------------
+
+
+def test_two_replayers_of_one_backlog_keep_its_order_through_the_lease(
+    tmp_path: Path, redis_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replayers (as two processes would: each its own holder) on one Redis backlog, the
+    lease on the same Redis: one replays while the other waits, and when the holder stops the
+    other takes over where it left off; every item once, in the order parked."""
+    base = redis_server.env["OVERCAST_TEST_REDIS_URL"]
+    run = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text(
+        f'[targets.local]\ndefaults.queue = "{base}?prefix=lease-{{name}}-{run}"\n'
+        f'defaults.kv = "{base}?prefix=lease-{{name}}-{run}"\n'
+    )
+    app = overcast.App(f"lease{run}", config=tmp_path / "overcast.toml")
+    jobs = app.queue("jobs")
+    state: dict[str, Any] = {"down": True, "done": []}
+
+    @app.subscribe(jobs, critical=False)
+    async def work(event: CloudEvent) -> None:
+        if state["down"]:
+            raise Unavailable("down")
+        await asyncio.sleep(0.002)  # long enough for the other replayer to step in, were it let
+        state["done"].append(event.data["n"])
+
+    async def main() -> None:
+        from overcast.runtime.dispatch import deliver
+
+        sub = app.subscriptions[0]
+        await jobs.create()
+        for n in range(40):
+            await jobs.send({"n": n})
+        while got := await jobs.receive(max_messages=10):
+            for message in got:
+                assert (await deliver(sub, jobs, message, app=app.name)).outcome == "deferred"
+        state["down"] = False
+        subscription_deferral(sub, app.name).breaker.succeeded()
+        replayers = [subscription_replayer(sub, app=app.name, rate=1000, wait=0.05, visibility=5) for _ in range(2)]
+        assert all(r.lease is not None for r in replayers) and replayers[0].lease.holder != replayers[1].lease.holder
+        tasks = [asyncio.create_task(r.forever()) for r in replayers]
+        await wait_for(lambda: len(state["done"]) >= 15, 30, "the first holder's progress")
+        holders = [r for r in replayers if r.lease is not None and r.lease._version is not None]
+        assert len(holders) == 1, "one replayer holds the lease"
+        tasks[replayers.index(holders[0])].cancel()  # the holder stops: it releases the lease
+        await wait_for(lambda: len(state["done"]) >= 40, 30, "the other replayer to take over")
+        await asyncio.sleep(0.3)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    done = state["done"]
+    # the item the stopped holder was running comes again (given back unacknowledged): at most
+    # that one twice, at once, and nothing out of order
+    assert [n for i, n in enumerate(done) if i == 0 or done[i - 1] != n] == list(range(40)), done
+    assert len(done) - 40 <= 1, done
+
+
+# -- failed replays are counted in the item: a new process does not reset them ------------------
+
+REJECT_APP = """
+import os
+import overcast
+from overcast.errors import Unavailable
+
+app = overcast.App("rejects", config=os.path.join(os.path.dirname(__file__), "overcast.toml"))
+jobs = app.queue("jobs")
+
+
+@app.subscribe(jobs, critical=False)
+async def work(event):
+    if os.environ.get("DEPENDENCY_DOWN"):
+        raise Unavailable("the dependency is down")
+    raise ValueError("this payload is refused")
+"""
+
+REJECT_RUNNER = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from rejectapp import app
+from overcast.runtime.deferral import subscription_replayer
+
+async def main():
+    replayer = subscription_replayer(app.subscriptions[0], app=app.name, max_failures=5, wait=0.1)
+    stats = await replayer.drain(timeout=int(sys.argv[2]))
+    print(stats.replay_failures, stats.dead_lettered)
+
+asyncio.run(main())
+"""
+
+
+def test_failed_replays_are_counted_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two failed replays in one process, then a process of its own: it dead-letters the item
+    after the three failures left of five, not five more."""
+    import importlib.util
+    import subprocess
+
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    (tmp_path / "rejectapp.py").write_text(REJECT_APP)
+    (tmp_path / "runner.py").write_text(REJECT_RUNNER)
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    monkeypatch.setenv("DEPENDENCY_DOWN", "1")
+    spec = importlib.util.spec_from_file_location("rejectapp_parent", tmp_path / "rejectapp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.app
+    (parked,) = asyncio.run(_park_all(app, 1))
+    monkeypatch.delenv("DEPENDENCY_DOWN")
+    sub = app.subscriptions[0]
+    subscription_deferral(sub, app.name).breaker.succeeded()
+
+    async def two_failures() -> None:
+        replayer = subscription_replayer(sub, app=app.name, max_failures=5, wait=0.1)
+        task = asyncio.create_task(replayer.forever())
+        await wait_for(lambda: replayer.backlog.stats.replay_failures >= 2, 20, "two failed replays")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert replayer.backlog.stats.replay_failures == 2 and replayer.backlog.stats.dead_lettered == 0
+
+    asyncio.run(two_failures())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "runner.py"), str(tmp_path), "20"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "1"], "three more failures, then the dead letters"
+    backlog = subscription_deferral(sub, app.name).backlog
+    dead = asyncio.run(backlog.peek(5, dead=True))
+    assert [m.body["work"]["event"]["id"] for m in dead] == [parked] and dead[0].body["failures"] == 5

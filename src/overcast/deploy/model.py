@@ -52,6 +52,8 @@ class Resource:
     existing: bool = False
     #: the cloud's identifier when ``overcast.toml`` names the resource by it (``arn = ...``)
     arn: str | None = None
+    #: the code itself moves messages to the queue's dead letters (a backlog's replayer does)
+    writes_dead_letters: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,12 @@ def build(app: App, target_name: str) -> Deployment:
 def _resource(app: App, handle: Any, target: Target, existing: frozenset[tuple[str, str]]) -> Resource:
     """One resource on the target; its ``allow`` is the target's (``overcast.toml``) if it sets one,
     else the code's."""
-    url = app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target.name)
+    url_on = getattr(handle, "url_on", None)  # a handle that resolves itself (a backlog's queue)
+    url = (
+        url_on(target.name)
+        if url_on is not None
+        else app.config.url_for(handle.kind, handle.resource_name, app=app.name, target=target.name)
+    )
     if isinstance(handle, QueueHandle) and handle.consumer_max_attempts is not None:
         given = url.option("max_attempts")
         wanted = str(handle.consumer_max_attempts)
@@ -162,7 +169,8 @@ def _resource(app: App, handle: Any, target: Target, existing: frozenset[tuple[s
     if allow is None or handle.kind == "secret":  # a secret is only ever read
         allow = frozenset(handle.allow)
     arn = declared_arn(target, handle.kind, handle.resource_name)
-    return Resource(handle.kind, handle.resource_name, url, allow, existing_one, arn)
+    writes = bool(getattr(handle, "writes_dead_letters", False))
+    return Resource(handle.kind, handle.resource_name, url, allow, existing_one, arn, writes)
 
 
 def _function(app: App, options: dict[str, Any], settings: dict[str, Any]) -> Function:

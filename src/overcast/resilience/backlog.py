@@ -13,27 +13,37 @@ one item through as its probe). An item is acknowledged only after it ran, so a 
 killed in the middle of a replay loses nothing: the item comes back after its visibility
 timeout. While the dependency is down again the item is kept in hand and retried when the
 breaker allows, so the items behind it do not overtake it. An item that fails for another
-reason is retried ``max_failures`` times with a backoff, then moved to the backlog's dead
-letters (``redrive`` puts it back).
+reason is put back at the end of the backlog with a backoff and its count of failed replays
+in the item itself (so the count survives the process: a restart does not reset it), and
+after ``max_failures`` moved to the backlog's dead letters (``redrive`` puts it back, its
+count reset).
+
+Two replayers of one backlog (two processes, or a scheduled replay overlapping the last one)
+take turns through a :class:`Lease`, a record in a key-value store written with conditional
+writes, so they do not interleave its items.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import os
+import socket
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import NotFound, NotSupported, OvercastError
+from ..errors import Conflict, InvalidArgument, NotFound, NotSupported, OvercastError
 from ..resources.queue import Message, Queue
-from ..resources.records import field, record
+from ..resources.records import record
 from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
 
-__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Replayer", "envelope"]
+__all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Lease", "Replayer", "backlog_of", "envelope"]
 
 log = logging.getLogger("overcast.backlog")
 
@@ -45,6 +55,13 @@ QUEUE_MAX_ATTEMPTS = 1000
 ENVELOPE_VERSION = 1
 
 _sequence = itertools.count(1)
+#: the backlogs this process opened, by the id of their queue (the health endpoint's view)
+_live: weakref.WeakValueDictionary[int, Backlog] = weakref.WeakValueDictionary()
+
+
+def backlog_of(queue: Any) -> Backlog | None:
+    """The backlog this process keeps in ``queue`` (a backlog's queue handle), if it opened one."""
+    return _live.get(id(queue))
 
 
 def envelope(kind: str, target: str, work: dict[str, Any], reason: BaseException | None) -> dict[str, Any]:
@@ -71,7 +88,6 @@ class BacklogStats:
     replayed: int = 0
     replay_failures: int = 0
     dead_lettered: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
 
 
 class Backlog:
@@ -81,7 +97,11 @@ class Backlog:
         self.queue = queue
         self.target = target
         self.stats = BacklogStats()
+        #: when the oldest item this process knows of was parked (the head its replayer last
+        #: received, else its first park since it found the backlog empty); None: none known
+        self.oldest_parked_at: float | None = None
         self._created = False
+        _live[id(queue)] = self
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str:
@@ -99,6 +119,8 @@ class Backlog:
                 await self.queue.create()  # a backlog nobody provisioned yet (dev, tests): idempotent
                 self._created = True
                 item = await self.queue.send(body)
+        if self.oldest_parked_at is None:
+            self.oldest_parked_at = body["parked_at"]
         self.stats.parked += 1
         count("deferred.parked", backlog=self.target)
         return item
@@ -111,12 +133,23 @@ class Backlog:
             found = self._locks[loop] = asyncio.Lock()
         return found
 
-    async def dead_letter(self, message: Message) -> None:
-        """Move an item that keeps failing to the backlog's dead letters (send, then ack)."""
-        await self.queue.dead_letters().send(message.body, attributes=message.attributes or None)
+    async def dead_letter(self, message: Message, body: Any = None) -> None:
+        """Move an item that keeps failing to the backlog's dead letters (send ``body``, by
+        default the item's own, then ack)."""
+        body = message.body if body is None else body
+        await self.queue.dead_letters().send(body, attributes=message.attributes or None)
         await self.queue.ack(message)
         self.stats.dead_lettered += 1
         count("deferred.dead_letters", backlog=self.target)
+
+    async def retry_later(self, message: Message, body: dict[str, Any], delay: float) -> None:
+        """Put an item back at the end of the backlog as ``body`` (its failure count updated),
+        visible after ``delay`` seconds where the queue can delay: send the copy, then ack."""
+        try:
+            await self.queue.send(body, delay=delay, attributes=message.attributes or None)
+        except (NotSupported, InvalidArgument):  # no delay on this queue (or not that long)
+            await self.queue.send(body, attributes=message.attributes or None)
+        await self.queue.ack(message)
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Put dead letters back at the end of the backlog; how many moved."""
@@ -127,6 +160,8 @@ class Backlog:
             if not got:
                 return moved
             body = dict(got[0].body) if isinstance(got[0].body, dict) else got[0].body
+            if isinstance(body, dict):
+                body.pop("failures", None)  # a fresh start: max_failures replays again
             await self.queue.send(body, attributes=got[0].attributes or None)
             await dead.ack(got[0])
             moved += 1
@@ -156,6 +191,15 @@ class Backlog:
             removed += len(got)
         return removed
 
+    async def status(self) -> dict[str, Any]:
+        """Items waiting, dead letters and the oldest item's age in seconds (by reading it: as
+        ``overcast backlog list`` and ``overcast doctor`` show them)."""
+        waiting, dead = await self.depth(), await self.depth(dead=True)
+        oldest = await self.peek(1) if waiting != 0 else []
+        stamp = oldest[0].body.get("parked_at") if oldest and isinstance(oldest[0].body, dict) else None
+        age = max(0.0, time.time() - float(stamp)) if isinstance(stamp, (int, float)) else None
+        return {"depth": waiting, "dead_letters": dead, "oldest_age_s": age}
+
     async def depth(self, *, dead: bool = False) -> int | None:
         """Items waiting (of the dead letters with ``dead``); None where the provider cannot count."""
         queue = self.queue.dead_letters() if dead else self.queue
@@ -163,6 +207,61 @@ class Backlog:
             return await queue.depth()
         except NotSupported:
             return None
+
+
+class Lease:
+    """Who replays one backlog now: the record ``key`` of a key-value store holding the holder
+    and until when (wall clock), taken when absent or expired and renewed with conditional
+    writes (``if_absent``, ``if_version``), so at most one holder at a time wins. A holder that
+    dies frees it ``ttl`` seconds later, when the items it held come back too."""
+
+    def __init__(self, store: Any, key: str, *, ttl: float, holder: str | None = None) -> None:
+        self.store = store
+        self.key = key
+        self.ttl = ttl
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._version: str | None = None
+        self._until = 0.0  # monotonic: when this holder's hold ends
+        self._created = False
+
+    async def hold(self) -> bool:
+        """Take or renew the lease (a write at most every third of ``ttl``); whether it is ours."""
+        now = time.monotonic()
+        if self._version is not None and self._until - now > self.ttl * 2 / 3:
+            return True
+        value = {"holder": self.holder, "until": time.time() + self.ttl}
+        try:
+            self._version = await self._write(value)
+        except Conflict:
+            self._version = None  # another holder took it (ours had expired) or was quicker
+        except NotFound:
+            if self._created:
+                raise
+            await self.store.create()  # a store nobody provisioned yet (dev, tests): idempotent
+            self._created = True
+            return await self.hold()
+        if self._version is None:
+            return False
+        self._until = now + self.ttl
+        return True
+
+    async def _write(self, value: dict[str, Any]) -> str | None:
+        if self._version is not None:
+            return str(await self.store.put(self.key, value, if_version=self._version))
+        item = await self.store.get(self.key)
+        if item is None:
+            return str(await self.store.put(self.key, value, if_absent=True))
+        held = item.value
+        if held.get("holder") != self.holder and float(held.get("until", 0)) > time.time():
+            return None
+        return str(await self.store.put(self.key, value, if_version=item.version))
+
+    async def release(self) -> None:
+        """Let the next replayer in at once (best effort: the lease expires anyway)."""
+        version, self._version = self._version, None
+        if version is not None:
+            with contextlib.suppress(OvercastError):
+                await self.store.delete(self.key, if_version=version)
 
 
 Run = Callable[[dict[str, Any], int], Awaitable[None]]
@@ -181,6 +280,8 @@ class Replayer:
             of the dependencies); without one the first item is the probe.
         state: the state of the breakers the work depends on, combined (default: ``breaker``'s).
         visibility: seconds an item in hand stays hidden from other replayers.
+        lease: taken before items are received and renewed between them; without one,
+            replayers of the same backlog may interleave its items.
     """
 
     def __init__(
@@ -196,6 +297,7 @@ class Replayer:
         visibility: float = 300.0,
         wait: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        lease: Lease | None = None,
     ) -> None:
         if rate <= 0 or max_failures < 1:
             raise ValueError("rate must be positive and max_failures at least 1")
@@ -212,43 +314,84 @@ class Replayer:
         self.wait = wait
         self.sleep = sleep
         self._next_at = 0.0
+        self._deadline: float | None = None
+        self.lease = lease
+        self._leased = True
+        self._moved: set[str] = set()
+        #: when the last item put back after a failure becomes visible again (drain waits for it)
+        self._retry_due = 0.0
 
     async def forever(self) -> None:
         """Replay whenever there is work and the dependency answers, until cancelled."""
-        while True:
-            try:
-                if not await self.step() and self.state() != CLOSED:
-                    await self.sleep(min(self.breaker.cooldown, 0.5))
-            except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
-                log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
-                await self.sleep(max(self.breaker.cooldown, 1.0))
+        try:
+            while True:
+                try:
+                    if not await self.step() and (self.state() != CLOSED or not self._leased):
+                        await self.sleep(min(self.breaker.cooldown, 0.5))
+                except OvercastError as exc:  # the backlog's own queue is unreachable: try again later
+                    log.warning("%s: backlog unavailable: %s", self.backlog.target, exc)
+                    await self.sleep(max(self.breaker.cooldown, 1.0))
+        finally:
+            if self.lease is not None:
+                await asyncio.shield(self.lease.release())
 
     async def drain(self, *, timeout: float = 30.0) -> BacklogStats:
-        """Replay until the backlog is empty (or ``timeout`` seconds pass); the stats."""
-        deadline = time.monotonic() + timeout
+        """Replay until the backlog is empty (or ``timeout`` seconds pass: items in hand then are
+        given back, so a bounded replay ends near its budget); the stats."""
+        deadline = self._deadline = time.monotonic() + timeout
         idle = 0
-        while time.monotonic() < deadline and idle < 2:
-            handled = await self.step()
-            idle = 0 if handled else idle + 1
-            if not handled and self.state() == OPEN:
-                idle = 0
-                await self.sleep(min(self.breaker.cooldown, 0.2))
+        try:
+            while time.monotonic() < deadline and (idle < 2 or time.monotonic() < self._retry_due):
+                handled = await self.step()
+                idle = 0 if handled else idle + 1
+                if not handled and (self.state() == OPEN or time.monotonic() < self._retry_due):
+                    idle = 0
+                    await self.sleep(min(self.breaker.cooldown, 0.2, max(0.0, deadline - time.monotonic())))
+        finally:
+            self._deadline = None
+            if self.lease is not None:
+                await self.lease.release()
         return self.backlog.stats
+
+    def _expired(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     async def step(self) -> bool:
         """Replay the oldest item if the dependency answers; whether one was settled."""
-        if not await self._healthy():
+        if not await self._healthy() or not await self._hold():
             return False
         queue = self.backlog.queue
         got = await queue.receive(max_messages=self.batch, visibility_timeout=self.visibility, wait=self.wait)
         received = time.monotonic()
-        for index, message in enumerate(got):
-            await self._pace()
-            if not await self._settle(message, received):  # held too long: it and those behind it come again
-                for later in got[index + 1 :]:
+        head = got[0].body if got else None
+        self.backlog.oldest_parked_at = head.get("parked_at") if isinstance(head, dict) else None
+        pending = list(got)
+        try:
+            while pending:
+                await self._pace()
+                if self._expired() or not await self._hold() or not await self._settle(pending[0], received):
+                    break  # held too long, out of time, or the lease lost: they come again, in order
+                pending.pop(0)
+        finally:  # also when stopped: the next holder of the lease gets them at once, first
+            for later in pending:
+                if later.id in self._moved:
+                    continue  # put back with its count, or dead-lettered, just before the stop
+                with contextlib.suppress(OvercastError):  # gone already: it comes back anyway
                     await queue.nack(later)
-                break
+            self._moved.clear()
         return bool(got)
+
+    async def _hold(self) -> bool:
+        """Whether this replayer holds the backlog's lease (or needs none); the store being
+        unreachable counts as not holding it."""
+        if self.lease is None:
+            return True
+        try:
+            self._leased = await self.lease.hold()
+        except OvercastError as exc:
+            log.warning("%s: lease store unavailable: %s", self.backlog.target, exc)
+            self._leased = False
+        return self._leased
 
     async def _healthy(self) -> bool:
         """Whether the breaker lets the next item through (a half-open one: after the probe)."""
@@ -274,43 +417,57 @@ class Replayer:
         self._next_at = max(now, self._next_at) + self.interval
 
     async def _settle(self, message: Message, held_since: float) -> bool:
-        """Run one item until it succeeds or is dead-lettered (True), or must be given back (False)."""
+        """Run one item until it succeeded, failed (put back with its count, or dead-lettered)
+        (True), or must be given back untouched (False: the caller nacks it)."""
         stats = self.backlog.stats
+        body = message.body if isinstance(message.body, dict) else {}
+        failures = int(body.get("failures", 0))  # failed replays so far, in any process
         while True:
             # the breaker may have opened while the receive waited: hold the item until it lets calls through
             if not await self._await_recovery(held_since):
-                await self.backlog.queue.nack(message)  # held too long: let it come again
                 return False
-            failures = stats.failures.get(message.id, 0)
             try:
                 await self.run(message.body, failures + 1)
             except Exception as exc:
                 if counts_as_down(exc):
                     self.breaker.failed(exc)
                     continue
-                stats.replay_failures += 1
-                count("deferred.replay_failures", backlog=self.backlog.target)
-                stats.failures[message.id] = failures = failures + 1
-                log.warning(
-                    "%s: replay of %s failed (%d/%d): %r",
-                    self.backlog.target,
-                    message.id,
-                    failures,
-                    self.max_failures,
-                    exc,
-                )
-                if failures >= self.max_failures:
-                    await self.backlog.dead_letter(message)
-                    stats.failures.pop(message.id, None)
-                    return True
-                await self.sleep(min(30.0, 0.1 * 2 ** (failures - 1)))
-                continue
+                await self._failed(message, {**body, "failures": failures + 1}, exc)
+                return True
             self._succeeded()
             await self.backlog.queue.ack(message)
             stats.replayed += 1
             count("deferred.replayed", backlog=self.backlog.target)
-            stats.failures.pop(message.id, None)
             return True
+
+    async def _failed(self, message: Message, body: dict[str, Any], exc: Exception) -> None:
+        """A replay failed for another reason than the dependency: the item goes back to the end
+        of the backlog with its count (after a backoff), or to the dead letters after ``max_failures``."""
+        stats = self.backlog.stats
+        failures = int(body["failures"])
+        stats.replay_failures += 1
+        count("deferred.replay_failures", backlog=self.backlog.target)
+        log.warning(
+            "%s: replay of %s failed (%d/%d): %r", self.backlog.target, message.id, failures, self.max_failures, exc
+        )
+        if failures >= self.max_failures:
+            await self._finish(self.backlog.dead_letter(message, body), message)
+            return
+        delay = min(30.0, 0.1 * 2 ** (failures - 1))
+        # (a second more: SQS and others count delays in whole seconds)
+        self._retry_due = max(self._retry_due, time.monotonic() + delay + 1.0)
+        await self._finish(self.backlog.retry_later(message, body, delay), message)
+
+    async def _finish(self, move: Awaitable[None], message: Message) -> None:
+        """Complete a move of ``message`` (copy, then ack) even if the replayer is stopped
+        meanwhile, so the count it carries is never lost to a half-done move."""
+        task = asyncio.ensure_future(move)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            self._moved.add(message.id)
+            raise
 
     def _succeeded(self) -> None:
         if self.breaker.failures or self.breaker.opened_at is not None:
@@ -319,7 +476,7 @@ class Replayer:
     async def _await_recovery(self, held_since: float) -> bool:
         """Wait, item in hand, until the breaker lets calls (or a probe) through; False once
         the item was held for most of its visibility timeout."""
-        while time.monotonic() - held_since < self.visibility * 0.8:
+        while time.monotonic() - held_since < self.visibility * 0.8 and not self._expired():
             if await self._healthy():
                 return True
             await self.sleep(min(self.breaker.cooldown, 0.2))

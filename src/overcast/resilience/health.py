@@ -3,18 +3,26 @@
 ``snapshot`` is what this process knows now and costs nothing: each member's breaker,
 the replicator's recent lag and the writes it holds in memory; it is what
 ``GET /_overcast/health`` serves. ``inspect`` asks the members themselves (a ping each
-and the depth of the change log beside it), for ``overcast doctor``.
+and the depth of the change log beside it), for ``overcast doctor``. ``backlogs`` adds the
+backlogs of deferred work: each one's depth (asked of its queue, at most every few seconds,
+within a short timeout) and what this process saw and did with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from ..errors import OvercastError
+from .backlog import backlog_of
 from .breaker import OPEN
 
-__all__ = ["inspect", "replicated_of", "snapshot"]
+__all__ = ["backlogs", "inspect", "replicated_of", "snapshot"]
+
+#: id of a backlog's queue -> (when asked, its depth): the endpoint asks a queue at most this often
+_depths: dict[int, tuple[float, int | None]] = {}
+DEPTH_FRESH = 5.0
 
 
 def replicated_of(store: Any) -> Any | None:
@@ -87,3 +95,39 @@ async def inspect(store: Any) -> list[dict[str, Any]]:
             row.update(reachable=False, error=str(exc))
         report.append(row)
     return report
+
+
+async def backlogs(resources: dict[str, Any], *, timeout: float = 0.5) -> dict[str, Any]:
+    """Each backlog queue among ``resources``: ``depth`` (None where it could not be counted in
+    ``timeout`` seconds), and where this process opened it, the age of the oldest item it knows
+    of and its counts (parked, replayed, replay failures, dead letters) since it started."""
+    handles = [(name, handle) for name, handle in resources.items() if hasattr(handle, "writes_dead_letters")]
+    depths = await asyncio.gather(*(_depth(handle, timeout) for _, handle in handles))
+    found: dict[str, Any] = {}
+    for (name, handle), depth in zip(handles, depths, strict=True):
+        row: dict[str, Any] = {"depth": depth}
+        backlog = backlog_of(handle)
+        if backlog is not None:
+            oldest = backlog.oldest_parked_at if depth != 0 else None
+            stats = backlog.stats
+            row.update(
+                oldest_age_s=None if oldest is None else round(max(0.0, time.time() - oldest), 1),
+                parked=stats.parked,
+                replayed=stats.replayed,
+                replay_failures=stats.replay_failures,
+                dead_letters=stats.dead_lettered,
+            )
+        found[name] = row
+    return found
+
+
+async def _depth(queue: Any, timeout: float) -> int | None:
+    asked = _depths.get(id(queue))
+    if asked is not None and time.monotonic() - asked[0] < DEPTH_FRESH:
+        return asked[1]
+    try:
+        depth: int | None = await asyncio.wait_for(queue.depth(), timeout)
+    except Exception:  # down, not provisioned, or no count on this provider: unknown, not an error here
+        depth = None
+    _depths[id(queue)] = (time.monotonic(), depth)
+    return depth

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InvalidArgument, Unavailable
-from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Replayer
+from ..resilience.backlog import BACKLOG_SUFFIX, QUEUE_MAX_ATTEMPTS, Backlog, BacklogStats, Lease, Replayer
 from ..resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, breaker_for, breaker_named, counts_as_down
 from ..resources.queue import Message, Queue
 from ..resources.records import record, replace
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from ..app import Subscription
 
 __all__ = [
+    "BACKLOG_STATE",
+    "REPLAY_EVERY",
+    "REPLAY_SCHEDULE",
     "Deferrable",
     "Deferral",
     "Receipt",
@@ -45,6 +48,7 @@ __all__ = [
     "event_from_work",
     "event_work",
     "open_backlog",
+    "replay_budget",
     "subscription_deferral",
     "subscription_replayer",
 ]
@@ -52,6 +56,17 @@ __all__ = [
 log = logging.getLogger("overcast.deferred")
 
 _MAX_NAME = 63
+#: the internal schedule replaying every backlog where no process stays up, and how often it fires
+REPLAY_SCHEDULE = "overcast-replay"
+REPLAY_EVERY = "rate(1 minute)"
+#: the key-value store of the replayers' leases (one record per backlog), declared with the backlogs
+BACKLOG_STATE = "overcast-backlogs"
+
+
+def replay_budget(function_timeout: float) -> float:
+    """Seconds one firing of the replay schedule may replay: well inside the function's
+    timeout (a fifth of it, at least 5 s, kept back) and the schedule's minute."""
+    return max(1.0, min(function_timeout * 0.8, function_timeout - 5.0, 50.0))
 
 
 def backlog_name(resource: str, subscription: str | None = None) -> str:
@@ -66,8 +81,13 @@ def backlog_name(resource: str, subscription: str | None = None) -> str:
 
 
 def open_backlog(app: Any, name: str) -> Queue:
-    """The backlog queue ``name`` on ``app``'s target; it never dead-letters by itself."""
+    """The backlog queue ``name`` on ``app``'s target; it never dead-letters by itself (the
+    app's declared backlog handle where it has one, see ``handles.BacklogQueueHandle``)."""
     from .. import telemetry
+
+    declared = getattr(app, "resources", {}).get(name)
+    if declared is not None and hasattr(declared, "url_on"):
+        return declared  # type: ignore[no-any-return]
     from ..resources.registry import open_resource
 
     url = app.url_for("queue", name)
@@ -168,7 +188,15 @@ class Deferral:
         if self.depends_on:
             options.setdefault("probe", self.probe)
             options.setdefault("state", self.state)
+        if "lease" not in options:
+            options["lease"] = self.lease(float(options.get("visibility", 300.0)))
         return Replayer(self.backlog, run, breaker=self.breaker, **options)
+
+    def lease(self, ttl: float) -> Lease | None:
+        """A lease on this backlog in the app's lease store, lasting an item's visibility timeout
+        (a holder that dies frees it when the items it held come back); None without a store."""
+        store = getattr(self.app, "resources", {}).get(BACKLOG_STATE)
+        return None if store is None else Lease(store, f"lease-{self.name}", ttl=ttl)
 
     async def park(self, kind: str, work: dict[str, Any], reason: BaseException | None) -> str | None:
         """Park ``work``; the backlog item's id, or None (logged) when it could not be parked."""
@@ -288,6 +316,9 @@ def app_replayers(app: Any, **options: Any) -> dict[str, Replayer]:
     for func in app.deferrables.values():
         found[func.name] = func.replayer(**options)
     telemetry.watch_backlog(*(replayer.backlog.queue for replayer in found.values()))
+    for replayer in found.values():
+        backlog = replayer.backlog
+        telemetry.watch_age(backlog.target, lambda backlog=backlog: backlog.oldest_parked_at)  # type: ignore[misc]
     return found
 
 

@@ -4,6 +4,8 @@ It answers from what the process knows (no call to any service): 200 with
 ``{"status": "ok"}`` or ``"degraded"`` (a replica is down, the resource still answers),
 503 with ``"down"`` when a replicated resource has no member left. Member URLs are not
 shown (the endpoint is as public as the app): roles, providers, breaker states and lag.
+Backlogs of deferred work (``backlogs``): each one's depth, which is asked of its queue (at
+most every 5 s, half a second at most), and the oldest item's age and counts this process knows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..resilience.health import snapshot
+from ..resilience.health import backlogs, snapshot
 
 __all__ = ["PATH", "HealthRoute"]
 
@@ -33,6 +35,9 @@ class HealthRoute:
             await _reply(send, 405, {"error": "use GET"}, allow=True)
             return
         body = snapshot(self.resources)
+        waiting = await backlogs(self.resources)
+        if waiting:
+            body["backlogs"] = waiting
         await _reply(send, 503 if body["status"] == "down" else 200, body, head=scope.get("method") == "HEAD")
 
 

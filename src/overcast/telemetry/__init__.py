@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..resources import queue as queue_resources
@@ -77,6 +78,7 @@ __all__ = [
     "shutdown",
     "summarize_requests",
     "timed",
+    "watch_age",
     "watch_app",
     "watch_calls",
     "watch_replication",
@@ -219,6 +221,12 @@ def _start(meter_provider: Any, tracer_provider: Any, *, target: str | None, clo
     }
     instruments.backlog = meter.create_observable_gauge(
         "overcast.queue.backlog", callbacks=[_observe_backlog], description="Messages waiting to be received"
+    )
+    instruments.deferred_age = meter.create_observable_gauge(
+        "overcast.deferred.oldest_age",
+        callbacks=[_observe_ages],
+        unit="s",
+        description="Age of the oldest parked item a backlog's replayer knows of",
     )
     instruments.tracer = tracer_provider.get_tracer(SCOPE, __version__) if tracer_provider is not None else None
     instruments.target = target or "local"
@@ -423,6 +431,7 @@ def _observe(name: str) -> Callable[[Any], Iterable[Any]]:
 
 
 _watched: dict[int, Any] = {}
+_ages: dict[str, Callable[[], float | None]] = {}
 
 
 def watch_backlog(*queues: Any) -> None:
@@ -438,6 +447,20 @@ def watch_app(app: Any) -> None:
     for sub in app.subscriptions:
         source = sub.source
         watch_backlog(source.subscription(sub.name) if isinstance(source, queue_resources.Topic) else source)
+
+
+def watch_age(backlog: str, oldest: Callable[[], float | None]) -> None:
+    """Report ``overcast.deferred.oldest_age`` (seconds, attribute ``backlog``) at each
+    collection: ``oldest()`` is the wall-clock time the oldest item known was parked, or None."""
+    _ages[backlog] = oldest
+
+
+def _observe_ages(options: Any) -> Iterable[Any]:
+    from opentelemetry.metrics import Observation
+
+    now = time.time()
+    found = [(backlog, oldest()) for backlog, oldest in list(_ages.items())]
+    return [Observation(max(0.0, now - at), {"backlog": backlog}) for backlog, at in found if at is not None]
 
 
 def _observe_backlog(options: Any) -> Iterable[Any]:

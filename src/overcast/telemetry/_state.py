@@ -31,6 +31,7 @@ class Instruments:
     counters: dict[str, Any] = field(default_factory=dict)
     tracer: Any = None
     backlog: Any = None
+    deferred_age: Any = None
     #: OpenTelemetry is configured: trace context is propagated and read into logs.
     otel: bool = False
     target: str = "local"

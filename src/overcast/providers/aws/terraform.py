@@ -318,6 +318,10 @@ def _resource_statements(
         if actions:
             arn = resource.arn or _queue_arn(names.queues[name], where, account)
             out.append(_statement(f"queue {name}", actions, [arn]))
+        if resource.writes_dead_letters:  # a backlog's replayer dead-letters an item itself
+            queue = names.queues[name]
+            dlq = f"arn:aws:sqs:{queue.location.option('region') or where}:{account}:{queue.dead_letter_name}"
+            out.append(_statement(f"queue {name} dead letters", {"sqs:SendMessage"}, [dlq]))
     elif kind == "topic" and name in names.topics and "write" in allow:
         arn = resource.arn or f"arn:aws:sns:{where}:{account}:{names.topics[name].topic_name}"
         out.append(_statement(f"topic {name}", set(ACTIONS[("topic", "write")]), [arn]))

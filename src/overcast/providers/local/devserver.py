@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import ConfigError, OvercastError
 from ...handles import TopicHandle
 from ...resources.queue import Queue
+from ...runtime.deferral import REPLAY_SCHEDULE
 from ...runtime.dispatch import Delivery, backoff, deliver, run_schedule
 from ...runtime.lifespan import Lifespan, LifespanFailure
 
@@ -241,6 +242,8 @@ class DevWorkers:
                 )
             )
         for job in self.app.schedules:
+            if job.name == REPLAY_SCHEDULE:
+                continue  # the replayers below replay continuously instead
             self.tasks.append(
                 asyncio.create_task(
                     run_scheduler(job, app=self.app.name, on_delivery=self.on_delivery, now=self.now, sleep=self.sleep),
