@@ -5,13 +5,14 @@ for the SDK's minutes of retries.
 
 Each call runs in a fresh process (deadline_probe.py: the Google clients read their emulator
 host once per process). The bounds are generous (``timeout * 3 + 2`` s): they catch a call
-that waits out an SDK's defaults (60-300 s), not a slow machine. Momento's is in
-momento/test_momento_deadline_fake.py (its server is a fake).
+that waits out an SDK's defaults (60-300 s), not a slow machine. Key Vault and Secret
+Manager have no emulator: their cases stand the FAKE servers of their secrets tests behind
+the proxy (named ``fake`` below). Momento's is in momento/test_momento_deadline_fake.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from deadline_probe import CASES, Case, default_timeout, probe
@@ -19,7 +20,9 @@ from deadline_probe import CASES, Case, default_timeout, probe
 from chaos.proxy import BLACKHOLE, FaultProxy
 from servers import Server, free_port
 
-REAL = [case for case in CASES if case.server != "fake_momento"]
+REAL = [case for case in CASES if not case.server.startswith("fake_")]
+#: the secret stores with no emulator, against the fake servers of their own tests
+FAKES = [case for case in CASES if case.server in ("fake_keyvault", "fake_secret_manager")]
 #: the blackholed calls run with a short deadline, so that the bound says it was applied
 TIMEOUT = 1.0
 
@@ -77,3 +80,48 @@ def test_a_blackholed_server_fails_within_the_default_deadline(case: Case, black
     result = probe(case, blackhole.port, limit=90)
     _unavailable(case, result)
     assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
+
+
+def _start_fake(name: str) -> tuple[int, Callable[[], None]]:
+    """The port of a fresh fake server ``name``, and what stops it."""
+    if name == "fake_keyvault":
+        from providers.azure.fake_keyvault import start_fake_keyvault
+
+        vault = start_fake_keyvault(apply_env=False)
+        return vault.port, vault.stop
+    from providers.gcp.fake_secret_manager import FakeSecretManager
+
+    manager = FakeSecretManager().start()
+    return manager.port, manager.stop
+
+
+@pytest.fixture
+def fake_blackhole(request: pytest.FixtureRequest) -> Iterator[FaultProxy]:
+    port, stop = _start_fake(request.param.server)
+    proxy = FaultProxy(port)
+    proxy.set(BLACKHOLE)
+    yield proxy
+    proxy.close()
+    stop()
+
+
+@pytest.mark.parametrize("case", FAKES, ids=[c.name for c in FAKES])
+def test_fake_secret_store_on_a_closed_port_fails_fast_as_unavailable(case: Case) -> None:
+    result = probe(case, free_port(), limit=60)
+    _unavailable(case, result)
+    assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
+    assert float(result["again"]) < 1.0, (case.name, result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", [TIMEOUT, None], ids=["option", "default"])
+@pytest.mark.parametrize(
+    ("case", "fake_blackhole"), [(c, c) for c in FAKES], ids=[c.name for c in FAKES], indirect=["fake_blackhole"]
+)
+def test_fake_secret_store_blackholed_fails_within_the_deadline(
+    case: Case, fake_blackhole: FaultProxy, timeout: float | None
+) -> None:
+    result = probe(case, fake_blackhole.port, "" if timeout is None else f"timeout={timeout:g}", limit=90)
+    _unavailable(case, result)
+    seconds = timeout or default_timeout(case)
+    elapsed = float(result["elapsed"])  # type: ignore[arg-type]
+    assert seconds * 0.5 <= elapsed < bound(seconds), (case.name, result)

@@ -270,9 +270,9 @@ class SQLiteKeyValueStore(KeyValueStore):
         self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
     ) -> str | None:
         # as _put: on the loop without waiting for the write lock, in a worker thread if it is held
-        try:
-            conn: sqlite3.Connection = self._threads.local.eager
-        except AttributeError:
+        conn: sqlite3.Connection | None = getattr(self._threads.local, "eager", None)
+        if conn is None:
+            self._conn()  # as a first read does: the table made if missing, waiting for the lock
             conn = self._threads.open("eager", 0.0)
         try:
             return self._put_newer_on(conn, key, data, order, expires_at)
