@@ -12,12 +12,18 @@ the proxy (named ``fake`` below). Momento's is in momento/test_momento_deadline_
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from deadline_probe import CASES, Case, default_timeout, probe
 
+import overcast
 from chaos.proxy import BLACKHOLE, FaultProxy
+from overcast.errors import Unavailable
+from overcast.providers.local._sqlite import BUSY_TIMEOUT
 from servers import Server, free_port
 
 REAL = [case for case in CASES if not case.server.startswith("fake_")]
@@ -125,3 +131,37 @@ def test_fake_secret_store_blackholed_fails_within_the_deadline(
     seconds = timeout or default_timeout(case)
     elapsed = float(result["elapsed"])  # type: ignore[arg-type]
     assert seconds * 0.5 <= elapsed < bound(seconds), (case.name, result)
+
+
+# -- embedded: no port; what stands for a server that is gone is a file that cannot be used, and
+# what stands for one that never answers is another writer holding SQLite's write lock
+
+def test_embedded_sqlite_on_a_file_that_cannot_be_made_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    store = overcast.open_kv(f"sqlite:///{tmp_path}/a-file/kv.db")
+    start = time.monotonic()
+    with pytest.raises(Unavailable, match="a-file"):
+        store.sync.put("k", {"n": 1})
+    assert time.monotonic() - start < 1.0
+
+
+def test_embedded_sqlite_waits_for_another_writer_at_most_its_busy_timeout(tmp_path: Path) -> None:
+    """A write waits for the write lock at most ``BUSY_TIMEOUT`` (30 s) and then raises
+    ``Unavailable``; reads go on meanwhile (WAL). The ``timeout`` option does not set it yet."""
+    store = overcast.open_kv(f"sqlite:///{tmp_path}/kv.db")
+    store.sync.put("k", {"n": 1})
+    holder = sqlite3.connect(tmp_path / "kv.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer that never commits
+    try:
+        start = time.monotonic()
+        item = store.sync.get("k")
+        assert item is not None and item.value == {"n": 1} and time.monotonic() - start < 1.0
+        with pytest.raises(Unavailable, match="locked by another writer"):
+            store.sync.put("k", {"n": 2})
+        elapsed = time.monotonic() - start
+        assert BUSY_TIMEOUT * 0.9 <= elapsed < bound(BUSY_TIMEOUT), elapsed
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.sync.put("k", {"n": 3})  # the lock released: writes go through again
+    store.close()
