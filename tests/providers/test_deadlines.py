@@ -136,6 +136,7 @@ def test_fake_secret_store_blackholed_fails_within_the_deadline(
 # -- embedded: no port; what stands for a server that is gone is a file that cannot be used, and
 # what stands for one that never answers is another writer holding SQLite's write lock
 
+
 def test_embedded_sqlite_on_a_file_that_cannot_be_made_fails_at_once(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     store = overcast.open_kv(f"sqlite:///{tmp_path}/a-file/kv.db")

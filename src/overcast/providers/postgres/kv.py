@@ -46,10 +46,7 @@ _STORED_ORDER = (
     f" WHEN jsonb_typeof(overcast_kv.value->'{ORDER_FIELD}') = 'string' THEN overcast_kv.value->>'{ORDER_FIELD}'"
     " END, '')"
 )
-_PUT_IF_NEWER = (
-    f"{_UPSERT} WHERE overcast_kv.expires_at <= now()"
-    f' OR {_STORED_ORDER} COLLATE "C" < %s::text COLLATE "C"'
-)
+_PUT_IF_NEWER = f'{_UPSERT} WHERE overcast_kv.expires_at <= now() OR {_STORED_ORDER} COLLATE "C" < %s::text COLLATE "C"'
 _VERSION = f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}"
 _DELETE_IF = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
 _DELETE = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}"
