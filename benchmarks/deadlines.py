@@ -38,6 +38,16 @@ def _start(name: str) -> tuple[int, Any]:
 
         fake = start_fake_momento()
         return fake.port, fake.stop
+    if name == "fake_keyvault":  # no emulator exists: the fake server of the secrets tests
+        from providers.azure.fake_keyvault import start_fake_keyvault
+
+        vault = start_fake_keyvault(apply_env=False)
+        return vault.port, vault.stop
+    if name == "fake_secret_manager":
+        from providers.gcp.fake_secret_manager import FakeSecretManager
+
+        manager = FakeSecretManager().start()
+        return manager.port, manager.stop
     from servers import aws, azure, gcp, postgres, redis
 
     for module in (aws, azure, gcp, postgres, redis):

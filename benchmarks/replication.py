@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -106,10 +107,11 @@ def replicated(primary: str, replica: str, **options: str) -> str:
     return "replicated://bench?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
 
 
-async def per_write_us(store: Any, n: int) -> float:
+async def per_write_us(store: Any, n: int, *, fresh: bool = False) -> float:
+    """µs per put, over 50 keys in turn, or (``fresh``) over keys this process has not seen."""
     start = time.perf_counter()
     for i in range(n):
-        await store.put(f"k{i % 50}", DOC)
+        await store.put(f"n{uuid.uuid4().hex}" if fresh else f"k{i % 50}", DOC)
     return (time.perf_counter() - start) / n * 1e6
 
 
@@ -117,7 +119,8 @@ async def write_ratios(a: Any, b: Any, n: int, rounds: int, where: str = "") -> 
     plain_a, plain_b = overcast.open_kv(a.url("plain")), overcast.open_kv(b.url("plain"))
     one = overcast.open_kv(replicated(a.url("r1"), b.url("r1")))
     both = overcast.open_kv(replicated(a.url("r2"), b.url("r2"), ack="all"))
-    results = {name: Result(name, "µs") for name in ("plain", "slower", "primary", "all")}
+    names = ("plain", "slower", "primary", "all", "plain new", "primary new")
+    results = {name: Result(name, "µs") for name in names}
     for store in (plain_a, plain_b, one, both):  # connections open, versions known
         await per_write_us(store, 100)
     for _ in range(rounds):
@@ -125,11 +128,14 @@ async def write_ratios(a: Any, b: Any, n: int, rounds: int, where: str = "") -> 
         results["primary"].samples.append(await per_write_us(one, n))
         results["slower"].samples.append(max(await per_write_us(plain_a, n), await per_write_us(plain_b, n)))
         results["all"].samples.append(await per_write_us(both, n))
+        results["plain new"].samples.append(await per_write_us(plain_a, n, fresh=True))
+        results["primary new"].samples.append(await per_write_us(one, n, fresh=True))
     one.close()
     both.close()
     return [
         (f"write, ack=primary{where}", results["primary"], results["plain"], "<= 1.3x of a plain write"),
         (f"write, ack=all{where}", results["all"], results["slower"], "<= 1.1x of the slower member"),
+        (f"write of a new key, ack=primary{where}", results["primary new"], results["plain new"], "<= 1.3x"),
     ]
 
 

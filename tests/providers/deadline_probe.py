@@ -105,6 +105,25 @@ CASES: tuple[Case, ...] = (
     _gcp("firestore (sync)", "kv", "firestore://dl-docs", "sync get", "FIRESTORE_EMULATOR_HOST=127.0.0.1:{port}"),
     _gcp("gcs", "bucket", "gs://dl-bucket", "head", "STORAGE_EMULATOR_HOST=http://127.0.0.1:{port}"),
     _gcp("pubsub", "topic", "pubsub://dl-topic", "publish", "PUBSUB_EMULATOR_HOST=127.0.0.1:{port}"),
+    # no emulator exists for these: the fakes of the secrets tests stand behind the proxy
+    Case(
+        "azure",
+        "key vault (fake server)",
+        "fake_keyvault",
+        "secrets",
+        "keyvault://dl?endpoint=https://127.0.0.1:{port}&verify_challenge=false",
+        "get",
+        ("azure.keyvault.secrets",),
+    ),
+    Case(
+        "gcp",
+        "secret manager (fake server)",
+        "fake_secret_manager",
+        "secrets",
+        "gsm://dl?project=overcast-test&emulator=127.0.0.1:{port}",
+        "get",
+        ("google.cloud.secretmanager",),
+    ),
     Case(
         "momento",
         "momento (fake server)",

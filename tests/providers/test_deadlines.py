@@ -5,21 +5,30 @@ for the SDK's minutes of retries.
 
 Each call runs in a fresh process (deadline_probe.py: the Google clients read their emulator
 host once per process). The bounds are generous (``timeout * 3 + 2`` s): they catch a call
-that waits out an SDK's defaults (60-300 s), not a slow machine. Momento's is in
-momento/test_momento_deadline_fake.py (its server is a fake).
+that waits out an SDK's defaults (60-300 s), not a slow machine. Key Vault and Secret
+Manager have no emulator: their cases stand the FAKE servers of their secrets tests behind
+the proxy (named ``fake`` below). Momento's is in momento/test_momento_deadline_fake.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from deadline_probe import CASES, Case, default_timeout, probe
 
+import overcast
 from chaos.proxy import BLACKHOLE, FaultProxy
+from overcast.errors import Unavailable
+from overcast.providers.local._sqlite import BUSY_TIMEOUT
 from servers import Server, free_port
 
-REAL = [case for case in CASES if case.server != "fake_momento"]
+REAL = [case for case in CASES if not case.server.startswith("fake_")]
+#: the secret stores with no emulator, against the fake servers of their own tests
+FAKES = [case for case in CASES if case.server in ("fake_keyvault", "fake_secret_manager")]
 #: the blackholed calls run with a short deadline, so that the bound says it was applied
 TIMEOUT = 1.0
 
@@ -77,3 +86,83 @@ def test_a_blackholed_server_fails_within_the_default_deadline(case: Case, black
     result = probe(case, blackhole.port, limit=90)
     _unavailable(case, result)
     assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
+
+
+def _start_fake(name: str) -> tuple[int, Callable[[], None]]:
+    """The port of a fresh fake server ``name``, and what stops it."""
+    if name == "fake_keyvault":
+        from providers.azure.fake_keyvault import start_fake_keyvault
+
+        vault = start_fake_keyvault(apply_env=False)
+        return vault.port, vault.stop
+    from providers.gcp.fake_secret_manager import FakeSecretManager
+
+    manager = FakeSecretManager().start()
+    return manager.port, manager.stop
+
+
+@pytest.fixture
+def fake_blackhole(request: pytest.FixtureRequest) -> Iterator[FaultProxy]:
+    port, stop = _start_fake(request.param.server)
+    proxy = FaultProxy(port)
+    proxy.set(BLACKHOLE)
+    yield proxy
+    proxy.close()
+    stop()
+
+
+@pytest.mark.parametrize("case", FAKES, ids=[c.name for c in FAKES])
+def test_fake_secret_store_on_a_closed_port_fails_fast_as_unavailable(case: Case) -> None:
+    result = probe(case, free_port(), limit=60)
+    _unavailable(case, result)
+    assert float(result["elapsed"]) < bound(default_timeout(case)), (case.name, result)  # type: ignore[arg-type]
+    assert float(result["again"]) < 1.0, (case.name, result)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timeout", [TIMEOUT, None], ids=["option", "default"])
+@pytest.mark.parametrize(
+    ("case", "fake_blackhole"), [(c, c) for c in FAKES], ids=[c.name for c in FAKES], indirect=["fake_blackhole"]
+)
+def test_fake_secret_store_blackholed_fails_within_the_deadline(
+    case: Case, fake_blackhole: FaultProxy, timeout: float | None
+) -> None:
+    result = probe(case, fake_blackhole.port, "" if timeout is None else f"timeout={timeout:g}", limit=90)
+    _unavailable(case, result)
+    seconds = timeout or default_timeout(case)
+    elapsed = float(result["elapsed"])  # type: ignore[arg-type]
+    assert seconds * 0.5 <= elapsed < bound(seconds), (case.name, result)
+
+
+# -- embedded: no port; what stands for a server that is gone is a file that cannot be used, and
+# what stands for one that never answers is another writer holding SQLite's write lock
+
+
+def test_embedded_sqlite_on_a_file_that_cannot_be_made_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    store = overcast.open_kv(f"sqlite:///{tmp_path}/a-file/kv.db")
+    start = time.monotonic()
+    with pytest.raises(Unavailable, match="a-file"):
+        store.sync.put("k", {"n": 1})
+    assert time.monotonic() - start < 1.0
+
+
+def test_embedded_sqlite_waits_for_another_writer_at_most_its_busy_timeout(tmp_path: Path) -> None:
+    """A write waits for the write lock at most ``BUSY_TIMEOUT`` (30 s) and then raises
+    ``Unavailable``; reads go on meanwhile (WAL). The ``timeout`` option does not set it yet."""
+    store = overcast.open_kv(f"sqlite:///{tmp_path}/kv.db")
+    store.sync.put("k", {"n": 1})
+    holder = sqlite3.connect(tmp_path / "kv.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer that never commits
+    try:
+        start = time.monotonic()
+        item = store.sync.get("k")
+        assert item is not None and item.value == {"n": 1} and time.monotonic() - start < 1.0
+        with pytest.raises(Unavailable, match="locked by another writer"):
+            store.sync.put("k", {"n": 2})
+        elapsed = time.monotonic() - start
+        assert BUSY_TIMEOUT * 0.9 <= elapsed < bound(BUSY_TIMEOUT), elapsed
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.sync.put("k", {"n": 3})  # the lock released: writes go through again
+    store.close()

@@ -3,7 +3,8 @@
 ``{"_oc": CLOCK, "v": DOCUMENT}`` for a value, ``{"_oc": CLOCK, "_del": 1}`` for a
 tombstone (a delete, kept so that an older write cannot bring the item back). A
 document found without an envelope (a store adopted as it was) has the zero clock:
-every replicated write is newer.
+every replicated write is newer. ``_oc`` is the KV interface's ``ORDER_FIELD``: members
+compare it themselves when a write is applied only if newer (``_put_if_newer``).
 """
 
 from __future__ import annotations

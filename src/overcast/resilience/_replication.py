@@ -71,7 +71,10 @@ class Replication:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset.intersection(*(frozenset(m.store.capabilities) for m in self.members))
+        """What every member can do; ``put_if_newer`` is the members' own (it compares their
+        envelopes), never the replicated store's."""
+        shared = frozenset.intersection(*(frozenset(m.store.capabilities) for m in self.members))
+        return shared - {"put_if_newer"}
 
     # -- one member call: deadline, breaker, latency ---------------------------------------
 

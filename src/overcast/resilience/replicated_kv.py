@@ -23,7 +23,7 @@ from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
 from ..resources.kv import Item, KeyValueStore, KVLimits, Page
 from ..resources.records import record
 from ..resources.url import ResourceURL
-from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, ZERO, Stored, open_item, tombstone, wrap
+from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, Stored, open_item, tombstone, wrap
 from ._replication import Replication
 from .breaker import counts_as_down
 
@@ -32,7 +32,6 @@ __all__ = ["KVState", "ReplicatedKeyValueStore"]
 T = TypeVar("T")
 log = logging.getLogger("overcast.resilience")
 _KNOWN_MAX = 10_000
-_CONTENDED = 16
 _BATCH = 32
 _LOG_PAGE = 100
 
@@ -124,8 +123,7 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
     async def _put_many(
         self, entries: list[tuple[str, dict[str, Any], bytes]], expires_at: datetime | None
     ) -> dict[str, str]:
-        """Each entry as one put, at most ``_BATCH`` at once, after one batched read per member."""
-        await self._prefetch([key for key, _, _ in entries])
+        """Each entry as one put, at most ``_BATCH`` at once."""
         gate = asyncio.Semaphore(_BATCH)
 
         async def put(key: str, value: dict[str, Any], data: bytes) -> str:
@@ -134,26 +132,6 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
 
         versions = await asyncio.gather(*(put(k, v, d) for k, v, d in entries))
         return {key: version for (key, _, _), version in zip(entries, versions, strict=True)}
-
-    async def _prefetch(self, keys: list[str]) -> None:
-        """Learn what the members that will take writes hold for ``keys``, one batched read each."""
-        wanted = 1 if self.spec.ack == "primary" else 2
-        for index, member in enumerate(self.members[:wanted]):
-            if not member.breaker.allows():
-                return
-            try:
-                found = await self._on(member, member.store._get_many(keys))
-            except ProviderError as exc:
-                if counts_as_down(exc):
-                    return
-                raise
-            for key in keys:
-                item = found.get(key)
-                stored = None if item is None else Stored(item)
-                if stored is None:
-                    self._remember(index, key, None, ZERO, False)
-                else:
-                    self._remember(index, key, stored.native, stored.clock, stored.value is not None)
 
     async def _write(
         self,
@@ -218,31 +196,26 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
     ) -> bool:
         """Put an envelope on member ``index`` only if ``clock`` is newer than what it holds.
 
-        Never a blind put: the member's native version conditions the write (the one this
-        process last saw there, else one read now), and a Conflict reads again. Returns
-        whether a live item was there.
+        Never a blind put: the member's ``_put_if_newer`` compares ``clock`` with the stored
+        envelope's (one call where it has the ``put_if_newer`` capability, else a read and a
+        write conditional on the version read). An older or equal clock there is not an
+        error: nothing is written. Returns whether a live item was there, which only a
+        delete reports (so only a tombstone not already known here reads first).
         """
         member = self.members[index]
         known = self._known.get((index, key))
-        for _ in range(_CONTENDED):
-            if known is None:
-                item = await self._on(member, member.store._get(key))
-                stored = None if item is None else Stored(item)
-                known = None if stored is None else (stored.native, stored.clock, stored.value is not None)
-            if known is not None and known[1] >= clock:
-                return known[2]
-            native = None if known is None else known[0]
-            try:
-                put = member.store._put(key, value, data, native, native is None, expires_at)
-                version = await self._on(member, put)
-            except Conflict:
-                known = None
-                continue
+        if known is None and "_del" in value:
+            item = await self._on(member, member.store._get(key))
+            stored = None if item is None else Stored(item)
+            known = None if stored is None else (stored.native, stored.clock, stored.value is not None)
+        if known is not None and known[1] >= clock:
+            return known[2]
+        version = await self._on(member, member.store._put_if_newer(key, value, data, clock, expires_at))
+        if version is None:
+            self._known.pop((index, key), None)  # something newer is there, which this process has not seen
+        else:
             self._remember(index, key, version, clock, "v" in value)
-            return False if known is None else known[2]
-        raise Unavailable(
-            f"{self.name}: key {key!r} on {member} kept moving; gave up after {_CONTENDED} tries", resource=self.name
-        )
+        return False if known is None else known[2]
 
     # -- what the replicator needs (see replicator.Replicated) --------------------------------
 

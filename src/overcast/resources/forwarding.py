@@ -136,6 +136,18 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         self._used("read")
         return self._target()._scan_page_blocking(prefix, limit, cursor)
 
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        self._used("write")
+        return await self._target()._put_if_newer(key, value, data, order, expires_at)
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        self._used("write")
+        return self._target()._put_if_newer_blocking(key, value, data, order, expires_at)
+
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
         self._used("read")
         return await self._target()._get_many(keys)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from ..errors import InvalidArgument
+from ..errors import Conflict, InvalidArgument
 from . import bridge
 from .base import Resource
 from .keys import check_key
@@ -24,11 +24,25 @@ __all__ = [
     "Item",
     "KVLimits",
     "KeyValueStore",
+    "ORDER_FIELD",
     "Page",
     "SyncKeyValueStore",
     "encode_document",
     "expiry_from_ttl",
+    "order_of",
 ]
+
+#: The top-level field of a document that holds its order for ``put_if_newer`` (a
+#: replicated store's envelope keeps its clock there).
+ORDER_FIELD = "_oc"
+#: Tries of the read + conditional-put fallback of ``put_if_newer`` before it gives up.
+_CONTENDED = 16
+
+
+def order_of(value: Mapping[str, Any]) -> str:
+    """The order of a stored document: its ``ORDER_FIELD`` string, else ``""`` (older than any)."""
+    order = value.get(ORDER_FIELD)
+    return order if isinstance(order, str) else ""
 
 
 @record(frozen=True, slots=True)
@@ -102,7 +116,9 @@ class KeyValueStore(Resource):
     """JSON documents by key. Providers implement the ``_get``/``_put``/... hooks.
 
     Capabilities: ``ttl``, ``ordered_scan`` (scan yields keys in code-point order),
-    ``multiprocess`` (several processes may share it).
+    ``multiprocess`` (several processes may share it), ``put_if_newer`` (the
+    ``_put_if_newer`` hook is one atomic call to the service; without it, the hook reads
+    and writes conditionally on the version read, which is as safe and costs a round trip).
     """
 
     kind: ClassVar[str] = "kv"
@@ -271,6 +287,50 @@ class KeyValueStore(Resource):
 
     def _scan_page_blocking(self, prefix: str, limit: int, cursor: str | None) -> Page:
         return bridge.run_sync(self._scan_page(prefix, limit, cursor))
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        """Store ``value`` only if ``key`` is absent (or expired) or holds a document of a lower
+        order (:func:`order_of`, compared by code point); return its new version, or None
+        when what is stored is as new or newer and nothing was written.
+
+        ``order`` is ``value``'s own ``ORDER_FIELD``. For wrappers that apply writes by clock
+        (replication); a provider with the ``put_if_newer`` capability does it in one call.
+        """
+        if type(self)._put_if_newer_blocking is not KeyValueStore._put_if_newer_blocking:
+            return await self._call(self._put_if_newer_blocking, key, value, data, order, expires_at)
+        for _ in range(_CONTENDED):
+            item = await self._get(key)
+            if item is not None and order_of(item.value) >= order:
+                return None
+            try:
+                version = None if item is None else item.version
+                return await self._put(key, value, data, version, item is None, expires_at)
+            except Conflict:
+                continue  # written meanwhile: compare with what is there now
+        raise self._kept_moving(key)
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        if type(self)._put_if_newer is not KeyValueStore._put_if_newer:
+            return bridge.run_sync(self._put_if_newer(key, value, data, order, expires_at))
+        for _ in range(_CONTENDED):
+            item = self._get_blocking(key)
+            if item is not None and order_of(item.value) >= order:
+                return None
+            try:
+                version = None if item is None else item.version
+                return self._put_blocking(key, value, data, version, item is None, expires_at)
+            except Conflict:
+                continue
+        raise self._kept_moving(key)
+
+    def _kept_moving(self, key: str) -> Conflict:
+        return Conflict(
+            f"{self.name}: key {key!r} kept moving; put_if_newer gave up after {_CONTENDED} tries", resource=self.name
+        )
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
         return await self._call(self._get_many_blocking, keys)

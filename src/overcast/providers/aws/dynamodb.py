@@ -19,7 +19,11 @@ checked before any call.
 Attributes: ``doc`` (the document as JSON text, so it round-trips exactly), ``ver`` (the
 version), ``exp`` (expiry, epoch seconds with fractions) and ``ttl`` (the same rounded up
 to whole seconds: the table's TTL attribute, which ``create()`` turns on). DynamoDB deletes
-expired items lazily, up to days later, so every read filters them out.
+expired items lazily, up to days later, so every read filters them out. ``ord`` is the
+document's order, written by ``put_if_newer`` beside the text DynamoDB cannot look into,
+so its condition (``ord < :order``) is one ``PutItem``; an item written by ``put`` has no
+``ord``, and is then replaced only if its document's order is lower and its version has not
+moved (a second ``PutItem``).
 
 Conditional writes are condition expressions; an expired item counts as absent.
 ``get_many``/``put_many`` use ``BatchGetItem``/``BatchWriteItem`` in chunks of 100 and
@@ -50,7 +54,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError, Throttled
-from ...resources.kv import Item, KeyValueStore, KVLimits, Page
+from ...resources.kv import Item, KeyValueStore, KVLimits, Page, order_of
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._client import aws_error, client, error_code, jittered_backoff
@@ -62,8 +66,9 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ITEM_LIMIT = 400_000  # "400 KB"; the service takes a little more (about 409,000 bytes)
 _MAX_PARTITION = 64
 #: attribute names and the largest values of everything but the document:
-#: pk + partition, sk + 1,024-byte key, doc, ver + version, exp + ttl numbers.
-_OVERHEAD = 2 + _MAX_PARTITION + 2 + 1024 + 3 + 3 + 40 + 3 + 21 + 3 + 21
+#: pk + partition, sk + 1,024-byte key, doc, ver + version, exp + ttl numbers, ord + an order.
+_OVERHEAD = 2 + _MAX_PARTITION + 2 + 1024 + 3 + 3 + 40 + 3 + 21 + 3 + 21 + 3 + 56
+_NEWER_TRIES = 8
 _BATCH_GET = 100
 _BATCH_WRITE = 25
 _BATCH_ATTEMPTS = 8
@@ -72,10 +77,11 @@ _BATCH_ATTEMPTS = 8
 class DynamoDBKeyValueStore(KeyValueStore):
     """JSON documents in one partition of a DynamoDB table; see the module docstring for the design.
 
-    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``.
+    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (a condition
+    expression on the ``ord`` attribute).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=1024, max_value_bytes=_ITEM_LIMIT - _OVERHEAD)
     offload: ClassVar[bool] = True
 
@@ -205,6 +211,49 @@ class DynamoDBKeyValueStore(KeyValueStore):
                 raise self._conflict(exc, key, if_version) from exc
             raise self._error(exc, key) from exc
         return version
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        version = new_version()
+        item = self._item(key, data, version, expires_at)
+        item["ord"] = {"S": order}
+        newer = "attribute_not_exists(sk) OR exp <= :now OR ord < :o"
+        condition, values = newer, {":o": {"S": order}}
+        for _ in range(_NEWER_TRIES):
+            if condition is newer:
+                values = {":o": {"S": order}, ":now": {"N": repr(time.time())}}
+            written, old = self._put_unless(key, item, condition, values)
+            if written:
+                return version
+            if old is None:  # deleted meanwhile
+                condition = newer
+                continue
+            current = self._decode(old, time.time())
+            stored = old["ord"]["S"] if "ord" in old else ("" if current is None else order_of(current.value))
+            if current is not None and stored >= order:
+                return None
+            # lower, but written by put (no ord) or expired by now: replace it if it has not moved
+            condition, values = "ver = :v", {":v": old["ver"]}
+        raise Conflict(f"{self.name}: key {key!r} kept moving; put_if_newer gave up", resource=self.name)
+
+    def _put_unless(
+        self, key: str, item: dict[str, Any], condition: str, values: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """PutItem under ``condition``: (True, None) when written, else (False, the item that failed it)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False, getattr(exc, "response", {}).get("Item")
+            raise self._error(exc, key) from exc
+        return True, None
 
     def _conflict(self, exc: Exception, key: str, if_version: str | None) -> Conflict:
         if if_version is None:

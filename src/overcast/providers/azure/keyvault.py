@@ -13,6 +13,12 @@ stops the SDK from checking that the vault's authentication challenge names a Ke
 Vault domain (needed only for such endpoints). Credentials come from
 ``DefaultAzureCredential``; the role **Key Vault Secrets User** on the vault is enough.
 Values are cached for ``cache_ttl`` seconds (default 300) by the base class.
+
+Deadline: the option ``timeout`` (default 5 s, as the other Azure providers) bounds a call to
+the vault, retries included: azure-core's ``connection_timeout`` and ``read_timeout``, and
+its retry policy's total ``timeout`` with backoffs from 0.1 s; a refused connection is not
+retried. (The SDK waits up to 300 s per read and backs off 0.8 s, 1.6 s, ... up to 10 times.)
+The credential's own token request is the credential's, outside this bound.
 """
 
 from __future__ import annotations
@@ -26,13 +32,13 @@ from azure.core import exceptions as az
 from ...errors import InvalidArgument, NotFound
 from ...resources.secrets import SecretStore
 from ...resources.url import ResourceURL
-from ._credentials import attempt_hook, default_credential, error
+from ._credentials import DEFAULT_RETRIES, attempt_hook, deadline, default_credential, error
 
 __all__ = ["KeyVaultSecretStore", "vault_secret_name"]
 
 _VALID = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _FALSE = frozenset({"0", "false", "no", "off"})
-_clients: dict[tuple[str, bool], Any] = {}
+_clients: dict[tuple[str, bool, float], Any] = {}
 _lock = threading.Lock()
 _attempt = attempt_hook("keyvault")
 
@@ -49,8 +55,9 @@ def vault_secret_name(name: str, *, resource: str) -> str:
     return mapped
 
 
-def _client(vault_url: str, verify: bool) -> Any:
-    key = (vault_url, verify)
+def _client(vault_url: str, verify: bool, seconds: float) -> Any:
+    """The ``SecretClient`` of a vault whose calls end within ``seconds``, retries included."""
+    key = (vault_url, verify, seconds)
     found = _clients.get(key)
     if found is None:
         with _lock:
@@ -59,13 +66,24 @@ def _client(vault_url: str, verify: bool) -> Any:
                 from azure.keyvault.secrets import SecretClient
 
                 found = _clients[key] = SecretClient(
-                    vault_url, default_credential(), verify_challenge_resource=verify, raw_request_hook=_attempt
+                    vault_url,
+                    default_credential(),
+                    verify_challenge_resource=verify,
+                    raw_request_hook=_attempt,
+                    connection_timeout=seconds,
+                    read_timeout=seconds,
+                    retry_total=DEFAULT_RETRIES,
+                    retry_connect=0,
+                    retry_backoff_factor=0.1,
+                    retry_backoff_max=seconds / 4,
+                    timeout=seconds,
                 )
     return found
 
 
 class KeyVaultSecretStore(SecretStore):
-    """Secrets of one Azure Key Vault, cached. Options: ``endpoint``, ``verify_challenge``, ``cache_ttl``."""
+    """Secrets of one Azure Key Vault, cached. Options: ``endpoint``, ``verify_challenge``, ``cache_ttl``,
+    ``timeout``."""
 
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "keyvault"
@@ -78,6 +96,7 @@ class KeyVaultSecretStore(SecretStore):
         self.vault_url = (loc.option("endpoint") or f"https://{loc.host}.vault.azure.net").rstrip("/")
         self.verify_challenge = (loc.option("verify_challenge") or "true").lower() not in _FALSE
         self.bound = vault_secret_name(loc.path.strip("/"), resource=self.name) if loc.path.strip("/") else None
+        self.timeout = deadline(loc)
 
     def _check(self, name: str) -> None:
         super()._check(name)
@@ -87,7 +106,7 @@ class KeyVaultSecretStore(SecretStore):
     def _fetch_blocking(self, name: str) -> str:
         target = self.bound or vault_secret_name(name, resource=self.name)
         try:
-            secret = _client(self.vault_url, self.verify_challenge).get_secret(target)
+            secret = _client(self.vault_url, self.verify_challenge, self.timeout).get_secret(target)
         except az.ResourceNotFoundError as exc:
             raise NotFound(
                 f"{self.name}: no secret {name!r} (Key Vault secret {target!r}) in {self.vault_url}",
@@ -104,7 +123,7 @@ class KeyVaultSecretStore(SecretStore):
         self._check(name)
         target = self.bound or vault_secret_name(name, resource=self.name)
         try:
-            _client(self.vault_url, self.verify_challenge).set_secret(target, value)
+            _client(self.vault_url, self.verify_challenge, self.timeout).set_secret(target, value)
         except az.AzureError as exc:
             raise error(exc, self.name, f"write of secret {name!r}") from exc
         self.invalidate(name)

@@ -40,7 +40,7 @@ from azure.data.tables import TableServiceClient, UpdateMode
 
 from ...errors import Conflict, InvalidArgument
 from ...resources.keys import prefix_upper_bound
-from ...resources.kv import Item, KeyValueStore, KVLimits, Page
+from ...resources.kv import Item, KeyValueStore, KVLimits, Page, order_of
 from ...resources.url import ResourceURL
 from ._credentials import LoopClient, error, service_client
 from ._flow import All, Flow, NextPage, arun, run
@@ -59,6 +59,7 @@ MAX_FILTER_KEYS = 14  # a $filter holds at most 15 comparisons; one is the Parti
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _EXPIRY_MARK = ";x="
+_NEWER_TRIES = 16
 
 
 def _version(etag: str, expires_at: datetime | None) -> str:
@@ -94,10 +95,11 @@ class AzureTableKeyValueStore(KeyValueStore):
     """KV documents in one Azure table. Options: ``partition`` (default ``o``),
     ``account`` / ``endpoint`` / ``connection_env`` (see ``_credentials``).
 
-    Capabilities: ``ttl`` (filtered on read), ``multiprocess``.
+    Capabilities: ``ttl`` (filtered on read), ``multiprocess``, ``put_if_newer`` (the entity
+    is read, its document's order compared, and written ``If-Match`` its ETag, or inserted).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess", "put_if_newer"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=512)
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "azure_tables"
@@ -335,6 +337,40 @@ class AzureTableKeyValueStore(KeyValueStore):
             raise self._fail(exc, f"put of key {key!r}") from exc
         return str(result["etag"])
 
+    def _newer_flow(
+        self, table: Any, key: str, data: bytes, order: str, expires_at: datetime | None
+    ) -> Flow[str | None]:
+        """Read, compare orders, write If-Match the ETag read (or insert): a racing writer fails it."""
+        entity = self._entity(key, data, expires_at)
+        for _ in range(_NEWER_TRIES):
+            try:
+                current = yield table.get_entity(self.partition, entity["RowKey"])
+            except az.ResourceNotFoundError:
+                current = None
+            except az.AzureError as exc:
+                raise self._fail(exc, f"put of key {key!r}") from exc
+            live = current is not None and not self._expired(current, datetime.now(UTC))
+            if live and order_of(self._item(current).value) >= order:
+                return None
+            try:
+                if current is None:
+                    result = yield table.create_entity(entity)
+                else:
+                    result = yield table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (az.ResourceExistsError, az.ResourceModifiedError, az.ResourceNotFoundError):
+                continue  # written or deleted meanwhile: compare again
+            except az.AzureError as exc:
+                if isinstance(exc, az.HttpResponseError) and exc.status_code in (404, 409, 412):
+                    continue
+                raise self._fail(exc, f"put of key {key!r}") from exc
+            return _version(str(result["etag"]), expires_at)
+        raise Conflict(f"{self.name}: key {key!r} kept moving; put_if_newer gave up", resource=self.name)
+
     def _delete_flow(self, table: Any, key: str, if_version: str | None) -> Flow[bool]:
         args = self._delete_args(key, if_version)
         try:
@@ -432,6 +468,16 @@ class AzureTableKeyValueStore(KeyValueStore):
         expires_at: datetime | None,
     ) -> str:
         return await arun(self._put_flow(await self._aio(), key, data, if_version, if_absent, expires_at))
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        return run(self._newer_flow(self._table, key, data, order, expires_at))
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        return await arun(self._newer_flow(await self._aio(), key, data, order, expires_at))
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         return run(self._delete_flow(self._table, key, if_version))

@@ -60,7 +60,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import decode_key, encode_key
-from ...resources.kv import Item, KeyValueStore, KVLimits, Page
+from ...resources.kv import Item, KeyValueStore, KVLimits, Page, order_of
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._client import google_error, project_of
@@ -74,6 +74,7 @@ _COLLECTION = re.compile(r"^(?!__.*__$)(?!\.\.?$)[^/]{1,1500}$")
 _BATCH_GET = 300
 _BATCH_WRITE = 500
 _DOC_LIMIT = 1024 * 1024
+_NEWER_TRIES = 16
 
 _lock = threading.Lock()
 
@@ -180,10 +181,11 @@ def _read(client: Any, ref: Any) -> Flow[Any]:
 class FirestoreKeyValueStore(KeyValueStore):
     """JSON documents in one Firestore collection; see the module docstring for the design.
 
-    Capabilities: ``ttl``, ``multiprocess``.
+    Capabilities: ``ttl``, ``multiprocess``, ``put_if_newer`` (the document is read, its
+    order compared, and written under an ``exists=False`` or update-time precondition).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess", "put_if_newer"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=498, max_value_bytes=_DOC_LIMIT - 4096)
     offload: ClassVar[bool] = True  # create and ping only: every KV operation has an async hook
 
@@ -397,6 +399,49 @@ class FirestoreKeyValueStore(KeyValueStore):
             moved = f"not at version {if_version}" if if_version else "already exists"
             raise Conflict(f"{self.name}: key {key!r} moved: {moved}", resource=self.name) from exc
         return str(fields["v"])
+
+    # put_if_newer
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        return _run(self._newer_flow(self.client, self.collection, key, data, order, expires_at))
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        client, collection = self._async_face()
+        return await _arun(self._newer_flow(client, collection, key, data, order, expires_at))
+
+    def _newer_flow(
+        self, client: Any, collection: Any, key: str, data: bytes, order: str, expires_at: datetime | None
+    ) -> Flow[str | None]:
+        """Read, compare orders, write under a precondition that what was read has not moved."""
+        from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
+        from google.cloud.firestore import DELETE_FIELD
+
+        ref = collection.document(_doc_id(key))
+        for _ in range(_NEWER_TRIES):
+            fields = self._fields(data, expires_at)
+            try:
+                snapshot = yield from _read(client, ref)
+                current = self._decode(snapshot, datetime.now(UTC))
+                if current is not None and order_of(current.value) >= order:
+                    return None
+                try:
+                    if snapshot.exists:
+                        updates = {"x": DELETE_FIELD, **fields}
+                        yield ref.update(updates, option=client.write_option(last_update_time=snapshot.update_time))
+                    else:
+                        yield ref.create(fields)
+                except (AlreadyExists, FailedPrecondition, NotFound):
+                    continue  # written or deleted meanwhile: compare again
+                return str(fields["v"])
+            except ProviderError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, key) from exc
+        raise Conflict(f"{self.name}: key {key!r} kept moving; put_if_newer gave up", resource=self.name)
 
     # delete
 

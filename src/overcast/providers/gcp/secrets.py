@@ -15,7 +15,11 @@ Secret Manager gRPC API over plain text without credentials, like the other emul
 Overcast's tests use a fake one (``tests/providers/gcp/fake_secret_manager.py``). This
 provider has not yet run against the real service.
 
-URL options: ``project``, ``version``, ``cache_ttl``, ``emulator``.
+Deadline: the option ``timeout`` (default 5 s, as the other Google providers) bounds a read,
+retries included: each attempt's own timeout and the retry policy's total (the client's
+defaults retry ``UNAVAILABLE`` for 60 s); a refused connection is not retried.
+
+URL options: ``project``, ``version``, ``cache_ttl``, ``emulator``, ``timeout``.
 
 IAM: ``roles/secretmanager.secretAccessor`` on each secret (``roles/secretmanager.admin``
 for ``put``).
@@ -33,7 +37,7 @@ from ...errors import ConfigError, InvalidArgument, ProviderError
 from ...resources.secrets import SecretStore
 from ...resources.url import ResourceURL
 from ._client import anonymous, google_error, project_of
-from ._retries import count_gapic_retries
+from ._retries import count_gapic_retries, deadline
 
 __all__ = ["SecretManagerSecretStore"]
 
@@ -41,11 +45,12 @@ _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _VERSION = re.compile(r"^(latest|[1-9][0-9]*)$")
 
 _lock = threading.Lock()
-_clients: dict[tuple[int, str | None], Any] = {}
+_clients: dict[tuple[int, str | None, float], Any] = {}
 
 
-def _client(emulator: str | None) -> Any:
-    key = (os.getpid(), emulator)
+def _client(emulator: str | None, seconds: float) -> Any:
+    """The client (per process, endpoint and deadline) whose calls end within ``seconds``, retries included."""
+    key = (os.getpid(), emulator, seconds)
     with _lock:
         found = _clients.get(key)
         if found is None:
@@ -63,7 +68,7 @@ def _client(emulator: str | None) -> Any:
                 found = secretmanager.SecretManagerServiceClient(transport=transport)
             else:
                 found = secretmanager.SecretManagerServiceClient()
-            _clients[key] = count_gapic_retries(found, "secretmanager")
+            _clients[key] = count_gapic_retries(found, "secretmanager", seconds)
         return found
 
 
@@ -86,11 +91,12 @@ class SecretManagerSecretStore(SecretStore):
         if not _VERSION.match(self.version):
             raise ConfigError(f"{self.name}: version must be 'latest' or a version number, got {self.version!r}")
         self.emulator = self.location.option("emulator") or os.environ.get("SECRET_MANAGER_EMULATOR_HOST") or None
+        self.timeout = deadline(self.location)
 
     @property
     def client(self) -> Any:
         """The ``SecretManagerServiceClient`` (shared per process and endpoint)."""
-        return _client(self.emulator)
+        return _client(self.emulator, self.timeout)
 
     def secret_id(self, name: str) -> str:
         """The Secret Manager id of secret ``name``; raise InvalidArgument if it cannot be one."""

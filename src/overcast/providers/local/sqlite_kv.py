@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import prefix_upper_bound
-from ...resources.kv import Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._sqlite import SQLiteFile, ThreadConnections, busy
@@ -54,11 +54,13 @@ def _expiry(timestamp: float | None) -> datetime | None:
 class SQLiteKeyValueStore(KeyValueStore):
     """JSON documents in a SQLite table, shared by threads and processes.
 
-    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``. Page cursors are the
-    last key returned. The file, its folder and the table are created on first use.
+    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (one upsert
+    whose ``WHERE`` compares the stored document's order, read with ``json_extract``).
+    Page cursors are the last key returned. The file, its folder and the table are created
+    on first use.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
     offload: ClassVar[bool] = True
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
@@ -87,6 +89,11 @@ class SQLiteKeyValueStore(KeyValueStore):
             "value = excluded.value, version = excluded.version, expires_at = excluded.expires_at"
         )
         self._sql_put_absent = self._sql_put + " WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        # text comparison in SQLite is by bytes (BINARY collation): code-point order for UTF-8
+        self._sql_put_newer = (
+            self._sql_put + f" WHERE expires_at <= ? OR coalesce(json_extract(CAST(value AS TEXT), "
+            f"'$.{ORDER_FIELD}'), '') < ?"
+        )
         self._sql_put_version = (
             f"UPDATE {t} SET value = ?, version = ?, expires_at = ? WHERE key = ? AND version = ? AND {live}"
         )
@@ -248,6 +255,38 @@ class SQLiteKeyValueStore(KeyValueStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute(self._sql_purge, (time.time(),))
         return version
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        # as _put: on the loop without waiting for the write lock, in a worker thread if it is held
+        conn: sqlite3.Connection | None = getattr(self._threads.local, "eager", None)
+        if conn is None:
+            self._conn()  # as a first read does: the table made if missing, waiting for the lock
+            conn = self._threads.open("eager", 0.0)
+        try:
+            return self._put_newer_on(conn, key, data, order, expires_at)
+        except sqlite3.Error as exc:
+            if not busy(exc):
+                raise self._error(exc, key) from exc
+        return await self._call(self._put_if_newer_blocking, key, value, data, order, expires_at)
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        try:
+            return self._put_newer_on(self._conn(), key, data, order, expires_at)
+        except sqlite3.Error as exc:
+            raise self._error(exc, key) from exc
+
+    def _put_newer_on(
+        self, conn: sqlite3.Connection, key: str, data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        """One autocommitted upsert, made only if the stored order is lower; its version, or None."""
+        version = new_version()
+        expiry = None if expires_at is None else expires_at.timestamp()
+        cursor = conn.execute(self._sql_put_newer, (key, data, version, expiry, time.time(), order))
+        return version if cursor.rowcount == 1 else None
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         conn = self._conn()

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ...errors import Conflict
-from ...resources.kv import Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 from ._db import PostgresResource, resource_name
 
@@ -39,6 +39,14 @@ _UPDATE_IF = (
     f" WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
 )
 _INSERT_IF_ABSENT = f"{_UPSERT} WHERE overcast_kv.expires_at IS NOT NULL AND overcast_kv.expires_at <= now()"
+# the stored document's order (its ORDER_FIELD string, else ''), compared byte by byte ("C")
+_STORED_ORDER = (
+    "COALESCE(CASE WHEN overcast_kv.raw IS NOT NULL"
+    f" THEN convert_from(overcast_kv.raw, 'UTF8')::json->>'{ORDER_FIELD}'"
+    f" WHEN jsonb_typeof(overcast_kv.value->'{ORDER_FIELD}') = 'string' THEN overcast_kv.value->>'{ORDER_FIELD}'"
+    " END, '')"
+)
+_PUT_IF_NEWER = f'{_UPSERT} WHERE overcast_kv.expires_at <= now() OR {_STORED_ORDER} COLLATE "C" < %s::text COLLATE "C"'
 _VERSION = f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}"
 _DELETE_IF = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
 _DELETE = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}"
@@ -70,10 +78,11 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     ``sslmode``, ``timeout`` (5 s: to connect, and to wait for a pooled connection),
     ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (the ``timeout``).
 
-    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``.
+    Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (one
+    ``INSERT ... ON CONFLICT ... WHERE`` comparing the stored document's order).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "postgres"
 
@@ -102,6 +111,12 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
             (self._store, key.encode(), doc, raw, version, expires_at),
             version,
         )
+
+    def _newer_statement(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> tuple[tuple[Any, ...], str]:
+        version = uuid.uuid4().hex
+        return (self._store, key.encode(), *_columns(value, data), version, expires_at, order), version
 
     def _sweep_due(self) -> bool:
         self._writes += 1
@@ -162,6 +177,14 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
                 conn.execute(_SWEEP, (self._store,))
         return version
 
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        params, version = self._newer_statement(key, value, data, order, expires_at)
+        with self._conn(f"write key {key!r}") as conn:
+            applied = conn.execute(_PUT_IF_NEWER, params).rowcount == 1
+        return version if applied else None
+
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         with self._conn(f"delete key {key!r}") as conn:
             if if_version is not None:
@@ -219,6 +242,14 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
             if self._sweep_due():
                 await conn.execute(_SWEEP, (self._store,))
         return version
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        params, version = self._newer_statement(key, value, data, order, expires_at)
+        async with self._aconn(f"write key {key!r}") as conn:
+            applied = (await conn.execute(_PUT_IF_NEWER, params)).rowcount == 1
+        return version if applied else None
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
         async with self._aconn(f"delete key {key!r}") as conn:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ...errors import Conflict
-from ...resources.kv import Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
 from ...resources.url import ResourceURL
 from ._client import REDIS_ERRORS, LoopClient, client, error, namespace, run_script
 
@@ -42,6 +42,33 @@ else
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[6])
 return {1, ARGV[4]}
+"""
+
+# put_if_newer: the stored document's order (its ORDER_FIELD string) is read with cjson and
+# compared byte by byte (Lua's own '<' follows the server's locale)
+_PUT_IF_NEWER = """
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local cur = redis.call('HMGET', KEYS[1], 'v', 'exp')
+if cur[1] and (not cur[2] or cur[2] == '' or tonumber(cur[2]) > tonumber(ARGV[5])) then
+  local ok, doc = pcall(cjson.decode, cur[1])
+  local stored = ok and type(doc) == 'table' and doc[ARGV[7]]
+  if type(stored) == 'string' and not before(stored, ARGV[4]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2], 'exp', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2])
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[6])
+return 1
 """
 
 _DELETE = """
@@ -71,10 +98,11 @@ def _expiry(raw: bytes | None) -> datetime | None:
 class RedisKeyValueStore(KeyValueStore):
     """JSON documents in Redis. Options: ``prefix`` (default: the resource's name).
 
-    Capabilities: ``ttl``, ``ordered_scan`` (keys in UTF-8 byte order), ``multiprocess``.
+    Capabilities: ``ttl``, ``ordered_scan`` (keys in UTF-8 byte order), ``multiprocess``,
+    ``put_if_newer`` (a Lua script compares the stored document's order).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "redis"
 
@@ -87,6 +115,7 @@ class RedisKeyValueStore(KeyValueStore):
         self._index = f"{tag}:idx"
         self._put_script = self._client.register_script(_PUT)
         self._delete_script = self._client.register_script(_DELETE)
+        self._newer_script = self._client.register_script(_PUT_IF_NEWER)
         self._prune_script = self._client.register_script(_PRUNE)
 
     def _ping_blocking(self) -> None:
@@ -147,6 +176,34 @@ class RedisKeyValueStore(KeyValueStore):
             found = "is absent" if not current else f"is at version {current.decode()}"
             raise Conflict(f"{self.name}: key {key!r} {found}, not at version {if_version}", resource=self.name)
         return version
+
+    def _newer_request(
+        self, key: str, data: bytes, order: str, expires_at: datetime | None
+    ) -> tuple[str, list[str], list[Any]]:
+        version = uuid.uuid4().hex
+        exp = "" if expires_at is None else str(int(expires_at.timestamp() * 1000))
+        now = str(int(datetime.now(UTC).timestamp() * 1000))
+        return version, [self._items + key, self._index], [data, version, exp, order, now, key, ORDER_FIELD]
+
+    def _put_if_newer_blocking(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        version, keys, args = self._newer_request(key, data, order, expires_at)
+        try:
+            applied = self._newer_script(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise error(exc, self.name, f"put of key {key!r}") from exc
+        return version if applied else None
+
+    async def _put_if_newer(
+        self, key: str, value: dict[str, Any], data: bytes, order: str, expires_at: datetime | None
+    ) -> str | None:
+        version, keys, args = self._newer_request(key, data, order, expires_at)
+        try:
+            applied = await run_script(self._async(), self._newer_script, keys, args)
+        except REDIS_ERRORS as exc:
+            raise error(exc, self.name, f"put of key {key!r}") from exc
+        return version if applied else None
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         try:

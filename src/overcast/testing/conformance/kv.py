@@ -16,6 +16,7 @@ from overcast.errors import Conflict, InvalidArgument, NotSupported
 from overcast.resources.kv import KeyValueStore
 
 from .base import ConformanceSuite, eventually, eventually_sync, in_processes, lacks, requires
+from .kv_order import PutIfNewerCases
 
 __all__ = ["AWKWARD_KEYS", "KeyValueStoreSuite"]
 
@@ -62,7 +63,7 @@ def _race_worker(url: str, key: str, version: str, who: int) -> str:
     return "won"
 
 
-class KeyValueStoreSuite(ConformanceSuite):
+class KeyValueStoreSuite(PutIfNewerCases, ConformanceSuite):
     """Every semantic of :class:`~overcast.KeyValueStore`, on both faces.
 
     Provide a fixture ``make_url`` returning a callable that gives the URL of a new,
@@ -71,7 +72,7 @@ class KeyValueStoreSuite(ConformanceSuite):
     test a wrapper (it takes the URL and returns the store to test).
     """
 
-    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess"})
+    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
     processes: ClassVar[int] = 4
     threads: ClassVar[int] = 8
     many: ClassVar[int] = 5000

@@ -1,0 +1,132 @@
+"""The conformance cases of ``_put_if_newer``: a write applied only if its order is higher.
+
+Every KV provider runs them, with the ``put_if_newer`` capability (one call to the service)
+or without it (the interface's read + conditional-put fallback): what is stored must be
+the same either way. Documents carry their order as a replicated store's envelope does,
+in :data:`~overcast.resources.kv.ORDER_FIELD`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from overcast.resources.kv import ORDER_FIELD, KeyValueStore
+
+from .base import eventually, requires
+
+__all__ = ["PutIfNewerCases", "order"]
+
+
+def order(wall: int, logical: int = 0, origin: str = "a") -> str:
+    """An order as a hybrid logical clock writes it (13 + 6 hex digits, ``-``, the origin)."""
+    return f"{wall:013x}{logical:06x}-{origin}"
+
+
+def _doc(at: str, n: int, deleted: bool) -> tuple[dict[str, Any], bytes]:
+    value: dict[str, Any] = {ORDER_FIELD: at, "_del": 1} if deleted else {ORDER_FIELD: at, "v": {"n": n}}
+    return value, json.dumps(value, separators=(",", ":")).encode()
+
+
+async def _newer(
+    store: KeyValueStore, key: str, at: str, n: int = 0, *, deleted: bool = False, expires_at: datetime | None = None
+) -> str | None:
+    value, data = _doc(at, n, deleted)
+    return await store._put_if_newer(key, value, data, at, expires_at)
+
+
+async def _order_at(store: KeyValueStore, key: str) -> str | None:
+    item = await store.get(key)
+    return None if item is None else item.value.get(ORDER_FIELD)
+
+
+class PutIfNewerCases:
+    """Mixed into :class:`~overcast.testing.conformance.KeyValueStoreSuite` (its ``store`` fixture)."""
+
+    async def test_put_if_newer_creates_an_absent_key(self, store: KeyValueStore) -> None:
+        version = await _newer(store, "k", order(1000), 1)
+        assert isinstance(version, str) and version
+        item = await store.get("k")
+        assert item is not None and item.value == {ORDER_FIELD: order(1000), "v": {"n": 1}}
+        assert item.version == version
+
+    async def test_put_if_newer_newer_wins_older_and_equal_are_refused(self, store: KeyValueStore) -> None:
+        assert await _newer(store, "k", order(1000), 1) is not None
+        newest = await _newer(store, "k", order(1000, 1), 2)
+        assert newest is not None
+        assert await _newer(store, "k", order(1000), 3) is None  # older: not applied, not an error
+        assert await _newer(store, "k", order(999, 5, "z"), 4) is None
+        assert await _newer(store, "k", order(1000, 1), 5) is None  # equal: already there
+        item = await store.get("k")
+        assert item is not None and (item.value["v"], item.version) == ({"n": 2}, newest)
+        assert await _newer(store, "k", order(1001), 6) is not None
+        assert await _order_at(store, "k") == order(1001)
+
+    async def test_put_if_newer_compares_by_code_point(self, store: KeyValueStore) -> None:
+        # same wall time and counter: the origin decides, by code point ('Z' < 'a'), whatever the locale
+        assert await _newer(store, "k", order(7, 0, "abc"), 1) is not None
+        assert await _newer(store, "k", order(7, 0, "Zed"), 2) is None
+        assert await _newer(store, "k", order(7, 0, "abd"), 3) is not None
+        assert await _order_at(store, "k") == order(7, 0, "abd")
+
+    async def test_put_if_newer_orders_tombstones(self, store: KeyValueStore) -> None:
+        assert await _newer(store, "k", order(2000), 1) is not None
+        assert await _newer(store, "k", order(2001), deleted=True) is not None
+        assert await _newer(store, "k", order(2000, 9), 2) is None  # older than the delete: stays deleted
+        item = await store.get("k")
+        assert item is not None and item.value == {ORDER_FIELD: order(2001), "_del": 1}
+        assert await _newer(store, "k", order(2002), 3) is not None
+        assert await _order_at(store, "k") == order(2002)
+
+    async def test_put_if_newer_over_documents_written_by_put(self, store: KeyValueStore) -> None:
+        await store.put("plain", {"n": 0})  # no order: older than any
+        assert await _newer(store, "plain", order(1), 1) is not None
+        # a document written by put that carries its order (a replicated store's conditional write)
+        await store.put("k", _doc(order(3000), 1, False)[0])
+        assert await _newer(store, "k", order(2999), 2) is None
+        assert await _newer(store, "k", order(3000), 3) is None
+        assert await _newer(store, "k", order(3001), 4) is not None
+        item = await store.get("k")
+        assert item is not None and item.value["v"] == {"n": 4}
+
+    @requires("ttl")
+    async def test_put_if_newer_over_an_expired_item(self, store: KeyValueStore) -> None:
+        soon = datetime.now(UTC) + timedelta(seconds=1)
+        assert await _newer(store, "k", order(5000), 1, expires_at=soon) is not None
+
+        async def gone() -> bool:
+            return await store.get("k") is None
+
+        await eventually(gone, what="the item to expire")
+        assert await _newer(store, "k", order(10), 2) is not None  # an expired item is absent
+        item = await store.get("k")
+        assert item is not None and item.value["v"] == {"n": 2} and item.expires_at is None
+
+    async def test_put_if_newer_concurrent_appliers_converge_on_the_highest(self, store: KeyValueStore) -> None:
+        orders = [order(4000 + i // 3, i % 3, origin) for i in range(12) for origin in ("a", "b")]
+        shuffled = random.sample(list(enumerate(orders)), len(orders))
+        outcomes = await asyncio.gather(*(_newer(store, "k", at, n) for n, at in shuffled))
+        highest = max(orders)
+        applied = dict(zip([at for _, at in shuffled], outcomes, strict=True))
+        assert applied[highest] is not None
+        item = await store.get("k")
+        assert item is not None and item.value[ORDER_FIELD] == highest and item.version == applied[highest]
+
+    def test_put_if_newer_concurrent_threads_converge_on_the_highest(self, store: KeyValueStore) -> None:
+        orders = [order(6000 + i, 0, "t") for i in range(16)]
+        random.shuffle(orders)
+
+        def apply(at: str) -> str | None:
+            value, data = _doc(at, int(at[:13], 16), False)
+            return store._put_if_newer_blocking("k", value, data, at, None)
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = dict(zip(orders, pool.map(apply, orders), strict=True))
+        item = store.sync.get("k")
+        assert item is not None and item.value[ORDER_FIELD] == max(orders)
+        assert item.version == outcomes[max(orders)] and item.value["v"] == {"n": 6015}
+        assert apply(min(orders)) is None
