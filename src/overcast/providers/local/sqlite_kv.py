@@ -262,8 +262,7 @@ class SQLiteKeyValueStore(KeyValueStore):
         # as _put: on the loop without waiting for the write lock, in a worker thread if it is held
         conn: sqlite3.Connection | None = getattr(self._threads.local, "eager", None)
         if conn is None:
-            self._conn()  # as a first read does: the table made if missing, waiting for the lock
-            conn = self._threads.open("eager", 0.0)
+            conn = self._threads.open("eager", wait=False)
         try:
             return self._put_newer_on(conn, key, data, order, expires_at)
         except sqlite3.Error as exc:
