@@ -499,7 +499,8 @@ def test_a_member_down_and_a_backlog_through_an_outage(tmp_path: Path) -> None:
         eventually(lambda: _cell(_member(c, "replica 1"), "breaker") == "closed", timeout=20)
         eventually(lambda: _cell(_member(c, "primary"), "log-depth") == "0", timeout=20)
         assert re.fullmatch(r"[\d.]+ ms \([\d.]+ ms; [3-9] writes\)", _cell(_member(c, "replica 1"), "lag"))
-        shipped = re.search(r'<tr data-key="redis put ledger">(.*?)</tr>', c.get("/_overcast/latency").text, re.S)
+        latency = c.get("/_overcast/latency").text
+        shipped = re.search(r'<tr data-key="redis put_if_newer ledger">(.*?)</tr>', latency, re.S)
         assert shipped and int(_cell(shipped.group(1), "outside")) >= 3  # the replicator's calls, timed
         dead = eventually(lambda: (r := _backlog(c)) and _cell(r, "dead") == "2" and r, timeout=30)
         assert _cell(dead, "depth") == "0"  # type: ignore[arg-type]
