@@ -21,6 +21,8 @@ from .resources.forwarding import (
     ForwardingQueue,
     ForwardingSecretStore,
     ForwardingTopic,
+    bind_direct,
+    unbind_direct,
 )
 from .resources.records import replace
 from .resources.registry import open_resource
@@ -86,6 +88,8 @@ class _Declared(Generic[R]):
                 opened = self._opened
                 if opened is None:
                     opened = self._opened = self._open()
+                    for group in ("always", *self.used):  # what is recorded needs no frame of ours
+                        bind_direct(self, opened, group)
         return opened
 
     def _open(self) -> R:
@@ -95,17 +99,25 @@ class _Declared(Generic[R]):
         return resource
 
     def _used(self, access: str) -> None:
+        if access in self.used:
+            return
         if access not in self.allow:
             raise ConfigError(
                 f"{self.kind} {self.resource_name!r} was declared with allow={sorted(self.allow)} "
                 f"but the code needs {access!r}"
             )
         self.used.add(access)
+        opened = self._opened
+        if opened is not None:  # recorded: this access's hooks now reach the provider directly
+            with self._open_lock:
+                if self._opened is opened:
+                    bind_direct(self, opened, access)
 
     def reset(self) -> None:
         """Forget the opened provider, so the next use resolves the target again."""
         with self._open_lock:
             opened, self._opened = self._opened, None
+            unbind_direct(self)
         if opened is not None:
             opened.close()
 
