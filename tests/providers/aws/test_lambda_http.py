@@ -393,15 +393,24 @@ def test_v1_headers_come_from_the_multi_value_map_and_the_single_map_still_count
         assert handler(broken, Context())["statusCode"] == 400, (where, value)
 
 
-def test_the_header_name_cache_stays_bounded() -> None:
-    """Header names are kept lower-cased between requests, but not without limit: a client
-    sending a new name with every request cannot grow the process."""
+def test_the_header_name_and_host_caches_stay_bounded() -> None:
+    """Header names (lower-cased) and each Host's checked ``server`` are kept between requests,
+    but not without limit: a client sending new ones with every request cannot grow the
+    process, and a Host that is no host is refused however often it comes."""
     from overcast.providers.aws import lambda_http
 
     handler = lambda_handler(_app_of(_headers_app()), lifespan="off")
-    for n in range(lambda_http._MAX_NAMES + 50):
+    servers = lambda_handler(_app_of(_server_app()), lifespan="off")
+    for n in range(max(lambda_http._MAX_NAMES, lambda_http._MAX_SERVERS) + 50):
         event = _event(V2)
         event["headers"][f"X-Name-{n}"] = "v"
-        seen = json.loads(handler(event, Context())["body"])
+        event["headers"]["host"] = f"h{n}.example.com:8{n % 10}"
+        seen = json.loads(handler(copy.deepcopy(event), Context())["body"])
         assert [f"x-name-{n}", "v"] in seen
+        assert json.loads(servers(event, Context())["body"]) == [f"h{n}.example.com", 80 + n % 10]
     assert len(lambda_http._NAMES) <= lambda_http._MAX_NAMES
+    assert len(lambda_http._SERVERS) <= lambda_http._MAX_SERVERS
+    for _ in range(2):
+        event = _event(V2)
+        event["headers"]["host"] = "a/b"
+        assert servers(event, Context())["statusCode"] == 400

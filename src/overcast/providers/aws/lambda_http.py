@@ -108,6 +108,12 @@ def _strip(path: str, base_path: str) -> str:
     return path
 
 
+#: the scope's ``server`` by Host header, forwarded port and scheme: a function serves the same
+#: few hosts, so each is checked and split once (bounded, like the header names)
+_SERVERS: dict[tuple[bytes, bytes | None, str], tuple[str, int]] = {}
+_MAX_SERVERS = 256
+
+
 def _finish_scope(
     method: Any,
     raw_path: Any,
@@ -126,10 +132,14 @@ def _finish_scope(
     port = found.get(b"x-forwarded-port")
     port_text = port.decode() if port else None
     if host_header is not None:
-        host = host_header.decode()
-        if not is_host(host):
-            raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
-        server = _server(host, port_text, scheme, checked=True)
+        server = _SERVERS.get((host_header, port, scheme))
+        if server is None:
+            host = host_header.decode()
+            if not is_host(host):
+                raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
+            server = _server(host, port_text, scheme, checked=True)
+            if len(_SERVERS) < _MAX_SERVERS:
+                _SERVERS[(host_header, port, scheme)] = server
     else:
         server = _server(event["requestContext"].get("domainName"), port_text, scheme)
     return {
@@ -153,8 +163,9 @@ _SCOPE_HEADERS = frozenset({b"host", b"x-forwarded-proto", b"x-forwarded-port", 
 
 
 def _found(headers: Headers) -> dict[bytes, bytes]:
-    """The few request headers the scope itself needs (the last of each)."""
-    return {name: value for name, value in headers if name in _SCOPE_HEADERS}
+    """The request headers by name, the last of each, for the few the scope itself needs
+    (``_SCOPE_HEADERS``): ``dict`` keeps the last value of a repeated name, at C speed."""
+    return dict(headers)
 
 
 # -- API Gateway REST (v1) and HTTP API payload 1.0 ---------------------------------------
