@@ -132,3 +132,55 @@ def test_a_subclass_that_defines_one_form_gets_the_other_back() -> None:
     assert anyio.run(WithGet("memory://x").get, "k") is None
     with pytest.raises(NotImplementedError):
         NoGet("memory://x").sync.get("k")
+
+
+def test_an_opened_handle_reaches_the_provider_without_a_frame_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once an access is recorded, the handle's hooks of that access are its provider's (its
+    timed wrapper's) bound hooks; the access not yet used still goes through the handle and
+    its check, and a reset puts every hook back, so the next call reaches the new target."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from overcast import telemetry
+
+    monkeypatch.delenv("OVERCAST_TARGET", raising=False)
+    (tmp_path / "overcast.toml").write_text(f'[targets.local]\nkv.users = "sqlite:///{tmp_path}/a.db"\n')
+    app = overcast.App("demo", config=tmp_path)
+    users = app.kv("users", allow=("read",))
+    assert users.sync.get("u1") is None
+    provider = users.provider
+    assert users.__dict__["_get_blocking"] == provider._get_blocking
+    assert users.__dict__["_check_key"] == provider._check_key
+    assert "_put_blocking" not in users.__dict__ and users.used == {"read"}
+    for _ in range(2):  # refused every time: a refused access is never bound
+        with pytest.raises(overcast.errors.ConfigError, match="allow=\\['read'\\] but the code needs 'write'"):
+            users.sync.put("u1", {"n": 1})
+    with pytest.raises(InvalidArgument, match="users: key must not be empty"):
+        users.sync.get("")
+    reader = InMemoryMetricReader()  # a bound hook is still the timed wrapper's: counted once on
+    telemetry.configure(metric_readers=[reader], span_processors=[], set_global=False)
+    try:
+        users.sync.get("u1")
+        data = reader.get_metrics_data()
+        counted = [
+            p.count
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "overcast.upstream.duration"
+            for p in m.data.data_points
+            if p.attributes.get("overcast.resource") == "users" or p.attributes.get("resource") == "users"
+        ]
+        assert sum(counted) == 1
+    finally:
+        telemetry.shutdown()
+    other = SQLiteKeyValueStore(f"sqlite:///{tmp_path}/b.db")
+    other.sync.create()
+    other.sync.put("u1", {"n": 2})
+    (tmp_path / "overcast.toml").write_text(f'[targets.local]\nkv.users = "sqlite:///{tmp_path}/b.db"\n')
+    app.use_config(tmp_path)
+    assert "_get_blocking" not in users.__dict__
+    item = users.sync.get("u1")
+    assert item is not None and item.value == {"n": 2}
+    assert anyio.run(users.get, "u1") == item

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import telemetry
 from .config import Config, check_resource_name, load_config
@@ -21,7 +20,11 @@ from .handles import (
 )
 from .resources.records import record
 from .resources.url import ResourceURL
-from .runtime.schedule import Schedule, parse_schedule
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .runtime.schedule import Schedule
 
 __all__ = ["App", "EventRoute", "Schedule", "ScheduledJob", "Subscription"]
 
@@ -91,7 +94,7 @@ class App:
     def __init__(self, name: str, *, config: str | Path | None = None) -> None:
         check_resource_name("app", name)
         self.name = name
-        self._config_path = Path(config) if config is not None else None
+        self._config_path = _path(config) if config is not None else None
         self._config: Config | None = None
         self._origin = _caller_folder()
         self.resources: dict[str, Any] = {}
@@ -111,7 +114,7 @@ class App:
             if self._config_path is not None or os.environ.get("OVERCAST_CONFIG"):
                 self._config = load_config(self._config_path)
             else:
-                self._config = load_config(start=self._origin)
+                self._config = load_config(start=_path(self._origin))
                 if self._config.path is None:
                     self._config = load_config()
         return self._config
@@ -259,6 +262,8 @@ class App:
 
     def schedule(self, expression: str, *, name: str | None = None) -> Callable[[F], F]:
         """Run the decorated function on a schedule: ``rate(5 minutes)`` or ``cron(0 3 * * ? *)``."""
+        from .runtime.schedule import parse_schedule  # only an app with schedules pays for it
+
         parsed = parse_schedule(expression)
 
         def decorate(func: F) -> F:
@@ -348,6 +353,8 @@ class App:
         if BACKLOG_STATE not in self.resources:  # the replayers' leases
             self._declare("kv", BACKLOG_STATE, lambda: BacklogStateHandle(self, BACKLOG_STATE, ACCESS))
         if not any(job.name == REPLAY_SCHEDULE for job in self.schedules):
+            from .runtime.schedule import parse_schedule
+
             self.schedules.append(ScheduledJob(REPLAY_SCHEDULE, parse_schedule(REPLAY_EVERY), self._replay_backlogs))
 
     async def _replay_backlogs(self) -> None:
@@ -381,10 +388,25 @@ class App:
         return f"<overcast.App {self.name!r}: {len(self.resources)} resources>"
 
 
-def _caller_folder() -> Path:
-    """The folder of the module that created the App, where overcast.toml usually sits."""
+def __getattr__(name: str) -> Any:
+    if name == "Schedule":  # re-exported, imported when asked for
+        from .runtime.schedule import Schedule
+
+        return Schedule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _caller_folder() -> str:
+    """The folder of the module that created the App, where overcast.toml usually sits (a
+    string: pathlib is imported when the configuration is first read, not to declare)."""
     try:
         filename = sys._getframe(2).f_globals.get("__file__")
     except ValueError:  # called from the top of the stack
         filename = None
-    return Path(filename).resolve().parent if filename else Path.cwd()
+    return os.path.dirname(os.path.realpath(filename)) if filename else os.getcwd()
+
+
+def _path(value: str | Path) -> Path:
+    from pathlib import Path
+
+    return Path(value)

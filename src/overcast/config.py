@@ -29,13 +29,15 @@ from __future__ import annotations
 import os
 import re
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .resources.records import field, record
 from .resources.registry import KINDS
 from .resources.url import ResourceURL, hide_userinfo
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["CONFIG_FILE", "Config", "Target", "find_config", "load_config"]
 
@@ -195,6 +197,8 @@ def find_config(start: Path) -> Path | None:
 
 def load_config(path: Path | str | None = None, *, start: Path | None = None) -> Config:
     """Load ``path``, or the nearest ``overcast.toml`` above ``start`` (default: cwd)."""
+    from pathlib import Path  # here, not with the module: declaring an App reads no file
+
     if path is None and os.environ.get("OVERCAST_CONFIG"):
         path = os.environ["OVERCAST_CONFIG"]
     if path is None:

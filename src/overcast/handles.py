@@ -23,6 +23,8 @@ from .resources.forwarding import (
     ForwardingQueue,
     ForwardingSecretStore,
     ForwardingTopic,
+    bind_direct,
+    unbind_direct,
 )
 from .resources.records import replace
 from .resources.registry import open_resource
@@ -91,6 +93,8 @@ class _Declared(Generic[R]):
                 opened = self._opened
                 if opened is None:
                     opened = self._opened = self._open()
+                    for group in ("always", *self.used):  # what is recorded needs no frame of ours
+                        bind_direct(self, opened, group)
         return opened
 
     def _open(self) -> R:
@@ -109,7 +113,14 @@ class _Declared(Generic[R]):
                 f"{self.kind} {self.resource_name!r} was declared with allow={sorted(allowed)}{where} "
                 f"but the code needs {access!r}"
             )
+        if access in self.used:
+            return
         self.used.add(access)
+        opened = self._opened
+        if opened is not None:  # recorded: this access's hooks now reach the provider directly
+            with self._open_lock:
+                if self._opened is opened:
+                    bind_direct(self, opened, access)
 
     def _target_allow(self) -> frozenset[str]:
         """The access on the current target: ``allow`` of the resource in ``overcast.toml``, else the code's."""
@@ -125,6 +136,7 @@ class _Declared(Generic[R]):
         with self._open_lock:
             opened, self._opened = self._opened, None
             self._allowed = None
+            unbind_direct(self)
         if opened is not None:
             opened.close()
 

@@ -7,7 +7,6 @@ from 0 when the key is absent.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -41,7 +40,7 @@ class Cache(Resource):
         """Return the value at ``key``, or None on a miss."""
         self._check_key(key)
         data = await self._get(key)
-        return None if data is None else json.loads(data)
+        return None if data is None else _decode(data)
 
     async def set(self, key: str, value: Any, *, ttl: timedelta | float | None = None) -> None:
         """Store a JSON value, expiring after ``ttl`` (the cache's default if None)."""
@@ -72,6 +71,8 @@ class Cache(Resource):
 
     def _check_set(self, key: str, value: Any, ttl: timedelta | float | None) -> tuple[bytes, float | None]:
         self._check_key(key)
+        import json  # on first use, not with the module: declaring a cache needs none of it
+
         try:
             data = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
@@ -132,7 +133,7 @@ class SyncCache:
     def get(self, key: str) -> Any | None:
         self.cache._check_key(key)
         data = self.cache._get_blocking(key)
-        return None if data is None else json.loads(data)
+        return None if data is None else _decode(data)
 
     def set(self, key: str, value: Any, *, ttl: timedelta | float | None = None) -> None:
         data, secs = self.cache._check_set(key, value, ttl)
@@ -145,3 +146,9 @@ class SyncCache:
     def incr(self, key: str, by: int = 1) -> int:
         self.cache._check_incr(key, by)
         return self.cache._incr_blocking(key, by)
+
+
+def _decode(data: bytes) -> Any:
+    import json  # on first use, not with the module: declaring a cache needs none of it
+
+    return json.loads(data)

@@ -20,6 +20,11 @@ The wrapper contract, one rule for every kind:
   it needs and forwards the rest; :meth:`_Forwarding._target` says which resource to
   reach (resolved lazily for App handles) and :meth:`_Forwarding._used` is told
   ``"read"`` or ``"write"`` before each operation.
+- A wrapper whose target stays put (an opened App handle, a timed wrapper) may bind the
+  hooks that only forward (``_direct``: by the access they record, and ``"always"`` for
+  those that record none, like ``_check_key``) to its target's own, once that access is
+  recorded: the call then costs no frame of the wrapper (:func:`bind_direct`). An App
+  handle unbinds them when it is reset.
 - A secret store's cache lives in the store that fetches: wrappers read and fill the
   inner store's cache, so one ``cache_ttl`` applies however the store is reached.
 """
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .base import Resource
 from .blob import BlobStore, ListPage, ObjectInfo
@@ -39,6 +44,8 @@ from .secrets import SecretStore
 
 __all__ = [
     "ForwardingBlobStore",
+    "bind_direct",
+    "unbind_direct",
     "ForwardingCache",
     "ForwardingKeyValueStore",
     "ForwardingQueue",
@@ -51,6 +58,10 @@ R = TypeVar("R", bound=Resource)
 
 class _Forwarding(Generic[R]):
     """Mixin: the wrapped resource and the access hook (each kind forwards ``limits`` too)."""
+
+    #: the hooks that do nothing but record an access and call the target's same hook with
+    #: the same arguments, by that access (``"always"``: those that record none)
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, inner: R | None = None, *, name: str | None = None) -> None:
         self._inner = inner
@@ -76,7 +87,14 @@ class _Forwarding(Generic[R]):
     def supports(self, capability: str) -> bool:
         return self._target().supports(capability)
 
+
 class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "always": ("_check_key",),
+        "read": ("_get", "_get_blocking", "_scan_page", "_scan_page_blocking", "_get_many", "_get_many_blocking"),
+        "write": ("_put", "_put_blocking", "_delete", "_delete_blocking", "_put_many", "_put_many_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -170,6 +188,19 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
 
 
 class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "read": (
+            "_get",
+            "_get_blocking",
+            "_stream_blocking",
+            "_head",
+            "_head_blocking",
+            "_list_page",
+            "_list_page_blocking",
+        ),
+        "write": ("_put", "_put_blocking", "_put_stream", "_put_stream_blocking", "_delete", "_delete_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -263,6 +294,12 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
 
 
 class ForwardingQueue(_Forwarding[Queue], Queue):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "always": ("_depth", "_depth_blocking"),
+        "read": ("_receive", "_receive_blocking", "_ack", "_ack_blocking", "_nack", "_nack_blocking"),
+        "write": ("_send", "_send_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -323,6 +360,11 @@ class ForwardingQueue(_Forwarding[Queue], Queue):
 
 
 class ForwardingTopic(_Forwarding[Topic], Topic):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "read": ("_subscription",),
+        "write": ("_publish", "_publish_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -345,6 +387,11 @@ class ForwardingTopic(_Forwarding[Topic], Topic):
 
 
 class ForwardingCache(_Forwarding[Cache], Cache):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "read": ("_get", "_get_blocking"),
+        "write": ("_set", "_set_blocking", "_delete", "_delete_blocking", "_incr", "_incr_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -391,6 +438,11 @@ class ForwardingCache(_Forwarding[Cache], Cache):
 
 
 class ForwardingSecretStore(_Forwarding[SecretStore], SecretStore):
+    _direct: ClassVar[dict[str, tuple[str, ...]]] = {
+        "always": ("_hit", "_keep"),
+        "read": ("_fetch", "_fetch_blocking"),
+    }
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         return self._target().capabilities
@@ -415,3 +467,34 @@ class ForwardingSecretStore(_Forwarding[SecretStore], SecretStore):
     def _fetch_blocking(self, name: str) -> str:
         self._used("read")
         return self._target()._fetch_blocking(name)
+
+
+_BINDABLE: dict[tuple[type, str], tuple[str, ...]] = {}
+
+
+def _bindable(cls: type, group: str) -> tuple[str, ...]:
+    """The hooks of ``group`` that ``cls`` still forwards unchanged (a subclass that overrides
+    one, to time it or to change what is stored, keeps its own)."""
+    names = _BINDABLE.get((cls, group))
+    if names is None:
+        forwarding = next(c for c in cls.__mro__ if "_direct" in vars(c))
+        owned = vars(forwarding)
+        names = tuple(n for n in forwarding._direct.get(group, ()) if getattr(cls, n) is owned[n])  # type: ignore[attr-defined]
+        _BINDABLE[(cls, group)] = names
+    return names
+
+
+def bind_direct(wrapper: Any, target: Any, group: str) -> None:
+    """Bind ``wrapper``'s forwarding hooks of ``group`` (an access, or ``"always"``) to
+    ``target``'s: for a wrapper whose target stays put, once that access is recorded."""
+    own = wrapper.__dict__
+    for name in _bindable(type(wrapper), group):
+        own[name] = getattr(target, name)
+
+
+def unbind_direct(wrapper: Any) -> None:
+    """Undo :func:`bind_direct`: every hook forwards through the wrapper's methods again."""
+    own = wrapper.__dict__
+    for names in type(wrapper)._direct.values():
+        for name in names:
+            own.pop(name, None)

@@ -9,7 +9,6 @@ service deletes them lazily.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -97,6 +96,8 @@ def encode_document(value: object, *, key: str, limits: KVLimits, resource: str)
             f"{resource}: value for key {key!r} must be a JSON object (dict), not {type(value).__name__}",
             resource=resource,
         )
+    import json  # on first use, not with the module: declaring a store needs none of it
+
     try:
         data = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:

@@ -13,7 +13,6 @@ subscription is a queue.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
@@ -88,6 +87,8 @@ attribute_injectors: list[Callable[[dict[str, str], int], None]] = []
 
 
 def decode_body(data: bytes | str) -> Any:
+    import json  # on first use, not with the module: declaring a queue needs none of it
+
     return json.loads(data)
 
 
@@ -97,6 +98,8 @@ class _Sender(Resource):
     limits: ClassVar[QueueLimits] = QueueLimits()
 
     def _encode(self, body: Any, attributes: Mapping[str, str] | None) -> tuple[bytes, dict[str, str]]:
+        import json
+
         try:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
         except (TypeError, ValueError) as exc:

@@ -7,7 +7,8 @@ small subset of ``@dataclass`` — fields from annotations, defaults and
 ``compare=False`` fields — and copied with :func:`replace`. It exists because
 ``import dataclasses`` (which imports :mod:`inspect`, :mod:`ast`, :mod:`dis`, ...) and
 building twenty frozen dataclasses cost about 40 ms of a cold start on a small Lambda,
-while this builds all the methods of a class in one ``exec`` and imports nothing.
+while this builds all the methods of a class in one ``exec``, on the first call of one of
+them, and imports nothing.
 
 Type checkers treat a record as a dataclass (:pep:`681`'s ``dataclass_transform``).
 Instances behave as dataclass instances do: keyword or positional construction, equality
@@ -89,25 +90,29 @@ def _all_fields(cls: type) -> dict[str, Field]:
     return merged
 
 
-def _source(name: str, specs: list[Field], frozen: bool, has_post_init: bool) -> tuple[str, dict[str, Any]]:
+def _check_order(name: str, specs: list[Field]) -> None:
+    seen_default = False
+    for spec in specs:
+        if spec.default is not MISSING or spec.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"{name}: non-default field {spec.name!r} follows a field with a default")
+
+
+def _source(specs: list[Field], frozen: bool, has_post_init: bool) -> tuple[str, dict[str, Any]]:
     """The source of the class's methods, and the globals it needs."""
     env: dict[str, Any] = {"MISSING": MISSING, "FrozenInstanceError": FrozenInstanceError}
     params, body = [], []
-    seen_default = False
     for spec in specs:
         if spec.default is not MISSING:
             env[f"_d_{spec.name}"] = spec.default
             params.append(f"{spec.name}=_d_{spec.name}")
             value = spec.name
-            seen_default = True
         elif spec.default_factory is not MISSING:
             env[f"_f_{spec.name}"] = spec.default_factory
             params.append(f"{spec.name}=MISSING")
             value = f"_f_{spec.name}() if {spec.name} is MISSING else {spec.name}"
-            seen_default = True
         else:
-            if seen_default:
-                raise TypeError(f"{name}: non-default field {spec.name!r} follows a field with a default")
             params.append(spec.name)
             value = spec.name
         body.append(f"    _set(self, {spec.name!r}, {value})" if frozen else f"    self.{spec.name} = {value}")
@@ -129,13 +134,52 @@ def _source(name: str, specs: list[Field], frozen: bool, has_post_init: bool) ->
         f"    return {key} == {other_key}",
         "def __hash__(self):",
         f"    return hash({key})",
-        "def __setattr__(self, name, value):",
-        "    raise FrozenInstanceError(f'cannot assign to field {name!r}')",
-        "def __delattr__(self, name):",
-        "    raise FrozenInstanceError(f'cannot delete field {name!r}')",
     ]
     env["_set"] = object.__setattr__
     return "\n".join(lines), env
+
+
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+#: the methods compiled per class, on first use (see :func:`_compile`)
+_COMPILED = ("__init__", "__repr__", "__eq__", "__hash__")
+
+
+def _compile(cls: Any) -> None:
+    """Compile ``cls``'s methods and put them in place of the stand-ins :func:`record` left.
+
+    Compiling is most of what a record costs, and most records a process declares are
+    never made (an App that declares six resources makes no ``Item``): so it waits for the
+    first call of one of its methods."""
+    pending = cls.__dict__.get("__record_pending__")
+    if not pending:
+        return
+    specs = list(cls.__record_fields__.values())
+    source, env = _source(specs, cls.__record_frozen__, hasattr(cls, "__post_init__"))
+    made: dict[str, Any] = {}
+    exec(source, env, made)  # one compile for every method of the class
+    for name in pending:
+        made[name].__qualname__ = f"{cls.__qualname__}.{name}"
+        setattr(cls, name, made[name])
+    cls.__record_pending__ = ()
+
+
+def _stand_in(cls: Any, name: str) -> Callable[..., Any]:
+    """What stands for ``cls``'s method ``name`` until the first call compiles it."""
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _compile(cls)
+        return cls.__dict__[name](self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"{cls.__qualname__}.{name}"
+    return method
 
 
 @overload
@@ -151,9 +195,8 @@ def record(cls: type[T] | None = None, /, *, frozen: bool = False, slots: bool =
     def build(cls: Any) -> Any:
         specs = _all_fields(cls)
         ordered = list(specs.values())
-        source, env = _source(cls.__qualname__, ordered, frozen, hasattr(cls, "__post_init__"))
+        _check_order(cls.__qualname__, ordered)
         made: dict[str, Any] = {}
-        exec(source, env, made)  # one compile for every method of the class
         if slots:
             skip = {*specs, "__dict__", "__weakref__"}
             namespace = {k: v for k, v in cls.__dict__.items() if k not in skip}
@@ -172,20 +215,25 @@ def record(cls: type[T] | None = None, /, *, frozen: bool = False, slots: bool =
                     else:
                         setattr(cls, spec.name, spec.default)
         own_hash = cls.__dict__.get("__hash__") is not None and "__eq__" not in cls.__dict__
-        for name in ("__init__", "__repr__", "__eq__"):
-            if name not in cls.__dict__:  # a method the class writes itself is kept, as @dataclass does
-                made[name].__qualname__ = f"{cls.__qualname__}.{name}"
-                setattr(cls, name, made[name])
+        # a method the class writes itself is kept, as @dataclass does
+        pending = [name for name in ("__init__", "__repr__", "__eq__") if name not in cls.__dict__]
         if frozen:
-            cls.__setattr__ = made["__setattr__"]
-            cls.__delattr__ = made["__delattr__"]
+            cls.__setattr__ = _frozen_setattr
+            cls.__delattr__ = _frozen_delattr
         if not own_hash:
             # equal by value: hashable by value when frozen, unhashable when mutable (as @dataclass)
-            cls.__hash__ = made["__hash__"] if frozen else None
+            if frozen:
+                pending.append("__hash__")
+            else:
+                cls.__hash__ = None
         if "__getstate__" in made:
             cls.__getstate__ = made["__getstate__"]
             cls.__setstate__ = made["__setstate__"]
         cls.__record_fields__ = specs
+        cls.__record_frozen__ = frozen
+        cls.__record_pending__ = tuple(pending)
+        for name in pending:
+            setattr(cls, name, _stand_in(cls, name))
         cls.__match_args__ = tuple(specs)  # type: ignore[misc]
         return cls
 

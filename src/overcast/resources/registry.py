@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MissingDependency
 from .records import field, record
 from .url import ResourceURL
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "KINDS",

@@ -21,12 +21,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from pathlib import Path
-from typing import overload
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from typing import TYPE_CHECKING, overload
 
 from ..errors import ConfigError
 from .records import field, record
+
+# pathlib and urllib.parse are imported where a URL is parsed, printed or made a path: a
+# resource declared (not yet opened) needs neither.
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["ResourceURL"]
 
@@ -82,11 +85,14 @@ class ResourceURL:
         scheme, rest = raw.split("://", 1)
         if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"provider URL {url!r} has an invalid scheme {scheme!r}")
+        from urllib.parse import parse_qsl, unquote, urlsplit
+
         if _mangled_userinfo(raw):
             raise ConfigError(
                 f"provider URL {url!r}: its user:password@ part holds a '/', '?' or '#'; "
                 "percent-encode it (%2F, %3F, %23)"
             )
+
         parts = urlsplit("x://" + rest)
         netloc = parts.netloc
         username = password = None
@@ -126,6 +132,8 @@ class ResourceURL:
             raw = self.host + ("/" + self.path if self.host and self.path else self.path)
         if not raw:
             raise ConfigError(f"provider URL {self} names no path")
+        from pathlib import Path
+
         path = Path(raw)
         if not path.is_absolute():
             path = (self.base_dir or Path.cwd()) / path
@@ -315,6 +323,8 @@ class ResourceURL:
     def __str__(self) -> str:
         """The URL as a user writes it (``redis://cache.internal:6379/0``), never its credentials:
         only what would be read back differently is percent-encoded."""
+        from urllib.parse import quote
+
         query = "&".join(
             f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE + '=')}" for k, v in self.options.items()
         )

@@ -52,9 +52,15 @@ def is_host(value: str) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
+_PLAIN_SCHEMES: dict[str | bytes, str] = {b"https": "https", b"http": "http", "https": "https", "http": "http"}
+
+
 def forwarded_scheme(value: str | bytes | None, default: str = "https") -> str:
     """The scheme a proxy's ``X-Forwarded-Proto`` names (its first value): ``http`` or ``https``;
     anything else is no scheme (frameworks look its default port up) and gives ``default``."""
+    plain = _PLAIN_SCHEMES.get(value)  # type: ignore[arg-type]
+    if plain is not None:  # what a proxy almost always sends
+        return plain
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     first = (value or "").split(",", 1)[0].strip().lower()

@@ -34,6 +34,7 @@ from ..resources.forwarding import (
     ForwardingSecretStore,
     ForwardingTopic,
     _Forwarding,
+    bind_direct,
 )
 from ..resources.queue import Queue
 from . import _instrument, _state
@@ -87,7 +88,7 @@ def _sync_hook(hook: str, sent: int | None = None, received: bool = False) -> Ca
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = getattr(self._inner, hook)
         if not _state.ENABLED or _state.in_upstream.get() is not None:
-            return call(*args, **kwargs)
+            return call(*args, **kwargs) if kwargs else call(*args)  # hooks are called positionally
         key = self._telemetry_key
         token = _state.in_upstream.set((*key, operation))
         span = None if _state.instruments.tracer is None else _instrument.start_span(self, operation)
@@ -120,7 +121,7 @@ def _async_hook(hook: str, sent: int | None = None, received: bool = False) -> C
         # provider's own coroutine is returned for the caller to await, one frame fewer.
         call = getattr(self._inner, hook)
         if not _state.ENABLED or _state.in_upstream.get() is not None:
-            return call(*args, **kwargs)
+            return call(*args, **kwargs) if kwargs else call(*args)
         return timed_call(self, call, args, kwargs)
 
     async def timed_call(self: Any, call: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -180,6 +181,7 @@ class _Timed:
         super().__init__(inner)  # type: ignore[call-arg]
         self._telemetry_key: tuple[str, str] = (_instrument.upstream_of(inner), inner.name)
         self.__dict__["offload"] = inner.offload  # what the provider says about its hooks
+        bind_direct(self, inner, "always")  # validation is the provider's: no frame of ours
 
     def _target(self) -> Any:
         return self._inner

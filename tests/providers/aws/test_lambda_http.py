@@ -363,3 +363,54 @@ def test_the_handler_imports_no_aws_sdk_for_an_app_that_needs_none() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def _headers_app() -> Any:
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        body = json.dumps([[k.decode(), v.decode()] for k, v in scope["headers"]]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    return echo
+
+
+def test_v1_headers_come_from_the_multi_value_map_and_the_single_map_still_counts() -> None:
+    """REST v1 sends both maps: the scope's headers are the multi-value ones, a header only the
+    single map holds is added, and a value of the wrong type in either map is a 400."""
+    handler = lambda_handler(_app_of(_headers_app()), lifespan="off")
+    event = _event(V1)
+    event["multiValueHeaders"]["X-Twice"] = ["1", None, "2"]
+    event["headers"]["X-Twice"] = "2"
+    seen = json.loads(handler(copy.deepcopy(event), Context())["body"])
+    assert ["x-twice", "1"] in seen and ["x-twice", "2"] in seen and ["host", event["headers"]["Host"]] in seen
+    assert len(seen) == len(event["multiValueHeaders"]) + 1
+    event["headers"]["X-Only-Single"] = "here"
+    seen = json.loads(handler(copy.deepcopy(event), Context())["body"])
+    assert ["x-only-single", "here"] in seen and len(seen) == len(event["multiValueHeaders"]) + 2
+    for where, value in (("headers", 7), ("multiValueHeaders", [7]), ("multiValueHeaders", "text")):
+        broken = copy.deepcopy(event)
+        broken[where]["Accept"] = value
+        assert handler(broken, Context())["statusCode"] == 400, (where, value)
+
+
+def test_the_header_name_and_host_caches_stay_bounded() -> None:
+    """Header names (lower-cased) and each Host's checked ``server`` are kept between requests,
+    but not without limit: a client sending new ones with every request cannot grow the
+    process, and a Host that is no host is refused however often it comes."""
+    from overcast.providers.aws import lambda_http
+
+    handler = lambda_handler(_app_of(_headers_app()), lifespan="off")
+    servers = lambda_handler(_app_of(_server_app()), lifespan="off")
+    for n in range(max(lambda_http._MAX_NAMES, lambda_http._MAX_SERVERS) + 50):
+        event = _event(V2)
+        event["headers"][f"X-Name-{n}"] = "v"
+        event["headers"]["host"] = f"h{n}.example.com:8{n % 10}"
+        seen = json.loads(handler(copy.deepcopy(event), Context())["body"])
+        assert [f"x-name-{n}", "v"] in seen
+        assert json.loads(servers(event, Context())["body"]) == [f"h{n}.example.com", 80 + n % 10]
+    assert len(lambda_http._NAMES) <= lambda_http._MAX_NAMES
+    assert len(lambda_http._SERVERS) <= lambda_http._MAX_SERVERS
+    for _ in range(2):
+        event = _event(V2)
+        event["headers"]["host"] = "a/b"
+        assert servers(event, Context())["statusCode"] == 400

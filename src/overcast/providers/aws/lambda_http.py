@@ -91,8 +91,10 @@ def _response_body(body: bytes, content_type: str | None, content_encoding: str 
 _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 
 
-def _server(host: Any, port: str | None, scheme: str) -> tuple[str, int]:
-    if not host or not isinstance(host, str) or not is_host(host):
+def _server(host: Any, port: str | None, scheme: str, *, checked: bool = False) -> tuple[str, int]:
+    """The scope's ``server``: from ``host`` (a Host header's value, ``checked`` already, or the
+    event's domain name), else the function's own name and the scheme's port."""
+    if not host or not isinstance(host, str) or not (checked or is_host(host)):
         return ("lambda", 443 if scheme == "https" else 80)
     name, sep, given = host.rpartition(":")
     if sep and given.isdigit() and "]" not in given:
@@ -104,6 +106,12 @@ def _strip(path: str, base_path: str) -> str:
     if base_path and path.startswith(base_path) and (len(path) == len(base_path) or path[len(base_path)] == "/"):
         return path[len(base_path) :] or "/"
     return path
+
+
+#: the scope's ``server`` by Host header, forwarded port and scheme: a function serves the same
+#: few hosts, so each is checked and split once (bounded, like the header names)
+_SERVERS: dict[tuple[bytes, bytes | None, str], tuple[str, int]] = {}
+_MAX_SERVERS = 256
 
 
 def _finish_scope(
@@ -121,10 +129,19 @@ def _finish_scope(
     scheme = forwarded_scheme(found.get(b"x-forwarded-proto"))
     raw = _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
-    if host_header is not None and not is_host(host_header.decode()):
-        raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
-    host = host_header.decode() if host_header else event["requestContext"].get("domainName")
     port = found.get(b"x-forwarded-port")
+    port_text = port.decode() if port else None
+    if host_header is not None:
+        server = _SERVERS.get((host_header, port, scheme))
+        if server is None:
+            host = host_header.decode()
+            if not is_host(host):
+                raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
+            server = _server(host, port_text, scheme, checked=True)
+            if len(_SERVERS) < _MAX_SERVERS:
+                _SERVERS[(host_header, port, scheme)] = server
+    else:
+        server = _server(event["requestContext"].get("domainName"), port_text, scheme)
     return {
         "type": "http",
         "asgi": _ASGI,
@@ -137,7 +154,7 @@ def _finish_scope(
         "root_path": "",
         "headers": headers,
         "client": (client_ip, 0) if isinstance(client_ip, str) and _ADDRESS.fullmatch(client_ip) else None,
-        "server": _server(host, port.decode() if port else None, scheme),
+        "server": server,
         "aws.event": event,
     }
 
@@ -146,48 +163,81 @@ _SCOPE_HEADERS = frozenset({b"host", b"x-forwarded-proto", b"x-forwarded-port", 
 
 
 def _found(headers: Headers) -> dict[bytes, bytes]:
-    """The few request headers the scope itself needs (the last of each)."""
-    return {name: value for name, value in headers if name in _SCOPE_HEADERS}
+    """The request headers by name, the last of each, for the few the scope itself needs
+    (``_SCOPE_HEADERS``): ``dict`` keeps the last value of a repeated name, at C speed."""
+    return dict(headers)
 
 
 # -- API Gateway REST (v1) and HTTP API payload 1.0 ---------------------------------------
 
 
+#: header names as the scope carries them (lower case, bytes), by the name an event spells;
+#: the same few names come with every request, and a bounded cache spares re-encoding them
+_NAMES: dict[str, bytes] = {}
+_MAX_NAMES = 512
+
+
 def _header_pairs(given: Any, what: str, *, multi: bool) -> Headers:
-    """The (name, value) pairs of a ``headers`` or ``multiValueHeaders`` object; null values left out."""
+    """The (name, value) pairs of a ``headers`` or ``multiValueHeaders`` object; null values left out.
+
+    The warm path of every HTTP invocation: one loop, no call per header."""
     pairs: Headers = []
+    append = pairs.append
+    names = _NAMES
     for name, value in _object(given, what).items():
         if value is None:
             continue
-        key = name.lower().encode()
+        key = names.get(name)
+        if key is None:
+            key = name.lower().encode()
+            if len(names) < _MAX_NAMES:
+                names[name] = key
         if not multi:
-            pairs.append((key, _header_value(value, what, name)))
+            if not isinstance(value, str):
+                raise _not_string(what, name, value)
+            append((key, value.encode()))
         elif isinstance(value, list):
-            pairs.extend((key, _header_value(v, what, name)) for v in value if v is not None)
+            for item in value:
+                if isinstance(item, str):
+                    append((key, item.encode()))
+                elif item is not None:
+                    raise _not_string(what, name, item)
         else:
             raise MalformedEvent(f"{what}[{name!r:.40}] is a {type(value).__name__}, not a list")
     return pairs
 
 
-def _header_value(value: Any, what: str, name: str) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedEvent(f"{what}[{name!r:.40}] holds a {type(value).__name__}, not a string")
-    return value.encode()
+def _not_string(what: str, name: str, value: Any) -> MalformedEvent:
+    return MalformedEvent(f"{what}[{name!r:.40}] holds a {type(value).__name__}, not a string")
+
+
+def _count_values(given: Any, what: str) -> int:
+    """How many headers ``headers`` holds (null values left out), checked as
+    :func:`_header_pairs` checks them, without building the pairs."""
+    count = 0
+    for name, value in _object(given, what).items():
+        if isinstance(value, str):
+            count += 1
+        elif value is not None:
+            raise _not_string(what, name, value)
+    return count
 
 
 def _v1_headers(event: dict[str, Any]) -> Headers:
     multi = event.get("multiValueHeaders")
-    single = _header_pairs(event.get("headers"), "headers", multi=False)
     if not multi:
-        return single
+        return _header_pairs(event.get("headers"), "headers", multi=False)
+    given = event.get("headers")
+    single_count = _count_values(given, "headers")  # checked, but built only when it adds a header
     headers = _header_pairs(multi, "multiValueHeaders", multi=True)
     if len(headers) != len(multi):  # some header came more than once: browsers send one cookie header
         cookies = [value for name, value in headers if name == b"cookie"]
         if len(cookies) > 1:
             headers = [h for h in headers if h[0] != b"cookie"]
             headers.append((b"cookie", b"; ".join(cookies)))
-    if len(single) != len(multi):  # a header in one map but not the other
+    if single_count != len(multi):  # a header in one map but not the other
         known = {name for name, _ in headers}
+        single = _header_pairs(given, "headers", multi=False)
         headers.extend((name, value) for name, value in single if name not in known)
     return headers
 
