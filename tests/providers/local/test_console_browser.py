@@ -300,6 +300,8 @@ def test_a_member_down_and_the_backlog_re_driven(page: Any, shots: Shots, tmp_pa
         shots.take(page, "resources-member-down")
 
         eventually(lambda: _backlog_total(page, base) == 1, timeout=15, interval=0.3)  # waiting or in replay
+        # in the replayer's hand before bob comes, so bob waits in the backlog (not taken with it in one batch)
+        eventually(lambda: _backlog_state(page, base)["in-hand"] == "1", timeout=15, interval=0.3)
         httpx.post(f"{base}/mails", json={"to": "bob"}).raise_for_status()
         eventually(lambda: _backlog_total(page, base) == 2 and _backlog_state(page, base)["depth"] != "0", interval=0.3)
         assert "bob" in page.inner_text("table.items[data-backlog='mails']")
