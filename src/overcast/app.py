@@ -99,7 +99,8 @@ class App:
         self._origin = _caller_folder()
         self.resources: dict[str, Any] = {}
         self.subscriptions: list[Subscription] = []
-        self.schedules: list[ScheduledJob] = []
+        self._schedules: list[ScheduledJob] = []
+        self._replication_checked = False
         self.events: list[EventRoute] = []
         self.deferrables: dict[str, Any] = {}
         self.http_app: Any = None
@@ -122,7 +123,52 @@ class App:
     def use_config(self, config: Config | str | Path) -> None:
         """Switch to another configuration; opened resources are reopened on next use."""
         self._config = config if isinstance(config, Config) else load_config(config)
+        self._schedules[:] = [job for job in self._schedules if job.handler != self._replicate_all]
+        self._replication_checked = False
         self.reset()
+
+    @property
+    def schedules(self) -> list[ScheduledJob]:
+        """The app's schedules, and the internal ones its configuration implies: where a target
+        replicates one of the app's KV stores or buckets, ``overcast-replicate`` (every minute)
+        ships the change logs where no process stays up (a deployed function), so a plan
+        declares it and every runtime routes it. Read after the declarations (it reads the
+        configuration once)."""
+        if not self._replication_checked:
+            from .resilience.spec import REPLICATE_EVERY, REPLICATE_SCHEDULE
+
+            self._replication_checked = True
+            if self._replicates() and not any(job.name == REPLICATE_SCHEDULE for job in self._schedules):
+                from .runtime.schedule import parse_schedule
+
+                job = ScheduledJob(REPLICATE_SCHEDULE, parse_schedule(REPLICATE_EVERY), self._replicate_all)
+                self._schedules.append(job)
+        return self._schedules
+
+    def _replicates(self, target: str | None = None) -> bool:
+        """Whether ``target`` (default: any target) replicates a declared KV store or bucket."""
+        targets = self.config.targets.values() if target is None else [self.config.target(target)]
+        for tgt in targets:
+            for kind in ("kv", "bucket"):
+                for name, url in tgt.resources.get(kind, {}).items():
+                    if name in self.resources and url.startswith("replicated://"):
+                        return True
+        return False
+
+    async def _replicate_all(self) -> None:
+        """The internal replication schedule's handler: ship every replicated resource's change
+        logs once, for at most a budget below the deployed function's timeout."""
+        import asyncio
+
+        from .config import function_settings
+        from .runtime.deferral import replay_budget
+
+        timeout = function_settings(self.config.target()).get("timeout", DEFAULT_FUNCTION_TIMEOUT)
+        stores = [h for h in self.resources.values() if h.kind in ("kv", "bucket")]
+        stores = [h for h in stores if h.resolved_url().scheme == "replicated"]
+        async with asyncio.timeout(replay_budget(timeout)):
+            for handle in stores:
+                await handle.provider.replicate()
 
     @property
     def target(self) -> str:
@@ -269,9 +315,9 @@ class App:
         def decorate(func: F) -> F:
             job_name = name or func.__name__
             check_resource_name("schedule", job_name)
-            if any(j.name == job_name for j in self.schedules):
+            if any(j.name == job_name for j in self._schedules):
                 raise ConfigError(f"{self.name}: two schedules are named {job_name!r}")
-            self.schedules.append(ScheduledJob(job_name, parsed, func))
+            self._schedules.append(ScheduledJob(job_name, parsed, func))
             return func
 
         return decorate
@@ -352,10 +398,10 @@ class App:
         self._declare("queue", name, lambda: BacklogQueueHandle(self, name, ACCESS))
         if BACKLOG_STATE not in self.resources:  # the replayers' leases
             self._declare("kv", BACKLOG_STATE, lambda: BacklogStateHandle(self, BACKLOG_STATE, ACCESS))
-        if not any(job.name == REPLAY_SCHEDULE for job in self.schedules):
+        if not any(job.name == REPLAY_SCHEDULE for job in self._schedules):
             from .runtime.schedule import parse_schedule
 
-            self.schedules.append(ScheduledJob(REPLAY_SCHEDULE, parse_schedule(REPLAY_EVERY), self._replay_backlogs))
+            self._schedules.append(ScheduledJob(REPLAY_SCHEDULE, parse_schedule(REPLAY_EVERY), self._replay_backlogs))
 
     async def _replay_backlogs(self) -> None:
         """The internal replay schedule's handler: every backlog whose dependency answers, for

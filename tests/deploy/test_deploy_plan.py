@@ -342,6 +342,23 @@ def test_a_replicated_resource_plans_its_aws_member_and_grants_it(shop: Path) ->
     profiles = next(s for s in statements if s["Sid"] == "KvProfiles")
     assert profiles["Resource"][0].endswith(":table/shop-profiles") and "dynamodb:PutItem" in profiles["Action"]
     assert "snapshots" in plan.documents["outputs.tf.json"]["output"]["not_created"]["value"]  # no AWS member
+    # the change logs ship every minute where no process stays up
+    rule = resources["aws_cloudwatch_event_rule"]["schedule_overcast_replicate"]
+    assert rule["schedule_expression"] == "rate(1 minute)" and "schedule_overcast_replicate" in resources[
+        "aws_lambda_permission"
+    ]
+
+
+def test_a_target_without_replication_plans_no_replication_schedule(shop: Path) -> None:
+    """The replication schedule is declared because another target replicates; this one does not."""
+    source = shop / "shop.py"
+    source.write_text(source.read_text() + '\nprofiles = app.kv("profiles")\n')
+    toml = shop / "overcast.toml"
+    text = toml.read_text().replace("[targets.aws.function]", 'kv.profiles = "dynamodb://shop-profiles"\n\n[targets.aws.function]')
+    multi = '[targets.multi]\nkv.profiles = { primary = "sqlite:///a.db", replicas = ["sqlite:///b.db"] }\n'
+    toml.write_text(text + "\n" + multi)
+    resources = plan_of(shop).documents["main.tf.json"]["resource"]
+    assert "schedule_overcast_replicate" not in resources.get("aws_cloudwatch_event_rule", {})
 
 
 def test_a_replicated_resource_with_two_aws_members_is_refused(shop: Path) -> None:

@@ -265,3 +265,33 @@ def test_doctor_inspection_reports_a_member_whose_mark_is_past_the_horizon(tmp_p
         assert [r["stale"] for r in rows] == [False, True] and rows[1]["reached_s_ago"] >= 7200
     finally:
         store.close()
+
+
+def test_the_replication_schedule_ships_what_another_process_logged(tmp_path: Path) -> None:
+    """Where a target replicates, the App declares ``overcast-replicate``: its run ships the logs
+    (as a deployed function's schedule does, where no process stays up); a configuration that
+    replicates nothing has none."""
+    from overcast.resilience.spec import REPLICATE_SCHEDULE
+    from overcast.runtime.dispatch import run_schedule
+
+    (tmp_path / "overcast.toml").write_text(
+        '[targets.multi]\nkv.users = { primary = "sqlite:///a.db", replicas = ["sqlite:///b.db"] }\n'
+    )
+    app = overcast.App("shipper")
+    app.use_config(tmp_path / "overcast.toml")
+    app.kv("users")
+    job = next(job for job in app.schedules if job.name == REPLICATE_SCHEDULE)
+    assert job.schedule.expression == "rate(1 minute)"
+    # a write another process made and logged, then froze before shipping it
+    primary, replica = (overcast.open_kv(f"sqlite:///{tmp_path}/{n}.db") for n in ("a", "b"))
+    primary.sync.put("ada", {"_oc": HybridClock("other").now(), "v": {"name": "Ada"}})
+    primary.sync.put("~oc-log~/ada", {"c": "x"})
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OVERCAST_TARGET", "multi")
+        delivery = asyncio.run(run_schedule(job, app=app.name))
+        assert delivery.error is None, delivery
+        assert replica.sync.get("ada").value["v"] == {"name": "Ada"}  # type: ignore[union-attr]
+        app.reset()
+    (tmp_path / "none.toml").write_text('[targets.multi]\nkv.users = "sqlite:///a.db"\n')
+    app.use_config(tmp_path / "none.toml")  # a configuration that replicates nothing: no such schedule
+    assert not any(job.name == REPLICATE_SCHEDULE for job in app.schedules)

@@ -122,7 +122,13 @@ def build(app: App, target_name: str) -> Deployment:
     subscriptions = tuple(
         Subscription(sub.name, by_name[sub.source.resource_name], sub.max_attempts) for sub in app.subscriptions
     )
-    schedules = tuple(Schedule(job.name, job.schedule.expression) for job in app.schedules)
+    from ..resilience.spec import REPLICATE_SCHEDULE
+
+    schedules = tuple(
+        Schedule(job.name, job.schedule.expression)
+        for job in app.schedules
+        if job.name != REPLICATE_SCHEDULE or app._replicates(target.name)  # only where it replicates
+    )
     bucket_events = tuple(
         BucketEvents(route.name, by_name[route.source.resource_name], route.events, route.prefix)
         for route in app.events

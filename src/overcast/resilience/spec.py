@@ -17,7 +17,11 @@ from ..errors import ConfigError
 from ..resources.records import record
 from ..resources.url import ResourceURL
 
-__all__ = ["ACKS", "KEYS", "MODES", "SCHEME", "ReplicaSpec", "replicated_url"]
+#: the internal schedule that ships replicated resources' change logs where no process stays up
+REPLICATE_SCHEDULE = "overcast-replicate"
+REPLICATE_EVERY = "rate(1 minute)"
+
+__all__ = ["ACKS", "KEYS", "MODES", "REPLICATE_EVERY", "REPLICATE_SCHEDULE", "SCHEME", "ReplicaSpec", "replicated_url"]
 
 SCHEME = "replicated"
 ACKS = ("primary", "all")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, OvercastError
 from ...handles import TopicHandle
+from ...resilience.spec import REPLICATE_SCHEDULE
 from ...resources.queue import Queue
 from ...runtime.deferral import REPLAY_SCHEDULE
 from ...runtime.dispatch import Delivery, backoff, deliver, run_schedule
@@ -242,8 +243,8 @@ class DevWorkers:
                 )
             )
         for job in self.app.schedules:
-            if job.name == REPLAY_SCHEDULE:
-                continue  # the replayers below replay continuously instead
+            if job.name in (REPLAY_SCHEDULE, REPLICATE_SCHEDULE):
+                continue  # the replayers below and each store's replicator run continuously instead
             self.tasks.append(
                 asyncio.create_task(
                     run_scheduler(job, app=self.app.name, on_delivery=self.on_delivery, now=self.now, sleep=self.sleep),
