@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .resources.records import field, record
 from .resources.registry import KINDS
-from .resources.url import ResourceURL, hide_userinfo
+from .resources.url import ResourceURL, checked_table, hide_userinfo
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -468,16 +468,9 @@ def declared_arn(target: Target, kind: str, name: str) -> str | None:
 
 def function_settings(target: Target) -> dict[str, Any]:
     """``[targets.NAME.function]``: memory, timeout, runtime, ... of the deployed function, checked."""
-    raw = target.options.get("function", {})
     where = f"{target.path or CONFIG_FILE}: [targets.{target.name}.function]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table")
+    raw = checked_table(target.options.get("function", {}), where, FUNCTION_KEYS)
     for key, value in raw.items():
-        types = FUNCTION_KEYS.get(key)
-        if types is None:
-            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(FUNCTION_KEYS))}")
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise ConfigError(f"{where} {key} must be a {types[0].__name__}, got {value!r}")
         if isinstance(value, int) and value < 1:
             raise ConfigError(f"{where} {key} must be at least 1, got {value}")
     for name, value in raw.get("environment", {}).items():

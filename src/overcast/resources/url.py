@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, overload
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import ConfigError
 from .records import field, record
@@ -31,7 +31,7 @@ from .records import field, record
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ResourceURL"]
+__all__ = ["ResourceURL", "checked_table"]
 
 _SECRET_OPTIONS = frozenset({"password", "secret", "key", "token", "account_key", "sas"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -406,3 +406,19 @@ def _allowed(
     if maximum is not None:
         return f"{text} of at most {_number(maximum)}{of}"
     return text if ranged_only or not unit else f"{text} of {unit}"
+
+
+def checked_table(raw: object, where: str, known: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """A settings table (``where`` names it, e.g. ``[targets.aws.function]``) whose keys are
+    ``known``, each value of its types (a boolean is never a number), as URL options are
+    checked; an error names the key and what it takes."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in raw.items():
+        types = known.get(key)
+        if types is None:
+            raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        if isinstance(value, bool) or not isinstance(value, types):
+            named = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise ConfigError(f"{where} {key} must be a {named}, got {value!r}")
+    return dict(raw)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..resources.url import checked_table
 
 if TYPE_CHECKING:
     from ..app import App
@@ -37,15 +38,7 @@ class EventsSettings:
     """The target's ``events`` table, checked against the keys a runtime reads, and the environment."""
 
     def __init__(self, table: Mapping[str, Any], where: str, known: Mapping[str, type | tuple[type, ...]]) -> None:
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{where} must be a table")
-        for key, value in table.items():
-            types = known.get(key)
-            if types is None:
-                raise ConfigError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
-            if not isinstance(value, types) or isinstance(value, bool):
-                raise ConfigError(f"{where} {key}: unexpected value {value!r}")
-        self.table = dict(table)
+        self.table = checked_table(dict(table) if isinstance(table, Mapping) else table, where, known)
         self.where = where
 
     def text(self, key: str, env: str | None = None) -> str:

@@ -41,6 +41,23 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+
+def subscription_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
+    """The queue policy that lets the topic (only it) send to a subscription's queue: what
+    ``create()`` sets and what the deploy plan declares, ARNs or Terraform references alike."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+
 class SNSTopic(Topic):
     """An SNS topic. Capabilities: ``dead_letter``, ``multiprocess`` (of its subscriptions).
     Opening a ``.fifo`` name gives an :class:`SNSFifoTopic`."""
@@ -170,18 +187,7 @@ class SNSSubscription(SQSQueue):
             queue_arn = self.client.get_queue_attributes(QueueUrl=self.queue_url(), AttributeNames=["QueueArn"])[
                 "Attributes"
             ]["QueueArn"]
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "sns.amazonaws.com"},
-                        "Action": "sqs:SendMessage",
-                        "Resource": queue_arn,
-                        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-                    }
-                ],
-            }
+            policy = subscription_queue_policy(queue_arn, topic_arn)
             self.client.set_queue_attributes(QueueUrl=self.queue_url(), Attributes={"Policy": json.dumps(policy)})
             self.topic.client.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         except Exception as exc:

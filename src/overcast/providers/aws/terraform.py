@@ -643,6 +643,8 @@ def _check_visibility(deployment: Deployment, who: str, queue: Any, url: str = "
 
 
 def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
+    from . import sns  # the queue policy create() sets, so the plan and provision agree
+
     for sub in deployment.subscriptions:
         source = sub.source
         if source.kind == "queue":
@@ -665,18 +667,7 @@ def _subscriptions(doc: _Doc, deployment: Deployment, names: _Names) -> None:
         )
         label = _label("subscription", source.name, sub.name)
         queue_arn = _queue(doc, label, queue)
-        allow_topic = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sns.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-                }
-            ],
-        }
+        allow_topic = sns.subscription_queue_policy(queue_arn, topic_arn)
         queue_url = _ref("aws_sqs_queue", label, "id")
         doc.add("aws_sqs_queue_policy", label, {"queue_url": queue_url, "policy": json.dumps(allow_topic)})
         body = {"topic_arn": topic_arn, "protocol": "sqs", "endpoint": queue_arn}

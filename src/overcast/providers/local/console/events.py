@@ -139,19 +139,8 @@ class EventLog:
 
 def cloudevent_of(event: CloudEvent) -> dict[str, Any]:
     """A CloudEvent as its JSON form (structured mode), its data cut at :data:`MAX_DATA_SHOWN` characters."""
+    shown = event.to_dict()
     data = json.dumps(event.data, default=str, ensure_ascii=False)
-    shown: dict[str, Any] = {
-        "specversion": event.specversion,
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-    }
-    for name in ("subject", "datacontenttype", "dataschema"):
-        if getattr(event, name) is not None:
-            shown[name] = getattr(event, name)
-    if event.time is not None:
-        shown["time"] = event.time.isoformat()
-    shown.update({k: v for k, v in event.extensions.items() if k not in shown})
     shown["data"] = event.data if len(data) <= MAX_DATA_SHOWN else data[:MAX_DATA_SHOWN] + "…"
     return shown
 
