@@ -92,7 +92,10 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
     _direct: ClassVar[dict[str, tuple[str, ...]]] = {
         "always": ("_check_key",),
         "read": ("_get", "_get_blocking", "_scan_page", "_scan_page_blocking", "_get_many", "_get_many_blocking"),
-        "write": ("_put", "_put_blocking", "_delete", "_delete_blocking", "_put_many", "_put_many_blocking"),
+        "write": (
+            *("_put", "_put_blocking", "_delete", "_delete_blocking", "_put_many", "_put_many_blocking"),
+            *("_put_if_newer", "_put_if_newer_blocking"),
+        ),
     }
 
     @property
@@ -295,7 +298,7 @@ class ForwardingBlobStore(_Forwarding[BlobStore], BlobStore):
 
 class ForwardingQueue(_Forwarding[Queue], Queue):
     _direct: ClassVar[dict[str, tuple[str, ...]]] = {
-        "always": ("_depth", "_depth_blocking"),
+        "always": ("_depth", "_depth_blocking", "_peek", "_peek_blocking"),
         "read": ("_receive", "_receive_blocking", "_ack", "_ack_blocking", "_nack", "_nack_blocking"),
         "write": ("_send", "_send_blocking"),
     }
