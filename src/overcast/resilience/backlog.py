@@ -35,6 +35,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, NotSupported, OvercastError
@@ -42,6 +43,7 @@ from ..resources.queue import Message, Queue
 from ..resources.records import record
 from ..telemetry import count
 from .breaker import CLOSED, OPEN, Breaker, counts_as_down
+from .ledger import NONE, Died, Ledger
 
 __all__ = ["BACKLOG_SUFFIX", "Backlog", "BacklogStats", "Lease", "Replayer", "backlog_of", "envelope"]
 
@@ -91,11 +93,16 @@ class BacklogStats:
 
 
 class Backlog:
-    """The queue holding one target's parked work, created on first use."""
+    """The queue holding one target's parked work, created on first use.
 
-    def __init__(self, queue: Queue, target: str) -> None:
+    ``ledger``: a key-value store (the app's lease store) where the receives that did not die
+    are recorded (see :mod:`overcast.resilience.ledger`); without one, a replay whose process
+    died is not counted."""
+
+    def __init__(self, queue: Queue, target: str, *, ledger: Any = None) -> None:
         self.queue = queue
         self.target = target
+        self.ledger = None if ledger is None else Ledger(ledger, queue.name)
         self.stats = BacklogStats()
         #: when the oldest item this process knows of was parked (the head its replayer last
         #: received, else its first park since it found the backlog empty); None: none known
@@ -151,6 +158,20 @@ class Backlog:
             await self.queue.send(body, attributes=message.attributes or None)
         await self.queue.ack(message)
 
+    async def give_back(
+        self, messages: list[Message], started: AbstractSet[str] = frozenset(), *, behind: bool = False
+    ) -> None:
+        """Give items back untouched (nack), recorded first in the ledger as given back, so their
+        receives are not taken for replays that died (``started``, ``behind``: see
+        :meth:`Ledger.returned`)."""
+        if not messages:
+            return
+        if self.ledger is not None:
+            await self.ledger.returned(messages, started, behind=behind)
+        for message in messages:
+            with contextlib.suppress(OvercastError):  # gone already: it comes back anyway
+                await self.queue.nack(message)
+
     async def redrive(self, *, limit: int | None = None) -> int:
         """Put dead letters back at the end of the backlog; how many moved."""
         dead = self.queue.dead_letters()
@@ -168,17 +189,24 @@ class Backlog:
         return moved
 
     async def peek(self, limit: int = 10, *, dead: bool = False) -> list[Message]:
-        """Up to ``limit`` items, oldest first, given back at once (they are read as a consumer
-        reads them: each read counts a delivery, which a backlog never dead-letters on)."""
+        """Up to ``limit`` items, oldest first: by the queue's own peek where it has one (no
+        delivery counted), else received and given back at once, each recorded in the ledger
+        as given back (so the read is not taken for a replay that died)."""
         queue = self.queue.dead_letters() if dead else self.queue
+        if "peek" in queue.capabilities and limit <= queue.limits.max_peek:
+            with contextlib.suppress(NotSupported):
+                return await queue.peek(limit)
         found: list[Message] = []
         while len(found) < limit:
             got = await queue.receive(max_messages=min(10, limit - len(found)), visibility_timeout=30)
             if not got:
                 break
             found += got
-        for message in found:
-            await queue.nack(message)
+        if dead:
+            for message in found:
+                await queue.nack(message)
+        else:
+            await self.give_back(found)
         return found
 
     async def purge(self, *, dead: bool = False) -> int:
@@ -320,6 +348,10 @@ class Replayer:
         self._moved: set[str] = set()
         #: when the last item put back after a failure becomes visible again (drain waits for it)
         self._retry_due = 0.0
+        #: replays that died, by item, already counted by this process
+        self._died_seen: dict[str, int] = {}
+        #: the suspects in hand whose start the ledger holds (given back: that start finished)
+        self._started: set[str] = set()
 
     async def forever(self) -> None:
         """Replay whenever there is work and the dependency answers, until cancelled."""
@@ -369,17 +401,33 @@ class Replayer:
         try:
             while pending:
                 await self._pace()
-                if self._expired() or not await self._hold() or not await self._settle(pending[0], received):
-                    break  # held too long, out of time, or the lease lost: they come again, in order
+                if self._expired() or not await self._hold():
+                    break  # out of time, or the lease lost: they come again, in order
+                died = await self._died(pending)
+                if not await self._settle(pending[0], received, died):
+                    break  # held too long: they come again, in order
                 pending.pop(0)
         finally:  # also when stopped: the next holder of the lease gets them at once, first
-            for later in pending:
-                if later.id in self._moved:
-                    continue  # put back with its count, or dead-lettered, just before the stop
-                with contextlib.suppress(OvercastError):  # gone already: it comes back anyway
-                    await queue.nack(later)
+            # (those put back with their count, or dead-lettered, just before the stop are gone)
+            back = [later for later in pending if later.id not in self._moved]
+            started, self._started = self._started, set()
             self._moved.clear()
+            await asyncio.shield(self.backlog.give_back(back, started))
         return bool(got)
+
+    async def _died(self, pending: list[Message]) -> Died:
+        """What the ledger knows of the next item (nothing to ask for one received the first
+        time); a suspect (one with a replay that died) runs alone: the items behind it are given
+        back first, so they do not die with it."""
+        message, ledger = pending[0], self.backlog.ledger
+        if message.attempts <= 1 or ledger is None:
+            return NONE
+        died = await ledger.died(message)
+        if died.count and len(pending) > 1:
+            behind = pending[1:]
+            del pending[1:]
+            await self.backlog.give_back(behind, behind=True)
+        return died
 
     async def _hold(self) -> bool:
         """Whether this replayer holds the backlog's lease (or needs none); the store being
@@ -416,12 +464,16 @@ class Replayer:
             await self.sleep(self._next_at - now)
         self._next_at = max(now, self._next_at) + self.interval
 
-    async def _settle(self, message: Message, held_since: float) -> bool:
+    async def _settle(self, message: Message, held_since: float, died: Died = NONE) -> bool:
         """Run one item until it succeeded, failed (put back with its count, or dead-lettered)
-        (True), or must be given back untouched (False: the caller nacks it)."""
+        (True), or must be given back untouched (False: the caller nacks it). ``died``: its
+        replays whose process died, which count as failed ones."""
         stats = self.backlog.stats
         body = message.body if isinstance(message.body, dict) else {}
-        failures = int(body.get("failures", 0))  # failed replays so far, in any process
+        # failed replays so far, in any process: those recorded in the item, and those that died
+        failures = int(body.get("failures", 0)) + died.count
+        if died.count and await self._suspect(message, {**body, "failures": failures}, died):
+            return True
         while True:
             # the breaker may have opened while the receive waited: hold the item until it lets calls through
             if not await self._await_recovery(held_since):
@@ -433,12 +485,46 @@ class Replayer:
                     self.breaker.failed(exc)
                     continue
                 await self._failed(message, {**body, "failures": failures + 1}, exc)
+                await self._forget(message, died)
                 return True
             self._succeeded()
             await self.backlog.queue.ack(message)
             stats.replayed += 1
             count("deferred.replayed", backlog=self.backlog.target)
+            await self._forget(message, died)
             return True
+
+    async def _suspect(self, message: Message, body: dict[str, Any], died: Died) -> bool:
+        """An item whose replay's process died ``died.count`` times: those count as failed
+        replays; with ``max_failures`` reached it goes to the dead letters without running
+        again (True), else its start is written down before it runs (False)."""
+        fresh = died.count - self._died_seen.get(message.id, 0)  # this process may have seen some already
+        self._died_seen[message.id] = died.count
+        if fresh > 0:
+            self.backlog.stats.replay_failures += fresh
+            count("deferred.replay_failures", fresh, backlog=self.backlog.target)
+        failures = int(body["failures"])
+        log.warning(
+            "%s: replay of %s died with its process %d time(s) (%d/%d failures)",
+            *(self.backlog.target, message.id, died.count, failures, self.max_failures),
+        )
+        ledger = self.backlog.ledger
+        if failures < self.max_failures:
+            if ledger is not None:
+                await ledger.started(message)
+                self._started.add(message.id)
+            return False
+        await self._finish(self.backlog.dead_letter(message, body), message)
+        await self._forget(message, died)
+        return True
+
+    async def _forget(self, message: Message, died: Died) -> None:
+        """The item is settled: drop its record from the ledger, if it has one."""
+        self._started.discard(message.id)
+        self._died_seen.pop(message.id, None)
+        ledger = self.backlog.ledger
+        if ledger is not None and (died.recorded or died.count):
+            await ledger.forget(message)
 
     async def _failed(self, message: Message, body: dict[str, Any], exc: Exception) -> None:
         """A replay failed for another reason than the dependency: the item goes back to the end

@@ -132,7 +132,8 @@ class Deferral:
     def backlog(self) -> Backlog:
         found = self._backlog
         if found is None:
-            found = self._backlog = Backlog(open_backlog(self.app, self.name), self.label)
+            ledger = getattr(self.app, "resources", {}).get(BACKLOG_STATE)  # the lease store
+            found = self._backlog = Backlog(open_backlog(self.app, self.name), self.label, ledger=ledger)
         return found
 
     def dependency_breakers(self) -> list[Breaker]:
