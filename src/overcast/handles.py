@@ -8,6 +8,7 @@ handle keeps the access the code asked for (``allow``) and the access it used
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -205,6 +206,8 @@ class BacklogQueueHandle(QueueHandle):
             if beside is None:
                 raise
             url = beside
+        else:
+            url = _legal_unless_named(self.app, "queue", self.resource_name, target, url)
         return self._never_dead_lettering(url)
 
     def _on_cloud(self, target: str | None) -> ResourceURL | None:
@@ -235,13 +238,38 @@ def _on_cloud(app: App, kind: str, name: str, target: str | None, joint: str) ->
     if not schemes:
         return None
     slug = joint.join(re.findall(r"[a-z0-9]+", f"{app.name}-{name}".lower()))
-    return ResourceURL.parse(f"{schemes[0]}://{slug}")
+    return _legal(kind, ResourceURL.parse(f"{schemes[0]}://{slug}"), name)
+
+
+def _legal(kind: str, url: ResourceURL, name: str) -> ResourceURL:
+    """``url`` with its name (the host) made one its provider takes, by the provider's own rule
+    (``legal_name``: cut to the service's length with a hash of the whole name); unchanged
+    where it is one already or the provider states no rule. The same in every process."""
+    from .resources.registry import resolve
+
+    rule = getattr(resolve(kind, url.scheme, resource=name), "legal_name", None)
+    host = url.host if rule is None else rule(url.host)
+    return url if host == url.host else replace(url, host=host)
+
+
+def _legal_unless_named(app: App, kind: str, name: str, target: str | None, url: ResourceURL) -> ResourceURL:
+    """A name from ``defaults.KIND`` (``{app}-{name}``) made legal like a derived one; a URL
+    named for this resource itself (``KIND.NAME``, or its environment variable) is left as
+    written: a name the user chose is refused with the provider's error, never changed."""
+    from .config import env_var
+
+    if os.environ.get(env_var(kind, name)) is not None:
+        return url
+    if app.config.target(target).resources.get(kind, {}).get(name) is not None:
+        return url
+    return _legal(kind, url, name)
 
 
 class BacklogStateHandle(KVHandle):
     """Where the replayers of an app's backlogs keep their leases (one record per backlog):
     ``kv.NAME``, else ``defaults.kv``, else the cloud's own key-value service (named
-    ``APPNAME``, letters and digits only: every service takes that), else the embedded store."""
+    ``APPNAME``, letters and digits only, cut to the service's length with a hash where longer),
+    else the embedded store."""
 
     def resolved_url(self) -> ResourceURL:
         return self.url_on(None)
@@ -250,11 +278,13 @@ class BacklogStateHandle(KVHandle):
         """Its provider URL on ``target`` (the current one by default): what a plan declares."""
         config = self.app.config
         try:
-            return config.url_for("kv", self.resource_name, app=self.app.name, target=target)
+            url = config.url_for("kv", self.resource_name, app=self.app.name, target=target)
         except ConfigError:
             beside = _on_cloud(self.app, "kv", self.resource_name, target, "")
             if beside is not None:
                 return beside
+        else:
+            return _legal_unless_named(self.app, "kv", self.resource_name, target, url)
         local = LOCAL_DEFAULTS["kv"].replace("{app}", self.app.name).replace("{name}", self.resource_name)
         return ResourceURL.parse(local, base_dir=config.base_dir)
 

@@ -156,6 +156,18 @@ class SQSQueue(Queue):
     offload: ClassVar[bool] = True
     fifo: ClassVar[bool] = False
 
+    @staticmethod
+    def legal_name(name: str) -> str:
+        """A name Overcast derives (a backlog's ``APP-NAME``) as one SQS takes, with room for
+        ``-dlq`` (so two dead-letter queues are never cut to one name): itself when it fits, else
+        cut, then a hash of the whole name."""
+        limit = 80 - len("-dlq")
+        if len(name) <= limit and _QUEUE_NAME.match(name):
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        head = re.sub(r"[^A-Za-z0-9_-]+", "-", name)[: limit - len(digest) - 1].rstrip("-")
+        return f"{head}-{digest}"
+
     def __new__(cls, url: ResourceURL | str | None = None, *, name: str | None = None) -> SQSQueue:
         if cls is SQSQueue and url is not None:
             host = (ResourceURL.parse(url) if isinstance(url, str) else url).host

@@ -43,7 +43,14 @@ from ...resources.url import ResourceURL
 from ._credentials import LoopClient, error, service_client
 from ._flow import All, Flow, arun, run
 
-__all__ = ["MESSAGE_ENCODING", "AzureStorageQueue", "AzureStorageTopic", "decode_message", "subscription_queue_name"]
+__all__ = [
+    "MESSAGE_ENCODING",
+    "AzureStorageQueue",
+    "AzureStorageTopic",
+    "decode_message",
+    "legal_queue_name",
+    "subscription_queue_name",
+]
 
 #: how message text is encoded, for the Functions host's ``messageEncoding``
 MESSAGE_ENCODING = "none"
@@ -56,12 +63,27 @@ _POLL_FIRST, _POLL_MAX = 0.05, 0.5
 
 
 def check_queue_name(name: str, what: str) -> str:
-    if not (3 <= len(name) <= MAX_NAME and _NAME.match(name)):
+    # a poison queue's own name takes the room left for its suffix (63 in all)
+    longest = MAX_NAME + len(POISON_SUFFIX) if name.endswith(POISON_SUFFIX) else MAX_NAME
+    if not (3 <= len(name) <= longest and _NAME.match(name)):
         raise InvalidArgument(
             f"{what}: an Azure queue name is 3-{MAX_NAME} lowercase letters, digits and single hyphens "
             f"(room left for {POISON_SUFFIX!r}); got {name!r}"
         )
     return name
+
+
+def legal_queue_name(name: str) -> str:
+    """``name`` as a queue name Azure takes, with room left for :data:`POISON_SUFFIX`: itself
+    when it is one; else its lowercase slug cut to fit, then a hash of the whole name (so two
+    long names never collide), as :func:`subscription_queue_name` shortens. Deterministic: the
+    runtime and a plan derive the same name."""
+    if 3 <= len(name) <= MAX_NAME and _NAME.match(name):
+        return name
+    slug = "-".join(re.findall(r"[a-z0-9]+", name.lower()))
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    head = slug[: MAX_NAME - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}" if head else digest
 
 
 def subscription_queue_name(topic: str, subscription: str) -> str:
@@ -122,6 +144,8 @@ class AzureStorageQueue(Queue):
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"delay", "dead_letter", "multiprocess", "peek"})
+    #: how a name Overcast derives (a backlog's ``APP-NAME``) is made one Azure takes
+    legal_name = staticmethod(legal_queue_name)
     #: room is left in Azure's 64 KiB message for the envelope and attributes
     limits: ClassVar[QueueLimits] = QueueLimits(max_body_bytes=48 * 1024)
     offload: ClassVar[bool] = True

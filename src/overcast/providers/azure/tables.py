@@ -29,8 +29,10 @@ that both faces run (see ``_flow``), so requests, conditions and errors cannot d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -45,7 +47,7 @@ from ...resources.url import ResourceURL
 from ._credentials import LoopClient, error, service_client
 from ._flow import All, Flow, NextPage, arun, run
 
-__all__ = ["AzureTableKeyValueStore", "decode_row_key", "encode_row_key"]
+__all__ = ["AzureTableKeyValueStore", "decode_row_key", "encode_row_key", "legal_table_name"]
 
 _ESCAPE = frozenset("/\\#?~") | {chr(c) for c in range(0x20)} | {chr(c) for c in range(0x7F, 0xA0)}
 _HEX = "0123456789ABCDEF"
@@ -91,6 +93,23 @@ def decode_row_key(row_key: str) -> str:
     return "".join(out)
 
 
+_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+#: names Table storage keeps for itself
+_RESERVED = frozenset({"tables"})
+
+
+def legal_table_name(name: str) -> str:
+    """``name`` as a table name Azure takes (3-63 letters and digits, starting with a letter;
+    case does not tell two apart): itself when it is one; else its letters and digits cut to fit,
+    then a hash of the whole name (two long names never collide). Deterministic: the runtime and
+    a plan derive the same name."""
+    if _TABLE.match(name) and name.lower() not in _RESERVED:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    head = "".join(re.findall(r"[A-Za-z0-9]+", name)).lstrip("0123456789")[: 63 - len(digest)]
+    return f"{head or 't'}{digest}"
+
+
 class AzureTableKeyValueStore(KeyValueStore):
     """KV documents in one Azure table. Options: ``partition`` (default ``o``),
     ``account`` / ``endpoint`` / ``connection_env`` (see ``_credentials``).
@@ -101,6 +120,8 @@ class AzureTableKeyValueStore(KeyValueStore):
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "multiprocess", "put_if_newer"})
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=512)
+    #: how a name Overcast derives (the backlogs' lease store ``APPNAMEovercastbacklogs``) is made one Azure takes
+    legal_name = staticmethod(legal_table_name)
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "azure_tables"
 
@@ -108,7 +129,7 @@ class AzureTableKeyValueStore(KeyValueStore):
         super().__init__(url, name=name)
         loc = self.location
         table = loc.host
-        if not table or not table.isalnum() or not table[0].isalpha() or not 3 <= len(table) <= 63:
+        if not _TABLE.match(table):
             raise InvalidArgument(
                 f"{loc}: an Azure table name is 3-63 letters and digits, starting with a letter; got {table!r}"
             )
