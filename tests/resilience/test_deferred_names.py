@@ -124,18 +124,20 @@ for target in ("aws", "gcp", "azure"):
     print(backlog.url_on(target).host, app.resources[BACKLOG_STATE].url_on(target).host)
 """
     name = "newsletter" + "y" * 50
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", code, name, str(tmp_path / "overcast.toml")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
-            check=True,
-        ).stdout
-        for seed in ("1", "2")
-    ]
-    assert runs[0] == runs[1] and len(runs[0].split()) == 6
+    there = subprocess.run(
+        [sys.executable, "-c", code, name, str(tmp_path / "overcast.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        check=True,
+    ).stdout.splitlines()
+    app = overcast.App(name, config=tmp_path / "overcast.toml")
+    app.subscribe(app.topic(TOPIC), critical=False, name=SUBSCRIPTION)(lambda event: None)
+    backlog = app.resources[subscription_deferral(app.subscriptions[0], app.name).name]
+    state = app.resources[BACKLOG_STATE]
+    here = [f"{backlog.url_on(t).host} {state.url_on(t).host}" for t in ("aws", "gcp", "azure")]
+    assert there == here
 
 
 def test_the_long_names_work_on_azurite(tmp_path: Path, azurite: Server, monkeypatch: pytest.MonkeyPatch) -> None:
