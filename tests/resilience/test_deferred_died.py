@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,52 @@ def test_a_handler_that_kills_its_process_reaches_the_dead_letters_after_n_runs(
     assert dead[0].body["failures"] == MAX_FAILURES
     assert asyncio.run(backlog.depth()) in (0, None)
     assert asyncio.run(backlog.redrive()) == 1, "redrive puts it back"
+
+
+def test_items_given_back_are_not_counted_as_deaths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receives that end in a give-back (the dependency down again until the replay's budget ran
+    out, the backlog read by ``overcast backlog show`` on a queue without a native peek) are
+    recorded in the ledger, so more of them than ``max_failures`` dead-letter nothing; the
+    records are gone once the items are replayed."""
+    from overcast.errors import Unavailable
+    from overcast.runtime.deferral import BACKLOG_STATE, subscription_replayer
+
+    monkeypatch.setenv("OVERCAST_TARGET", "local")
+    (tmp_path / "overcast.toml").write_text("[targets.local]\n")
+    app = overcast_app(tmp_path)
+    state = {"down": True, "done": []}
+
+    @app.subscribe(app.queue("jobs"), critical=False)
+    async def work(event: object) -> None:
+        if state["down"]:
+            raise Unavailable("the dependency is down")
+        state["done"].append(event.id)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        sub = app.subscriptions[0]
+        deferral = subscription_deferral(sub, app.name)
+        ids = [
+            await deferral.park("event", {"event": {"id": f"e{n}", "source": "s", "type": "t"}}, None) for n in range(3)
+        ]
+        backlog = deferral.backlog
+        for _ in range(MAX_FAILURES + 2):  # each time: received, held while down, given back at the budget's end
+            deferral.breaker.succeeded()
+            stats = await subscription_replayer(sub, app=app.name, max_failures=MAX_FAILURES, wait=0).drain(timeout=0.3)
+            read = await backlog.queue.receive(max_messages=10)  # as a CLI reads a queue without a native peek
+            await backlog.give_back(read)
+        assert stats.replayed == 0 and stats.replay_failures == 0
+        state["down"] = False
+        deferral.breaker.succeeded()
+        stats = await subscription_replayer(sub, app=app.name, max_failures=MAX_FAILURES, wait=0).drain(timeout=20)
+        assert (stats.replayed, stats.replay_failures, stats.dead_lettered) == (3, 0, 0)
+        assert state["done"] == ["e0", "e1", "e2"] and len(ids) == 3
+        page = await app.resources[BACKLOG_STATE].page("returned-")
+        assert page.items == [], "the ledger forgets a settled item"
+
+    asyncio.run(main())
+
+
+def overcast_app(tmp_path: Path) -> Any:
+    import overcast
+
+    return overcast.App(f"giveback{uuid.uuid4().hex[:8]}", config=tmp_path / "overcast.toml")
