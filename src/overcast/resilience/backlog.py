@@ -16,7 +16,8 @@ breaker allows, so the items behind it do not overtake it. An item that fails fo
 reason is put back at the end of the backlog with a backoff and its count of failed replays
 in the item itself (so the count survives the process: a restart does not reset it), and
 after ``max_failures`` moved to the backlog's dead letters (``redrive`` puts it back, its
-count reset).
+count reset). A replay whose process died (the handler killed it) counts as a failed one: the
+queue's receive count, against the give-backs recorded in a ledger (:mod:`.ledger`), tells.
 
 Two replayers of one backlog (two processes, or a scheduled replay overlapping the last one)
 take turns through a :class:`Lease`, a record in a key-value store written with conditional
@@ -403,7 +404,7 @@ class Replayer:
                 await self._pace()
                 if self._expired() or not await self._hold():
                     break  # out of time, or the lease lost: they come again, in order
-                died = await self._died(pending)
+                died = NONE if pending[0].attempts <= 1 else await self._died(pending)  # (the healthy path: free)
                 if not await self._settle(pending[0], received, died):
                     break  # held too long: they come again, in order
                 pending.pop(0)
