@@ -212,7 +212,7 @@ def test_an_ssm_parameter_name_aws_refuses_is_an_error(shop: Path, url: str, mes
 @pytest.mark.parametrize(
     ("arn", "found"),
     [
-        ("arn:aws:dynamodb:eu-west-1:123456789012:table/orders", ("kv", "dynamodb://orders?region=eu-west-1")),
+        ("arn:aws:dynamodb:eu-west-1:123456789012:table/orders", ("kv", "dynamodb://orders?region=eu-west-1&account=123456789012")),
         ("arn:aws:s3:::acme-reports", ("bucket", "s3://acme-reports")),
         (
             "arn:aws:sqs:eu-west-1:123456789012:jobs.fifo",
