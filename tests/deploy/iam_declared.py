@@ -19,7 +19,7 @@ ACCOUNT = "123456789012"  # moto's
 
 def operations() -> dict[str, Callable[[], Awaitable[Any]]]:
     orders = overcast.open_kv("dynamodb://shop-orders")  # allow = ["read"] in overcast.toml
-    catalog = overcast.open_kv("dynamodb://legacy-catalog?region=eu-west-1")  # by ARN; the code's allow: read
+    catalog = overcast.open_kv(f"dynamodb://legacy-catalog?region=eu-west-1&account={ACCOUNT}")  # by ARN: allow read
     uploads = overcast.open_bucket("s3://shop-uploads-example/data")  # allow = ["write"]
     jobs = overcast.open_queue(f"sqs://shop-jobs?region=eu-west-1&account={ACCOUNT}")  # by ARN, subscribed
     events = overcast.open_topic("sns://shop-events")  # allow = []

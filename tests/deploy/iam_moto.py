@@ -7,7 +7,8 @@ from the Service Authorization Reference:
 
 - the resource: moto asks DynamoDB, SNS and Secrets Manager calls, and SQS's
   ``GetQueueUrl``, about resource ``*``, which no statement scoped to one ARN matches;
-  here they name the table (``TableName``, or the first table of a batch), the topic
+  here they name the table (``TableName``, or the first table of a batch; a table's ARN as
+  it is), the topic
   (``TopicArn``), the secret's ARN and the queue's ARN (``QueueName``).
 - the action: moto names S3 calls by their operation, but IAM authorises ``HeadObject``
   as ``s3:GetObject``, ``ListObjectsV2`` and ``HeadBucket`` as ``s3:ListBucket`` and the
@@ -36,6 +37,8 @@ import moto.iam.access_control as _access
 def _table_arn(self):
     body = self.body if isinstance(self.body, dict) else {}
     name = body.get("TableName") or next(iter(body.get("RequestItems") or {}), None)
+    if name and name.startswith("arn:"):  # a table named by its ARN (another account's, say): that ARN
+        return str(name)
     return f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{name}" if name else "*"
 def _topic_arn(self):
     return self._get_param("TopicArn") or "*"

@@ -1,11 +1,14 @@
 """Run in a fresh interpreter (``python -I``) from an unzipped package: import the generated
-entry point with the CLI's and dev server's dependencies made unimportable, then serve
-one queue message and one HTTP request against moto. Prints a JSON report."""
+entry point with the CLI's and dev server's dependencies made unimportable (and first the
+modules named in ``PACKAGE_RUN_IMPORTS``, comma-separated), then serve one queue message
+and one HTTP request against moto. Prints a JSON report."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,6 +27,7 @@ def main(package: str, site: list[str]) -> None:
     sys.meta_path.insert(0, Refuse())
     sys.path[:0] = [package]
     sys.path.extend(site)  # boto3 and botocore: the Lambda runtime has them
+    also = [importlib.import_module(name) for name in os.environ.get("PACKAGE_RUN_IMPORTS", "").split(",") if name]
     import overcast_handler
 
     handler = overcast_handler.handler
@@ -58,6 +62,7 @@ def main(package: str, site: list[str]) -> None:
         "status": reply["statusCode"],
         "body": reply["body"],
         "forbidden_loaded": sorted(m for m in sys.modules if m.partition(".")[0] in FORBIDDEN),
+        "imported": {module.__name__: module.__file__ for module in also},
     }
     print(json.dumps(report))
 

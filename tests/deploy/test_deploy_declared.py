@@ -63,7 +63,10 @@ def test_existing_by_arn_is_referenced_and_granted_at_that_arn(shop: Path) -> No
     declare(shop, DECLARED)
     deployment = build(load_app(shop), "aws")
     catalog = next(r for r in deployment.resources if r.name == "catalog")
-    assert (catalog.existing, str(catalog.url)) == (True, "dynamodb://legacy-catalog?region=eu-west-1")
+    assert (catalog.existing, str(catalog.url)) == (
+        True,
+        "dynamodb://legacy-catalog?region=eu-west-1&account=123456789012",
+    )
     document = make_plan(load_app(shop), "aws").documents["main.tf.json"]
     assert tf_schema.validate(document, tf_schema.load("aws")) == []
     resources = document["resource"]
@@ -212,7 +215,10 @@ def test_an_ssm_parameter_name_aws_refuses_is_an_error(shop: Path, url: str, mes
 @pytest.mark.parametrize(
     ("arn", "found"),
     [
-        ("arn:aws:dynamodb:eu-west-1:123456789012:table/orders", ("kv", "dynamodb://orders?region=eu-west-1")),
+        (
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/orders",
+            ("kv", "dynamodb://orders?region=eu-west-1&account=123456789012"),
+        ),
         ("arn:aws:s3:::acme-reports", ("bucket", "s3://acme-reports")),
         (
             "arn:aws:sqs:eu-west-1:123456789012:jobs.fifo",

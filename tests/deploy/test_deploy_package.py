@@ -13,6 +13,7 @@ import sysconfig
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,12 +114,14 @@ def _lambda_runtime(folder: Path) -> Path:
     return folder
 
 
-def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, tmp_path: Path) -> None:
-    folder = write_plan(make_plan(load_app(_copy(tmp_path / "shop", 1)), "aws"))
+def _serve(package: Path, moto: Server, tmp_path: Path, imports: str = "") -> dict[str, Any]:
+    """Unzip ``package``, provision its resources on moto, and run package_run.py on it in a
+    fresh interpreter that has only the package and what Lambda's runtime provides (importing
+    ``imports`` from the package first)."""
     unzipped = tmp_path / "function"
-    with zipfile.ZipFile(folder / "package.zip") as archive:
+    with zipfile.ZipFile(package) as archive:
         archive.extractall(unzipped)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OVERCAST_", "PYTHON"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OVERCAST_", "PYTHON", "PIP_"))}
     env.update(moto.env, AWS_REGION="eu-west-1", AWS_DEFAULT_REGION="eu-west-1")
     subprocess.run(
         [sys.executable, "-m", "overcast", "provision", str(unzipped), "--target", "aws"],
@@ -129,30 +132,79 @@ def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, 
     site = [str(_lambda_runtime(tmp_path / "runtime"))]
     done = subprocess.run(
         [sys.executable, "-I", str(HERE / "package_run.py"), str(unzipped), *site],
-        env=env,
+        env={**env, "PACKAGE_RUN_IMPORTS": imports},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["overcast"] == str(unzipped / "overcast" / "__init__.py")
     assert report["batch"] == {"batchItemFailures": []}, done.stderr[-3000:]
     assert (report["status"], json.loads(report["body"])) == (200, {"id": "o1", "total": 12})
-    assert report["forbidden_loaded"] == []
+    return report
+
+
+def test_the_unzipped_package_serves_without_the_cli_dependencies(moto: Server, tmp_path: Path) -> None:
+    folder = write_plan(make_plan(load_app(_copy(tmp_path / "shop", 1)), "aws"))
+    assert _serve(folder / "package.zip", moto, tmp_path)["forbidden_loaded"] == []
+
+
+def test_what_a_function_never_reads_is_left_out_and_the_handler_still_serves(
+    moto: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Type stubs, ``py.typed``, a distribution's RECORD and SBOM and METADATA's long
+    description are left out; a requirement that reads its own version and entry points
+    through importlib.metadata when imported still imports from the package, and the
+    handler serves beside it."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(_wheel(tmp_path / "wheels")))
+    app = _copy(tmp_path / "trimmed" / "shop", 1)
+    (app / "requirements.txt").write_text("tinydep==1.0\n")
+    folder = write_plan(make_plan(load_app(app), "aws"))
+    with zipfile.ZipFile(folder / "package.zip") as archive:
+        names = set(archive.namelist())
+        metadata = archive.read("tinydep-1.0.dist-info/METADATA").decode()
+    left_out = [n for n in names if n.endswith((".pyi", "/py.typed", "/RECORD")) or "/sboms/" in n]
+    assert left_out == [] and "overcast/py.typed" not in names
+    kept = {"tinydep-1.0.dist-info/entry_points.txt", "tinydep-1.0.dist-info/licenses/LICENSE", "tinydep/__init__.py"}
+    assert kept <= names
+    assert metadata == "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\nLicense-File: LICENSE\n"
+    report = _serve(folder / "package.zip", moto, tmp_path, imports="tinydep")
+    assert report["imported"] == {"tinydep": str(tmp_path / "function" / "tinydep" / "__init__.py")}
+
+
+#: a requirement that reads its own metadata when imported, as OpenTelemetry's context does
+_TINYDEP = """
+from importlib.metadata import entry_points, version
+
+assert version("tinydep") == "1.0"
+(PLUGIN,) = [entry.load() for entry in entry_points(group="tinydep.plugins")]
+VALUE = 42
+"""
 
 
 def _wheel(folder: Path) -> Path:
-    """A pure-Python wheel written by hand (no build backend, no index needed)."""
+    """A pure-Python wheel written by hand (no build backend, no index needed), with what a
+    function never reads (stubs, ``py.typed``, RECORD, an SBOM, a long description) and what
+    it may (entry points, the licence)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tinydep-1.0-py3-none-any.whl"
+    info = "tinydep-1.0.dist-info"
     files = {
-        "tinydep/__init__.py": "VALUE = 42\n",
-        "tinydep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
-        "tinydep-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "tinydep/__init__.py": _TINYDEP,
+        "tinydep/__init__.pyi": "VALUE: int\n",
+        "tinydep/py.typed": "",
+        "tinydep/plugin.py": "NAME = 'plugin'\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\nLicense-File: LICENSE\n\n"
+        + "A long description nobody reads at run time.\n" * 200,
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": "[tinydep.plugins]\nplugin = tinydep.plugin:NAME\n",
+        f"{info}/licenses/LICENSE": "Permission is hereby granted, free of charge...\n",
+        f"{info}/sboms/tinydep.cyclonedx.json": "{}\n",
     }
-    record = [f"{name},," for name in files] + ["tinydep-1.0.dist-info/RECORD,,"]
-    files["tinydep-1.0.dist-info/RECORD"] = "\n".join(record) + "\n"
+    record = [f"{name},," for name in files] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, text)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Package", "build_package", "install_requirements", "package_files", "runtime_distributions"]
+__all__ = ["Package", "build_package", "install_requirements", "never_read", "package_files", "runtime_distributions"]
 
 #: folders never packaged from the app's folder
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test", "node_modules", "venv", "build", "dist"})
@@ -203,9 +203,32 @@ def runtime_distributions(names: Iterable[str], python: str) -> dict[str, Path]:
     return files
 
 
+def never_read(name: str) -> bool:
+    """Whether a function never reads the archive entry ``name``: type stubs and ``py.typed``
+    (for type checkers), a distribution's ``RECORD`` and SBOMs (for pip and auditors).
+    Licences, ``entry_points.txt`` and ``METADATA``'s headers stay: ``importlib.metadata``
+    reads them at run time (OpenTelemetry finds its context through an entry point)."""
+    base = name.rsplit("/", 1)[-1]
+    if base.endswith(".pyi") or base == "py.typed":
+        return True
+    parts = name.split("/")
+    return parts[0].endswith(".dist-info") and len(parts) > 1 and (base == "RECORD" or parts[1] == "sboms")
+
+
+def _metadata_headers(data: bytes) -> bytes:
+    """A distribution's ``METADATA`` without its long description (the body after the
+    headers): name, version and requirements are what ``importlib.metadata`` reads."""
+    head, blank, _ = data.partition(b"\n\n")
+    return head + b"\n" if blank else data
+
+
 def build_package(files: dict[str, Path], extra: dict[str, str] | None = None) -> Package:
-    """Zip ``files`` (archive name -> path) and ``extra`` (archive name -> text), reproducibly."""
-    entries: dict[str, bytes] = {name: path.read_bytes() for name, path in files.items()}
+    """Zip ``files`` (archive name -> path) and ``extra`` (archive name -> text), reproducibly,
+    without what a function never reads (:func:`never_read`)."""
+    entries: dict[str, bytes] = {name: path.read_bytes() for name, path in files.items() if not never_read(name)}
+    for name in entries:
+        if name.endswith(".dist-info/METADATA"):
+            entries[name] = _metadata_headers(entries[name])
     for name, text in (extra or {}).items():
         entries[name] = text.encode()
     stamp = _epoch()

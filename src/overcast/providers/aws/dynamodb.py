@@ -37,7 +37,8 @@ the store speaks DynamoDB's JSON protocol itself (:mod:`._lite`: SigV4 over
 about 125 ms of cold start; elsewhere it uses botocore. ``client=botocore`` (or
 ``OVERCAST_DYNAMODB_CLIENT=botocore``) always uses botocore.
 
-URL options: ``region``, ``endpoint``, ``partition``, ``retries``, ``client``.
+URL options: ``region``, ``endpoint``, ``partition``, ``retries``, ``client``, ``account`` (a
+table of another account, declared by ARN: every request names the table by its ARN).
 
 IAM: ``dynamodb:GetItem``, ``PutItem``, ``DeleteItem``, ``Query``, ``BatchGetItem``,
 ``BatchWriteItem`` on the table; ``CreateTable``, ``DescribeTable``, ``UpdateTimeToLive``
@@ -57,8 +58,9 @@ from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError, Thr
 from ...resources.kv import Item, KeyValueStore, KVLimits, Page, order_of
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
-from ._client import aws_error, client, error_code, jittered_backoff
+from ._client import aws_error, client, error_code, jittered_backoff, region_of
 from ._lite import dynamodb_client
+from .arns import table_arn
 
 __all__ = ["DynamoDBKeyValueStore"]
 
@@ -96,7 +98,11 @@ class DynamoDBKeyValueStore(KeyValueStore):
         partition = self.location.option("partition", "kv") or "kv"
         if len(partition.encode()) > _MAX_PARTITION:
             raise ConfigError(f"{self.name}: partition {partition!r} is longer than {_MAX_PARTITION} bytes")
-        self.table = table
+        #: what every request names: the table's ARN when it is of the account ``account``
+        #: (declared by ARN), which is how DynamoDB reaches another account's table
+        owner = self.location.option("account")
+        self.table = table_arn(region_of(self.location), owner, table) if owner else table
+        self.table_name = table
         self.partition = partition
         self._pk = {"S": partition}
         self._client: Any = None

@@ -33,6 +33,7 @@ from ...errors import ConfigError, ProviderError
 from ...resources.queue import Queue, Topic
 from ...resources.url import ResourceURL
 from ._client import aws_error, client, region_of
+from .arns import partition_of
 from .sqs import FifoIds, SQSFifoQueue, SQSQueue, encode_attribute_name, fifo_options_error
 
 __all__ = ["SNSFifoSubscription", "SNSFifoTopic", "SNSSubscription", "SNSTopic"]
@@ -101,14 +102,17 @@ class SNSTopic(Topic):
     def topic_arn(self) -> str:
         """The topic's ARN: from ``create()``, else built from the option ``account`` (a topic
         of another account) or the account of the credentials."""
-        if self._arn is None and self.location.option("account"):
-            self._arn = f"arn:aws:sns:{region_of(self.location)}:{self.location.option('account')}:{self.topic_name}"
-        if self._arn is None:
+        if self._arn is not None:
+            return self._arn
+        region = region_of(self.location)
+        prefix = f"arn:{partition_of(region)}:sns:{region}"  # aws-cn, aws-us-gov: the region's partition
+        account = self.location.option("account")
+        if not account:
             try:
                 account = client("sts", self.location).get_caller_identity()["Account"]
             except Exception as exc:
                 raise self._error(exc) from exc
-            self._arn = f"arn:aws:sns:{region_of(self.location)}:{account}:{self.topic_name}"
+        self._arn = f"{prefix}:{account}:{self.topic_name}"
         return self._arn
 
     def _create_blocking(self) -> None:

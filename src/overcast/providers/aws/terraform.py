@@ -176,7 +176,13 @@ class _Names:
             return
         provider = _open(resource)
         if resource.kind == "kv":
-            self.tables[resource.name] = provider.table
+            if provider.table != provider.table_name and not resource.existing:  # ?account=: named by its ARN
+                arn = f"arn:aws:dynamodb:REGION:{url.option('account')}:table/{provider.table_name}"
+                raise ConfigError(
+                    f"{where}: the plan does not create a table of another account (the option account); "
+                    f'declare it existing, by its ARN: kv.{resource.name} = {{ arn = "{arn}", existing = true }}'
+                )
+            self.tables[resource.name] = provider.table_name
         elif resource.kind == "bucket":
             if not _BUCKET_NAME.match(provider.bucket) or ".." in provider.bucket:
                 raise ConfigError(
