@@ -27,10 +27,9 @@ import overcast
 from overcast.resilience.breaker import breakers
 from overcast.runtime.cloudevent import CloudEvent
 from overcast.runtime.deferral import subscription_deferral
+from resilience.test_deferred import FIXTURES, LambdaContext, dependency_url, drain_by, freeze, stream_checked
 from servers import Server
 from servers.redis import start_redis
-
-from resilience.test_deferred import FIXTURES, LambdaContext, dependency_url, drain_by, freeze, stream_checked
 
 #: events of each kind, 15 of them during the outage (ten times as many with OVERCAST_LONG=1)
 LONG = os.environ.get("OVERCAST_LONG", "").strip().lower() in ("1", "true", "yes")
