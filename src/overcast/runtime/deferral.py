@@ -14,6 +14,7 @@ embedded default), so they live with the app's other queues.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import json
@@ -228,8 +229,13 @@ def subscription_deferral(subscription: Subscription, app: str) -> Deferral:
 
 
 def event_work(event: CloudEvent, message: Message | None = None) -> dict[str, Any]:
-    """What is parked of a delivery: the CloudEvent (structured JSON) and the message's attributes."""
-    work: dict[str, Any] = {"event": event.to_dict()}
+    """What is parked of a delivery: the CloudEvent (structured JSON; binary data as
+    ``data_base64``, as that format carries it: a Kinesis record's bytes) and the message's attributes."""
+    fields = event.to_dict()
+    if isinstance(event.data, (bytes, bytearray, memoryview)):
+        del fields["data"]
+        fields["data_base64"] = base64.b64encode(event.data).decode("ascii")
+    work: dict[str, Any] = {"event": fields}
     if message is not None and message.attributes:
         work["attributes"] = dict(message.attributes)
     return work
@@ -244,6 +250,8 @@ def event_from_work(work: dict[str, Any], *, original: Any = None, replay: int |
     schema = fields.pop("dataschema", None)
     specversion = fields.pop("specversion", "1.0")
     data = fields.pop("data", None)
+    if "data_base64" in fields:  # not an extension's name: those are lowercase letters and digits
+        data = base64.b64decode(fields.pop("data_base64"))
     if replay is not None:
         fields["replay"] = replay
     return CloudEvent(

@@ -42,6 +42,7 @@ subscription.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -56,7 +57,7 @@ from ...resources.url import ResourceURL
 from ._client import google_error, project_of
 from ._retries import DEFAULT_TIMEOUT, count_gapic_retries, deadline
 
-__all__ = ["PubSubQueue", "PubSubTopic"]
+__all__ = ["PubSubQueue", "PubSubTopic", "legal_pubsub_name"]
 
 _NAME = re.compile(r"^(?!goog)[A-Za-z][-A-Za-z0-9_.~+%]{2,254}$")
 _ID_ATTRIBUTE = "overcast.id"
@@ -106,6 +107,22 @@ def _check_name(name: str, what: str, resource: str) -> str:
             "starting with a letter (and not with 'goog')"
         )
     return name
+
+
+def legal_pubsub_name(name: str) -> str:
+    """``name`` as a topic and subscription name Pub/Sub takes (3-255 letters, digits or
+    ``-_.~+%``, starting with a letter, not with ``goog`` in any case), with room for ``.dead``:
+    itself when it is one; else ``overcast-`` where it must not start as it does, the rest
+    cut to fit, then a hash of the whole name (so two names never meet). Deterministic: the
+    runtime and a plan derive the same name (an app called ``google-demo`` gets backlogs)."""
+    limit = 255 - len(".dead")
+    if len(name) <= limit and _NAME.match(name) and name[:4].lower() != "goog":
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_.~+%-]+", "-", name).strip("-")
+    if not slug[:1].isalpha() or slug[:4].lower() == "goog":
+        slug = f"overcast-{slug}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{slug[: limit - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 class _PubSub:
@@ -166,6 +183,8 @@ class PubSubQueue(_PubSub, Queue):
         max_body_bytes=10_000_000 - 100_000, max_visibility_timeout=float(_MAX_ACK_DEADLINE)
     )
     offload: ClassVar[bool] = True
+    #: how a name Overcast derives (a backlog's ``APP-NAME``) is made one Pub/Sub takes
+    legal_name = staticmethod(legal_pubsub_name)
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
         super().__init__(url, name=name)
