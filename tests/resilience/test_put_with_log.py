@@ -174,3 +174,21 @@ async def test_a_member_without_the_capability_keeps_two_concurrent_writes(tmp_p
         copy = await overcast.open_kv(f"sqlite:///{tmp_path / 'r.db'}").get(f"k{i}")
         assert copy is not None and copy.value["v"] == {"n": i}
     store.close()
+
+
+async def test_the_replicator_ships_a_hot_key_once_for_the_writes_queued(own_redis: Server, tmp_path: Path) -> None:
+    replica = f"redis://{own_redis.host}:{own_redis.port}/0?prefix=hot-{uuid.uuid4().hex[:8]}"
+    store: Any = overcast.open_kv(replicated_url(f"sqlite:///{tmp_path / 'primary.db'}", [replica]))
+    store.replicator.stop()  # the writes queue up, as when the shipper falls behind
+    for i in range(30):
+        await store.put(f"k{i % 3}", {"n": i})
+    warm, data = _envelope(_clock(1), 0)
+    await overcast.open_kv(replica)._put_if_newer("warm", warm, data, _clock(1), None)  # the script loaded
+    _reset(own_redis)
+    assert await store.replicator.run_once(scan=False) == 30  # superseded writes count: a newer state went
+    assert _script_calls(own_redis) == 3  # one only-if-newer write per key on the replica
+    for k, n in (("k0", 27), ("k1", 28), ("k2", 29)):
+        copy = await overcast.open_kv(replica).get(k)
+        assert copy is not None and copy.value["v"] == {"n": n}
+    assert await _entries(store.members[0].store) == []  # each key's entry dropped by its last write
+    store.close()
