@@ -242,7 +242,7 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         """The write and its log entry in one call; hand it to the replicator to ship from memory."""
         member, mark = self.members[index], {"c": state.clock}
         log = (LOG_PREFIX + key, mark, json.dumps(mark).encode())
-        written = await self._on(
+        written: tuple[str, str] | None = await self._on(
             member, member.store._put_with_log(key, state.value, state.data, state.clock, state.expires_at, *log)
         )
         if written is None:
