@@ -40,7 +40,9 @@ the store speaks DynamoDB's JSON protocol itself (:mod:`._lite`: SigV4 over
 about 125 ms of cold start; elsewhere it uses botocore. ``client=botocore`` (or
 ``OVERCAST_DYNAMODB_CLIENT=botocore``) always uses botocore.
 
-URL options: ``region``, ``endpoint``, ``partition``, ``retries``, ``client``.
+URL options: ``region``, ``endpoint``, ``partition``, ``retries``, ``client``, ``transactions``
+(``false``: no ``put_with_log``, so a replicated store writes the document and its log entry
+as two ``PutItem`` at once, at half the write units, no longer atomically).
 
 IAM: ``dynamodb:GetItem``, ``PutItem`` (which also authorizes the puts of a
 ``TransactWriteItems``), ``DeleteItem``, ``Query``, ``BatchGetItem``, ``BatchWriteItem`` on
@@ -104,6 +106,8 @@ class DynamoDBKeyValueStore(KeyValueStore):
             raise ConfigError(f"{self.name}: partition {partition!r} is longer than {_MAX_PARTITION} bytes")
         self.table = table
         self.partition = partition
+        if not self.location.option_bool("transactions", True, resource=self.name):
+            self.capabilities = type(self).capabilities - {"put_with_log"}  # type: ignore[misc]
         self._pk = {"S": partition}
         self._client: Any = None
 
