@@ -10,7 +10,11 @@ Three measurements, each against its baseline in the same run:
   stopped with SIGSTOP (nothing answers), time from the fault to the first acknowledged
   write, p50/p99 (goal p99 < 1 s).
 
-    .venv/bin/python benchmarks/replication.py [--quick]
+Also the requests a replicated write costs, counted by the Redis servers themselves
+(``INFO commandstats``: every write request here is one script, ``EVALSHA``): those
+made before the write is acknowledged, then those of the replicator shipping it.
+
+    .venv/bin/python benchmarks/replication.py [--quick] [--only writes|lag|failover]
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from _common import Result, arguments, report
+from _common import Result, report
 
 import overcast
 
@@ -179,30 +183,96 @@ async def failover(a: Redis, b: Redis, how: str, times: int) -> list[float]:
     return found
 
 
+def _redis(port: int) -> Any:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port)
+
+
+def _scripts(port: int) -> int:
+    """Script calls (EVALSHA, EVAL) the server at ``port`` took since its last reset."""
+    client = _redis(port)
+    stats = client.info("commandstats")
+    client.close()
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+
+def _reset(*ports: int) -> None:
+    for port in ports:
+        client = _redis(port)
+        client.config_resetstat()
+        client.close()
+
+
+async def requests_per_write(a: Redis, b: Redis, n: int) -> list[str]:
+    """Requests per write on each server: a plain write; a replicated one until acknowledged
+    (its replicator held), then the replicator's share; hot keys and keys not seen before."""
+    lines = []
+    for fresh in (False, True):
+        tag = uuid.uuid4().hex[:6]
+        plain: Any = overcast.open_kv(a.url(f"count-plain-{tag}"))
+        store: Any = overcast.open_kv(replicated(a.url(f"count-{tag}"), b.url(f"count-{tag}")))
+        store.replicator.stop()  # held: what the servers count first is the writes' own
+        await per_write_us(plain, 50)
+        await per_write_us(store, 50)
+        await store.replicate()
+        _reset(a.port, b.port)
+        await per_write_us(plain, n, fresh=fresh)
+        plain_a = _scripts(a.port) / n
+        _reset(a.port, b.port)
+        await per_write_us(store, n, fresh=fresh)
+        acked = (_scripts(a.port) / n, _scripts(b.port) / n)
+        _reset(a.port, b.port)
+        await store.replicate()
+        shipped = (_scripts(a.port) / n, _scripts(b.port) / n)
+        store.close()
+        what = "a key not seen before" if fresh else "a hot key"
+        lines.append(
+            f"requests per write of {what}: plain {plain_a:.2f}; ack=primary {acked[0]:.2f} on the primary "
+            f"(+{acked[1]:.2f} on the replica) before the ack, then the replicator {shipped[0]:.2f} on the primary "
+            f"+ {shipped[1]:.2f} on the replica"
+        )
+    return lines
+
+
 def pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
+def _arguments() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run, not a measurement")
+    parser.add_argument("--only", choices=("writes", "lag", "failover"), help="run one measurement")
+    return parser.parse_args()
+
+
 def main() -> None:
-    args = arguments(__doc__ or "")
+    args = _arguments()
     n, rounds = (100, 3) if args.quick else (500, 15)
     with tempfile.TemporaryDirectory() as folder:
         os.makedirs(folder + "/a")
         a, b = Redis(folder + "/a"), Redis(folder)
         try:
-            rows = asyncio.run(write_ratios(a, b, n, rounds))
-            near, far = DelayProxy(a.port, 0.0005), DelayProxy(b.port, 0.0005)
-            rows += asyncio.run(write_ratios(near, far, n // 5, rounds, " (+1 ms RTT)"))
-            report("Replicated writes against plain writes (Redis + Redis, async, µs per write)", rows)
-            lags = asyncio.run(lag(a, b, 2.0 if args.quick else 20.0))
-            p50, p99 = pct(lags, 0.5) * 1000, pct(lags, 0.99) * 1000
-            print(f"\nreplication lag at 200 writes/s over {len(lags)} applied writes: "
-                  f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 < 500 ms)")  # fmt: skip
-            times = 3 if args.quick else 20
-            for how in ("kill", "sigstop"):
-                spent = asyncio.run(failover(a, b, how, times))
-                print(f"failover, primary {how}: p50 {statistics.median(spent) * 1000:.0f} ms, "
-                      f"p99 {pct(spent, 0.99) * 1000:.0f} ms over {times} faults (goal p99 < 1 s)")  # fmt: skip
+            if args.only in (None, "writes"):
+                for line in asyncio.run(requests_per_write(a, b, n)):
+                    print(line)
+                rows = asyncio.run(write_ratios(a, b, n, rounds))
+                near, far = DelayProxy(a.port, 0.0005), DelayProxy(b.port, 0.0005)
+                rows += asyncio.run(write_ratios(near, far, n // 5, rounds, " (+1 ms RTT)"))
+                report("Replicated writes against plain writes (Redis + Redis, async, µs per write)", rows)
+            if args.only in (None, "lag"):
+                lags = asyncio.run(lag(a, b, 2.0 if args.quick else 20.0))
+                p50, p99 = pct(lags, 0.5) * 1000, pct(lags, 0.99) * 1000
+                print(f"\nreplication lag at 200 writes/s over {len(lags)} applied writes: "
+                      f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (goal p99 < 500 ms)")  # fmt: skip
+            if args.only in (None, "failover"):
+                times = 3 if args.quick else 20
+                for how in ("kill", "sigstop"):
+                    spent = asyncio.run(failover(a, b, how, times))
+                    print(f"failover, primary {how}: p50 {statistics.median(spent) * 1000:.0f} ms, "
+                          f"p99 {pct(spent, 0.99) * 1000:.0f} ms over {times} faults (goal p99 < 1 s)")  # fmt: skip
         finally:
             a.stop()
             b.stop()

@@ -71,10 +71,10 @@ class Replication:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """What every member can do; ``put_if_newer`` is the members' own (it compares their
-        envelopes), never the replicated store's."""
+        """What every member can do; ``put_if_newer`` and ``put_with_log`` are the members' own
+        (they compare their envelopes), never the replicated store's."""
         shared = frozenset.intersection(*(frozenset(m.store.capabilities) for m in self.members))
-        return shared - {"put_if_newer"}
+        return shared - {"put_if_newer", "put_with_log"}
 
     # -- one member call: deadline, breaker, latency ---------------------------------------
 

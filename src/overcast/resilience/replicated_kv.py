@@ -191,8 +191,23 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         member, mark = self.members[index], {"c": clock}
         return self._on(member, member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None))
 
+    async def _apply_to(self, index: int, key: str, state: KVState, logged: bool) -> bool:  # type: ignore[override]
+        """A write on member ``index`` with its log entry: one atomic call where the member has
+        ``put_with_log`` (its log is in the same store), else the write and the entry at once."""
+        if not logged or not self.members[index].store.supports("put_with_log"):
+            return await super()._apply_to(index, key, state, logged)
+        return await self.apply(index, key, state.value, state.data, state.clock, state.expires_at, logged=state)
+
     async def apply(
-        self, index: int, key: str, value: dict[str, Any], data: bytes, clock: str, expires_at: datetime | None
+        self,
+        index: int,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        clock: str,
+        expires_at: datetime | None,
+        *,
+        logged: KVState | None = None,
     ) -> bool:
         """Put an envelope on member ``index`` only if ``clock`` is newer than what it holds.
 
@@ -200,7 +215,10 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         envelope's (one call where it has the ``put_if_newer`` capability, else a read and a
         write conditional on the version read). An older or equal clock there is not an
         error: nothing is written. Returns whether a live item was there, which only a
-        delete reports (so only a tombstone not already known here reads first).
+        delete reports (so only a tombstone not already known here reads first). With
+        ``logged`` (the member has ``put_with_log``), the change-log entry is written in the
+        same atomic call, and only with the document: a refused write logs nothing (the newer
+        write there was logged by whoever made it).
         """
         member = self.members[index]
         known = self._known.get((index, key))
@@ -210,12 +228,27 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
             known = None if stored is None else (stored.native, stored.clock, stored.value is not None)
         if known is not None and known[1] >= clock:
             return known[2]
-        version = await self._on(member, member.store._put_if_newer(key, value, data, clock, expires_at))
+        if logged is not None:
+            version = await self._put_logged(index, key, logged)
+        else:
+            version = await self._on(member, member.store._put_if_newer(key, value, data, clock, expires_at))
         if version is None:
             self._known.pop((index, key), None)  # something newer is there, which this process has not seen
         else:
             self._remember(index, key, version, clock, "v" in value)
         return False if known is None else known[2]
+
+    async def _put_logged(self, index: int, key: str, state: KVState) -> str | None:
+        """The write and its log entry in one call; hand it to the replicator to ship from memory."""
+        member, mark = self.members[index], {"c": state.clock}
+        log = (LOG_PREFIX + key, mark, json.dumps(mark).encode())
+        written: tuple[str, str] | None = await self._on(
+            member, member.store._put_with_log(key, state.value, state.data, state.clock, state.expires_at, *log)
+        )
+        if written is None:
+            return None
+        self.replicator.written(index, key, state, written[1])
+        return written[0]
 
     # -- what the replicator needs (see replicator.Replicated) --------------------------------
 

@@ -88,6 +88,8 @@ class Replicator:
         self._stopped = False
         self._lock = threading.Lock()
         self._direct: deque[_Written] = deque()
+        #: (member, key) -> the last write queued for it: an earlier one still queued is superseded
+        self._latest: dict[tuple[int, str], _Written] = {}
         #: each member's mark of when it was last reachable; stale members are resynced
         self.staleness = Staleness(store)
 
@@ -95,7 +97,9 @@ class Replicator:
         """A write this process just logged beside member ``index``: ship it from memory, without
         reading the log or the source (the log still has it if this process dies first)."""
         if len(self._direct) < _DIRECT_MAX:
-            self._direct.append(_Written(index, key, state, entry_version))
+            w = _Written(index, key, state, entry_version)
+            self._latest[(index, key)] = w  # before it is queued: the shipper never skips the last one
+            self._direct.append(w)
         self.wake()
 
     async def run_once(self, *, scan: bool = True) -> int:
@@ -131,6 +135,13 @@ class Replicator:
             if self._stopped and self._in_background():
                 return shipped, False
             w = self._direct.popleft()
+            latest = self._latest.get((w.index, w.key))
+            if latest is not w and latest is not None:
+                # a later write of the key beside the same member is queued: it ships a newer
+                # state and drops the entry that replaced this one's (state, not operations)
+                shipped += 1
+                continue
+            self._latest.pop((w.index, w.key), None)
             if await self._ship(w.index, w.key, w.state, w.entry_version):
                 shipped += 1
             else:

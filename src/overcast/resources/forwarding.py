@@ -94,7 +94,7 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         "read": ("_get", "_get_blocking", "_scan_page", "_scan_page_blocking", "_get_many", "_get_many_blocking"),
         "write": (
             *("_put", "_put_blocking", "_delete", "_delete_blocking", "_put_many", "_put_many_blocking"),
-            *("_put_if_newer", "_put_if_newer_blocking"),
+            *("_put_if_newer", "_put_if_newer_blocking", "_put_with_log", "_put_with_log_blocking"),
         ),
     }
 
@@ -168,6 +168,36 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
     ) -> str | None:
         self._used("write")
         return self._target()._put_if_newer_blocking(key, value, data, order, expires_at)
+
+    async def _put_with_log(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        self._used("write")
+        args = (key, value, data, order, expires_at, log_key, log_value, log_data)
+        return await self._target()._put_with_log(*args)
+
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        self._used("write")
+        args = (key, value, data, order, expires_at, log_key, log_value, log_data)
+        return self._target()._put_with_log_blocking(*args)
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
         self._used("read")

@@ -119,7 +119,9 @@ class KeyValueStore(Resource):
     Capabilities: ``ttl``, ``ordered_scan`` (scan yields keys in code-point order),
     ``multiprocess`` (several processes may share it), ``put_if_newer`` (the
     ``_put_if_newer`` hook is one atomic call to the service; without it, the hook reads
-    and writes conditionally on the version read, which is as safe and costs a round trip).
+    and writes conditionally on the version read, which is as safe and costs a round trip),
+    ``put_with_log`` (the ``_put_with_log`` hook writes a document only if newer and a second
+    key beside it in one atomic call: a replicated store's write and its change-log entry).
     """
 
     kind: ClassVar[str] = "kv"
@@ -327,6 +329,49 @@ class KeyValueStore(Resource):
             except Conflict:
                 continue
         raise self._kept_moving(key)
+
+    async def _put_with_log(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        """``_put_if_newer`` of ``key`` and, if it was written, a plain put of ``log_key``
+        (no expiry); (the document's version, the log entry's version), or None when nothing
+        was written. With the ``put_with_log`` capability both are one atomic call (both land
+        or neither); this fallback makes them two calls, one after the other.
+        """
+        if type(self)._put_with_log_blocking is not KeyValueStore._put_with_log_blocking:
+            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
+            return await self._call(self._put_with_log_blocking, *args)
+        version = await self._put_if_newer(key, value, data, order, expires_at)
+        if version is None:
+            return None
+        return version, await self._put(log_key, log_value, log_data, None, False, None)
+
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        if type(self)._put_with_log is not KeyValueStore._put_with_log:
+            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
+            return bridge.run_sync(self._put_with_log(*args))
+        version = self._put_if_newer_blocking(key, value, data, order, expires_at)
+        if version is None:
+            return None
+        return version, self._put_blocking(log_key, log_value, log_data, None, False, None)
 
     def _kept_moving(self, key: str) -> Conflict:
         return Conflict(

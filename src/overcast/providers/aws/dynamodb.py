@@ -23,7 +23,10 @@ expired items lazily, up to days later, so every read filters them out. ``ord`` 
 document's order, written by ``put_if_newer`` beside the text DynamoDB cannot look into,
 so its condition (``ord < :order``) is one ``PutItem``; an item written by ``put`` has no
 ``ord``, and is then replaced only if its document's order is lower and its version has not
-moved (a second ``PutItem``).
+moved (a second ``PutItem``). ``put_with_log`` makes that ``PutItem`` and a second key's
+plain put one ``TransactWriteItems`` (a replicated store's write and its change-log entry,
+in the same partition): one request, atomic, billed as two transactional writes (twice
+the write units of two ``PutItem``).
 
 Conditional writes are condition expressions; an expired item counts as absent.
 ``get_many``/``put_many`` use ``BatchGetItem``/``BatchWriteItem`` in chunks of 100 and
@@ -38,11 +41,13 @@ about 125 ms of cold start; elsewhere it uses botocore. ``client=botocore`` (or
 ``OVERCAST_DYNAMODB_CLIENT=botocore``) always uses botocore.
 
 URL options: ``region``, ``endpoint``, ``partition``, ``retries``, ``client``, ``account`` (a
-table of another account, declared by ARN: every request names the table by its ARN).
+table of another account, declared by ARN: every request names the table by its ARN),
+``transactions`` (``false``: no ``put_with_log``, so a replicated store writes the document and
+its log entry as two ``PutItem`` at once, at half the write units, no longer atomically).
 
-IAM: ``dynamodb:GetItem``, ``PutItem``, ``DeleteItem``, ``Query``, ``BatchGetItem``,
-``BatchWriteItem`` on the table; ``CreateTable``, ``DescribeTable``, ``UpdateTimeToLive``
-for ``create()``.
+IAM: ``dynamodb:GetItem``, ``PutItem`` (which also authorizes the puts of a
+``TransactWriteItems``), ``DeleteItem``, ``Query``, ``BatchGetItem``, ``BatchWriteItem`` on
+the table; ``CreateTable``, ``DescribeTable``, ``UpdateTimeToLive`` for ``create()``.
 """
 
 from __future__ import annotations
@@ -80,10 +85,13 @@ class DynamoDBKeyValueStore(KeyValueStore):
     """JSON documents in one partition of a DynamoDB table; see the module docstring for the design.
 
     Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (a condition
-    expression on the ``ord`` attribute).
+    expression on the ``ord`` attribute), ``put_with_log`` (that ``Put`` and the log entry's
+    in one ``TransactWriteItems``: one request, both or neither, at twice the write units).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
+    )
     limits: ClassVar[KVLimits] = KVLimits(max_key_bytes=1024, max_value_bytes=_ITEM_LIMIT - _OVERHEAD)
     offload: ClassVar[bool] = True
 
@@ -104,6 +112,8 @@ class DynamoDBKeyValueStore(KeyValueStore):
         self.table = table_arn(region_of(self.location), owner, table) if owner else table
         self.table_name = table
         self.partition = partition
+        if not self.location.option_bool("transactions", True, resource=self.name):
+            self.capabilities = type(self).capabilities - {"put_with_log"}  # type: ignore[misc]
         self._pk = {"S": partition}
         self._client: Any = None
 
@@ -260,6 +270,77 @@ class DynamoDBKeyValueStore(KeyValueStore):
                 return False, getattr(exc, "response", {}).get("Item")
             raise self._error(exc, key) from exc
         return True, None
+
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        """``_put_if_newer_blocking``'s conditions, with the log entry's put in the same transaction."""
+        version, entry = new_version(), new_version()
+        item = self._item(key, data, version, expires_at)
+        item["ord"] = {"S": order}
+        log_item = self._item(log_key, log_data, entry, None)
+        newer = "attribute_not_exists(sk) OR exp <= :now OR ord < :o"
+        condition, values = newer, {":o": {"S": order}}
+        for _ in range(_NEWER_TRIES):
+            if condition is newer:
+                values = {":o": {"S": order}, ":now": {"N": repr(time.time())}}
+            written, old = self._transact_unless(key, item, condition, values, log_item)
+            if written:
+                return version, entry
+            if old is None:  # deleted meanwhile, or another transaction held the item: again
+                condition = newer
+                continue
+            current = self._decode(old, time.time())
+            stored = old["ord"]["S"] if "ord" in old else ("" if current is None else order_of(current.value))
+            if current is not None and stored >= order:
+                return None
+            condition, values = "ver = :v", {":v": old["ver"]}
+        raise Conflict(f"{self.name}: key {key!r} kept moving; put_with_log gave up", resource=self.name)
+
+    def _transact_unless(
+        self, key: str, item: dict[str, Any], condition: str, values: dict[str, Any], log_item: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """``item`` under ``condition`` and ``log_item`` in one TransactWriteItems: (True, None) when
+        written, else (False, the item that failed the condition, None if none or it was busy)."""
+        put = {
+            "TableName": self.table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[{"Put": put}, {"Put": {"TableName": self.table, "Item": log_item}}]
+            )
+        except Exception as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise self._error(exc, key) from exc
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}]
+            if reasons[0].get("Code") != "ConditionalCheckFailed":
+                if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                    return False, None  # another transaction on the item: try again
+                raise self._error(exc, key) from exc
+            return False, reasons[0].get("Item") or self._raw(key)
+        return True, None
+
+    def _raw(self, key: str) -> dict[str, Any] | None:
+        """The stored item as DynamoDB returns it (where a cancellation did not carry it)."""
+        try:
+            raw: dict[str, Any] | None = self.client.get_item(
+                TableName=self.table, Key={"pk": self._pk, "sk": {"S": key}}, ConsistentRead=True
+            ).get("Item")
+        except Exception as exc:
+            raise self._error(exc, key) from exc
+        return raw
 
     def _conflict(self, exc: Exception, key: str, if_version: str | None) -> Conflict:
         if if_version is None:

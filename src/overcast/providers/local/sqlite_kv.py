@@ -5,7 +5,7 @@ disk: it survives a crash of the process and, with the default ``synchronous=ful
 of the machine (see :mod:`._sqlite` for ``synchronous=normal``). Each thread has its
 own connection, and several processes may share the file.
 
-Every write is one SQL statement (or, for ``put_many``, one ``BEGIN IMMEDIATE``
+Every write is one SQL statement (or, for ``put_many`` and ``put_with_log``, one ``BEGIN IMMEDIATE``
 transaction; ``get_many`` reads one snapshot), so the condition of a conditional write is checked and the row
 written under SQLite's write lock: threads and processes racing on one version see
 exactly one winner. Versions are a random per-process prefix and a counter, so a
@@ -55,12 +55,15 @@ class SQLiteKeyValueStore(KeyValueStore):
     """JSON documents in a SQLite table, shared by threads and processes.
 
     Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (one upsert
-    whose ``WHERE`` compares the stored document's order, read with ``json_extract``).
+    whose ``WHERE`` compares the stored document's order, read with ``json_extract``),
+    ``put_with_log`` (that upsert and the log entry's in one transaction).
     Page cursors are the last key returned. The file, its folder and the table are created
     on first use.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
+    )
     offload: ClassVar[bool] = True
 
     def __init__(self, url: ResourceURL | str | None = None, *, name: str | None = None) -> None:
@@ -286,6 +289,70 @@ class SQLiteKeyValueStore(KeyValueStore):
         expiry = None if expires_at is None else expires_at.timestamp()
         cursor = conn.execute(self._sql_put_newer, (key, data, version, expiry, time.time(), order))
         return version if cursor.rowcount == 1 else None
+
+    async def _put_with_log(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        # as _put: on the loop if the write lock is free at once (BEGIN IMMEDIATE fails busy
+        # before anything is written), else in a worker thread that waits for it
+        conn: sqlite3.Connection | None = getattr(self._threads.local, "eager", None)
+        if conn is None:
+            conn = self._threads.open("eager", wait=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if not busy(exc):
+                raise self._error(exc, key) from exc
+            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
+            return await self._call(self._put_with_log_blocking, *args)
+        with self._file.mapped(key):
+            return self._logged_in(conn, key, data, order, expires_at, log_key, log_data)
+
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        conn = self._conn()
+        self._file.run(conn, lambda: conn.execute("BEGIN IMMEDIATE"), key)
+        with self._file.mapped(key):
+            return self._logged_in(conn, key, data, order, expires_at, log_key, log_data)
+
+    def _logged_in(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        """In the transaction ``conn`` began: the upsert if newer and, if it wrote, the log
+        entry's; committed together, or rolled back if either (or the commit) fails."""
+        try:
+            version = self._put_newer_on(conn, key, data, order, expires_at)
+            entry = None if version is None else self._put_on(conn, log_key, log_data, None, False, None)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return None if version is None or entry is None else (version, entry)
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         conn = self._conn()

@@ -6,8 +6,9 @@ prefix scan is a range on that index.
 Documents are ``jsonb``, but for the rare one holding U+0000, which ``jsonb`` cannot
 hold: that one is kept as its JSON bytes in ``raw``. A conditional write is one
 ``INSERT ... ON CONFLICT ... WHERE`` or ``UPDATE ... WHERE`` statement: the check and
-the write are atomic. Expired documents are filtered on every read and deleted now and
-then by writes.
+the write are atomic. ``put_with_log`` adds a second key's upsert to the write only if
+newer in one statement (a data-modifying ``WITH``): one round trip, one transaction.
+Expired documents are filtered on every read and deleted now and then by writes.
 
 Each operation exists twice, with the same statements: blocking (``handle.sync``, on the
 sync pool) and async (on the running loop's async pool).
@@ -47,6 +48,15 @@ _STORED_ORDER = (
     " END, '')"
 )
 _PUT_IF_NEWER = f'{_UPSERT} WHERE overcast_kv.expires_at <= now() OR {_STORED_ORDER} COLLATE "C" < %s::text COLLATE "C"'
+# put_with_log: the write only if newer and, if it wrote a row, the log entry's upsert: one
+# statement, so one round trip and one transaction (both land or neither)
+_PUT_WITH_LOG = (
+    f"WITH doc AS ({_PUT_IF_NEWER} RETURNING 1)"
+    " INSERT INTO overcast_kv (store, key, value, raw, version, expires_at)"
+    " SELECT %s, %s, %s::jsonb, %s, %s, NULL FROM doc"
+    " ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, raw = excluded.raw,"
+    " version = excluded.version, expires_at = excluded.expires_at"
+)
 _VERSION = f"SELECT version FROM overcast_kv WHERE store = %s AND key = %s AND {_LIVE}"
 _DELETE_IF = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s AND version = %s AND {_LIVE}"
 _DELETE = f"DELETE FROM overcast_kv WHERE store = %s AND key = %s RETURNING {_LIVE}"
@@ -79,10 +89,13 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     ``connect_timeout``, ``pool_size`` (10), ``pool_timeout`` (the ``timeout``).
 
     Capabilities: ``ttl``, ``ordered_scan``, ``multiprocess``, ``put_if_newer`` (one
-    ``INSERT ... ON CONFLICT ... WHERE`` comparing the stored document's order).
+    ``INSERT ... ON CONFLICT ... WHERE`` comparing the stored document's order),
+    ``put_with_log`` (that statement and the log entry's upsert as one statement).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
+    )
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "postgres"
 
@@ -117,6 +130,20 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
     ) -> tuple[tuple[Any, ...], str]:
         version = uuid.uuid4().hex
         return (self._store, key.encode(), *_columns(value, data), version, expires_at, order), version
+
+    def _logged_statement(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log: tuple[str, dict[str, Any], bytes],
+    ) -> tuple[tuple[Any, ...], str, str]:
+        params, version = self._newer_statement(key, value, data, order, expires_at)
+        entry = uuid.uuid4().hex
+        log_key, log_value, log_data = log
+        return (*params, self._store, log_key.encode(), *_columns(log_value, log_data), entry), version, entry
 
     def _sweep_due(self) -> bool:
         self._writes += 1
@@ -185,6 +212,24 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
             applied = conn.execute(_PUT_IF_NEWER, params).rowcount == 1
         return version if applied else None
 
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        params, version, entry = self._logged_statement(
+            key, value, data, order, expires_at, (log_key, log_value, log_data)
+        )
+        with self._conn(f"write key {key!r} with its log entry") as conn:
+            applied = conn.execute(_PUT_WITH_LOG, params).rowcount == 1
+        return (version, entry) if applied else None
+
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         with self._conn(f"delete key {key!r}") as conn:
             if if_version is not None:
@@ -250,6 +295,24 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         async with self._aconn(f"write key {key!r}") as conn:
             applied = (await conn.execute(_PUT_IF_NEWER, params)).rowcount == 1
         return version if applied else None
+
+    async def _put_with_log(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        params, version, entry = self._logged_statement(
+            key, value, data, order, expires_at, (log_key, log_value, log_data)
+        )
+        async with self._aconn(f"write key {key!r} with its log entry") as conn:
+            applied = (await conn.execute(_PUT_WITH_LOG, params)).rowcount == 1
+        return (version, entry) if applied else None
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
         async with self._aconn(f"delete key {key!r}") as conn:

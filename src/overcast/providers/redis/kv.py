@@ -9,7 +9,8 @@ Layout, all under the resource's hash tag ``{NAME}`` (one Redis Cluster slot):
   Entries of expired documents are pruned as scans meet them.
 
 Conditional writes (``if_version``, ``if_absent``) and deletes run as Lua scripts, so the
-check and the write are one atomic step on the server.
+check and the write are one atomic step on the server; so does ``put_with_log`` (a
+write only if newer and, if it was made, a second key's plain put: one ``EVALSHA``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ redis.call('ZADD', KEYS[2], 0, ARGV[6])
 return 1
 """
 
+# put_with_log: _PUT_IF_NEWER, then (only if it wrote) the log entry KEYS[3] as a plain put
+_PUT_WITH_LOG = _PUT_IF_NEWER.replace(
+    "return 1\n",
+    """redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'v', ARGV[8], 'ver', ARGV[9])
+redis.call('ZADD', KEYS[2], 0, ARGV[10])
+return 1
+""",
+)
+
 _DELETE = """
 local cur = redis.call('HGET', KEYS[1], 'ver')
 if ARGV[1] ~= '' and cur ~= ARGV[1] then return {-1, cur or ''} end
@@ -99,10 +110,13 @@ class RedisKeyValueStore(KeyValueStore):
     """JSON documents in Redis. Options: ``prefix`` (default: the resource's name).
 
     Capabilities: ``ttl``, ``ordered_scan`` (keys in UTF-8 byte order), ``multiprocess``,
-    ``put_if_newer`` (a Lua script compares the stored document's order).
+    ``put_if_newer`` (a Lua script compares the stored document's order), ``put_with_log``
+    (the same script also writes the log entry: one request, atomic).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
+    )
     offload: ClassVar[bool] = True
     upstream: ClassVar[str] = "redis"
 
@@ -116,6 +130,7 @@ class RedisKeyValueStore(KeyValueStore):
         self._put_script = self._client.register_script(_PUT)
         self._delete_script = self._client.register_script(_DELETE)
         self._newer_script = self._client.register_script(_PUT_IF_NEWER)
+        self._logged_script = self._client.register_script(_PUT_WITH_LOG)
         self._prune_script = self._client.register_script(_PRUNE)
 
     def _ping_blocking(self) -> None:
@@ -204,6 +219,49 @@ class RedisKeyValueStore(KeyValueStore):
         except REDIS_ERRORS as exc:
             raise error(exc, self.name, f"put of key {key!r}") from exc
         return version if applied else None
+
+    def _logged_request(
+        self, key: str, data: bytes, order: str, expires_at: datetime | None, log_key: str, log_data: bytes
+    ) -> tuple[str, str, list[str], list[Any]]:
+        version, keys, args = self._newer_request(key, data, order, expires_at)
+        entry_version = uuid.uuid4().hex
+        return version, entry_version, [*keys, self._items + log_key], [*args, log_data, entry_version, log_key]
+
+    def _put_with_log_blocking(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log_key, log_data)
+        try:
+            applied = self._logged_script(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise error(exc, self.name, f"put of key {key!r} with its log entry") from exc
+        return (version, entry) if applied else None
+
+    async def _put_with_log(
+        self,
+        key: str,
+        value: dict[str, Any],
+        data: bytes,
+        order: str,
+        expires_at: datetime | None,
+        log_key: str,
+        log_value: dict[str, Any],
+        log_data: bytes,
+    ) -> tuple[str, str] | None:
+        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log_key, log_data)
+        try:
+            applied = await run_script(self._async(), self._logged_script, keys, args)
+        except REDIS_ERRORS as exc:
+            raise error(exc, self.name, f"put of key {key!r} with its log entry") from exc
+        return (version, entry) if applied else None
 
     def _delete_blocking(self, key: str, if_version: str | None) -> bool:
         try:

@@ -16,7 +16,7 @@ from overcast.errors import Conflict, InvalidArgument, NotSupported
 from overcast.resources.kv import KeyValueStore
 
 from .base import ConformanceSuite, eventually, eventually_sync, in_processes, lacks, requires
-from .kv_order import PutIfNewerCases
+from .kv_order import PutIfNewerCases, PutWithLogCases
 
 __all__ = ["AWKWARD_KEYS", "KeyValueStoreSuite"]
 
@@ -63,7 +63,7 @@ def _race_worker(url: str, key: str, version: str, who: int) -> str:
     return "won"
 
 
-class KeyValueStoreSuite(PutIfNewerCases, ConformanceSuite):
+class KeyValueStoreSuite(PutIfNewerCases, PutWithLogCases, ConformanceSuite):
     """Every semantic of :class:`~overcast.KeyValueStore`, on both faces.
 
     Provide a fixture ``make_url`` returning a callable that gives the URL of a new,
@@ -72,7 +72,9 @@ class KeyValueStoreSuite(PutIfNewerCases, ConformanceSuite):
     test a wrapper (it takes the URL and returns the store to test).
     """
 
-    kind_capabilities: ClassVar[frozenset[str]] = frozenset({"ttl", "ordered_scan", "multiprocess", "put_if_newer"})
+    kind_capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
+    )
     processes: ClassVar[int] = 4
     threads: ClassVar[int] = 8
     many: ClassVar[int] = 5000
