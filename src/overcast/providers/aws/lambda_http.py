@@ -9,7 +9,6 @@ warm path: no per-request objects beyond the scope and the reply, nothing import
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -75,11 +74,21 @@ def _request_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
+#: :func:`is_text` by content type, for replies without a content coding: an app sends the same few
+_TEXTUAL: dict[str | None, bool] = {}
+_MAX_TEXTUAL = 64
+
+
 def _response_body(body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[str, bool]:
     """The body as the sources carry it: text when it is text (and valid UTF-8), else base64."""
     if not body:
         return "", False
-    if is_text(content_type, content_encoding):
+    textual = _TEXTUAL.get(content_type) if content_encoding is None else None
+    if textual is None:
+        textual = is_text(content_type, content_encoding)
+        if content_encoding is None and len(_TEXTUAL) < _MAX_TEXTUAL:
+            _TEXTUAL[content_type] = textual
+    if textual:
         try:
             return body.decode(), False
         except UnicodeDecodeError:
@@ -87,8 +96,15 @@ def _response_body(body: bytes, content_type: str | None, content_encoding: str 
     return base64.b64encode(body).decode(), True
 
 
-#: a client's IPv4 or IPv6 address
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+#: the characters of a client's IPv4 or IPv6 address (2 to 45 of them)
+_ADDRESS_CHARS = "0123456789ABCDEFabcdef:."
+
+
+def _client(ip: Any) -> tuple[str, int] | None:
+    """The scope's ``client``: ``ip`` if it is an address (by its characters: str.strip, at C speed)."""
+    if isinstance(ip, str) and 2 <= len(ip) <= 45 and not ip.strip(_ADDRESS_CHARS):
+        return (ip, 0)
+    return None
 
 
 def _server(host: Any, port: str | None, scheme: str, *, checked: bool = False) -> tuple[str, int]:
@@ -153,7 +169,7 @@ def _finish_scope(
         "query_string": query,
         "root_path": "",
         "headers": headers,
-        "client": (client_ip, 0) if isinstance(client_ip, str) and _ADDRESS.fullmatch(client_ip) else None,
+        "client": _client(client_ip),
         "server": server,
         "aws.event": event,
     }
@@ -214,13 +230,37 @@ def _not_string(what: str, name: str, value: Any) -> MalformedEvent:
 def _count_values(given: Any, what: str) -> int:
     """How many headers ``headers`` holds (null values left out), checked as
     :func:`_header_pairs` checks them, without building the pairs."""
+    given = _object(given, what)
+    try:
+        "".join(given.values())  # every value a string (the usual event): checked at C speed
+        return len(given)
+    except TypeError:
+        pass
     count = 0
-    for name, value in _object(given, what).items():
+    for name, value in given.items():
         if isinstance(value, str):
             count += 1
         elif value is not None:
             raise _not_string(what, name, value)
     return count
+
+
+_LISTS = frozenset({list})
+
+
+def _one_value_pairs(multi: Any) -> Headers | None:
+    """The pairs of a ``multiValueHeaders`` whose every header holds one string under a name seen
+    before (what API Gateway sends), in one comprehension; else None, and :func:`_header_pairs`
+    builds them, or raises the error the event deserves. Gives what :func:`_header_pairs` gives."""
+    if type(multi) is not dict or _LISTS != set(map(type, multi.values())):
+        return None
+    names = _NAMES
+    try:
+        # KeyError: a name not cached yet; ValueError: not one value (or not UTF-8: raised again
+        # by _header_pairs); AttributeError: a value that is no string (None included)
+        return [(names[name], value.encode()) for name, (value,) in multi.items()]
+    except (KeyError, ValueError, AttributeError):
+        return None
 
 
 def _v1_headers(event: dict[str, Any]) -> Headers:
@@ -229,7 +269,9 @@ def _v1_headers(event: dict[str, Any]) -> Headers:
         return _header_pairs(event.get("headers"), "headers", multi=False)
     given = event.get("headers")
     single_count = _count_values(given, "headers")  # checked, but built only when it adds a header
-    headers = _header_pairs(multi, "multiValueHeaders", multi=True)
+    headers = _one_value_pairs(multi)
+    if headers is None:
+        headers = _header_pairs(multi, "multiValueHeaders", multi=True)
     if len(headers) != len(multi):  # some header came more than once: browsers send one cookie header
         cookies = [value for name, value in headers if name == b"cookie"]
         if len(cookies) > 1:
@@ -263,12 +305,27 @@ def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
     return scope, _request_body(event)
 
 
+#: response header names as replies carry them (str, lower case), by the bytes the app sent
+_REPLY_NAMES: dict[bytes, str] = {}
+
+
 def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str]], str | None, str | None]:
     """Single-valued headers, the repeated ones as lists, and the content type and coding."""
-    single: dict[str, str] = {}
+    names = _REPLY_NAMES
+    try:  # the usual reply: names sent before, none twice; one comprehension
+        single = {names[raw_name]: raw_value.decode("latin-1") for raw_name, raw_value in headers}
+    except (KeyError, TypeError, AttributeError):
+        single = {}  # the loop below answers (or raises) as for any other reply
+    if single and len(single) == len(headers):
+        return single, {}, single.get("content-type"), single.get("content-encoding")
+    single = {}
     multi: dict[str, list[str]] = {}
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
+        name = names.get(raw_name) if type(raw_name) is bytes else None
+        if name is None:
+            name = raw_name.decode("latin-1").lower()
+            if len(names) < _MAX_NAMES and type(raw_name) is bytes:
+                names[raw_name] = name
         value = raw_value.decode("latin-1")
         if name in multi:
             multi[name].append(value)
