@@ -252,7 +252,7 @@ def _one_value_pairs(multi: Any) -> Headers | None:
     """The pairs of a ``multiValueHeaders`` whose every header holds one string under a name seen
     before (what API Gateway sends), in one comprehension; else None, and :func:`_header_pairs`
     builds them, or raises the error the event deserves. Gives what :func:`_header_pairs` gives."""
-    if type(multi) is not dict or _LISTS != set(map(type, multi.values())):
+    if type(multi) is not dict or set(map(type, multi.values())) != _LISTS:
         return None
     names = _NAMES
     try:
