@@ -128,6 +128,7 @@ def _strip(path: str, base_path: str) -> str:
 #: few hosts, so each is checked and split once (bounded, like the header names)
 _SERVERS: dict[tuple[bytes, bytes | None, str], tuple[str, int]] = {}
 _MAX_SERVERS = 256
+_PLAIN_SCHEMES = {b"https": "https", b"http": "http"}
 
 
 def _finish_scope(
@@ -142,8 +143,9 @@ def _finish_scope(
 ) -> Scope:
     if not isinstance(method, str) or not method.isascii() or not method.isalpha():
         raise MalformedEvent(f"HTTP method {method!r:.40} is not a method")
-    scheme = forwarded_scheme(found.get(b"x-forwarded-proto"))
-    raw = _strip(_text(raw_path, "path") or "/", base_path)
+    proto = found.get(b"x-forwarded-proto")
+    scheme = _PLAIN_SCHEMES.get(proto) or forwarded_scheme(proto)  # type: ignore[arg-type]
+    raw = raw_path if type(raw_path) is str and not base_path else _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
     port = found.get(b"x-forwarded-port")
     port_text = port.decode() if port else None
@@ -169,7 +171,9 @@ def _finish_scope(
         "query_string": query,
         "root_path": "",
         "headers": headers,
-        "client": _client(client_ip),
+        "client": (client_ip, 0)
+        if type(client_ip) is str and 2 <= len(client_ip) <= 45 and not client_ip.strip(_ADDRESS_CHARS)
+        else _client(client_ip),
         "server": server,
         "aws.event": event,
     }
@@ -291,18 +295,21 @@ def _v1_query(event: dict[str, Any]) -> bytes:
 
 def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
     headers = _v1_headers(event)
-    identity = _object(event["requestContext"].get("identity"), "requestContext.identity")
+    identity = event["requestContext"].get("identity")
+    if type(identity) is not dict:
+        identity = _object(identity, "requestContext.identity")
     scope = _finish_scope(
         event["httpMethod"],
         event.get("path") or "/",
         _v1_query(event),
         headers,
-        _found(headers),
+        dict(headers),  # _found
         identity.get("sourceIp"),
         base_path,
         event,
     )
-    return scope, _request_body(event)
+    body = event.get("body")
+    return scope, body.encode() if type(body) is str and not event.get("isBase64Encoded") else _request_body(event)
 
 
 #: response header names as replies carry them (str, lower case), by the bytes the app sent
@@ -337,8 +344,23 @@ def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str
 
 
 def _v1_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
-    single, multi, ctype, coding = _split_headers(headers)
-    text, encoded = _response_body(body, ctype, coding)
+    names = _REPLY_NAMES
+    try:  # the usual reply, names sent before and none twice, in one comprehension (as _split_headers)
+        single = {names[raw_name]: raw_value.decode("latin-1") for raw_name, raw_value in headers}
+    except (KeyError, TypeError, AttributeError):
+        single = {}
+    if single and len(single) == len(headers):
+        multi: dict[str, list[str]] = {}
+        ctype, coding = single.get("content-type"), single.get("content-encoding")
+    else:
+        single, multi, ctype, coding = _split_headers(headers)
+    if body and coding is None and _TEXTUAL.get(ctype):  # text (_response_body's usual answer)
+        try:
+            text, encoded = body.decode(), False
+        except UnicodeDecodeError:
+            text, encoded = _response_body(body, ctype, coding)
+    else:
+        text, encoded = _response_body(body, ctype, coding)
     return {
         "statusCode": status,
         "headers": single,
