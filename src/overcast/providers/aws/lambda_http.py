@@ -128,6 +128,7 @@ def _strip(path: str, base_path: str) -> str:
 #: few hosts, so each is checked and split once (bounded, like the header names)
 _SERVERS: dict[tuple[bytes, bytes | None, str], tuple[str, int]] = {}
 _MAX_SERVERS = 256
+#: what X-Forwarded-Proto almost always says, looked up before calling forwarded_scheme
 _PLAIN_SCHEMES = {b"https": "https", b"http": "http"}
 
 
@@ -171,9 +172,7 @@ def _finish_scope(
         "query_string": query,
         "root_path": "",
         "headers": headers,
-        "client": (client_ip, 0)
-        if type(client_ip) is str and 2 <= len(client_ip) <= 45 and not client_ip.strip(_ADDRESS_CHARS)
-        else _client(client_ip),
+        "client": _client(client_ip),
         "server": server,
         "aws.event": event,
     }
@@ -303,7 +302,7 @@ def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
         event.get("path") or "/",
         _v1_query(event),
         headers,
-        dict(headers),  # _found
+        dict(headers),  # _found(headers), without the call
         identity.get("sourceIp"),
         base_path,
         event,
@@ -344,16 +343,7 @@ def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str
 
 
 def _v1_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
-    names = _REPLY_NAMES
-    try:  # the usual reply, names sent before and none twice, in one comprehension (as _split_headers)
-        single = {names[raw_name]: raw_value.decode("latin-1") for raw_name, raw_value in headers}
-    except (KeyError, TypeError, AttributeError):
-        single = {}
-    if single and len(single) == len(headers):
-        multi: dict[str, list[str]] = {}
-        ctype, coding = single.get("content-type"), single.get("content-encoding")
-    else:
-        single, multi, ctype, coding = _split_headers(headers)
+    single, multi, ctype, coding = _split_headers(headers)
     if body and coding is None and _TEXTUAL.get(ctype):  # text (_response_body's usual answer)
         try:
             text, encoded = body.decode(), False
