@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from operator import countOf
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -149,18 +150,17 @@ def _finish_scope(
     raw = raw_path if type(raw_path) is str and not base_path else _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
     port = found.get(b"x-forwarded-port")
-    port_text = port.decode() if port else None
     if host_header is not None:
         server = _SERVERS.get((host_header, port, scheme))
         if server is None:
             host = host_header.decode()
             if not is_host(host):
                 raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
-            server = _server(host, port_text, scheme, checked=True)
+            server = _server(host, port.decode() if port else None, scheme, checked=True)
             if len(_SERVERS) < _MAX_SERVERS:
                 _SERVERS[(host_header, port, scheme)] = server
     else:
-        server = _server(event["requestContext"].get("domainName"), port_text, scheme)
+        server = _server(event["requestContext"].get("domainName"), port.decode() if port else None, scheme)
     return {
         "type": "http",
         "asgi": _ASGI,
@@ -248,14 +248,11 @@ def _count_values(given: Any, what: str) -> int:
     return count
 
 
-_LISTS = frozenset({list})
-
-
 def _one_value_pairs(multi: Any) -> Headers | None:
     """The pairs of a ``multiValueHeaders`` whose every header holds one string under a name seen
     before (what API Gateway sends), in one comprehension; else None, and :func:`_header_pairs`
     builds them, or raises the error the event deserves. Gives what :func:`_header_pairs` gives."""
-    if type(multi) is not dict or set(map(type, multi.values())) != _LISTS:
+    if type(multi) is not dict or countOf(map(type, multi.values()), list) != len(multi):  # every value a list
         return None
     names = _NAMES
     try:
