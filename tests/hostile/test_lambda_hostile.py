@@ -320,3 +320,112 @@ def test_fixtures_are_loaded() -> None:
     assert kinds >= {"sqs", "sns", "s3", "dynamodb", "kinesis", "schedule", "eventbridge"}
     assert kinds >= {"apigateway-rest", "apigateway-http", "function-url", "alb"}
     assert Path(__file__).parent.name == "hostile"
+
+
+# -- the REST v1 fast paths answer as the general ones -----------------------------------------
+
+#: names that collide once lower-cased, the scope's own headers, and the cookie header
+_NAMES = ["Host", "host", "HOST", "X-Forwarded-Proto", "x-forwarded-port", "Cookie", "cookie", "Accept", "X-Ünï"]
+_VALUES = st.one_of(
+    st.sampled_from(["example.com", "https", "443", "a=1", "é", "\u2603", "\ud800", "a/b", ""]),
+    st.text(max_size=8),
+)
+_ITEM = st.one_of(_VALUES, st.none(), st.integers(), st.just(["nested"]))
+_MULTI_VALUE = st.one_of(
+    st.lists(_VALUES, min_size=1, max_size=1),  # what API Gateway sends: the fast path's case
+    st.lists(_ITEM, max_size=3),
+    _VALUES,  # a string where a list belongs (one character long too)
+    st.dictionaries(st.sampled_from(["k"]), _VALUES, min_size=1, max_size=1),
+    st.none(),
+    st.integers(),
+)
+
+
+def _scope_or_error(event: dict[str, Any]) -> Any:
+    from overcast.providers.aws import lambda_http
+
+    try:
+        scope, body = lambda_http.API_GATEWAY_V1.scope(copy.deepcopy(event), "")
+    except (KeyError, TypeError, ValueError) as exc:  # what the handler answers 400
+        return type(exc), str(exc)
+    scope.pop("aws.event")
+    return scope, body
+
+
+@HOSTILE
+@given(
+    st.dictionaries(st.sampled_from(_NAMES), _MULTI_VALUE, max_size=6),
+    st.one_of(st.none(), st.dictionaries(st.sampled_from(_NAMES), st.one_of(_VALUES, st.none(), st.integers()))),
+    st.booleans(),
+)
+def test_rest_v1_headers_fast_path_gives_the_general_paths_scope(
+    multi: dict[str, Any], single: dict[str, Any] | None, agree: bool
+) -> None:
+    """The one-comprehension path for ``multiValueHeaders`` (every header one string, names seen
+    before) gives the scope, or the error, that the header-by-header path gives: for maps that
+    disagree, names differing only in case, repeated cookies, values not latin-1 or not UTF-8."""
+    from overcast.providers.aws import lambda_http
+
+    if agree:  # the two maps as API Gateway sends them
+        single = {name: value[-1] for name, value in multi.items() if isinstance(value, list) and value}
+    event = copy.deepcopy(next(e for e in HTTP_EVENTS if adapter_for(e) is lambda_http.API_GATEWAY_V1))
+    event["multiValueHeaders"], event["headers"] = multi, single
+    fast = lambda_http._one_value_pairs
+    lambda_http._one_value_pairs = lambda given: None  # type: ignore[assignment]  # the general path alone
+    try:
+        general = _scope_or_error(event)  # (and the names it met are cached now)
+    finally:
+        lambda_http._one_value_pairs = fast
+    assert _scope_or_error(event) == general
+    one_string_each = all(isinstance(v, list) and len(v) == 1 and isinstance(v[0], str) for v in multi.values())
+    cached = all(name in lambda_http._NAMES for name in multi)  # not when other tests filled the cache
+    if multi and one_string_each and cached and not any("\ud800" in v[0] for v in multi.values()):
+        assert fast(multi) is not None  # the fast path was the one taken
+        note("fast path taken")
+
+
+@HOSTILE
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"Content-Type", b"content-type", b"Content-Encoding", b"Set-Cookie", b"X-\xe9"]),
+            st.sampled_from([b"text/plain", b"application/json", b"image/png", b"gzip", b"identity", b"\xff", b"a=1"]),
+        ),
+        max_size=5,
+    ),
+    st.sampled_from([b"", b"hi", b"\xff\xfe", "\u2603".encode()]),
+)
+def test_rest_v1_reply_fast_path_gives_the_general_reply(headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """The reply's headers (repeated ones as lists, names lower-cased) and its body (text or
+    base64) as the header-by-header rules give them, whatever the cached names and types."""
+    import base64
+
+    from overcast.providers.aws import lambda_http
+
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for raw_name, raw_value in headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in multi:
+            multi[name].append(value)
+        elif name in single:
+            multi[name] = [single.pop(name), value]
+        else:
+            single[name] = value
+    text, encoded = "", False
+    if body:
+        try:
+            if not lambda_http.is_text(single.get("content-type"), single.get("content-encoding")):
+                raise UnicodeDecodeError("utf-8", body, 0, 1, "binary")
+            text = body.decode()
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+    expected = {
+        "statusCode": 200,
+        "headers": single,
+        "multiValueHeaders": multi,
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+    for _ in range(2):  # the names and content types uncached, then cached
+        assert lambda_http.API_GATEWAY_V1.response({}, 200, list(headers), body) == expected

@@ -157,17 +157,17 @@ class LambdaHandler:
             log.warning("malformed %s event (request %s): %r", adapter.name, rid, exc)
             return adapter.response(event, 400, list(BAD_REQUEST_HEADERS), BAD_REQUEST_BODY)
         loop = self._loop or self.loop
-        if self.lifespan != "off" and self._lifespan is None:
-            started = Lifespan(self.app.asgi, mode="on" if self.lifespan == "on" else "auto")
-            loop.run_until_complete(started.startup())
-            self._lifespan = started
+        lifespan = self._lifespan
+        if lifespan is None and self.lifespan != "off":
+            lifespan = Lifespan(self.app.asgi, mode="on" if self.lifespan == "on" else "auto")
+            loop.run_until_complete(lifespan.startup())
+            self._lifespan = lifespan
             import atexit
 
             atexit.register(self.close)
         scope["aws.context"] = context  # with "aws.event", where Mangum puts them too
-        state = self._lifespan.state if self._lifespan is not None else None
-        if state:
-            scope["state"] = state.copy()
+        if lifespan is not None and lifespan.state:
+            scope["state"] = lifespan.state.copy()
         status, headers, payload = loop.run_until_complete(
             run_http(asgi or self.app.asgi, scope, body, rid, log=log, errors=errors)
         )

@@ -9,8 +9,8 @@ warm path: no per-request objects beyond the scope and the reply, nothing import
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable
+from operator import countOf
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -75,11 +75,21 @@ def _request_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
+#: :func:`is_text` by content type, for replies without a content coding: an app sends the same few
+_TEXTUAL: dict[str | None, bool] = {}
+_MAX_TEXTUAL = 64
+
+
 def _response_body(body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[str, bool]:
     """The body as the sources carry it: text when it is text (and valid UTF-8), else base64."""
     if not body:
         return "", False
-    if is_text(content_type, content_encoding):
+    textual = _TEXTUAL.get(content_type) if content_encoding is None else None
+    if textual is None:
+        textual = is_text(content_type, content_encoding)
+        if content_encoding is None and len(_TEXTUAL) < _MAX_TEXTUAL:
+            _TEXTUAL[content_type] = textual
+    if textual:
         try:
             return body.decode(), False
         except UnicodeDecodeError:
@@ -87,8 +97,15 @@ def _response_body(body: bytes, content_type: str | None, content_encoding: str 
     return base64.b64encode(body).decode(), True
 
 
-#: a client's IPv4 or IPv6 address
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+#: the characters of a client's IPv4 or IPv6 address (2 to 45 of them)
+_ADDRESS_CHARS = "0123456789ABCDEFabcdef:."
+
+
+def _client(ip: Any) -> tuple[str, int] | None:
+    """The scope's ``client``: ``ip`` if it is an address (by its characters: str.strip, at C speed)."""
+    if isinstance(ip, str) and 2 <= len(ip) <= 45 and not ip.strip(_ADDRESS_CHARS):
+        return (ip, 0)
+    return None
 
 
 def _server(host: Any, port: str | None, scheme: str, *, checked: bool = False) -> tuple[str, int]:
@@ -112,6 +129,8 @@ def _strip(path: str, base_path: str) -> str:
 #: few hosts, so each is checked and split once (bounded, like the header names)
 _SERVERS: dict[tuple[bytes, bytes | None, str], tuple[str, int]] = {}
 _MAX_SERVERS = 256
+#: what X-Forwarded-Proto almost always says, looked up before calling forwarded_scheme
+_PLAIN_SCHEMES = {b"https": "https", b"http": "http"}
 
 
 def _finish_scope(
@@ -126,22 +145,22 @@ def _finish_scope(
 ) -> Scope:
     if not isinstance(method, str) or not method.isascii() or not method.isalpha():
         raise MalformedEvent(f"HTTP method {method!r:.40} is not a method")
-    scheme = forwarded_scheme(found.get(b"x-forwarded-proto"))
-    raw = _strip(_text(raw_path, "path") or "/", base_path)
+    proto = found.get(b"x-forwarded-proto")
+    scheme = _PLAIN_SCHEMES.get(proto) or forwarded_scheme(proto)  # type: ignore[arg-type]
+    raw = raw_path if type(raw_path) is str and not base_path else _strip(_text(raw_path, "path") or "/", base_path)
     host_header = found.get(b"host")
     port = found.get(b"x-forwarded-port")
-    port_text = port.decode() if port else None
     if host_header is not None:
         server = _SERVERS.get((host_header, port, scheme))
         if server is None:
             host = host_header.decode()
             if not is_host(host):
                 raise MalformedEvent(f"Host header {host_header!r:.60} is not a host")  # RFC 9112: answered 400
-            server = _server(host, port_text, scheme, checked=True)
+            server = _server(host, port.decode() if port else None, scheme, checked=True)
             if len(_SERVERS) < _MAX_SERVERS:
                 _SERVERS[(host_header, port, scheme)] = server
     else:
-        server = _server(event["requestContext"].get("domainName"), port_text, scheme)
+        server = _server(event["requestContext"].get("domainName"), port.decode() if port else None, scheme)
     return {
         "type": "http",
         "asgi": _ASGI,
@@ -153,7 +172,7 @@ def _finish_scope(
         "query_string": query,
         "root_path": "",
         "headers": headers,
-        "client": (client_ip, 0) if isinstance(client_ip, str) and _ADDRESS.fullmatch(client_ip) else None,
+        "client": _client(client_ip),
         "server": server,
         "aws.event": event,
     }
@@ -214,13 +233,34 @@ def _not_string(what: str, name: str, value: Any) -> MalformedEvent:
 def _count_values(given: Any, what: str) -> int:
     """How many headers ``headers`` holds (null values left out), checked as
     :func:`_header_pairs` checks them, without building the pairs."""
+    given = _object(given, what)
+    try:
+        "".join(given.values())  # every value a string (the usual event): checked at C speed
+        return len(given)
+    except TypeError:
+        pass
     count = 0
-    for name, value in _object(given, what).items():
+    for name, value in given.items():
         if isinstance(value, str):
             count += 1
         elif value is not None:
             raise _not_string(what, name, value)
     return count
+
+
+def _one_value_pairs(multi: Any) -> Headers | None:
+    """The pairs of a ``multiValueHeaders`` whose every header holds one string under a name seen
+    before (what API Gateway sends), in one comprehension; else None, and :func:`_header_pairs`
+    builds them, or raises the error the event deserves. Gives what :func:`_header_pairs` gives."""
+    if type(multi) is not dict or countOf(map(type, multi.values()), list) != len(multi):  # every value a list
+        return None
+    names = _NAMES
+    try:
+        # KeyError: a name not cached yet; ValueError: not one value (or not UTF-8: raised again
+        # by _header_pairs); AttributeError: a value that is no string (None included)
+        return [(names[name], value.encode()) for name, (value,) in multi.items()]
+    except (KeyError, ValueError, AttributeError):
+        return None
 
 
 def _v1_headers(event: dict[str, Any]) -> Headers:
@@ -229,7 +269,9 @@ def _v1_headers(event: dict[str, Any]) -> Headers:
         return _header_pairs(event.get("headers"), "headers", multi=False)
     given = event.get("headers")
     single_count = _count_values(given, "headers")  # checked, but built only when it adds a header
-    headers = _header_pairs(multi, "multiValueHeaders", multi=True)
+    headers = _one_value_pairs(multi)
+    if headers is None:
+        headers = _header_pairs(multi, "multiValueHeaders", multi=True)
     if len(headers) != len(multi):  # some header came more than once: browsers send one cookie header
         cookies = [value for name, value in headers if name == b"cookie"]
         if len(cookies) > 1:
@@ -249,26 +291,44 @@ def _v1_query(event: dict[str, Any]) -> bytes:
 
 def _v1_scope(event: dict[str, Any], base_path: str) -> tuple[Scope, bytes]:
     headers = _v1_headers(event)
-    identity = _object(event["requestContext"].get("identity"), "requestContext.identity")
+    identity = event["requestContext"].get("identity")
+    if type(identity) is not dict:
+        identity = _object(identity, "requestContext.identity")
     scope = _finish_scope(
         event["httpMethod"],
         event.get("path") or "/",
         _v1_query(event),
         headers,
-        _found(headers),
+        dict(headers),  # _found(headers), without the call
         identity.get("sourceIp"),
         base_path,
         event,
     )
-    return scope, _request_body(event)
+    body = event.get("body")
+    return scope, body.encode() if type(body) is str and not event.get("isBase64Encoded") else _request_body(event)
+
+
+#: response header names as replies carry them (str, lower case), by the bytes the app sent
+_REPLY_NAMES: dict[bytes, str] = {}
 
 
 def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str]], str | None, str | None]:
     """Single-valued headers, the repeated ones as lists, and the content type and coding."""
-    single: dict[str, str] = {}
+    names = _REPLY_NAMES
+    try:  # the usual reply: names sent before, none twice; one comprehension
+        single = {names[raw_name]: raw_value.decode("latin-1") for raw_name, raw_value in headers}
+    except (KeyError, TypeError, AttributeError):
+        single = {}  # the loop below answers (or raises) as for any other reply
+    if single and len(single) == len(headers):
+        return single, {}, single.get("content-type"), single.get("content-encoding")
+    single = {}
     multi: dict[str, list[str]] = {}
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
+        name = names.get(raw_name) if type(raw_name) is bytes else None
+        if name is None:
+            name = raw_name.decode("latin-1").lower()
+            if len(names) < _MAX_NAMES and type(raw_name) is bytes:
+                names[raw_name] = name
         value = raw_value.decode("latin-1")
         if name in multi:
             multi[name].append(value)
@@ -281,7 +341,13 @@ def _split_headers(headers: Headers) -> tuple[dict[str, str], dict[str, list[str
 
 def _v1_response(event: dict[str, Any], status: int, headers: Headers, body: bytes) -> dict[str, Any]:
     single, multi, ctype, coding = _split_headers(headers)
-    text, encoded = _response_body(body, ctype, coding)
+    if body and coding is None and _TEXTUAL.get(ctype):  # text (_response_body's usual answer)
+        try:
+            text, encoded = body.decode(), False
+        except UnicodeDecodeError:
+            text, encoded = _response_body(body, ctype, coding)
+    else:
+        text, encoded = _response_body(body, ctype, coding)
     return {
         "statusCode": status,
         "headers": single,
