@@ -191,9 +191,15 @@ def main() -> None:
             for process in servers.values():
                 process.terminate()
                 process.wait(timeout=10)
+    show(rates, cpu, f"{connections} connections, {seconds:g} s x {rounds} rounds, median; {seen} events streamed")
+    if seen == 0:
+        raise SystemExit("the console's feed streamed no event: it was not connected")
+
+
+def show(rates: dict[str, Result], cpu: dict[str, Result], how: str) -> None:
+    """The table of ratios of medians, then the per-round ratios."""
     report(
-        f"overcast dev, examples/users GET /users/u-1: console on with its feed followed vs --no-console "
-        f"({connections} connections, {seconds:g} s x {rounds} rounds, median; {seen} events streamed)",
+        f"overcast dev, examples/users GET /users/u-1: console on with its feed followed vs --no-console ({how})",
         [
             ("rq/s, console and feed followed", rates["console"], rates["plain"], ">= 0.95x"),
             ("rq/s, console, no page open", rates["idle"], rates["plain"], ">= 0.95x"),
@@ -206,8 +212,6 @@ def main() -> None:
         f"no page {paired(rates['idle'], rates['plain'])}; CPU/request feed {paired(cpu['console'], cpu['plain'])}, "
         f"no page {paired(cpu['idle'], cpu['plain'])}"
     )
-    if seen == 0:
-        raise SystemExit("the console's feed streamed no event: it was not connected")
 
 
 def ready(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
