@@ -178,7 +178,7 @@ def main() -> None:
                 *(
                     (
                         rates[name],
-                        measured(servers[name].pid, cpu[name], driver(ports[name], seconds, connections), seconds),
+                        measured(servers[name].pid, cpu[name], driver(ports[name], seconds, connections)),
                     )
                     for name in SERVERS
                 ),
