@@ -331,6 +331,76 @@ def test_no_console_flag_and_overcast_run_never_serve_it(tmp_path: Path) -> None
         assert httpx.get(f"{base}/_overcast/").status_code == 404
 
 
+def test_a_request_is_kept_as_it_came_and_shown_as_an_event_when_read() -> None:
+    """The request's path only appends its summary; pages and the feed see the same event
+    (and the feed's JSON, written straight from the summary, is json.dumps of it)."""
+    from overcast.providers.local.console.events import EventLog, event_of, http_json, sse
+    from overcast.telemetry.http import RequestSummary
+
+    log = EventLog()
+    calls = [("sqlite", "get", 'us"ers', "ok", 0.0012345), ("memory", "set", "café", "conflict", 0.5)]
+    log.request(RequestSummary("POST", "/users/é\\x", 503, 0.25, calls))
+    (entry,) = log.entries
+    assert entry[2].calls is calls  # nothing copied or built on the request's path
+    shown = log.recent()[0]
+    assert shown == {
+        "type": "http",
+        "title": "POST /users/é\\x",
+        "status": 503,
+        "outcome": "error",
+        "ms": 250.0,
+        "calls": [
+            {"upstream": "sqlite", "operation": "get", "resource": 'us"ers', "outcome": "ok", "ms": 1.23},
+            {"upstream": "memory", "operation": "set", "resource": "café", "outcome": "conflict", "ms": 500.0},
+        ],
+        "id": 1,
+        "at": entry[1],
+    }
+    assert http_json(entry) == json.dumps(event_of(entry))
+    assert sse(entry) == f"id: 1\nevent: http\ndata: {json.dumps(shown)}\n\n"
+    assert log.find(1) == shown and log.find(2) is None and log.since(0) == [shown] and log.since(1) == []
+    for status, outcome in ((200, "ok"), (404, "client-error")):
+        log.request(RequestSummary("GET", "/", status, 0.001, []))
+        assert log.recent(1)[0]["outcome"] == outcome and json.loads(http_json(log.entries[-1]))["calls"] == []
+
+
+def test_a_feed_is_woken_once_per_batch_from_any_thread_and_reads_what_is_new() -> None:
+    import asyncio
+    import threading
+
+    from overcast.providers.local.console.events import EventLog
+    from overcast.telemetry.http import RequestSummary
+
+    log = EventLog(keep=5)
+    summary = RequestSummary("GET", "/x", 200, 0.001, [])
+
+    async def follow() -> None:
+        feed = log.follow()
+        assert not feed.ready.is_set()
+        log.request(summary)
+        assert feed.ready.is_set() and feed.pending
+        log.request(summary)  # already woken: nothing more to do until it reads
+        chunk, last = log.stream_since(0)
+        assert (chunk.count("\ndata: "), last) == (2, 2)
+        feed.taken()
+        assert not feed.ready.is_set() and not feed.pending
+        worker = threading.Thread(target=log.request, args=(summary,))  # a WSGI app's worker thread
+        worker.start()
+        worker.join()
+        await asyncio.wait_for(feed.ready.wait(), 5)
+        for _ in range(7):  # more than kept before the feed reads: it skips to the newest
+            log.request(summary)
+        chunk, last = log.stream_since(last)
+        assert [int(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")] == [6, 7, 8, 9, 10]
+        assert last == 10 and log.stream_since(10) == ("", 10)
+        log.close_feeds()
+        assert feed.closed and feed.ready.is_set()
+        log.unfollow(feed)
+        assert not log.feeds
+
+    asyncio.run(follow())
+
+
 def test_latency_percentiles_are_nearest_rank_over_the_window() -> None:
     from overcast.providers.local.console.latency import LatencyBook, percentile
 

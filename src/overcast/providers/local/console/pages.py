@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ....runtime.dispatch import run_schedule
-from .events import CLOSE, public
 from .latency import console_call
 from .render import BASE, Refused, console_of, error_page, form_of, page
 from .resilience import replicated
@@ -105,9 +103,7 @@ async def secrets(request: Request) -> Response:
 
 async def events(request: Request) -> Response:
     log = console_of(request).events
-    return page(
-        request, "events.html", {"events": log.recent(100), "last_id": log.events[-1]["id"] if log.events else 0}
-    )
+    return page(request, "events.html", {"events": log.recent(100), "last_id": log.last_id})
 
 
 async def events_stream(request: Request) -> Response:
@@ -121,24 +117,21 @@ async def events_stream(request: Request) -> Response:
     async def stream() -> AsyncIterator[str]:
         feed = log.follow()
         try:
-            kept = list(log.since(after))
-            last = kept[-1]["id"] if kept else after
-            yield "retry: 500\n\n" + "".join(_sse(event) for event in kept)
+            kept, last = log.stream_since(after)
+            yield "retry: 500\n\n" + kept
             ends = time.monotonic() + FEED_LIFETIME
-            while (left := ends - time.monotonic()) > 0:
+            while not feed.closed and (left := ends - time.monotonic()) > 0:
                 try:
-                    first = await asyncio.wait_for(feed[1].get(), min(KEEPALIVE, left))
+                    await asyncio.wait_for(feed.ready.wait(), min(KEEPALIVE, left))
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if first is CLOSE:
+                if not feed.closed:
+                    await asyncio.sleep(FEED_BATCH)  # gather what comes meanwhile into one write
+                if feed.closed:
                     return
-                await asyncio.sleep(FEED_BATCH)
-                batch = [first, *_drain(feed[1])]
-                if any(event is CLOSE for event in batch):
-                    return
-                chunk = "".join(_sse(event) for event in batch if event["id"] > last)
-                last = max(last, batch[-1]["id"])
+                feed.taken()
+                chunk, last = log.stream_since(last)
                 if chunk:
                     yield chunk
         finally:
@@ -146,17 +139,6 @@ async def events_stream(request: Request) -> Response:
 
     headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-
-def _drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
-    taken = []
-    while not queue.empty():
-        taken.append(queue.get_nowait())
-    return taken
-
-
-def _sse(event: dict[str, Any]) -> str:
-    return f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(public(event), default=str)}\n\n"
 
 
 async def latency(request: Request) -> Response:
