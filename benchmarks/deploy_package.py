@@ -28,6 +28,9 @@ on Lambda, whose ``/var/task`` is read-only and whose packages carry no ``__pyca
 FastAPI and pydantic are most of both packages, so a second pair reads the same user
 without a web framework (a plain ASGI app on Overcast; Mangum + boto3): Overcast's own
 weight against the hand-written handler's. Goal for the example's ratios: at most 0.5x.
+A third probe gives the floor: the baseline's FastAPI route behind Mangum answering from a
+constant instead of DynamoDB (no SDK, no read), packaged the same way: what FastAPI,
+pydantic and an adapter cost by themselves, which no handler of this app can go under.
 
     .venv/bin/python benchmarks/deploy_package.py [--quick]
 """
@@ -121,14 +124,39 @@ handler = Mangum(api, lifespan="off")
 """
 
 
+#: the floor: the baseline's route and model behind Mangum, answering without any SDK or read
+FLOOR_APP = """
+from fastapi import FastAPI
+from mangum import Mangum
+from pydantic import BaseModel, Field
+
+api = FastAPI(title="users-demo")
+
+
+class User(BaseModel):
+    id: str
+    name: str
+    email: str = Field(pattern=r"^[^@\\s]+@[^@\\s]+$")
+
+
+@api.get("/users/{user_id}")
+def get_user(user_id: str) -> User:
+    return User(id=user_id, name="Ada", email="ada@example.com")
+
+
+handler = Mangum(api, lifespan="off")
+"""
+
+
 #: the SDK, pinned to what is installed here: the baseline's when bundled (AWS's recommendation)
 SDK = (f"boto3=={boto3.__version__}", f"botocore=={botocore.__version__}")
 #: what Lambda's Python runtime provides besides the standard library: the SDK and its dependencies
 LAMBDA_RUNTIME = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "dateutil", "six.py")
 
 
-def _baselines(tmp: Path, name: str, requirements: list[str], handler: str) -> dict[str, Package]:
-    """The hand-written handler packaged by Overcast's packager: with the SDK, and without."""
+def _baselines(tmp: Path, name: str, requirements: list[str], handler: str, floor: str = "") -> dict[str, Package]:
+    """The hand-written handler packaged by Overcast's packager: with the SDK, and without;
+    and ``floor``, if given, packaged with the same requirements and no SDK."""
     built = {}
     for variant, lines in (("bundled", [*requirements, *SDK]), ("runtime", requirements)):
         (tmp / f"{name}-{variant}.txt").write_text("\n".join(lines) + "\n")
@@ -136,6 +164,8 @@ def _baselines(tmp: Path, name: str, requirements: list[str], handler: str) -> d
             tmp / f"{name}-{variant}.txt", HERE_PLATFORM, HERE_PYTHON, tmp / f"{name}-{variant}-wheels"
         )
         built[variant] = build_package(wheels, {"baseline_function.py": textwrap.dedent(handler)})
+        if floor and variant == "runtime":
+            built["floor"] = build_package(wheels, {"baseline_function.py": textwrap.dedent(floor)})
     return built
 
 
@@ -150,7 +180,8 @@ def packages(tmp: Path) -> dict[str, tuple[Path, int, int]]:
     (plain / "overcast.toml").write_text(PLAIN_CONFIG)
     RENDERER.wheel_platform = lambda deployment: (HERE_PLATFORM, HERE_PYTHON)  # type: ignore[method-assign]
     built = {"example": make_plan(load_app(example), "aws").package, "plain": make_plan(load_app(plain), "aws").package}
-    for variant, package in _baselines(tmp, "example", ["fastapi>=0.110", "mangum>=0.17"], BASELINE_APP).items():
+    requirements = ["fastapi>=0.110", "mangum>=0.17"]
+    for variant, package in _baselines(tmp, "example", requirements, BASELINE_APP, FLOOR_APP).items():
         built[f"example-{variant}"] = package
     for variant, package in _baselines(tmp, "plain", ["mangum>=0.17"], PLAIN_BASELINE).items():
         built[f"plain-{variant}"] = package
@@ -231,7 +262,7 @@ def cold_starts(folders: dict[str, Path], tmp: Path, rounds: int) -> dict[tuple[
     runs = []
     for name, folder in folders.items():
         module = "overcast_handler" if "-" not in name else "baseline_function"
-        sdk_from = None if "-" not in name else folder if name.endswith("-bundled") else runtime
+        sdk_from = folder if name.endswith("-bundled") else runtime if name.endswith("-runtime") else None
         for mode, env in modes.items():
             env = env | {"PYTHONPATH": str(runtime)} if name.endswith("-runtime") else env
             if mode == "cached":
@@ -268,6 +299,11 @@ def _rows(found: dict[str, tuple[Path, int, int]], cold: dict[tuple[str, str, st
             for clock in ("cpu", "wall"):
                 what = f"{label}: cold {mode}, {clock}"
                 rows.append((what, cold[(pair, mode, clock)], cold[(base, mode, clock)], goal))
+    for mode in ("cached", "compiled"):
+        floor = cold[("example-floor", mode, "cpu")]
+        against = cold[(f"example-{variant}", mode, "cpu")]
+        rows.append((f"floor: cold {mode}, cpu", floor, against, "(no handler lower)"))
+        rows.append((f"example over floor: {mode}, cpu", cold[("example", mode, "cpu")], floor, "(reported)"))
     return rows
 
 

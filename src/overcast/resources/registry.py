@@ -182,12 +182,13 @@ def _left_out(value: str, exc: ModuleNotFoundError) -> bool:
 def _load_bundled_families() -> None:
     """Overcast's own families when its metadata is absent (its source copied into a bundle
     without the ``.dist-info``): each ``overcast/providers/<family>/family.py`` found on disk."""
-    import pkgutil
+    import os  # listed by hand: pkgutil's import would be part of a packaged function's cold start
 
     providers = importlib.import_module(_PROVIDERS)
-    for info in pkgutil.iter_modules(providers.__path__):
+    names = {name for folder in providers.__path__ for name in os.listdir(folder) if name.isidentifier()}
+    for name in sorted(names):
         try:
-            module = importlib.import_module(f"{providers.__name__}.{info.name}.family")
+            module = importlib.import_module(f"{providers.__name__}.{name}.family")
         except ModuleNotFoundError:
             continue
         if isinstance(getattr(module, "FAMILY", None), Family):

@@ -498,6 +498,7 @@ class LiteDynamoDB:
                 )
             else:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            connection._create_connection = _create_connection  # type: ignore[attr-defined]  # its hook
             self._local.connection = connection
         return connection
 
@@ -518,6 +519,17 @@ class LiteDynamoDB:
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
         self._drop()
+
+
+def _create_connection(address: tuple[str, int], *args: Any) -> Any:
+    """``socket.create_connection`` with an ASCII host name as bytes: ``getaddrinfo`` encodes
+    a ``str`` host with the ``idna`` codec, whose import (``encodings.idna``, ``stringprep``,
+    ``unicodedata``) would otherwise be part of every cold start."""
+    import socket
+
+    host, port = address
+    named = host.encode() if host.isascii() else host  # getaddrinfo takes bytes; typeshed says str
+    return socket.create_connection((named, port), *args)  # type: ignore[arg-type]
 
 
 def _default_ca_file() -> str | None:
