@@ -122,47 +122,44 @@ async def per_write_us(store: Any, n: int, *, fresh: bool = False) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-async def write_ratios(a: Any, b: Any, n: int, rounds: int, where: str = "") -> list[tuple[str, Result, Result, str]]:
-    """Two figures for each replicated write, rounds alternating with the plain writes:
+async def write_ratios(
+    a: Any, b: Any, n: int, rounds: int, where: str = "", *, held: bool = False
+) -> list[tuple[str, Result, Result, str]]:
+    """Replicated writes against plain writes on the same servers, rounds alternating.
 
-    - *with the replicator*: as a long-lived process runs it, the store's replicator shipping
-      each write in the background (on Overcast's portal loop, in this process, on the same
-      CPU) while the next writes are timed;
-    - *ack path alone*: a twin store whose replicator is held (``replicator.stop()``), so only
-      what a write pays before its acknowledgement is timed (the write and its log entry);
-      the log keeps the writes for a later scan, as a deployed function's scheduled
-      ``overcast-replicate`` run ships them.
+    Without ``held``, *with the replicator*: each replicated store's replicator ships in the
+    background (on Overcast's portal loop, in this process, on the same CPU) while the
+    next writes are timed, as in a long-lived process. With ``held``, the *ack path alone*:
+    the replicators are stopped (``replicator.stop()``) before any write, so nothing ships
+    in this process and only what a write pays before its acknowledgement is timed (the
+    write and its log entry); the log keeps the writes for a later scan, as the scheduled
+    ``overcast-replicate`` run of a deployed function would ship them.
     """
     plain_a, plain_b = overcast.open_kv(a.url("plain")), overcast.open_kv(b.url("plain"))
-    one = overcast.open_kv(replicated(a.url("r1"), b.url("r1")))
-    both = overcast.open_kv(replicated(a.url("r2"), b.url("r2"), ack="all"))
-    one_held: Any = overcast.open_kv(replicated(a.url("h1"), b.url("h1")))
-    both_held: Any = overcast.open_kv(replicated(a.url("h2"), b.url("h2"), ack="all"))
-    one_held.replicator.stop()
-    both_held.replicator.stop()
-    timed = {
-        "plain": (plain_a, False), "primary": (one, False), "primary held": (one_held, False),
-        "all": (both, False), "all held": (both_held, False), "plain new": (plain_a, True),
-        "primary new": (one, True), "primary new held": (one_held, True),
-    }  # fmt: skip
-    results = {name: Result(name, "µs") for name in (*timed, "slower")}
-    for store in (plain_a, plain_b, one, both, one_held, both_held):  # connections open, versions known
+    tag = "h" if held else "r"
+    one: Any = overcast.open_kv(replicated(a.url(f"{tag}1"), b.url(f"{tag}1")))
+    both: Any = overcast.open_kv(replicated(a.url(f"{tag}2"), b.url(f"{tag}2"), ack="all"))
+    if held:
+        one.replicator.stop()
+        both.replicator.stop()
+    names = ("plain", "slower", "primary", "all", "plain new", "primary new")
+    results = {name: Result(name, "µs") for name in names}
+    for store in (plain_a, plain_b, one, both):  # connections open, versions known
         await per_write_us(store, 100)
     for _ in range(rounds):
-        for name, (store, fresh) in timed.items():
-            results[name].samples.append(await per_write_us(store, n, fresh=fresh))
-            if name == "primary held":
-                results["slower"].samples.append(max(await per_write_us(plain_a, n), await per_write_us(plain_b, n)))
-    for store in (one, both, one_held, both_held):
-        store.close()
-    held = ", ack path alone"
+        results["plain"].samples.append(await per_write_us(plain_a, n))
+        results["primary"].samples.append(await per_write_us(one, n))
+        results["slower"].samples.append(max(await per_write_us(plain_a, n), await per_write_us(plain_b, n)))
+        results["all"].samples.append(await per_write_us(both, n))
+        results["plain new"].samples.append(await per_write_us(plain_a, n, fresh=True))
+        results["primary new"].samples.append(await per_write_us(one, n, fresh=True))
+    one.close()
+    both.close()
+    how = ", ack path alone" if held else ", with the replicator"
     return [
-        (f"write, ack=primary{where}", results["primary"], results["plain"], "<= 1.3x of a plain write"),
-        (f"write, ack=primary{where}{held}", results["primary held"], results["plain"], "<= 1.3x"),
-        (f"write, ack=all{where}", results["all"], results["slower"], "<= 1.1x of the slower member"),
-        (f"write, ack=all{where}{held}", results["all held"], results["slower"], "<= 1.1x"),
-        (f"write of a new key, ack=primary{where}", results["primary new"], results["plain new"], "<= 1.3x"),
-        (f"write of a new key, ack=primary{where}{held}", results["primary new held"], results["plain new"], "<= 1.3x"),
+        (f"write, ack=primary{where}{how}", results["primary"], results["plain"], "<= 1.3x of a plain write"),
+        (f"write, ack=all{where}{how}", results["all"], results["slower"], "<= 1.1x of the slower member"),
+        (f"write of a new key, ack=primary{where}{how}", results["primary new"], results["plain new"], "<= 1.3x"),
     ]
 
 
@@ -282,8 +279,10 @@ def main() -> None:
                 for line in asyncio.run(requests_per_write(a, b, n)):
                     print(line)
                 rows = asyncio.run(write_ratios(a, b, n, rounds))
+                rows += asyncio.run(write_ratios(a, b, n, rounds, held=True))  # a run of its own: nothing ships
                 near, far = DelayProxy(a.port, 0.0005), DelayProxy(b.port, 0.0005)
                 rows += asyncio.run(write_ratios(near, far, n // 5, rounds, " (+1 ms RTT)"))
+                rows += asyncio.run(write_ratios(near, far, n // 5, rounds, " (+1 ms RTT)", held=True))
                 report("Replicated writes against plain writes (Redis + Redis, async, µs per write)", rows)
             if args.only in (None, "lag"):
                 lags = asyncio.run(lag(a, b, 2.0 if args.quick else 20.0))

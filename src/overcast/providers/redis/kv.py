@@ -4,6 +4,7 @@ Layout, all under the resource's hash tag ``{NAME}`` (one Redis Cluster slot):
 
 - ``{NAME}:i:KEY`` — a hash with the document (``v``), its version (``ver``) and its expiry
   in Unix milliseconds (``exp``); a TTL is the key's own ``PEXPIREAT``, so Redis drops it.
+  A write only if newer also keeps the document's order (``o``), which the next one compares.
 - ``{NAME}:idx`` — a sorted set of every key, all with score 0, so ``ZRANGEBYLEX`` lists
   keys in byte order: a prefix scan reads a range of it, never ``KEYS`` or ``SCAN``.
   Entries of expired documents are pruned as scans meet them.
