@@ -149,10 +149,7 @@ class Replication:
         held: dict[int, bool] = {}
         while candidates and len(held) < needed:
             batch, candidates = candidates[: needed - len(held)], candidates[needed - len(held) :]
-            outcomes = await asyncio.gather(
-                *(self._apply_to(i, key, state, logged) for i in batch), return_exceptions=True
-            )
-            for index, outcome in zip(batch, outcomes, strict=True):
+            for index, outcome in zip(batch, await self._apply_batch(batch, key, state, logged), strict=True):
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, ProviderError) or not counts_as_down(outcome):
                         raise outcome
@@ -168,6 +165,16 @@ class Replication:
                 resource=self.name,
             )
         return next(iter(held.items()))
+
+    async def _apply_batch(self, batch: list[int], key: str, state: State, logged: bool) -> list[Any]:
+        """Each outcome (a result or the exception) of applying ``state`` to the members in
+        ``batch`` at once; one member is awaited in place (no task: the common write's path)."""
+        if len(batch) == 1:
+            try:
+                return [await self._apply_to(batch[0], key, state, logged)]
+            except Exception as exc:
+                return [exc]
+        return await asyncio.gather(*(self._apply_to(i, key, state, logged) for i in batch), return_exceptions=True)
 
     async def _apply_to(self, index: int, key: str, state: State, logged: bool) -> bool:
         write = self.apply_state(index, key, state)

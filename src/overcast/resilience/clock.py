@@ -39,17 +39,19 @@ class HybridClock:
             raise ValueError(f"clock origin {self.origin!r} must be 1-32 letters, digits, '_' or '.'")
         self._wall = 0
         self._logical = 0
+        self._suffix = "-" + self.origin
         self._lock = threading.Lock()
 
     def now(self) -> str:
         """A clock value greater than every one this clock has made or seen."""
+        physical = time.time_ns() // 1_000_000
         with self._lock:
-            physical = time.time_ns() // 1_000_000
             if physical > self._wall:
-                self._wall, self._logical = physical, 0
-            else:
-                self._tick()
-            return f"{self._wall:013x}{self._logical:06x}-{self.origin}"
+                self._wall = physical
+                self._logical = 0
+                return f"{physical:013x}000000{self._suffix}"
+            self._tick()
+            return f"{self._wall:013x}{self._logical:06x}{self._suffix}"
 
     def observe(self, value: str) -> None:
         """Make every later ``now()`` greater than ``value`` (a clock read from a store)."""

@@ -54,15 +54,22 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
     def __init__(self, url: ResourceURL, *, name: str | None = None) -> None:
         KeyValueStore.__init__(self, url, name=name or url.host)
         self._start("kv")
+        #: per member: whether it writes a document and its log entry in one call
+        self._with_log = [m.store.supports("put_with_log") for m in self.members]
+        self._limits: KVLimits | None = None
 
     @property
     def limits(self) -> KVLimits:  # type: ignore[override]
-        each = [m.store.limits for m in self.members]
-        return KVLimits(
-            max_key_bytes=min(x.max_key_bytes for x in each) - LOG_ROOM,
-            max_value_bytes=min(x.max_value_bytes for x in each) - OVERHEAD,
-            max_page=min(x.max_page for x in each),
-        )
+        """The smallest member's limits less the envelope and the log prefix (the members'
+        are fixed: worked out once, not on every write)."""
+        if self._limits is None:
+            each = [m.store.limits for m in self.members]
+            self._limits = KVLimits(
+                max_key_bytes=min(x.max_key_bytes for x in each) - LOG_ROOM,
+                max_value_bytes=min(x.max_value_bytes for x in each) - OVERHEAD,
+                max_page=min(x.max_page for x in each),
+            )
+        return self._limits
 
     def _check_key(self, key: str) -> None:
         super()._check_key(key)
@@ -110,7 +117,14 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         if_absent: bool,
         expires_at: datetime | None,
     ) -> str:
-        clock, _ = await self._write(key, lambda clock: wrap(value, data, clock), if_version, if_absent, expires_at)
+        if if_version is not None or if_absent:
+            clock, _ = await self._write_conditional(
+                key, lambda clock: wrap(value, data, clock), if_version, if_absent, expires_at
+            )
+            return clock
+        clock = self.clock.now()
+        envelope, enveloped = wrap(value, data, clock)
+        await self._write_members(key, KVState(envelope, enveloped, clock, expires_at), range(len(self.members)))
         return clock
 
     async def _delete(self, key: str, if_version: str | None) -> bool:
@@ -188,13 +202,13 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         return clock, live
 
     def _log_entry(self, index: int, key: str, clock: str) -> Awaitable[str]:
-        member, mark = self.members[index], {"c": clock}
-        return self._on(member, member.store._put(LOG_PREFIX + key, mark, json.dumps(mark).encode(), None, False, None))
+        member = self.members[index]
+        return self._on(member, member.store._put(LOG_PREFIX + key, {"c": clock}, _mark(clock), None, False, None))
 
     async def _apply_to(self, index: int, key: str, state: KVState, logged: bool) -> bool:  # type: ignore[override]
         """A write on member ``index`` with its log entry: one atomic call where the member has
         ``put_with_log`` (its log is in the same store), else the write and the entry at once."""
-        if not logged or not self.members[index].store.supports("put_with_log"):
+        if not logged or not self._with_log[index]:
             return await super()._apply_to(index, key, state, logged)
         return await self.apply(index, key, state.value, state.data, state.clock, state.expires_at, logged=state)
 
@@ -240,11 +254,11 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
 
     async def _put_logged(self, index: int, key: str, state: KVState) -> str | None:
         """The write and its log entry in one call; hand it to the replicator to ship from memory."""
-        member, mark = self.members[index], {"c": state.clock}
-        log = (LOG_PREFIX + key, mark, json.dumps(mark).encode())
-        written: tuple[str, str] | None = await self._on(
-            member, member.store._put_with_log(key, state.value, state.data, state.clock, state.expires_at, *log)
+        member, clock = self.members[index], state.clock
+        put = member.store._put_with_log(
+            key, state.value, state.data, clock, state.expires_at, LOG_PREFIX + key, {"c": clock}, _mark(clock)
         )
+        written: tuple[str, str] | None = await self._on(member, put)
         if written is None:
             return None
         self.replicator.written(index, key, state, written[1])
@@ -272,3 +286,8 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
         member = self.members[index]
         with contextlib.suppress(Conflict):  # marked again by a newer write, which ships too
             await self._on(member, member.store._delete(LOG_PREFIX + key, entry_version))
+
+
+def _mark(clock: str) -> bytes:
+    """A log entry's JSON, ``{"c":CLOCK}`` (a clock needs no escaping)."""
+    return b'{"c":"' + clock.encode() + b'"}'

@@ -4,6 +4,7 @@ Layout, all under the resource's hash tag ``{NAME}`` (one Redis Cluster slot):
 
 - ``{NAME}:i:KEY`` — a hash with the document (``v``), its version (``ver``) and its expiry
   in Unix milliseconds (``exp``); a TTL is the key's own ``PEXPIREAT``, so Redis drops it.
+  A write only if newer also keeps the document's order (``o``), which the next one compares.
 - ``{NAME}:idx`` — a sorted set of every key, all with score 0, so ``ZRANGEBYLEX`` lists
   keys in byte order: a prefix scan reads a range of it, never ``KEYS`` or ``SCAN``.
   Entries of expired documents are pruned as scans meet them.
@@ -16,6 +17,8 @@ write only if newer and, if it was made, a second key's plain put: one ``EVALSHA
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -45,8 +48,10 @@ redis.call('ZADD', KEYS[2], 0, ARGV[6])
 return {1, ARGV[4]}
 """
 
-# put_if_newer: the stored document's order (its ORDER_FIELD string) is read with cjson and
-# compared byte by byte (Lua's own '<' follows the server's locale)
+# put_if_newer: the stored document's order (its ORDER_FIELD string) is compared byte by byte
+# (Lua's own '<' follows the server's locale). The script keeps the order it wrote in field
+# ``o`` beside the document, so the next one reads it without decoding the document; a
+# document without it (written by a plain put) is decoded with cjson.
 _PUT_IF_NEWER = """
 local function before(a, b)
   for i = 1, math.min(#a, #b) do
@@ -55,29 +60,33 @@ local function before(a, b)
   end
   return #a < #b
 end
-local cur = redis.call('HMGET', KEYS[1], 'v', 'exp')
-if cur[1] and (not cur[2] or cur[2] == '' or tonumber(cur[2]) > tonumber(ARGV[5])) then
-  local ok, doc = pcall(cjson.decode, cur[1])
-  local stored = ok and type(doc) == 'table' and doc[ARGV[7]]
+local cur = redis.call('HMGET', KEYS[1], 'o', 'exp', 'ver')
+if cur[3] and (not cur[2] or cur[2] == '' or tonumber(cur[2]) > tonumber(ARGV[5])) then
+  local stored = cur[1]
+  if not stored then
+    local ok, doc = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'v'))
+    stored = ok and type(doc) == 'table' and doc[ARGV[7]]
+  end
   if type(stored) == 'string' and not before(stored, ARGV[4]) then return 0 end
 end
 redis.call('DEL', KEYS[1])
 if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2], 'exp', ARGV[3])
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2], 'o', ARGV[4], 'exp', ARGV[3])
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 else
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2])
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'ver', ARGV[2], 'o', ARGV[4])
 end
 redis.call('ZADD', KEYS[2], 0, ARGV[6])
 return 1
 """
 
-# put_with_log: _PUT_IF_NEWER, then (only if it wrote) the log entry KEYS[3] as a plain put
+# put_with_log: _PUT_IF_NEWER, then (only if it wrote) the log entry KEYS[3] as a plain put,
+# at the document's version (a fresh random one: unique to this write, as an entry's must be)
 _PUT_WITH_LOG = _PUT_IF_NEWER.replace(
     "return 1\n",
     """redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], 'v', ARGV[8], 'ver', ARGV[9])
-redis.call('ZADD', KEYS[2], 0, ARGV[10])
+redis.call('HSET', KEYS[3], 'v', ARGV[8], 'ver', ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[9])
 return 1
 """,
 )
@@ -195,9 +204,9 @@ class RedisKeyValueStore(KeyValueStore):
     def _newer_request(
         self, key: str, data: bytes, order: str, expires_at: datetime | None
     ) -> tuple[str, list[str], list[Any]]:
-        version = uuid.uuid4().hex
+        version = os.urandom(16).hex()
         exp = "" if expires_at is None else str(int(expires_at.timestamp() * 1000))
-        now = str(int(datetime.now(UTC).timestamp() * 1000))
+        now = str(time.time_ns() // 1_000_000)
         return version, [self._items + key, self._index], [data, version, exp, order, now, key, ORDER_FIELD]
 
     def _put_if_newer_blocking(
@@ -224,8 +233,7 @@ class RedisKeyValueStore(KeyValueStore):
         self, key: str, data: bytes, order: str, expires_at: datetime | None, log_key: str, log_data: bytes
     ) -> tuple[str, str, list[str], list[Any]]:
         version, keys, args = self._newer_request(key, data, order, expires_at)
-        entry_version = uuid.uuid4().hex
-        return version, entry_version, [*keys, self._items + log_key], [*args, log_data, entry_version, log_key]
+        return version, version, [*keys, self._items + log_key], [*args, log_data, log_key]
 
     def _put_with_log_blocking(
         self,
