@@ -1,6 +1,5 @@
 """The buffered ASGI runner Lambda and Azure Functions share: the whole response collected,
-the client connected until it is complete, errors a bare 500 logged with the request id.
-Each test runs twice: awaited (``run_http``) and on a loop that is not running (``run_http_on``)."""
+the client connected until it is complete, errors a bare 500 logged with the request id."""
 
 from __future__ import annotations
 
@@ -11,30 +10,15 @@ from typing import Any
 
 import pytest
 
-from overcast.runtime.http import ERROR_BODY, run_http, run_http_on
+from overcast.runtime.http import ERROR_BODY, run_http
 
 SCOPE = {"type": "http", "method": "POST", "path": "/orders", "headers": []}
 
 
-RUNNER = {"on": False}
-
-
-@pytest.fixture(autouse=True, params=["awaited", "on_loop"])
-def runner(request: pytest.FixtureRequest) -> Any:
-    RUNNER["on"] = request.param == "on_loop"
-    yield request.param
-    RUNNER["on"] = False
-
-
 def _run(asgi: Any, errors: deque[int] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    log = logging.getLogger("test.http")
-    if not RUNNER["on"]:
-        return asyncio.run(run_http(asgi, dict(SCOPE), b'{"n": 1}', "req-7", log=log, errors=errors))
-    loop = asyncio.new_event_loop()
-    try:
-        return run_http_on(loop, asgi, dict(SCOPE), b'{"n": 1}', "req-7", log=log, errors=errors)
-    finally:
-        loop.close()
+    return asyncio.run(
+        run_http(asgi, dict(SCOPE), b'{"n": 1}', "req-7", log=logging.getLogger("test.http"), errors=errors)
+    )
 
 
 def test_the_body_arrives_at_once_and_the_response_is_collected() -> None:

@@ -30,7 +30,6 @@ __all__ = [
     "forwarded_scheme",
     "is_host",
     "run_http",
-    "run_http_on",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -141,52 +140,21 @@ async def run_http(
     try:
         await asgi(scope, exchange.receive, exchange.send)
     except Exception:
-        _failed(scope, request_id, log, errors)
+        log.exception(
+            "%s %s failed (request %s)",
+            scope.get("method"),
+            scope.get("path"),
+            request_id,
+            extra={"request_id": request_id},
+        )
+        _count_error(errors)
         if not exchange.complete:
             return _error()
-    return exchange.reply() if exchange.status else _no_response(scope, request_id, log, errors)
-
-
-def run_http_on(
-    loop: asyncio.AbstractEventLoop,
-    asgi: Callable[..., Any],
-    scope: Scope,
-    body: bytes,
-    request_id: str | None = None,
-    *,
-    log: logging.Logger = _log,
-    errors: deque[int] | None = None,
-) -> tuple[int, Headers, bytes]:
-    """:func:`run_http` on ``loop``, which is not running (Lambda's): the app's coroutine is
-    the loop's task itself, without a coroutine around it to pass every step through."""
-    exchange = _Exchange(body)
-    try:
-        loop.run_until_complete(asgi(scope, exchange.receive, exchange.send))
-    except Exception:
-        _failed(scope, request_id, log, errors)
-        if not exchange.complete:
-            return _error()
-    return exchange.reply() if exchange.status else _no_response(scope, request_id, log, errors)
-
-
-def _failed(scope: Scope, request_id: str | None, log: logging.Logger, errors: deque[int] | None) -> None:
-    """Log the error under way (with its traceback) and count it."""
-    log.exception(
-        "%s %s failed (request %s)",
-        scope.get("method"),
-        scope.get("path"),
-        request_id,
-        extra={"request_id": request_id},
-    )
-    _count_error(errors)
-
-
-def _no_response(
-    scope: Scope, request_id: str | None, log: logging.Logger, errors: deque[int] | None
-) -> tuple[int, Headers, bytes]:
-    log.error("%s %s sent no response (request %s)", scope.get("method"), scope.get("path"), request_id)
-    _count_error(errors)
-    return _error()
+    if exchange.status == 0:
+        log.error("%s %s sent no response (request %s)", scope.get("method"), scope.get("path"), request_id)
+        _count_error(errors)
+        return _error()
+    return exchange.reply()
 
 
 def _count_error(errors: deque[int] | None) -> None:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ...runtime.http import BAD_REQUEST_BODY, BAD_REQUEST_HEADERS, run_http_on
+from ...runtime.http import BAD_REQUEST_BODY, BAD_REQUEST_HEADERS, run_http
 from ...runtime.lifespan import Lifespan, LifespanFailure
 from ...telemetry import runtime as telemetry_runtime
 from ...telemetry.logs import mark_warm, request_id
@@ -168,7 +168,9 @@ class LambdaHandler:
         scope["aws.context"] = context  # with "aws.event", where Mangum puts them too
         if lifespan is not None and lifespan.state:
             scope["state"] = lifespan.state.copy()
-        status, headers, payload = run_http_on(loop, asgi or self.app.asgi, scope, body, rid, log=log, errors=errors)
+        status, headers, payload = loop.run_until_complete(
+            run_http(asgi or self.app.asgi, scope, body, rid, log=log, errors=errors)
+        )
         return adapter.response(event, status, headers, payload)
 
     def close(self) -> None:
