@@ -414,3 +414,44 @@ def test_the_header_name_and_host_caches_stay_bounded() -> None:
         event = _event(V2)
         event["headers"]["host"] = "a/b"
         assert servers(event, Context())["statusCode"] == 400
+
+
+def test_a_request_runs_what_it_queued_and_what_it_awaits_in_its_invocation() -> None:
+    """The warm path stops the loop after one pass only when nothing else was queued: a
+    callback or task the app started runs before the reply, as with run_until_complete."""
+    import asyncio
+
+    seen: list[str] = []
+
+    async def background() -> None:
+        seen.append("task")
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        loop = asyncio.get_running_loop()
+        if scope["path"] == "/queue":
+            loop.call_soon(seen.append, "callback")
+            seen.append(f"started {id(loop.create_task(background())) > 0}")
+        elif scope["path"] == "/sleep":
+            await asyncio.sleep(0.01)
+        elif scope["path"] == "/fail":
+            raise KeyboardInterrupt
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    app = overcast.App("lambda-one-pass")
+    app.http(asgi)
+    handler = lambda_handler(app, lifespan="off")
+    event = _load(FIXTURES / "aws-lambda-go/events/apigw-request.json")
+    for path in ("/queue", "/sleep", "/plain"):
+        event["path"] = path
+        assert handler(copy.deepcopy(event), None)["body"] == path
+        if path == "/queue":
+            assert seen == ["started True", "callback", "task"]
+    event["path"] = "/fail"
+    with pytest.raises(KeyboardInterrupt):
+        handler(copy.deepcopy(event), None)
+    event["path"] = "/plain"  # the loop is not left with a stop queued
+    assert handler(copy.deepcopy(event), None)["body"] == "/plain"
+    assert handler.loop.run_until_complete(asyncio.sleep(0, "after")) == "after"

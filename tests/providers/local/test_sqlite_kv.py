@@ -53,7 +53,7 @@ def _increment_in_process(url: str, key: str, times: int, start: Any, results: A
 def test_opened_by_the_registry_and_created_on_first_use(tmp_path: Path) -> None:
     store = overcast.open_kv("sqlite:///data/app.db", base_dir=tmp_path)
     assert isinstance(store, SQLiteKeyValueStore)
-    assert store.capabilities == {"ttl", "ordered_scan", "multiprocess", "put_if_newer"}
+    assert store.capabilities == {"ttl", "ordered_scan", "multiprocess", "put_if_newer", "put_with_log"}
     assert store.path == tmp_path / "data" / "app.db"
     assert not store.path.exists()
     store.sync.put("k", {"v": 1})  # no create() first: `overcast dev` needs no provision step

@@ -168,9 +168,7 @@ class LambdaHandler:
         scope["aws.context"] = context  # with "aws.event", where Mangum puts them too
         if lifespan is not None and lifespan.state:
             scope["state"] = lifespan.state.copy()
-        status, headers, payload = loop.run_until_complete(
-            run_http(asgi or self.app.asgi, scope, body, rid, log=log, errors=errors)
-        )
+        status, headers, payload = _run(loop, run_http(asgi or self.app.asgi, scope, body, rid, log=log, errors=errors))
         return adapter.response(event, status, headers, payload)
 
     def close(self) -> None:
@@ -200,6 +198,30 @@ class LambdaHandler:
         router = self.router
         with invocation(handler=router.kind_of(event), request=rid):
             return self.loop.run_until_complete(router.handle(event, context))
+
+
+def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+    """``loop.run_until_complete(coro)`` in one pass of the loop when ``coro`` finishes at its
+    first step and leaves nothing else to run (a warm request that awaits no I/O): the loop is
+    stopped by a callback queued behind the task, not by the task's done callback one pass
+    (and one poll of the selector) later. Otherwise, or on a loop without ``_ready``
+    (uvloop), it goes on as ``run_until_complete``, which runs what was left queued."""
+    ready = getattr(loop, "_ready", None)
+    if ready is None or loop.is_running():
+        return loop.run_until_complete(coro)
+    task = loop.create_task(coro)
+    stop = loop.call_soon(loop.stop)
+    try:
+        loop.run_forever()
+    except BaseException:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: raised here, not logged again when the task goes
+        raise
+    finally:
+        stop.cancel()  # still queued if the loop ended otherwise
+    if task.done() and not ready:
+        return task.result()
+    return loop.run_until_complete(task)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
