@@ -21,7 +21,7 @@ import pytest
 
 import overcast
 from overcast.errors import OvercastError
-from overcast.resources.kv import KeyValueStore
+from overcast.resources.kv import KeyValueStore, LogEntry
 from resilience.pairs import replicated_url
 from servers import Server
 from servers.redis import start_redis
@@ -43,7 +43,7 @@ async def _logged(store: KeyValueStore, key: str, wall: int, n: int, log_data: b
     value, data = _envelope(_clock(wall), n)
     mark = {"c": _clock(wall)}
     entry = json.dumps(mark).encode() if log_data is None else log_data
-    return await store._put_with_log(key, value, data, _clock(wall), None, LOG + key, mark, entry)
+    return await store._put_with_log(key, value, data, _clock(wall), None, LogEntry(LOG + key, mark, entry))
 
 
 async def _neither_lands_after(store: KeyValueStore, failing: Any) -> None:

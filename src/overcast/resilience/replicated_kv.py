@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..errors import Conflict, InvalidArgument, ProviderError, Unavailable
-from ..resources.kv import Item, KeyValueStore, KVLimits, Page
+from ..resources.kv import Item, KeyValueStore, KVLimits, LogEntry, Page
 from ..resources.records import record
 from ..resources.url import ResourceURL
 from ._envelope import LOG_PREFIX, LOG_ROOM, OVERHEAD, Stored, open_item, tombstone, wrap
@@ -255,9 +255,8 @@ class ReplicatedKeyValueStore(Replication, KeyValueStore):  # type: ignore[overr
     async def _put_logged(self, index: int, key: str, state: KVState) -> str | None:
         """The write and its log entry in one call; hand it to the replicator to ship from memory."""
         member, clock = self.members[index], state.clock
-        put = member.store._put_with_log(
-            key, state.value, state.data, clock, state.expires_at, LOG_PREFIX + key, {"c": clock}, _mark(clock)
-        )
+        log = LogEntry(LOG_PREFIX + key, {"c": clock}, _mark(clock))
+        put = member.store._put_with_log(key, state.value, state.data, clock, state.expires_at, log)
         written: tuple[str, str] | None = await self._on(member, put)
         if written is None:
             return None

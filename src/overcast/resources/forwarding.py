@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from .base import Resource
 from .blob import BlobStore, ListPage, ObjectInfo
 from .cache import Cache
-from .kv import Item, KeyValueStore, Page
+from .kv import Item, KeyValueStore, LogEntry, Page
 from .queue import Message, Queue, Topic
 from .secrets import SecretStore
 
@@ -176,13 +176,10 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         self._used("write")
-        args = (key, value, data, order, expires_at, log_key, log_value, log_data)
-        return await self._target()._put_with_log(*args)
+        return await self._target()._put_with_log(key, value, data, order, expires_at, log)
 
     def _put_with_log_blocking(
         self,
@@ -191,13 +188,10 @@ class ForwardingKeyValueStore(_Forwarding[KeyValueStore], KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         self._used("write")
-        args = (key, value, data, order, expires_at, log_key, log_value, log_data)
-        return self._target()._put_with_log_blocking(*args)
+        return self._target()._put_with_log_blocking(key, value, data, order, expires_at, log)
 
     async def _get_many(self, keys: list[str]) -> dict[str, Item]:
         self._used("read")

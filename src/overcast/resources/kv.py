@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..errors import Conflict, InvalidArgument
 from . import bridge
@@ -23,6 +23,7 @@ __all__ = [
     "Item",
     "KVLimits",
     "KeyValueStore",
+    "LogEntry",
     "ORDER_FIELD",
     "Page",
     "SyncKeyValueStore",
@@ -111,6 +112,14 @@ def encode_document(value: object, *, key: str, limits: KVLimits, resource: str)
             resource=resource,
         )
     return data
+
+
+class LogEntry(NamedTuple):
+    """A change-log entry that ``_put_with_log`` writes with a document: its key, value and encoding."""
+
+    key: str
+    value: dict[str, Any]
+    data: bytes
 
 
 class KeyValueStore(Resource):
@@ -337,22 +346,19 @@ class KeyValueStore(Resource):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
-        """``_put_if_newer`` of ``key`` and, if it was written, a plain put of ``log_key``
+        """``_put_if_newer`` of ``key`` and, if it was written, a plain put of ``log.key``
         (no expiry); (the document's version, the log entry's version), or None when nothing
         was written. With the ``put_with_log`` capability both are one atomic call (both land
         or neither); this fallback makes them two calls, one after the other.
         """
         if type(self)._put_with_log_blocking is not KeyValueStore._put_with_log_blocking:
-            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
-            return await self._call(self._put_with_log_blocking, *args)
+            return await self._call(self._put_with_log_blocking, key, value, data, order, expires_at, log)
         version = await self._put_if_newer(key, value, data, order, expires_at)
         if version is None:
             return None
-        return version, await self._put(log_key, log_value, log_data, None, False, None)
+        return version, await self._put(log.key, log.value, log.data, None, False, None)
 
     def _put_with_log_blocking(
         self,
@@ -361,17 +367,14 @@ class KeyValueStore(Resource):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         if type(self)._put_with_log is not KeyValueStore._put_with_log:
-            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
-            return bridge.run_sync(self._put_with_log(*args))
+            return bridge.run_sync(self._put_with_log(key, value, data, order, expires_at, log))
         version = self._put_if_newer_blocking(key, value, data, order, expires_at)
         if version is None:
             return None
-        return version, self._put_blocking(log_key, log_value, log_data, None, False, None)
+        return version, self._put_blocking(log.key, log.value, log.data, None, False, None)
 
     def _kept_moving(self, key: str) -> Conflict:
         return Conflict(

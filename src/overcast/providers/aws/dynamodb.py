@@ -60,7 +60,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError, Throttled
-from ...resources.kv import Item, KeyValueStore, KVLimits, Page, order_of
+from ...resources.kv import Item, KeyValueStore, KVLimits, LogEntry, Page, order_of
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._client import aws_error, client, error_code, jittered_backoff, region_of
@@ -278,15 +278,13 @@ class DynamoDBKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         """``_put_if_newer_blocking``'s conditions, with the log entry's put in the same transaction."""
         version, entry = new_version(), new_version()
         item = self._item(key, data, version, expires_at)
         item["ord"] = {"S": order}
-        log_item = self._item(log_key, log_data, entry, None)
+        log_item = self._item(log.key, log.data, entry, None)
         newer = "attribute_not_exists(sk) OR exp <= :now OR ord < :o"
         condition, values = newer, {":o": {"S": order}}
         for _ in range(_NEWER_TRIES):

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError, Conflict, InvalidArgument, ProviderError
 from ...resources.keys import prefix_upper_bound
-from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, LogEntry, Page
 from ...resources.url import ResourceURL
 from ...resources.versions import new_version
 from ._sqlite import SQLiteFile, ThreadConnections, busy
@@ -297,9 +297,7 @@ class SQLiteKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         # as _put: on the loop if the write lock is free at once (BEGIN IMMEDIATE fails busy
         # before anything is written), else in a worker thread that waits for it
@@ -311,10 +309,9 @@ class SQLiteKeyValueStore(KeyValueStore):
         except sqlite3.Error as exc:
             if not busy(exc):
                 raise self._error(exc, key) from exc
-            args = (key, value, data, order, expires_at, log_key, log_value, log_data)
-            return await self._call(self._put_with_log_blocking, *args)
+            return await self._call(self._put_with_log_blocking, key, value, data, order, expires_at, log)
         with self._file.mapped(key):
-            return self._logged_in(conn, key, data, order, expires_at, log_key, log_data)
+            return self._logged_in(conn, key, data, order, expires_at, log)
 
     def _put_with_log_blocking(
         self,
@@ -323,14 +320,12 @@ class SQLiteKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         conn = self._conn()
         self._file.run(conn, lambda: conn.execute("BEGIN IMMEDIATE"), key)
         with self._file.mapped(key):
-            return self._logged_in(conn, key, data, order, expires_at, log_key, log_data)
+            return self._logged_in(conn, key, data, order, expires_at, log)
 
     def _logged_in(
         self,
@@ -339,14 +334,13 @@ class SQLiteKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
         """In the transaction ``conn`` began: the upsert if newer and, if it wrote, the log
         entry's; committed together, or rolled back if either (or the commit) fails."""
         try:
             version = self._put_newer_on(conn, key, data, order, expires_at)
-            entry = None if version is None else self._put_on(conn, log_key, log_data, None, False, None)
+            entry = None if version is None else self._put_on(conn, log.key, log.data, None, False, None)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

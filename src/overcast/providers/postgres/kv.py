@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ...errors import Conflict
-from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, LogEntry, Page
 from ...resources.url import ResourceURL
 from ._db import PostgresResource, resource_name
 
@@ -138,12 +138,11 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log: tuple[str, dict[str, Any], bytes],
+        log: LogEntry,
     ) -> tuple[tuple[Any, ...], str, str]:
         params, version = self._newer_statement(key, value, data, order, expires_at)
         entry = uuid.uuid4().hex
-        log_key, log_value, log_data = log
-        return (*params, self._store, log_key.encode(), *_columns(log_value, log_data), entry), version, entry
+        return (*params, self._store, log.key.encode(), *_columns(log.value, log.data), entry), version, entry
 
     def _sweep_due(self) -> bool:
         self._writes += 1
@@ -219,13 +218,9 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
-        params, version, entry = self._logged_statement(
-            key, value, data, order, expires_at, (log_key, log_value, log_data)
-        )
+        params, version, entry = self._logged_statement(key, value, data, order, expires_at, log)
         with self._conn(f"write key {key!r} with its log entry") as conn:
             applied = conn.execute(_PUT_WITH_LOG, params).rowcount == 1
         return (version, entry) if applied else None
@@ -303,13 +298,9 @@ class PostgresKeyValueStore(PostgresResource, KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
-        params, version, entry = self._logged_statement(
-            key, value, data, order, expires_at, (log_key, log_value, log_data)
-        )
+        params, version, entry = self._logged_statement(key, value, data, order, expires_at, log)
         async with self._aconn(f"write key {key!r} with its log entry") as conn:
             applied = (await conn.execute(_PUT_WITH_LOG, params)).rowcount == 1
         return (version, entry) if applied else None

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ...errors import Conflict
-from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, Page
+from ...resources.kv import ORDER_FIELD, Item, KeyValueStore, LogEntry, Page
 from ...resources.url import ResourceURL
 from ._client import REDIS_ERRORS, LoopClient, client, error, namespace, run_script
 
@@ -230,10 +230,10 @@ class RedisKeyValueStore(KeyValueStore):
         return version if applied else None
 
     def _logged_request(
-        self, key: str, data: bytes, order: str, expires_at: datetime | None, log_key: str, log_data: bytes
+        self, key: str, data: bytes, order: str, expires_at: datetime | None, log: LogEntry
     ) -> tuple[str, str, list[str], list[Any]]:
         version, keys, args = self._newer_request(key, data, order, expires_at)
-        return version, version, [*keys, self._items + log_key], [*args, log_data, log_key]
+        return version, version, [*keys, self._items + log.key], [*args, log.data, log.key]
 
     def _put_with_log_blocking(
         self,
@@ -242,11 +242,9 @@ class RedisKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
-        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log_key, log_data)
+        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log)
         try:
             applied = self._logged_script(keys=keys, args=args)
         except REDIS_ERRORS as exc:
@@ -260,11 +258,9 @@ class RedisKeyValueStore(KeyValueStore):
         data: bytes,
         order: str,
         expires_at: datetime | None,
-        log_key: str,
-        log_value: dict[str, Any],
-        log_data: bytes,
+        log: LogEntry,
     ) -> tuple[str, str] | None:
-        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log_key, log_data)
+        version, entry, keys, args = self._logged_request(key, data, order, expires_at, log)
         try:
             applied = await run_script(self._async(), self._logged_script, keys, args)
         except REDIS_ERRORS as exc:

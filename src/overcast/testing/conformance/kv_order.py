@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from overcast.errors import Conflict
-from overcast.resources.kv import ORDER_FIELD, KeyValueStore
+from overcast.resources.kv import ORDER_FIELD, KeyValueStore, LogEntry
 
 from .base import eventually, requires
 
@@ -146,7 +146,9 @@ async def _logged(
     """``_put_with_log`` of the document ordered ``at`` and the entry ``{"c": at}`` at LOG + key."""
     value, data = _doc(at, n, deleted)
     mark = {"c": at}
-    return await store._put_with_log(key, value, data, at, expires_at, LOG + key, mark, json.dumps(mark).encode())
+    return await store._put_with_log(
+        key, value, data, at, expires_at, LogEntry(LOG + key, mark, json.dumps(mark).encode())
+    )
 
 
 async def _entry(store: KeyValueStore, key: str) -> tuple[str, str] | None:
@@ -237,11 +239,11 @@ class PutWithLogCases:
     def test_put_with_log_blocking_face(self, store: KeyValueStore) -> None:
         value, data = _doc(order(6000), 1, False)
         mark = {"c": order(6000)}
-        log = (LOG + "k", mark, json.dumps(mark).encode())
-        written = store._put_with_log_blocking("k", value, data, order(6000), None, *log)
+        log = LogEntry(LOG + "k", mark, json.dumps(mark).encode())
+        written = store._put_with_log_blocking("k", value, data, order(6000), None, log)
         assert written is not None
         entry = store.sync.get(LOG + "k")
         assert entry is not None and entry.value == mark and entry.version == written[1]
         document = store.sync.get("k")
         assert document is not None and document.version == written[0]
-        assert store._put_with_log_blocking("k", value, data, order(6000), None, *log) is None
+        assert store._put_with_log_blocking("k", value, data, order(6000), None, log) is None
