@@ -234,24 +234,30 @@ class DynamoDBKeyValueStore(KeyValueStore):
         version = new_version()
         item = self._item(key, data, version, expires_at)
         item["ord"] = {"S": order}
+        write = lambda condition, values: self._put_unless(key, item, condition, values)  # noqa: E731
+        return version if self._write_if_newer(key, order, write, "put_if_newer") else None
+
+    def _write_if_newer(self, key: str, order: str, write: Any, what: str) -> bool:
+        """``write(condition, values)`` (one attempt: (written, the item that failed it or None))
+        until it lands only if newer: True when written, False when what is stored is as new."""
         newer = "attribute_not_exists(sk) OR exp <= :now OR ord < :o"
         condition, values = newer, {":o": {"S": order}}
         for _ in range(_NEWER_TRIES):
             if condition is newer:
                 values = {":o": {"S": order}, ":now": {"N": repr(time.time())}}
-            written, old = self._put_unless(key, item, condition, values)
+            written, old = write(condition, values)
             if written:
-                return version
-            if old is None:  # deleted meanwhile
+                return True
+            if old is None:  # deleted meanwhile, or another transaction held the item: again
                 condition = newer
                 continue
             current = self._decode(old, time.time())
             stored = old["ord"]["S"] if "ord" in old else ("" if current is None else order_of(current.value))
             if current is not None and stored >= order:
-                return None
+                return False
             # lower, but written by put (no ord) or expired by now: replace it if it has not moved
             condition, values = "ver = :v", {":v": old["ver"]}
-        raise Conflict(f"{self.name}: key {key!r} kept moving; put_if_newer gave up", resource=self.name)
+        raise Conflict(f"{self.name}: key {key!r} kept moving; {what} gave up", resource=self.name)
 
     def _put_unless(
         self, key: str, item: dict[str, Any], condition: str, values: dict[str, Any]
@@ -285,23 +291,8 @@ class DynamoDBKeyValueStore(KeyValueStore):
         item = self._item(key, data, version, expires_at)
         item["ord"] = {"S": order}
         log_item = self._item(log.key, log.data, entry, None)
-        newer = "attribute_not_exists(sk) OR exp <= :now OR ord < :o"
-        condition, values = newer, {":o": {"S": order}}
-        for _ in range(_NEWER_TRIES):
-            if condition is newer:
-                values = {":o": {"S": order}, ":now": {"N": repr(time.time())}}
-            written, old = self._transact_unless(key, item, condition, values, log_item)
-            if written:
-                return version, entry
-            if old is None:  # deleted meanwhile, or another transaction held the item: again
-                condition = newer
-                continue
-            current = self._decode(old, time.time())
-            stored = old["ord"]["S"] if "ord" in old else ("" if current is None else order_of(current.value))
-            if current is not None and stored >= order:
-                return None
-            condition, values = "ver = :v", {":v": old["ver"]}
-        raise Conflict(f"{self.name}: key {key!r} kept moving; put_with_log gave up", resource=self.name)
+        write = lambda condition, values: self._transact_unless(key, item, condition, values, log_item)  # noqa: E731
+        return (version, entry) if self._write_if_newer(key, order, write, "put_with_log") else None
 
     def _transact_unless(
         self, key: str, item: dict[str, Any], condition: str, values: dict[str, Any], log_item: dict[str, Any]
